@@ -1,0 +1,200 @@
+"""Statistical model of an HfOx 1T1R ReRAM device.
+
+Every quantity is in SI units: siemens, amperes, volts, seconds.
+
+The model follows the compliance-limited SET picture of Bonnet et al. 2023 (Methods):
+
+* the word-line (gate) voltage of the access transistor sets the SET compliance current
+  ``I_cc = k (V_WL - V_th)^2`` (square-law saturation current);
+* after one SET the conductance is normal, ``G ~ N(mu(I_cc) * f_i, sigma_c2c)`` with the
+  median law ``mu = a (I_cc / I_ref)^b`` and the cycle-to-cycle spread law
+  ``sigma_c2c = c (mu / G_ref)^d``; ``f_i ~ N(1, d2d_rel)`` is a per-device factor
+  (device-to-device spread);
+* SET only grows the filament: a SET whose compliance is below the present state leaves it;
+* RESET returns the device to a log-normal high-resistance state;
+* after programming, conductance relaxes as ``(m + s z) ln(1 + dt / tau)`` with a per-program
+  random ``z ~ N(0, 1)`` (mean shift and spread both grow with ln t);
+* reads carry multiplicative Gaussian noise of ``read_noise_rel``.
+
+The same class is the simulator's hidden truth (with a chip-to-chip variant drawn by
+:meth:`ReRAMModel.variant`) and the model that calibration fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+I_REF = 100e-6
+"""Reference compliance current of the median law, A."""
+G_REF = 100e-6
+"""Reference conductance of the spread law, S."""
+
+
+@dataclass(frozen=True)
+class AccessTransistor:
+    """Square-law access transistor that limits the SET current.
+
+    Parameters
+    ----------
+    v_th : float
+        Threshold voltage, V.
+    k : float
+        Transconductance factor, A/V^2; ``I_cc = k (V_WL - v_th)^2`` above threshold.
+    """
+
+    v_th: float = 1.0
+    k: float = 1.4e-4
+
+    def compliance(self, v_wl: np.ndarray | float) -> np.ndarray:
+        """Saturation (compliance) current for a word-line voltage, A."""
+        overdrive = np.maximum(np.asarray(v_wl, dtype=float) - self.v_th, 0.0)
+        return self.k * overdrive**2
+
+    def gate_for(self, i_cc: np.ndarray | float) -> np.ndarray:
+        """Word-line voltage that gives compliance current ``i_cc``, V."""
+        i_cc = np.asarray(i_cc, dtype=float)
+        if np.any(i_cc < 0):
+            raise ValueError("compliance current must be >= 0 A")
+        return self.v_th + np.sqrt(i_cc / self.k)
+
+
+@dataclass(frozen=True)
+class ReRAMModel:
+    """HfOx 1T1R ReRAM device statistics (see module docstring for the equations).
+
+    Parameters
+    ----------
+    transistor : AccessTransistor
+        Access transistor of every cell.
+    a, b : float
+        Median law ``mu = a (I_cc / 100 uA)^b``; ``a`` in S.
+    c, d : float
+        Cycle-to-cycle spread ``sigma = c (mu / 100 uS)^d``; ``c`` in S. ``d`` may take
+        either sign.
+    d2d_rel : float
+        Relative device-to-device spread of the median.
+    hrs_median : float
+        Median conductance after RESET, S.
+    hrs_sigma_log : float
+        Log-normal spread (natural log) of the HRS conductance.
+    read_noise_rel : float
+        Relative standard deviation of one read.
+    relax_mean, relax_sigma : float
+        Relaxation drift per unit of ``ln(1 + dt / relax_tau)``: mean and spread, S.
+    relax_tau : float
+        Relaxation time constant, s.
+    v_set : float
+        Minimum bit-line voltage that SETs a device, V.
+    v_reset : float
+        Minimum source-line voltage that RESETs a device, V.
+    v_gate_reset : float
+        Minimum word-line voltage that lets a RESET current flow, V.
+    t_switch : float
+        Minimum pulse width that switches a device, s.
+    v_breakdown : float
+        Voltage across a cell that destroys it (hard breakdown to a stuck LRS), V.
+    p_stuck_lrs, p_stuck_hrs : float
+        Fractions of devices stuck at low / high resistance.
+    g_stuck_lrs : float
+        Conductance of a stuck-LRS device, S.
+    g_min : float
+        Floor of any conductance, S.
+    """
+
+    transistor: AccessTransistor = AccessTransistor()
+    a: float = 160e-6
+    b: float = 0.95
+    c: float = 6e-6
+    d: float = -0.4
+    d2d_rel: float = 0.05
+    hrs_median: float = 2e-6
+    hrs_sigma_log: float = 0.5
+    read_noise_rel: float = 0.01
+    relax_mean: float = -0.089e-6
+    relax_sigma: float = 0.042e-6
+    relax_tau: float = 1.0
+    v_set: float = 1.2
+    v_reset: float = 1.8
+    v_gate_reset: float = 2.5
+    t_switch: float = 20e-9
+    v_breakdown: float = 5.0
+    p_stuck_lrs: float = 0.002
+    p_stuck_hrs: float = 0.003
+    g_stuck_lrs: float = 400e-6
+    g_min: float = 0.1e-6
+
+    # --- the laws -------------------------------------------------------------------------
+    def median(self, i_cc: np.ndarray | float) -> np.ndarray:
+        """Median conductance after one SET at compliance ``i_cc``, S."""
+        i_cc = np.maximum(np.asarray(i_cc, dtype=float), 0.0)
+        return self.a * (i_cc / I_REF) ** self.b
+
+    def compliance_for(self, g_median: np.ndarray | float) -> np.ndarray:
+        """Compliance current whose median conductance is ``g_median``, A (inverse of :meth:`median`)."""
+        g = np.asarray(g_median, dtype=float)
+        if np.any(g <= 0):
+            raise ValueError("median conductance must be > 0 S")
+        return I_REF * (g / self.a) ** (1.0 / self.b)
+
+    def sigma_c2c(self, g_median: np.ndarray | float) -> np.ndarray:
+        """Cycle-to-cycle standard deviation at median ``g_median``, S."""
+        g = np.maximum(np.asarray(g_median, dtype=float), self.g_min)
+        return self.c * (g / G_REF) ** self.d
+
+    # --- sampling -------------------------------------------------------------------------
+    def sample_device_factors(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Per-device multiplicative factors of the median (device-to-device spread)."""
+        return np.maximum(1.0 + self.d2d_rel * rng.standard_normal(shape), 0.2)
+
+    def sample_set(
+        self, i_cc: np.ndarray, rng: np.random.Generator, device_factor: np.ndarray | float = 1.0
+    ) -> np.ndarray:
+        """Conductance after one SET at compliance ``i_cc`` (no previous state), S."""
+        mu = self.median(i_cc) * device_factor
+        g = mu + self.sigma_c2c(mu) * rng.standard_normal(np.shape(mu))
+        return np.maximum(g, self.g_min)
+
+    def sample_hrs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Conductance after RESET, S."""
+        return np.maximum(self.hrs_median * np.exp(self.hrs_sigma_log * rng.standard_normal(shape)), self.g_min)
+
+    def relaxation(self, dt: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Conductance change ``dt`` seconds after programming for per-program draws ``z``, S."""
+        dt = np.maximum(np.asarray(dt, dtype=float), 0.0)
+        return (self.relax_mean + self.relax_sigma * z) * np.log1p(dt / self.relax_tau)
+
+    # --- chip-to-chip variation --------------------------------------------------------
+    def variant(self, rng: np.random.Generator) -> "ReRAMModel":
+        """A chip drawn around this nominal model (wafer-level variation of the laws)."""
+        t = self.transistor
+        return replace(
+            self,
+            transistor=AccessTransistor(v_th=t.v_th + 0.03 * rng.standard_normal(), k=t.k * (1 + 0.05 * rng.standard_normal())),
+            a=self.a * (1 + 0.08 * rng.standard_normal()),
+            b=self.b + 0.04 * rng.standard_normal(),
+            c=self.c * (1 + 0.12 * rng.standard_normal()),
+            d=self.d + 0.06 * rng.standard_normal(),
+            d2d_rel=self.d2d_rel * (1 + 0.1 * rng.standard_normal()),
+            hrs_median=self.hrs_median * float(np.exp(0.15 * rng.standard_normal())),
+            read_noise_rel=self.read_noise_rel * (1 + 0.1 * rng.standard_normal()),
+        )
+
+    # --- serialization -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON parameters (nested transistor as a dict)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ReRAMModel":
+        """Build from :meth:`to_dict` output; unknown keys are an error."""
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ReRAM model parameters: {sorted(unknown)}")
+        tr = data.pop("transistor", None)
+        transistor = AccessTransistor(**tr) if isinstance(tr, dict) else AccessTransistor()
+        return cls(transistor=transistor, **{k: float(v) for k, v in data.items()})

@@ -1,0 +1,119 @@
+"""The bench's safe limits, checked before any byte is sent.
+
+Drivers and protocols hold a :class:`SafeLimits` and call its ``check_*`` methods before they
+encode a command; a request beyond a limit raises :class:`LimitError` and nothing reaches the
+instrument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+
+class LimitError(ValueError):
+    """A request beyond the bench's safe limits; nothing was sent."""
+
+
+@dataclass(frozen=True)
+class SafeLimits:
+    """Safe operating limits of a bench (SI units).
+
+    Parameters
+    ----------
+    max_voltage : float
+        Largest magnitude on any bit, source or SMU line, V.
+    max_gate_voltage : float
+        Largest word-line (gate) voltage, V.
+    max_current : float
+        Largest SMU compliance current, A.
+    max_pulse_width : float
+        Longest programming pulse, s.
+    min_pulse_width : float
+        Shortest programming pulse the bench can produce, s.
+    max_energy : float
+        Largest energy one pulse may deliver to one device, J, estimated as
+        ``V * I_limit * width`` with the current limit of the pulse.
+    """
+
+    max_voltage: float = 3.0
+    max_gate_voltage: float = 5.0
+    max_current: float = 1e-3
+    max_pulse_width: float = 1e-3
+    min_pulse_width: float = 10e-9
+    max_energy: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+                raise ValueError(f"limit {f.name} must be a positive finite number, got {value!r}")
+        if self.min_pulse_width > self.max_pulse_width:
+            raise ValueError("limit min_pulse_width exceeds max_pulse_width")
+
+    # --- checks -------------------------------------------------------------------------
+    @staticmethod
+    def _finite(values: Any, what: str) -> np.ndarray:
+        arr = np.asarray(values, dtype=float)
+        if not np.all(np.isfinite(arr)):
+            raise LimitError(f"{what} must be finite, got {values!r}")
+        return arr
+
+    def check_voltage(self, volts: Any, what: str = "voltage") -> None:
+        """Refuse any ``|V| > max_voltage``."""
+        arr = self._finite(volts, what)
+        if arr.size and np.max(np.abs(arr)) > self.max_voltage:
+            raise LimitError(f"{what} {np.max(np.abs(arr)):.4g} V exceeds the bench limit of {self.max_voltage:.4g} V")
+
+    def check_gate(self, volts: Any, what: str = "gate voltage") -> None:
+        """Refuse any word-line voltage outside ``[0, max_gate_voltage]``."""
+        arr = self._finite(volts, what)
+        if arr.size and (np.max(arr) > self.max_gate_voltage or np.min(arr) < 0):
+            raise LimitError(f"{what} outside [0, {self.max_gate_voltage:.4g}] V")
+
+    def check_current(self, amps: Any, what: str = "current limit") -> None:
+        """Refuse any ``|I| > max_current``."""
+        arr = self._finite(amps, what)
+        if arr.size and np.max(np.abs(arr)) > self.max_current:
+            raise LimitError(f"{what} {np.max(np.abs(arr)):.4g} A exceeds the bench limit of {self.max_current:.4g} A")
+
+    def check_width(self, seconds: Any, what: str = "pulse width") -> None:
+        """Refuse pulse widths outside ``[min_pulse_width, max_pulse_width]``."""
+        arr = self._finite(seconds, what)
+        if arr.size and (np.max(arr) > self.max_pulse_width or np.min(arr) < self.min_pulse_width):
+            raise LimitError(
+                f"{what} outside [{self.min_pulse_width:.3g}, {self.max_pulse_width:.3g}] s"
+            )
+
+    def check_energy(self, volts: Any, amps: Any, seconds: Any, what: str = "pulse") -> None:
+        """Refuse pulses whose worst-case energy ``|V| * |I| * width`` exceeds ``max_energy``."""
+        energy = np.abs(self._finite(volts, what)) * np.abs(self._finite(amps, what)) * self._finite(seconds, what)
+        if energy.size and np.max(energy) > self.max_energy:
+            raise LimitError(f"{what} energy {np.max(energy):.3g} J exceeds the bench limit of {self.max_energy:.3g} J")
+
+    def check_pulse(self, amplitude: Any, gate: Any, width: Any, current_limit: float | None = None) -> None:
+        """All checks of one or many programming pulses."""
+        self.check_voltage(amplitude, "pulse amplitude")
+        self.check_gate(gate)
+        self.check_width(width)
+        if current_limit is not None:
+            self.check_energy(amplitude, current_limit, width)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SafeLimits":
+        """Build from a mapping; unknown keys and non-numbers are errors that name the key."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown limit(s) {sorted(unknown)}; known: {sorted(known)}")
+        values = {}
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"limit {key} must be a number in SI units, got {value!r}")
+            values[key] = float(value)
+        return cls(**values)

@@ -1,0 +1,192 @@
+"""The simulated bench: one chip, its board, the SMUs wired to the board, one virtual clock.
+
+Benches live in a registry by name (``"default"`` unless told otherwise). Transports (the PyVISA
+backend, the pyserial URL handler) look instruments up there by resource name, so any client
+reaches the same bench state; :func:`reset_bench` returns a bench to its power-on state (new
+chip from the same seed, instruments at their reset defaults, buffers and logs cleared) for
+tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chip import ReRAMChip
+from .clock import GPIB, USB_CDC, USB_TMC, LinkTiming, VirtualClock
+from .instrument import EmulatedInstrument
+
+# emulator kind -> "module:Class"
+EMULATORS = {
+    "keithley2400": "labrram.sim.keithley2400:Keithley2400",
+    "keithley2636b": "labrram.sim.keithley2600:Keithley2636B",
+    "keysight_b2902": "labrram.sim.keysight_b2900:KeysightB2902",
+    "board": "labrram.sim.board:CrossbarBoard",
+}
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """One instrument of a simulated bench: its emulator kind, resource name and link."""
+
+    name: str
+    kind: str
+    resource: str
+    link: LinkTiming
+    serial: str
+
+
+DEFAULT_INSTRUMENTS = (
+    InstrumentSpec("board", "board", "ASRL1::INSTR", USB_CDC, "XB0001"),
+    InstrumentSpec("k2400", "keithley2400", "GPIB0::24::INSTR", GPIB, "4123456"),
+    InstrumentSpec("k2636b", "keithley2636b", "GPIB0::26::INSTR", GPIB, "4407123"),
+    InstrumentSpec("b2902", "keysight_b2902", "USB0::0x0957::0x8C18::MY51140001::INSTR", USB_TMC, "MY51140001"),
+)
+
+
+@dataclass
+class BenchConfig:
+    """What a simulated bench is made of."""
+
+    seed: int = 0
+    kind: str = "reram"
+    rows: int = 128
+    cols: int = 128
+    instruments: tuple[InstrumentSpec, ...] = DEFAULT_INSTRUMENTS
+    chip_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _emulator_class(kind: str) -> type[EmulatedInstrument]:
+    try:
+        target = EMULATORS[kind]
+    except KeyError:
+        raise ValueError(f"unknown emulator kind {kind!r}; known: {sorted(EMULATORS)}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_chip(config: BenchConfig, clock: VirtualClock):
+    if config.kind == "reram":
+        return ReRAMChip(config.rows, config.cols, config.seed, clock, **config.chip_options)
+    raise ValueError(f"unknown chip kind {config.kind!r}; known: ['reram']")
+
+
+class Bench:
+    """A simulated bench built from a :class:`BenchConfig`."""
+
+    def __init__(self, name: str = "default", config: BenchConfig | None = None) -> None:
+        self.name = name
+        self.config = config or BenchConfig()
+        self.lock = threading.RLock()
+        self._build()
+
+    def _build(self) -> None:
+        self.clock = VirtualClock()
+        self.chip = make_chip(self.config, self.clock)
+        self.instruments: dict[str, EmulatedInstrument] = {}
+        self.resources: dict[str, str] = {}
+        for spec in self.config.instruments:
+            inst = _emulator_class(spec.kind)(self, spec.name, spec.link, spec.serial)
+            self.instruments[spec.name] = inst
+            self.resources[spec.resource] = spec.name
+        self._wire()
+
+    def _wire(self) -> None:
+        """Connect every SMU channel to the board's SMU connector (channel A / 1 of each SMU)."""
+        board = self.board
+        if board is None:
+            return
+        for inst in self.instruments.values():
+            ch = getattr(inst, "channel", None)
+            if ch is None:
+                channels = getattr(inst, "channels", None)
+                ch = channels[0] if channels else None
+            if ch is not None:
+                ch.load = board.smu_port
+                board.smu_port.channels.append(ch)
+
+    @property
+    def board(self):
+        for inst in self.instruments.values():
+            if hasattr(inst, "smu_port"):
+                return inst
+        return None
+
+    def instrument_for(self, resource: str) -> EmulatedInstrument:
+        """The emulator behind a resource or instrument name (exact, then case-insensitive)."""
+        if resource in self.instruments:
+            return self.instruments[resource]
+        name = self.resources.get(resource)
+        if name is None:
+            lowered = {k.lower(): v for k, v in self.resources.items()}
+            name = lowered.get(resource.lower())
+        if name is None:
+            raise KeyError(f"no instrument at {resource!r} on bench {self.name!r}; it has {sorted(self.resources)}")
+        return self.instruments[name]
+
+    def after_output_change(self) -> None:
+        """Hook called by SMU emulators when an output switches (for fault injection and logs)."""
+
+    def outputs_on(self) -> list[str]:
+        """Names of instruments with any output on (tests use it to prove safe shutdown)."""
+        on = []
+        for name, inst in self.instruments.items():
+            chans = getattr(inst, "channels", None) or ([inst.channel] if hasattr(inst, "channel") else [])
+            if any(ch.output for ch in chans):
+                on.append(name)
+        return on
+
+    def reset(self, seed: int | None = None) -> None:
+        """Back to power-on: new chip (same or given seed), instruments reset, sessions dropped."""
+        with self.lock:
+            for inst in self.instruments.values():
+                for s in list(inst.sessions):
+                    s.closed = True
+            if seed is not None:
+                self.config.seed = int(seed)
+            self._build()
+
+    def shutdown(self) -> None:
+        for inst in self.instruments.values():
+            inst.shutdown()
+
+
+_BENCHES: dict[str, Bench] = {}
+_LOCK = threading.Lock()
+
+
+def get_bench(name: str = "default") -> Bench:
+    """The bench registered under ``name``, created with defaults on first use."""
+    with _LOCK:
+        bench = _BENCHES.get(name)
+        if bench is None:
+            bench = _BENCHES[name] = Bench(name)
+        return bench
+
+
+def configure_bench(name: str = "default", **options: Any) -> Bench:
+    """(Re)create bench ``name`` from :class:`BenchConfig` options (seed, kind, rows, cols, ...)."""
+    config = BenchConfig(**options)
+    with _LOCK:
+        old = _BENCHES.get(name)
+        if old is not None:
+            old.reset()  # invalidate old sessions
+        bench = _BENCHES[name] = Bench(name, config)
+        return bench
+
+
+def reset_bench(name: str = "default", seed: int | None = None) -> Bench:
+    """Reset bench ``name`` to power-on state (see :meth:`Bench.reset`)."""
+    bench = get_bench(name)
+    bench.reset(seed)
+    return bench
+
+
+def drop_benches() -> None:
+    """Forget every bench (the next use builds fresh defaults)."""
+    with _LOCK:
+        for bench in _BENCHES.values():
+            bench.reset()
+        _BENCHES.clear()

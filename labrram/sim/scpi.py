@@ -1,0 +1,410 @@
+"""A SCPI parser for the emulators, following IEEE 488.2 / SCPI-1999 rules.
+
+* Headers match in their short or long form, any case (``:SOUR:VOLT``, ``:source:voltage``);
+  nodes in brackets are optional; numeric suffixes select channels (``SOUR2``).
+* ``;`` separates commands of one program message; a header that does not start with ``:``
+  continues from the path of the previous command, a leading ``:`` returns to the root,
+  common commands (``*IDN?``) leave the path alone.
+* Responses of all queries in one message are joined with ``;`` and end with one ``\\n``.
+* Errors go to an error queue (10 entries, overflow replaces the last with -350) read by
+  ``:SYST:ERR?`` in the ``<code>,"<message>"`` form.
+
+An instrument declares its commands with the :func:`command` decorator on methods of a
+:class:`ScpiInstrument` subclass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .instrument import EmulatedInstrument, Session
+
+
+class ScpiError(Exception):
+    """An error the instrument puts in its error queue."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code},{message}")
+        self.code = code
+        self.message = message
+
+
+# Standard SCPI error numbers used by the emulators.
+COMMAND_ERROR = -100
+INVALID_CHARACTER = -101
+SYNTAX_ERROR = -102
+INVALID_SEPARATOR = -103
+DATA_TYPE_ERROR = -104
+PARAMETER_NOT_ALLOWED = -108
+MISSING_PARAMETER = -109
+UNDEFINED_HEADER = -113
+NUMERIC_DATA_ERROR = -120
+EXECUTION_ERROR = -200
+SETTINGS_CONFLICT = -221
+DATA_OUT_OF_RANGE = -222
+ILLEGAL_PARAMETER = -224
+QUEUE_OVERFLOW = -350
+QUERY_INTERRUPTED = -410
+
+MESSAGES = {
+    COMMAND_ERROR: "Command error",
+    INVALID_CHARACTER: "Invalid character",
+    SYNTAX_ERROR: "Syntax error",
+    INVALID_SEPARATOR: "Invalid separator",
+    DATA_TYPE_ERROR: "Data type error",
+    PARAMETER_NOT_ALLOWED: "Parameter not allowed",
+    MISSING_PARAMETER: "Missing parameter",
+    UNDEFINED_HEADER: "Undefined header",
+    NUMERIC_DATA_ERROR: "Numeric data error",
+    EXECUTION_ERROR: "Execution error",
+    SETTINGS_CONFLICT: "Settings conflict",
+    DATA_OUT_OF_RANGE: "Data out of range",
+    ILLEGAL_PARAMETER: "Illegal parameter value",
+    QUEUE_OVERFLOW: "Queue overflow",
+    QUERY_INTERRUPTED: "Query INTERRUPTED",
+}
+
+
+def error(code: int, detail: str = "") -> ScpiError:
+    msg = MESSAGES.get(code, "Error")
+    return ScpiError(code, f"{msg}; {detail}" if detail else msg)
+
+
+_NODE = re.compile(r"(\[)?:([A-Za-z][A-Za-z0-9]*?)(\[\d\]|#)?(\])?(?=:|\[|$)")
+
+
+def compile_header(pattern: str) -> re.Pattern[str]:
+    """Regex for a SCPI header pattern such as ``[:SOURce[1]]:VOLTage[:LEVel][:IMMediate]``.
+
+    Upper-case letters of each mnemonic are its short form; ``[1]`` after a mnemonic makes a
+    numeric suffix optional, ``#`` allows any suffix. The regex captures every suffix.
+    """
+    if pattern.startswith("*"):
+        return re.compile("^" + re.escape(pattern.upper()) + "$", re.IGNORECASE)
+    out, pos = [], 0
+    while pos < len(pattern):
+        m = _NODE.match(pattern, pos)
+        if not m:
+            raise ValueError(f"bad SCPI pattern {pattern!r} at {pos}")
+        opt_open, mnemonic, suffix, opt_close = m.groups()
+        if bool(opt_open) != bool(opt_close):
+            raise ValueError(f"unbalanced brackets in {pattern!r}")
+        short = "".join(ch for ch in mnemonic if ch.isupper() or ch.isdigit())
+        long_ = mnemonic.upper()
+        alt = short if short == long_ else f"{long_}|{short}"
+        node = f":(?:{alt})" + (r"(\d*)" if suffix else "()")
+        out.append(f"(?:{node})?" if opt_open else node)
+        pos = m.end()
+    return re.compile("^" + "".join(out) + "$", re.IGNORECASE)
+
+
+@dataclass
+class Call:
+    """One parsed command handed to a handler."""
+
+    header: str
+    query: bool
+    args: list[str]
+    suffixes: list[str]
+    session: Session | None = None
+
+    def suffix(self, index: int = 0, default: int = 1) -> int:
+        """Numeric suffix of the n-th suffix-capable node (``SOUR2`` -> 2)."""
+        try:
+            s = self.suffixes[index]
+        except IndexError:
+            return default
+        return int(s) if s else default
+
+    def _arg(self, i: int) -> str:
+        if i >= len(self.args) or self.args[i] == "":
+            raise error(MISSING_PARAMETER)
+        return self.args[i]
+
+    def expect_args(self, n_min: int, n_max: int | None = None) -> None:
+        n_max = n_min if n_max is None else n_max
+        if len(self.args) < n_min:
+            raise error(MISSING_PARAMETER)
+        if len(self.args) > n_max:
+            raise error(PARAMETER_NOT_ALLOWED)
+
+    def number(
+        self,
+        i: int = 0,
+        lo: float | None = None,
+        hi: float | None = None,
+        default: float | None = None,
+    ) -> float:
+        """Numeric parameter, accepting ``MIN``, ``MAX``, ``DEF`` and range checks."""
+        raw = self._arg(i).strip(" \t\r\n")
+        up = raw.upper()
+        if up in ("MIN", "MINIMUM") and lo is not None:
+            return lo
+        if up in ("MAX", "MAXIMUM") and hi is not None:
+            return hi
+        if up in ("DEF", "DEFAULT") and default is not None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise error(DATA_TYPE_ERROR, f"expected a number, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise error(NUMERIC_DATA_ERROR)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise error(DATA_OUT_OF_RANGE, f"{value:g} outside [{lo:g}, {hi:g}]" if lo is not None and hi is not None else "")
+        return value
+
+    def integer(self, i: int = 0, lo: int | None = None, hi: int | None = None, default: int | None = None) -> int:
+        return int(round(self.number(i, lo, hi, default)))
+
+    def boolean(self, i: int = 0) -> bool:
+        raw = self._arg(i).strip().upper()
+        if raw in ("ON", "1"):
+            return True
+        if raw in ("OFF", "0"):
+            return False
+        raise error(ILLEGAL_PARAMETER, f"expected ON|OFF|1|0, got {raw!r}")
+
+    def choice(self, i: int, options: Iterable[str]) -> str:
+        """Keyword parameter matched in short or long form; returns the option's canonical long form."""
+        raw = self._arg(i).strip().strip("'\"").upper()
+        for opt in options:
+            short = "".join(ch for ch in opt if ch.isupper() or ch.isdigit())
+            if raw in (opt.upper(), short):
+                return opt.upper()
+        raise error(ILLEGAL_PARAMETER, raw)
+
+    def string(self, i: int = 0) -> str:
+        raw = self._arg(i).strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            return raw[1:-1]
+        return raw
+
+    def numbers(self, lo: float | None = None, hi: float | None = None) -> list[float]:
+        """All arguments as numbers (list commands)."""
+        if not self.args:
+            raise error(MISSING_PARAMETER)
+        return [self.number(i, lo, hi) for i in range(len(self.args))]
+
+
+def command(pattern: str, query: bool = True, write: bool = True) -> Callable:
+    """Declare a handler for a SCPI header; ``query``/``write`` say which forms exist."""
+
+    def deco(fn: Callable) -> Callable:
+        fn._scpi = getattr(fn, "_scpi", []) + [(pattern, query, write)]  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+def split_outside(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside quotes, parentheses and definite-length blocks."""
+    parts, cur, quote, depth, i = [], [], "", 0, 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            cur.append(ch)
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            cur.append(ch)
+        elif ch == "(":
+            depth += 1
+            cur.append(ch)
+        elif ch == ")":
+            depth -= 1
+            cur.append(ch)
+        elif ch == "#" and i + 1 < len(text) and text[i + 1] in "123456789":
+            ndig = int(text[i + 1])
+            try:
+                length = int(text[i + 2 : i + 2 + ndig])
+            except ValueError:
+                length = 0
+            end = i + 2 + ndig + length
+            cur.append(text[i:end])
+            i = end
+            continue
+        elif ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def _strip(text: str) -> str:
+    """Strip ASCII white space, but never from the end of a binary block (its bytes are data)."""
+    left = text.lstrip(" \t\r\n")
+    if "#" in left:
+        return left
+    return left.rstrip(" \t\r\n")
+
+
+def format_nr3(value: float, digits: int = 6) -> str:
+    """NR3 float as SCPI instruments print it: ``+1.234560E-04``."""
+    return f"{value:+.{digits}E}"
+
+
+@dataclass
+class _Entry:
+    regex: re.Pattern[str]
+    handler: Callable[..., Any]
+    query: bool
+    write: bool
+    pattern: str = field(default="")
+
+
+class ScpiInstrument(EmulatedInstrument):
+    """Emulator base that dispatches SCPI program messages to decorated handlers."""
+
+    error_queue_size = 10
+    _table: list[_Entry] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: list[_Entry] = []
+        for klass in reversed(cls.__mro__):
+            for name, fn in vars(klass).items():
+                for pattern, q, w in getattr(fn, "_scpi", []):
+                    table.append(_Entry(compile_header(pattern), fn, q, w, pattern))
+        cls._table = table
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.errors: deque[tuple[int, str]] = deque()
+        self.opc_pending = False
+        self.esr = 0
+
+    # --- error queue --------------------------------------------------------------------
+    def push_error(self, code: int, message: str) -> None:
+        if len(self.errors) >= self.error_queue_size:
+            self.errors[-1] = (QUEUE_OVERFLOW, MESSAGES[QUEUE_OVERFLOW])
+            return
+        self.errors.append((code, message))
+        if code <= -100:
+            self.esr |= 0x20 if code > -200 else (0x10 if code > -300 else (0x08 if code > -400 else 0x04))
+
+    def pop_error(self) -> str:
+        code, message = self.errors.popleft() if self.errors else (0, "No error")
+        return f'{code:+d},"{message}"'
+
+    def query_interrupted(self, session: Session) -> None:
+        self.push_error(QUERY_INTERRUPTED, MESSAGES[QUERY_INTERRUPTED])
+
+    # --- dispatch -----------------------------------------------------------------------
+    def process(self, session: Session, message: bytes) -> None:
+        try:
+            text = message.decode("latin-1")
+        except Exception:  # pragma: no cover - latin-1 decodes any byte
+            self.push_error(INVALID_CHARACTER, MESSAGES[INVALID_CHARACTER])
+            return
+        responses: list[str] = []
+        path: list[str] = []
+        for raw in split_outside(text, ";"):
+            unit = _strip(raw)
+            if not unit:
+                continue
+            header, _, argtext = unit.partition(" ")
+            header = header.strip()
+            argtext = argtext.strip()
+            query = header.endswith("?")
+            bare = header[:-1] if query else header
+            if bare.startswith("*"):
+                candidates = [bare]
+            elif bare.startswith(":"):
+                candidates = [bare]
+                path = bare.split(":")[1:-1]
+            else:
+                candidates = [":" + ":".join(path + [bare])] if path else []
+                candidates.append(":" + bare)
+                path = path + bare.split(":")[:-1] if path else bare.split(":")[:-1]
+            args = [_strip(a) for a in split_outside(argtext, ",")] if argtext else []
+            try:
+                reply = self._dispatch(session, candidates, query, args)
+            except ScpiError as exc:
+                self.push_error(exc.code, exc.message)
+                continue
+            if reply is not None:
+                responses.append(reply)
+        if responses:
+            session.reply((";".join(responses) + "\n").encode("latin-1"))
+
+    def _dispatch(self, session: Session, candidates: list[str], query: bool, args: list[str]) -> str | None:
+        for cand in candidates:
+            for entry in self._table:
+                m = entry.regex.match(cand)
+                if not m:
+                    continue
+                if query and not entry.query:
+                    raise error(UNDEFINED_HEADER, f"{cand}? has no query form")
+                if not query and not entry.write:
+                    raise error(UNDEFINED_HEADER, f"{cand} is query only")
+                if query and args and not entry.write:
+                    pass
+                call = Call(cand, query, args, list(m.groups()), session)
+                return entry.handler(self, call)
+        raise error(UNDEFINED_HEADER, candidates[-1] + ("?" if query else ""))
+
+    # --- IEEE 488.2 common commands -------------------------------------------------
+    def idn(self) -> str:
+        return f"{self.vendor},{self.model},{self.serial},1.0"
+
+    @command("*IDN", write=False)
+    def _idn(self, call: Call) -> str:
+        return self.idn()
+
+    @command("*RST", query=False)
+    def _rst(self, call: Call) -> None:
+        self.reset()
+
+    @command("*CLS", query=False)
+    def _cls(self, call: Call) -> None:
+        self.errors.clear()
+        self.esr = 0
+
+    @command("*OPC")
+    def _opc(self, call: Call) -> str | None:
+        if call.query:
+            return "1"
+        self.esr |= 0x01
+        return None
+
+    @command("*ESR", write=False)
+    def _esr(self, call: Call) -> str:
+        value, self.esr = self.esr, 0
+        return str(value)
+
+    @command("*WAI", query=False)
+    def _wai(self, call: Call) -> None:
+        return None
+
+    @command("*TST", write=False)
+    def _tst(self, call: Call) -> str:
+        return "0"
+
+    @command(":SYSTem:ERRor[:NEXT]", write=False)
+    def _syst_err(self, call: Call) -> str:
+        return self.pop_error()
+
+    @command(":SYSTem:ERRor:ALL", write=False)
+    def _syst_err_all(self, call: Call) -> str:
+        if not self.errors:
+            return self.pop_error()
+        out = []
+        while self.errors:
+            out.append(self.pop_error())
+        return ",".join(out)
+
+    @command(":SYSTem:ERRor:COUNt", write=False)
+    def _syst_err_count(self, call: Call) -> str:
+        return str(len(self.errors))
+
+    @command(":SYSTem:VERSion", write=False)
+    def _syst_vers(self, call: Call) -> str:
+        return "1999.0"
