@@ -533,7 +533,7 @@ class Keithley2400(ScpiInstrument):
     @command(":FORMat:ELEMents[:SENSe[1]]")
     def _form_elem(self, call: Call) -> str | None:
         if call.query:
-            return ",".join(e.upper()[:4] for e in self.s.elements)
+            return ",".join("".join(ch for ch in e if ch.isupper()) for e in self.s.elements)
         if not call.args:
             raise error(-109, "Missing parameter")
         chosen = []

@@ -85,9 +85,12 @@ class LabrramVisaLibrary(highlevel.VisaLibraryBase):
             parsed = rname.parse_resource_name(resource_name)
         except rname.InvalidResourceName:
             return 0, self.handle_return_value(None, StatusCode.error_invalid_resource_name)
-        canonical = str(parsed)
         bench = self.bench
-        resource = resource_name if resource_name in bench.resources else canonical
+        resource = resource_name
+        if resource_name not in bench.resources:
+            # match on canonical forms: "USB0::0x0957::0x8C18::MY1::INSTR" == "...::MY1::0::INSTR"
+            canonical = {str(rname.parse_resource_name(r)).lower(): r for r in bench.resources}
+            resource = canonical.get(str(parsed).lower(), resource_name)
         try:
             handle = InstrumentHandle(self.bench_name, resource)
         except KeyError:

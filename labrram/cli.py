@@ -1,0 +1,192 @@
+"""The ``labrram`` command.
+
+Every command takes ``--station FILE`` (default: the simulated bench) and ``--json`` (a
+machine-readable summary on stdout instead of the table). Exit codes: 0 success, 1 an
+instrument or run error, 2 bad input (station file, arguments), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__
+
+
+class UsageError(ValueError):
+    """Bad input from the user: exit code 2."""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--station", metavar="FILE", help="station file (TOML); default: the simulated bench")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+
+
+def _connect(args: argparse.Namespace):
+    from .station import StationError, load_station
+
+    try:
+        station = load_station(args.station)
+    except StationError as exc:
+        raise UsageError(str(exc)) from None
+    return station, station.connect()
+
+
+def _bench_elapsed(connected, before: dict[str, float] | None) -> dict[str, float] | None:
+    if before is None:
+        return None
+    from .sim.clock import VirtualClock
+
+    return VirtualClock.elapsed(before, connected.bench_time())
+
+
+# --- info ---------------------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
+    station, connected = _connect(args)
+    with connected:
+        instruments = {}
+        for name, inst in connected.instruments.items():
+            entry = station.instruments[name]
+            instruments[name] = {"driver": entry.driver, "address": entry.address, "idn": inst.idn}
+        summary: dict[str, Any] = {
+            "labrram": __version__,
+            "station": station.name,
+            "source": station.source,
+            "simulated": station.simulated,
+            "limits": station.limits.to_dict(),
+            "instruments": instruments,
+        }
+        if station.crossbar:
+            summary["array"] = list(connected.crossbar.shape)
+    return summary
+
+
+def show_info(summary: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{summary['station']}[/bold]  ({summary['source']})" + ("  [cyan]simulated[/cyan]" if summary["simulated"] else ""))
+    table = Table("instrument", "driver", "address", "identification")
+    for name, i in summary["instruments"].items():
+        table.add_row(name, i["driver"], i["address"], i["idn"])
+    console.print(table)
+    if "array" in summary:
+        console.print(f"array: {summary['array'][0]} x {summary['array'][1]}")
+    limits = ", ".join(f"{k}={v:g}" for k, v in summary["limits"].items())
+    console.print(f"limits: {limits}")
+
+
+# --- read -----------------------------------------------------------------------------------
+def cmd_read(args: argparse.Namespace) -> dict[str, Any]:
+    from .store import RunStore, StoreError
+
+    out = Path(args.out)
+    if out.exists():
+        raise UsageError(f"{out} already exists; choose another --out or remove it")
+    station, connected = _connect(args)
+    with connected:
+        xb = connected.crossbar
+        before = connected.bench_time()
+        t0 = time.perf_counter()
+        g = xb.read()
+        wall = time.perf_counter() - t0
+        bench = _bench_elapsed(connected, before)
+        try:
+            store = RunStore.create(
+                out,
+                "read",
+                {"station": station.to_dict(), "read_voltage": xb.read_voltage, "read_gate": xb.read_gate},
+            )
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+        store.write("conductance", g, ("row", "col"), "S", long_name="conductance at the read voltage")
+        store.update_attrs(wall_time=wall, projected_bench_time=None if bench is None else bench["now"])
+    finite = g[np.isfinite(g)]
+    return {
+        "out": str(out),
+        "shape": list(g.shape),
+        "read_voltage": xb.read_voltage,
+        "conductance": {
+            "unit": "S",
+            "median": float(np.median(finite)),
+            "mean": float(np.mean(finite)),
+            "min": float(np.min(finite)),
+            "max": float(np.max(finite)),
+        },
+        "wall_time": wall,
+        "projected_bench_time": None if bench is None else bench["now"],
+        "bench_time_breakdown": bench,
+    }
+
+
+def show_read(summary: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    g = summary["conductance"]
+    table = Table("quantity", "value")
+    table.add_row("array", f"{summary['shape'][0]} x {summary['shape'][1]}")
+    for key in ("median", "mean", "min", "max"):
+        table.add_row(f"conductance {key}", f"{g[key] * 1e6:.3f} µS")
+    table.add_row("wall time", f"{summary['wall_time']:.3f} s")
+    if summary["projected_bench_time"] is not None:
+        table.add_row("projected bench time", f"{summary['projected_bench_time'] * 1e3:.2f} ms")
+    table.add_row("written to", summary["out"])
+    console.print(table)
+
+
+# --- entry point --------------------------------------------------------------------------
+COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "info": (cmd_info, show_info, "the station, its instruments and their identification"),
+    "read": (cmd_read, show_read, "read the whole array's conductance map into a zarr run"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labrram", description="Program and characterize resistive-memory chips.")
+    parser.add_argument("--version", action="version", version=f"labrram {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help=COMMANDS["info"][2])
+    _add_common(p)
+    p = sub.add_parser("read", help=COMMANDS["read"][2])
+    _add_common(p)
+    p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run, show, _ = COMMANDS[args.command]
+    err = Console(stderr=True)
+    try:
+        summary = run(args)
+    except UsageError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted: outputs are off[/yellow]")
+        return 130
+    except Exception as exc:  # instrument and run errors: one clear line, not a traceback
+        from .drivers.base import InstrumentError
+        from .safety import LimitError
+
+        if isinstance(exc, (InstrumentError, LimitError, OSError, ValueError)):
+            err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+            return 1
+        raise
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        show(summary, Console())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The array under test: cells addressed by (row, col), batched reads, pulses and MVM.
+
+A :class:`Crossbar` is built from a board driver and an SMU driver and knows nothing of the
+transport. Bulk work goes through the board (a whole-array read is one transaction, a batch of
+pulses is one transaction); the SMU, routed to a single cell by the board's relay matrix, gives
+precise DC reads and I-V sweeps.
+
+Cells can be given as a boolean mask of the array's shape, as a pair of index arrays
+``(rows, cols)``, or as an ``(N, 2)`` integer array of ``[row, col]`` pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .drivers.board import CrossbarBoard
+from .drivers.smu import SourceMeter
+from .safety import SafeLimits
+
+
+def as_cells(cells: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise a cell selection to ``(rows, cols)`` index arrays (see module docstring)."""
+    n_rows, n_cols = shape
+    if isinstance(cells, tuple) and len(cells) == 2:
+        rows, cols = (np.atleast_1d(np.asarray(x)) for x in cells)
+    else:
+        arr = np.asarray(cells)
+        if arr.dtype == bool:
+            if arr.shape != shape:
+                raise ValueError(f"cell mask has shape {arr.shape}, the array is {shape}")
+            rows, cols = np.nonzero(arr)
+        elif arr.ndim == 2 and arr.shape[1] == 2:
+            rows, cols = arr[:, 0], arr[:, 1]
+        else:
+            raise ValueError("cells must be a boolean mask, a (rows, cols) pair of index arrays or an (N, 2) array")
+    if rows.shape != cols.shape:
+        raise ValueError("row and column index arrays differ in shape")
+    if rows.size and (not np.issubdtype(rows.dtype, np.integer) or not np.issubdtype(cols.dtype, np.integer)):
+        raise ValueError("cell indices must be integers")
+    rows, cols = rows.ravel().astype(np.intp), cols.ravel().astype(np.intp)
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows or cols.min() < 0 or cols.max() >= n_cols):
+        raise ValueError(f"cell index outside the {n_rows}x{n_cols} array")
+    return rows, cols
+
+
+@dataclass(frozen=True)
+class PulseSettings:
+    """One kind of programming pulse (SI units)."""
+
+    amplitude: float
+    gate: float
+    width: float
+
+
+#: HfOx 1T1R defaults (Bonnet et al. 2023, Methods): SET on the bit line, RESET on the source line.
+DEFAULT_SET = PulseSettings(amplitude=1.8, gate=1.8, width=1e-6)
+DEFAULT_RESET = PulseSettings(amplitude=2.6, gate=4.8, width=100e-9)
+
+
+class Crossbar:
+    """A crossbar array on a board, with an SMU on the board's SMU connector.
+
+    Parameters
+    ----------
+    board : CrossbarBoard
+        Board driver.
+    smu : SourceMeter, optional
+        SMU driver for precise reads and I-V sweeps.
+    limits : SafeLimits, optional
+        Bench limits (the drivers' own limits are used when omitted).
+    read_voltage : float
+        Read voltage on the bit lines, V.
+    read_gate : float
+        Word-line voltage during reads, V.
+    smu_compliance : float
+        SMU current compliance, A.
+    smu_nplc : float
+        SMU integration time, power-line cycles.
+    """
+
+    def __init__(
+        self,
+        board: CrossbarBoard,
+        smu: SourceMeter | None = None,
+        limits: SafeLimits | None = None,
+        read_voltage: float = 0.2,
+        read_gate: float = 3.3,
+        smu_compliance: float = 1e-3,
+        smu_nplc: float = 1.0,
+    ) -> None:
+        self.board = board
+        self.smu = smu
+        self.limits = limits or board.limits
+        self.limits.check_voltage(read_voltage, "read voltage")
+        if read_voltage == 0:
+            raise ValueError("read voltage must not be 0 V")
+        self.limits.check_gate(read_gate, "read gate voltage")
+        self.read_voltage = float(read_voltage)
+        self.read_gate = float(read_gate)
+        self.smu_compliance = float(smu_compliance)
+        self.smu_nplc = float(smu_nplc)
+        self._ready = False
+        self._smu_ready = False
+
+    # --- set-up ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.board.shape
+
+    @property
+    def size(self) -> int:
+        r, c = self.shape
+        return r * c
+
+    def _setup(self) -> None:
+        if not self._ready:
+            self.board.configure()
+            self.board.write(f":READ:VOLT {self.read_voltage:.6g};:READ:GATE {self.read_gate:.6g}")
+            self.board.check_errors()
+            self._ready = True
+
+    def _setup_smu(self) -> SourceMeter:
+        if self.smu is None:
+            raise RuntimeError("this crossbar has no SMU: precise reads and I-V sweeps need one")
+        if not self._smu_ready:
+            self.smu.configure_voltage_source(self.smu_compliance, nplc=self.smu_nplc)
+            self._smu_ready = True
+        return self.smu
+
+    # --- reads -------------------------------------------------------------------------
+    def read(self, cells: Any = None) -> np.ndarray:
+        """Conductances, S: the whole array (shape (rows, cols)) when ``cells`` is None, else
+        one value per selected cell (mask order is row-major)."""
+        self._setup()
+        if cells is None:
+            return self.board.measure_all() / self.read_voltage
+        rows, cols = as_cells(cells, self.shape)
+        if rows.size == 0:
+            return np.empty(0)
+        return self.board.measure_cells(rows, cols) / self.read_voltage
+
+    def read_row(self, row: int) -> np.ndarray:
+        """Conductances of one row, S."""
+        self._setup()
+        return self.board.measure_row(row) / self.read_voltage
+
+    def read_precise(self, row: int, col: int, voltage: float | None = None) -> float:
+        """Conductance of one cell measured by the SMU (DC, full integration), S."""
+        v = self.read_voltage if voltage is None else float(voltage)
+        if v == 0:
+            raise ValueError("read voltage must not be 0 V")
+        return float(self.iv_sweep(row, col, [v])[0] / v)
+
+    def iv_sweep(self, row: int, col: int, voltages: Sequence[float]) -> np.ndarray:
+        """Current through one cell for each voltage, A (SMU routed to the cell, then opened)."""
+        smu = self._setup_smu()
+        v = smu.check_sweep(voltages)
+        self._setup()
+        self.board.route_smu(row, col, gate=self.read_gate)
+        try:
+            smu.set_voltage(0.0)
+            smu.enable_output()
+            return smu.measure_sweep(v)
+        finally:
+            smu.shutdown()
+            self.board.open_route()
+
+    # --- pulses ------------------------------------------------------------------------
+    def _pulse(self, kind: str, cells: Any, settings: PulseSettings, amplitude, gate, width, read: bool):
+        self._setup()
+        rows, cols = as_cells(cells, self.shape)
+        if rows.size == 0:
+            return np.empty(0) if read else None
+        amplitude = settings.amplitude if amplitude is None else amplitude
+        gate = settings.gate if gate is None else gate
+        width = settings.width if width is None else width
+        currents = self.board.pulse(kind, rows, cols, amplitude, gate, width, read=read)
+        return None if currents is None else currents / self.read_voltage
+
+    def set(self, cells: Any, gate=None, amplitude=None, width=None, read: bool = False) -> np.ndarray | None:
+        """SET pulses (bit line at ``amplitude``, word line at ``gate``), one value or one per cell.
+
+        With ``read`` each cell is read right after its pulse (same transaction) and the
+        conductances are returned, S.
+        """
+        return self._pulse("SET", cells, DEFAULT_SET, amplitude, gate, width, read)
+
+    def reset(self, cells: Any, gate=None, amplitude=None, width=None, read: bool = False) -> np.ndarray | None:
+        """RESET pulses (source line at ``amplitude``, word line at ``gate``); see :meth:`set`."""
+        return self._pulse("RESET", cells, DEFAULT_RESET, amplitude, gate, width, read)
+
+    # --- analog MVM --------------------------------------------------------------------
+    def mvm(self, row_voltages: Sequence[float]) -> np.ndarray:
+        """Column currents for voltages on the rows (source lines), A: ``I_c = sum_r G[r, c] V_r``."""
+        self._setup()
+        return self.board.mvm(row_voltages)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """SMU output off and route open."""
+        try:
+            if self.smu is not None:
+                self.smu.shutdown()
+        finally:
+            self.board.shutdown()

@@ -1,0 +1,245 @@
+"""Station files (TOML): the instruments of a bench, their drivers and addresses, its safe limits.
+
+The default station (``labrram/stations/default.toml``) is the simulated bench, so every
+command works on a fresh machine; pointing a station's addresses at real instruments (and
+dropping its ``[simulation]`` table) is the only change needed to go to hardware. The format
+is documented in docs/station.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .crossbar import Crossbar
+from .drivers import driver_class
+from .drivers.base import Instrument
+from .safety import SafeLimits
+
+DEFAULT_STATION = "default.toml"
+
+
+class StationError(ValueError):
+    """A station file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class InstrumentEntry:
+    """One ``[instruments.<name>]`` table."""
+
+    name: str
+    driver: str
+    address: str
+    visa_library: str = ""
+    timeout: float = 5.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimulationEntry:
+    """The ``[simulation]`` table: which simulated bench backs the station."""
+
+    bench: str = "default"
+    seed: int = 0
+    kind: str = "reram"
+    rows: int = 128
+    cols: int = 128
+
+
+@dataclass(frozen=True)
+class Station:
+    """A parsed, validated station file."""
+
+    name: str
+    source: str
+    limits: SafeLimits
+    instruments: dict[str, InstrumentEntry]
+    crossbar: dict[str, Any]
+    simulation: SimulationEntry | None = None
+
+    @property
+    def simulated(self) -> bool:
+        return self.simulation is not None
+
+    def connect(self) -> "ConnectedStation":
+        """Open every instrument (configuring the simulated bench first, if any)."""
+        return ConnectedStation(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "simulated": self.simulated,
+            "limits": self.limits.to_dict(),
+            "instruments": {
+                n: {"driver": e.driver, "address": e.address, "visa_library": e.visa_library} for n, e in self.instruments.items()
+            },
+            "crossbar": dict(self.crossbar),
+            "simulation": None if self.simulation is None else vars(self.simulation).copy(),
+        }
+
+
+_CROSSBAR_KEYS = {"board": str, "smu": str, "read_voltage": float, "read_gate": float, "smu_compliance": float, "smu_nplc": float}
+_INSTRUMENT_KEYS = {"driver", "address", "visa_library", "timeout", "options"}
+
+
+def _expect(table: Any, where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise StationError(f"{where} must be a table")
+    return table
+
+
+def parse_station(text: str, source: str = "<string>") -> Station:
+    """Parse and validate station TOML text; errors name ``source`` and the offending key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StationError(f"{source}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"station", "limits", "instruments", "crossbar", "simulation"}
+    if unknown:
+        raise StationError(f"{source}: unknown table(s) {sorted(unknown)}")
+    meta = _expect(data.get("station", {}), f"{source}: [station]")
+    name = meta.get("name", Path(source).stem)
+    if not isinstance(name, str):
+        raise StationError(f"{source}: station.name must be a string")
+    try:
+        limits = SafeLimits.from_dict(_expect(data.get("limits", {}), f"{source}: [limits]"))
+    except ValueError as exc:
+        raise StationError(f"{source}: [limits]: {exc}") from None
+
+    instruments: dict[str, InstrumentEntry] = {}
+    for iname, entry in _expect(data.get("instruments", {}), f"{source}: [instruments]").items():
+        where = f"{source}: [instruments.{iname}]"
+        entry = _expect(entry, where)
+        bad = set(entry) - _INSTRUMENT_KEYS
+        if bad:
+            raise StationError(f"{where}: unknown key(s) {sorted(bad)}")
+        for key in ("driver", "address"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise StationError(f"{where}: '{key}' is required and must be a non-empty string")
+        try:
+            driver_class(entry["driver"])
+        except (ValueError, ImportError) as exc:
+            raise StationError(f"{where}: {exc}") from None
+        timeout = entry.get("timeout", 5.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise StationError(f"{where}: timeout must be a positive number of seconds")
+        if not isinstance(entry.get("visa_library", ""), str):
+            raise StationError(f"{where}: visa_library must be a string such as '@py' or '@labrram'")
+        instruments[iname] = InstrumentEntry(
+            iname, entry["driver"], entry["address"], entry.get("visa_library", ""), float(timeout), _expect(entry.get("options", {}), f"{where}.options")
+        )
+
+    crossbar = _expect(data.get("crossbar", {}), f"{source}: [crossbar]")
+    for key, value in crossbar.items():
+        kind = _CROSSBAR_KEYS.get(key)
+        if kind is None:
+            raise StationError(f"{source}: [crossbar]: unknown key {key!r}; known: {sorted(_CROSSBAR_KEYS)}")
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise StationError(f"{source}: [crossbar]: {key} must be a number in SI units")
+        if kind is str and value not in instruments:
+            raise StationError(f"{source}: [crossbar]: {key} = {value!r} names no instrument of this station")
+    if crossbar and "board" not in crossbar:
+        raise StationError(f"{source}: [crossbar] needs 'board' naming the board instrument")
+
+    simulation = None
+    if "simulation" in data:
+        sim = _expect(data["simulation"], f"{source}: [simulation]")
+        bad = set(sim) - set(SimulationEntry.__dataclass_fields__)
+        if bad:
+            raise StationError(f"{source}: [simulation]: unknown key(s) {sorted(bad)}")
+        for key in ("seed", "rows", "cols"):
+            if key in sim and (isinstance(sim[key], bool) or not isinstance(sim[key], int)):
+                raise StationError(f"{source}: [simulation]: {key} must be an integer")
+        simulation = SimulationEntry(**sim)
+    return Station(name, source, limits, instruments, dict(crossbar), simulation)
+
+
+def load_station(path: str | Path | None = None) -> Station:
+    """Load a station file; ``None`` loads the default (simulated) station."""
+    if path is None:
+        text = resources.files("labrram").joinpath("stations", DEFAULT_STATION).read_text()
+        return parse_station(text, f"<default station: labrram/stations/{DEFAULT_STATION}>")
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise StationError(f"cannot read station file {p}: {exc.strerror}") from None
+    return parse_station(text, str(p))
+
+
+class ConnectedStation:
+    """A station with its instruments open. Closing it (or leaving its ``with`` block, on any
+    exception or Ctrl-C) shuts every instrument down: outputs ramped to 0 and off."""
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+        self.instruments: dict[str, Instrument] = {}
+        self.bench = None
+        if station.simulation is not None:
+            self.bench = _simulated_bench(station.simulation)
+        try:
+            for name, entry in station.instruments.items():
+                cls = driver_class(entry.driver)
+                self.instruments[name] = cls.open(
+                    entry.address, visa_library=entry.visa_library, limits=station.limits, timeout=entry.timeout, name=name, **entry.options
+                )
+        except BaseException:
+            self.close()
+            raise
+        self._crossbar: Crossbar | None = None
+
+    @property
+    def crossbar(self) -> Crossbar:
+        """The station's array under test (needs a ``[crossbar]`` table)."""
+        if self._crossbar is None:
+            cfg = self.station.crossbar
+            if not cfg:
+                raise StationError(f"{self.station.source}: no [crossbar] table")
+            smu = self.instruments[cfg["smu"]] if "smu" in cfg else None
+            self._crossbar = Crossbar(
+                self.instruments[cfg["board"]],  # type: ignore[arg-type]
+                smu,  # type: ignore[arg-type]
+                self.station.limits,
+                **{k: float(v) for k, v in cfg.items() if k not in ("board", "smu")},
+            )
+        return self._crossbar
+
+    def bench_time(self) -> dict[str, float] | None:
+        """Virtual-clock snapshot of the simulated bench (None on hardware)."""
+        return None if self.bench is None else self.bench.clock.snapshot()
+
+    def close(self) -> None:
+        errors = []
+        for inst in reversed(list(self.instruments.values())):
+            try:
+                inst.close()
+            except Exception as exc:  # keep closing the others
+                errors.append(f"{inst.name}: {exc}")
+        if errors:
+            raise RuntimeError("shutdown errors: " + "; ".join(errors))
+
+    def __enter__(self) -> "ConnectedStation":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            with contextlib.suppress(Exception):
+                self.close()
+
+
+def _simulated_bench(sim: SimulationEntry):
+    """Configure the named simulated bench as the station asks (kept if it already matches)."""
+    from . import sim as simulator
+
+    bench = simulator.get_bench(sim.bench)
+    cfg = bench.config
+    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols) != (sim.seed, sim.kind, sim.rows, sim.cols):
+        bench = simulator.configure_bench(sim.bench, seed=sim.seed, kind=sim.kind, rows=sim.rows, cols=sim.cols)
+    return bench

@@ -1,0 +1,72 @@
+"""The labrram command on the default simulated station."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from labrram.cli import main
+from labrram.store import RunStore
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_info_json(bench, capsys):
+    code, out, _ = run(capsys, "info", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["simulated"] is True
+    assert summary["array"] == [128, 128]
+    assert "MODEL 2400" in summary["instruments"]["smu"]["idn"]
+    assert summary["instruments"]["board"]["idn"].startswith("labrram,XB-1T1R")
+
+
+def test_info_table(bench, capsys):
+    code, out, _ = run(capsys, "info")
+    assert code == 0 and "simulated-bench" in out and "keithley2400" in out
+
+
+def test_read_json_matches_the_chip_within_read_noise(bench, capsys, tmp_path):
+    out_path = tmp_path / "run.zarr"
+    code, out, _ = run(capsys, "read", "--json", "--out", str(out_path))
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["shape"] == [128, 128]
+    assert 0 < summary["projected_bench_time"] < 0.5
+    store = RunStore.open(out_path)
+    g = store.read("conductance")
+    assert store.dims("conductance") == ("row", "col")
+    assert store.array_attrs("conductance")["units"] == "S"
+    truth = bench.chip._conductance(*np.indices((128, 128)))
+    rel = (g - truth) / truth
+    noise = bench.chip.reveal_truth().read_noise_rel
+    assert abs(np.std(rel) / noise - 1) < 0.1  # the residual is the read noise, nothing more
+    assert np.max(np.abs(rel)) < 6 * noise
+    assert store.attrs["kind"] == "read" and store.attrs["station"]["name"] == "simulated-bench"
+
+
+def test_read_refuses_to_overwrite(bench, capsys, tmp_path):
+    out_path = tmp_path / "run.zarr"
+    out_path.mkdir()
+    code, _, err = run(capsys, "read", "--out", str(out_path))
+    assert code == 2 and "already exists" in err
+
+
+def test_bad_station_is_exit_2(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[limits]\nmax_voltage = -3\n")
+    code, _, err = run(capsys, "info", "--station", str(bad))
+    assert code == 2 and "max_voltage" in err
+
+
+def test_console_script_and_import_is_light(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, labrram, labrram.crossbar, labrram.station, labrram.cli; print('torch' in sys.modules)"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "False"

@@ -1,0 +1,88 @@
+"""Station files: the default, validation with clear messages, connect and shut down."""
+
+import pytest
+
+from labrram.safety import SafeLimits
+from labrram.station import StationError, load_station, parse_station
+
+GOOD = """
+[station]
+name = "t"
+[limits]
+max_voltage = 2.5
+[instruments.board]
+driver = "labrram_board"
+address = "labrram://default/board"
+[instruments.smu]
+driver = "keithley2400"
+address = "GPIB0::24::INSTR"
+visa_library = "@labrram"
+[crossbar]
+board = "board"
+smu = "smu"
+"""
+
+
+def test_default_station_is_the_simulated_bench():
+    st = load_station()
+    assert st.simulated and st.simulation.rows == 128
+    assert st.instruments["smu"].driver == "keithley2400"
+    assert st.limits == SafeLimits(max_voltage=3.0, max_gate_voltage=5.0, max_current=1e-3, max_pulse_width=1e-3, min_pulse_width=10e-9, max_energy=1e-6)
+
+
+def test_parse_good_station():
+    st = parse_station(GOOD, "good.toml")
+    assert st.name == "t" and not st.simulated and st.limits.max_voltage == 2.5
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[station\n", "not valid TOML"),
+        ("[bogus]\n", "unknown table"),
+        ("[limits]\nmax_voltage = -1\n", "max_voltage must be a positive"),
+        ("[limits]\nmax_voltage = '3 V'\n", "must be a number in SI units"),
+        ("[limits]\nmax_volts = 3\n", "unknown limit"),
+        ("[instruments.smu]\naddress = 'GPIB0::24::INSTR'\n", "'driver' is required"),
+        ("[instruments.smu]\ndriver = 'keithley9999'\naddress = 'x'\n", "unknown driver"),
+        ("[instruments.smu]\ndriver = 'keithley2400'\naddress = 'GPIB0::24::INSTR'\ntimeout = 0\n", "timeout"),
+        ("[instruments.smu]\ndriver = 'keithley2400'\naddress = 'GPIB0::24::INSTR'\ncolour = 1\n", "unknown key"),
+        ("[crossbar]\nboard = 'nothing'\n", "names no instrument"),
+        ("[crossbar]\nread_voltage = 0.2\n", "needs 'board'"),
+        ("[simulation]\nseed = 'x'\n", "seed must be an integer"),
+        ("[simulation]\nplanet = 'mars'\n", "unknown key"),
+    ],
+)
+def test_bad_stations_name_the_problem(text, message):
+    with pytest.raises(StationError, match=message) as exc:
+        parse_station(text, "bad.toml")
+    assert "bad.toml" in str(exc.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(StationError, match="cannot read station file"):
+        load_station(tmp_path / "nope.toml")
+
+
+def test_connect_identifies_and_closes(bench):
+    with load_station().connect() as connected:
+        assert "MODEL 2400" in connected.instruments["smu"].idn
+        assert connected.crossbar.shape == (128, 128)
+        assert connected.bench_time()["now"] > 0
+    assert all(inst._closed for inst in connected.instruments.values())
+
+
+def test_station_seed_configures_the_bench(tmp_path):
+    from importlib import resources
+
+    default = (resources.files("labrram") / "stations" / "default.toml").read_text()
+    path = tmp_path / "seed7.toml"
+    path.write_text(
+        default.replace("seed = 0", "seed = 7")
+        .replace('bench = "default"', 'bench = "s7"')
+        .replace("labrram://default/board", "labrram://s7/board")
+        .replace('visa_library = "@labrram"', 'visa_library = "s7@labrram"')
+    )
+    with load_station(path).connect() as connected:
+        assert connected.bench.name == "s7" and connected.bench.config.seed == 7
+        assert "RR000007" in connected.instruments["board"].idn
