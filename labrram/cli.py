@@ -139,10 +139,144 @@ def show_read(summary: dict[str, Any], console) -> None:
     console.print(table)
 
 
+# --- characterize / calibrate -------------------------------------------------------------
+def _progress():
+    """A rich progress bar on stderr (stdout stays clean for --json)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+
+def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
+    from .calibration import ReRAMCharacterization, characterize_reram
+    from .station import StationError, load_station
+    from .store import RunStore
+
+    out = Path(args.out)
+    if out.exists():
+        raise UsageError(f"{out} already exists; choose another --out or remove it")
+    if args.kind != "reram":
+        raise UsageError(f"characterization of {args.kind!r} chips is not available yet; use --kind reram")
+    try:
+        station = load_station(args.station)
+        if station.simulated and station.simulation.kind != args.kind:
+            station = station.with_simulation(kind=args.kind)
+        settings = ReRAMCharacterization(n_devices=args.devices, cycles=args.cycles, seed=args.seed)
+    except (StationError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    with station.connect() as connected, _progress() as progress:
+        xb = connected.crossbar
+        chip = connected.instruments[station.crossbar["board"]].idn
+        task = progress.add_task(f"characterize {args.kind}", total=None)
+
+        def tick(label: str, step: int, total: int) -> None:
+            progress.update(task, description=label, completed=step, total=total)
+
+        before = connected.bench_time()
+        t0 = time.perf_counter()
+        data = characterize_reram(xb, connected.timer, settings, progress=tick)
+        wall = time.perf_counter() - t0
+        bench = _bench_elapsed(connected, before)
+    store = RunStore.create(
+        out,
+        "characterize",
+        {"device_kind": args.kind, "settings": settings.to_dict(), "station": station.to_dict(), "chip": chip, "wall_time": wall, "projected_bench_time": None if bench is None else bench["now"]},
+    )
+    data.save(store)
+    return {
+        "out": str(out),
+        "kind": args.kind,
+        "chip": chip,
+        "devices": settings.n_devices,
+        "levels": len(settings.gates),
+        "cycles": settings.cycles,
+        "wall_time": wall,
+        "projected_bench_time": None if bench is None else bench["now"],
+    }
+
+
+def show_characterize(summary: dict[str, Any], console) -> None:
+    bench = summary["projected_bench_time"]
+    console.print(
+        f"characterized {summary['devices']} {summary['kind']} devices x {summary['levels']} levels x {summary['cycles']} cycles "
+        f"of {summary['chip']} in {summary['wall_time']:.1f} s"
+        + (f" (projected bench time {bench / 60:.1f} min)" if bench is not None else "")
+        + f" -> {summary['out']}"
+    )
+
+
+def _chip_serial(idn: str) -> str:
+    """The serial field of an ``*IDN?`` reply (third comma-separated field), or ''."""
+    fields = str(idn).split(",")
+    return fields[2].strip() if len(fields) > 2 else ""
+
+
+def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    from .calibration import ReRAMData, ReRAMFit
+    from .calibration.files import provenance
+    from .store import RunStore, StoreError
+
+    try:
+        store = RunStore.open(args.run)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    attrs = store.attrs
+    if attrs.get("kind") != "characterize":
+        raise UsageError(f"{args.run} is a {attrs.get('kind')!r} run, not a characterization")
+    kind = attrs.get("device_kind")
+    if kind != "reram":
+        raise UsageError(f"{args.run}: cannot calibrate device kind {kind!r}")
+    try:
+        data = ReRAMData.load(store)
+    except StoreError as exc:
+        raise UsageError(f"{args.run}: incomplete characterization: {exc}") from None
+    fit = ReRAMFit(n_boot=args.bootstrap).fit(data)
+    from .calibration.files import Calibration
+
+    cal = Calibration(
+        kind,
+        fit.model_,
+        fit.estimates_,
+        fit.gof_,
+        fit.n_devices_,
+        provenance(attrs.get("chip", "unknown"), attrs.get("station"), attrs.get("settings", {}), str(Path(args.run))),
+    )
+    out = cal.save(args.out)
+    plots = []
+    if args.plots:
+        from .report import reram_calibration_plots
+
+        plots = [str(p) for p in reram_calibration_plots(data, fit.model_, args.plots, title=_chip_serial(attrs.get("chip", "")))]
+    return {
+        "out": str(out),
+        "kind": kind,
+        "n_devices": fit.n_devices_,
+        "estimates": {k: e.to_dict() for k, e in fit.estimates_.items()},
+        "goodness_of_fit": fit.gof_,
+        "plots": plots,
+    }
+
+
+def show_calibrate(summary: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    table = Table("parameter", "value", "95 % interval", "unit", title=f"{summary['kind']} calibration from {summary['n_devices']} devices")
+    for name, e in summary["estimates"].items():
+        lo, hi = e["ci95"]
+        table.add_row(name, f"{e['value']:.4g}", f"[{lo:.4g}, {hi:.4g}]", e["unit"])
+    console.print(table)
+    gof = summary["goodness_of_fit"]
+    console.print(", ".join(f"{k}={v:.4f}" for k, v in gof.items() if isinstance(v, float)))
+    console.print(f"written to {summary['out']}" + (f"; plots: {', '.join(summary['plots'])}" if summary["plots"] else ""))
+
+
 # --- entry point --------------------------------------------------------------------------
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "info": (cmd_info, show_info, "the station, its instruments and their identification"),
     "read": (cmd_read, show_read, "read the whole array's conductance map into a zarr run"),
+    "characterize": (cmd_characterize, show_characterize, "measure device statistics into a zarr run"),
+    "calibrate": (cmd_calibrate, show_calibrate, "fit a device model to a characterization run"),
 }
 
 
@@ -155,6 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("read", help=COMMANDS["read"][2])
     _add_common(p)
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create")
+    p = sub.add_parser("characterize", help=COMMANDS["characterize"][2])
+    _add_common(p)
+    p.add_argument("--kind", choices=["reram", "pcm", "passive"], default="reram", help="device technology")
+    p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create")
+    p.add_argument("--devices", type=int, default=256, help="devices to characterize (default 256)")
+    p.add_argument("--cycles", type=int, default=8, help="RESET/SET cycles per level (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the device selection")
+    p = sub.add_parser("calibrate", help=COMMANDS["calibrate"][2])
+    p.add_argument("run", metavar="RUN.zarr", help="a characterization run")
+    p.add_argument("--out", required=True, metavar="CAL.json", help="calibration file to write")
+    p.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     return parser
 
 

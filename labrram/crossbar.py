@@ -154,12 +154,16 @@ class Crossbar:
             raise ValueError("read voltage must not be 0 V")
         return float(self.iv_sweep(row, col, [v])[0] / v)
 
-    def iv_sweep(self, row: int, col: int, voltages: Sequence[float]) -> np.ndarray:
-        """Current through one cell for each voltage, A (SMU routed to the cell, then opened)."""
+    def iv_sweep(self, row: int, col: int, voltages: Sequence[float], gate: float | None = None) -> np.ndarray:
+        """Current through one cell for each voltage, A (SMU routed to the cell, then opened).
+
+        ``gate`` is the cell's word-line voltage during the sweep (default: the read gate);
+        a low gate lets the access transistor limit the current (its saturation current).
+        """
         smu = self._setup_smu()
         v = smu.check_sweep(voltages)
         self._setup()
-        self.board.route_smu(row, col, gate=self.read_gate)
+        self.board.route_smu(row, col, gate=self.read_gate if gate is None else gate)
         try:
             smu.set_voltage(0.0)
             smu.enable_output()

@@ -65,6 +65,22 @@ class Station:
     def simulated(self) -> bool:
         return self.simulation is not None
 
+    def with_simulation(self, **changes: Any) -> "Station":
+        """The same station on a differently configured simulated bench (e.g. ``seed=3``).
+
+        With ``bench=NAME`` the instruments are retargeted to that bench: ``labrram://`` URLs
+        get the new bench name and ``@labrram`` VISA libraries become ``NAME@labrram``.
+        """
+        if self.simulation is None:
+            raise StationError(f"{self.source}: not a simulated station (no [simulation] table)")
+        from dataclasses import replace
+
+        simulation = replace(self.simulation, **changes)
+        instruments = self.instruments
+        if simulation.bench != self.simulation.bench:
+            instruments = {n: _retarget(e, self.simulation.bench, simulation.bench) for n, e in instruments.items()}
+        return replace(self, simulation=simulation, instruments=instruments)
+
     def connect(self) -> "ConnectedStation":
         """Open every instrument (configuring the simulated bench first, if any)."""
         return ConnectedStation(self)
@@ -209,6 +225,13 @@ class ConnectedStation:
             )
         return self._crossbar
 
+    @property
+    def timer(self):
+        """Waits and time stamps: the bench's virtual clock when simulated, else the wall clock."""
+        from .timing import VirtualTimer, WallTimer
+
+        return WallTimer() if self.bench is None else VirtualTimer(self.bench.clock)
+
     def bench_time(self) -> dict[str, float] | None:
         """Virtual-clock snapshot of the simulated bench (None on hardware)."""
         return None if self.bench is None else self.bench.clock.snapshot()
@@ -232,6 +255,21 @@ class ConnectedStation:
         else:
             with contextlib.suppress(Exception):
                 self.close()
+
+
+def _retarget(entry: InstrumentEntry, old: str, new: str) -> InstrumentEntry:
+    """Point an instrument of simulated bench ``old`` at bench ``new``."""
+    from dataclasses import replace
+
+    address, library = entry.address, entry.visa_library
+    full, short = f"labrram://{old}/", "labrram://"
+    if address.startswith(full):
+        address = f"labrram://{new}/" + address[len(full) :]
+    elif address.startswith(short) and "/" not in address[len(short) :]:  # labrram://board
+        address = f"labrram://{new}/" + address[len(short) :]
+    if library.endswith("@labrram") and library.split("@")[0] in ("", old):
+        library = f"{new}@labrram"
+    return replace(entry, address=address, visa_library=library)
 
 
 def _simulated_bench(sim: SimulationEntry):

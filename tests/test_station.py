@@ -86,3 +86,13 @@ def test_station_seed_configures_the_bench(tmp_path):
     with load_station(path).connect() as connected:
         assert connected.bench.name == "s7" and connected.bench.config.seed == 7
         assert "RR000007" in connected.instruments["board"].idn
+
+
+def test_with_simulation_retargets_every_instrument():
+    st = load_station().with_simulation(bench="lab9", seed=4)
+    assert st.instruments["board"].address == "labrram://lab9/board"
+    assert st.instruments["smu"].visa_library == "lab9@labrram"
+    with st.connect() as connected:
+        assert connected.bench.name == "lab9"
+        connected.crossbar.set([[0, 0]], gate=2.0)
+        assert len(connected.bench.chip.pulse_log) == 1

@@ -169,9 +169,9 @@ class ReRAMChip:
         self.max_read_voltage = max(self.max_read_voltage, abs(v_read))
         self._disturb(rows, cols, v_read, gate)
         g = self._conductance(rows, cols)
-        i = g * v_read * (1.0 + m.read_noise_rel * self._rng.standard_normal(g.shape))
         i_sat = m.transistor.compliance(gate)
-        return np.clip(i, -i_sat, i_sat)
+        i = np.clip(g * v_read, -i_sat, i_sat)
+        return i * (1.0 + m.read_noise_rel * self._rng.standard_normal(g.shape))
 
     def mvm(self, v_rows: np.ndarray, gate: float) -> np.ndarray:
         """Column currents with voltages ``v_rows`` on the source lines, bit lines at virtual ground, A.
@@ -221,9 +221,9 @@ class ReRAMChip:
             self._switch(rows, cols, np.array([v]), np.array([gate]), np.array([duration]))
         m = self._truth
         g = self._conductance(rows, cols)[0]
-        i = g * v * (1.0 + m.read_noise_rel * self._rng.standard_normal())
         i_sat = float(m.transistor.compliance(gate))
-        return float(np.clip(i, -i_sat, i_sat))
+        i = float(np.clip(g * v, -i_sat, i_sat))
+        return i * (1.0 + m.read_noise_rel * float(self._rng.standard_normal()))
 
     def _switch(self, rows, cols, v, v_wl, width) -> None:
         """Apply signed cell voltages ``v`` (positive SETs, negative RESETs)."""
