@@ -14,7 +14,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chip import ReRAMChip
 from .clock import GPIB, USB_CDC, USB_TMC, LinkTiming, VirtualClock
 from .instrument import EmulatedInstrument
 
@@ -67,10 +66,22 @@ def _emulator_class(kind: str) -> type[EmulatedInstrument]:
     return getattr(importlib.import_module(module), cls)
 
 
+# chip kind -> "module:Class"; every class takes (rows, cols, seed, clock, **options)
+CHIPS = {
+    "reram": "labrram.sim.chip:ReRAMChip",
+    "pcm": "labrram.sim.pcm_chip:PCMChip",
+    "passive": "labrram.sim.passive_chip:PassiveChip",
+}
+
+
 def make_chip(config: BenchConfig, clock: VirtualClock):
-    if config.kind == "reram":
-        return ReRAMChip(config.rows, config.cols, config.seed, clock, **config.chip_options)
-    raise ValueError(f"unknown chip kind {config.kind!r}; known: ['reram']")
+    """The chip of a bench: a ReRAM, PCM or passive array drawn from ``config.seed``."""
+    try:
+        module, _, name = CHIPS[config.kind].partition(":")
+    except KeyError:
+        raise ValueError(f"unknown chip kind {config.kind!r}; known: {sorted(CHIPS)}") from None
+    cls = getattr(importlib.import_module(module), name)
+    return cls(config.rows, config.cols, config.seed, clock, **config.chip_options)
 
 
 class Bench:

@@ -21,6 +21,7 @@ from .instrument import OpenCircuit, SourceChannel
 from .scpi import (
     DATA_OUT_OF_RANGE,
     DATA_TYPE_ERROR,
+    SETTINGS_CONFLICT,
     Call,
     ScpiInstrument,
     command,
@@ -162,6 +163,23 @@ class CrossbarBoard(ScpiInstrument):
     @command(":ARRay:TYPE", write=False)
     def _type(self, call: Call) -> str:
         return self.chip.kind.upper()
+
+    @command(":ARRay:BIAS")
+    def _bias(self, call: Call) -> str | None:
+        """Biasing of unselected lines (passive arrays: V/2, V/3 or floating; 1T1R: always
+        grounded, the transistors isolate the cells)."""
+        scheme = getattr(self.chip, "bias_scheme", None)
+        if call.query:
+            return {"V/2": "HALF", "V/3": "THIRD", "float": "FLOAT"}.get(scheme, "GROUND")
+        choice = call.choice(0, ["HALF", "THIRD", "FLOAT", "GROUND"])
+        if scheme is None:
+            if choice != "GROUND":
+                raise error(SETTINGS_CONFLICT, "a 1T1R array has no sneak-path biasing; only GROUND")
+            return None
+        if choice == "GROUND":
+            raise error(SETTINGS_CONFLICT, "a passive array needs HALF, THIRD or FLOAT")
+        self.chip.bias_scheme = {"HALF": "V/2", "THIRD": "V/3", "FLOAT": "float"}[choice]
+        return None
 
     @command(":READ:VOLTage")
     def _read_volt(self, call: Call) -> str | None:
