@@ -1,5 +1,6 @@
 """Statistical device models (numpy only), shared by the simulator, calibration, protocols and training."""
 
+from .pcm import PCMModel, preset_nandakumar2019
 from .reram import AccessTransistor, ReRAMModel
 
-__all__ = ["AccessTransistor", "ReRAMModel"]
+__all__ = ["AccessTransistor", "PCMModel", "ReRAMModel", "preset_nandakumar2019"]

@@ -121,8 +121,8 @@ class ReRAMModel:
     v_gate_reset: float = 2.5
     t_switch: float = 20e-9
     v_breakdown: float = 5.0
-    p_stuck_lrs: float = 0.002
-    p_stuck_hrs: float = 0.003
+    p_stuck_lrs: float = 0.001
+    p_stuck_hrs: float = 0.002
     g_stuck_lrs: float = 400e-6
     g_min: float = 0.1e-6
 

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import GPIB, USB_CDC, USB_TMC, LinkTiming, VirtualClock
+from .clock import GPIB, USB_HS, USB_TMC, LinkTiming, VirtualClock
 from .instrument import EmulatedInstrument
 
 # emulator kind -> "module:Class"
@@ -38,7 +38,7 @@ class InstrumentSpec:
 
 
 DEFAULT_INSTRUMENTS = (
-    InstrumentSpec("board", "board", "ASRL1::INSTR", USB_CDC, "XB0001"),
+    InstrumentSpec("board", "board", "ASRL1::INSTR", USB_HS, "XB0001"),
     InstrumentSpec("k2400", "keithley2400", "GPIB0::24::INSTR", GPIB, "4123456"),
     InstrumentSpec("k2636b", "keithley2636b", "GPIB0::26::INSTR", GPIB, "4407123"),
     InstrumentSpec("b2902", "keysight_b2902", "USB0::0x0957::0x8C18::MY51140001::INSTR", USB_TMC, "MY51140001"),

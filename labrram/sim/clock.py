@@ -63,6 +63,8 @@ GPIB = LinkTiming("GPIB", 0.5e-3, 800e3)
 USB_TMC = LinkTiming("USB-TMC", 0.25e-3, 8e6)
 LAN = LinkTiming("LAN-VXI11", 0.6e-3, 10e6)
 USB_CDC = LinkTiming("USB-CDC", 0.125e-3, 1e6)
+#: USB 2.0 high-speed bulk (the crossbar board): 125 us microframe, ~25 MB/s sustained
+USB_HS = LinkTiming("USB2-HS", 0.125e-3, 25e6)
 
 
 def uart(baud: float) -> LinkTiming:
