@@ -137,8 +137,8 @@ class VisaTransport:
 
     def read_block(self) -> bytes:
         data = self.read_message()
-        if data.startswith(b"#0"):
-            return data[2:].rstrip(b"\n")
+        if data.startswith(b"#0"):  # indefinite length: the message ends with exactly one newline
+            return data[2:-1] if data.endswith(b"\n") else data[2:]
         payload, _ = parse_block(data)
         return payload
 
