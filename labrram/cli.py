@@ -149,25 +149,38 @@ def _progress():
 
 
 def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
-    from .calibration import ReRAMCharacterization, characterize_reram
+    from dataclasses import fields
+
+    from .calibration import KINDS
     from .station import StationError, load_station
     from .store import RunStore
 
     out = Path(args.out)
     if out.exists():
         raise UsageError(f"{out} already exists; choose another --out or remove it")
-    if args.kind != "reram":
-        raise UsageError(f"characterization of {args.kind!r} chips is not available yet; use --kind reram")
+    tech = KINDS.get(args.kind)
+    if tech is None:
+        raise UsageError(f"characterization of {args.kind!r} chips is not available; choose from {sorted(KINDS)}")
+    options: dict[str, Any] = {"seed": args.seed}
+    if args.devices is not None:
+        options["n_devices"] = args.devices
+    if args.cycles is not None:
+        if "cycles" not in {f.name for f in fields(tech.settings)}:
+            raise UsageError(f"--cycles does not apply to {args.kind} characterization")
+        options["cycles"] = args.cycles
     try:
         station = load_station(args.station)
         if station.simulated and station.simulation.kind != args.kind:
             station = station.with_simulation(kind=args.kind)
-        settings = ReRAMCharacterization(n_devices=args.devices, cycles=args.cycles, seed=args.seed)
+        settings = tech.settings(**options)
     except (StationError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     with station.connect() as connected, _progress() as progress:
         xb = connected.crossbar
         chip = connected.instruments[station.crossbar["board"]].idn
+        array_kind = xb.board.query(":ARR:TYPE?").strip().lower()
+        if array_kind != args.kind:
+            raise UsageError(f"the board reports a {array_kind!r} array, not {args.kind!r}")
         task = progress.add_task(f"characterize {args.kind}", total=None)
 
         def tick(label: str, step: int, total: int) -> None:
@@ -175,7 +188,7 @@ def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
 
         before = connected.bench_time()
         t0 = time.perf_counter()
-        data = characterize_reram(xb, connected.timer, settings, progress=tick)
+        data = tech.characterize(xb, connected.timer, settings, progress=tick)
         wall = time.perf_counter() - t0
         bench = _bench_elapsed(connected, before)
     store = RunStore.create(
@@ -189,8 +202,7 @@ def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
         "kind": args.kind,
         "chip": chip,
         "devices": settings.n_devices,
-        "levels": len(settings.gates),
-        "cycles": settings.cycles,
+        "settings": settings.to_dict(),
         "wall_time": wall,
         "projected_bench_time": None if bench is None else bench["now"],
     }
@@ -199,7 +211,7 @@ def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
 def show_characterize(summary: dict[str, Any], console) -> None:
     bench = summary["projected_bench_time"]
     console.print(
-        f"characterized {summary['devices']} {summary['kind']} devices x {summary['levels']} levels x {summary['cycles']} cycles "
+        f"characterized {summary['devices']} {summary['kind']} devices "
         f"of {summary['chip']} in {summary['wall_time']:.1f} s"
         + (f" (projected bench time {bench / 60:.1f} min)" if bench is not None else "")
         + f" -> {summary['out']}"
@@ -213,8 +225,8 @@ def _chip_serial(idn: str) -> str:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
-    from .calibration import ReRAMData, ReRAMFit
-    from .calibration.files import provenance
+    from .calibration import KINDS
+    from .calibration.files import Calibration, provenance
     from .store import RunStore, StoreError
 
     try:
@@ -225,15 +237,14 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
     if attrs.get("kind") != "characterize":
         raise UsageError(f"{args.run} is a {attrs.get('kind')!r} run, not a characterization")
     kind = attrs.get("device_kind")
-    if kind != "reram":
+    tech = KINDS.get(kind)
+    if tech is None:
         raise UsageError(f"{args.run}: cannot calibrate device kind {kind!r}")
     try:
-        data = ReRAMData.load(store)
+        data = tech.data.load(store)
     except StoreError as exc:
         raise UsageError(f"{args.run}: incomplete characterization: {exc}") from None
-    fit = ReRAMFit(n_boot=args.bootstrap).fit(data)
-    from .calibration.files import Calibration
-
+    fit = tech.fit(n_boot=args.bootstrap).fit(data)
     cal = Calibration(
         kind,
         fit.model_,
@@ -245,9 +256,9 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
     out = cal.save(args.out)
     plots = []
     if args.plots:
-        from .report import reram_calibration_plots
+        from .report import calibration_plots
 
-        plots = [str(p) for p in reram_calibration_plots(data, fit.model_, args.plots, title=_chip_serial(attrs.get("chip", "")))]
+        plots = [str(p) for p in calibration_plots(kind, data, fit.model_, args.plots, title=_chip_serial(attrs.get("chip", "")))]
     return {
         "out": str(out),
         "kind": kind,
@@ -267,7 +278,7 @@ def show_calibrate(summary: dict[str, Any], console) -> None:
         table.add_row(name, f"{e['value']:.4g}", f"[{lo:.4g}, {hi:.4g}]", e["unit"])
     console.print(table)
     gof = summary["goodness_of_fit"]
-    console.print(", ".join(f"{k}={v:.4f}" for k, v in gof.items() if isinstance(v, float)))
+    console.print(", ".join(f"{k}={v:.4g}" for k, v in gof.items() if isinstance(v, float)))
     console.print(f"written to {summary['out']}" + (f"; plots: {', '.join(summary['plots'])}" if summary["plots"] else ""))
 
 
@@ -293,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--kind", choices=["reram", "pcm", "passive"], default="reram", help="device technology")
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create")
-    p.add_argument("--devices", type=int, default=256, help="devices to characterize (default 256)")
-    p.add_argument("--cycles", type=int, default=8, help="RESET/SET cycles per level (default 8)")
+    p.add_argument("--devices", type=int, help="devices to characterize (default: 256 ReRAM, 768 PCM)")
+    p.add_argument("--cycles", type=int, help="ReRAM: RESET/SET cycles per level (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the device selection")
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a characterization run")
@@ -311,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run, show, _ = COMMANDS[args.command]
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         summary = run(args)
     except UsageError as exc:

@@ -96,3 +96,69 @@ def reram_calibration_plots(data: ReRAMData, model: Any, out_dir: str | Path, ti
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths
+
+
+def pcm_calibration_plots(data, model: Any, out_dir: str | Path, title: str = "") -> list[Path]:
+    """Drift curves per level with the fitted law, and the drift-exponent statistics vs G."""
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    good = np.asarray(data.converged, bool)
+    t = np.asarray(data.drift_times)
+    g = np.asarray(data.drift_g)
+    targets = np.asarray(data.targets)
+    level = np.asarray(data.level)
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    colors = plt.cm.plasma(np.linspace(0, 0.85, targets.size))
+    tt = np.geomspace(t.min(), t.max(), 100)
+    for lv, target in enumerate(targets):
+        sel = good & (level == lv)
+        if not sel.any():
+            continue
+        mean = g[:, sel].mean(axis=1)
+        ax.loglog(t, mean * 1e6, "o", color=colors[lv], ms=4, label=f"{target * 1e6:.3g} µS")
+        ax.loglog(tt, mean[0] * model.expected_drift_factor(target, tt) / model.expected_drift_factor(target, t[0]) * 1e6, "-", color=colors[lv], lw=1)
+    ax.set_xlabel("time after programming (s)")
+    ax.set_ylabel("mean conductance (µS)")
+    ax.set_title(f"{title} PCM drift, fitted law".strip())
+    ax.legend(title="target", fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / "pcm_drift.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    x = np.log((t + model.t0) / model.t0)
+    nus = []
+    for lv in range(targets.size):
+        sel = good & (level == lv)
+        lg = np.log(np.maximum(g[:, sel], 1e-12))
+        xc = x - x.mean()
+        nus.append(-(xc @ (lg - lg.mean(axis=0))) / np.sum(xc**2))
+    gg = np.geomspace(targets.min(), targets.max(), 100)
+    a1.semilogx(targets * 1e6, [n.mean() for n in nus], "o", label="measured")
+    a1.semilogx(gg * 1e6, model.nu_mean(gg), "-", label="fit")
+    a1.set_xlabel("programmed conductance (µS)")
+    a1.set_ylabel("mean drift exponent ν")
+    a1.legend(fontsize=8)
+    a2.semilogx(targets * 1e6, [n.std() for n in nus], "o", mfc="none", color="grey", label="measured, with read noise")
+    a2.semilogx(gg * 1e6, model.nu_std(gg), "-", label="fit (read noise removed)")
+    a2.set_xlabel("programmed conductance (µS)")
+    a2.set_ylabel("σ of ν across devices")
+    a2.legend(fontsize=8)
+    fig.suptitle(f"{title} drift exponent".strip())
+    fig.tight_layout()
+    paths.append(out_dir / "pcm_drift_exponent.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def calibration_plots(kind: str, data, model: Any, out_dir: str | Path, title: str = "") -> list[Path]:
+    """The calibration plots of one device technology."""
+    makers = {"reram": reram_calibration_plots, "pcm": pcm_calibration_plots}
+    if kind not in makers:
+        raise ValueError(f"no calibration plots for {kind!r}")
+    return makers[kind](data, model, out_dir, title)

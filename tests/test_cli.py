@@ -70,3 +70,36 @@ def test_console_script_and_import_is_light(tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 0 and out.stdout.strip() == "False"
+
+
+def test_characterize_then_calibrate_with_plots(capsys, tmp_path):
+    run_path, cal_path, plots = tmp_path / "c.zarr", tmp_path / "c.json", tmp_path / "plots"
+    code, out, _ = run(capsys, "characterize", "--kind", "reram", "--devices", "32", "--cycles", "3", "--out", str(run_path), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["devices"] == 32 and summary["projected_bench_time"] > 60
+    code, out, _ = run(capsys, "calibrate", str(run_path), "--out", str(cal_path), "--plots", str(plots), "--bootstrap", "20", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert set(summary["estimates"]) >= {"a", "b", "c", "d", "k", "v_th"}
+    assert len(summary["plots"]) == 3 and all((plots / p.split("/")[-1]).exists() for p in summary["plots"])
+    from labrram.calibration.files import load_calibration
+
+    cal = load_calibration(cal_path)
+    assert cal.kind == "reram" and cal.provenance["data"] == str(run_path)
+    assert cal.provenance["routine"]["n_devices"] == 32
+    assert "RR" in cal.provenance["chip"]
+
+
+def test_calibrate_refuses_other_runs(bench, capsys, tmp_path):
+    run_path = tmp_path / "read.zarr"
+    assert run(capsys, "read", "--out", str(run_path))[0] == 0
+    code, _, err = run(capsys, "calibrate", str(run_path), "--out", str(tmp_path / "x.json"))
+    assert code == 2 and "not a characterization" in err
+    code, _, err = run(capsys, "calibrate", str(tmp_path / "nothing.zarr"), "--out", str(tmp_path / "x.json"))
+    assert code == 2 and "no such run store" in err
+
+
+def test_cycles_only_for_reram(capsys, tmp_path):
+    code, _, err = run(capsys, "characterize", "--kind", "pcm", "--cycles", "3", "--out", str(tmp_path / "p.zarr"))
+    assert code == 2 and "--cycles" in err

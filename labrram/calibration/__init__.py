@@ -1,8 +1,47 @@
 """Calibration: characterization routines run on a Crossbar, and fits that turn their raw data
-into device-model parameters with confidence intervals and goodness of fit."""
+into device-model parameters with confidence intervals and goodness of fit.
+
+:data:`KINDS` maps each device technology to its (settings, routine, data, fit) quartet, which
+is how the ``labrram characterize`` / ``labrram calibrate`` commands stay generic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from .estimates import Estimate
+from .pcm_fit import PCMFit
+from .pcm_routine import PCMCharacterization, PCMData, characterize_pcm
 from .reram_fit import ReRAMFit
 from .reram_routine import ReRAMCharacterization, ReRAMData, characterize_reram
 
-__all__ = ["Estimate", "ReRAMFit", "ReRAMCharacterization", "ReRAMData", "characterize_reram"]
+
+@dataclass(frozen=True)
+class Technology:
+    """How one device technology is characterized and fitted."""
+
+    settings: type
+    characterize: Callable[..., Any]
+    data: type
+    fit: type
+
+
+KINDS: dict[str, Technology] = {
+    "reram": Technology(ReRAMCharacterization, characterize_reram, ReRAMData, ReRAMFit),
+    "pcm": Technology(PCMCharacterization, characterize_pcm, PCMData, PCMFit),
+}
+
+__all__ = [
+    "KINDS",
+    "Estimate",
+    "PCMCharacterization",
+    "PCMData",
+    "PCMFit",
+    "ReRAMCharacterization",
+    "ReRAMData",
+    "ReRAMFit",
+    "Technology",
+    "characterize_pcm",
+    "characterize_reram",
+]

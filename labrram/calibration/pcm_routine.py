@@ -1,0 +1,199 @@
+"""Characterization of a 1T1R PCM array, run on any :class:`~labrram.crossbar.Crossbar`.
+
+1. **Ladder programming** (Bonnet et al. 2023, Alg. 2): after a full RESET, every device
+   outside its band ``target ± half_width`` gets ``SET(V_S), V_S += dV`` when too low and
+   ``RESET(V_R), V_R -= dV`` when too high, all devices of a level in one batch per step; every
+   pulse amplitude and every verify read is recorded (the SET/RESET ladders).
+2. **Programming noise**: the devices are read ``t_first`` after they converged.
+3. **Drift**: ``reads_per_time`` averaged reads at each of ``drift_times`` after programming
+   (log-spaced out to one day; on the simulated bench the virtual clock advances, nothing
+   sleeps).
+4. **Read noise**: ``read_repeats`` back-to-back reads at ``t_first``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..crossbar import Crossbar
+from ..timing import BenchTimer
+from .reram_routine import Progress, select_devices
+
+
+@dataclass(frozen=True)
+class PCMCharacterization:
+    """Settings of :func:`characterize_pcm` (SI units)."""
+
+    n_devices: int = 768
+    targets: tuple[float, ...] = (2e-6, 4e-6, 7e-6, 11e-6, 16e-6, 22e-6)
+    half_width: float = 0.5e-6
+    gate: float = 3.3
+    v_set0: float = 1.1
+    v_set_max: float = 1.8
+    dv_set: float = 0.1
+    set_width: float = 1e-6
+    v_reset0: float = 2.9
+    v_reset_min: float = 2.7
+    dv_reset: float = 0.05
+    reset_width: float = 50e-9
+    max_pulses: int = 150
+    t_first: float = 20.0
+    drift_times: tuple[float, ...] = tuple(float(round(t, 1)) for t in np.geomspace(20.0, 86400.0, 16))
+    reads_per_time: int = 1
+    read_repeats: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_devices < 8:
+            raise ValueError("n_devices must be at least 8")
+        if len(self.targets) < 3 or any(t <= 0 for t in self.targets):
+            raise ValueError("targets must be at least 3 positive conductances")
+        if len(self.drift_times) < 3 or sorted(self.drift_times) != list(self.drift_times) or self.drift_times[0] < self.t_first:
+            raise ValueError("drift_times must be 3 or more increasing times, the first >= t_first")
+        if self.read_repeats < 2 or not 1 <= self.reads_per_time <= self.read_repeats:
+            raise ValueError("read_repeats must be at least 2 and reads_per_time between 1 and read_repeats")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class PCMData:
+    """Raw PCM characterization data, all SI."""
+
+    rows: np.ndarray  # (device,)
+    cols: np.ndarray
+    level: np.ndarray  # (device,) index into targets
+    targets: np.ndarray  # (level,), S
+    converged: np.ndarray  # (device,) bool
+    pulses: np.ndarray  # (device,)
+    ladder_amplitude: np.ndarray  # (step, device), V; +SET, -RESET, 0 none
+    ladder_g: np.ndarray  # (step, device), S, verify read before the step (NaN when done)
+    drift_times: np.ndarray  # (time,), s after programming
+    drift_g: np.ndarray  # (time, device), S
+    read_repeats: np.ndarray  # (repeat, device), S
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    DIMS = {
+        "rows": ("device",),
+        "cols": ("device",),
+        "level": ("device",),
+        "targets": ("level",),
+        "converged": ("device",),
+        "pulses": ("device",),
+        "ladder_amplitude": ("step", "device"),
+        "ladder_g": ("step", "device"),
+        "drift_times": ("time",),
+        "drift_g": ("time", "device"),
+        "read_repeats": ("repeat", "device"),
+    }
+    UNITS = {
+        "rows": "1",
+        "cols": "1",
+        "level": "1",
+        "targets": "S",
+        "converged": "1",
+        "pulses": "1",
+        "ladder_amplitude": "V",
+        "ladder_g": "S",
+        "drift_times": "s",
+        "drift_g": "S",
+        "read_repeats": "S",
+    }
+
+    def save(self, store) -> None:
+        for name, dims in self.DIMS.items():
+            store.write(name, getattr(self, name), dims, self.UNITS[name])
+
+    @classmethod
+    def load(cls, store) -> "PCMData":
+        return cls(**{name: store.read(name) for name in cls.DIMS}, settings=store.attrs.get("settings", {}))
+
+
+def ladder_program(
+    xb: Crossbar,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    target: np.ndarray,
+    s: PCMCharacterization,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bonnet Alg. 2 on many devices at once. Returns (converged, pulses, amplitudes, reads)."""
+    n = rows.size
+    lo, hi = target - s.half_width, target + s.half_width
+    xb.reset((rows, cols), gate=s.gate, amplitude=s.v_reset0, width=s.reset_width)
+    pulses = np.ones(n, dtype=np.int32)
+    v_s, v_r = np.full(n, s.v_set0), np.full(n, s.v_reset0)
+    done = np.zeros(n, dtype=bool)
+    amps, reads = [], []
+    for _ in range(s.max_pulses):
+        idx = np.flatnonzero(~done)
+        if idx.size == 0:
+            break
+        g = xb.read((rows[idx], cols[idx]))
+        read_row = np.full(n, np.nan)
+        read_row[idx] = g
+        amp_row = np.zeros(n)
+        low, high = g < lo[idx], g > hi[idx]
+        done[idx[~low & ~high]] = True
+        up, down = idx[low], idx[high]
+        if up.size:
+            xb.set((rows[up], cols[up]), gate=s.gate, amplitude=v_s[up], width=s.set_width)
+            amp_row[up] = v_s[up]
+            v_s[up] = np.minimum(v_s[up] + s.dv_set, s.v_set_max)
+            pulses[up] += 1
+        if down.size:
+            xb.reset((rows[down], cols[down]), gate=s.gate, amplitude=v_r[down], width=s.reset_width)
+            amp_row[down] = -v_r[down]
+            v_r[down] = np.maximum(v_r[down] - s.dv_reset, s.v_reset_min)
+            pulses[down] += 1
+        amps.append(amp_row)
+        reads.append(read_row)
+    return done, pulses, np.array(amps), np.array(reads)
+
+
+def assign_levels(targets: np.ndarray, n_devices: int, seed: int) -> np.ndarray:
+    """Level index of every device, with more devices at low conductance (weights ∝ 1/target):
+    the 1/f read noise is relatively largest there, and so is the drift exponent's slope."""
+    w = 1.0 / np.asarray(targets, dtype=float)
+    counts = np.floor(w / w.sum() * n_devices).astype(int)
+    counts = np.maximum(counts, 1)
+    counts[0] += n_devices - counts.sum()
+    if counts[0] < 1:
+        raise ValueError(f"{n_devices} devices are too few for {targets.size} levels")
+    return np.random.default_rng(seed + 1).permutation(np.repeat(np.arange(targets.size), counts))
+
+
+def characterize_pcm(
+    xb: Crossbar,
+    timer: BenchTimer,
+    settings: PCMCharacterization = PCMCharacterization(),
+    progress: Progress | None = None,
+) -> PCMData:
+    """Run the PCM characterization (see the module docstring) and return the raw data."""
+    s = settings
+    rows, cols = select_devices(xb.shape, s.n_devices, s.seed)
+    targets = np.asarray(s.targets, dtype=float)
+    level = assign_levels(targets, s.n_devices, s.seed)
+    total = 3
+    if progress:
+        progress("ladder programming", 0, total)
+    done, pulses, amps, reads = ladder_program(xb, rows, cols, targets[level], s)
+    t_prog = timer.now()
+    if progress:
+        progress("drift", 1, total)
+    times = np.asarray(s.drift_times, dtype=float)
+    drift = np.empty((times.size, s.n_devices))
+    repeats = None
+    for j, t in enumerate(times):
+        timer.wait(max(t_prog + t - timer.now(), 0.0))
+        if j == 0:
+            repeats = np.stack([xb.read((rows, cols)) for _ in range(s.read_repeats)])
+            drift[j] = repeats[: s.reads_per_time].mean(axis=0)
+        else:
+            drift[j] = np.mean([xb.read((rows, cols)) for _ in range(s.reads_per_time)], axis=0)
+    if progress:
+        progress("done", total, total)
+    return PCMData(rows, cols, level, targets, done, pulses, amps, reads, times, drift, repeats, settings=s.to_dict())
