@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 RUNS ?= runs
 
-.PHONY: install install-test demo test test-all bench clean
+.PHONY: install install-test demo test test-all bench calibration clean
 
 install:
 	$(PIP) install -q -e .
@@ -25,6 +25,17 @@ test-all: install-test
 
 bench: install-test
 	$(PYTHON) -m benchmarks
+
+# Regenerate the shipped calibrations (calibration_data/*.json, plots in docs/calibration/)
+# by characterizing the default simulated bench, one chip kind at a time.
+CAL_KINDS ?= reram pcm
+calibration: install-test
+	@mkdir -p $(RUNS)/calibration docs/calibration
+	for kind in $(CAL_KINDS); do \
+	  rm -rf $(RUNS)/calibration/$$kind.zarr && \
+	  labrram characterize --kind $$kind --out $(RUNS)/calibration/$$kind.zarr && \
+	  labrram calibrate $(RUNS)/calibration/$$kind.zarr --out calibration_data/$$kind.json --plots docs/calibration || exit 1; \
+	done
 
 clean:
 	rm -rf $(RUNS) build *.egg-info .pytest_cache

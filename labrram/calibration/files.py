@@ -80,6 +80,7 @@ class Calibration:
             "estimates": {k: e.to_dict() for k, e in self.estimates.items()},
             "goodness_of_fit": self.goodness_of_fit,
             "n_devices": self.n_devices,
+            "note": "model parameters named in 'estimates' were fitted to the data; the others are the nominal defaults of the model",
             "provenance": self.provenance,
         }
 
