@@ -82,14 +82,43 @@ class RunStore:
     def update_attrs(self, **attrs: Any) -> None:
         self.group.attrs.update(_jsonable(attrs))
 
-    def write(self, name: str, data: np.ndarray, dims: Sequence[str], units: str, **attrs: Any) -> None:
-        """Store ``data`` as array ``name`` with dimension names and SI units."""
+    # --- sidecar: small, frequently rewritten progress records ---------------------------
+    def write_sidecar(self, name: str, obj: Any) -> None:
+        """Atomically replace ``<run>/<name>.json`` (write to a temporary file, fsync, rename):
+        a crash leaves either the old or the new record, never a torn one."""
+        import os
+
+        target = self.path / f"{name}.json"
+        tmp = self.path / f".{name}.json.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(_jsonable(obj), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+
+    def read_sidecar(self, name: str, default: Any = None) -> Any:
+        target = self.path / f"{name}.json"
+        if not target.exists():
+            return default
+        try:
+            return json.loads(target.read_text())
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{target}: corrupt progress record ({exc})") from None
+
+    def write(self, name: str, data: np.ndarray, dims: Sequence[str], units: str, chunks: tuple[int, ...] | None = None, **attrs: Any) -> None:
+        """Store ``data`` as array ``name`` with dimension names and SI units.
+
+        1-D arrays that will be appended to (logs) should be given large ``chunks``.
+        """
         data = np.asarray(data)
         if data.ndim != len(dims):
             raise ValueError(f"{name}: {data.ndim}-D data needs {data.ndim} dimension names, got {list(dims)}")
+        if chunks is None:
+            chunks = tuple(max(n, 1) for n in data.shape)  # one chunk: these are small arrays
         self.group.create_array(
             name,
             data=data,
+            chunks=chunks,
             dimension_names=list(dims),
             attributes=_jsonable({"units": units, **attrs}),
             overwrite=False,

@@ -17,6 +17,7 @@ import numpy as np
 from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
 
+from .recorder import DeviceState, ProgramRecorder
 from .results import Accounting, ProgramResult, Progress, validate_targets
 
 
@@ -68,65 +69,124 @@ def start_gates(model: ReRAMModel, targets: np.ndarray, margin: float, gate_min:
 
 def write_verify_reram(
     xb: Crossbar,
-    targets: np.ndarray,
+    targets: np.ndarray | None,
     model: ReRAMModel,
     settings: ReRAMWriteVerify = ReRAMWriteVerify(),
+    recorder: ProgramRecorder | None = None,
+    resume: bool = False,
     progress: Progress | None = None,
 ) -> ProgramResult:
-    """Program every non-NaN target (S, array-shaped) by closed-loop gate stepping."""
+    """Program every non-NaN target (S, array-shaped) by closed-loop gate stepping.
+
+    With a ``recorder`` every batch is stored as it completes; with ``resume=True`` the run
+    continues from the recorder's store (``targets`` is then taken from the store).
+    """
     s = settings
-    targets = validate_targets(targets, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
     acc = Accounting()
-    rows, cols = np.nonzero(~np.isnan(targets))
-    tgt = targets[rows, cols]
-    n = tgt.size
-    band = np.maximum(s.tolerance * tgt, s.abs_tolerance)
-    gate = start_gates(model, tgt, s.start_margin, s.gate_min, s.gate_max)
-    g = xb.reset((rows, cols), gate=s.reset_gate, amplitude=s.reset_amplitude, width=s.reset_width, read=True)
-    acc.pulses(np.full(n, s.reset_width))
-    acc.reads(rows)
-    pulses = np.ones(n, dtype=np.int32)
-    converged = np.abs(g - tgt) <= band
-    iterations = 0
-    for it in range(s.max_iterations):
-        active = np.nonzero(~converged)[0]
+    if resume:
+        if recorder is None:
+            raise ValueError("resume needs the recorder of the interrupted run")
+        st = recorder.load_state()
+        _recover_pending(xb, recorder, st, s)
+        targets = recorder.targets
+    else:
+        targets = validate_targets(targets, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
+        rows, cols = np.nonzero(~np.isnan(targets))
+        tgt = targets[rows, cols]
+        n = tgt.size
+        st = DeviceState(rows, cols, tgt, np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32),
+                         start_gates(model, tgt, s.start_margin, s.gate_min, s.gate_max))  # fmt: skip
+    band = np.maximum(s.tolerance * st.targets, s.abs_tolerance)
+    all_idx = np.arange(st.targets.size)
+
+    def pulse(kind: str, idx: np.ndarray, gate, amplitude: float, width: float) -> np.ndarray:
+        if recorder is not None:
+            recorder.intend(kind, idx, st.targets.size)
+        fn = xb.set if kind == "SET" else xb.reset
+        g_new = fn((st.rows[idx], st.cols[idx]), gate=gate, amplitude=amplitude, width=width, read=True)
+        acc.pulses(np.full(idx.size, width))
+        acc.reads(st.rows[idx])
+        st.pulses[idx] += 1
+        st.achieved[idx] = g_new
+        return g_new
+
+    def commit(kind: str, idx: np.ndarray, amplitude, gate, width) -> None:
+        if recorder is not None:
+            recorder.commit(st, kind, idx, amplitude, gate, width, st.achieved[idx])
+
+    if st.phase == "start":
+        pulse("RESET", all_idx, s.reset_gate, s.reset_amplitude, s.reset_width)
+        st.converged[:] = np.abs(st.achieved - st.targets) <= band
+        st.phase = "verify"
+        commit("RESET", all_idx, s.reset_amplitude, s.reset_gate, s.reset_width)
+    while st.iteration < s.max_iterations:
+        active = np.nonzero(~st.converged)[0]
         if active.size == 0:
             break
-        iterations = it + 1
-        r, c = rows[active], cols[active]
-        g_new = xb.set((r, c), gate=gate[active], amplitude=s.set_amplitude, width=s.set_width, read=True)
-        acc.pulses(np.full(active.size, s.set_width))
-        acc.reads(r)
-        pulses[active] += 1
-        g[active] = g_new
-        err = g_new - tgt[active]
+        gate = st.param[active].copy()
+        g_new = pulse("SET", active, gate, s.set_amplitude, s.set_width)
+        err = g_new - st.targets[active]
         ok = np.abs(err) <= band[active]
-        converged[active[ok]] = True
+        st.converged[active[ok]] = True
         under = active[err < -band[active]]
-        gate[under] = np.minimum(gate[under] + s.gate_step, s.gate_max)
+        st.param[under] = np.minimum(st.param[under] + s.gate_step, s.gate_max)
         over = active[err > band[active]]
+        st.param[over] = np.maximum(st.param[over] - s.backoff, s.gate_min)
+        st.iteration += 1
+        commit("SET", active, s.set_amplitude, gate, s.set_width)
         if over.size:
-            g[over] = xb.reset((rows[over], cols[over]), gate=s.reset_gate, amplitude=s.reset_amplitude, width=s.reset_width, read=True)
-            acc.pulses(np.full(over.size, s.reset_width))
-            acc.reads(rows[over])
-            pulses[over] += 1
-            gate[over] = np.maximum(gate[over] - s.backoff, s.gate_min)
+            pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
+            commit("RESET", over, s.reset_amplitude, s.reset_gate, s.reset_width)
         if progress is not None:
-            progress("write-verify", int(converged.sum()), n)
+            progress("write-verify", int(st.converged.sum()), st.targets.size)
 
-    shape = xb.shape
-    out = ProgramResult(
-        "write-verify",
+    return _finish(xb.shape, "write-verify", targets, st, acc, recorder, s.to_dict())
+
+
+def _recover_pending(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: ReRAMWriteVerify) -> None:
+    """Re-read the devices of a batch that was sent but not stored: their state is uncertain.
+
+    The batch goes into the log with the "uncertain" kinds and the re-read values; it is not
+    counted in ``pulses`` (it may never have left the computer).
+    """
+    pending = recorder.pending
+    idx = recorder.pending_devices(st.targets.size)
+    if idx is None:
+        return
+    if idx.size:
+        st.achieved[idx] = xb.read((st.rows[idx], st.cols[idx]))
+        band = np.maximum(s.tolerance * st.targets[idx], s.abs_tolerance)
+        st.converged[idx] = np.abs(st.achieved[idx] - st.targets[idx]) <= band
+        if pending["kind"] == "SET":
+            amplitude, gate, width = s.set_amplitude, st.param[idx], s.set_width
+        else:
+            amplitude, gate, width = s.reset_amplitude, s.reset_gate, s.reset_width
+        if st.phase == "start":
+            st.phase = "verify"
+        recorder.progress["recovered_batches"] = int(recorder.progress.get("recovered_batches", 0)) + 1
+        recorder.commit(st, pending["kind"] + "?", idx, amplitude, gate, width, st.achieved[idx])
+    else:
+        recorder.save_state(st)
+
+
+def _finish(shape, name: str, targets: np.ndarray, st: DeviceState, acc: Accounting, recorder: ProgramRecorder | None, settings: dict) -> ProgramResult:
+    result = ProgramResult(
+        name,
         targets,
-        _scatter(shape, rows, cols, g, np.nan),
-        _scatter(shape, rows, cols, converged, False),
-        _scatter(shape, rows, cols, pulses, 0),
-        iterations,
+        _scatter(shape, st.rows, st.cols, st.achieved, np.nan),
+        _scatter(shape, st.rows, st.cols, st.converged, False),
+        _scatter(shape, st.rows, st.cols, st.pulses, 0),
+        st.iteration,
         acc.wall,
         physical_limit=acc.physical,
-        settings=s.to_dict(),
+        settings=settings,
     )
-    return out
+    if recorder is not None:
+        prior = recorder.store.attrs
+        result.physical_limit += float(prior.get("physical_limit", 0.0))
+        result.wall_time += float(prior.get("wall_time", 0.0))
+        recorder.finish(physical_limit=result.physical_limit, wall_time=result.wall_time, summary=result.summary())
+    return result
 
 
 def _scatter(shape, rows, cols, values, fill):
