@@ -1,0 +1,196 @@
+"""Open-loop programming: one RESET and one SET per device, at a gate voltage chosen from the
+calibrated model — the single-shot protocol (target = the median of the chosen compliance) and
+the stochastic-SET protocol (the chosen compliance's whole distribution matches a wanted
+(mu, sigma), so device randomness does the sampling).
+
+Devices are programmed in chunks (one RESET batch then one SET-and-read batch per chunk). With
+a recorder, each chunk is stored as it completes; an interrupted run resumes with the next
+chunk, and the devices of a chunk that was in flight are re-read: a device whose conductance
+rose above the RESET level was SET and is never pulsed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from labrram.crossbar import Crossbar
+from labrram.devices.reram import ReRAMModel
+
+from .recorder import DeviceState, ProgramRecorder
+from .results import Accounting, ProgramResult, Progress, TargetError, validate_targets
+from .write_verify import _finish, reachable_range
+
+
+
+@dataclass(frozen=True)
+class OneShotSettings:
+    """Settings of the open-loop protocols (SI units)."""
+
+    chunk: int = 4096
+    gate_min: float = 1.2
+    gate_max: float = 2.4
+    set_amplitude: float = 1.8
+    set_width: float = 1e-6
+    reset_amplitude: float = 2.6
+    reset_gate: float = 4.8
+    reset_width: float = 100e-9
+    set_detect: float = 10e-6  # a device above this after a lost SET batch was SET
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def single_shot_gates(model: ReRAMModel, targets: np.ndarray, s: OneShotSettings) -> np.ndarray:
+    """Gate voltage whose median conductance is the target, V."""
+    return np.clip(model.transistor.gate_for(model.compliance_for(targets)), s.gate_min, s.gate_max)
+
+
+def population_sigma(model: ReRAMModel, mu: np.ndarray) -> np.ndarray:
+    """Spread of the conductance of many devices each SET once at median ``mu`` (c2c and d2d), S."""
+    return np.sqrt(model.sigma_c2c(mu) ** 2 + (model.d2d_rel * mu) ** 2)
+
+
+def stochastic_gates(model: ReRAMModel, mu: np.ndarray, sigma: np.ndarray, s: OneShotSettings, grid: int = 801) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each wanted normal (mu, sigma), the gate whose one-SET distribution is nearest in
+    KL divergence ``KL(wanted || achieved)``; returns (gate, achieved mu, achieved sigma)."""
+    gates = np.linspace(s.gate_min, s.gate_max, grid)
+    m = model.median(model.transistor.compliance(gates))
+    sd = population_sigma(model, m)
+    mu = np.asarray(mu, float)[:, None]
+    sigma = np.asarray(sigma, float)[:, None]
+    kl = np.log(sd / sigma) + (sigma**2 + (mu - m) ** 2) / (2 * sd**2) - 0.5
+    best = np.argmin(kl, axis=1)
+    return gates[best], m[best], sd[best]
+
+
+def _program_once(
+    xb: Crossbar,
+    name: str,
+    targets: np.ndarray,
+    gates_fn,
+    s: OneShotSettings,
+    recorder: ProgramRecorder | None,
+    resume: bool,
+    progress: Progress | None,
+) -> ProgramResult:
+    acc = Accounting()
+    if resume:
+        if recorder is None:
+            raise ValueError("resume needs the recorder of the interrupted run")
+        st = recorder.load_state()
+        targets = recorder.targets
+        _recover(xb, recorder, st, s)
+    else:
+        rows, cols = np.nonzero(~np.isnan(targets))
+        n = rows.size
+        st = DeviceState(rows, cols, targets[rows, cols], np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32), gates_fn(rows, cols))
+        st.phase = "program"
+        if recorder is not None:
+            recorder.save_state(st)
+    n = st.targets.size
+    for start in range(0, n, s.chunk):
+        idx = np.arange(start, min(start + s.chunk, n))
+        idx = idx[st.pulses[idx] == 0]  # chunks already done (or recovered) are skipped
+        if idx.size == 0:
+            continue
+        cells = (st.rows[idx], st.cols[idx])
+        if recorder is not None:
+            recorder.intend("RESET", idx, n)
+        g = xb.reset(cells, gate=s.reset_gate, amplitude=s.reset_amplitude, width=s.reset_width, read=True)
+        acc.pulses(np.full(idx.size, s.reset_width))
+        acc.reads(st.rows[idx])
+        st.pulses[idx] += 1
+        st.achieved[idx] = g
+        if recorder is not None:
+            recorder.commit(st, "RESET", idx, s.reset_amplitude, s.reset_gate, s.reset_width, g)
+            recorder.intend("SET", idx, n)
+        gate = st.param[idx]
+        g = xb.set(cells, gate=gate, amplitude=s.set_amplitude, width=s.set_width, read=True)
+        acc.pulses(np.full(idx.size, s.set_width))
+        acc.reads(st.rows[idx])
+        st.pulses[idx] += 1
+        st.achieved[idx] = g
+        st.converged[idx] = True
+        st.iteration += 1
+        if recorder is not None:
+            recorder.commit(st, "SET", idx, s.set_amplitude, gate, s.set_width, g)
+        if progress is not None:
+            progress(name, int(st.converged.sum()), n)
+    return _finish(xb.shape, name, targets, st, acc, recorder, s.to_dict())
+
+
+def _recover(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: OneShotSettings) -> None:
+    """A chunk in flight: re-read it. After a lost RESET the chunk starts over (RESET is
+    harmless to repeat before the SET); after a lost SET a device above ``set_detect`` was SET
+    and is done, one still at the RESET level never got its SET and is programmed again."""
+    pending = recorder.pending
+    idx = recorder.pending_devices(st.targets.size)
+    if idx is None:
+        return
+    g = xb.read((st.rows[idx], st.cols[idx]))
+    st.achieved[idx] = g
+    if pending["kind"] == "SET":
+        was_set = g > s.set_detect
+        recorder.commit(st, "SET?", idx[was_set], s.set_amplitude, st.param[idx[was_set]], s.set_width, g[was_set])
+        st.converged[idx[was_set]] = True
+        st.pulses[idx[was_set]] += 1
+        st.pulses[idx[~was_set]] = 0  # redo the whole RESET + SET of these
+    else:
+        recorder.commit(st, "RESET?", idx, s.reset_amplitude, s.reset_gate, s.reset_width, g)
+        st.pulses[idx] = 0
+    recorder.save_state(st)
+
+
+def single_shot(
+    xb: Crossbar,
+    targets: np.ndarray | None,
+    model: ReRAMModel,
+    settings: OneShotSettings = OneShotSettings(),
+    recorder: ProgramRecorder | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> ProgramResult:
+    """One SET per device at the compliance whose calibrated median is the target (S)."""
+    s = settings
+    if not resume:
+        targets = validate_targets(targets, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
+    return _program_once(xb, "single-shot", targets, lambda r, c: single_shot_gates(model, targets[r, c], s), s, recorder, resume, progress)
+
+
+def stochastic_set(
+    xb: Crossbar,
+    mu: np.ndarray | None,
+    sigma: np.ndarray | None,
+    model: ReRAMModel,
+    settings: OneShotSettings = OneShotSettings(),
+    recorder: ProgramRecorder | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> ProgramResult:
+    """Program each device once at the condition whose calibrated distribution is nearest
+    (KL divergence) to the wanted normal ``(mu, sigma)`` (S, array-shaped; NaN mu = skip).
+
+    The result's ``targets`` are the wanted means; ``settings`` records the achieved (mu, sigma)
+    of each device's condition in the returned result's ``achievable`` attribute.
+    """
+    s = settings
+    if resume:
+        return _program_once(xb, "stochastic-set", None, None, s, recorder, True, progress)
+    mu = validate_targets(mu, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
+    sigma = np.asarray(sigma, dtype=float)
+    if sigma.shape != mu.shape:
+        raise TargetError(f"sigma has shape {sigma.shape}, mu has {mu.shape}")
+    m = ~np.isnan(mu)
+    if not np.all(np.isfinite(sigma[m])) or np.any(sigma[m] <= 0):
+        raise TargetError("every sigma of a programmed device must be a positive finite conductance (S)")
+    gate, amu, asd = stochastic_gates(model, mu[m], sigma[m], s)
+    gate_map = np.full(mu.shape, np.nan)
+    gate_map[m] = gate
+    result = _program_once(xb, "stochastic-set", mu, lambda r, c: gate_map[r, c], s, recorder, False, progress)
+    achievable = np.full((2,) + mu.shape, np.nan)
+    achievable[0][m], achievable[1][m] = amu, asd
+    result.achievable = achievable  # type: ignore[attr-defined]
+    return result
