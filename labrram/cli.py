@@ -282,12 +282,160 @@ def show_calibrate(summary: dict[str, Any], console) -> None:
     console.print(f"written to {summary['out']}" + (f"; plots: {', '.join(summary['plots'])}" if summary["plots"] else ""))
 
 
+# --- program / report --------------------------------------------------------------------------
+PATTERNS = "constant:G | uniform:LO:HI | checkerboard:LO:HI | gradient:LO:HI (S)"
+
+
+def parse_targets(spec: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A ``.npy`` file (loaded without pickle) or a pattern (see :data:`PATTERNS`)."""
+    if spec.endswith(".npy"):
+        try:
+            return np.load(spec, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot load targets {spec}: {exc}") from None
+    kind, _, rest = spec.partition(":")
+    try:
+        values = [float(x) for x in rest.split(":")] if rest else []
+    except ValueError:
+        raise UsageError(f"bad numbers in targets pattern {spec!r}; patterns: {PATTERNS}") from None
+    rows, cols = np.indices(shape)
+    if kind == "constant" and len(values) == 1:
+        return np.full(shape, values[0])
+    if len(values) != 2 or kind not in ("uniform", "checkerboard", "gradient"):
+        raise UsageError(f"unknown targets {spec!r}: give FILE.npy or a pattern: {PATTERNS}")
+    lo, hi = values
+    if kind == "uniform":
+        return np.random.default_rng(seed).uniform(lo, hi, shape)
+    if kind == "checkerboard":
+        return np.where((rows + cols) % 2 == 0, lo, hi).astype(float)
+    return lo + (hi - lo) * cols / max(shape[1] - 1, 1)
+
+
+def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
+    from .calibration.files import CalibrationError, default_calibration, load_calibration
+    from .protocols.recorder import ProgramRecorder
+    from .protocols.results import TargetError
+    from .protocols.single_shot import population_sigma, single_shot, stochastic_set
+    from .protocols.write_verify import write_verify_reram
+    from .station import StationError, load_station
+    from .store import StoreError
+
+    out = Path(args.out)
+    try:
+        if args.resume:
+            rec = ProgramRecorder.resume(out, args.protocol)
+        elif out.exists():
+            raise UsageError(f"{out} already exists; use --resume to continue it, or choose another --out")
+        station = load_station(args.station)
+        cal = load_calibration(args.calibration) if args.calibration else default_calibration("reram")
+    except (StationError, CalibrationError, StoreError) as exc:
+        raise UsageError(str(exc)) from None
+    if cal.kind != "reram":
+        raise UsageError(f"programming protocols for {cal.kind!r} devices are not available; use a ReRAM calibration")
+    model = cal.model
+    with station.connect() as connected, _progress() as progress:
+        xb = connected.crossbar
+        task = progress.add_task(args.protocol, total=None)
+
+        def tick(label: str, done: int, total: int) -> None:
+            progress.update(task, description=label, completed=done, total=total)
+
+        try:
+            if not args.resume:
+                targets = parse_targets(args.targets, xb.shape, args.seed) if args.targets else None
+                if targets is None:
+                    raise UsageError("--targets is required (FILE.npy or a pattern: " + PATTERNS + ")")
+                from .protocols.results import validate_targets
+                from .protocols.write_verify import ReRAMWriteVerify, reachable_range
+
+                d = ReRAMWriteVerify()
+                validate_targets(targets, xb.shape, reachable_range(model, d.gate_min, d.gate_max))  # before any file or byte
+                attrs = {"station": station.to_dict(), "calibration": cal.provenance, "targets_spec": args.targets}
+                sigma = None
+                if args.protocol == "stochastic-set":
+                    sigma = _parse_sigma(args.sigma, targets, model, population_sigma)
+                rec = ProgramRecorder.create(out, args.protocol, np.asarray(targets, dtype=float), attrs)
+                if sigma is not None:
+                    rec.store.write("sigma", sigma, ("row", "col"), "S")
+            before = connected.bench_time()
+            common = dict(recorder=rec, resume=args.resume, progress=tick)
+            if args.protocol == "write-verify":
+                result = write_verify_reram(xb, None if args.resume else targets, model, **common)
+            elif args.protocol == "single-shot":
+                result = single_shot(xb, None if args.resume else targets, model, **common)
+            else:
+                result = stochastic_set(xb, None if args.resume else targets, None if args.resume else sigma, model, **common)
+        except TargetError as exc:
+            raise UsageError(f"targets refused, nothing was programmed: {exc}") from None
+        except BaseException as exc:
+            if "rec" in locals():
+                rec.interrupted(type(exc).__name__)
+            raise
+        bench = _bench_elapsed(connected, before)
+    summary = result.summary()
+    summary["bench_time"] = None if bench is None else bench["now"]
+    summary["out"] = str(out)
+    rec.store.update_attrs(summary=summary)
+    return summary
+
+
+def _parse_sigma(spec: str | None, mu: np.ndarray, model, population_sigma) -> np.ndarray:
+    if spec is None or spec == "calibrated":
+        return population_sigma(model, np.where(np.isnan(mu), 1e-6, mu))
+    if spec.endswith(".npy"):
+        try:
+            return np.load(spec, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot load sigma {spec}: {exc}") from None
+    try:
+        return np.full(mu.shape, float(spec))
+    except ValueError:
+        raise UsageError(f"--sigma must be 'calibrated', a number (S) or FILE.npy, got {spec!r}") from None
+
+
+def show_program(summary: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    table = Table("quantity", "value", title=f"{summary['protocol']} on {summary['devices']} devices")
+    table.add_row("converged", f"{summary['converged_fraction'] * 100:.2f} %")
+    table.add_row("RMS error", f"{summary['rms_error'] * 1e6:.3f} µS ({summary['rms_relative_error'] * 100:.2f} %)")
+    table.add_row("pulses per device", f"{summary['pulses_per_device']:.2f} (max {summary['max_pulses']})")
+    table.add_row("wall time", f"{summary['wall_time']:.2f} s")
+    if summary.get("bench_time") is not None:
+        table.add_row("projected bench time", f"{summary['bench_time']:.3f} s")
+    table.add_row("physical limit", f"{summary['physical_limit']:.3f} s")
+    table.add_row("written to", summary["out"])
+    console.print(table)
+
+
+def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    from .report import program_report
+    from .store import RunStore, StoreError
+
+    try:
+        store = RunStore.open(args.run)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if store.attrs.get("kind") != "program":
+        raise UsageError(f"{args.run} is a {store.attrs.get('kind')!r} run; report reads programming runs")
+    out_dir = Path(args.out) if args.out else Path(args.run).with_suffix("").with_name(Path(args.run).stem + "-report")
+    return program_report(store, out_dir)
+
+
+def show_report(summary: dict[str, Any], console) -> None:
+    console.print(f"{summary['protocol']}: {summary['devices']} devices, {summary['converged_fraction'] * 100:.2f} % converged, "
+                  f"{summary['pulses_per_device']:.2f} pulses/device, status {summary['status']}")  # fmt: skip
+    console.print("plots: " + ", ".join(summary["plots"]))
+
+
 # --- entry point --------------------------------------------------------------------------
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "info": (cmd_info, show_info, "the station, its instruments and their identification"),
     "read": (cmd_read, show_read, "read the whole array's conductance map into a zarr run"),
     "characterize": (cmd_characterize, show_characterize, "measure device statistics into a zarr run"),
     "calibrate": (cmd_calibrate, show_calibrate, "fit a device model to a characterization run"),
+    "program": (cmd_program, show_program, "program conductance targets into the array"),
+    "report": (cmd_report, show_report, "plots and summary of a programming run"),
 }
 
 
@@ -313,6 +461,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    p = sub.add_parser("program", help=COMMANDS["program"][2])
+    _add_common(p)
+    p.add_argument("--protocol", choices=["single-shot", "write-verify", "stochastic-set"], default="write-verify")
+    p.add_argument("--targets", metavar="FILE.npy|PATTERN", help=f"conductance targets, S: a .npy array (NaN = leave alone) or {PATTERNS}")
+    p.add_argument("--sigma", metavar="calibrated|S|FILE.npy", help="stochastic-set: wanted spread per device (default: the calibrated one)")
+    p.add_argument("--calibration", metavar="CAL.json", help="device calibration (default: the shipped ReRAM calibration)")
+    p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create (or, with --resume, to continue)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its store")
+    p.add_argument("--seed", type=int, default=0, help="seed of random target patterns")
+    p = sub.add_parser("report", help=COMMANDS["report"][2])
+    p.add_argument("run", metavar="RUN.zarr", help="a programming run")
+    p.add_argument("--out", metavar="DIR", help="folder for the plots (default RUN-report/)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
     return parser
 
 

@@ -162,3 +162,67 @@ def calibration_plots(kind: str, data, model: Any, out_dir: str | Path, title: s
     if kind not in makers:
         raise ValueError(f"no calibration plots for {kind!r}")
     return makers[kind](data, model, out_dir, title)
+
+
+def program_report(store, out_dir: str | Path) -> dict[str, Any]:
+    """Plots of a programming run (target vs achieved, error histogram, pulses per device,
+    convergence per batch) and its summary."""
+    from .protocols.recorder import LOG_FIELDS
+
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    attrs = store.attrs
+    targets = store.read("targets")
+    state = store.read("state")
+    achieved, converged, pulses = state[0], state[1].astype(bool), state[2]
+    progress = store.read_sidecar("progress", {})
+    log = store.read("log")[: int(progress.get("n_log", 0))]
+    m = ~np.isnan(targets)
+    err = (achieved - targets)[m]
+    paths = []
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8))
+    a = axes[0, 0]
+    a.plot(targets[m] * 1e6, achieved[m] * 1e6, ".", ms=1, alpha=0.4)
+    lim = [np.nanmin(targets[m]) * 1e6, np.nanmax(targets[m]) * 1e6]
+    a.plot(lim, lim, "k-", lw=0.8)
+    a.set_xlabel("target (µS)")
+    a.set_ylabel("achieved (µS)")
+    a.set_title("target vs achieved")
+    a = axes[0, 1]
+    a.hist(err * 1e6, bins=200, range=np.percentile(err * 1e6, [0.5, 99.5]))
+    a.set_xlabel("achieved − target (µS)")
+    a.set_title(f"error (RMS {np.sqrt(np.mean(err**2)) * 1e6:.2f} µS)")
+    a = axes[1, 0]
+    a.hist(pulses[m], bins=np.arange(0, pulses[m].max() + 2) - 0.5)
+    a.set_xlabel("pulses per device")
+    a.set_yscale("log")
+    a.set_title(f"pulses per device (mean {pulses[m].mean():.2f})")
+    a = axes[1, 1]
+    if log.size:
+        batch = log[:, LOG_FIELDS.index("batch")]
+        kind = log[:, LOG_FIELDS.index("kind")]
+        sets = np.bincount(batch[kind == 0].astype(int), minlength=int(batch.max()) + 1)
+        active = sets[sets > 0]
+        n = int(m.sum())
+        a.plot(np.arange(1, active.size + 1), 100 * (1 - active / n), "o-", ms=3)
+        a.set_xlabel("SET batch")
+        a.set_ylabel("devices done before the batch (%)")
+        a.set_title("convergence")
+    fig.suptitle(f"{attrs.get('protocol')} — {int(m.sum())} devices")
+    fig.tight_layout()
+    paths.append(out_dir / "program.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    summary = {
+        "protocol": attrs.get("protocol"),
+        "status": attrs.get("status"),
+        "devices": int(m.sum()),
+        "converged_fraction": float(converged[m].mean()),
+        "rms_error": float(np.sqrt(np.mean(err**2))),
+        "pulses_per_device": float(pulses[m].mean()),
+        "pulses_logged": int(log.shape[0]),
+        "plots": [str(p) for p in paths],
+    }
+    return summary

@@ -77,6 +77,7 @@ class ProgramResult:
             "converged_fraction": float(self.converged[m].mean()),
             "rms_error": float(np.sqrt(np.mean(err**2))),
             "rms_relative_error": float(np.sqrt(np.mean((err / self.targets[m]) ** 2))),
+            "rms_error_converged": float(np.sqrt(np.mean((self.achieved - self.targets)[m & self.converged] ** 2))) if np.any(m & self.converged) else float("nan"),
             "pulses_per_device": float(self.pulses[m].mean()),
             "max_pulses": int(self.pulses[m].max()),
             "iterations": self.iterations,

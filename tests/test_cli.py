@@ -103,3 +103,45 @@ def test_calibrate_refuses_other_runs(bench, capsys, tmp_path):
 def test_cycles_only_for_reram(capsys, tmp_path):
     code, _, err = run(capsys, "characterize", "--kind", "pcm", "--cycles", "3", "--out", str(tmp_path / "p.zarr"))
     assert code == 2 and "--cycles" in err
+
+
+def test_program_then_report(capsys, tmp_path):
+    from labrram import sim
+
+    sim.configure_bench("default", seed=0)
+    run_path = tmp_path / "p.zarr"
+    code, out, _ = run(capsys, "program", "--protocol", "write-verify", "--targets", "checkerboard:60e-6:150e-6", "--out", str(run_path), "--json")
+    assert code == 0
+    s = json.loads(out)
+    assert s["converged_fraction"] > 0.995 and s["bench_time"] < 1.5 * s["physical_limit"] + 0.05
+    code, out, _ = run(capsys, "report", str(run_path), "--out", str(tmp_path / "rep"), "--json")
+    assert code == 0
+    rep = json.loads(out)
+    assert rep["status"] == "complete" and (tmp_path / "rep" / "program.png").exists()
+    assert rep["pulses_logged"] == round(rep["pulses_per_device"] * rep["devices"])
+    # a finished run cannot be resumed, an existing one not overwritten
+    assert run(capsys, "program", "--resume", "--out", str(run_path))[0] == 2
+    assert run(capsys, "program", "--targets", "constant:1e-4", "--out", str(run_path))[0] == 2
+
+
+def test_program_refuses_bad_targets_before_anything(capsys, tmp_path):
+    from labrram import sim
+
+    bench = sim.configure_bench("default", seed=0)
+    bad = tmp_path / "t.npy"
+    t = np.full((128, 128), 1e-4)
+    t[3, 3] = np.inf
+    np.save(bad, t)
+    code, _, err = run(capsys, "program", "--targets", str(bad), "--out", str(tmp_path / "p.zarr"))
+    assert code == 2 and "infinite" in err
+    assert not (tmp_path / "p.zarr").exists()
+    np.save(bad, np.full((4, 4), 1e-4))
+    code, _, err = run(capsys, "program", "--targets", str(bad), "--out", str(tmp_path / "q.zarr"))
+    assert code == 2 and "shape" in err
+    code, _, err = run(capsys, "program", "--targets", "spiral:1:2", "--out", str(tmp_path / "r.zarr"))
+    assert code == 2 and "pattern" in err
+    obj = tmp_path / "o.npy"
+    np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    code, _, err = run(capsys, "program", "--targets", str(obj), "--out", str(tmp_path / "s.zarr"))
+    assert code == 2 and "cannot load" in err
+    assert len(bench.chip.pulse_log) == 0
