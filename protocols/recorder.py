@@ -3,8 +3,9 @@
 A :class:`ProgramRecorder` keeps, in a zarr run store:
 
 * ``targets`` (row, col) and ``state`` (layer, row, col), the per-device state of the protocol
-  — ``achieved``, ``converged``, ``pulses`` and the protocol's own next parameter (``param``,
-  e.g. the next gate voltage) — rewritten after every batch;
+  — ``achieved``, ``converged``, ``pulses``, the protocol's own next parameter (``param``,
+  e.g. the next gate voltage; NaN once the protocol gave up on a device) and ``stall``
+  (iterations without progress) — rewritten after every batch;
 * ``log`` (pulse, field), an append-only record of every pulse: batch, row, col, kind (0 SET,
   1 RESET; 2 and 3 for a SET or RESET whose delivery is uncertain, see below), amplitude, gate,
   width and the conductance read back;
@@ -33,7 +34,7 @@ KIND_CODES = {"SET": 0, "RESET": 1, "SET?": 2, "RESET?": 3}  # "?": delivery unc
 LOG_FIELDS = ("batch", "row", "col", "kind", "amplitude", "gate", "width", "g_after")
 LOG_UNITS = ("1", "1", "1", "1", "V", "V", "s", "S")
 #: layers of the ``state`` array (layer, row, col)
-STATE_LAYERS = ("achieved", "converged", "pulses", "param")
+STATE_LAYERS = ("achieved", "converged", "pulses", "param", "stall")
 LOG_CHUNK = 8192
 
 
@@ -61,6 +62,11 @@ class DeviceState:
     param: np.ndarray
     iteration: int = 0
     phase: str = "start"
+    stall: np.ndarray | None = None  # iterations without progress (protocols that give up use it)
+
+    def __post_init__(self) -> None:
+        if self.stall is None:
+            self.stall = np.zeros(self.targets.size)
 
 
 class ProgramRecorder:
@@ -83,7 +89,7 @@ class ProgramRecorder:
         state = np.zeros((len(STATE_LAYERS),) + targets.shape)
         state[0] = np.nan
         state[3] = np.nan
-        store.write("state", state, ("layer", "row", "col"), "mixed", layers=list(STATE_LAYERS), layer_units=["S", "1", "1", "protocol"])
+        store.write("state", state, ("layer", "row", "col"), "mixed", layers=list(STATE_LAYERS), layer_units=["S", "1", "1", "protocol", "1"])
         store.write(
             "log", np.full((LOG_CHUNK, len(LOG_FIELDS)), np.nan), ("pulse", "field"), "mixed", chunks=(LOG_CHUNK, len(LOG_FIELDS)),
             fields=list(LOG_FIELDS), field_units=list(LOG_UNITS), note="rows from progress.json n_log on are unused capacity",
@@ -115,10 +121,10 @@ class ProgramRecorder:
         targets = self.store.read("targets")
         rows, cols = np.nonzero(~np.isnan(targets))
         p = self.progress
-        achieved, converged, pulses, param = (layer[rows, cols] for layer in self._state)
+        achieved, converged, pulses, param, stall = (layer[rows, cols] for layer in self._state)
         return DeviceState(
             rows, cols, targets[rows, cols], achieved, converged.astype(bool), pulses.astype(np.int32), param,
-            int(p.get("iteration", 0)), str(p.get("phase", "start")),
+            int(p.get("iteration", 0)), str(p.get("phase", "start")), stall,
         )  # fmt: skip
 
     def pending_devices(self, n: int) -> np.ndarray | None:

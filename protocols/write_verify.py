@@ -26,6 +26,9 @@ class ReRAMWriteVerify:
     """Settings of :func:`write_verify_reram` (SI units).
 
     A device has converged when ``|G - target| <= max(tolerance * target, abs_tolerance)``.
+    A device that stays below its band with the gate at ``gate_max`` (or below a quarter of its
+    target: not switching at all), or above it with the gate at ``gate_min``, for ``give_up``
+    iterations in a row is declared failed (a stuck device) and is not pulsed again.
     """
 
     tolerance: float = 0.05
@@ -34,6 +37,7 @@ class ReRAMWriteVerify:
     gate_step: float = 0.01
     backoff: float = 0.03
     max_iterations: int = 60
+    give_up: int = 6
     gate_min: float = 1.2
     gate_max: float = 2.4
     set_amplitude: float = 1.8
@@ -120,7 +124,7 @@ def write_verify_reram(
         st.phase = "verify"
         commit("RESET", all_idx, s.reset_amplitude, s.reset_gate, s.reset_width)
     while st.iteration < s.max_iterations:
-        active = np.nonzero(~st.converged)[0]
+        active = np.nonzero(~st.converged & ~np.isnan(st.param))[0]
         if active.size == 0:
             break
         gate = st.param[active].copy()
@@ -131,7 +135,15 @@ def write_verify_reram(
         under = active[err < -band[active]]
         st.param[under] = np.minimum(st.param[under] + s.gate_step, s.gate_max)
         over = active[err > band[active]]
+        # no way left to move: below the band at the highest gate, or above it at the lowest
+        # or not responding at all (a device stuck at HRS stays far below any target)
+        stuck = np.isin(active, under) & ((gate >= s.gate_max) | (g_new < 0.25 * st.targets[active]))
+        stuck |= np.isin(active, over) & (gate <= s.gate_min)
+        st.stall[active] = np.where(stuck, st.stall[active] + 1, 0)
         st.param[over] = np.maximum(st.param[over] - s.backoff, s.gate_min)
+        failed = active[st.stall[active] >= s.give_up]
+        st.param[failed] = np.nan
+        over = over[~np.isin(over, failed)]
         st.iteration += 1
         commit("SET", active, s.set_amplitude, gate, s.set_width)
         if over.size:
