@@ -265,7 +265,8 @@ def test_mvm_with_wires_matches_dense_kirchhoff_and_ideal_limit():
     np.testing.assert_allclose(c.mvm(v), -I_cols, rtol=1e-11)
     np.testing.assert_allclose(CrossbarCircuit(G).mvm(v), G.T @ v, rtol=1e-14)
     # nonlinear, ideal wires: a plain sum of sinh currents
-    np.testing.assert_allclose(CrossbarCircuit(G, 3.0).mvm(v), ((G / 3.0) * np.sinh(3.0 * v[:, None])).sum(0), rtol=1e-14)
+    expected = ((G / 3.0) * np.sinh(3.0 * v[:, None])).sum(0)
+    np.testing.assert_allclose(CrossbarCircuit(G, 3.0).mvm(v), expected, rtol=1e-14)
 
 
 def test_newton_solution_satisfies_kcl_with_sinh_devices():
@@ -321,7 +322,8 @@ def test_whole_array_read_matches_exact_newton():
         tol = 1e-5 if scheme != "float" else 5e-4
         assert np.max(np.abs(born / exact - 1)) < tol, scheme
     # at a larger read voltage "auto" falls back to exact solves
-    np.testing.assert_allclose(c.read_cells([1, 4], [2, 0], 0.8, "V/2"), [c.read_cell(1, 2, 0.8, "V/2"), c.read_cell(4, 0, 0.8, "V/2")], rtol=1e-12)
+    expected = [c.read_cell(1, 2, 0.8, "V/2"), c.read_cell(4, 0, 0.8, "V/2")]
+    np.testing.assert_allclose(c.read_cells([1, 4], [2, 0], 0.8, "V/2"), expected, rtol=1e-12)
 
 
 def test_wire_resistance_lowers_far_cells():
