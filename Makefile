@@ -28,12 +28,13 @@ bench: install-test
 
 # Regenerate the shipped calibrations (calibration_data/*.json, plots in docs/calibration/)
 # by characterizing the default simulated bench, one chip kind at a time.
-CAL_KINDS ?= reram pcm
+# (the passive chip is a 32x32 array, the size of the passive-crossbar transfer studies)
+CAL_KINDS ?= reram pcm passive
 calibration: install-test
 	@mkdir -p $(RUNS)/calibration docs/calibration
 	for kind in $(CAL_KINDS); do \
 	  rm -rf $(RUNS)/calibration/$$kind.zarr && \
-	  labrram characterize --kind $$kind --out $(RUNS)/calibration/$$kind.zarr && \
+	  labrram characterize --kind $$kind $$( [ $$kind = passive ] && echo --array 32x32 ) --out $(RUNS)/calibration/$$kind.zarr && \
 	  labrram calibrate $(RUNS)/calibration/$$kind.zarr --out calibration_data/$$kind.json --plots docs/calibration || exit 1; \
 	done
 

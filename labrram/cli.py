@@ -172,6 +172,14 @@ def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
         station = load_station(args.station)
         if station.simulated and station.simulation.kind != args.kind:
             station = station.with_simulation(kind=args.kind)
+        if args.array:
+            if not station.simulated:
+                raise UsageError("--array sets the size of a simulated chip; a real station's array is what it is")
+            try:
+                rows, cols = (int(x) for x in args.array.lower().split("x"))
+            except ValueError:
+                raise UsageError(f"--array must look like 32x32, got {args.array!r}") from None
+            station = station.with_simulation(rows=rows, cols=cols)
         settings = tech.settings(**options)
     except (StationError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -455,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, help="devices to characterize (default: 256 ReRAM, 768 PCM)")
     p.add_argument("--cycles", type=int, help="ReRAM: RESET/SET cycles per level (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the device selection")
+    p.add_argument("--array", metavar="ROWSxCOLS", help="simulated stations only: size of the simulated chip (e.g. 32x32)")
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a characterization run")
     p.add_argument("--out", required=True, metavar="CAL.json", help="calibration file to write")

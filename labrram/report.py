@@ -156,9 +156,44 @@ def pcm_calibration_plots(data, model: Any, out_dir: str | Path, title: str = ""
     return paths
 
 
+def passive_calibration_plots(data, model: Any, out_dir: str | Path, title: str = "") -> list[Path]:
+    """Sensed I–V curves with the fitted sinh model (device + half-selected background), and
+    the switching amplitudes of the ramps."""
+    from .calibration.passive_fit import HALF_SELECT, _profile
+
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    v = np.asarray(data.iv_voltages)
+    cur = np.asarray(data.iv_current)
+    frac = HALF_SELECT[data.settings.get("scheme", "V/2")]
+    _, coef = _profile(model.a, v, cur, frac)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    vv = np.linspace(v.min(), v.max(), 100)
+    for k in range(min(cur.shape[1], 6)):
+        line = a1.plot(v, cur[:, k] * 1e6, "o", ms=3)[0]
+        a1.plot(vv, (coef[0, k] * np.sinh(model.a * vv) + coef[1, k] * np.sinh(model.a * frac * vv)) / model.a * 1e6, "-", color=line.get_color(), lw=1)
+    a1.set_xlabel("read voltage (V)")
+    a1.set_ylabel("sensed column current (µA)")
+    a1.set_title(f"I–V, fit a = {model.a:.2f} /V")
+    amps = np.asarray(data.ramp_amplitudes)
+    bins = np.append(amps, amps[-1] + np.median(np.diff(amps))) - np.median(np.diff(amps)) / 2
+    a2.hist(np.asarray(data.set_threshold)[np.isfinite(data.set_threshold)], bins=bins, alpha=0.6, label="SET")
+    a2.hist(np.asarray(data.reset_threshold)[np.isfinite(data.reset_threshold)], bins=bins, alpha=0.6, label="RESET")
+    a2.set_xlabel("switching amplitude, 1 µs pulse (V)")
+    a2.set_ylabel("devices")
+    a2.legend(fontsize=8)
+    fig.suptitle(f"{title} passive array ({data.settings.get('scheme', 'V/2')} biasing)".strip())
+    fig.tight_layout()
+    path = out_dir / "passive_iv.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
 def calibration_plots(kind: str, data, model: Any, out_dir: str | Path, title: str = "") -> list[Path]:
     """The calibration plots of one device technology."""
-    makers = {"reram": reram_calibration_plots, "pcm": pcm_calibration_plots}
+    makers = {"reram": reram_calibration_plots, "pcm": pcm_calibration_plots, "passive": passive_calibration_plots}
     if kind not in makers:
         raise ValueError(f"no calibration plots for {kind!r}")
     return makers[kind](data, model, out_dir, title)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .estimates import Estimate
+from .passive_fit import PassiveFit
+from .passive_routine import PassiveCharacterization, PassiveData, characterize_passive
 from .pcm_fit import PCMFit
 from .pcm_routine import PCMCharacterization, PCMData, characterize_pcm
 from .reram_fit import ReRAMFit
@@ -30,11 +32,15 @@ class Technology:
 KINDS: dict[str, Technology] = {
     "reram": Technology(ReRAMCharacterization, characterize_reram, ReRAMData, ReRAMFit),
     "pcm": Technology(PCMCharacterization, characterize_pcm, PCMData, PCMFit),
+    "passive": Technology(PassiveCharacterization, characterize_passive, PassiveData, PassiveFit),
 }
 
 __all__ = [
     "KINDS",
     "Estimate",
+    "PassiveCharacterization",
+    "PassiveData",
+    "PassiveFit",
     "PCMCharacterization",
     "PCMData",
     "PCMFit",
@@ -42,6 +48,7 @@ __all__ = [
     "ReRAMData",
     "ReRAMFit",
     "Technology",
+    "characterize_passive",
     "characterize_pcm",
     "characterize_reram",
 ]

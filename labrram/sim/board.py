@@ -100,7 +100,8 @@ class CrossbarBoard(ScpiInstrument):
 
     def idn(self) -> str:
         c = self.chip
-        return f"{self.vendor},{self.model}-{c.rows}x{c.cols},{self.serial}/{c.info.serial},1.0"
+        model = "XB-0T1R" if c.kind == "passive" else self.model
+        return f"{self.vendor},{model}-{c.rows}x{c.cols},{self.serial}/{c.info.serial},1.0"
 
     def reset(self) -> None:
         if getattr(self, "route", None) is not None:

@@ -8,10 +8,10 @@ from labrram.calibration.files import CalibrationError, default_calibration
 from labrram.sim.chip import ReRAMChip
 
 
-@pytest.mark.parametrize("kind", ["reram", "pcm"])
+@pytest.mark.parametrize("kind", ["reram", "pcm", "passive"])
 def test_shipped_calibration_loads_with_provenance(kind):
     cal = default_calibration(kind)
-    assert cal.kind == kind and cal.n_devices > 100
+    assert cal.kind == kind and cal.n_devices >= 64
     prov = cal.provenance
     assert {"chip", "station", "date", "routine", "software", "data"} <= set(prov)
     assert prov["station"]["simulated"] is True
