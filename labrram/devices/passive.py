@@ -145,13 +145,6 @@ def _device_excess_slope(g, a, v) -> np.ndarray:
     return 2.0 * g * s * s
 
 
-def _device_energy(g, a, v) -> np.ndarray:
-    """Co-content ``int_0^V I dV = (G / a^2)(cosh(a V) - 1)`` (``G V^2 / 2`` when ``a = 0``), W."""
-    h = 0.5 * a * v
-    ratio = 1.0 + _shc1(h)  # sinh(h) / h
-    return 0.5 * g * v * v * ratio * ratio
-
-
 # --------------------------------------------------------------------------------------------
 # the device model
 # --------------------------------------------------------------------------------------------
@@ -700,7 +693,6 @@ class _Partition:
         pos[self.U] = np.arange(self.nU)
         posd = np.full(n_all, -1, np.int64)
         posd[self.D] = np.arange(self.nD)
-        self.pos_u, self.pos_d = pos, posd
         mn = topo.m * topo.n
         cells = np.arange(mn)
         a_u, b_u = pos[topo.cell_a], pos[topo.cell_b]
