@@ -143,3 +143,16 @@ def test_wrong_shape_refused(station):
 def test_settings_validated():
     with pytest.raises(ValueError):
         ReRAMWriteVerify(tolerance=2.0)
+
+
+def test_run_store_reads_in_xarray_with_named_dimensions(station, tmp_path):
+    xr = pytest.importorskip("xarray")
+    targets = pattern((32, 32))
+    path = tmp_path / "run.zarr"
+    rec = ProgramRecorder.create(path, "write-verify", targets, {})
+    write_verify_reram(station.crossbar, targets, MODEL, recorder=rec)
+    ds = xr.open_zarr(path, consolidated=False)
+    assert ds["targets"].dims == ("row", "col")
+    assert ds["state"].dims == ("layer", "row", "col")
+    assert ds["log"].dims == ("pulse", "field")
+    assert ds.attrs["status"] == "complete"
