@@ -89,7 +89,29 @@ class ChipInfo:
     serial: str
 
 
-class ReRAMChip:
+class ChipBase:
+    """What every simulated chip shares: address and value checks."""
+
+    rows: int
+    cols: int
+
+    def _check_cells(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(rows, dtype=np.intp)
+        cols = np.asarray(cols, dtype=np.intp)
+        if rows.shape != cols.shape:
+            raise ValueError("rows and cols must have the same shape")
+        if rows.size and (rows.min() < 0 or rows.max() >= self.rows or cols.min() < 0 or cols.max() >= self.cols):
+            raise IndexError("cell address outside the array")
+        return rows, cols
+
+    @staticmethod
+    def _check_finite(**values) -> None:
+        for name, x in values.items():
+            if not np.all(np.isfinite(np.asarray(x, dtype=float))):
+                raise ValueError(f"{name} must be finite")
+
+
+class ReRAMChip(ChipBase):
     """A rows x cols HfOx 1T1R array drawn from a nominal :class:`ReRAMModel`.
 
     Parameters
@@ -150,15 +172,6 @@ class ReRAMChip:
         stuck = self._stuck[rows, cols]
         g = np.where(stuck == 1, m.g_stuck_lrs * self._factor[rows, cols], g)
         return np.where(stuck == 2, self._g_stuck_hrs[rows, cols], g)
-
-    def _check_cells(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.asarray(rows, dtype=np.intp)
-        cols = np.asarray(cols, dtype=np.intp)
-        if rows.shape != cols.shape:
-            raise ValueError("rows and cols must have the same shape")
-        if rows.size and (rows.min() < 0 or rows.max() >= self.rows or cols.min() < 0 or cols.max() >= self.cols):
-            raise IndexError("cell address outside the array")
-        return rows, cols
 
     # --- reads -------------------------------------------------------------------------
     def read(self, rows, cols, v_read: float, gate: float) -> np.ndarray:

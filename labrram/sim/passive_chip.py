@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices.passive import SCHEMES, CrossbarCircuit, PassiveDeviceModel, line_voltages
-from .chip import ChipInfo, PulseKind, PulseLog
+from .chip import ChipBase, ChipInfo, PulseKind, PulseLog
 from .clock import VirtualClock
 
 WRITE_VOLTAGE_MODELS = ("ideal", "circuit")
@@ -60,7 +60,7 @@ validated range (error <= 5e-3 at ``a |V| = 1.2`` with 90 % IR drop, below the r
 one exact Newton solve per cell would take minutes for a whole 128 x 128 array."""
 
 
-class PassiveChip:
+class PassiveChip(ChipBase):
     """A rows x cols passive TiO2 crossbar drawn from a nominal :class:`PassiveDeviceModel`.
 
     Parameters
@@ -167,21 +167,6 @@ class PassiveChip:
             self._circuit.update_cells(r, c, self._g[r, c])
             self._dirty[:] = False
         return self._circuit
-
-    def _check_cells(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.asarray(rows, dtype=np.intp)
-        cols = np.asarray(cols, dtype=np.intp)
-        if rows.shape != cols.shape:
-            raise ValueError("rows and cols must have the same shape")
-        if rows.size and (rows.min() < 0 or rows.max() >= self.rows or cols.min() < 0 or cols.max() >= self.cols):
-            raise IndexError("cell address outside the array")
-        return rows, cols
-
-    @staticmethod
-    def _check_finite(**values) -> None:
-        for name, x in values.items():
-            if not np.all(np.isfinite(np.asarray(x, dtype=float))):
-                raise ValueError(f"{name} must be finite")
 
     def _noise(self, current: np.ndarray, sq: np.ndarray) -> np.ndarray:
         """Independent per-device read noise of the cells on the sensed line plus the floor, A."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices.pcm import PCMModel
-from .chip import ChipInfo, PulseKind, PulseLog
+from .chip import ChipBase, ChipInfo, PulseKind, PulseLog
 from .clock import VirtualClock
 
 READ_DURATION = 10e-6
@@ -47,7 +47,7 @@ READ_DURATION = 10e-6
 _OK, _STUCK_SET, _STUCK_RESET = 0, 1, 2
 
 
-class PCMChip:
+class PCMChip(ChipBase):
     """A rows x cols 1T1R PCM array drawn from a nominal :class:`PCMModel`.
 
     Parameters
@@ -153,21 +153,6 @@ class PCMChip:
         self._qs[r, c] = m.q_s(g_new)
         self._y[r, c] = 0.0
         self._t_y[r, c] = now
-
-    def _check_cells(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.asarray(rows, dtype=np.intp)
-        cols = np.asarray(cols, dtype=np.intp)
-        if rows.shape != cols.shape:
-            raise ValueError("rows and cols must have the same shape")
-        if rows.size and (rows.min() < 0 or rows.max() >= self.rows or cols.min() < 0 or cols.max() >= self.cols):
-            raise IndexError("cell address outside the array")
-        return rows, cols
-
-    @staticmethod
-    def _check_finite(**values) -> None:
-        for name, x in values.items():
-            if not np.all(np.isfinite(np.asarray(x, dtype=float))):
-                raise ValueError(f"{name} must be finite")
 
     def _current(self, g: np.ndarray, v, gate) -> np.ndarray:
         """Cell current at bias ``v``: ohmic below threshold switching, on-state above, clipped by the transistor, A."""
