@@ -103,3 +103,32 @@ class Accounting:
     @property
     def wall(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def finish_result(shape, name: str, targets: np.ndarray, st, acc: Accounting, recorder, settings: dict) -> ProgramResult:
+    """The result of a run from its per-device state (a :class:`~.recorder.DeviceState`); with a
+    recorder, totals include the earlier parts of a resumed run and the store is marked complete."""
+    result = ProgramResult(
+        name,
+        targets,
+        _scatter(shape, st.rows, st.cols, st.achieved, np.nan),
+        _scatter(shape, st.rows, st.cols, st.converged, False),
+        _scatter(shape, st.rows, st.cols, st.pulses, 0),
+        st.iteration,
+        acc.wall,
+        physical_limit=acc.physical,
+        settings=settings,
+    )
+    if recorder is not None:
+        prior = recorder.store.attrs
+        result.physical_limit += float(prior.get("physical_limit", 0.0))
+        result.wall_time += float(prior.get("wall_time", 0.0))
+        recorder.finish(physical_limit=result.physical_limit, wall_time=result.wall_time, summary=result.summary())
+    return result
+
+
+def _scatter(shape, rows, cols, values, fill):
+    values = np.asarray(values)
+    out = np.full(shape, fill, dtype=values.dtype if values.dtype != bool else bool)
+    out[rows, cols] = values
+    return out

@@ -20,8 +20,8 @@ from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
 
 from .recorder import DeviceState, ProgramRecorder
-from .results import Accounting, ProgramResult, Progress, TargetError, validate_targets
-from .write_verify import _finish, reachable_range
+from .results import Accounting, ProgramResult, Progress, TargetError, finish_result, validate_targets
+from .write_verify import reachable_range
 
 
 
@@ -119,7 +119,7 @@ def _program_once(
             recorder.commit(st, "SET", idx, s.set_amplitude, gate, s.set_width, g)
         if progress is not None:
             progress(name, int(st.converged.sum()), n)
-    return _finish(xb.shape, name, targets, st, acc, recorder, s.to_dict())
+    return finish_result(xb.shape, name, targets, st, acc, recorder, s.to_dict())
 
 
 def _recover(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: OneShotSettings) -> None:

@@ -18,7 +18,7 @@ from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
 
 from .recorder import DeviceState, ProgramRecorder
-from .results import Accounting, ProgramResult, Progress, validate_targets
+from .results import Accounting, ProgramResult, Progress, finish_result, validate_targets
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def write_verify_reram(
         if progress is not None:
             progress("write-verify", int(st.converged.sum()), st.targets.size)
 
-    return _finish(xb.shape, "write-verify", targets, st, acc, recorder, s.to_dict())
+    return finish_result(xb.shape, "write-verify", targets, st, acc, recorder, s.to_dict())
 
 
 def _recover_pending(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: ReRAMWriteVerify) -> None:
@@ -179,30 +179,3 @@ def _recover_pending(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s
         recorder.commit(st, pending["kind"] + "?", idx, amplitude, gate, width, st.achieved[idx])
     else:
         recorder.save_state(st)
-
-
-def _finish(shape, name: str, targets: np.ndarray, st: DeviceState, acc: Accounting, recorder: ProgramRecorder | None, settings: dict) -> ProgramResult:
-    result = ProgramResult(
-        name,
-        targets,
-        _scatter(shape, st.rows, st.cols, st.achieved, np.nan),
-        _scatter(shape, st.rows, st.cols, st.converged, False),
-        _scatter(shape, st.rows, st.cols, st.pulses, 0),
-        st.iteration,
-        acc.wall,
-        physical_limit=acc.physical,
-        settings=settings,
-    )
-    if recorder is not None:
-        prior = recorder.store.attrs
-        result.physical_limit += float(prior.get("physical_limit", 0.0))
-        result.wall_time += float(prior.get("wall_time", 0.0))
-        recorder.finish(physical_limit=result.physical_limit, wall_time=result.wall_time, summary=result.summary())
-    return result
-
-
-def _scatter(shape, rows, cols, values, fill):
-    values = np.asarray(values)
-    out = np.full(shape, fill, dtype=values.dtype if values.dtype != bool else bool)
-    out[rows, cols] = values
-    return out

@@ -18,8 +18,7 @@ import numpy as np
 from labrram.crossbar import Crossbar
 
 from .recorder import DeviceState, ProgramRecorder
-from .results import Accounting, ProgramResult, Progress, validate_targets
-from .write_verify import _finish
+from .results import Accounting, ProgramResult, Progress, finish_result, validate_targets
 
 
 @dataclass(frozen=True)
@@ -114,4 +113,4 @@ def write_verify_pcm(
             recorder.save_state(st)
         if progress is not None:
             progress("write-verify (PCM)", int(st.converged.sum()), n)
-    return _finish(xb.shape, "write-verify-pcm", targets, st, acc, recorder, s.to_dict())
+    return finish_result(xb.shape, "write-verify-pcm", targets, st, acc, recorder, s.to_dict())
