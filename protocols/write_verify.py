@@ -25,7 +25,9 @@ from .results import Accounting, ProgramResult, Progress, finish_result, validat
 class ReRAMWriteVerify:
     """Settings of :func:`write_verify_reram` (SI units).
 
-    A device has converged when ``|G - target| <= max(tolerance * target, abs_tolerance)``.
+    A device has converged when a verify read is within the band ``max(tolerance * target,
+    abs_tolerance)`` narrowed by ``guard`` standard deviations of the calibrated read noise (so
+    that a device accepted on one noisy read is inside the band in truth, not just in the read).
     A device that stays below its band with the gate at ``gate_max`` (or below a quarter of its
     target: not switching at all), or above it with the gate at ``gate_min``, for ``give_up``
     iterations in a row is declared failed (a stuck device) and is not pulsed again.
@@ -38,6 +40,7 @@ class ReRAMWriteVerify:
     backoff: float = 0.03
     max_iterations: int = 60
     give_up: int = 6
+    guard: float = 2.0
     gate_min: float = 1.2
     gate_max: float = 2.4
     set_amplitude: float = 1.8
@@ -91,7 +94,7 @@ def write_verify_reram(
         if recorder is None:
             raise ValueError("resume needs the recorder of the interrupted run")
         st = recorder.load_state()
-        _recover_pending(xb, recorder, st, s)
+        _recover_pending(xb, recorder, st, s, model)
         targets = recorder.targets
     else:
         targets = validate_targets(targets, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
@@ -100,7 +103,8 @@ def write_verify_reram(
         n = tgt.size
         st = DeviceState(rows, cols, tgt, np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32),
                          start_gates(model, tgt, s.start_margin, s.gate_min, s.gate_max))  # fmt: skip
-    band = np.maximum(s.tolerance * st.targets, s.abs_tolerance)
+    full_band = np.maximum(s.tolerance * st.targets, s.abs_tolerance)
+    band = np.maximum(full_band - s.guard * model.read_noise_rel * st.targets, 0.4 * full_band)
     all_idx = np.arange(st.targets.size)
 
     def pulse(kind: str, idx: np.ndarray, gate, amplitude: float, width: float) -> np.ndarray:
@@ -155,7 +159,7 @@ def write_verify_reram(
     return finish_result(xb.shape, "write-verify", targets, st, acc, recorder, s.to_dict())
 
 
-def _recover_pending(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: ReRAMWriteVerify) -> None:
+def _recover_pending(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel) -> None:
     """Re-read the devices of a batch that was sent but not stored: their state is uncertain.
 
     The batch goes into the log with the "uncertain" kinds and the re-read values; it is not
@@ -167,7 +171,8 @@ def _recover_pending(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s
         return
     if idx.size:
         st.achieved[idx] = xb.read((st.rows[idx], st.cols[idx]))
-        band = np.maximum(s.tolerance * st.targets[idx], s.abs_tolerance)
+        full = np.maximum(s.tolerance * st.targets[idx], s.abs_tolerance)
+        band = np.maximum(full - s.guard * model.read_noise_rel * st.targets[idx], 0.4 * full)
         st.converged[idx] = np.abs(st.achieved[idx] - st.targets[idx]) <= band
         if pending["kind"] == "SET":
             amplitude, gate, width = s.set_amplitude, st.param[idx], s.set_width

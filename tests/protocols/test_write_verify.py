@@ -53,7 +53,8 @@ def test_converges_and_every_pulse_is_accounted_for(station, tmp_path):
     assert log["row"].size == res.pulses.sum()
     truth = chip._conductance(*np.nonzero(m & res.converged))
     band = np.maximum(0.05 * targets[m & res.converged], 1e-6)
-    assert np.mean(np.abs(truth - targets[m & res.converged]) <= 1.5 * band) > 0.98
+    # inside the band in truth, not only in the accepting read (the guard band absorbs read noise)
+    assert np.mean(np.abs(truth - targets[m & res.converged]) <= band) > 0.98
 
 
 def test_interrupted_run_resumes_without_programming_twice(station, tmp_path):
