@@ -90,10 +90,24 @@ class ChipInfo:
 
 
 class ChipBase:
-    """What every simulated chip shares: address and value checks."""
+    """What every simulated chip shares: its identity, clock, pulse log, seeded random state,
+    and the address and value checks."""
 
+    kind = "chip"
     rows: int
     cols: int
+
+    def _setup(self, rows: int, cols: int, seed: int, clock: VirtualClock | None, serial_prefix: str, rng_key: int) -> None:
+        """Common construction; the subclass then draws ``self._truth`` from ``self._rng``."""
+        if rows < 1 or cols < 1 or rows > 4096 or cols > 4096:
+            raise ValueError(f"chip size {rows}x{cols} out of range (1..4096)")
+        self.rows, self.cols, self.seed = int(rows), int(cols), int(seed)
+        self.clock = clock if clock is not None else VirtualClock()
+        self.info = ChipInfo(self.kind, self.rows, self.cols, f"{serial_prefix}{self.seed:06d}")
+        self.pulse_log = PulseLog()
+        self.read_count = 0
+        self.max_read_voltage = 0.0
+        self._rng = np.random.default_rng(np.random.SeedSequence([rng_key, self.seed]))
 
     def _check_cells(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
         rows = np.asarray(rows, dtype=np.intp)
@@ -136,15 +150,7 @@ class ReRAMChip(ChipBase):
         clock: VirtualClock | None = None,
         nominal: ReRAMModel | None = None,
     ) -> None:
-        if rows < 1 or cols < 1 or rows > 4096 or cols > 4096:
-            raise ValueError(f"chip size {rows}x{cols} out of range (1..4096)")
-        self.rows, self.cols, self.seed = int(rows), int(cols), int(seed)
-        self.clock = clock if clock is not None else VirtualClock()
-        self.info = ChipInfo(self.kind, self.rows, self.cols, f"RR{self.seed:06d}")
-        self.pulse_log = PulseLog()
-        self.read_count = 0
-        self.max_read_voltage = 0.0
-        self._rng = np.random.default_rng(np.random.SeedSequence([0x1AB, self.seed]))
+        self._setup(rows, cols, seed, clock, "RR", 0x1AB)
         self._truth = (nominal or ReRAMModel()).variant(self._rng)
         self._init_state()
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices.passive import SCHEMES, CrossbarCircuit, PassiveDeviceModel, line_voltages
-from .chip import ChipBase, ChipInfo, PulseKind, PulseLog
+from .chip import ChipBase, PulseKind
 from .clock import VirtualClock
 
 WRITE_VOLTAGE_MODELS = ("ideal", "circuit")
@@ -92,19 +92,11 @@ class PassiveChip(ChipBase):
         bias_scheme: str = "V/2",
         write_voltage_model: str = "ideal",
     ) -> None:
-        if rows < 1 or cols < 1 or rows > 4096 or cols > 4096:
-            raise ValueError(f"chip size {rows}x{cols} out of range (1..4096)")
         if nominal is not None and not isinstance(nominal, PassiveDeviceModel):
             raise TypeError(f"nominal must be a PassiveDeviceModel, got {type(nominal).__name__}")
-        self.rows, self.cols, self.seed = int(rows), int(cols), int(seed)
-        self.clock = clock if clock is not None else VirtualClock()
-        self.info = ChipInfo(self.kind, self.rows, self.cols, f"PX{self.seed:06d}")
-        self.pulse_log = PulseLog()
-        self.read_count = 0
-        self.max_read_voltage = 0.0
+        self._setup(rows, cols, seed, clock, "PX", 0x0A55)
         self.bias_scheme = bias_scheme
         self.write_voltage_model = write_voltage_model
-        self._rng = np.random.default_rng(np.random.SeedSequence([0x0A55, self.seed]))
         self._truth = (nominal or PassiveDeviceModel()).variant(self._rng)
         self._init_state()
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices.pcm import PCMModel
-from .chip import ChipBase, ChipInfo, PulseKind, PulseLog
+from .chip import ChipBase, PulseKind
 from .clock import VirtualClock
 
 READ_DURATION = 10e-6
@@ -72,17 +72,9 @@ class PCMChip(ChipBase):
         clock: VirtualClock | None = None,
         nominal: PCMModel | None = None,
     ) -> None:
-        if rows < 1 or cols < 1 or rows > 4096 or cols > 4096:
-            raise ValueError(f"chip size {rows}x{cols} out of range (1..4096)")
         if nominal is not None and not isinstance(nominal, PCMModel):
             raise TypeError(f"nominal must be a PCMModel, got {type(nominal).__name__}")
-        self.rows, self.cols, self.seed = int(rows), int(cols), int(seed)
-        self.clock = clock if clock is not None else VirtualClock()
-        self.info = ChipInfo(self.kind, self.rows, self.cols, f"PC{self.seed:06d}")
-        self.pulse_log = PulseLog()
-        self.read_count = 0
-        self.max_read_voltage = 0.0
-        self._rng = np.random.default_rng(np.random.SeedSequence([0x9C3, self.seed]))
+        self._setup(rows, cols, seed, clock, "PC", 0x9C3)
         self._truth = (nominal or PCMModel.preset_nandakumar2019()).variant(self._rng)
         self._init_state()
 
