@@ -53,16 +53,30 @@ def population_sigma(model: ReRAMModel, mu: np.ndarray) -> np.ndarray:
     return np.sqrt(model.sigma_c2c(mu) ** 2 + (model.d2d_rel * mu) ** 2)
 
 
+def kl_normal(mu: np.ndarray, sigma: np.ndarray, mu_a: np.ndarray, sigma_a: np.ndarray) -> np.ndarray:
+    """KL divergence ``KL(N(mu, sigma) || N(mu_a, sigma_a))`` of the wanted normal from an
+    achievable one (broadcasting; any consistent unit)."""
+    return np.log(sigma_a / sigma) + (sigma**2 + (mu - mu_a) ** 2) / (2 * sigma_a**2) - 0.5
+
+
+def condition_table(model: ReRAMModel, s: OneShotSettings, grid: int = 801) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one-SET conditions the stochastic-SET protocol chooses from: ``grid`` gate voltages
+    evenly spaced over ``[s.gate_min, s.gate_max]`` and the calibrated median and population
+    spread of each; returns (gate V, mu S, sigma S)."""
+    if grid < 2:
+        raise ValueError(f"grid must have at least 2 gate voltages, got {grid}")
+    gates = np.linspace(s.gate_min, s.gate_max, grid)
+    m = model.median(model.transistor.compliance(gates))
+    return gates, m, population_sigma(model, m)
+
+
 def stochastic_gates(model: ReRAMModel, mu: np.ndarray, sigma: np.ndarray, s: OneShotSettings, grid: int = 801) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each wanted normal (mu, sigma), the gate whose one-SET distribution is nearest in
     KL divergence ``KL(wanted || achieved)``; returns (gate, achieved mu, achieved sigma)."""
-    gates = np.linspace(s.gate_min, s.gate_max, grid)
-    m = model.median(model.transistor.compliance(gates))
-    sd = population_sigma(model, m)
+    gates, m, sd = condition_table(model, s, grid)
     mu = np.asarray(mu, float)[:, None]
     sigma = np.asarray(sigma, float)[:, None]
-    kl = np.log(sd / sigma) + (sigma**2 + (mu - m) ** 2) / (2 * sd**2) - 0.5
-    best = np.argmin(kl, axis=1)
+    best = np.argmin(kl_normal(mu, sigma, m, sd), axis=1)
     return gates[best], m[best], sd[best]
 
 

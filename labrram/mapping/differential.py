@@ -689,10 +689,25 @@ class Placement:
     def targets(self, array_index: int) -> np.ndarray:
         """Conductance targets of one array, S, shape ``array_shape``; NaN where no device of
         any layer sits (leave those alone)."""
+        return self.layout(array_index, {k: (lay.g_plus, lay.g_minus) for k, lay in self.layers.items()})
+
+    def layout(self, array_index: int, values: Mapping[Hashable, tuple[Any, Any]]) -> np.ndarray:
+        """Per-device values laid out on one array where the devices sit.
+
+        ``values`` maps each layer on the array to a pair ``(plus, minus)`` of arrays in the
+        shape of the layer's :attr:`MappedLayer.g_plus` (one value per G⁺ and per G⁻ device),
+        for example the wanted spread of each device of a stochastic-SET transfer. Returns a
+        map of shape ``array_shape``, NaN where no device of a layer sits.
+        """
         out = np.full(self.array_shape, np.nan)
         for t in self.tiles_on(array_index):
             lay = self.layers[t.layer]
-            out[t.rows, t.cols] = self._block(t, lay._stack(lay.g_plus), lay._stack(lay.g_minus))
+            if t.layer not in values:
+                raise ValueError(f"no values for layer {t.layer!r}, which has devices on array {array_index}")
+            plus, minus = values[t.layer]
+            plus = _measured(f"values of layer {t.layer!r} (plus)", plus, lay.g_plus.shape)
+            minus = _measured(f"values of layer {t.layer!r} (minus)", minus, lay.g_minus.shape)
+            out[t.rows, t.cols] = self._block(t, lay._stack(plus), lay._stack(minus))
         return out
 
     def gather(self, conductances: Mapping[int, Any]) -> dict[Hashable, tuple[np.ndarray, np.ndarray]]:
