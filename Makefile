@@ -3,19 +3,23 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 RUNS ?= runs
 
-.PHONY: install install-test demo test test-all bench calibration clean
+.PHONY: install install-test install-demo demo test test-all bench calibration clean
 
 install:
 	$(PIP) install -q -e .
 
 install-test:
-	$(PIP) install -q -e '.[test,plot]'
+	$(PIP) install -q -e '.[test,plot,nn]'
 
-demo: install
+install-demo:
+	$(PIP) install -q -e '.[plot,nn]'
+
+# The tour on the simulated bench: characterize -> calibrate -> train a Bayesian network on half
+# moons -> transfer it to all 16,384 devices by stochastic SET -> evaluate -> report in runs/demo/
+demo: install-demo
 	@mkdir -p $(RUNS)
-	labrram info
-	rm -rf $(RUNS)/demo-read.zarr
-	labrram read --out $(RUNS)/demo-read.zarr
+	rm -rf $(RUNS)/demo
+	labrram demo --out $(RUNS)/demo
 
 test: install-test
 	$(PYTHON) -m pytest -q

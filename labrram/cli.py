@@ -437,6 +437,78 @@ def show_report(summary: dict[str, Any], console) -> None:
 
 
 # --- entry point --------------------------------------------------------------------------
+# --- demo --------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError("the demo trains a network: install torch (pip install 'labrram[nn]' or make demo)") from None
+    from .demo import DEMO_STAGES, run_demo
+    from .station import StationError
+
+    with _progress() as progress:
+        task = progress.add_task("demo", total=len(DEMO_STAGES))
+        seen: list[str] = []
+
+        def stage(name: str) -> None:
+            if name not in seen:
+                seen.append(name)
+            progress.update(task, description=name, completed=DEMO_STAGES.index(name))
+
+        try:
+            summary = run_demo(args.out, args.station, seed=args.seed, task=args.task, ablations=args.ablations, plots=not args.no_plots, stage=stage)
+        except (StationError, FileExistsError) as exc:
+            raise UsageError(str(exc)) from None
+        progress.update(task, completed=len(DEMO_STAGES), description="done")
+    return _finite_json(summary)
+
+
+def _finite_json(value: Any) -> Any:
+    """NaN and infinities as null, numpy scalars as numbers: strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def show_demo(summary: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    runs = summary["results"]
+    table = Table("", *runs.keys(), title=f"ex-situ Bayesian transfer on {summary['chip']}")
+
+    def row(label: str, get: Callable[[dict[str, Any]], Any], fmt: str) -> None:
+        cells = []
+        for r in runs.values():
+            try:
+                v = get(r)
+            except (KeyError, TypeError):
+                v = None
+            cells.append("—" if v is None else fmt.format(v))
+        table.add_row(label, *cells)
+
+    row("software accuracy", lambda r: 100 * r["software_accuracy"], "{:.1f} %")
+    row("hardware accuracy", lambda r: 100 * r["hardware_accuracy"], "{:.1f} %")
+    where = "grid" if "grid" in next(iter(runs.values())) else "test"
+    row(f"decision agreement ({where})", lambda r: 100 * r[where]["agreement"], "{:.1f} %")
+    row(f"entropy correlation ({where})", lambda r: r[where]["entropy_correlation"], "{:.3f}")
+    row(f"entropy |sw − hw| ({where})", lambda r: r[where]["entropy_mae"], "{:.3f} nats")
+    row("posteriors inside / near domain", lambda r: f"{100 * r['posteriors_inside_domain']:.0f} % / {100 * r['posteriors_within_2delta']:.0f} %", "{}")
+    row("copies, devices", lambda r: f"{r['transfer']['copies']}, {r['transfer']['devices']:,}", "{}")
+    row("programming bench time", lambda r: r["transfer"]["bench_time"], "{:.3f} s")
+    console.print(table)
+    first = next(iter(runs.values()))
+    if "mvm_check" in first:
+        m = first["mvm_check"]
+        console.print(f"in-array MVM on {m['points']} test points × {m['copies']} copies agrees with read-back inference on {100 * m['agreement_with_read']:.0f} % of them")
+    console.print(f"done in {summary['wall_time']:.0f} s; report in {summary['out']}/ (summary.json, PNG plots, zarr runs)")
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "info": (cmd_info, show_info, "the station, its instruments and their identification"),
     "read": (cmd_read, show_read, "read the whole array's conductance map into a zarr run"),
@@ -444,6 +516,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "calibrate": (cmd_calibrate, show_calibrate, "fit a device model to a characterization run"),
     "program": (cmd_program, show_program, "program conductance targets into the array"),
     "report": (cmd_report, show_report, "plots and summary of a programming run"),
+    "demo": (cmd_demo, show_demo, "the tour: characterize, calibrate, train, transfer a Bayesian network, evaluate"),
 }
 
 
@@ -483,6 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN.zarr", help="a programming run")
     p.add_argument("--out", metavar="DIR", help="folder for the plots (default RUN-report/)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p = sub.add_parser("demo", help=COMMANDS["demo"][2])
+    _add_common(p)
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="report folder to create (default runs/demo; must be new or empty)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated chip, the data and the training")
+    p.add_argument("--task", choices=["moons", "iris", "wine", "breast_cancer", "digits"], default="moons", help="dataset (maps are drawn for 2-D tasks)")
+    p.add_argument("--ablations", action="store_true", help="also transfer without the technological loss and a deterministic network")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return parser
 
 

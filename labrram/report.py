@@ -261,3 +261,85 @@ def program_report(store, out_dir: str | Path) -> dict[str, Any]:
         "plots": [str(p) for p in paths],
     }
     return summary
+
+
+def exsitu_plots(result: Any, out_dir: str | Path, prefix: str = "") -> list[Path]:
+    """Plots of an ex-situ transfer study (:class:`labrram.nn.exsitu.ExSituResult`): decision
+    boundaries and predictive uncertainty, software beside hardware (2-D tasks); software
+    against hardware uncertainty point by point; and, for Bayesian transfers, the wanted
+    posteriors against the achieved device pairs over the achievable domain."""
+    from .nn.sampled import decompose
+
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    task = result.trained.task
+    variant = result.settings.variant
+
+    if result.grid is not None:
+        xx, yy, _ = result.grid
+        fig, axes = plt.subplots(2, 2, figsize=(10, 8.4), sharex=True, sharey=True)
+        for col, (name, probs) in enumerate((("software", result.software_grid), ("hardware", result.hardware_grid))):
+            d = decompose(probs)
+            p1 = d["mean"][:, 1].reshape(xx.shape)
+            a = axes[0, col]
+            im = a.contourf(xx, yy, p1, levels=np.linspace(0, 1, 21), cmap="RdBu_r")
+            a.contour(xx, yy, p1, levels=[0.5], colors="k", linewidths=1.2)
+            a.scatter(*task.X_train.T, c=task.y_train, cmap="RdBu_r", s=6, edgecolors="k", linewidths=0.2)
+            a.set_title(f"{name}: mean P(class 1)")
+            a = axes[1, col]
+            ue = a.contourf(xx, yy, d["predictive"].reshape(xx.shape), levels=np.linspace(0, np.log(task.n_classes), 21), cmap="magma")
+            a.contour(xx, yy, p1, levels=[0.5], colors="w", linewidths=0.8)
+            a.set_title(f"{name}: predictive entropy (nats)")
+        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+        fig.colorbar(ue, ax=axes[1].tolist(), shrink=0.8)
+        g = result.summary["grid"]
+        copies = result.transfer.copies
+        fig.suptitle(
+            f"{task.name}, {variant}: software posterior vs {copies} programmed copies "
+            f"(agreement {g['agreement'] * 100:.1f} %, entropy r = {g['entropy_correlation']:.3f})"
+        )
+        paths.append(out_dir / f"{prefix}boundaries.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+
+    sw = result.software_grid if result.grid is not None else result.software_test
+    hw = result.hardware_grid if result.grid is not None else result.hardware_test
+    ds, dh = decompose(sw), decompose(hw)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for a, key in zip(axes, ("predictive", "aleatoric", "epistemic")):
+        a.plot(ds[key], dh[key], ".", ms=2, alpha=0.5)
+        hi = float(max(ds[key].max(), dh[key].max(), 1e-6))
+        a.plot([0, hi], [0, hi], "k-", lw=0.8)
+        a.set_xlabel(f"software {key} (nats)")
+        a.set_ylabel(f"hardware {key} (nats)")
+        a.set_title(f"{key} uncertainty")
+    where = "grid points" if result.grid is not None else "test points"
+    fig.suptitle(f"{task.name}, {variant}: uncertainty per {where[:-1]}, software vs hardware")
+    fig.tight_layout()
+    paths.append(out_dir / f"{prefix}uncertainty.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    mapping = result.transfer.mapping
+    if mapping is not None:
+        dom = mapping.conditions.pairs(stride=4)
+        n = len(mapping.layers)
+        fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4.2), squeeze=False)
+        for a, (li, lay) in zip(axes[0], enumerate(mapping.layers)):
+            a.plot(dom.mu / lay.gamma, dom.sigma / lay.gamma, ",", color="0.75", label="achievable pairs")
+            a.plot(lay.mu.ravel(), lay.sigma.ravel(), "o", ms=3, mfc="none", label="trained posterior")
+            a.plot(lay.achieved_mu.ravel(), lay.achieved_sigma.ravel(), "x", ms=3, label="programmed condition")
+            a.set_xlabel("weight mean (weight units)")
+            a.set_ylabel("weight std (weight units)")
+            a.set_title(f"layer {li}: γ = {lay.gamma * 1e6:.1f} µS per unit")
+            a.set_xlim(-1.1 * max(np.abs(lay.mu).max(), 1e-6) - 0.2, 1.1 * max(np.abs(lay.mu).max(), 1e-6) + 0.2)
+            a.set_ylim(0, 1.3 * max(lay.sigma.max(), lay.achieved_sigma.max()))
+        axes[0, 0].legend(fontsize=8, loc="upper left")
+        fig.suptitle(f"{task.name}: posteriors mapped to the nearest (KL) pair of stochastic-SET conditions")
+        fig.tight_layout()
+        paths.append(out_dir / f"{prefix}mapping.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    return paths

@@ -1,0 +1,50 @@
+"""Bayesian neural networks for resistive-memory chips.
+
+Torch-based training lives in :mod:`labrram.nn.bayes`, :mod:`labrram.nn.technological` and
+:mod:`labrram.nn.train`; :mod:`labrram.nn.sampled` (inference with sampled networks and
+uncertainty decomposition) and :mod:`labrram.nn.datasets` (offline tasks) are numpy-only, so
+hardware inference code can use them without torch. Importing this package does not import
+torch: the names below are resolved lazily on first access.
+
+Weights outside torch use the *augmented* convention: a layer with ``n_in`` inputs and
+``n_out`` outputs is a ``(n_in + 1, n_out)`` matrix (weights, then the bias row) and computes
+``[x, 1] @ W``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "BayesLinear": "labrram.nn.bayes",
+    "BayesMLP": "labrram.nn.bayes",
+    "MLP": "labrram.nn.bayes",
+    "TechnologicalLoss": "labrram.nn.technological",
+    "TrainSettings": "labrram.nn.train",
+    "train_bayesian": "labrram.nn.train",
+    "train_deterministic": "labrram.nn.train",
+    "forward": "labrram.nn.sampled",
+    "decompose": "labrram.nn.sampled",
+    "accuracy": "labrram.nn.sampled",
+    "agreement": "labrram.nn.sampled",
+    "entropy_correlation": "labrram.nn.sampled",
+    "Task": "labrram.nn.datasets",
+    "load_task": "labrram.nn.datasets",
+    "KNOWN_TASKS": "labrram.nn.datasets",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labrram.nn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
