@@ -35,7 +35,7 @@ from labrram.mapping import (
     place_copies,
 )
 from labrram.protocols.results import ProgramResult, Progress
-from labrram.protocols.single_shot import OneShotSettings, single_shot, stochastic_set
+from labrram.protocols.single_shot import OneShotSettings, population_sigma, single_shot, stochastic_set
 
 from .sampled import forward
 
@@ -58,15 +58,23 @@ class TransferSettings:
         (calibrated relaxation), s.
     protocol : OneShotSettings
         Pulse settings of the one-shot programming.
+    screen : float or None
+        Fault screening threshold of the read-back, in calibrated standard deviations
+        (:class:`Transfer`); None: no screening.
     """
 
     copies: int | None = None
     grid: int = 161
     read_delay: float = 0.0
     protocol: OneShotSettings = field(default_factory=OneShotSettings)
+    screen: float | None = 6.0
+
+    def __post_init__(self) -> None:
+        if self.screen is not None and not (np.isfinite(self.screen) and self.screen > 0):
+            raise ValueError(f"screen must be a positive number of standard deviations or None, got {self.screen!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"copies": self.copies, "grid": self.grid, "read_delay": self.read_delay, "protocol": self.protocol.to_dict()}
+        return {"copies": self.copies, "grid": self.grid, "read_delay": self.read_delay, "protocol": self.protocol.to_dict(), "screen": self.screen}
 
 
 def _crossbars(crossbars: Crossbar | Sequence[Crossbar]) -> list[Crossbar]:
@@ -118,6 +126,22 @@ class Transfer:
         The posterior mapping (Bayesian transfers).
     wall_time : float
         Wall time of mapping and programming, s.
+    expected : dict
+        ``{array index: (mu, sigma) maps}``: the calibrated distribution each device was
+        programmed from (S; NaN where no device sits).
+    screen : float or None
+        Fault screening threshold: a device read more than ``screen`` calibrated standard
+        deviations from its condition's mean is faulty (a stuck or broken device, not a
+        sample); None disables screening.
+    faulty : dict
+        ``{array index: bool map}`` of the devices the last read found faulty.
+
+    Notes
+    -----
+    A weight sample that uses a faulty device is not a draw from the programmed distribution.
+    :meth:`weights_from` replaces it by the same weight read from a healthy copy chosen at
+    random, so every network sample stays a measured one (the number of distinct samples of
+    that weight drops by one).
     """
 
     kind: str
@@ -127,11 +151,41 @@ class Transfer:
     results: list[ProgramResult]
     mapping: CopyPlacement | None = None
     wall_time: float = 0.0
+    expected: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    screen: float | None = 6.0
+    faulty: dict[int, np.ndarray] = field(default_factory=dict)
 
     def weights_from(self, conductances: dict[int, np.ndarray]) -> list[np.ndarray]:
         """The ``M`` sampled networks, one ``(M, n_in + 1, n_out)`` array per layer, from
-        conductance maps ``{array index: (rows, cols), S}``."""
-        return copy_weights(self.placement, self.n_layers, self.copies, conductances)
+        conductance maps ``{array index: (rows, cols), S}``, with the samples of faulty
+        devices replaced (class notes)."""
+        weights = copy_weights(self.placement, self.n_layers, self.copies, conductances)
+        self.faulty = self.find_faulty(conductances)
+        if not any(f.any() for f in self.faulty.values()):
+            return weights
+        masks = {i: f.astype(float) for i, f in self.faulty.items()}
+        per_copy = self.placement.gather(masks)
+        bad = [np.stack([np.add(*per_copy[(li, m)]) > 0 for m in range(self.copies)]) for li in range(self.n_layers)]
+        rng = np.random.default_rng(0)
+        for w, b in zip(weights, bad):
+            for i, j in zip(*np.nonzero(b.any(axis=0))):
+                good = np.flatnonzero(~b[:, i, j])
+                if good.size:
+                    w[b[:, i, j], i, j] = w[rng.choice(good, size=int(b[:, i, j].sum())), i, j]
+        return weights
+
+    def find_faulty(self, conductances: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Devices read more than :attr:`screen` calibrated standard deviations away from
+        their condition's mean (``{array index: bool map}``; none without :attr:`expected`)."""
+        out = {}
+        for i, g in conductances.items():
+            if self.screen is None or i not in self.expected:
+                out[i] = np.zeros(np.shape(g), bool)
+                continue
+            mu, sd = self.expected[i]
+            with np.errstate(invalid="ignore"):
+                out[i] = np.isfinite(mu) & (np.abs(np.asarray(g) - mu) > self.screen * sd)
+        return out
 
     def read_conductances(self, crossbars: Crossbar | Sequence[Crossbar]) -> dict[int, np.ndarray]:
         """One batched whole-array read of every array, S."""
@@ -183,6 +237,7 @@ class Transfer:
             "bench_time": None if any(x["bench_time"] is None for x in s) else float(sum(x["bench_time"] for x in s)),
             "pulses_per_device": float(np.average([x["pulses_per_device"] for x in s], weights=[x["devices"] for x in s])),
         }
+        out["faulty_devices"] = int(sum(f.sum() for f in self.faulty.values()))
         if self.mapping is not None:
             out["layers"] = [lay.summary() for lay in self.mapping.layers]
         return out
@@ -223,12 +278,13 @@ def transfer_bayesian(
     conditions = Conditions.from_reram(model, settings.protocol, settings.grid, settings.read_delay)
     layers = PosteriorMapping(conditions).map(posteriors, gammas)
     cp = place_copies(layers, conditions, m, xbs[0].shape, len(xbs))
-    results = []
+    results, expected = [], {}
     for i in range(cp.n_arrays):
         mu_map, sd_map = cp.targets(i)
         rec = recorder(i, mu_map, sd_map) if recorder is not None else None
         results.append(stochastic_set(xbs[i], mu_map, sd_map, model, settings.protocol, recorder=rec, progress=progress))
-    return Transfer("bayesian", cp.placement, len(layers), m, results, cp, time.perf_counter() - t0)
+        expected[i] = (mu_map, sd_map)
+    return Transfer("bayesian", cp.placement, len(layers), m, results, cp, time.perf_counter() - t0, expected, settings.screen)
 
 
 def transfer_deterministic(
@@ -253,9 +309,10 @@ def transfer_deterministic(
     mapping = DifferentialMapping(lo * (1 + 1e-9), hi * (1 - 1e-9))
     mapped = [mapping.map(w) for w in weights]
     pl = place({(li, k): lay for li, lay in enumerate(mapped) for k in range(m)}, xbs[0].shape, len(xbs))
-    results = []
+    results, expected = [], {}
     for i in range(pl.n_arrays):
         targets = pl.targets(i)
         rec = recorder(i, targets, None) if recorder is not None else None
         results.append(single_shot(xbs[i], targets, model, settings.protocol, recorder=rec, progress=progress))
-    return Transfer("deterministic", pl, len(mapped), m, results, None, time.perf_counter() - t0)
+        expected[i] = (targets, population_sigma(model, np.where(np.isnan(targets), 1e-6, targets)))
+    return Transfer("deterministic", pl, len(mapped), m, results, None, time.perf_counter() - t0, expected, settings.screen)

@@ -1,5 +1,7 @@
 """Transfer of networks onto the simulated array, and inference through the instruments."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,28 @@ def test_transfer_refuses_bad_networks(connected, model):
     with pytest.raises(ValueError, match="does not fit"):
         transfer_deterministic(xb, [np.zeros((200, 100))], model)
     assert len(connected.bench.chip.pulse_log) == 0  # nothing was pulsed
+
+
+def test_screening_finds_stuck_devices_and_replaces_their_samples(connected, model):
+    xb = connected.crossbar
+    tr = transfer_bayesian(xb, _posteriors(5), model)
+    G = tr.read_conductances(xb)
+    raw = dataclasses.replace(tr, screen=None).weights_from(G)  # the samples as read
+    w = tr.weights_from(G)
+    mu, sd = tr.expected[0]
+    stuck = connected.bench.chip._stuck != 0  # hidden truth, for the test only
+    used = np.isfinite(mu)
+    visible = used & stuck & (np.abs(G[0] - mu) > 6 * sd)
+    assert visible.sum() >= 5
+    np.testing.assert_array_equal(tr.faulty[0], visible)  # every visible stuck device, nothing else
+    assert not np.any(tr.faulty[0] & ~stuck)
+    assert tr.summary()["faulty_devices"] == visible.sum()
+    changed = 0
+    for a, r in zip(w, raw):
+        diff = a != r
+        changed += diff.sum()
+        # a replaced sample is the same weight read from another (healthy) copy
+        for m, i, j in zip(*np.nonzero(diff)):
+            assert a[m, i, j] in r[~diff[:, i, j], i, j]
+    assert 0 < changed <= 2 * visible.sum()
+
