@@ -1,0 +1,430 @@
+"""Drift compensation for networks programmed on PCM (Joshi et al., Nat. Commun. 2020), numpy only.
+
+PCM conductances drift down as ``g(t) = g_prog ((t + t0)/t0)^-nu`` with a per-device ``nu``
+(about 0.05–0.1): one day after programming a weight has lost roughly 40 % of its magnitude,
+and layers followed by a batch norm with frozen statistics, or by a digital bias, stop working.
+Two compensations, both measured on the array itself, never on the chip's hidden state:
+
+* **Global drift compensation (GDC).** Right after programming, a fixed calibration input
+  ``x_cal`` (``K`` vectors, the same every time) goes through each layer of the array; the mean
+  absolute output ``r0 = mean |x_cal · W(0)|`` is stored. At time ``t`` the same input gives
+  ``r_t`` and the layer's outputs are multiplied by ``alpha = r0 / r_t`` before the digital
+  periphery (bias, batch norm, activation). ``granularity="column"`` keeps one ``r0`` per
+  output column instead (:class:`GlobalDriftCompensation`).
+* **Batch-norm recalibration.** A few hundred training inputs are run through the drifted
+  weights and every batch norm's running mean and variance are recomputed
+  (:func:`recalibrate_batchnorm`); GDC still scales the layers without a batch norm after
+  them (the output layer).
+
+:class:`Network` is the digital twin of the trained torch network (weights ``(n_in, n_out)``
+as laid on the array rows x columns; biases and batch norms stay digital).
+:func:`deploy_pcm` maps it onto differential pairs, programs them by write-verify
+(:func:`labrram.protocols.write_verify_pcm.write_verify_pcm`) and :func:`evaluate_drift`
+reads the array back through the instruments at chosen times after programming (waiting on the
+station's timer: the virtual clock on the simulated bench) and scores every compensation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from labrram.crossbar import Crossbar
+from labrram.devices.pcm import PCMModel
+from labrram.mapping import DifferentialMapping, Placement, place
+from labrram.protocols.results import ProgramResult
+from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
+
+__all__ = [
+    "BatchNorm",
+    "DeploySettings",
+    "GlobalDriftCompensation",
+    "Network",
+    "PCMDeployment",
+    "calibration_inputs",
+    "deploy_pcm",
+    "evaluate_drift",
+    "format_time",
+    "recalibrate_batchnorm",
+]
+
+_GRANULARITIES = ("layer", "column")
+COMPENSATIONS = ("none", "gdc", "bn")
+"""Names of the compensations :func:`evaluate_drift` scores."""
+
+
+# --- the digital twin ------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class BatchNorm:
+    """Inference-time batch norm ``gamma (z - mean) / sqrt(var + eps) + beta`` on ``n`` features."""
+
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        n = np.shape(self.gamma)
+        for name in ("beta", "mean", "var"):
+            if np.shape(getattr(self, name)) != n:
+                raise ValueError(f"batch norm {name} has shape {np.shape(getattr(self, name))}, gamma has {n}")
+        if np.any(np.asarray(self.var) < 0) or not self.eps > 0:
+            raise ValueError("batch norm variances must be >= 0 and eps > 0")
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return self.gamma * (z - self.mean) / np.sqrt(self.var + self.eps) + self.beta
+
+    def recalibrated(self, z: np.ndarray) -> "BatchNorm":
+        """The same batch norm with running statistics recomputed on pre-activations ``z`` (N, n)."""
+        z = np.asarray(z, dtype=float)
+        if z.ndim != 2 or z.shape[1] != np.shape(self.gamma)[0] or z.shape[0] < 2:
+            raise ValueError(f"need pre-activations of shape (N >= 2, {np.shape(self.gamma)[0]}), got {z.shape}")
+        return replace(self, mean=z.mean(axis=0), var=z.var(axis=0))
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A ReLU network whose matrix products run on the array and everything else digitally.
+
+    Layer ``l`` computes ``z = alpha_l * (x @ W_l) + b_l``, then ``BN_l`` (if any) and ReLU
+    (except the last layer, which gives logits).
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``(n_in, n_out)`` per layer (array rows = inputs, columns = outputs).
+    biases : list of ndarray or None
+        Digital bias per layer (None: no bias).
+    norms : list of BatchNorm or None
+        Batch norm after each layer's product (None: none).
+    """
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray | None]
+    norms: list[BatchNorm | None]
+
+    def __post_init__(self) -> None:
+        if not self.weights:
+            raise ValueError("a network needs at least one layer")
+        if not (len(self.weights) == len(self.biases) == len(self.norms)):
+            raise ValueError("weights, biases and norms need one entry per layer")
+        for i, w in enumerate(self.weights):
+            if np.ndim(w) != 2:
+                raise ValueError(f"layer {i}: weights must be 2-D (n_in, n_out), got shape {np.shape(w)}")
+            if i and np.shape(w)[0] != np.shape(self.weights[i - 1])[1]:
+                raise ValueError(f"layer {i} takes {np.shape(w)[0]} inputs, layer {i - 1} gives {np.shape(self.weights[i - 1])[1]}")
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.weights)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (int(np.shape(self.weights[0])[0]),) + tuple(int(np.shape(w)[1]) for w in self.weights)
+
+    def _check(self, name: str, values: Sequence[Any] | None) -> list[Any]:
+        if values is None:
+            return [None] * self.n_layers
+        values = list(values)
+        if len(values) != self.n_layers:
+            raise ValueError(f"{name} needs one entry per layer ({self.n_layers}), got {len(values)}")
+        return values
+
+    def preactivations(
+        self,
+        X: np.ndarray,
+        weights: Sequence[np.ndarray] | None = None,
+        gains: Sequence[Any] | None = None,
+        norms: Sequence[BatchNorm | None] | None = None,
+    ) -> list[np.ndarray]:
+        """Every layer's ``alpha * (x @ W) + b`` (before batch norm and ReLU), input first to last.
+
+        ``weights`` replaces the stored weights (e.g. read back from the array), ``gains`` gives
+        each layer's drift-compensation factor (scalar or one per column; None: 1) and ``norms``
+        replaces the batch norms.
+        """
+        x = np.asarray(X, dtype=float)
+        if x.ndim != 2 or x.shape[1] != self.sizes[0]:
+            raise ValueError(f"X must have shape (N, {self.sizes[0]}), got {x.shape}")
+        ws = self.weights if weights is None else self._check("weights", weights)
+        gs, bn = self._check("gains", gains), self.norms if norms is None else self._check("norms", norms)
+        out = []
+        for i, (w, b, g, n) in enumerate(zip(ws, self.biases, gs, bn)):
+            z = x @ np.asarray(w, dtype=float)
+            if g is not None:
+                z = z * np.asarray(g, dtype=float)
+            if b is not None:
+                z = z + b
+            out.append(z)
+            if i < self.n_layers - 1:
+                x = np.maximum(n(z) if n is not None else z, 0.0)
+        return out
+
+    def logits(self, X: np.ndarray, weights=None, gains=None, norms=None) -> np.ndarray:
+        """Output logits ``(N, n_classes)``; arguments as :meth:`preactivations`."""
+        z = self.preactivations(X, weights, gains, norms)[-1]
+        n = (self.norms if norms is None else list(norms))[-1]
+        return n(z) if n is not None else z
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray, weights=None, gains=None, norms=None) -> float:
+        """Fraction of ``X`` classified as ``y``."""
+        return float(np.mean(self.logits(X, weights, gains, norms).argmax(axis=1) == np.asarray(y)))
+
+
+# --- compensations ---------------------------------------------------------------------------
+@dataclass
+class GlobalDriftCompensation:
+    """``alpha = r0 / r_t`` from the mean absolute outputs of a fixed calibration input.
+
+    Parameters
+    ----------
+    granularity : str
+        ``"layer"``: one factor per layer (Joshi's GDC); ``"column"``: one per output column.
+
+    Use :meth:`reference` once right after programming with the calibration outputs
+    ``y0`` (K, n_out), then :meth:`factors` with the outputs of the same input at time t.
+    """
+
+    granularity: str = "layer"
+    r0: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.granularity not in _GRANULARITIES:
+            raise ValueError(f"granularity must be one of {_GRANULARITIES}, got {self.granularity!r}")
+
+    def _readout(self, y: Any) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        if y.ndim != 2 or y.size == 0 or not np.all(np.isfinite(y)):
+            raise ValueError(f"calibration outputs must be a finite (K, n_out) array, got shape {y.shape}")
+        r = np.abs(y).mean(axis=0)
+        return np.atleast_1d(r.mean()) if self.granularity == "layer" else r
+
+    def reference(self, y0: Any) -> "GlobalDriftCompensation":
+        """Store ``r0`` from the calibration outputs right after programming; returns self."""
+        r0 = self._readout(y0)
+        if np.any(r0 <= 0):
+            raise ValueError("the calibration input gives zero output on some column: no scale to track")
+        self.r0 = r0
+        return self
+
+    def factors(self, y_t: Any) -> np.ndarray:
+        """``alpha = r0 / r_t``: shape (1,) per layer or (n_out,) per column."""
+        if self.r0 is None:
+            raise ValueError("call reference() with the outputs right after programming first")
+        r = self._readout(y_t)
+        if r.shape != self.r0.shape:
+            raise ValueError(f"calibration outputs give {r.shape[0]} readouts, the reference has {self.r0.shape[0]}")
+        return self.r0 / np.maximum(r, 1e-300)
+
+
+def calibration_inputs(n_in: int, k: int = 8, seed: int = 0) -> np.ndarray:
+    """``k`` fixed random ±1 calibration vectors of length ``n_in`` (the GDC input)."""
+    if n_in < 1 or k < 1:
+        raise ValueError(f"need n_in >= 1 and k >= 1, got {n_in}, {k}")
+    return np.random.default_rng(seed).choice([-1.0, 1.0], size=(k, n_in))
+
+
+def recalibrate_batchnorm(
+    net: Network, X: np.ndarray, weights: Sequence[np.ndarray] | None = None, gains: Sequence[Any] | None = None
+) -> list[BatchNorm | None]:
+    """Batch norms with running statistics recomputed on inputs ``X`` through ``weights``.
+
+    Layers are recalibrated in order, each with the statistics of its pre-activations given the
+    already recalibrated layers before it (as a forward pass in training mode would).
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"need at least 2 inputs (N, n_in) to recompute statistics, got shape {X.shape}")
+    norms = list(net.norms)
+    for i, n in enumerate(net.norms):
+        if n is None:
+            continue
+        z = net.preactivations(X, weights, gains, norms)[i]
+        norms[i] = n.recalibrated(z)
+    return norms
+
+
+# --- deployment on a PCM array ---------------------------------------------------------------
+@dataclass(frozen=True)
+class DeploySettings:
+    """How :func:`deploy_pcm` programs a network.
+
+    Parameters
+    ----------
+    g_min : float
+        Target of the device that means zero (S); the write-verify's lowest target. A fully
+        RESET device (~0.1 µS) lies inside its verify window, so it is accepted as is.
+    g_max : float or None
+        Conductance of the largest weight (S); None: the calibrated model's ``g_max``.
+    scale : str
+        ``"layer"`` or ``"column"`` scale of the differential mapping.
+    clip_sigma : float or None
+        Clip at ±clip_sigma·std(W) while mapping (None: the training already clipped).
+    write_verify : PCMWriteVerify
+        Ladder settings of the write-verify.
+    """
+
+    g_min: float = 0.5e-6
+    g_max: float | None = None
+    scale: str = "layer"
+    clip_sigma: float | None = None
+    write_verify: PCMWriteVerify = PCMWriteVerify()
+
+
+@dataclass(frozen=True, eq=False)
+class PCMDeployment:
+    """A network programmed on one PCM array.
+
+    Attributes
+    ----------
+    placement : Placement
+        Where every differential pair sits (layer ``i`` is key ``i``).
+    result : ProgramResult
+        The write-verify's outcome.
+    t_programmed : float
+        Timer time at the end of programming, s (drift times count from here).
+    """
+
+    placement: Placement
+    result: ProgramResult
+    t_programmed: float
+
+    def faulty(self) -> list[np.ndarray]:
+        """Per layer, the weights with a device the write-verify could not bring into its window
+        (stuck or unconverged), as boolean ``(n_in, n_out)`` masks."""
+        conv = np.where(self.result.mask, self.result.converged, True).astype(float)
+        return [(gp < 1) | (gm < 1) for _, (gp, gm) in sorted(self.placement.gather({0: conv}).items())]
+
+    def weights_from(self, g: np.ndarray, mask_faulty: bool = True) -> list[np.ndarray]:
+        """Effective weights ``(G⁺ − G⁻)/γ`` of every layer from a whole-array read (S); with
+        ``mask_faulty`` the weights of :meth:`faulty` pairs are set to 0 (the digital read-back
+        drops them)."""
+        w = self.placement.weights({0: g})
+        out = [w[i] for i in range(len(w))]
+        if mask_faulty:
+            out = [np.where(f, 0.0, x) for f, x in zip(self.faulty(), out)]
+        return out
+
+    def read_weights(self, xb: Crossbar, mask_faulty: bool = True) -> list[np.ndarray]:
+        """Read the whole array once through the instruments; every layer's weights."""
+        return self.weights_from(xb.read(), mask_faulty)
+
+    def mvm(self, xb: Crossbar, layer: int, X: np.ndarray, v_read: float = 0.1) -> np.ndarray:
+        """``X @ W_layer`` computed in the array (row voltages ``v_read·x``, one MVM per input and tile)."""
+        return self.placement.mvm(layer, X, lambda _i, v: xb.mvm(v), v_read=v_read)
+
+
+def deploy_pcm(xb: Crossbar, timer, net: Network, model: PCMModel, settings: DeploySettings = DeploySettings()) -> PCMDeployment:
+    """Map ``net``'s weights onto differential pairs and program them by write-verify.
+
+    Parameters
+    ----------
+    xb : Crossbar
+        The PCM array (all layers must fit it: see :func:`labrram.mapping.place`).
+    timer : BenchTimer
+        The station's timer (time stamp of the end of programming).
+    net : Network
+        Weights to program.
+    model : PCMModel
+        Calibrated PCM model (its ``g_max`` when ``settings.g_max`` is None).
+    settings : DeploySettings
+        Mapping and write-verify settings.
+    """
+    if not isinstance(model, PCMModel):
+        raise ValueError(f"model must be a calibrated PCMModel, got {type(model).__name__}")
+    g_max = model.g_max if settings.g_max is None else float(settings.g_max)
+    lo, hi = settings.write_verify.g_range
+    if not (lo <= settings.g_min < g_max <= hi):
+        raise ValueError(f"need {lo} <= g_min < g_max <= {hi} S (the write-verify's range), got {settings.g_min}, {g_max}")
+    mapping = DifferentialMapping(settings.g_min, g_max, scale=settings.scale, clip_sigma=settings.clip_sigma)
+    placement = place([mapping.map(w) for w in net.weights], xb.shape, max_arrays=1)
+    result = write_verify_pcm(xb, placement.targets(0), settings.write_verify)
+    return PCMDeployment(placement, result, float(timer.now()))
+
+
+def _gdc_outputs(dep: PCMDeployment, xb: Crossbar, x_cal: list[np.ndarray], weights: list[np.ndarray] | None, v_read: float) -> list[np.ndarray]:
+    """Per layer, the calibration outputs: in the array (``weights`` None) or from read-back weights."""
+    if weights is None:
+        return [dep.mvm(xb, i, x, v_read) for i, x in enumerate(x_cal)]
+    return [x @ w for x, w in zip(x_cal, weights)]
+
+
+def evaluate_drift(
+    xb: Crossbar,
+    timer,
+    dep: PCMDeployment,
+    net: Network,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    X_bn: np.ndarray,
+    times: Sequence[float],
+    granularity: str = "layer",
+    n_calibration: int = 8,
+    gdc_in_array: bool = True,
+    v_read: float = 0.1,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Accuracy of the programmed network at times after programming, with each compensation.
+
+    Right after programming the GDC reference ``r0`` is measured. Then, for every ``t`` in
+    ``times`` (s after the end of programming, increasing), the timer waits until ``t`` and:
+
+    1. the calibration input goes through the array (``gdc_in_array``: analog MVM via
+       ``crossbar.mvm``; else through weights from one whole-array read) → GDC factors;
+    2. one whole-array read gives weights for batch-norm recalibration on ``X_bn``;
+    3. one more whole-array read gives the weights used for inference on ``X_test``.
+
+    Returns
+    -------
+    list of dict
+        One row per time: ``t``, ``none``, ``gdc``, ``bn`` (accuracies) and ``alpha`` (the
+        per-layer mean GDC factors).
+
+    Raises
+    ------
+    ValueError
+        For times that are negative, not increasing, or already past.
+    """
+    times = [float(t) for t in times]
+    if not times or any(t < 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
+        raise ValueError(f"times must be >= 0 s and strictly increasing, got {times}")
+    gdc = [GlobalDriftCompensation(granularity) for _ in range(net.n_layers)]
+    x_cal = [calibration_inputs(n, n_calibration, seed + i) for i, n in enumerate(net.sizes[:-1])]
+
+    def outputs() -> list[np.ndarray]:
+        return _gdc_outputs(dep, xb, x_cal, None if gdc_in_array else dep.read_weights(xb), v_read)
+
+    for g, y0 in zip(gdc, outputs()):
+        g.reference(y0)
+    rows = []
+    for t in times:
+        wait = dep.t_programmed + t - timer.now()
+        if wait < -1e-9 and t > 0:
+            raise ValueError(f"t = {t} s after programming is already past (now {timer.now() - dep.t_programmed:.3g} s)")
+        if wait > 0:
+            timer.wait(wait)
+        alpha = [g.factors(y) for g, y in zip(gdc, outputs())]
+        w_cal = dep.read_weights(xb)
+        norms = recalibrate_batchnorm(net, X_bn, w_cal, alpha)
+        w = dep.read_weights(xb)
+        rows.append({
+            "t": t,
+            "none": net.accuracy(X_test, y_test, w),
+            "gdc": net.accuracy(X_test, y_test, w, alpha),
+            "bn": net.accuracy(X_test, y_test, w, alpha, norms),
+            "alpha": [float(np.mean(a)) for a in alpha],
+        })  # fmt: skip
+    return rows
+
+
+def format_time(t: float) -> str:
+    """``1 s``, ``1 min``, ``1 h``, ``1 d``, ``1 wk``, ``1 y`` style labels."""
+    for unit, s in (("y", 365.25 * 86400), ("wk", 7 * 86400), ("d", 86400), ("h", 3600), ("min", 60)):
+        if t >= s and math.isclose(t / s, round(t / s), rel_tol=1e-6):
+            return f"{round(t / s)} {unit}"
+    return f"{t:g} s"
+
