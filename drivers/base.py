@@ -11,8 +11,8 @@ A driver talks to its instrument through a :class:`Transport`, opened from an ad
 
 The same driver code therefore runs unchanged against real addresses and the simulated bench.
 
-Every exchange (write, or write + read) runs with Ctrl-C deferred until it completes, so an
-interrupt never leaves an instrument with half a command or an unread reply. Instruments are
+Every exchange (write, or write + read) runs with Ctrl-C and SIGTERM deferred until it
+completes, so an interrupt never leaves an instrument with half a command or an unread reply. Instruments are
 context managers; leaving the block, an exception, Ctrl-C or interpreter exit calls
 :meth:`Instrument.shutdown` (outputs ramped down and off).
 """
@@ -23,13 +23,13 @@ import atexit
 import contextlib
 import logging
 import re
-import signal
-import threading
+import time
 import weakref
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 from labrram.ieee488 import BlockError, split_block
 from labrram.safety import LimitError, SafeLimits
+from labrram.signals import deferred_signals
 
 log = logging.getLogger("labrram.drivers")
 
@@ -46,40 +46,19 @@ class ReplyError(InstrumentError):
     """A reply that does not parse as what the command returns."""
 
 
-# --- Ctrl-C deferral ------------------------------------------------------------------------
-_defer_state = threading.local()
+class ConnectionLost(InstrumentError):
+    """The connection failed (device unplugged, reset, re-enumerated); it must be reopened."""
 
 
-@contextlib.contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold SIGINT until the block ends, then raise the KeyboardInterrupt it carried.
+#: what a retry of an idempotent exchange can cure: no reply, a garbled reply, a lost connection
+LINK_ERRORS = (InstrumentTimeout, ReplyError, ConnectionLost)
 
-    Only the main thread can install signal handlers; elsewhere this is a no-op.
-    """
-    if threading.current_thread() is not threading.main_thread() or getattr(_defer_state, "active", False):
-        yield
-        return
-    received: list[Any] = []
 
-    def handler(signum, frame):  # pragma: no cover - exercised via os.kill in tests
-        received.append((signum, frame))
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # pragma: no cover - not in main interpreter
-        yield
-        return
-    _defer_state.active = True
-    try:
-        yield
-    finally:
-        _defer_state.active = False
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            if callable(previous):
-                previous(*received[0])
-            else:
-                raise KeyboardInterrupt
+# --- Ctrl-C / SIGTERM deferral ------------------------------------------------------------
+def deferred_interrupt():
+    """Hold SIGINT and SIGTERM until the block ends (an exchange is never cut in half); see
+    :func:`labrram.signals.deferred_signals`."""
+    return deferred_signals()
 
 
 # --- transports ----------------------------------------------------------------------------
@@ -95,6 +74,8 @@ class Transport(Protocol):
     def read_block(self) -> bytes: ...
 
     def clear(self) -> None: ...
+
+    def reopen(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -116,14 +97,30 @@ def parse_block(data: bytes) -> tuple[bytes, bytes]:
 class VisaTransport:
     """A pyvisa message-based resource."""
 
-    def __init__(self, resource: Any) -> None:
+    def __init__(self, resource: Any, resource_manager: Any = None) -> None:
         self.resource = resource
+        self.resource_manager = resource_manager
         self.address = resource.resource_name
         resource.read_termination = None
         resource.write_termination = None
 
+    def _error(self, exc: Exception) -> InstrumentError:
+        import pyvisa
+
+        code = getattr(exc, "error_code", None)
+        if code == pyvisa.constants.StatusCode.error_timeout:
+            return InstrumentTimeout(f"{self.address}: no reply within {self.timeout:g} s")
+        if code in (pyvisa.constants.StatusCode.error_connection_lost, pyvisa.constants.StatusCode.error_resource_not_found):
+            return ConnectionLost(f"{self.address}: connection lost ({exc})")
+        return InstrumentError(f"{self.address}: {exc}")
+
     def write(self, data: bytes) -> None:
-        self.resource.write_raw(data)
+        import pyvisa
+
+        try:
+            self.resource.write_raw(data)
+        except pyvisa.errors.VisaIOError as exc:
+            raise self._error(exc) from None
 
     def read_message(self) -> bytes:
         import pyvisa
@@ -131,9 +128,7 @@ class VisaTransport:
         try:
             return self.resource.read_raw()
         except pyvisa.errors.VisaIOError as exc:
-            if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
-                raise InstrumentTimeout(f"{self.address}: no reply within {self.timeout:g} s") from None
-            raise InstrumentError(f"{self.address}: {exc}") from None
+            raise self._error(exc) from None
 
     def read_block(self) -> bytes:
         data = self.read_message()
@@ -143,7 +138,29 @@ class VisaTransport:
         return payload
 
     def clear(self) -> None:
-        self.resource.clear()
+        import pyvisa
+
+        try:
+            self.resource.clear()
+        except pyvisa.errors.VisaIOError as exc:
+            raise self._error(exc) from None
+
+    def reopen(self) -> None:
+        """Close and open the resource again (after the device reset or came back)."""
+        import pyvisa
+
+        timeout = self.timeout
+        with contextlib.suppress(Exception):
+            self.resource.close()
+        if self.resource_manager is None:
+            raise ConnectionLost(f"{self.address}: cannot reopen (no resource manager)")
+        try:
+            self.resource = self.resource_manager.open_resource(self.address)
+        except pyvisa.errors.VisaIOError as exc:
+            raise ConnectionLost(f"{self.address}: cannot reopen: {exc}") from None
+        self.resource.read_termination = None
+        self.resource.write_termination = None
+        self.timeout = timeout
 
     def close(self) -> None:
         self.resource.close()
@@ -166,17 +183,41 @@ class SerialTransport:
         self.address = address
         self.terminator = terminator
 
+    def _lost(self, exc: Exception) -> ConnectionLost:
+        return ConnectionLost(f"{self.address}: {exc}")
+
     def write(self, data: bytes) -> None:
-        self.port.write(data)
+        import serial
+
+        try:
+            self.port.write(data)
+        except serial.SerialException as exc:
+            raise self._lost(exc) from None
+
+    def _read(self, n: int) -> bytes:
+        import serial
+
+        try:
+            return self.port.read(n)
+        except serial.SerialException as exc:
+            raise self._lost(exc) from None
+
+    def _read_until(self) -> bytes:
+        import serial
+
+        try:
+            return self.port.read_until(self.terminator)
+        except serial.SerialException as exc:
+            raise self._lost(exc) from None
 
     def _read_exact(self, n: int) -> bytes:
-        data = self.port.read(n)
+        data = self._read(n)
         if len(data) != n:
             raise InstrumentTimeout(f"{self.address}: expected {n} bytes, got {len(data)} within {self.timeout:g} s")
         return data
 
     def read_message(self) -> bytes:
-        data = self.port.read_until(self.terminator)
+        data = self._read_until()
         if not data.endswith(self.terminator):
             what = f"partial reply {data[:40]!r}" if data else "nothing"
             raise InstrumentTimeout(f"{self.address}: {what} within {self.timeout:g} s (expected a line ending in {self.terminator!r})")
@@ -185,7 +226,7 @@ class SerialTransport:
     def read_block(self) -> bytes:
         head = self._read_exact(2)
         if head[:1] != b"#" or not head[1:2].isdigit() or head[1:2] == b"0":
-            rest = self.port.read_until(self.terminator)
+            rest = self._read_until()
             raise ReplyError(f"{self.address}: expected a binary block, got {(head + rest)[:60]!r}")
         ndig = int(head[1:2])
         digits = self._read_exact(ndig)
@@ -198,8 +239,24 @@ class SerialTransport:
         return payload
 
     def clear(self) -> None:
-        self.port.reset_input_buffer()
-        self.port.reset_output_buffer()
+        import serial
+
+        try:
+            self.port.reset_input_buffer()
+            self.port.reset_output_buffer()
+        except serial.SerialException as exc:
+            raise self._lost(exc) from None
+
+    def reopen(self) -> None:
+        """Close and open the port again (after the device reset or came back)."""
+        import serial
+
+        with contextlib.suppress(Exception):
+            self.port.close()
+        try:
+            self.port.open()
+        except serial.SerialException as exc:
+            raise self._lost(exc) from None
 
     def close(self) -> None:
         self.port.close()
@@ -218,6 +275,17 @@ _SERIAL_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|/dev/|COM\d+$)", re.IGNORECASE
 _VISA_NAME = re.compile(r"^(GPIB|USB|TCPIP|ASRL|VXI|PXI|GPIB-VXI)\d*::", re.IGNORECASE)
 
 
+def address_kind(address: Any) -> str | None:
+    """``"visa"`` for a VISA resource name, ``"serial"`` for a serial port or URL, else None."""
+    if not isinstance(address, str) or not address.strip():
+        return None
+    if _VISA_NAME.match(address):
+        return "visa"
+    if _SERIAL_URL.match(address):
+        return "serial"
+    return None
+
+
 def open_transport(address: str, visa_library: str = "", timeout: float = 5.0, **serial_options: Any) -> Transport:
     """Open ``address`` as a VISA resource or a serial URL (see module docstring)."""
     if not isinstance(address, str) or not address.strip():
@@ -233,7 +301,7 @@ def open_transport(address: str, visa_library: str = "", timeout: float = 5.0, *
             resource = rm.open_resource(address)
         except pyvisa.errors.VisaIOError as exc:
             raise InstrumentError(f"cannot open {address} with VISA library {visa_library!r}: {exc}") from None
-        transport: Transport = VisaTransport(resource)
+        transport: Transport = VisaTransport(resource, rm)
     elif _SERIAL_URL.match(address):
         import serial
 
@@ -304,11 +372,16 @@ class Setting:
             return self
         if self.get_command is None:
             raise AttributeError(f"{self.name} is write-only")
-        reply = inst.query(inst.format_command(self.get_command))
-        try:
-            return self.parse(reply.strip())
-        except (ValueError, TypeError) as exc:
-            raise ReplyError(f"{inst.name}: {self.name} reply {reply!r} does not parse: {exc}") from None
+        command = inst.format_command(self.get_command)
+
+        def get() -> Any:
+            reply = inst.query(command)
+            try:
+                return self.parse(reply.strip())
+            except (ValueError, TypeError) as exc:
+                raise ReplyError(f"{inst.name}: {self.name} reply {reply!r} does not parse: {exc}") from None
+
+        return inst.retrying(get, f"reading {self.name}")  # reading a setting is idempotent
 
     def __set__(self, inst: "Instrument", value: Any) -> None:
         if self.set_command is None:
@@ -344,7 +417,7 @@ def in_range(lo: float, hi: float, what: str) -> Callable[[Any, Any], float]:
 
 
 class Instrument:
-    """Base of every driver: exchanges, error-queue checks, context management, shutdown.
+    """Base of every driver: exchanges, error-queue checks, bounded retries, shutdown.
 
     Parameters
     ----------
@@ -356,18 +429,48 @@ class Instrument:
         Name used in messages and logs.
     write_termination : bytes
         Appended to every command.
+    retries : int
+        How many times an idempotent query (identification, error queue, settings, reads) is
+        repeated after a timeout, a garbled reply or a lost connection, before the error is
+        raised. Non-idempotent exchanges (pulses, sweeps) are never repeated.
+    retry_delay : float
+        Wait before each retry, s (through :attr:`wait`: the virtual clock on a simulated bench).
+
+    Recovery
+    --------
+    After any failed exchange the link is brought back to a known state before the next one
+    (:meth:`recover_link`: a device clear that drops partial commands and stale replies, and a
+    reopened connection if the device went away), so a failure never leaks into the next reply.
     """
 
     #: command that pops one entry of the error queue and the reply that means "empty"
     error_query = ":SYST:ERR?"
     no_error_codes = ("0", "+0")
 
-    def __init__(self, transport: Transport, limits: SafeLimits | None = None, name: str | None = None, write_termination: bytes = b"\n") -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        limits: SafeLimits | None = None,
+        name: str | None = None,
+        write_termination: bytes = b"\n",
+        retries: int = 2,
+        retry_delay: float = 0.2,
+    ) -> None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
+            raise ValueError(f"retries must be an integer in 0..20, got {retries!r}")
+        if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)) or not 0 <= retry_delay <= 60:
+            raise ValueError(f"retry_delay must be a number of seconds in [0, 60], got {retry_delay!r}")
         self.transport = transport
         self.limits = limits or SafeLimits()
         self.name = name or type(self).__name__
         self.write_termination = write_termination
+        self.retries = int(retries)
+        self.retry_delay = float(retry_delay)
+        #: how to wait between retries (a station on a simulated bench puts its virtual clock here)
+        self.wait: Callable[[float], None] = time.sleep
         self.log: list[tuple[str, bytes]] = []  # recent exchanges, for debugging
+        self.link_faults = 0  # failed exchanges since the instrument was opened
+        self._link_dirty = False  # the last exchange failed: recover before the next one
         self._closed = False
         _OPEN.add(self)
 
@@ -387,54 +490,137 @@ class Instrument:
         if len(self.log) > 200:
             del self.log[:100]
 
-    def write_bytes(self, data: bytes) -> None:
-        """Send raw bytes (the write termination is not added)."""
+    def _check_open(self) -> None:
         if self._closed:
             raise InstrumentError(f"{self.name} is closed")
+        if self._link_dirty:
+            self.recover_link()
+
+    def _failed(self) -> None:
+        self._link_dirty = True
+        self.link_faults += 1
+
+    def write_bytes(self, data: bytes) -> None:
+        """Send raw bytes (the write termination is not added)."""
+        self._check_open()
         with deferred_interrupt():
             self._remember(">", data)
-            self.transport.write(data)
+            try:
+                self.transport.write(data)
+            except LINK_ERRORS:
+                self._failed()
+                raise
 
     def write(self, command: str) -> None:
         """Send one command."""
         self.write_bytes(command.encode("latin-1") + self.write_termination)
 
     def query_bytes(self, data: bytes, block: bool = False) -> bytes:
-        """Send raw bytes and read one reply (a whole message, or a binary block's payload)."""
-        if self._closed:
-            raise InstrumentError(f"{self.name} is closed")
+        """Send raw bytes and read one reply (a whole message, or a binary block's payload).
+
+        One attempt: use :meth:`retrying` (or ``idempotent=True`` of the text helpers) for
+        exchanges that may be repeated.
+        """
+        self._check_open()
         with deferred_interrupt():
             self._remember(">", data)
-            self.transport.write(data)
             try:
+                self.transport.write(data)
                 reply = self.transport.read_block() if block else self.transport.read_message()
             except InstrumentTimeout as exc:
+                self._failed()
                 raise InstrumentTimeout(f"{exc} (after {data[:60]!r}; check the command and the read termination)") from None
+            except LINK_ERRORS:
+                self._failed()
+                raise
             self._remember("<", reply)
             return reply
 
-    def query(self, command: str) -> str:
-        """Send a query and return its reply text without the terminator."""
-        reply = self.query_bytes(command.encode("latin-1") + self.write_termination)
-        return reply.decode("latin-1").rstrip("\r\n")
+    def retrying(self, fn: Callable[[], Any], what: str) -> Any:
+        """Call ``fn`` (an idempotent exchange and the parsing of its reply); after a timeout, a
+        garbled reply or a lost connection, recover the link and call it again, at most
+        :attr:`retries` more times. The last error is raised with the number of attempts."""
+        attempts = 1 + self.retries
+        first: InstrumentError | None = None
+        last: InstrumentError | None = None
+        for k in range(attempts):
+            try:
+                return fn()
+            except LINK_ERRORS as exc:
+                first = first or exc
+                last = exc
+                self._link_dirty = True
+                if k + 1 < attempts:
+                    log.warning("%s: %s failed (%s); retrying (%d/%d)", self.name, what, exc, k + 1, self.retries)
+                    if self.retry_delay > 0:
+                        self.wait(self.retry_delay)
+        assert last is not None
+        if attempts == 1:
+            raise last
+        errors = f"first error: {first}; last error: {last}" if str(first) != str(last) else f"error: {last}"
+        raise type(first)(f"{self.name}: {what} failed {attempts} times (retries exhausted); {errors}") from None
 
-    def query_block(self, command: str) -> bytes:
+    def recover_link(self) -> None:
+        """Bring the link back to a known state after a failed exchange.
+
+        A device clear drops partial commands and stale replies; when the connection itself
+        is gone (the device reset or was unplugged) the connection is reopened — which raises
+        :class:`ConnectionLost` while the device is not back. Then :meth:`after_recovery`.
+        """
+        self._link_dirty = True
+        try:
+            self.transport.clear()
+        except ConnectionLost:
+            self.transport.reopen()
+        except InstrumentError:  # pragma: no cover - a clear the transport cannot do
+            pass
+        self._link_dirty = False
+        self.after_recovery()
+
+    def after_recovery(self) -> None:
+        """Hook: drivers forget what they assumed about the instrument's state (it may have reset)."""
+
+    def _text(self, data: bytes) -> str:
+        return self.query_bytes(data).decode("latin-1").rstrip("\r\n")
+
+    def query(self, command: str, idempotent: bool = False) -> str:
+        """Send a query and return its reply text without the terminator (``idempotent``:
+        retried on link faults, see :meth:`retrying`)."""
+        data = command.encode("latin-1") + self.write_termination
+        if not idempotent:
+            return self._text(data)
+        return self.retrying(lambda: self._text(data), repr(command))
+
+    def query_block(self, command: str, idempotent: bool = False) -> bytes:
         """Send a query whose reply is a binary block; return the payload."""
-        return self.query_bytes(command.encode("latin-1") + self.write_termination, block=True)
+        data = command.encode("latin-1") + self.write_termination
+        if not idempotent:
+            return self.query_bytes(data, block=True)
+        return self.retrying(lambda: self.query_bytes(data, block=True), repr(command))
 
-    def query_float(self, command: str) -> float:
+    def _float(self, command: str) -> float:
         reply = self.query(command)
         try:
             return float(reply)
         except ValueError:
             raise ReplyError(f"{self.name}: {command!r} returned {reply!r}, not a number") from None
 
-    def query_floats(self, command: str, sep: str = ",") -> list[float]:
+    def query_float(self, command: str, idempotent: bool = False) -> float:
+        if not idempotent:
+            return self._float(command)
+        return self.retrying(lambda: self._float(command), repr(command))
+
+    def _floats(self, command: str, sep: str) -> list[float]:
         reply = self.query(command)
         try:
             return [float(x) for x in reply.replace(";", sep).split(sep) if x.strip()]
         except ValueError:
             raise ReplyError(f"{self.name}: {command!r} returned {reply[:80]!r}, not numbers") from None
+
+    def query_floats(self, command: str, sep: str = ",", idempotent: bool = False) -> list[float]:
+        if not idempotent:
+            return self._floats(command, sep)
+        return self.retrying(lambda: self._floats(command, sep), repr(command))
 
     # --- errors ------------------------------------------------------------------------
     def parse_error(self, reply: str) -> tuple[int, str]:
@@ -446,10 +632,11 @@ class Instrument:
             raise ReplyError(f"{self.name}: error query returned {reply!r}") from None
 
     def read_errors(self, max_errors: int = 32) -> list[tuple[int, str]]:
-        """Drain the instrument's error queue."""
+        """Drain the instrument's error queue (each query retried on link faults; an entry
+        whose reply was lost is lost with it)."""
         errors = []
         for _ in range(max_errors):
-            code, message = self.parse_error(self.query(self.error_query))
+            code, message = self.retrying(lambda: self.parse_error(self.query(self.error_query)), repr(self.error_query))
             if code == 0:
                 break
             errors.append((code, message))
@@ -462,10 +649,27 @@ class Instrument:
             text = "; ".join(f"{c}: {m}" for c, m in errors)
             raise InstrumentError(f"{self.name} reported: {text}")
 
+    def write_checked(self, command: str) -> None:
+        """Send an idempotent command (settings) and check the error queue; when the command
+        was refused or the link failed, send it again (at most :attr:`retries` more times)."""
+        attempts = 1 + self.retries
+        for k in range(attempts):
+            try:
+                self.write(command)
+                self.check_errors()
+                return
+            except InstrumentError as exc:
+                if k + 1 == attempts:
+                    raise
+                log.warning("%s: %r failed (%s); sending it again", self.name, command[:60], exc)
+                self._link_dirty = True
+                if self.retry_delay > 0:
+                    self.wait(self.retry_delay)
+
     @property
     def idn(self) -> str:
         """The ``*IDN?`` identification."""
-        return self.query("*IDN?").strip()
+        return self.query("*IDN?", idempotent=True).strip()
 
     def clear(self) -> None:
         """Device clear: drop partial commands and pending replies."""
@@ -504,9 +708,11 @@ class Instrument:
 
 
 __all__ = [
+    "ConnectionLost",
     "Instrument",
     "InstrumentError",
     "InstrumentTimeout",
+    "LINK_ERRORS",
     "LimitError",
     "ReplyError",
     "SafeLimits",
@@ -514,6 +720,7 @@ __all__ = [
     "SerialTransport",
     "Transport",
     "VisaTransport",
+    "address_kind",
     "deferred_interrupt",
     "in_range",
     "open_transport",

@@ -13,10 +13,36 @@ import numpy as np
 from labrram.board_records import CELL_RECORD, PULSE_RECORD, VALUE
 from labrram.ieee488 import encode_block
 
-from .base import Instrument, ReplyError, Setting
+from .base import LINK_ERRORS, Instrument, InstrumentError, LimitError, ReplyError, Setting
 
 #: largest number of records sent in one block (keeps one transaction under ~1 MB)
 MAX_BATCH = 65536
+#: no line of the board carries this much current: a larger (or non-finite) reading is a corrupted reply, A
+MAX_READING = 1.0
+
+#: the board's hardware ranges (docs/board-protocol.md)
+HW_AMPLITUDE, HW_GATE, HW_MIN_WIDTH, HW_MAX_WIDTH = 5.0, 5.5, 10e-9, 1.0
+#: error codes of a command the board refused as such (syntax, data out of range, illegal value):
+#: sending it again cannot help
+REFUSED = range(-229, -99)
+
+#: delivery status of a pulse whose reply was lost (see :class:`PulseDeliveryError`)
+DELIVERED, NOT_DELIVERED, UNKNOWN = 1, 0, -1
+
+
+class PulseDeliveryError(InstrumentError):
+    """A pulse batch whose exchange failed (no reply, a garbled reply, a lost connection).
+
+    Pulses are never sent again by the driver. ``status`` says, per pulse of the call, what the
+    board's pulse counter (``:SYST:PULS?``) proves: 1 delivered, 0 not delivered, -1 unknown (the
+    counter was not known before, could not be read, or the board reset). Read the cells back
+    before doing anything else with them.
+    """
+
+    def __init__(self, message: str, status: np.ndarray, kind: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
 
 
 def _cells(rows, cols, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +71,9 @@ class CrossbarBoard(Instrument):
         super().__init__(*args, **kwargs)
         self._shape: tuple[int, int] | None = None
         self._configured = False
+        self._read_settings: tuple[float, float] | None = None
+        self._counter: int | None = None  # the board's pulse counter, when known
+        self._spent: tuple[np.ndarray, np.ndarray] | None = None  # pulses and energy per device, this connection
 
     # --- validation --------------------------------------------------------------------
     def _check_read_voltage(self, v: float) -> float:
@@ -60,26 +89,108 @@ class CrossbarBoard(Instrument):
     def shape(self) -> tuple[int, int]:
         """Array size (rows, cols)."""
         if self._shape is None:
-            reply = self.query(":ARR:SIZE?")
-            try:
-                r, c = (int(x) for x in reply.split(","))
-            except ValueError:
-                raise ReplyError(f"{self.name}: array size reply {reply!r}") from None
-            self._shape = (r, c)
+
+            def size() -> tuple[int, int]:
+                reply = self.query(":ARR:SIZE?")
+                try:
+                    r, c = (int(x) for x in reply.split(","))
+                except ValueError:
+                    raise ReplyError(f"{self.name}: array size reply {reply!r}") from None
+                if r < 1 or c < 1:
+                    raise ReplyError(f"{self.name}: array size reply {reply!r}")
+                return r, c
+
+            self._shape = self.retrying(size, "':ARR:SIZE?'")
         return self._shape
 
-    def configure(self) -> None:
-        """Binary data format, a clean error queue; called before the first bulk exchange."""
+    def configure(self, read_voltage: float | None = None, read_gate: float | None = None) -> None:
+        """Binary data format, a clean error queue and (when given, remembered for later
+        reconfigurations) the read voltage and gate; called before the first bulk exchange and
+        again after any link recovery (the board may have reset)."""
+        if read_voltage is not None or read_gate is not None:
+            v = self._check_read_voltage(0.2 if read_voltage is None else read_voltage)
+            g = self._check_gate(3.3 if read_gate is None else read_gate)
+            self._read_settings = (v, g)
         self.write("*CLS;:FORM REAL")
         self._configured = True
+        if self._read_settings is not None:
+            v, g = self._read_settings
+            self.write_checked(f":READ:VOLT {v:.6g};:READ:GATE {g:.6g}")
 
-    def _bulk(self, command: str) -> np.ndarray:
+    def after_recovery(self) -> None:
+        self._configured = False  # the board may have reset: format and read settings again
+        self._counter = None  # and its pulse counter may have restarted
+
+    def _ready_link(self) -> None:
+        if self._link_dirty:
+            self.recover_link()
         if not self._configured:
             self.configure()
+
+    def _bulk_once(self, command: str) -> np.ndarray:
+        self._ready_link()
         payload = self.query_block(command)
         if len(payload) % VALUE.itemsize:
             raise ReplyError(f"{self.name}: block of {len(payload)} bytes is not float32 values")
-        return np.frombuffer(payload, dtype=VALUE).astype(float)
+        values = np.frombuffer(payload, dtype=VALUE).astype(float)
+        if values.size and not (np.all(np.isfinite(values)) and np.max(np.abs(values)) <= MAX_READING):
+            raise ReplyError(f"{self.name}: implausible reading in the reply to {command.split(' ', 1)[0]!r} (corrupted block?)")
+        return values
+
+    def _bulk(self, command: str, idempotent: bool = False, expect: int | None = None) -> np.ndarray:
+        """A bulk query; with ``expect`` the number of values is checked (inside the retries)."""
+
+        def once() -> np.ndarray:
+            values = self._bulk_once(command)
+            if expect is not None and values.size != expect:
+                raise ReplyError(f"{self.name}: {command.split(' ', 1)[0]!r} returned {values.size} values, expected {expect}")
+            return values
+
+        return self.retrying(once, repr(command.split(" ", 1)[0])) if idempotent else once()
+
+    def _refusals(self) -> str:
+        """After a failed pulse exchange: errors of the queue that mean the board refused the
+        command as such (best effort; other errors are logged and dropped)."""
+        try:
+            errors = self.read_errors()
+        except InstrumentError:
+            return ""
+        refused = [f"{c}: {m}" for c, m in errors if c in REFUSED and "injected" not in m]
+        return "; ".join(refused)
+
+    def pulse_counter(self) -> int:
+        """Pulses the board delivered since power-on (``:SYST:PULS?``, read once, then counted by
+        the driver; read again after any link recovery)."""
+        if self._counter is None:
+
+            def read() -> int:
+                reply = self.query(":SYST:PULS?")
+                try:
+                    n = int(reply.strip())
+                except ValueError:
+                    raise ReplyError(f"{self.name}: pulse counter reply {reply!r}") from None
+                if n < 0:
+                    raise ReplyError(f"{self.name}: pulse counter reply {reply!r}")
+                return n
+
+            self._counter = self.retrying(read, "':SYST:PULS?'")
+        return self._counter
+
+    def delivery(self, before: int | None, n: int) -> int:
+        """Whether ``n`` pulses sent when the counter read ``before`` reached the chip: 1 yes,
+        0 no, -1 unknown (counter unknown, unreadable, or restarted by a reset)."""
+        self._counter = None
+        try:
+            now = self.pulse_counter()
+        except InstrumentError:
+            return UNKNOWN
+        if before is None:
+            return UNKNOWN
+        if now == before + n:
+            return DELIVERED
+        if now == before:
+            return NOT_DELIVERED
+        return UNKNOWN
 
     def _block_command(self, header: str, records: np.ndarray) -> str:
         return header + encode_block(records.tobytes()).decode("latin-1")
@@ -88,25 +199,24 @@ class CrossbarBoard(Instrument):
     def measure_cell(self, row: int, col: int) -> float:
         """Current of one cell at the read voltage, A."""
         r, c = _cells([row], [col], *self.shape)
-        return self.query_float(f":MEAS:CELL? {r[0]},{c[0]}")
+
+        def once() -> float:
+            self._ready_link()
+            return self._float(f":MEAS:CELL? {r[0]},{c[0]}")
+
+        return self.retrying(once, "':MEAS:CELL?'")
 
     def measure_row(self, row: int) -> np.ndarray:
         """Currents of one row, A (one conversion on the board)."""
         n_rows, n_cols = self.shape
         if not (0 <= int(row) < n_rows):
             raise ValueError(f"row {row} outside 0..{n_rows - 1}")
-        values = self._bulk(f":MEAS:ROW? {int(row)}")
-        if values.size != n_cols:
-            raise ReplyError(f"{self.name}: row read returned {values.size} values, expected {n_cols}")
-        return values
+        return self._bulk(f":MEAS:ROW? {int(row)}", idempotent=True, expect=n_cols)
 
     def measure_all(self) -> np.ndarray:
         """Currents of the whole array, shape (rows, cols), A: one transaction."""
         n_rows, n_cols = self.shape
-        values = self._bulk(":MEAS:ALL?")
-        if values.size != n_rows * n_cols:
-            raise ReplyError(f"{self.name}: array read returned {values.size} values, expected {n_rows * n_cols}")
-        return values.reshape(n_rows, n_cols)
+        return self._bulk(":MEAS:ALL?", idempotent=True, expect=n_rows * n_cols).reshape(n_rows, n_cols)
 
     def measure_cells(self, rows, cols) -> np.ndarray:
         """Currents of a list of cells, A, in blocks of up to :data:`MAX_BATCH` cells."""
@@ -116,10 +226,7 @@ class CrossbarBoard(Instrument):
             sl = slice(start, start + MAX_BATCH)
             rec = np.empty(rows[sl].size, dtype=CELL_RECORD)
             rec["row"], rec["col"] = rows[sl], cols[sl]
-            values = self._bulk(self._block_command(":MEAS:LIST? ", rec))
-            if values.size != rec.size:
-                raise ReplyError(f"{self.name}: list read returned {values.size} values for {rec.size} cells")
-            out[sl] = values
+            out[sl] = self._bulk(self._block_command(":MEAS:LIST? ", rec), idempotent=True, expect=rec.size)
         return out
 
     def mvm(self, row_voltages) -> np.ndarray:
@@ -129,7 +236,7 @@ class CrossbarBoard(Instrument):
         if v.shape != (n_rows,):
             raise ValueError(f"mvm needs {n_rows} row voltages, got shape {v.shape}")
         self.limits.check_voltage(v, "MVM row voltage")
-        return self._bulk(":MEAS:MVM? " + encode_block(v.astype(VALUE).tobytes()).decode("latin-1"))
+        return self._bulk(":MEAS:MVM? " + encode_block(v.astype(VALUE).tobytes()).decode("latin-1"), idempotent=True)
 
     # --- pulses --------------------------------------------------------------------------
     def pulse(self, kind: str, rows, cols, amplitude, gate, width, read: bool = False) -> np.ndarray | None:
@@ -137,7 +244,12 @@ class CrossbarBoard(Instrument):
         cell right after its pulse and the currents are returned (A).
 
         ``amplitude`` (V), ``gate`` (V) and ``width`` (s) are scalars or one value per cell.
-        Every value is checked against the bench limits before anything is sent.
+        Every value is checked against the bench limits (voltage, gate, width, and the energy
+        ``amplitude * max_current * width`` per pulse) before anything is sent.
+
+        Pulses are never repeated. When an exchange fails (no reply, a garbled reply, a lost
+        connection) the link is recovered and :class:`PulseDeliveryError` is raised with what
+        the board's pulse counter proves about each pulse's delivery.
         """
         kind = kind.upper()
         if kind not in ("SET", "RESET"):
@@ -146,25 +258,80 @@ class CrossbarBoard(Instrument):
         amplitude = np.broadcast_to(np.asarray(amplitude, dtype=float), rows.shape)
         gate = np.broadcast_to(np.asarray(gate, dtype=float), rows.shape)
         width = np.broadcast_to(np.asarray(width, dtype=float), rows.shape)
-        self.limits.check_pulse(amplitude, gate, width)
-        if np.any(amplitude < 0):
-            raise ValueError("pulse amplitudes are magnitudes (>= 0 V); the kind sets the polarity")
+        self.check_pulse(amplitude, gate, width)
+        self._charge(rows, cols, amplitude, width)
         out = np.empty(rows.size) if read else None
         for start in range(0, rows.size, MAX_BATCH):
             sl = slice(start, start + MAX_BATCH)
             rec = np.empty(rows[sl].size, dtype=PULSE_RECORD)
             rec["row"], rec["col"] = rows[sl], cols[sl]
             rec["amplitude"], rec["gate"], rec["width"] = amplitude[sl], gate[sl], width[sl]
-            if read:
-                values = self._bulk(self._block_command(f":PULS:READ:LIST? {kind},", rec))
-                if values.size != rec.size:
-                    raise ReplyError(f"{self.name}: pulse-read returned {values.size} values for {rec.size} cells")
-                out[sl] = values
-            else:
-                self.write(self._block_command(f":PULS:LIST {kind},", rec))
-        if not read:
-            self.check_errors()
+            before = self._counter
+            try:
+                if read:
+                    self._ready_link()
+                    out[sl] = self._bulk(self._block_command(f":PULS:READ:LIST? {kind},", rec), expect=rec.size)
+                else:
+                    if self._link_dirty:
+                        self.recover_link()
+                    self.write(self._block_command(f":PULS:LIST {kind},", rec))
+                    errors = self.read_errors()
+                    if errors:  # the board refuses a whole command: nothing of it was pulsed
+                        text = "; ".join(f"{c}: {m}" for c, m in errors)
+                        raise InstrumentError(f"{self.name} reported: {text}")
+            except LINK_ERRORS as exc:
+                status = np.zeros(rows.size, dtype=np.int8)
+                status[:start] = DELIVERED
+                status[sl] = self.delivery(before, rec.size)
+                refused = self._refusals()
+                if refused and status[start] != DELIVERED:  # the board said why: not a link fault
+                    raise InstrumentError(f"{self.name} refused the {kind} batch: {refused}") from exc
+                what = {DELIVERED: "delivered", NOT_DELIVERED: "not delivered", UNKNOWN: "delivery unknown"}[int(status[start])]
+                raise PulseDeliveryError(
+                    f"{self.name}: {kind} batch of {rec.size} pulses: {exc} ({what}; read the cells back)", status, kind
+                ) from exc
+            if self._counter is not None:
+                self._counter += rec.size
         return out
+
+    def check_pulse(self, amplitude, gate, width) -> None:
+        """Refuse pulses beyond the bench limits (voltage, gate, width, energy
+        ``amplitude * max_current * width``) or beyond the board's own ranges
+        (docs/board-protocol.md; for stations whose limits are wider): raises
+        :class:`~labrram.safety.LimitError`, nothing is sent."""
+        amplitude, gate, width = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (amplitude, gate, width))
+        self.limits.check_pulse(amplitude, gate, width, current_limit=self.limits.max_current)
+        if np.any(amplitude < 0):
+            raise ValueError("pulse amplitudes are magnitudes (>= 0 V); the kind sets the polarity")
+        for what, x, lo, hi, unit in (("amplitude", amplitude, 0.0, HW_AMPLITUDE, "V"), ("gate", gate, 0.0, HW_GATE, "V"), ("width", width, HW_MIN_WIDTH, HW_MAX_WIDTH, "s")):
+            if x.size and (np.min(x) < lo or np.max(x) > hi):
+                raise LimitError(f"pulse {what} outside the board's range [{lo:g}, {hi:g}] {unit}")
+
+    def _charge(self, rows: np.ndarray, cols: np.ndarray, amplitude: np.ndarray, width: np.ndarray) -> None:
+        """Per-device budgets of this connection (``max_pulses_per_device``,
+        ``max_energy_per_device``): refuse the whole batch before any byte when one device would
+        go beyond them, else count it."""
+        shape = self.shape
+        if self._spent is None:
+            self._spent = (np.zeros(shape), np.zeros(shape))
+        pulses, energy = np.zeros(shape), np.zeros(shape)
+        np.add.at(pulses, (rows, cols), 1.0)
+        np.add.at(energy, (rows, cols), self.limits.pulse_energy(amplitude, width))
+        pulses += self._spent[0]
+        energy += self._spent[1]
+        if np.max(pulses) > self.limits.max_pulses_per_device:
+            r, c = np.unravel_index(np.argmax(pulses), shape)
+            raise LimitError(
+                f"device ({r}, {c}) would receive {int(pulses[r, c])} pulses on this connection, "
+                f"beyond the per-device budget of {int(self.limits.max_pulses_per_device)}"
+            )
+        if np.max(energy) > self.limits.max_energy_per_device:
+            r, c = np.unravel_index(np.argmax(energy), shape)
+            raise LimitError(
+                f"device ({r}, {c}) would receive {energy[r, c]:.3g} J of pulses on this connection, "
+                f"beyond the per-device budget of {self.limits.max_energy_per_device:.3g} J"
+            )
+        self._spent = (pulses, energy)
 
     # --- SMU routing ---------------------------------------------------------------------
     def route_smu(self, row: int, col: int, gate: float | None = None) -> None:
@@ -181,7 +348,7 @@ class CrossbarBoard(Instrument):
 
     @property
     def error_count(self) -> int:
-        return int(self.query(":SYST:ERR:COUN?"))
+        return int(self.query_float(":SYST:ERR:COUN?", idempotent=True))
 
     def shutdown(self) -> None:
         """Open the SMU route (the board's own drivers idle at 0 V)."""

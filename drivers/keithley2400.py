@@ -52,7 +52,7 @@ class Keithley2400(SourceMeter):
         self.write(f":SOUR:VOLT {self.check_level(volts):.6g}")
 
     def get_voltage(self) -> float:
-        return self.query_float(":SOUR:VOLT?")
+        return self.query_float(":SOUR:VOLT?", idempotent=True)
 
     def enable_output(self) -> None:
         self.write(":OUTP ON")
@@ -62,7 +62,7 @@ class Keithley2400(SourceMeter):
 
     @property
     def output_enabled(self) -> bool:
-        return parse_bool(self.query(":OUTP?"))
+        return self.retrying(lambda: self._bool(":OUTP?"), "':OUTP?'")
 
     def _currents(self, reply: str, n: int) -> np.ndarray:
         """Currents out of a ``VOLT,CURR`` reading list."""
@@ -75,7 +75,7 @@ class Keithley2400(SourceMeter):
         return values[1::2]
 
     def measure_current(self) -> float:
-        return float(self._currents(self.query(":READ?"), 1)[0])
+        return self.retrying(lambda: float(self._currents(self.query(":READ?"), 1)[0]), "':READ?'")
 
     def measure_sweep(self, voltages: Sequence[float]) -> np.ndarray:
         """List sweep in chunks of 100 points: one ``:READ?`` per chunk."""

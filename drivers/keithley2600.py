@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -121,12 +121,13 @@ class Keithley2600(SourceMeter):
         name: str | None = None,
         channel: str = "a",
         write_termination: bytes = b"\n",
+        **kwargs: Any,
     ) -> None:
         if not isinstance(channel, str) or channel.lower() not in ("a", "b"):
             raise ValueError(f"a 2600B has SMU channels 'a' and 'b', not {channel!r}")
         self.channel = channel.lower()
         self.smu = f"smu{self.channel}"
-        super().__init__(transport, limits=limits, name=name or f"2600B {self.smu}", write_termination=write_termination)
+        super().__init__(transport, limits=limits, name=name or f"2600B {self.smu}", write_termination=write_termination, **kwargs)
         self._compliance: float | None = None  # last compliance this driver set, A
         self._nplc: float | None = None  # last NPLC this driver set
         self._auto_zero: bool | None = None
@@ -211,11 +212,14 @@ class Keithley2600(SourceMeter):
 
     @property
     def output_enabled(self) -> bool:
-        reply = self.query(f"print({self.smu}.source.output)")
-        try:
-            return float(reply) != 0.0
-        except ValueError:
-            raise ReplyError(f"{self.name}: output state {reply!r} is not a number") from None
+        def get() -> bool:
+            reply = self.query(f"print({self.smu}.source.output)")
+            try:
+                return float(reply) != 0.0
+            except ValueError:
+                raise ReplyError(f"{self.name}: output state {reply!r} is not a number") from None
+
+        return self.retrying(get, "reading the output state")
 
     @staticmethod
     def _overflow_to_inf(values: np.ndarray) -> np.ndarray:

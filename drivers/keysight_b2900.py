@@ -8,7 +8,7 @@ address twice to use both channels of a B2902A. Bulk data come back as IEEE 488.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -70,11 +70,12 @@ class KeysightB2900(SourceMeter):
         name: str | None = None,
         channel: int = 1,
         write_termination: bytes = b"\n",
+        **kwargs: Any,
     ) -> None:
         if channel not in (1, 2):
             raise ValueError(f"a B2900 has channels 1 and 2, not {channel!r}")
         self.channel = channel
-        super().__init__(transport, limits=limits, name=name or f"B2900 ch{channel}", write_termination=write_termination)
+        super().__init__(transport, limits=limits, name=name or f"B2900 ch{channel}", write_termination=write_termination, **kwargs)
         self._compliance: float | None = None  # last compliance this driver set, A
         self._aperture: float | None = None  # integration time, s (queried when unknown)
         self._binary = False  # whether this driver has set :FORM REAL,32 / NORM
@@ -168,7 +169,7 @@ class KeysightB2900(SourceMeter):
 
     @property
     def output_enabled(self) -> bool:
-        return parse_bool(self.query(f":OUTP{self.channel}?"))
+        return self.retrying(lambda: self._bool(f":OUTP{self.channel}?"), "reading the output state")
 
     def _format_prefix(self) -> str:
         """``:FORM`` commands to prepend until this driver has set the binary format."""

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import Instrument
+from .base import Instrument, InstrumentError, ReplyError, log, parse_bool
 
 
 class SourceMeter(Instrument, abc.ABC):
@@ -82,14 +82,38 @@ class SourceMeter(Instrument, abc.ABC):
         self.limits.check_current(amps, f"{self.name} compliance")
         return float(amps)
 
+    def _bool(self, command: str) -> bool:
+        """A boolean query (``1``/``0``, ``ON``/``OFF``); a garbled reply is a :class:`ReplyError`."""
+        reply = self.query(command)
+        try:
+            return parse_bool(reply)
+        except ValueError:
+            raise ReplyError(f"{self.name}: {command!r} returned {reply!r}, not a boolean") from None
+
     def shutdown(self) -> None:
-        """Ramp the output to 0 V in :attr:`ramp_steps` steps, then turn it off."""
+        """Ramp the output to 0 V in :attr:`ramp_steps` steps, turn it off, and read the output
+        state back: while it is still on (a lost command), ``off`` is sent again (at most
+        :attr:`retries` more times, then an error) — an output is never left on unnoticed.
+        """
         if self._closed:
             return
         try:
             if self.output_enabled:
-                level = self.get_voltage()
-                for v in np.linspace(level, 0.0, self.ramp_steps + 1)[1:]:
+                try:
+                    steps = np.linspace(self.get_voltage(), 0.0, self.ramp_steps + 1)[1:]
+                except InstrumentError as exc:  # cannot ramp from an unknown level: straight off
+                    log.warning("%s: source level unreadable (%s); turning the output off without a ramp", self.name, exc)
+                    steps = np.empty(0)
+                for v in steps:
                     self.set_voltage(float(v))
         finally:
             self.disable_output()
+            self._confirm_off()
+
+    def _confirm_off(self) -> None:
+        def check() -> None:
+            if self.output_enabled:
+                self.disable_output()
+                raise ReplyError(f"{self.name}: output still on after the off command")
+
+        self.retrying(check, "turning the output off")

@@ -250,7 +250,7 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"{args.run}: cannot calibrate device kind {kind!r}")
     try:
         data = tech.data.load(store)
-    except StoreError as exc:
+    except (StoreError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise UsageError(f"{args.run}: incomplete characterization: {exc}") from None
     fit = tech.fit(n_boot=args.bootstrap).fit(data)
     cal = Calibration(
@@ -294,23 +294,40 @@ def show_calibrate(summary: dict[str, Any], console) -> None:
 PATTERNS = "constant:G | uniform:LO:HI | checkerboard:LO:HI | gradient:LO:HI (S)"
 
 
-def parse_targets(spec: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """A ``.npy`` file (loaded without pickle) or a pattern (see :data:`PATTERNS`)."""
-    if spec.endswith(".npy"):
-        try:
-            return np.load(spec, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot load targets {spec}: {exc}") from None
+def _load_npy(spec: str, what: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A user's ``.npy`` array: header checked first, never unpickled (see :mod:`labrram.npyfile`)."""
+    from .npyfile import ArrayFileError, load_array
+
+    try:
+        return load_array(spec, what, shape=shape, ndim=2)
+    except ArrayFileError as exc:
+        raise UsageError(f"cannot load {what}: {exc}") from None
+
+
+def _pattern(spec: str) -> tuple[str, list[float]]:
+    """Parse and check a targets pattern (see :data:`PATTERNS`) without knowing the array."""
     kind, _, rest = spec.partition(":")
     try:
         values = [float(x) for x in rest.split(":")] if rest else []
     except ValueError:
         raise UsageError(f"bad numbers in targets pattern {spec!r}; patterns: {PATTERNS}") from None
-    rows, cols = np.indices(shape)
-    if kind == "constant" and len(values) == 1:
-        return np.full(shape, values[0])
-    if len(values) != 2 or kind not in ("uniform", "checkerboard", "gradient"):
+    if not ((kind == "constant" and len(values) == 1) or (kind in ("uniform", "checkerboard", "gradient") and len(values) == 2)):
         raise UsageError(f"unknown targets {spec!r}: give FILE.npy or a pattern: {PATTERNS}")
+    if not all(np.isfinite(values)):
+        raise UsageError(f"targets pattern {spec!r}: conductances must be finite numbers (S)")
+    if kind == "uniform" and values[0] > values[1]:
+        raise UsageError(f"targets pattern {spec!r}: LO must not exceed HI")
+    return kind, values
+
+
+def parse_targets(spec: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A ``.npy`` file (loaded without pickle) or a pattern (see :data:`PATTERNS`)."""
+    if spec.endswith(".npy"):
+        return _load_npy(spec, "targets", shape)
+    kind, values = _pattern(spec)
+    rows, cols = np.indices(shape)
+    if kind == "constant":
+        return np.full(shape, values[0])
     lo, hi = values
     if kind == "uniform":
         return np.random.default_rng(seed).uniform(lo, hi, shape)
@@ -329,6 +346,10 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
     from .store import StoreError
 
     out = Path(args.out)
+    if args.resume and (args.targets or args.sigma):
+        raise UsageError("--targets and --sigma cannot be combined with --resume: the run's targets are in its store")
+    if not args.resume and not args.targets:
+        raise UsageError("--targets is required (FILE.npy or a pattern: " + PATTERNS + ")")
     try:
         if args.resume:
             rec = ProgramRecorder.resume(out, args.protocol)
@@ -341,6 +362,22 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
     if cal.kind != "reram":
         raise UsageError(f"programming protocols for {cal.kind!r} devices are not available; use a ReRAM calibration")
     model = cal.model
+    if not args.resume:  # everything that can be checked before connecting is checked before connecting
+        from .protocols.results import validate_targets
+        from .protocols.write_verify import ReRAMWriteVerify, reachable_range
+
+        d = ReRAMWriteVerify()
+        try:
+            if args.targets.endswith(".npy"):
+                early = _load_npy(args.targets, "targets")
+                validate_targets(early, early.shape, reachable_range(model, d.gate_min, d.gate_max))
+            else:
+                kind, values = _pattern(args.targets)
+                validate_targets(np.array([values]), (1, len(values)), reachable_range(model, d.gate_min, d.gate_max))
+            if args.protocol == "stochastic-set" and args.sigma not in (None, "calibrated") and args.sigma.endswith(".npy"):
+                _load_npy(args.sigma, "sigma")
+        except TargetError as exc:
+            raise UsageError(f"targets refused, nothing was programmed: {exc}") from None
     with station.connect() as connected, _progress() as progress:
         xb = connected.crossbar
         task = progress.add_task(args.protocol, total=None)
@@ -350,9 +387,7 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
 
         try:
             if not args.resume:
-                targets = parse_targets(args.targets, xb.shape, args.seed) if args.targets else None
-                if targets is None:
-                    raise UsageError("--targets is required (FILE.npy or a pattern: " + PATTERNS + ")")
+                targets = parse_targets(args.targets, xb.shape, args.seed)
                 from .protocols.results import validate_targets
                 from .protocols.write_verify import ReRAMWriteVerify, reachable_range
 
@@ -377,11 +412,20 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"targets refused, nothing was programmed: {exc}") from None
         except BaseException as exc:
             if "rec" in locals():
-                rec.interrupted(type(exc).__name__)
+                rec.stopped(exc)
+                from .drivers.base import InstrumentError
+
+                if isinstance(exc, InstrumentError):  # an unrecoverable fault: say where the run stopped
+                    raise InstrumentError(
+                        f"{exc} — the run stopped cleanly (outputs off) at batch {rec.progress.get('batches', 0)}; "
+                        f"continue it with: labrram program --resume --protocol {args.protocol} --out {out}"
+                    ) from exc
             raise
         bench = _bench_elapsed(connected, before)
+        link_faults = sum(inst.link_faults for inst in connected.instruments.values())
     summary = result.summary()
     summary["bench_time"] = None if bench is None else bench["now"]
+    summary["link_faults"] = link_faults  # failed exchanges recovered from (retries, read-backs)
     summary["out"] = str(out)
     rec.store.update_attrs(summary=summary)
     return summary
@@ -391,14 +435,16 @@ def _parse_sigma(spec: str | None, mu: np.ndarray, model, population_sigma) -> n
     if spec is None or spec == "calibrated":
         return population_sigma(model, np.where(np.isnan(mu), 1e-6, mu))
     if spec.endswith(".npy"):
+        sigma = _load_npy(spec, "sigma", mu.shape)
+    else:
         try:
-            return np.load(spec, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot load sigma {spec}: {exc}") from None
-    try:
-        return np.full(mu.shape, float(spec))
-    except ValueError:
-        raise UsageError(f"--sigma must be 'calibrated', a number (S) or FILE.npy, got {spec!r}") from None
+            sigma = np.full(mu.shape, float(spec))
+        except ValueError:
+            raise UsageError(f"--sigma must be 'calibrated', a number (S) or FILE.npy, got {spec!r}") from None
+    m = ~np.isnan(mu)
+    if not np.all(np.isfinite(sigma[m])) or np.any(sigma[m] <= 0):
+        raise UsageError("--sigma: every sigma of a programmed device must be a positive finite conductance (S)")
+    return sigma
 
 
 def show_program(summary: dict[str, Any], console) -> None:
@@ -412,6 +458,8 @@ def show_program(summary: dict[str, Any], console) -> None:
     if summary.get("bench_time") is not None:
         table.add_row("projected bench time", f"{summary['bench_time']:.3f} s")
     table.add_row("physical limit", f"{summary['physical_limit']:.3f} s")
+    if summary.get("link_faults"):
+        table.add_row("link faults recovered", str(summary["link_faults"]))
     table.add_row("written to", summary["out"])
     console.print(table)
 
@@ -427,7 +475,10 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
     if store.attrs.get("kind") != "program":
         raise UsageError(f"{args.run} is a {store.attrs.get('kind')!r} run; report reads programming runs")
     out_dir = Path(args.out) if args.out else Path(args.run).with_suffix("").with_name(Path(args.run).stem + "-report")
-    return program_report(store, out_dir)
+    try:
+        return program_report(store, out_dir)
+    except (StoreError, AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:  # a damaged or partial store
+        raise UsageError(f"{args.run}: cannot report this run ({type(exc).__name__}: {exc})") from None
 
 
 def show_report(summary: dict[str, Any], console) -> None:
@@ -520,8 +571,31 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line (exit code 2), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labrram", description="Program and characterize resistive-memory chips.")
+    parser = _Parser(prog="labrram", description="Program and characterize resistive-memory chips.")
     parser.add_argument("--version", action="version", version=f"labrram {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help=COMMANDS["info"][2])
@@ -533,15 +607,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--kind", choices=["reram", "pcm", "passive"], default="reram", help="device technology")
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create")
-    p.add_argument("--devices", type=int, help="devices to characterize (default: 256 ReRAM, 768 PCM)")
-    p.add_argument("--cycles", type=int, help="ReRAM: RESET/SET cycles per level (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the device selection")
+    p.add_argument("--devices", type=_count(1), help="devices to characterize (default: 256 ReRAM, 768 PCM)")
+    p.add_argument("--cycles", type=_count(1), help="ReRAM: RESET/SET cycles per level (default 8)")
+    p.add_argument("--seed", type=_count(0), default=0, help="seed of the device selection")
     p.add_argument("--array", metavar="ROWSxCOLS", help="simulated stations only: size of the simulated chip (e.g. 32x32)")
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a characterization run")
     p.add_argument("--out", required=True, metavar="CAL.json", help="calibration file to write")
     p.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    p.add_argument("--bootstrap", type=_count(2), default=200, help="bootstrap resamples for the intervals")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p = sub.add_parser("program", help=COMMANDS["program"][2])
     _add_common(p)
@@ -551,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", metavar="CAL.json", help="device calibration (default: the shipped ReRAM calibration)")
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create (or, with --resume, to continue)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its store")
-    p.add_argument("--seed", type=int, default=0, help="seed of random target patterns")
+    p.add_argument("--seed", type=_count(0), default=0, help="seed of random target patterns")
     p = sub.add_parser("report", help=COMMANDS["report"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a programming run")
     p.add_argument("--out", metavar="DIR", help="folder for the plots (default RUN-report/)")
@@ -569,24 +643,42 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
+    from .signals import Terminated, install_sigterm
+
+    from .calibration.files import CalibrationError
+    from .npyfile import ArrayFileError
+    from .protocols.results import TargetError
+    from .station import StationError
+    from .store import StoreError
+
+    import logging
+
+    # the drivers log every retry; the command reports link faults in its summary instead
+    logging.getLogger("labrram").addHandler(logging.NullHandler())
     parser = build_parser()
-    args = parser.parse_args(argv)
-    run, show, _ = COMMANDS[args.command]
-    err = Console(stderr=True, soft_wrap=True)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
-        summary = run(args)
+        args = parser.parse_args(argv)
     except UsageError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {_one_line(exc)}")
         return 2
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted: outputs are off[/yellow]")
-        return 130
+    run, show, _ = COMMANDS[args.command]
+    try:
+        with install_sigterm():  # SIGTERM stops at a safe point, like Ctrl-C
+            summary = run(args)
+    except (UsageError, StationError, CalibrationError, StoreError, TargetError, ArrayFileError) as exc:  # bad input
+        err.print(f"[red]error:[/red] {_one_line(exc)}")
+        return 2
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        err.print(f"[yellow]{what}: outputs are off; a programming run continues with --resume[/yellow]")
+        return 128 + exc.signum if isinstance(exc, Terminated) else 130
     except Exception as exc:  # instrument and run errors: one clear line, not a traceback
         from .drivers.base import InstrumentError
         from .safety import LimitError
 
         if isinstance(exc, (InstrumentError, LimitError, OSError, ValueError)):
-            err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+            err.print(f"[red]error:[/red] {type(exc).__name__}: {_one_line(exc)}")
             return 1
         raise
     if args.json:
@@ -594,6 +686,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         show(summary, Console())
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error message on one line (user input can carry newlines into it)."""
+    from rich.markup import escape
+
+    return escape(" ".join(str(exc).split()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -117,9 +117,8 @@ class Crossbar:
 
     def _setup(self) -> None:
         if not self._ready:
-            self.board.configure()
-            self.board.write(f":READ:VOLT {self.read_voltage:.6g};:READ:GATE {self.read_gate:.6g}")
-            self.board.check_errors()
+            # the board remembers the read settings and re-applies them after any link recovery
+            self.board.configure(read_voltage=self.read_voltage, read_gate=self.read_gate)
             self._ready = True
 
     def _setup_smu(self) -> SourceMeter:
@@ -174,6 +173,8 @@ class Crossbar:
 
     # --- pulses ------------------------------------------------------------------------
     def _pulse(self, kind: str, cells: Any, settings: PulseSettings, amplitude, gate, width, read: bool):
+        """Raises :class:`~labrram.drivers.board.PulseDeliveryError` when the exchange failed:
+        read the cells back before anything else (pulses are never repeated blindly)."""
         self._setup()
         rows, cols = as_cells(cells, self.shape)
         if rows.size == 0:
@@ -195,6 +196,23 @@ class Crossbar:
     def reset(self, cells: Any, gate=None, amplitude=None, width=None, read: bool = False) -> np.ndarray | None:
         """RESET pulses (source line at ``amplitude``, word line at ``gate``); see :meth:`set`."""
         return self._pulse("RESET", cells, DEFAULT_RESET, amplitude, gate, width, read)
+
+    def check_pulse(self, amplitude, gate, width) -> None:
+        """Refuse pulse settings beyond the bench limits or the board's ranges (raises
+        :class:`~labrram.safety.LimitError`; nothing is sent)."""
+        self.board.check_pulse(amplitude, gate, width)
+
+    def pulse_counter(self) -> int:
+        """The board's count of delivered pulses (read once, then kept by the driver; see
+        :meth:`~labrram.drivers.board.CrossbarBoard.pulse_counter`)."""
+        self._setup()
+        return self.board.pulse_counter()
+
+    def delivery(self, before: int | None, n: int) -> int:
+        """Whether ``n`` pulses sent when :meth:`pulse_counter` read ``before`` reached the chip:
+        1 yes, 0 no, -1 unknown."""
+        self._setup()
+        return self.board.delivery(before, n)
 
     # --- analog MVM --------------------------------------------------------------------
     def mvm(self, row_voltages: Sequence[float]) -> np.ndarray:

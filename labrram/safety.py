@@ -35,7 +35,14 @@ class SafeLimits:
         Shortest programming pulse the bench can produce, s.
     max_energy : float
         Largest energy one pulse may deliver to one device, J, estimated as
-        ``V * I_limit * width`` with the current limit of the pulse.
+        ``V * I_limit * width`` with the current limit of the pulse (for board pulses, whose
+        current the cell's transistor limits, the bench's ``max_current``).
+    max_pulses_per_device : float
+        Most programming pulses one device may receive in one run (a guard against runaway
+        loops); protocols give up on a device at its budget, the board driver refuses a batch
+        that would exceed it (counted per connection).
+    max_energy_per_device : float
+        Most cumulative worst-case pulse energy one device may receive in one run, J.
     """
 
     max_voltage: float = 3.0
@@ -44,14 +51,20 @@ class SafeLimits:
     max_pulse_width: float = 1e-3
     min_pulse_width: float = 10e-9
     max_energy: float = 1e-6
+    max_pulses_per_device: float = 10000
+    max_energy_per_device: float = 1e-3
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
                 raise ValueError(f"limit {f.name} must be a positive finite number, got {value!r}")
         if self.min_pulse_width > self.max_pulse_width:
             raise ValueError("limit min_pulse_width exceeds max_pulse_width")
+        if self.max_pulses_per_device < 1 or self.max_pulses_per_device != int(self.max_pulses_per_device):
+            raise ValueError(f"limit max_pulses_per_device must be a whole number >= 1, got {self.max_pulses_per_device!r}")
+        if self.max_energy_per_device < self.max_energy:
+            raise ValueError("limit max_energy_per_device is below max_energy (not even one pulse would fit)")
 
     # --- checks -------------------------------------------------------------------------
     @staticmethod
@@ -100,6 +113,10 @@ class SafeLimits:
         self.check_width(width)
         if current_limit is not None:
             self.check_energy(amplitude, current_limit, width)
+
+    def pulse_energy(self, volts: Any, seconds: Any) -> np.ndarray:
+        """Worst-case energy of pulses, J: ``|V| * max_current * width``."""
+        return np.abs(np.asarray(volts, dtype=float)) * self.max_current * np.asarray(seconds, dtype=float)
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

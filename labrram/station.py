@@ -9,6 +9,7 @@ is documented in docs/station.md.
 from __future__ import annotations
 
 import contextlib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,7 +18,7 @@ from typing import Any
 
 from .crossbar import Crossbar
 from .drivers import driver_class
-from .drivers.base import Instrument
+from .drivers.base import Instrument, address_kind
 from .safety import SafeLimits
 
 DEFAULT_STATION = "default.toml"
@@ -37,6 +38,8 @@ class InstrumentEntry:
     visa_library: str = ""
     timeout: float = 5.0
     options: dict[str, Any] = field(default_factory=dict)
+    retries: int = 2
+    retry_delay: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ class SimulationEntry:
     kind: str = "reram"
     rows: int = 128
     cols: int = 128
+    #: directory where the chip's state and pulse log persist across processes (None: in memory)
+    state: str | None = None
+    #: the ``[simulation.faults]`` table (validated; see :mod:`labrram.sim.faults`)
+    faults: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,11 @@ class Station:
         from dataclasses import replace
 
         simulation = replace(self.simulation, **changes)
+        if not isinstance(simulation.faults, (dict, type(None))):  # a FaultPlan object (Python API): taken as is
+            checked = _parse_simulation({**vars(simulation), "faults": None}, self.source)
+            simulation = replace(checked, faults=simulation.faults)
+        else:
+            simulation = _parse_simulation({k: v for k, v in vars(simulation).items() if v is not None}, self.source)
         instruments = self.instruments
         if simulation.bench != self.simulation.bench:
             instruments = {n: _retarget(e, self.simulation.bench, simulation.bench) for n, e in instruments.items()}
@@ -100,7 +112,9 @@ class Station:
 
 
 _CROSSBAR_KEYS = {"board": str, "smu": str, "read_voltage": float, "read_gate": float, "smu_compliance": float, "smu_nplc": float}
-_INSTRUMENT_KEYS = {"driver", "address", "visa_library", "timeout", "options"}
+_INSTRUMENT_KEYS = {"driver", "address", "visa_library", "timeout", "options", "retries", "retry_delay"}
+_CHIP_KINDS = ("reram", "pcm", "passive")
+MAX_ARRAY = 4096
 
 
 def _expect(table: Any, where: str) -> dict[str, Any]:
@@ -138,16 +152,34 @@ def parse_station(text: str, source: str = "<string>") -> Station:
             if not isinstance(entry.get(key), str) or not entry[key].strip():
                 raise StationError(f"{where}: '{key}' is required and must be a non-empty string")
         try:
-            driver_class(entry["driver"])
+            cls = driver_class(entry["driver"])
         except (ValueError, ImportError) as exc:
             raise StationError(f"{where}: {exc}") from None
+        if address_kind(entry["address"]) is None:
+            raise StationError(
+                f"{where}: address {entry['address']!r} is neither a VISA resource name (GPIB0::24::INSTR) "
+                "nor a serial port or URL (/dev/ttyACM0, COM3, labrram://default/board)"
+            )
         timeout = entry.get("timeout", 5.0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise StationError(f"{where}: timeout must be a positive number of seconds")
         if not isinstance(entry.get("visa_library", ""), str):
             raise StationError(f"{where}: visa_library must be a string such as '@py' or '@labrram'")
+        retries = entry.get("retries", 2)
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
+            raise StationError(f"{where}: retries must be an integer in 0..20 (repeats of an idempotent query after a link fault)")
+        delay = entry.get("retry_delay", 0.2)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 60:
+            raise StationError(f"{where}: retry_delay must be a number of seconds in [0, 60]")
+        options = _expect(entry.get("options", {}), f"{where}.options")
+        clash = {"limits", "name", "timeout", "visa_library", "retries", "retry_delay"} & set(options)
+        if clash:
+            raise StationError(f"{where}.options: {sorted(clash)} belong in [instruments.{iname}] itself, not in options")
+        unknown_options = set(options) - _driver_options(cls)
+        if unknown_options:
+            raise StationError(f"{where}.options: {sorted(unknown_options)} not accepted by driver {entry['driver']!r}; it accepts {sorted(_driver_options(cls))}")
         instruments[iname] = InstrumentEntry(
-            iname, entry["driver"], entry["address"], entry.get("visa_library", ""), float(timeout), _expect(entry.get("options", {}), f"{where}.options")
+            iname, entry["driver"], entry["address"], entry.get("visa_library", ""), float(timeout), options, retries, float(delay)
         )
 
     crossbar = _expect(data.get("crossbar", {}), f"{source}: [crossbar]")
@@ -155,24 +187,90 @@ def parse_station(text: str, source: str = "<string>") -> Station:
         kind = _CROSSBAR_KEYS.get(key)
         if kind is None:
             raise StationError(f"{source}: [crossbar]: unknown key {key!r}; known: {sorted(_CROSSBAR_KEYS)}")
-        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise StationError(f"{source}: [crossbar]: {key} must be a number in SI units")
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise StationError(f"{source}: [crossbar]: {key} must be a finite number in SI units")
         if kind is str and value not in instruments:
             raise StationError(f"{source}: [crossbar]: {key} = {value!r} names no instrument of this station")
     if crossbar and "board" not in crossbar:
         raise StationError(f"{source}: [crossbar] needs 'board' naming the board instrument")
+    _check_crossbar(crossbar, limits, f"{source}: [crossbar]")
 
     simulation = None
     if "simulation" in data:
-        sim = _expect(data["simulation"], f"{source}: [simulation]")
-        bad = set(sim) - set(SimulationEntry.__dataclass_fields__)
-        if bad:
-            raise StationError(f"{source}: [simulation]: unknown key(s) {sorted(bad)}")
-        for key in ("seed", "rows", "cols"):
-            if key in sim and (isinstance(sim[key], bool) or not isinstance(sim[key], int)):
-                raise StationError(f"{source}: [simulation]: {key} must be an integer")
-        simulation = SimulationEntry(**sim)
+        simulation = _parse_simulation(_expect(data["simulation"], f"{source}: [simulation]"), source)
     return Station(name, source, limits, instruments, dict(crossbar), simulation)
+
+
+def _driver_options(cls: type) -> set[str]:
+    """Keyword arguments a driver class accepts beyond the ones the station sets itself."""
+    import inspect
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names - {"self", "transport", "limits", "name", "retries", "retry_delay"}
+
+
+def _check_crossbar(crossbar: dict[str, Any], limits: SafeLimits, where: str) -> None:
+    """The ``[crossbar]`` levels against the station's own limits (refused here, not at connect)."""
+    v = crossbar.get("read_voltage", 0.2)
+    if v == 0 or abs(v) > limits.max_voltage:
+        raise StationError(f"{where}: read_voltage {v:g} V must be non-zero and within max_voltage ({limits.max_voltage:g} V)")
+    g = crossbar.get("read_gate", 3.3)
+    if not 0 <= g <= limits.max_gate_voltage:
+        raise StationError(f"{where}: read_gate {g:g} V must be within [0, max_gate_voltage] ([0, {limits.max_gate_voltage:g}] V)")
+    i = crossbar.get("smu_compliance", min(1e-3, limits.max_current))
+    if not 0 < i <= limits.max_current:
+        raise StationError(f"{where}: smu_compliance {i:g} A must be positive and within max_current ({limits.max_current:g} A)")
+    n = crossbar.get("smu_nplc", 1.0)
+    if not 0.01 <= n <= 10:
+        raise StationError(f"{where}: smu_nplc {n:g} must be in [0.01, 10] power-line cycles")
+
+
+def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
+    """Validate the ``[simulation]`` table (and its ``[simulation.faults]``)."""
+    where = f"{source}: [simulation]"
+    bad = set(sim) - set(SimulationEntry.__dataclass_fields__)
+    if bad:
+        raise StationError(f"{where}: unknown key(s) {sorted(bad)}; known: {sorted(SimulationEntry.__dataclass_fields__)}")
+    for key in ("seed", "rows", "cols"):
+        if key in sim and (isinstance(sim[key], bool) or not isinstance(sim[key], int)):
+            raise StationError(f"{where}: {key} must be an integer")
+    if sim.get("seed", 0) < 0:
+        raise StationError(f"{where}: seed must be >= 0")
+    for key in ("rows", "cols"):
+        if not 1 <= sim.get(key, 128) <= MAX_ARRAY:
+            raise StationError(f"{where}: {key} must be in 1..{MAX_ARRAY}, got {sim[key]}")
+    bench = sim.get("bench", "default")
+    if not isinstance(bench, str) or not bench or not bench.replace("-", "").replace("_", "").isalnum():
+        raise StationError(f"{where}: bench must be a name of letters, digits, '-' and '_', got {bench!r}")
+    if sim.get("kind", "reram") not in _CHIP_KINDS:
+        raise StationError(f"{where}: kind must be one of {list(_CHIP_KINDS)}, got {sim.get('kind')!r}")
+    state = sim.get("state")
+    if state is not None:
+        if not isinstance(state, str) or not state.strip():
+            raise StationError(f"{where}: state must be a directory path (the chip's state persists there)")
+        if sim.get("kind", "reram") != "reram":
+            raise StationError(f"{where}: state (a chip that persists across processes) is available for reram chips only")
+        if not Path(state).is_absolute() and source and not source.startswith("<"):
+            state = str(Path(source).resolve().parent / state)  # relative to the station file
+    faults = sim.get("faults")
+    if faults is not None:
+        from .sim.faults import FaultError, FaultPlan
+
+        try:
+            FaultPlan.from_dict(_expect(faults, f"{where}.faults"), "[simulation.faults]")
+        except FaultError as exc:
+            raise StationError(f"{source}: {exc}") from None
+        if any(k in faults for k in ("stuck", "dead")) and sim.get("kind", "reram") != "reram":
+            raise StationError(f"{source}: [simulation.faults]: stuck and dead devices are available for reram chips only")
+    return SimulationEntry(**{**sim, "state": state})
 
 
 def load_station(path: str | Path | None = None) -> Station:
@@ -182,9 +280,11 @@ def load_station(path: str | Path | None = None) -> Station:
         return parse_station(text, f"<default station: labrram/stations/{DEFAULT_STATION}>")
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise StationError(f"cannot read station file {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise StationError(f"{p}: not a text (UTF-8) TOML file ({exc.reason} at byte {exc.start})") from None
     return parse_station(text, str(p))
 
 
@@ -201,9 +301,15 @@ class ConnectedStation:
         try:
             for name, entry in station.instruments.items():
                 cls = driver_class(entry.driver)
-                self.instruments[name] = cls.open(
-                    entry.address, visa_library=entry.visa_library, limits=station.limits, timeout=entry.timeout, name=name, **entry.options
-                )
+                try:
+                    inst = self.instruments[name] = cls.open(
+                        entry.address, visa_library=entry.visa_library, limits=station.limits, timeout=entry.timeout, name=name,
+                        retries=entry.retries, retry_delay=entry.retry_delay, **entry.options,
+                    )  # fmt: skip
+                except (TypeError, ValueError) as exc:  # a setting the driver refuses (instrument errors pass)
+                    raise StationError(f"{station.source}: [instruments.{name}]: {exc}") from None
+                if self.bench is not None:  # retry delays cost virtual time, not wall time
+                    inst.wait = self.timer.wait
         except BaseException:
             self.close()
             raise
@@ -278,6 +384,9 @@ def _simulated_bench(sim: SimulationEntry):
 
     bench = simulator.get_bench(sim.bench)
     cfg = bench.config
-    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols) != (sim.seed, sim.kind, sim.rows, sim.cols):
-        bench = simulator.configure_bench(sim.bench, seed=sim.seed, kind=sim.kind, rows=sim.rows, cols=sim.cols)
+    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults)
+    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults) != wanted:
+        bench = simulator.configure_bench(
+            sim.bench, seed=sim.seed, kind=sim.kind, rows=sim.rows, cols=sim.cols, state=sim.state, faults=sim.faults
+        )
     return bench

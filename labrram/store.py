@@ -10,13 +10,41 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import __version__
 
-FORMAT_VERSION = 1
+#: the run-store format this labrram writes (attribute ``labrram_format`` of every run).
+#: History:
+#:
+#: 1. the first format;
+#: 2. a programming run's ``state`` array carries, after its five per-device layers, the commit
+#:    record of the batch that wrote it (``commit_batches``, ``commit_log``, ``commit_iteration``,
+#:    ``commit_phase``: constant layers, written atomically with the state), so that a run killed
+#:    between writing its state and its ``progress.json`` resumes exactly
+#:    (:class:`labrram.protocols.recorder.ProgramRecorder`).
+#:
+#: A store of an older format opens read-only as it is (its arrays are a prefix of the new
+#: ones); opened for writing (``--resume``) it is upgraded in place by :data:`MIGRATIONS`
+#: (old version -> function(group, path)), which apply the steps the modules owning a run kind
+#: registered in :data:`UPGRADES` ((old version, kind) -> function). A newer format, or an
+#: older one without a migration, is refused with a clear error.
+FORMAT_VERSION = 2
+UPGRADES: dict[tuple[int, str], Callable[[Any, Path], None]] = {}
+
+
+def _upgrade(version: int) -> Callable[[Any, Path], None]:
+    def step(group: Any, path: Path) -> None:
+        fn = UPGRADES.get((version, str(group.attrs.get("kind"))))
+        if fn is not None:
+            fn(group, path)
+
+    return step
+
+
+MIGRATIONS: dict[int, Callable[[Any, Path], None]] = {1: _upgrade(1)}
 
 
 class StoreError(ValueError):
@@ -64,15 +92,31 @@ class RunStore:
         path = Path(path)
         if not path.exists():
             raise StoreError(f"{path}: no such run store")
+        if not path.is_dir():
+            raise StoreError(f"{path}: a file, not a run store (a run is a zarr directory)")
         try:
             group = zarr.open_group(store=str(path), mode=mode)
+            fmt = group.attrs.get("labrram_format")
         except Exception as exc:
-            raise StoreError(f"{path}: not a zarr group ({exc})") from None
-        fmt = group.attrs.get("labrram_format")
+            raise StoreError(f"{path}: not a readable zarr group ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
         if fmt is None:
             raise StoreError(f"{path}: a zarr group but not a labrram run (no labrram_format attribute)")
-        if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
-            raise StoreError(f"{path}: run format {fmt!r} is newer than this labrram understands ({FORMAT_VERSION})")
+        if isinstance(fmt, bool) or not isinstance(fmt, int):
+            raise StoreError(f"{path}: run format {fmt!r} is not a format version")
+        if fmt > FORMAT_VERSION:
+            raise StoreError(f"{path}: run format {fmt} is newer than this labrram reads (1..{FORMAT_VERSION}); upgrade labrram")
+        if fmt < FORMAT_VERSION:
+            if fmt < 1 or any(v not in MIGRATIONS for v in range(fmt, FORMAT_VERSION)):
+                raise StoreError(f"{path}: run format {fmt} is older than this labrram reads (1..{FORMAT_VERSION}) and has no migration")
+            if mode != "r":
+                try:
+                    for v in range(fmt, FORMAT_VERSION):
+                        MIGRATIONS[v](group, path)
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    raise StoreError(f"{path}: upgrading run format {fmt} to {FORMAT_VERSION} failed ({type(exc).__name__}: {exc})") from None
+                group.attrs.update({"labrram_format": FORMAT_VERSION})
         return cls(group, path)
 
     @property
@@ -101,8 +145,8 @@ class RunStore:
         if not target.exists():
             return default
         try:
-            return json.loads(target.read_text())
-        except json.JSONDecodeError as exc:
+            return json.loads(target.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StoreError(f"{target}: corrupt progress record ({exc})") from None
 
     def write(self, name: str, data: np.ndarray, dims: Sequence[str], units: str, chunks: tuple[int, ...] | None = None, **attrs: Any) -> None:
@@ -126,9 +170,19 @@ class RunStore:
 
     def read(self, name: str) -> np.ndarray:
         try:
-            return np.asarray(self.group[name][...])
+            array = self.group[name]
         except KeyError:
-            raise StoreError(f"{self.path}: no array {name!r}; it has {sorted(self.group.array_keys())}") from None
+            try:
+                have = sorted(self.group.array_keys())
+            except Exception:  # pragma: no cover - an unlistable store
+                have = []
+            raise StoreError(f"{self.path}: no array {name!r}; it has {have}") from None
+        except Exception as exc:
+            raise StoreError(f"{self.path}: array {name!r} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+        try:
+            return np.asarray(array[...])
+        except Exception as exc:  # a truncated or corrupted chunk
+            raise StoreError(f"{self.path}: array {name!r} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
 
     def array_attrs(self, name: str) -> dict[str, Any]:
         return dict(self.group[name].attrs)

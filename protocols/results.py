@@ -25,8 +25,11 @@ def validate_targets(targets: Any, shape: tuple[int, int], g_range: tuple[float,
     ``targets`` has the array's shape; NaN marks a device to leave alone. Every other value
     must be finite and inside ``g_range`` (what the calibrated devices can reach).
     """
+    raw = np.asarray(targets) if not isinstance(targets, np.ndarray) else targets
+    if raw.dtype.kind not in "fiu":
+        raise TargetError(f"targets must be real numbers (conductances in S), not {raw.dtype} values")
     try:
-        t = np.asarray(targets, dtype=float)
+        t = np.asarray(raw, dtype=float)
     except (TypeError, ValueError):
         raise TargetError("targets must be numbers (conductances in S)") from None
     if t.shape != tuple(shape):

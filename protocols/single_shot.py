@@ -90,13 +90,24 @@ def _program_once(
     resume: bool,
     progress: Progress | None,
 ) -> ProgramResult:
+    # A batch whose exchange failed is read back at once (send_batch); the board's pulse counter
+    # says whether it was delivered. A device is SET once: a SET proven delivered, or of unknown
+    # fate but read above set_detect, is final; one proven undelivered (or unknown and still at
+    # the RESET level) gets RESET + SET again, at most 3 rounds per chunk.
+    from labrram.drivers.base import InstrumentError
+
+    from .recovery import DELIVERED, NOT_DELIVERED, charge, check_pulse_settings, check_store_shape, load_budget, run_guard, send_batch
+
     acc = Accounting()
+    limits = xb.limits
+    check_pulse_settings(xb, f"{name} SET", s.set_amplitude, [s.gate_min, s.gate_max], s.set_width)
+    check_pulse_settings(xb, f"{name} RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
     if resume:
         if recorder is None:
             raise ValueError("resume needs the recorder of the interrupted run")
+        check_store_shape(xb, recorder)
         st = recorder.load_state()
         targets = recorder.targets
-        _recover(xb, recorder, st, s)
     else:
         rows, cols = np.nonzero(~np.isnan(targets))
         n = rows.size
@@ -105,57 +116,70 @@ def _program_once(
         if recorder is not None:
             recorder.save_state(st)
     n = st.targets.size
-    for start in range(0, n, s.chunk):
-        idx = np.arange(start, min(start + s.chunk, n))
-        idx = idx[st.pulses[idx] == 0]  # chunks already done (or recovered) are skipped
-        if idx.size == 0:
-            continue
-        cells = (st.rows[idx], st.cols[idx])
-        if recorder is not None:
-            recorder.intend("RESET", idx, n)
-        g = xb.reset(cells, gate=s.reset_gate, amplitude=s.reset_amplitude, width=s.reset_width, read=True)
-        acc.pulses(np.full(idx.size, s.reset_width))
-        acc.reads(st.rows[idx])
-        st.pulses[idx] += 1
-        st.achieved[idx] = g
-        if recorder is not None:
-            recorder.commit(st, "RESET", idx, s.reset_amplitude, s.reset_gate, s.reset_width, g)
-            recorder.intend("SET", idx, n)
-        gate = st.param[idx]
-        g = xb.set(cells, gate=gate, amplitude=s.set_amplitude, width=s.set_width, read=True)
-        acc.pulses(np.full(idx.size, s.set_width))
-        acc.reads(st.rows[idx])
-        st.pulses[idx] += 1
-        st.achieved[idx] = g
-        st.converged[idx] = True
-        st.iteration += 1
-        if recorder is not None:
-            recorder.commit(st, "SET", idx, s.set_amplitude, gate, s.set_width, g)
-        if progress is not None:
-            progress(name, int(st.converged.sum()), n)
-    return finish_result(xb.shape, name, targets, st, acc, recorder, s.to_dict())
+    e_pair = limits.pulse_energy(s.reset_amplitude, s.reset_width) + limits.pulse_energy(s.set_amplitude, s.set_width)
+    with run_guard(xb, recorder):
+        if resume:
+            _recover(xb, recorder, st, s)
+            load_budget(limits, recorder, st)
+        for start in range(0, n, s.chunk):
+            todo = np.arange(start, min(start + s.chunk, n))
+            todo = todo[~st.converged[todo] & ~np.isnan(st.param[todo])]  # SET devices are never pulsed again
+            for _ in range(3):
+                out = (st.spent[todo] + 2 > limits.max_pulses_per_device) | (st.energy[todo] + e_pair > limits.max_energy_per_device)
+                st.param[todo[out]] = np.nan  # no budget left for RESET + SET: given up
+                todo = todo[~out]
+                if todo.size == 0:
+                    break
+                b = send_batch(xb, recorder, st, "RESET", todo, s.reset_amplitude, s.reset_gate, s.reset_width)
+                acc.pulses(np.full(todo.size, s.reset_width))
+                acc.reads(st.rows[todo])
+                charge(limits, st, todo, b, s.reset_amplitude, s.reset_width)
+                st.pulses[todo[b.delivered]] += 1
+                st.achieved[todo] = b.g
+                if recorder is not None:
+                    recorder.commit(st, "RESET", todo, s.reset_amplitude, s.reset_gate, s.reset_width, b.g, status=b.status)
+                ready = todo[(b.status == DELIVERED) | (b.g <= s.set_detect)]  # at the RESET level
+                if ready.size:
+                    gate = st.param[ready]
+                    b = send_batch(xb, recorder, st, "SET", ready, s.set_amplitude, gate, s.set_width)
+                    acc.pulses(np.full(ready.size, s.set_width))
+                    acc.reads(st.rows[ready])
+                    charge(limits, st, ready, b, s.set_amplitude, s.set_width)
+                    st.pulses[ready[b.delivered]] += 1
+                    st.achieved[ready] = b.g
+                    st.converged[ready[(b.status == DELIVERED) | ((b.status != NOT_DELIVERED) & (b.g > s.set_detect))]] = True
+                    st.iteration += 1
+                    if recorder is not None:
+                        recorder.commit(st, "SET", ready, s.set_amplitude, gate, s.set_width, b.g, status=b.status)
+                todo = todo[~st.converged[todo]]
+                if todo.size == 0:
+                    break
+            else:
+                raise InstrumentError(f"{name}: {todo.size} device(s) of chunk {start // s.chunk} not programmed after 3 rounds of failed batches")
+            if progress is not None:
+                progress(name, int(st.converged.sum()), n)
+        return finish_result(xb.shape, name, targets, st, acc, recorder, s.to_dict())
 
 
 def _recover(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: OneShotSettings) -> None:
-    """A chunk in flight: re-read it. After a lost RESET the chunk starts over (RESET is
-    harmless to repeat before the SET); after a lost SET a device above ``set_detect`` was SET
-    and is done, one still at the RESET level never got its SET and is programmed again."""
-    pending = recorder.pending
-    idx = recorder.pending_devices(st.targets.size)
-    if idx is None:
+    """A chunk in flight: re-read it, and ask the board's pulse counter whether its batch was
+    delivered. A SET proven delivered is final; of unknown fate, a device above ``set_detect``
+    was SET and is done (logged as ``SET?``), one still at the RESET level is programmed again
+    (RESET + SET; RESET is harmless to repeat before the SET); a batch proven undelivered is
+    simply not logged. The devices not SET are programmed by the main loop."""
+    from .recovery import DELIVERED, NOT_DELIVERED, settle_pending
+
+    settled = settle_pending(xb, recorder, st)
+    if settled is None:
         return
-    g = xb.read((st.rows[idx], st.cols[idx]))
-    st.achieved[idx] = g
-    if pending["kind"] == "SET":
-        was_set = g > s.set_detect
-        recorder.commit(st, "SET?", idx[was_set], s.set_amplitude, st.param[idx[was_set]], s.set_width, g[was_set])
-        st.converged[idx[was_set]] = True
-        st.pulses[idx[was_set]] += 1
-        st.pulses[idx[~was_set]] = 0  # redo the whole RESET + SET of these
+    kind, idx, b = settled
+    st.achieved[idx] = b.g
+    st.pulses[idx[b.delivered]] += 1
+    if kind == "SET":
+        st.converged[idx[(b.status == DELIVERED) | ((b.status != NOT_DELIVERED) & (b.g > s.set_detect))]] = True
+        recorder.commit(st, "SET", idx, s.set_amplitude, st.param[idx], s.set_width, b.g, status=b.status)
     else:
-        recorder.commit(st, "RESET?", idx, s.reset_amplitude, s.reset_gate, s.reset_width, g)
-        st.pulses[idx] = 0
-    recorder.save_state(st)
+        recorder.commit(st, "RESET", idx, s.reset_amplitude, s.reset_gate, s.reset_width, b.g, status=b.status)
 
 
 def single_shot(

@@ -18,6 +18,7 @@ from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
 
 from .recorder import DeviceState, ProgramRecorder
+from .recovery import DELIVERED, NOT_DELIVERED, Batch, charge, check_pulse_settings, check_store_shape, load_budget, over_budget, run_guard, send_batch, settle_pending
 from .results import Accounting, ProgramResult, Progress, finish_result, validate_targets
 
 
@@ -87,14 +88,22 @@ def write_verify_reram(
 
     With a ``recorder`` every batch is stored as it completes; with ``resume=True`` the run
     continues from the recorder's store (``targets`` is then taken from the store).
+
+    Settings beyond the station's limits are refused before anything is sent; a device that
+    reached its per-run pulse or energy budget is given up on. A batch whose exchange fails is
+    read back at once (:func:`~.recovery.send_batch`); an unrecoverable fault stops the run with
+    the store saying where (``--resume`` continues).
     """
     s = settings
     acc = Accounting()
+    limits = xb.limits
+    check_pulse_settings(xb, "write-verify SET", s.set_amplitude, [s.gate_min, s.gate_max], s.set_width)
+    check_pulse_settings(xb, "write-verify RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
     if resume:
         if recorder is None:
             raise ValueError("resume needs the recorder of the interrupted run")
+        check_store_shape(xb, recorder)
         st = recorder.load_state()
-        _recover_pending(xb, recorder, st, s, model)
         targets = recorder.targets
     else:
         targets = validate_targets(targets, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
@@ -103,84 +112,108 @@ def write_verify_reram(
         n = tgt.size
         st = DeviceState(rows, cols, tgt, np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32),
                          start_gates(model, tgt, s.start_margin, s.gate_min, s.gate_max))  # fmt: skip
+        if recorder is not None:
+            recorder.save_state(st)  # the start gates are in the store before the first batch
     full_band = np.maximum(s.tolerance * st.targets, s.abs_tolerance)
     band = np.maximum(full_band - s.guard * model.read_noise_rel * st.targets, 0.4 * full_band)
     all_idx = np.arange(st.targets.size)
+    reset_failed = np.zeros(st.targets.size, dtype=bool)  # the last RESET left the device where it was
 
-    def pulse(kind: str, idx: np.ndarray, gate, amplitude: float, width: float) -> np.ndarray:
-        if recorder is not None:
-            recorder.intend(kind, idx, st.targets.size)
-        fn = xb.set if kind == "SET" else xb.reset
-        g_new = fn((st.rows[idx], st.cols[idx]), gate=gate, amplitude=amplitude, width=width, read=True)
+    def budgeted(idx: np.ndarray, amplitude: float, width: float) -> np.ndarray:
+        """Devices of ``idx`` still within their budget; the others are given up (never pulsed)."""
+        out = over_budget(limits, st, idx, amplitude, width)
+        st.param[idx[out]] = np.nan
+        return idx[~out]
+
+    def pulse(kind: str, idx: np.ndarray, gate, amplitude: float, width: float) -> Batch:
+        b = send_batch(xb, recorder, st, kind, idx, amplitude, gate, width)
         acc.pulses(np.full(idx.size, width))
         acc.reads(st.rows[idx])
-        st.pulses[idx] += 1
-        st.achieved[idx] = g_new
-        return g_new
+        charge(limits, st, idx, b, amplitude, width)
+        st.pulses[idx[b.delivered]] += 1
+        st.achieved[idx] = b.g
+        return b
 
-    def commit(kind: str, idx: np.ndarray, amplitude, gate, width) -> None:
+    def commit(kind: str, idx: np.ndarray, b: Batch, amplitude, gate, width) -> None:
         if recorder is not None:
-            recorder.commit(st, kind, idx, amplitude, gate, width, st.achieved[idx])
+            recorder.commit(st, kind, idx, amplitude, gate, width, st.achieved[idx], status=b.status)
 
-    if st.phase == "start":
-        pulse("RESET", all_idx, s.reset_gate, s.reset_amplitude, s.reset_width)
-        st.converged[:] = np.abs(st.achieved - st.targets) <= band
-        st.phase = "verify"
-        commit("RESET", all_idx, s.reset_amplitude, s.reset_gate, s.reset_width)
-    while st.iteration < s.max_iterations:
-        active = np.nonzero(~st.converged & ~np.isnan(st.param))[0]
-        if active.size == 0:
-            break
-        gate = st.param[active].copy()
-        g_new = pulse("SET", active, gate, s.set_amplitude, s.set_width)
-        err = g_new - st.targets[active]
-        ok = np.abs(err) <= band[active]
-        st.converged[active[ok]] = True
-        under = active[err < -band[active]]
-        st.param[under] = np.minimum(st.param[under] + s.gate_step, s.gate_max)
-        over = active[err > band[active]]
-        # no way left to move: below the band at the highest gate, or above it at the lowest
-        # or not responding at all (a device stuck at HRS stays far below any target)
-        stuck = np.isin(active, under) & ((gate >= s.gate_max) | (g_new < 0.25 * st.targets[active]))
-        stuck |= np.isin(active, over) & (gate <= s.gate_min)
-        st.stall[active] = np.where(stuck, st.stall[active] + 1, 0)
-        st.param[over] = np.maximum(st.param[over] - s.backoff, s.gate_min)
-        failed = active[st.stall[active] >= s.give_up]
-        st.param[failed] = np.nan
-        over = over[~np.isin(over, failed)]
-        st.iteration += 1
-        commit("SET", active, s.set_amplitude, gate, s.set_width)
-        if over.size:
-            pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
-            commit("RESET", over, s.reset_amplitude, s.reset_gate, s.reset_width)
-        if progress is not None:
-            progress("write-verify", int(st.converged.sum()), st.targets.size)
+    with run_guard(xb, recorder):
+        if resume:
+            _recover_pending(xb, recorder, st, s, model)
+            load_budget(limits, recorder, st)
+        if st.phase == "start":
+            first = budgeted(all_idx, s.reset_amplitude, s.reset_width)
+            b = pulse("RESET", first, s.reset_gate, s.reset_amplitude, s.reset_width)
+            st.converged[first] = np.abs(st.achieved[first] - st.targets[first]) <= band[first]
+            st.phase = "verify"
+            commit("RESET", first, b, s.reset_amplitude, s.reset_gate, s.reset_width)
+        while st.iteration < s.max_iterations:
+            active = np.nonzero(~st.converged & ~np.isnan(st.param))[0]
+            active = budgeted(active, s.set_amplitude, s.set_width)
+            if active.size == 0:
+                break
+            gate = st.param[active].copy()
+            b = pulse("SET", active, gate, s.set_amplitude, s.set_width)
+            g_new = b.g
+            err = g_new - st.targets[active]
+            ok = np.abs(err) <= band[active]
+            st.converged[active[ok]] = True
+            tried = b.status != NOT_DELIVERED  # a pulse that provably never left does not step the gate
+            under_m = (err < -band[active]) & tried
+            over_m = err > band[active]
+            under = active[under_m]
+            st.param[under] = np.minimum(st.param[under] + s.gate_step, s.gate_max)
+            over = active[over_m]
+            # no way left to move: below the band at the highest gate, or above it at the lowest
+            # or not responding at all (a device stuck at HRS stays far below any target)
+            stuck = under_m & ((gate >= s.gate_max) | (g_new < 0.25 * st.targets[active]))
+            stuck |= over_m & tried & ((gate <= s.gate_min) | reset_failed[active])  # a RESET that does nothing
+            st.stall[active] = np.where(stuck, st.stall[active] + 1, np.where(tried, 0, st.stall[active]))
+            st.param[over] = np.maximum(st.param[over] - s.backoff, s.gate_min)
+            failed = active[st.stall[active] >= s.give_up]
+            st.param[failed] = np.nan
+            over = over[~np.isin(over, failed)]
+            st.iteration += 1
+            commit("SET", active, b, s.set_amplitude, gate, s.set_width)
+            over = budgeted(over, s.reset_amplitude, s.reset_width)
+            if over.size:
+                before = st.achieved[over].copy()
+                b = pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
+                reset_failed[over] = (b.status == DELIVERED) & (b.g > 0.9 * before)  # the RESET changed nothing: stuck or dead
+                commit("RESET", over, b, s.reset_amplitude, s.reset_gate, s.reset_width)
+            if progress is not None:
+                progress("write-verify", int(st.converged.sum()), st.targets.size)
 
-    return finish_result(xb.shape, "write-verify", targets, st, acc, recorder, s.to_dict())
+        return finish_result(xb.shape, "write-verify", targets, st, acc, recorder, s.to_dict())
 
 
 def _recover_pending(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel) -> None:
-    """Re-read the devices of a batch that was sent but not stored: their state is uncertain.
+    """Re-read the devices of a batch that was sent but not stored, and settle it.
 
-    The batch goes into the log with the "uncertain" kinds and the re-read values; it is not
-    counted in ``pulses`` (it may never have left the computer).
+    The board's pulse counter (recorded with the intent) tells whether the batch was
+    delivered: delivered pulses are logged and counted as usual, provably undelivered ones not
+    at all, and when nobody can tell (the board reset, no counter) the batch goes into the log
+    with the "uncertain" kinds and the re-read values, not counted in ``pulses``. Either way the
+    re-read value becomes the device's state.
     """
-    pending = recorder.pending
-    idx = recorder.pending_devices(st.targets.size)
-    if idx is None:
+    settled = settle_pending(xb, recorder, st)
+    if settled is None:
         return
+    kind, idx, b = settled
     if idx.size:
-        st.achieved[idx] = xb.read((st.rows[idx], st.cols[idx]))
+        st.achieved[idx] = b.g
         full = np.maximum(s.tolerance * st.targets[idx], s.abs_tolerance)
         band = np.maximum(full - s.guard * model.read_noise_rel * st.targets[idx], 0.4 * full)
         st.converged[idx] = np.abs(st.achieved[idx] - st.targets[idx]) <= band
-        if pending["kind"] == "SET":
+        st.pulses[idx[b.delivered]] += 1
+        if kind == "SET":
             amplitude, gate, width = s.set_amplitude, st.param[idx], s.set_width
         else:
             amplitude, gate, width = s.reset_amplitude, s.reset_gate, s.reset_width
         if st.phase == "start":
             st.phase = "verify"
         recorder.progress["recovered_batches"] = int(recorder.progress.get("recovered_batches", 0)) + 1
-        recorder.commit(st, pending["kind"] + "?", idx, amplitude, gate, width, st.achieved[idx])
+        recorder.commit(st, kind, idx, amplitude, gate, width, st.achieved[idx], status=b.status)
     else:
         recorder.save_state(st)

@@ -18,6 +18,7 @@ import numpy as np
 from labrram.crossbar import Crossbar
 
 from .recorder import DeviceState, ProgramRecorder
+from .recovery import check_pulse_settings, check_store_shape, run_guard
 from .results import Accounting, ProgramResult, Progress, finish_result, validate_targets
 
 
@@ -59,9 +60,12 @@ def write_verify_pcm(
     """Program every non-NaN target (S) with the SET/RESET voltage ladders."""
     s = settings
     acc = Accounting()
+    check_pulse_settings(xb, "PCM write-verify SET", [s.v_set0, s.v_set_max], s.gate, s.set_width)
+    check_pulse_settings(xb, "PCM write-verify RESET", [s.v_reset_min, s.v_reset0], s.gate, s.reset_width)
     if resume:
         if recorder is None:
             raise ValueError("resume needs the recorder of the interrupted run")
+        check_store_shape(xb, recorder)
         st = recorder.load_state()
         targets = recorder.targets
         idx = recorder.pending_devices(st.targets.size)
@@ -86,6 +90,14 @@ def write_verify_pcm(
         if recorder is not None:
             recorder.commit(st, kind, idx, amplitude, s.gate, width, np.full(idx.size, np.nan))
 
+    with run_guard(xb, recorder):  # an error or a signal: the store says where the run stopped
+        _ladder(xb, st, s, pulse, acc, recorder, progress, lo, hi)
+    return finish_result(xb.shape, "write-verify-pcm", targets, st, acc, recorder, s.to_dict())
+
+
+def _ladder(xb: Crossbar, st: DeviceState, s: PCMWriteVerify, pulse, acc: Accounting, recorder, progress, lo, hi) -> None:
+    """The verify-and-step loop (see the module docstring)."""
+    n = st.targets.size
     if st.phase == "start":
         everyone = np.arange(n)
         pulse("RESET", everyone, np.full(n, s.v_reset0), s.reset_width)
@@ -113,4 +125,3 @@ def write_verify_pcm(
             recorder.save_state(st)
         if progress is not None:
             progress("write-verify (PCM)", int(st.converged.sum()), n)
-    return finish_result(xb.shape, "write-verify-pcm", targets, st, acc, recorder, s.to_dict())

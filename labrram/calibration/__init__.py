@@ -7,16 +7,28 @@ is how the ``labrram characterize`` / ``labrram calibrate`` commands stay generi
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .estimates import Estimate
-from .passive_fit import PassiveFit
-from .passive_routine import PassiveCharacterization, PassiveData, characterize_passive
-from .pcm_fit import PCMFit
-from .pcm_routine import PCMCharacterization, PCMData, characterize_pcm
-from .reram_fit import ReRAMFit
-from .reram_routine import ReRAMCharacterization, ReRAMData, characterize_reram
+
+# The routines and fits (scipy) load on first use: ``labrram.calibration.files`` — which every
+# command that reads a calibration needs — stays light (PEP 562 module __getattr__).
+_LAZY = {
+    "PassiveFit": "passive_fit",
+    "PassiveCharacterization": "passive_routine",
+    "PassiveData": "passive_routine",
+    "characterize_passive": "passive_routine",
+    "PCMFit": "pcm_fit",
+    "PCMCharacterization": "pcm_routine",
+    "PCMData": "pcm_routine",
+    "characterize_pcm": "pcm_routine",
+    "ReRAMFit": "reram_fit",
+    "ReRAMCharacterization": "reram_routine",
+    "ReRAMData": "reram_routine",
+    "characterize_reram": "reram_routine",
+}
 
 
 @dataclass(frozen=True)
@@ -29,11 +41,25 @@ class Technology:
     fit: type
 
 
-KINDS: dict[str, Technology] = {
-    "reram": Technology(ReRAMCharacterization, characterize_reram, ReRAMData, ReRAMFit),
-    "pcm": Technology(PCMCharacterization, characterize_pcm, PCMData, PCMFit),
-    "passive": Technology(PassiveCharacterization, characterize_passive, PassiveData, PassiveFit),
-}
+def _kinds() -> dict[str, Technology]:
+    g = __getattr__
+    return {
+        "reram": Technology(g("ReRAMCharacterization"), g("characterize_reram"), g("ReRAMData"), g("ReRAMFit")),
+        "pcm": Technology(g("PCMCharacterization"), g("characterize_pcm"), g("PCMData"), g("PCMFit")),
+        "passive": Technology(g("PassiveCharacterization"), g("characterize_passive"), g("PassiveData"), g("PassiveFit")),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KINDS":
+        value: Any = _kinds()
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "KINDS",

@@ -113,6 +113,31 @@ def _finite_tree(value: Any, where: str) -> None:
             _finite_tree(v, f"{where}[{i}]")
 
 
+#: physical ranges of the ReRAM model's parameters: (low, high), None for no bound; a file
+#: outside them cannot describe a device (a typo, a unit slip, a corrupted file)
+RERAM_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "a": (1e-9, 1.0), "b": (1e-3, 10.0), "c": (0.0, 1e-2), "d2d_rel": (0.0, 1.0), "hrs_median": (1e-12, 1e-2),
+    "hrs_sigma_log": (0.0, 10.0), "read_noise_rel": (0.0, 0.5), "relax_sigma": (0.0, None), "relax_tau": (1e-12, None),
+    "v_set": (0.0, 10.0), "v_reset": (0.0, 10.0), "v_gate_reset": (0.0, 10.0), "t_switch": (0.0, 1.0),
+    "v_breakdown": (0.0, 100.0), "p_stuck_lrs": (0.0, 1.0), "p_stuck_hrs": (0.0, 1.0), "g_stuck_lrs": (0.0, 1.0),
+    "g_min": (0.0, 1.0),
+}  # fmt: skip
+
+
+def _check_ranges(kind: str, model: Any, source: str) -> None:
+    if kind != "reram":
+        return
+    for name, (lo, hi) in RERAM_RANGES.items():
+        v = getattr(model, name)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise CalibrationError(f"{source}: model.{name} = {v:g} is outside its physical range [{lo}, {hi}]")
+    k = model.transistor.k
+    if not k > 0:
+        raise CalibrationError(f"{source}: model.transistor.k = {k:g} must be positive")
+    if model.p_stuck_lrs + model.p_stuck_hrs > 1:
+        raise CalibrationError(f"{source}: model.p_stuck_lrs + p_stuck_hrs exceed 1")
+
+
 def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:
     """Validate a decoded calibration document."""
     if not isinstance(data, dict):
@@ -136,6 +161,7 @@ def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:
         model = cls.from_dict(data["model"])
     except (TypeError, ValueError) as exc:
         raise CalibrationError(f"{source}: model: {exc}") from None
+    _check_ranges(kind, model, source)
     estimates = {}
     if not isinstance(data["estimates"], dict):
         raise CalibrationError(f"{source}: 'estimates' must be an object")
@@ -159,9 +185,11 @@ def load_calibration(path: str | Path) -> Calibration:
     """Load and validate a calibration file (JSON only; nothing in it is executed)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CalibrationError(f"cannot read calibration file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CalibrationError(f"{path}: not a text (UTF-8) JSON file ({exc.reason} at byte {exc.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .clock import GPIB, USB_HS, USB_TMC, LinkTiming, VirtualClock
+from .faults import Fault, FaultPlan, as_plan
 from .instrument import EmulatedInstrument
 
 # emulator kind -> "module:Class"
@@ -55,6 +56,10 @@ class BenchConfig:
     cols: int = 128
     instruments: tuple[InstrumentSpec, ...] = DEFAULT_INSTRUMENTS
     chip_options: dict[str, Any] = field(default_factory=dict)
+    #: faults to inject (a :class:`~labrram.sim.faults.FaultPlan`, a list of rules or the station table)
+    faults: Any = None
+    #: a directory where the chip's state and pulse log persist across processes (None: in memory)
+    state: str | None = None
 
 
 def _emulator_class(kind: str) -> type[EmulatedInstrument]:
@@ -91,7 +96,10 @@ class Bench:
         self.name = name
         self.config = config or BenchConfig()
         self.lock = threading.RLock()
+        self.faults: FaultPlan | None = None
+        self._persist = None
         self._build()
+        self.inject(self.config.faults)
 
     def _build(self) -> None:
         self.clock = VirtualClock()
@@ -103,6 +111,10 @@ class Bench:
             self.instruments[spec.name] = inst
             self.resources[spec.resource] = spec.name
         self._wire()
+        if self.config.state:
+            from .persist import ChipState
+
+            self._persist = ChipState(self.config.state, self)
 
     def _wire(self) -> None:
         """Connect every SMU channel to the board's SMU connector (channel A / 1 of each SMU)."""
@@ -140,6 +152,25 @@ class Bench:
     def after_output_change(self) -> None:
         """Hook called by SMU emulators when an output switches (for fault injection and logs)."""
 
+    def after_message(self) -> None:
+        """Hook called after every program message an instrument has processed (before its
+        reply can be read): a persistent bench commits the chip's state here."""
+        persist = self._persist
+        if persist is not None and self.chip.dirty:
+            persist.save()
+
+    def inject(self, faults: "FaultPlan | list[Fault] | dict | None") -> FaultPlan | None:
+        """Attach a fault plan (see :mod:`labrram.sim.faults`); ``None`` removes it and plugs
+        back in, powered on, any instrument that had vanished. Returns the plan."""
+        with self.lock:
+            if self.faults is not None:
+                self.faults.restore()
+            plan = as_plan(faults)
+            if plan is not None:
+                plan.bench = self
+            self.faults = plan
+            return plan
+
     def outputs_on(self) -> list[str]:
         """Names of instruments with any output on (tests use it to prove safe shutdown)."""
         on = []
@@ -150,14 +181,25 @@ class Bench:
         return on
 
     def reset(self, seed: int | None = None) -> None:
-        """Back to power-on: new chip (same or given seed), instruments reset, sessions dropped."""
+        """Back to power-on: new chip (same or given seed), instruments reset, sessions dropped.
+
+        A persistent bench (``state``) keeps its chip's state: a power cycle does not change
+        conductances (delete the state directory for a fresh chip)."""
+        with self.lock:
+            self.retire()
+            if seed is not None:
+                self.config.seed = int(seed)
+            self._build()
+
+    def retire(self) -> None:
+        """Drop every session and release the chip's state directory (the bench is replaced)."""
         with self.lock:
             for inst in self.instruments.values():
                 for s in list(inst.sessions):
                     s.closed = True
-            if seed is not None:
-                self.config.seed = int(seed)
-            self._build()
+            if self._persist is not None:
+                self._persist.close()
+                self._persist = None
 
     def shutdown(self) -> None:
         for inst in self.instruments.values():
@@ -183,7 +225,7 @@ def configure_bench(name: str = "default", **options: Any) -> Bench:
     with _LOCK:
         old = _BENCHES.get(name)
         if old is not None:
-            old.reset()  # invalidate old sessions
+            old.retire()  # invalidate old sessions, release its state directory
         bench = _BENCHES[name] = Bench(name, config)
         return bench
 
@@ -199,5 +241,5 @@ def drop_benches() -> None:
     """Forget every bench (the next use builds fresh defaults)."""
     with _LOCK:
         for bench in _BENCHES.values():
-            bench.reset()
+            bench.retire()
         _BENCHES.clear()

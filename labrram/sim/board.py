@@ -92,6 +92,7 @@ class CrossbarBoard(ScpiInstrument):
     def __init__(self, bench, name, link, serial="XB0001") -> None:
         super().__init__(bench, name, link, serial)
         self.smu_port = SmuPort(self)
+        self.pulse_count = 0  # pulses delivered by the board's drivers since power-on
         self.reset()
 
     @property
@@ -128,14 +129,16 @@ class CrossbarBoard(ScpiInstrument):
         return rec
 
     def _check_pulses(self, amplitude, gate, width) -> None:
-        amplitude, gate, width = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (amplitude, gate, width))
+        # the firmware compares float32 values with float32 bounds (10 ns as float32 is 10 ns)
+        amplitude, gate, width = (np.atleast_1d(np.asarray(x, dtype=np.float32)) for x in (amplitude, gate, width))
+        f32 = np.float32
         if not (np.all(np.isfinite(amplitude)) and np.all(np.isfinite(gate)) and np.all(np.isfinite(width))):
             raise error(DATA_OUT_OF_RANGE, "non-finite pulse parameter")
-        if amplitude.size and (np.max(amplitude) > MAX_AMPLITUDE or np.min(amplitude) < 0):
+        if amplitude.size and (np.max(amplitude) > f32(MAX_AMPLITUDE) or np.min(amplitude) < 0):
             raise error(DATA_OUT_OF_RANGE, f"pulse amplitude outside [0, {MAX_AMPLITUDE}] V")
-        if gate.size and (np.max(gate) > MAX_GATE or np.min(gate) < 0):
+        if gate.size and (np.max(gate) > f32(MAX_GATE) or np.min(gate) < 0):
             raise error(DATA_OUT_OF_RANGE, f"gate voltage outside [0, {MAX_GATE}] V")
-        if width.size and (np.max(width) > MAX_WIDTH or np.min(width) < MIN_WIDTH):
+        if width.size and (np.max(width) > f32(MAX_WIDTH) or np.min(width) < f32(MIN_WIDTH)):
             raise error(DATA_OUT_OF_RANGE, f"pulse width outside [{MIN_WIDTH}, {MAX_WIDTH}] s")
 
     def _pulse(self, kind: str, rows, cols, amplitude, gate, width) -> None:
@@ -143,6 +146,7 @@ class CrossbarBoard(ScpiInstrument):
             self.smu_port.flush()  # the SMU relay must be open while the drivers pulse
         fn = self.chip.pulse_set if kind == "SET" else self.chip.pulse_reset
         fn(rows, cols, amplitude, gate, width, source=0)
+        self.pulse_count += int(np.size(rows))
         self.clock.advance(float(np.sum(np.asarray(width, dtype=float) + T_PULSE_SETUP * np.ones(np.shape(rows)))), "operation")
 
     def _read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -315,7 +319,11 @@ class CrossbarBoard(ScpiInstrument):
 
     @command(":SYSTem:PULSes", write=False)
     def _pulses(self, call: Call) -> str:
-        return str(len(self.chip.pulse_log))
+        return str(self.pulse_count)
+
+    def power_cycle(self, lose_sessions: bool = True) -> None:
+        super().power_cycle(lose_sessions)
+        self.pulse_count = 0
 
     def shutdown(self) -> None:
         if self.route is not None:

@@ -106,6 +106,7 @@ class ChipBase:
         self.info = ChipInfo(self.kind, self.rows, self.cols, f"{serial_prefix}{self.seed:06d}")
         self.pulse_log = PulseLog()
         self.read_count = 0
+        self.dirty = False  # the state changed since a persistent bench last saved it
         self.max_read_voltage = 0.0
         self._rng = np.random.default_rng(np.random.SeedSequence([rng_key, self.seed]))
 
@@ -169,6 +170,22 @@ class ReRAMChip(ChipBase):
     def reveal_truth(self) -> ReRAMModel:
         """The hidden device model of this chip. For tests that judge calibration only."""
         return self._truth
+
+    #: codes of ``_stuck``: 0 healthy, 1 stuck at LRS, 2 stuck at HRS, 3 dead (keeps its
+    #: present conductance, no longer switches)
+    FAULT_CODES = {"stuck_lrs": 1, "stuck_hrs": 2, "dead": 3}
+
+    def inject_fault(self, kind: str, mask: np.ndarray) -> None:
+        """Make the devices of ``mask`` fail from now on (fault injection; see :data:`FAULT_CODES`)."""
+        try:
+            code = self.FAULT_CODES[kind]
+        except KeyError:
+            raise ValueError(f"unknown device fault {kind!r}; known: {sorted(self.FAULT_CODES)}") from None
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (self.rows, self.cols):
+            raise ValueError(f"fault mask has shape {mask.shape}, the chip is {(self.rows, self.cols)}")
+        self._stuck[mask] = code
+        self.dirty = True
 
     # --- state ---------------------------------------------------------------------------
     def _conductance(self, rows, cols) -> np.ndarray:
@@ -235,6 +252,7 @@ class ReRAMChip(ChipBase):
     def bias(self, row: int, col: int, v: float, gate: float, duration: float) -> float:
         """An SMU holds ``v`` (BL minus SL) across one cell for ``duration``; returns its current, A."""
         rows, cols = self._check_cells(np.array([row]), np.array([col]))
+        self.dirty = True
         self.pulse_log.append(self.clock.now, rows, cols, PulseKind.BIAS, v, gate, duration, 1)
         if duration > 0:
             self._switch(rows, cols, np.array([v]), np.array([gate]), np.array([duration]))
@@ -246,6 +264,7 @@ class ReRAMChip(ChipBase):
 
     def _switch(self, rows, cols, v, v_wl, width) -> None:
         """Apply signed cell voltages ``v`` (positive SETs, negative RESETs)."""
+        self.dirty = True
         m = self._truth
         v = np.broadcast_to(np.asarray(v, dtype=float), rows.shape)
         v_wl = np.broadcast_to(np.asarray(v_wl, dtype=float), rows.shape)

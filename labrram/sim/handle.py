@@ -1,7 +1,10 @@
 """A transport's handle on one emulated instrument that survives bench resets.
 
 A bench reset is a power cycle: the cable stays plugged in. The handle re-attaches to the new
-emulator behind the same resource name; a handle closed by its client stays closed.
+emulator behind the same resource name; a handle closed by its client stays closed. An injected
+fault that resets or unplugs the instrument kills the connection instead (``Session.lost``): every
+access raises :class:`ConnectionError` until the client reopens, as with a USB device that
+re-enumerated.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class InstrumentHandle:
     def session(self) -> Session:
         if self.closed:
             raise ConnectionError(f"{self.resource} is closed")
+        if self._session is not None and self._session.lost:
+            raise ConnectionError(f"{self.resource}: device disconnected; reopen the connection")
         if self._session is None or self._session.closed:
             bench = get_bench(self.bench_name)
             self._session = bench.instrument_for(self.resource).open_session(self.link)

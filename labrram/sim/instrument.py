@@ -143,6 +143,7 @@ class Session:
         self.inbuf = bytearray()
         self.outq: deque[bytearray] = deque()
         self.closed = False
+        self.lost = False  # the instrument reset or vanished: this connection is dead
 
     @property
     def clock(self) -> VirtualClock:
@@ -151,15 +152,30 @@ class Session:
     # --- client side -----------------------------------------------------------------
     def write(self, data: bytes, end: bool = True) -> int:
         """Bytes from the client. ``end`` marks a transport END (GPIB EOI / USBTMC EOM)."""
+        inst = self.instrument
+        faults = inst.bench.faults
+        if self.lost:
+            raise ConnectionError(f"{inst.name}: device disconnected; reopen the connection")
+        if faults is not None:
+            faults.before_access(inst)
         if self.closed:
             raise ConnectionError("session closed")
         self.clock.advance(self.link.cost(len(data)), "transport")
         self.inbuf.extend(data)
-        for message in self.instrument.frame(self.inbuf, end):
+        for message in inst.frame(self.inbuf, end):
             if self.outq:
-                self.instrument.query_interrupted(self)
+                inst.query_interrupted(self)
                 self.outq.clear()
-            self.instrument.process(self, message)
+            inst.received += 1
+            inst.last_received.append(message[:60])
+            if faults is None:
+                inst.process(self, message)
+            else:
+                faults.process(self, message)
+                if self.lost:  # the message made the instrument reset or vanish
+                    self.inbuf.clear()
+                    break
+            inst.bench.after_message()
         return len(data)
 
     def read(self, count: int, termchar: int | None = None, latency: bool = True) -> tuple[bytes, bool]:
@@ -265,12 +281,17 @@ class EmulatedInstrument:
         self.link = link
         self.serial = serial
         self.sessions: set[Session] = set()
+        self.received = 0  # program messages received since the bench was built
+        self.last_received: deque[bytes] = deque(maxlen=64)  # their first bytes, for tests
 
     @property
     def clock(self) -> VirtualClock:
         return self.bench.clock
 
     def open_session(self, link: LinkTiming | None = None) -> Session:
+        faults = self.bench.faults
+        if faults is not None and faults.is_gone(self):
+            faults.before_access(self)
         s = Session(self, link)
         self.sessions.add(s)
         return s
@@ -293,3 +314,21 @@ class EmulatedInstrument:
 
     def shutdown(self) -> None:
         """Bench teardown: outputs off."""
+
+    def lose_sessions(self) -> None:
+        """Every open connection dies (the device reset or vanished); clients must reopen."""
+        for s in list(self.sessions):
+            s.lost = True
+            s.closed = True
+            s.inbuf.clear()
+            s.outq.clear()
+            self.sessions.discard(s)
+
+    def power_cycle(self, lose_sessions: bool = True) -> None:
+        """Power-on state: settings at their reset values, error queue empty, outputs off."""
+        if lose_sessions:
+            self.lose_sessions()
+        self.reset()
+        errors = getattr(self, "errors", None)
+        if errors is not None:
+            errors.clear()

@@ -93,7 +93,7 @@ class LabrramVisaLibrary(highlevel.VisaLibraryBase):
             resource = canonical.get(str(parsed).lower(), resource_name)
         try:
             handle = InstrumentHandle(self.bench_name, resource)
-        except KeyError:
+        except (KeyError, ConnectionError):
             return 0, self.handle_return_value(None, StatusCode.error_resource_not_found)
         sid = next(self._ids)
         self._handles[sid] = handle
@@ -125,7 +125,10 @@ class LabrramVisaLibrary(highlevel.VisaLibraryBase):
         attrs = self._attrs[session]
         end = bool(attrs.get(constants.VI_ATTR_SEND_END_EN))
         with handle.bench.lock:
-            n = handle.session.write(bytes(data), end=end)
+            try:
+                n = handle.session.write(bytes(data), end=end)
+            except ConnectionError:
+                return 0, self.handle_return_value(session, StatusCode.error_connection_lost)
         return n, self.handle_return_value(session, StatusCode.success)
 
     def read(self, session, count: int):
@@ -133,7 +136,10 @@ class LabrramVisaLibrary(highlevel.VisaLibraryBase):
         attrs = self._attrs[session]
         termchar = attrs[constants.VI_ATTR_TERMCHAR] if attrs.get(constants.VI_ATTR_TERMCHAR_EN) else None
         with handle.bench.lock:
-            sess = handle.session
+            try:
+                sess = handle.session
+            except ConnectionError:
+                return b"", self.handle_return_value(session, StatusCode.error_connection_lost)
             data, end = sess.read(count, termchar)
             if not data:
                 timeout_ms = attrs.get(constants.VI_ATTR_TMO_VALUE) or 0
@@ -149,14 +155,20 @@ class LabrramVisaLibrary(highlevel.VisaLibraryBase):
     def clear(self, session):
         handle = self._get(session)
         with handle.bench.lock:
-            handle.session.clear()
+            try:
+                handle.session.clear()
+            except ConnectionError:
+                return self.handle_return_value(session, StatusCode.error_connection_lost)
         return self.handle_return_value(session, StatusCode.success)
 
     def flush(self, session, mask):
         handle = self._get(session)
         if mask & (constants.BufferOperation.discard_read_buffer | constants.BufferOperation.discard_read_buffer_no_io):
             with handle.bench.lock:
-                handle.session.outq.clear()
+                try:
+                    handle.session.outq.clear()
+                except ConnectionError:
+                    return self.handle_return_value(session, StatusCode.error_connection_lost)
         return self.handle_return_value(session, StatusCode.success)
 
     def read_stb(self, session):

@@ -78,7 +78,7 @@ def test_sweep_is_chunked_by_the_list_size(smu, fake_transport):
 
 
 def test_shutdown_ramps_down_then_turns_off(smu, fake_transport):
-    fake_transport.replies.extend([b"1\n", b"+1.000000E+00\n"])
+    fake_transport.replies.extend([b"1\n", b"+1.000000E+00\n", b"0\n"])
     smu.shutdown()
     assert fake_transport.written == [
         b":OUTP?\n",
@@ -89,6 +89,7 @@ def test_shutdown_ramps_down_then_turns_off(smu, fake_transport):
         b":SOUR:VOLT 0.2\n",
         b":SOUR:VOLT 0\n",
         b":OUTP OFF\n",
+        b":OUTP?\n",  # the output state read back
     ]
 
 

@@ -227,7 +227,7 @@ def test_pulse_programs_the_trigger_model(configured, fake_transport):
 
 
 def test_shutdown_ramps_down_then_turns_off(smu, fake_transport):
-    fake_transport.replies.extend([b"1.00000e+00\n", b"1.00000e+00\n"])
+    fake_transport.replies.extend([b"1.00000e+00\n", b"1.00000e+00\n", b"0.00000e+00\n"])
     smu.shutdown()
     assert fake_transport.written == [
         b"print(smua.source.output)\n",
@@ -238,6 +238,7 @@ def test_shutdown_ramps_down_then_turns_off(smu, fake_transport):
         b"smua.source.levelv = 0.2\n",
         b"smua.source.levelv = 0\n",
         b"smua.source.output = smua.OUTPUT_OFF\n",
+        b"print(smua.source.output)\n",  # the output state read back
     ]
 
 

@@ -192,7 +192,7 @@ def test_pulse_refused_by_the_instrument_never_fires(configured, fake_transport)
 
 
 def test_shutdown_ramps_down_then_turns_off(smu, fake_transport):
-    fake_transport.replies.extend([b"1\n", b"+1.000000E+00\n"])
+    fake_transport.replies.extend([b"1\n", b"+1.000000E+00\n", b"0\n"])
     smu.shutdown()
     assert fake_transport.written == [
         b":OUTP1?\n",
@@ -203,6 +203,7 @@ def test_shutdown_ramps_down_then_turns_off(smu, fake_transport):
         b":SOUR1:VOLT 0.2\n",
         b":SOUR1:VOLT 0\n",
         b":OUTP1 OFF\n",
+        b":OUTP1?\n",  # the output state read back
     ]
 
 

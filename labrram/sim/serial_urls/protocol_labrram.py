@@ -34,8 +34,8 @@ class Serial(SerialBase):
         bench, instrument, link = self.from_url(self.portstr)
         try:
             self._handle = InstrumentHandle(bench, instrument, link)
-        except KeyError as exc:
-            raise SerialException(str(exc)) from None
+        except (KeyError, ConnectionError) as exc:
+            raise SerialException(f"could not open port {self.portstr}: {exc}") from None
         self._rx = bytearray()
         self.is_open = True
         self._reconfigure_port()
@@ -70,7 +70,10 @@ class Serial(SerialBase):
     def _session(self):
         if not self.is_open:
             raise PortNotOpenError()
-        return self._handle.session
+        try:
+            return self._handle.session
+        except ConnectionError as exc:  # as pyserial on a USB device that went away
+            raise SerialException(f"device reports readiness to read but returned no data (device disconnected?): {exc}") from None
 
     def _pull(self) -> None:
         """Move every byte the instrument has replied into the receive buffer."""
@@ -121,7 +124,10 @@ class Serial(SerialBase):
     def write(self, data) -> int:
         data = bytes(data)
         with self._handle.bench.lock:
-            return self._session().write(data, end=False)
+            try:
+                return self._session().write(data, end=False)
+            except ConnectionError as exc:
+                raise SerialException(f"write failed: [Errno 5] Input/output error ({exc})") from None
 
     def flush(self) -> None:
         self._session()

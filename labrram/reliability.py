@@ -1,0 +1,286 @@
+"""Proving the reliability guarantees on the simulated bench: the fault matrix and the record audit.
+
+:func:`audit` compares what reached the die (the simulated chip's pulse log) with what a run store
+says was sent, device by device: every pulse on the die must be one record of the store, every
+certain record one pulse on the die, and an uncertain record (``SET?``/``RESET?``) at most one
+— nothing lost, nothing duplicated.
+
+:func:`run_case` programs a small simulated array through a station whose bench injects one kind of
+fault (:data:`CASES`), and checks the outcome: the run either completes, or stops cleanly (an
+:class:`~labrram.drivers.base.InstrumentError`, every output off, the store marked interrupted
+with the reason and the pending batch) and then completes with ``resume`` once the fault is
+gone; in both cases the store and the die agree (:func:`audit`). ``benchmarks/bench_faults.py``
+prints the matrix; ``tests/reliability`` runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .drivers.base import InstrumentError
+from .protocols.recorder import KIND_CODES, ProgramRecorder
+from .sim import configure_bench
+from .sim.chip import PulseKind
+from .sim.faults import Fault, FaultPlan
+from .station import load_station
+
+#: fault kinds of the matrix -> rule (every rule targets the board unless it says otherwise)
+CASES: dict[str, Callable[[int], list[Fault]]] = {
+    "timeout": lambda seed: [Fault("timeout", rate=0.08)],
+    "lost command": lambda seed: [Fault("timeout", rate=0.08, executed=False)],
+    "dropped bytes": lambda seed: [Fault("drop", rate=0.08, nbytes=3)],
+    "garbled bytes": lambda seed: [Fault("garble", rate=0.08, nbytes=3)],
+    "partial line": lambda seed: [Fault("partial", rate=0.08)],
+    "error queue": lambda seed: [Fault("error", rate=0.08)],
+    "board reset": lambda seed: [Fault("reset", rate=0.04)],
+    "board gone for good": lambda seed: [Fault("disappear", at=3 + seed % 9)],
+    "board gone briefly": lambda seed: [Fault("disappear", at=3 + seed % 9, duration=1)],
+    "smu lost commands": lambda seed: [Fault("timeout", instrument="k2400", rate=0.15, executed=False)],
+    "stuck devices": lambda seed: [Fault("stuck", at=6 + seed % 5, fraction=0.1, state="lrs" if seed % 2 else "hrs")],
+    "chip stops switching": lambda seed: [Fault("dead", at=6 + seed % 9, fraction=1.0)],
+}
+
+PROTOCOLS = ("single-shot", "write-verify", "stochastic-set")
+
+
+@dataclass
+class AuditResult:
+    """What :func:`audit` found."""
+
+    devices: int = 0
+    die_pulses: int = 0
+    records: int = 0
+    uncertain: int = 0
+    mismatched: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatched
+
+
+def die_pulses(records: np.ndarray) -> np.ndarray:
+    """The board's SET and RESET pulses out of a chip pulse log (structured records)."""
+    keep = (records["source"] == 0) & ((records["kind"] == PulseKind.SET) | (records["kind"] == PulseKind.RESET))
+    return records[keep]
+
+
+def _by_device(rows: np.ndarray, cols: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    key = rows.astype(np.int64) * n_cols + cols.astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    keys, starts = np.unique(key[order], return_index=True)
+    return order, keys, np.append(starts, key.size)
+
+
+def audit(chip_log: np.ndarray, run_log: dict[str, np.ndarray], shape: tuple[int, int]) -> AuditResult:
+    """Match the die's pulses with a run store's log, device by device (see the module docstring).
+
+    Parameters
+    ----------
+    chip_log : numpy.ndarray
+        The chip's pulse log (``PULSE_DTYPE`` records), board pulses of this run only.
+    run_log : dict
+        :meth:`ProgramRecorder.log` of the run.
+    shape : tuple
+        Array shape.
+    """
+    die = die_pulses(chip_log)
+    kind = run_log["kind"].astype(int)
+    res = AuditResult(die_pulses=int(die.size), records=int(kind.size), uncertain=int(np.sum(kind >= 2)))
+    die_kind = np.where(die["kind"] == PulseKind.SET, 0, 1)
+    rec_kind = np.where((kind == KIND_CODES["SET"]) | (kind == KIND_CODES["SET?"]), 0, 1)
+    rec_certain = kind < 2
+    n_cols = shape[1]
+    d_order, d_keys, d_starts = _by_device(die["row"], die["col"], n_cols)
+    r_order, r_keys, r_starts = _by_device(run_log["row"].astype(int), run_log["col"].astype(int), n_cols)
+    d_map = {int(k): (d_starts[i], d_starts[i + 1]) for i, k in enumerate(d_keys)}
+    r_map = {int(k): (r_starts[i], r_starts[i + 1]) for i, k in enumerate(r_keys)}
+    res.devices = len(set(d_map) | set(r_map))
+    for key in set(d_map) | set(r_map):
+        a, b = d_map.get(key, (0, 0))
+        di = d_order[a:b]
+        c, d = r_map.get(key, (0, 0))
+        ri = r_order[c:d]
+        dseq = list(zip(die_kind[di], die["gate"][di], die["amplitude"][di]))
+        rseq = list(zip(rec_kind[ri], run_log["gate"][ri], run_log["amplitude"][ri], rec_certain[ri]))
+        if not _match(dseq, rseq):
+            res.mismatched.append(divmod(key, n_cols))
+    return res
+
+
+def _match(die: list, rec: list) -> bool:
+    """Whether ``rec`` (with optional uncertain entries) explains ``die`` exactly, in order."""
+    memo: dict[tuple[int, int], bool] = {}
+
+    def same(p, q) -> bool:
+        return p[0] == q[0] and abs(float(p[1]) - float(q[1])) <= 1e-4 + 1e-5 * abs(float(q[1])) and abs(float(p[2]) - float(q[2])) <= 1e-4 + 1e-5 * abs(float(q[2]))
+
+    def f(i: int, j: int) -> bool:
+        if (i, j) in memo:
+            return memo[(i, j)]
+        if j == len(rec):
+            out = i == len(die)
+        else:
+            out = False
+            if i < len(die) and same(die[i], rec[j]):
+                out = f(i + 1, j + 1)
+            if not out and not rec[j][3]:
+                out = f(i, j + 1)
+        memo[(i, j)] = out
+        return out
+
+    return f(0, 0)
+
+
+@dataclass
+class CaseResult:
+    """One run of the fault matrix."""
+
+    kind: str
+    protocol: str
+    seed: int
+    outcome: str  # "completed", "stopped cleanly", or "FAILED: ..."
+    faults_fired: int
+    audit: AuditResult | None = None
+    reason: str = ""
+    wall: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.outcome.startswith("FAILED")
+
+
+def run_case(
+    kind: str,
+    seed: int,
+    protocol: str = "single-shot",
+    rows: int = 16,
+    cols: int = 16,
+    workdir: str | Path | None = None,
+    bench: str = "faults",
+) -> CaseResult:
+    """Program a ``rows`` x ``cols`` simulated array under fault ``kind`` (see :data:`CASES`)."""
+    from .calibration.files import default_calibration
+    from .protocols.single_shot import OneShotSettings, population_sigma, single_shot, stochastic_set
+    from .protocols.write_verify import write_verify_reram
+
+    t0 = time.perf_counter()
+    model = default_calibration("reram").model
+    plan = FaultPlan(CASES[kind](seed), seed=seed)
+    chip_seed = 100 + seed
+    b = configure_bench(bench, seed=chip_seed, rows=rows, cols=cols, faults=plan)
+    station = load_station().with_simulation(bench=bench, seed=chip_seed, rows=rows, cols=cols, faults=plan)
+    rng = np.random.default_rng(seed)
+    targets = rng.uniform(50e-6, 180e-6, (rows, cols))
+    targets[rng.random((rows, cols)) < 0.05] = np.nan
+    sigma = population_sigma(model, np.where(np.isnan(targets), 1e-4, targets))
+    settings = OneShotSettings(chunk=max(rows * cols // 4, 1))
+    tmp = contextlib.ExitStack()
+    if workdir is None:
+        workdir = tmp.enter_context(tempfile.TemporaryDirectory(prefix="labrram-faults-"))
+    path = Path(workdir) / f"{protocol}-{kind.replace(' ', '_')}-{seed}.zarr"
+
+    def program(xb, rec, resume: bool):
+        if protocol == "write-verify":
+            return write_verify_reram(xb, None if resume else targets, model, recorder=rec, resume=resume)
+        if protocol == "single-shot":
+            return single_shot(xb, None if resume else targets, model, settings, recorder=rec, resume=resume)
+        return stochastic_set(xb, None if resume else targets, None if resume else sigma, model, settings, recorder=rec, resume=resume)
+
+    def session(resume: bool) -> tuple[Any, BaseException | None]:
+        """One connection, as the ``labrram program`` command makes it: the SMU output on (as
+        when a measurement was under way), the array size, the run store, the protocol; any
+        error leaves the ``with`` block, which turns every output off."""
+        try:
+            with station.connect() as connected:
+                smu = connected.instruments["smu"]
+                xb = connected.crossbar
+                smu.configure_voltage_source(1e-3)
+                smu.set_voltage(0.0)
+                smu.enable_output()
+                xb.shape  # noqa: B018  (known before the store is created, as in the CLI)
+                if resume:
+                    rec = ProgramRecorder.resume(path, protocol)
+                else:
+                    if path.exists():  # a previous attempt failed before its store was created
+                        shutil.rmtree(path)
+                    rec = ProgramRecorder.create(path, protocol, targets, {})
+                return program(xb, rec, resume), None
+        except InstrumentError as exc:
+            return None, exc
+
+    with tmp:
+        try:
+            _, error = session(False)
+            if b.outputs_on():
+                return CaseResult(kind, protocol, seed, f"FAILED: outputs left on {b.outputs_on()}", plan.fired(), wall=time.perf_counter() - t0)
+            outcome, reason = "completed", ""
+            if error is not None:
+                outcome, reason = "stopped cleanly", f"{type(error).__name__}: {error}"
+                started = path.exists()
+                if started:
+                    rec = ProgramRecorder.resume(path, protocol)
+                    if rec.store.attrs.get("status") != "interrupted" or "stopped" not in rec.progress:
+                        return CaseResult(kind, protocol, seed, "FAILED: the store does not say where the run stopped", plan.fired(), reason=reason)
+                b.inject(None)  # the fault is gone (the board is plugged back in), then --resume
+                _, error2 = session(started)
+                if error2 is not None:
+                    return CaseResult(kind, protocol, seed, f"FAILED: resume failed: {error2}", plan.fired(), reason=reason)
+                if b.outputs_on():
+                    return CaseResult(kind, protocol, seed, "FAILED: outputs left on after resume", plan.fired(), reason=reason)
+            from .store import RunStore
+
+            store = RunStore.open(path)
+            if store.attrs.get("status") != "complete":
+                return CaseResult(kind, protocol, seed, "FAILED: run not complete", plan.fired(), reason=reason)
+            progress = store.read_sidecar("progress")
+            log = store.read("log")[: int(progress["n_log"])]
+            run_log = {name: log[:, k] for k, name in enumerate(("batch", "row", "col", "kind", "amplitude", "gate", "width", "g_after"))}
+            result = audit(b.chip.pulse_log.records, run_log, (rows, cols))
+            if not result.ok:
+                return CaseResult(kind, protocol, seed, f"FAILED: {len(result.mismatched)} device(s) disagree with the die", plan.fired(), result, reason)
+            if protocol != "write-verify":  # one SET per healthy device, exactly
+                die = die_pulses(b.chip.pulse_log.records)
+                sets = np.zeros((rows, cols), int)
+                s = die["kind"] == PulseKind.SET
+                np.add.at(sets, (die["row"][s], die["col"][s]), 1)
+                healthy = (b.chip._stuck == 0) & ~np.isnan(targets)
+                if np.any(sets[healthy] != 1):
+                    return CaseResult(kind, protocol, seed, f"FAILED: {int(np.sum(sets[healthy] != 1))} healthy device(s) not SET exactly once", plan.fired(), result, reason)
+            return CaseResult(kind, protocol, seed, outcome, plan.fired(), result, reason, time.perf_counter() - t0)
+        except Exception as exc:  # a bug: report it in the matrix instead of hiding it
+            return CaseResult(kind, protocol, seed, f"FAILED: {type(exc).__name__}: {exc}", plan.fired(), wall=time.perf_counter() - t0)
+
+
+def matrix(kinds=None, seeds=range(10), protocols=("single-shot",), **options: Any) -> list[CaseResult]:
+    """Every fault kind x seed x protocol (see :func:`run_case`)."""
+    out = []
+    for protocol in protocols:
+        for kind in kinds or CASES:
+            for seed in seeds:
+                out.append(run_case(kind, seed, protocol, **options))
+    return out
+
+
+def table(results: list[CaseResult]) -> list[dict[str, Any]]:
+    """Counts per (protocol, fault kind): runs, completed, stopped cleanly (then resumed),
+    failed, faults injected."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        row = rows.setdefault((r.protocol, r.kind), {"protocol": r.protocol, "fault": r.kind, "runs": 0, "completed": 0, "stopped cleanly": 0, "failed": 0, "faults injected": 0})
+        row["runs"] += 1
+        row["faults injected"] += r.faults_fired
+        if r.outcome == "completed":
+            row["completed"] += 1
+        elif r.outcome == "stopped cleanly":
+            row["stopped cleanly"] += 1
+        else:
+            row["failed"] += 1
+    return list(rows.values())

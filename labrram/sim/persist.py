@@ -1,0 +1,178 @@
+"""A simulated chip that outlives the process: ``[simulation] state = "DIR"``.
+
+A real chip keeps its conductances when the computer driving it crashes; a simulated one lives in
+the process that emulates the bench. With a state directory, the bench saves what the chip must
+keep after every program message that changed it — before the reply can be read — so a process
+killed at any instant leaves the state the chip had at that instant, and the next process
+(``labrram program --resume``) finds it:
+
+``chip.npz``
+    The chip's mutable state (conductances and per-device hidden state, its random-number
+    generator), the virtual clock, the board's pulse counter and the length of the pulse log;
+    replaced atomically (written to a temporary file, then renamed), so it is always whole.
+``pulses.bin``
+    The pulse log, append-only (raw records of :data:`~labrram.sim.chip.PULSE_DTYPE`), written as
+    each pulse reaches the die; bytes beyond the length recorded in ``chip.npz`` (a batch the
+    process was killed in the middle of, whose snapshot was never committed) are cut on load.
+``meta.json``
+    What chip this is (kind, size, seed); a directory made for another chip is refused.
+``lock``
+    Held (``flock``) by the one process that drives the chip; released by the OS when it dies.
+
+The chip's hidden parameters are drawn again from its seed, exactly as the first time. Writes go
+to the page cache: they survive the process, not a power cut of the machine. Only ReRAM chips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .chip import PULSE_DTYPE, PulseLog
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .bench import Bench
+
+__all__ = ["ChipState", "StateError", "load_pulse_log"]
+
+#: the mutable per-device state of a ReRAM chip
+MUTABLE = ("_g", "_t_prog", "_z", "_stuck")
+
+
+class StateError(ValueError):
+    """A state directory that cannot be used for this bench."""
+
+
+class FilePulseLog(PulseLog):
+    """A pulse log that also appends every record to a file as it is logged."""
+
+    def __init__(self, path: Path, records: np.ndarray | None = None) -> None:
+        super().__init__()
+        if records is not None and records.size:
+            self._chunks = [records]
+            self._n = records.size
+        self._file = open(path, "ab", buffering=0)  # unbuffered: each record batch is one write(2)
+
+    def append(self, t, rows, cols, kind, amplitude, gate, width, source) -> None:
+        n0 = self._n
+        super().append(t, rows, cols, kind, amplitude, gate, width, source)
+        if self._n > n0:
+            self._file.write(self._chunks[-1].tobytes())
+
+    def clear(self) -> None:  # pragma: no cover - a persistent chip's log is never cleared
+        raise StateError("the pulse log of a persistent chip is never cleared; delete the state directory")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def load_pulse_log(state_dir: str | Path) -> np.ndarray:
+    """The committed pulse log of a state directory (for tests and audits), without a bench."""
+    state_dir = Path(state_dir)
+    with np.load(state_dir / "chip.npz", allow_pickle=False) as snap:
+        n = int(json.loads(str(snap["meta"]))["n_log"])
+    data = np.fromfile(state_dir / "pulses.bin", dtype=PULSE_DTYPE)
+    return data[:n]
+
+
+class ChipState:
+    """The state directory of one bench's chip (see the module docstring)."""
+
+    def __init__(self, path: str | Path, bench: "Bench") -> None:
+        self.path = Path(path)
+        self.bench = bench
+        chip = bench.chip
+        if chip.kind != "reram":
+            raise StateError(f"state persistence is available for reram chips, not {chip.kind}")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        self.meta = {"kind": chip.kind, "rows": chip.rows, "cols": chip.cols, "seed": chip.seed}
+        meta_file = self.path / "meta.json"
+        if meta_file.exists():
+            try:
+                stored = json.loads(meta_file.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise StateError(f"{self.path}: unreadable meta.json ({exc})") from None
+            if stored != self.meta:
+                raise StateError(f"{self.path} holds the state of another chip ({stored}); this bench is {self.meta}")
+            self._load()
+        else:
+            chip.pulse_log = FilePulseLog(self.path / "pulses.bin")
+            if (self.path / "pulses.bin").stat().st_size:
+                (self.path / "pulses.bin").write_bytes(b"")
+            self.save()
+            meta_file.write_text(json.dumps(self.meta))
+        chip.dirty = False
+
+    def _lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return
+        self._lock_file = open(self.path / "lock", "a")
+        try:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise StateError(f"{self.path}: another process is driving this chip") from None
+
+    def _load(self) -> None:
+        chip, bench = self.bench.chip, self.bench
+        try:
+            with np.load(self.path / "chip.npz", allow_pickle=False) as snap:
+                meta = json.loads(str(snap["meta"]))
+                arrays = {name: np.array(snap[name]) for name in MUTABLE}
+        except (OSError, ValueError, KeyError) as exc:
+            raise StateError(f"{self.path}: unreadable chip.npz ({exc})") from None
+        for name, value in arrays.items():
+            if value.shape != (chip.rows, chip.cols):
+                raise StateError(f"{self.path}: {name} has shape {value.shape}, the chip is {(chip.rows, chip.cols)}")
+            setattr(chip, name, value)
+        chip._rng.bit_generator.state = meta["rng"]
+        bench.clock.now = float(meta["clock"])
+        bench.clock.ledger.clear()
+        bench.clock.ledger.update(meta["ledger"])
+        chip.read_count = int(meta["read_count"])
+        n = int(meta["n_log"])
+        log_file = self.path / "pulses.bin"
+        records = np.fromfile(log_file, dtype=PULSE_DTYPE) if log_file.exists() else np.empty(0, PULSE_DTYPE)
+        if records.size < n:
+            raise StateError(f"{self.path}: the pulse log holds {records.size} records, the snapshot says {n}")
+        if records.size > n:  # pulses of a message whose snapshot was never committed: they did not happen
+            with open(log_file, "r+b") as fh:
+                fh.truncate(n * PULSE_DTYPE.itemsize)
+            records = records[:n]
+        chip.pulse_log = FilePulseLog(log_file, records.copy())
+        board = bench.board
+        if board is not None:
+            board.pulse_count = int(meta["board_pulses"])
+
+    def save(self) -> None:
+        """Commit the chip's state (atomically: a temporary file renamed over the old one)."""
+        chip, bench = self.bench.chip, self.bench
+        board = bench.board
+        meta = {
+            "rng": chip._rng.bit_generator.state,
+            "clock": bench.clock.now,
+            "ledger": dict(bench.clock.ledger),
+            "read_count": chip.read_count,
+            "n_log": len(chip.pulse_log),
+            "board_pulses": 0 if board is None else board.pulse_count,
+        }
+        tmp = self.path / "chip.tmp.npz"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **{name: getattr(chip, name) for name in MUTABLE})
+        os.replace(tmp, self.path / "chip.npz")
+        chip.dirty = False
+
+    def close(self) -> None:
+        log = self.bench.chip.pulse_log
+        if isinstance(log, FilePulseLog):
+            log.close()
+        lock = getattr(self, "_lock_file", None)
+        if lock is not None:
+            lock.close()

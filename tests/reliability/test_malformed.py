@@ -1,0 +1,179 @@
+"""A corpus of malformed inputs (tests/reliability/malformed/, made by make_corpus.py): each gets a
+clear error naming the problem — exit code 2 and one line from the CLI, no traceback — and
+nothing reaches the hardware (the emulators' received messages and the chip's pulse log)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labrram import sim
+from labrram.calibration.files import CalibrationError, load_calibration
+from labrram.cli import main
+from labrram.station import StationError, load_station
+from labrram.store import RunStore, StoreError
+
+CORPUS = Path(__file__).parent / "malformed"
+CASES = json.loads((CORPUS / "cases.json").read_text())
+#: what an instrument may receive while a bad input is refused: queries (the array size) and
+#: the safe state the station leaves every instrument in when it closes
+SAFE = (b":ROUT:OPEN", b":OUTP OFF")
+
+
+@pytest.fixture(scope="module")
+def default_bench():
+    b = sim.configure_bench("default")
+    yield b
+    b.shutdown()
+
+
+class Watch:
+    """The default bench, with what it had received when the test began."""
+
+    def __init__(self, bench) -> None:
+        self.bench = bench
+        self.pulses = len(bench.chip.pulse_log)
+        self.received = {name: inst.received for name, inst in bench.instruments.items()}
+
+
+@pytest.fixture
+def bench(default_bench):
+    if sim.get_bench("default") is not default_bench:  # another test rebuilt it
+        default_bench = sim.configure_bench("default")
+    return Watch(default_bench)
+
+
+def cli(capsys, *argv: str) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def assert_one_line_error(code: int, err: str, expected: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error:")
+    assert expected in lines[0], (expected, lines[0])
+
+
+def assert_nothing_sent(watch: Watch, at_all: bool = False) -> None:
+    """No pulse reached the chip and no instrument received a command that changes anything
+    (``at_all``: nothing at all) since the test began."""
+    bench = watch.bench
+    assert len(bench.chip.pulse_log) == watch.pulses
+    for name, inst in bench.instruments.items():
+        new = inst.received - watch.received[name]
+        if at_all:
+            assert new == 0, (name, list(inst.last_received)[-new:])
+        assert new <= inst.last_received.maxlen
+        for message in list(inst.last_received)[len(inst.last_received) - new :]:
+            assert message.rstrip().endswith(b"?") or message.startswith(SAFE), (name, message)
+
+
+@pytest.mark.parametrize("name, expected", CASES["stations"], ids=[c[0] for c in CASES["stations"]])
+def test_station_files(bench, capsys, name, expected):
+    path = CORPUS / "stations" / name
+    with pytest.raises(StationError) as info:
+        load_station(path)
+    assert expected in str(info.value) and str(path) in str(info.value)
+    code, err = cli(capsys, "info", "--station", path)
+    assert_one_line_error(code, err, expected)
+    assert_nothing_sent(bench, at_all=True)
+
+
+@pytest.mark.parametrize("name, expected", CASES["calibrations"], ids=[c[0] for c in CASES["calibrations"]])
+def test_calibration_files(bench, capsys, tmp_path, name, expected):
+    path = CORPUS / "calibrations" / name
+    with pytest.raises(CalibrationError) as info:
+        load_calibration(path)
+    assert expected in str(info.value)
+    code, err = cli(capsys, "program", "--calibration", path, "--targets", "constant:1e-4", "--out", tmp_path / "run.zarr")
+    assert_one_line_error(code, err, expected)
+    assert not (tmp_path / "run.zarr").exists()
+    assert_nothing_sent(bench, at_all=True)
+
+
+@pytest.mark.parametrize("name, expected", CASES["targets"], ids=[c[0] for c in CASES["targets"]])
+def test_target_files(bench, capsys, tmp_path, monkeypatch, name, expected):
+    monkeypatch.chdir(tmp_path)  # a pickle that got unpickled would leave a directory here
+    code, err = cli(capsys, "program", "--protocol", "single-shot", "--targets", CORPUS / "targets" / name, "--out", tmp_path / "run.zarr")
+    assert_one_line_error(code, err, expected)
+    assert not (tmp_path / "run.zarr").exists()
+    assert not (tmp_path / "labrram-was-unpickled").exists()
+    assert_nothing_sent(bench)
+    # the same file as sigma of a stochastic-SET run is refused the same way
+    if name not in ("nan_only.npy", "negative.npy", "infinite.npy", "out_of_range.npy", "wrong_shape.npy"):
+        code, err = cli(capsys, "program", "--protocol", "stochastic-set", "--targets", "constant:1e-4", "--sigma", CORPUS / "targets" / name, "--out", tmp_path / "s.zarr")
+        assert code == 2 and "sigma" in err and not (tmp_path / "labrram-was-unpickled").exists()
+
+
+#: stores that the report cannot read either (the others are readable, only not resumable)
+REPORT_REFUSES = ("plain_file.zarr", "empty_dir.zarr", "no_format.zarr", "future_format.zarr", "old_format.zarr", "string_format.zarr",
+                  "corrupt_metadata.zarr", "read_run.zarr", "truncated_chunk.zarr", "corrupt_progress.zarr", "progress_list.zarr")  # fmt: skip
+
+
+@pytest.mark.parametrize("name, expected", CASES["stores"], ids=[c[0] for c in CASES["stores"]])
+def test_run_stores(bench, capsys, tmp_path, name, expected):
+    src = CORPUS / "stores" / name
+    path = tmp_path / name
+    (shutil.copytree if src.is_dir() else shutil.copy)(src, path)
+    code, err = cli(capsys, "program", "--resume", "--protocol", "single-shot", "--out", path)
+    assert_one_line_error(code, err, "not a programming run" if name == "read_run.zarr" else expected)
+    if name in REPORT_REFUSES:
+        code, err = cli(capsys, "report", path, "--out", tmp_path / "rep")
+        assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    if "format" in name or name in ("plain_file.zarr", "empty_dir.zarr", "corrupt_metadata.zarr", "no_format.zarr"):
+        with pytest.raises(StoreError, match=expected.split(" is ")[0] if "format" in name else expected):
+            RunStore.open(path)
+    assert_nothing_sent(bench)
+
+
+# --- bad argument lists -----------------------------------------------------------------------------
+ARGS = [
+    ([], "the following arguments are required: command"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["program", "--out"], "expected one argument"),
+    (["program", "--protocol", "fast", "--out", "{tmp}/r.zarr"], "invalid choice: 'fast'"),
+    (["program", "--out", "{tmp}/r.zarr"], "--targets is required"),
+    (["program", "--targets", "spiral:1:2", "--out", "{tmp}/r.zarr"], "unknown targets 'spiral:1:2'"),
+    (["program", "--targets", "uniform:abc:1", "--out", "{tmp}/r.zarr"], "bad numbers in targets pattern"),
+    (["program", "--targets", "uniform:2e-4:1e-4", "--out", "{tmp}/r.zarr"], "LO must not exceed HI"),
+    (["program", "--targets", "constant:nan", "--out", "{tmp}/r.zarr"], "must be finite"),
+    (["program", "--targets", "constant:-1e-4", "--out", "{tmp}/r.zarr"], "negative"),
+    (["program", "--targets", "constant:1", "--out", "{tmp}/r.zarr"], "outside the reachable range"),
+    (["program", "--targets", "{tmp}/missing.npy", "--out", "{tmp}/r.zarr"], "No such file"),
+    (["program", "--resume", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "cannot be combined with --resume"),
+    (["program", "--resume", "--out", "{tmp}/missing.zarr"], "no such run store"),
+    (["program", "--seed", "-3", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "--seed: must be >= 0"),
+    (["program", "--seed", "x", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "expected an integer"),
+    (["program", "--protocol", "stochastic-set", "--sigma=-1e-6", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "--sigma: every sigma"),
+    (["program", "--protocol", "stochastic-set", "--sigma", "wide", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "--sigma must be"),
+    (["program", "--calibration", "{tmp}/missing.json", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "cannot read calibration file"),
+    (["program", "--station", "{tmp}/missing.toml", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "cannot read station file"),
+    (["characterize", "--devices", "0", "--out", "{tmp}/c.zarr"], "--devices: must be >= 1"),
+    (["characterize", "--cycles", "-2", "--out", "{tmp}/c.zarr"], "--cycles: must be >= 1"),
+    (["characterize", "--array", "0x0", "--out", "{tmp}/c.zarr"], "rows must be in 1..4096"),
+    (["characterize", "--array", "99999x2", "--out", "{tmp}/c.zarr"], "rows must be in 1..4096"),
+    (["characterize", "--array", "big", "--out", "{tmp}/c.zarr"], "--array must look like 32x32"),
+    (["characterize", "--kind", "dram", "--out", "{tmp}/c.zarr"], "invalid choice: 'dram'"),
+    (["characterize", "--kind", "pcm", "--cycles", "3", "--out", "{tmp}/c.zarr"], "--cycles does not apply"),
+    (["calibrate", "{tmp}/nothing.zarr", "--out", "{tmp}/x.json"], "no such run store"),
+    (["calibrate", "{tmp}/nothing.zarr", "--out", "{tmp}/x.json", "--bootstrap", "1"], "--bootstrap: must be >= 2"),
+    (["read", "--out", "{tmp}"], "already exists"),
+    (["info", "--station", "{tmp}"], "cannot read station file"),
+    (["info", "--jsn"], "unrecognized arguments: --jsn"),
+    (["report", "{tmp}/missing.zarr"], "no such run store"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", ARGS, ids=[" ".join(a[0][:3]) or "nothing" for a in ARGS])
+def test_bad_arguments(bench, capsys, tmp_path, argv, expected):
+    code, err = cli(capsys, *(a.replace("{tmp}", str(tmp_path)) for a in argv))
+    assert_one_line_error(code, err, expected)
+    assert not (tmp_path / "r.zarr").exists() and not (tmp_path / "c.zarr").exists()
+    assert_nothing_sent(bench)
