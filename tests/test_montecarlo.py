@@ -1,0 +1,88 @@
+"""The Monte Carlo runner: determinism across worker counts, resume, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labrram.montecarlo import StudyError, load_study, run_study, trial_seeds
+
+REF = "labrram.montecarlo:example_trial"
+
+
+def test_seeds_are_spawned_and_stable():
+    s = trial_seeds(7, 5)
+    assert s.dtype == np.uint32 and len(set(s.tolist())) == 5
+    assert np.array_equal(s, trial_seeds(7, 5))
+    assert np.array_equal(trial_seeds(7, 3), s[:3])  # a prefix: independent of the study size
+
+
+def test_serial_equals_two_workers():
+    a = run_study(REF, 9, {"size": 2}, seed=3, workers=1)
+    b = run_study(REF, 9, {"size": 2}, seed=3, workers=2, chunk=2)
+    assert a["x"].shape == (9, 2) and a["mean"].shape == (9,)
+    assert np.array_equal(a["index"], np.arange(9))
+    for key in a:
+        assert np.array_equal(a[key], b[key])
+
+
+def test_store_and_resume_compute_only_missing(tmp_path):
+    out = tmp_path / "study.zarr"
+    full = run_study(REF, 10, {"size": 3}, seed=1, workers=1)
+    calls = []
+    run_study(REF, 10, {"size": 3}, seed=1, out=out, workers=1, chunk=4, progress=lambda d, n: calls.append(d))
+    assert calls == [4, 8, 10]
+    # simulate an interruption: forget the second chunk
+    from labrram.store import RunStore
+
+    store = RunStore.open(out, mode="r+")
+    store.group["done"][4:8] = False
+    store.group["x"][4:8] = np.nan
+    calls.clear()
+    res = run_study(REF, 10, {"size": 3}, seed=1, out=out, workers=1, resume=True, progress=lambda d, n: calls.append(d))
+    assert calls == [10]  # one chunk of 4 missing trials recomputed, starting from 6 done
+    for key in full:
+        assert np.array_equal(res[key], full[key])
+    results, done, study = load_study(out)
+    assert done.all() and study["fn"] == REF and store.dims("x") == ("trial", "x_0")
+
+
+def test_existing_store_needs_resume_and_same_study(tmp_path):
+    out = tmp_path / "s.zarr"
+    run_study(REF, 3, {}, seed=0, out=out, workers=1)
+    with pytest.raises(StudyError, match="already exists"):
+        run_study(REF, 3, {}, seed=0, out=out, workers=1)
+    with pytest.raises(StudyError, match="another study"):
+        run_study(REF, 3, {}, seed=1, out=out, workers=1, resume=True)
+
+
+@pytest.mark.parametrize(
+    "ref, match",
+    [
+        ("labrram.montecarlo.example_trial", "module:function"),
+        ("no_such_module_xyz:fn", "cannot import"),
+        ("labrram.montecarlo:nope", "no callable"),
+        (42, "module:function"),
+    ],
+)
+def test_bad_references(ref, match):
+    with pytest.raises(StudyError, match=match):
+        run_study(ref, 2, {}, workers=1)
+
+
+def test_bad_params_and_arguments():
+    with pytest.raises(StudyError, match="JSON"):
+        run_study(REF, 2, {"size": object()}, workers=1)
+    with pytest.raises(StudyError, match="JSON"):
+        run_study(REF, 2, {"scale": float("nan")}, workers=1)
+    with pytest.raises(TypeError):
+        run_study(REF, 2, {"unknown": 1}, workers=1)
+    with pytest.raises(StudyError, match="n_trials"):
+        run_study(REF, 0, {}, workers=1)
+    with pytest.raises(StudyError, match="workers"):
+        run_study(REF, 2, {}, workers=0)
+
+
+def test_bad_results():
+    with pytest.raises(StudyError, match="non-empty dict"):
+        run_study("numpy:full", 1, {}, workers=1)  # np.full(0, seed): an array, not a dict
