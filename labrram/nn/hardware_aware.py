@@ -1,0 +1,444 @@
+"""Hardware-aware training for passive TiO2 crossbars (Drolet et al., arXiv 2305.18495).
+
+A small network (half moons, ``2-8-2`` with biases, 84 devices as differential pairs on one 32×32 passive
+array) is trained twice: *regularly* (Adam on the cross-entropy) and *hardware-aware*:
+
+* dropout on the hidden units;
+* the reparametrization trick: every forward pass uses ``w + sigma(w) * eps``, ``eps ~ N(0, 1)``,
+  where ``sigma(w)`` is the weight error the calibrated passive array makes when it realizes
+  ``w`` as ``(G+ - G-)/gamma`` (:class:`ErrorModel`: conductance tuning imprecision plus the
+  error a sneak-path-corrupted verify read leaves under V/2 or V/3 biasing);
+* a range regularizer ``lambda * sum relu(|w| - w_max)^2`` that keeps the weights inside the
+  range the conductance window realizes without squeezing the rest.
+
+The error model is *estimated* by simulating transfers on the calibrated model
+(:func:`estimate_errors`), never from a chip's hidden truth.
+
+Transfer (:func:`transfer`) — the fast path
+-------------------------------------------
+A pulse-level transfer through :mod:`labrram.crossbar` of ~60 devices costs seconds on the
+simulated bench; thousands of them do not fit a 2-core machine. Each transfer here is instead:
+
+1. a chip drawn around the calibrated model (:meth:`PassiveDeviceModel.variant`), its
+   as-fabricated array (:meth:`PassiveDeviceModel.sample_initial`);
+2. the weights mapped with :class:`~labrram.mapping.DifferentialMapping` and laid out with
+   :func:`~labrram.mapping.place` on the 32×32 array;
+3. tuning: each device lands at :meth:`PassiveDeviceModel.sample_tuned` of its target (the
+   tuning imprecision draw), then a final verify pass reads every device through the chip's
+   :class:`~labrram.devices.passive.CrossbarCircuit` (nodal analysis, wires, sinh devices) under
+   the biasing scheme. The tuner converts the sensed current to a conductance with the
+   calibrated column-background model of :class:`~labrram.calibration.PassiveFit`,
+   ``I = (G/a) sinh(a V) + (B/a) sinh(a u)`` with ``u`` the half-selected bias (``V/2`` or
+   ``V/3``) and ``B`` what it believes the other cells of the column hold (their targets; the
+   calibrated as-fabricated median for unused cells). The difference between the read value
+   and the truth — the sneak-path error — is corrected by one more tuning step, which lands
+   with a fresh imprecision draw;
+4. inference on the array: each layer's inputs and bias become row voltages (at most
+   ``v_max``), the column currents of each pair are subtracted (ReLU and argmax digital). The
+   currents are the exact linear nodal solution with wire resistance (the circuit's port
+   responses) plus the devices' sinh excess at the driven voltages.
+
+:func:`transfer_trial` is the Monte Carlo trial (:mod:`labrram.montecarlo`) of one transfer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from labrram.devices.passive import PassiveDeviceModel, device_current
+from labrram.mapping import DifferentialMapping, place
+
+__all__ = [
+    "ErrorModel",
+    "HardwareAwareSettings",
+    "PassiveTransfer",
+    "correct_fraction",
+    "estimate_errors",
+    "forward",
+    "robust_fraction",
+    "train_network",
+    "transfer",
+    "transfer_trial",
+]
+
+ARRAY_SHAPE = (32, 32)
+
+
+# --------------------------------------------------------------------------------------------
+# numpy inference
+# --------------------------------------------------------------------------------------------
+def forward(weights: Sequence[np.ndarray], X: np.ndarray) -> np.ndarray:
+    """Logits of an augmented ReLU network (``[x, 1] @ W`` per layer, ReLU between layers)."""
+    h = np.asarray(X, float)
+    for k, W in enumerate(weights):
+        h = np.concatenate([h, np.ones((h.shape[0], 1))], axis=1) @ np.asarray(W, float)
+        if k < len(weights) - 1:
+            h = np.maximum(h, 0.0)
+    return h
+
+
+# --------------------------------------------------------------------------------------------
+# the passive transfer
+# --------------------------------------------------------------------------------------------
+def _check_scheme(scheme: str) -> str:
+    if scheme not in ("V/2", "V/3"):
+        raise ValueError(f"scheme must be 'V/2' or 'V/3', got {scheme!r}")
+    return scheme
+
+
+@dataclass(frozen=True)
+class PassiveTransfer:
+    """One network programmed on one (simulated) passive array.
+
+    Attributes
+    ----------
+    g : ndarray (32, 32)
+        Conductances of the whole array after tuning, S.
+    targets : ndarray (32, 32)
+        Conductance targets, NaN on unused cells, S.
+    read_error : ndarray (32, 32)
+        Conductance error of the final verify read (read minus truth) before the correction, S.
+    weights : list of ndarray
+        Effective augmented weights ``(G+ - G-)/gamma`` of every layer.
+    """
+
+    g: np.ndarray
+    targets: np.ndarray
+    read_error: np.ndarray
+    weights: list[np.ndarray]
+    placement: Any
+    mapped: list[Any]
+    a: float
+    r_row: float
+    r_col: float
+
+
+def transfer(
+    weights: Sequence[np.ndarray],
+    model: PassiveDeviceModel,
+    rng: np.random.Generator,
+    scheme: str = "V/2",
+    v_read: float = 0.2,
+    chip_variation: bool = True,
+) -> PassiveTransfer:
+    """Program augmented ``weights`` on a simulated passive array (fast path, module docstring).
+
+    Parameters
+    ----------
+    weights : sequence of ndarray
+        Augmented ``(n_in + 1, n_out)`` matrices.
+    model : PassiveDeviceModel
+        The calibrated model (what the tuner knows).
+    rng : numpy.random.Generator
+        Source of the chip draw, the as-fabricated states and the tuning draws.
+    scheme : str
+        Biasing of the verify reads, ``"V/2"`` or ``"V/3"``.
+    v_read : float
+        Verify read voltage, V.
+    chip_variation : bool
+        Draw the chip around the calibrated model (True) or use the model itself.
+    """
+    scheme = _check_scheme(scheme)
+    if not (0 < v_read <= 0.5):
+        raise ValueError(f"v_read must lie in (0, 0.5] V, got {v_read!r}")
+    chip = model.variant(rng) if chip_variation else model
+    mapping = DifferentialMapping(g_min=model.g_min, g_max=model.g_max)
+    mapped = [mapping.map(np.asarray(W, float)) for W in weights]
+    placement = place(mapped, ARRAY_SHAPE, max_arrays=1)
+    targets = placement.targets(0)
+    used = np.isfinite(targets)
+    g = chip.sample_initial(ARRAY_SHAPE, rng)
+    g[used] = chip.sample_tuned(targets[used], rng)
+    circuit = chip.circuit(g)
+    rows, cols = np.nonzero(used)
+    sensed = circuit.read_cells(rows, cols, v_read, scheme)
+    # the tuner's read-out: calibrated column-background model, believed column contents
+    u = v_read / 2.0 if scheme == "V/2" else v_read / 3.0
+    believed = np.where(used, targets, model.g_init_median)
+    col_sum = believed.sum(axis=0)
+    s_sel = device_current(1.0, model.a, v_read)
+    s_half = device_current(1.0, model.a, u)
+    background = (col_sum[cols] - believed[rows, cols]) * s_half
+    g_read = (sensed - background) / s_sel
+    read_error = np.zeros(ARRAY_SHAPE)
+    read_error[rows, cols] = g_read - g[rows, cols]
+    # one more tuning step on the read error (fresh imprecision draw)
+    g[rows, cols] = chip.sample_tuned(targets[rows, cols] - read_error[rows, cols], rng)
+    eff = []
+    for k, lay in enumerate(mapped):
+        _, r, c = placement.cells(k)
+        eff.append(lay.weights_from(g[r[0], c[0]], g[r[1], c[1]]))
+    return PassiveTransfer(g, targets, read_error, eff, placement, mapped, chip.a, chip.r_wire_row, chip.r_wire_col)
+
+
+def array_forward(tr: PassiveTransfer, X: np.ndarray, x_scales: Sequence[float], v_max: float = 0.2) -> np.ndarray:
+    """Logits computed by the programmed array (module docstring, step 4).
+
+    ``x_scales[k]`` is the activation magnitude of layer ``k``'s inputs that maps to ``v_max``
+    volts (at least 1, so the bias input, 1, is at most ``v_max`` too).
+    """
+    from labrram.devices.passive import CrossbarCircuit
+
+    m, n = ARRAY_SHAPE
+    circuit = CrossbarCircuit(tr.g, tr.a, tr.r_row, tr.r_col)
+    _, Y = circuit.port_responses()
+    Ycr = -Y[m:, :m]  # sensed column currents per volt on each row, (n, m)
+    h = np.asarray(X, float)
+    for k, lay in enumerate(tr.mapped):
+        if len(x_scales) != len(tr.mapped):
+            raise ValueError("one x_scale per layer is needed")
+        scale = v_max / float(x_scales[k])
+        v_in = np.concatenate([h * scale, np.full((h.shape[0], 1), scale)], axis=1)
+        v_in = np.clip(v_in, -v_max * 1.5, v_max * 1.5)  # the driver's range
+        out = np.zeros((h.shape[0], lay.shape[1]))
+        for tile in tr.placement.tiles_of(k):
+            rows = np.arange(tile.rows.start, tile.rows.stop)
+            cols = np.arange(tile.cols.start, tile.cols.stop)
+            V = np.zeros((h.shape[0], m))
+            V[:, rows] = v_in[:, tile.inputs]
+            cur = V @ Ycr[cols].T  # linear nodal solution with wires
+            gsub = tr.g[np.ix_(rows, cols)]
+            vin = V[:, rows]
+            # sinh excess of each driven cell at its row voltage
+            if tr.a != 0:
+                cur += (device_current(gsub[None], tr.a, vin[:, :, None]) - gsub[None] * vin[:, :, None]).sum(axis=1)
+            diff = cur[:, 0::2] - cur[:, 1::2]
+            out[:, tile.outputs] += diff / (lay.gamma[tile.outputs] * scale)
+        h = out if k == len(tr.mapped) - 1 else np.maximum(out, 0.0)
+    return h
+
+
+def activation_scales(weights: Sequence[np.ndarray], X: np.ndarray) -> list[float]:
+    """Largest input magnitude of each layer over ``X`` (maps to ``v_max`` on the array)."""
+    scales, h = [], np.asarray(X, float)
+    for k, W in enumerate(weights):
+        scales.append(float(max(np.max(np.abs(h)), 1.0)))  # the bias input (1) fits too
+        h = np.concatenate([h, np.ones((h.shape[0], 1))], axis=1) @ W
+        h = np.maximum(h, 0.0)
+    return scales
+
+
+# --------------------------------------------------------------------------------------------
+# the error model used in training
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ErrorModel:
+    """Conductance error of a tuned device, as the training samples it (SI units).
+
+    ``G = target + e_col + e_dev``: ``e_col ~ N(0, s_col)`` is shared by every device of an
+    array column (the sneak-path error of the column background the verify read subtracts),
+    ``e_dev ~ N(0, sqrt(s_add^2 + (s_rel target)^2))`` is per device (``s_rel``: the
+    calibration's tuning imprecision). ``bias`` is the mean error (reported, not trained on).
+    """
+
+    s_col: float
+    s_add: float
+    s_rel: float
+    bias: float
+    scheme: str
+    g_min: float
+    g_max: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def estimate_errors(
+    model: PassiveDeviceModel,
+    scheme: str,
+    n_transfers: int = 8,
+    seed: int = 0,
+    sizes: Sequence[int] = (2, 8, 2),
+) -> ErrorModel:
+    """Fit :class:`ErrorModel` to simulated transfers of random networks on the calibrated model.
+
+    Each transfer programs random weights with :func:`transfer` on the calibrated model (no
+    chip variation) and records ``G - target`` of every used device. ``s_col`` is the spread of
+    the column means of the error, ``s_add`` what is left of the within-column spread after
+    the nominal tuning imprecision ``s_rel = model.tuning_sigma_rel``.
+    """
+    _check_scheme(scheme)
+    if int(n_transfers) != n_transfers or n_transfers < 1:
+        raise ValueError(f"n_transfers must be a positive integer, got {n_transfers!r}")
+    rng = np.random.default_rng(seed)
+    col_means, within, tgt, allerr = [], [], [], []
+    for _ in range(int(n_transfers)):
+        ws = [rng.standard_normal((a + 1, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+        tr = transfer(ws, model, rng, scheme, chip_variation=False)
+        used = np.isfinite(tr.targets)
+        err = np.where(used, tr.g - np.nan_to_num(tr.targets), np.nan)
+        for j in np.flatnonzero(used.any(axis=0)):
+            e = err[used[:, j], j]
+            col_means.append(e.mean())
+            within.append(e - e.mean())
+        tgt.append(tr.targets[used])
+        allerr.append(err[used])
+    bias = float(np.mean(np.concatenate(allerr)))
+    s_rel = float(model.tuning_sigma_rel)
+    t = np.concatenate(tgt)
+    s_col = float(np.std(col_means))
+    s_add2 = float(np.mean(np.concatenate(within) ** 2)) - s_rel**2 * float(np.mean(t**2))
+    return ErrorModel(s_col, math.sqrt(max(s_add2, 0.0)), s_rel, bias, scheme, model.g_min, model.g_max)
+
+
+# --------------------------------------------------------------------------------------------
+# training (torch imported lazily: the Monte Carlo workers never need it)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HardwareAwareSettings:
+    """Training settings.
+
+    Attributes
+    ----------
+    hidden : int
+        Hidden units (``2-hidden-2``; ``2·(3·hidden + 2·(hidden + 1))`` devices).
+    epochs : int
+        Full-batch Adam steps.
+    lr : float
+        Adam learning rate.
+    dropout : float
+        Dropout probability of the hidden units (hardware-aware only).
+    noise_scale : float
+        Multiplies the error model's sigma in the reparametrization trick.
+    w_max : float
+        Weight range the regularizer keeps (hardware-aware only).
+    range_weight : float
+        ``lambda`` of the range regularizer.
+    seed : int
+        Initial weights, dropout and noise draws.
+    """
+
+    hidden: int = 8
+    epochs: int = 600
+    lr: float = 0.05
+    dropout: float = 0.1
+    noise_scale: float = 1.0
+    w_max: float = 3.0
+    range_weight: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if int(self.hidden) != self.hidden or self.hidden < 1:
+            raise ValueError(f"hidden must be a positive integer, got {self.hidden!r}")
+        if int(self.epochs) != self.epochs or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if self.noise_scale < 0 or self.w_max <= 0 or self.range_weight < 0 or self.lr <= 0:
+            raise ValueError("noise_scale, range_weight >= 0 and w_max, lr > 0 are required")
+
+
+def train_network(
+    X: np.ndarray,
+    y: np.ndarray,
+    settings: HardwareAwareSettings = HardwareAwareSettings(),
+    errors: ErrorModel | None = None,
+) -> list[np.ndarray]:
+    """Train a ``2-H-2`` ReLU network; hardware-aware when ``errors`` is given.
+
+    Returns the augmented weights ``[(3, H), (H + 1, 2)]``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from labrram.nn.train import _threads
+
+    X = np.asarray(X, float)
+    y = np.asarray(y, np.int64)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError("X must be (N, d) and y (N,)")
+    s = settings
+    aware = errors is not None
+    gen = torch.Generator().manual_seed(int(s.seed))
+    sizes = (X.shape[1], int(s.hidden), int(y.max()) + 1)
+    Ws = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / math.sqrt(a)
+        Ws.append(((torch.rand(a + 1, b, generator=gen, dtype=torch.float64) * 2 - 1) * bound).requires_grad_())
+    Xt = torch.tensor(np.concatenate([X, np.ones((X.shape[0], 1))], axis=1))
+    yt = torch.tensor(y)
+    opt = torch.optim.Adam(Ws, lr=s.lr)
+
+    def noisy(W: torch.Tensor) -> torch.Tensor:
+        # the reparametrization trick with the calibrated array's error (weight units)
+        gmin, gmax = errors.g_min, errors.g_max
+        gamma = (gmax - gmin) / W.detach().abs().max().clamp_min(1e-12)
+        gp = gmin + gamma * W.clamp_min(0.0)
+        gm = gmin - gamma * W.clamp_max(0.0)
+        sigma_dev = (2 * errors.s_add**2 + errors.s_rel**2 * (gp**2 + gm**2)).sqrt() / gamma
+        sigma_col = math.sqrt(2.0) * errors.s_col / gamma
+        eps_dev = torch.randn(W.shape, generator=gen, dtype=W.dtype)
+        eps_col = torch.randn((1, W.shape[1]), generator=gen, dtype=W.dtype)
+        return W + s.noise_scale * (sigma_dev * eps_dev + sigma_col * eps_col)
+
+    with _threads(1):
+        for _ in range(int(s.epochs)):
+            opt.zero_grad()
+            h = Xt
+            for k, W in enumerate(Ws):
+                Wk = noisy(W) if aware else W
+                h = h @ Wk
+                if k < len(Ws) - 1:
+                    h = torch.relu(h)
+                    if aware and s.dropout > 0:
+                        keep = (torch.rand(h.shape, generator=gen, dtype=h.dtype) >= s.dropout).to(h.dtype)
+                        h = h * keep / (1 - s.dropout)
+                    h = torch.cat([h, torch.ones(h.shape[0], 1, dtype=h.dtype)], dim=1)
+            loss = F.cross_entropy(h, yt)
+            if aware and s.range_weight > 0:
+                loss = loss + s.range_weight * sum(((W.abs() - s.w_max).clamp_min(0.0) ** 2).sum() for W in Ws)
+            loss.backward()
+            opt.step()
+    return [W.detach().numpy().copy() for W in Ws]
+
+
+# --------------------------------------------------------------------------------------------
+# the Monte Carlo trial and the metric
+# --------------------------------------------------------------------------------------------
+def transfer_trial(
+    trial_index: int,
+    seed: int,
+    weights: list,
+    scheme: str = "V/2",
+    task_seed: int = 0,
+    calibration: str | None = None,
+    v_max: float = 0.2,
+) -> dict[str, Any]:
+    """One transfer of ``weights`` (nested lists) and inference on the moons test set.
+
+    Returns ``correct`` (n_test,) 0/1 per test point, ``accuracy`` and ``read_error_rms`` (S).
+    ``calibration`` is a calibration JSON path (default: the shipped passive calibration).
+    """
+    from labrram.calibration.files import default_calibration, load_calibration
+    from labrram.nn.datasets import load_task
+
+    cal = default_calibration("passive") if calibration is None else load_calibration(calibration)
+    task = load_task("moons", seed=int(task_seed))
+    ws = [np.asarray(W, float) for W in weights]
+    scales = activation_scales(ws, task.X_train)
+    tr = transfer(ws, cal.model, np.random.default_rng(seed), scheme)
+    logits = array_forward(tr, task.X_test, scales, v_max)
+    correct = (np.argmax(logits, axis=1) == task.y_test).astype(np.int8)
+    used = np.isfinite(tr.targets)
+    return {
+        "correct": correct,
+        "accuracy": float(correct.mean()),
+        "read_error_rms": float(np.sqrt(np.mean(tr.read_error[used] ** 2))),
+    }
+
+
+def correct_fraction(correct: np.ndarray) -> np.ndarray:
+    """Per test point, the fraction of transfers that classify it correctly (``correct``: (T, N))."""
+    c = np.asarray(correct, float)
+    if c.ndim != 2:
+        raise ValueError("correct must be (transfers, test points)")
+    return c.mean(axis=0)
+
+
+def robust_fraction(correct: np.ndarray, threshold: float = 0.95) -> float:
+    """The metric: fraction of test points classified correctly in ``>= threshold`` of transfers."""
+    return float(np.mean(correct_fraction(correct) >= threshold))

@@ -1,0 +1,110 @@
+"""Hardware-aware training for passive crossbars (Drolet et al.): transfer path, error model,
+training, Monte Carlo trial."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labrram.calibration.files import default_calibration
+from labrram.devices.passive import CrossbarCircuit
+from labrram.nn import hardware_aware as ha
+from labrram.nn.datasets import load_task
+
+
+@pytest.fixture(scope="module")
+def model():
+    return default_calibration("passive").model
+
+
+@pytest.fixture(scope="module")
+def weights():
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((3, 8)), rng.standard_normal((9, 2))]
+
+
+def test_transfer_lays_84_devices_and_corrects_the_read(model, weights):
+    tr = ha.transfer(weights, model, np.random.default_rng(1), "V/2")
+    used = np.isfinite(tr.targets)
+    assert used.sum() == 84 and tr.g.shape == (32, 32)
+    assert np.all((tr.g >= model.g_min * 0.9) & (tr.g <= model.g_max * 1.1))
+    # the sneak-path read error is a per-column offset (the column background)
+    col = tr.read_error[:3, 0]
+    assert np.ptp(col) < 0.2 * np.abs(col).max() + 1e-7
+    # effective weights stay close to the targets
+    for w, W in zip(tr.weights, weights):
+        assert np.abs(w - W).max() < 0.5 * np.abs(W).max()
+
+
+def test_v3_errs_less_than_v2(model, weights):
+    e2 = ha.estimate_errors(model, "V/2", n_transfers=4)
+    e3 = ha.estimate_errors(model, "V/3", n_transfers=4)
+    assert e3.s_col < e2.s_col and e2.s_rel == model.tuning_sigma_rel
+    assert 0 < e2.s_col < 0.2 * model.g_max
+
+
+def test_array_forward_matches_exact_nodal_mvm(model, weights):
+    tr = ha.transfer(weights, model, np.random.default_rng(2), "V/3")
+    X = np.array([[0.3, -0.8], [-1.2, 0.5]])
+    scales = [2.0, 4.0]
+    fast = ha.array_forward(tr, X, scales)
+    # first layer by the exact Newton solve of the circuit
+    circuit = CrossbarCircuit(tr.g, tr.a, tr.r_row, tr.r_col)
+    tile = tr.placement.tiles_of(0)[0]
+    s = 0.2 / scales[0]
+    for b in range(2):
+        v = np.zeros(32)
+        v[tile.rows] = np.append(X[b], 1.0) * s
+        cur = circuit.mvm(v)[tile.cols]
+        exact = (cur[0::2] - cur[1::2]) / (tr.mapped[0].gamma * s)
+        ref = ha.forward([tr.weights[0]], X[b : b + 1])[0]
+        assert np.allclose(exact, ref, rtol=0.1, atol=0.05 * np.abs(ref).max())
+    assert np.all(np.isfinite(fast)) and fast.shape == (2, 2)
+
+
+def test_metric():
+    c = np.array([[1, 1, 0], [1, 0, 0]] * 10)
+    assert np.allclose(ha.correct_fraction(c), [1.0, 0.5, 0.0])
+    assert ha.robust_fraction(c) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        ha.correct_fraction(np.ones(3))
+
+
+def test_bad_arguments(model, weights):
+    with pytest.raises(ValueError, match="scheme"):
+        ha.transfer(weights, model, np.random.default_rng(0), "V/4")
+    with pytest.raises(ValueError, match="hidden"):
+        ha.HardwareAwareSettings(hidden=0)
+    with pytest.raises(ValueError, match="dropout"):
+        ha.HardwareAwareSettings(dropout=1.0)
+
+
+def test_training_and_trial_end_to_end(model):
+    task = load_task("moons", seed=0)
+    s = ha.HardwareAwareSettings(epochs=300)
+    errors = ha.estimate_errors(model, "V/2", n_transfers=2)
+    w = ha.train_network(task.X_train, task.y_train, s, errors)
+    assert [x.shape for x in w] == [(3, 8), (9, 2)]
+    assert all(np.abs(x).max() < s.w_max * 1.2 for x in w)  # the range regularizer
+    sw = np.mean(np.argmax(ha.forward(w, task.X_test), axis=1) == task.y_test)
+    assert sw > 0.9
+    r = ha.transfer_trial(0, 123, [x.tolist() for x in w], "V/2")
+    assert r["correct"].shape == (300,) and r["correct"].dtype == np.int8
+    assert r["accuracy"] > 0.7
+    again = ha.transfer_trial(0, 123, [x.tolist() for x in w], "V/2")
+    assert np.array_equal(r["correct"], again["correct"])  # a trial is a function of its seed
+
+
+@pytest.mark.slow
+def test_hardware_aware_beats_regular_over_many_transfers(model, tmp_path):
+    from labrram.montecarlo import run_study
+
+    task = load_task("moons", seed=0)
+    reg = ha.train_network(task.X_train, task.y_train)
+    aware = ha.train_network(task.X_train, task.y_train, errors=ha.estimate_errors(model, "V/2"))
+    metric = {}
+    for name, w in (("regular", reg), ("aware", aware)):
+        res = run_study("labrram.nn.hardware_aware:transfer_trial", 100, {"weights": [x.tolist() for x in w], "scheme": "V/2"},
+                        seed=1, out=tmp_path / f"{name}.zarr", workers=2)
+        metric[name] = ha.robust_fraction(res["correct"])
+    assert metric["aware"] > metric["regular"] + 0.2
