@@ -37,7 +37,7 @@ from labrram.mapping import (
 from labrram.protocols.results import ProgramResult, Progress
 from labrram.protocols.single_shot import OneShotSettings, population_sigma, single_shot, stochastic_set
 
-from .sampled import forward
+from .sampled import forward, softmax
 
 __all__ = ["Transfer", "TransferSettings", "transfer_bayesian", "transfer_deterministic"]
 
@@ -217,9 +217,7 @@ class Transfer:
                 scale = v_max / max(float(np.max(np.abs(xa))), 1e-12)
                 y = self.placement.mvm((li, m), xa * scale, lambda a, v: reads[a](v), v_read=1.0) / scale
                 h = np.maximum(y, 0.0) if li < self.n_layers - 1 else y
-            z = h - h.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            out.append(p / p.sum(axis=1, keepdims=True))
+            out.append(softmax(h, axis=1))
         return np.stack(out)
 
     def probabilities(self, weights: Sequence[np.ndarray], X: Any) -> np.ndarray:
