@@ -9,7 +9,7 @@ install:
 	$(PIP) install -q -e .
 
 install-test:
-	$(PIP) install -q -e '.[test,plot,nn]'
+	$(PIP) install -q -e '.[test,plot,nn,dask]'
 
 install-demo:
 	$(PIP) install -q -e '.[plot,nn]'
