@@ -1,0 +1,560 @@
+"""Binary Bayesian networks on PCM with device noise as the sampler (Bayes2IMC), numpy only.
+
+Katti et al., "Bayes2IMC: in-memory computing for Bayesian binary neural networks", IEEE TCAS-I
+2025. A binary Bayesian network (:mod:`labrram.nn.binary_bayes`) has ±1 weights with
+``P(w = +1) = sigmoid(2 λ)``. Instead of drawing them with a random-number generator, each
+weight is one PCM device programmed near a reference conductance ``G_ref``; a read compares
+the device with the reference and the device's own 1/f read noise ``n`` makes the answer
+random::
+
+    w = sign(G + n − G_ref),   P(w = +1) = Φ((G − G_ref) / σ(G))
+
+so the device is programmed to ``G − G_ref = z σ(G)`` with ``z = c λ``, ``c = 2 / 1.702 ≈ 1.18``
+(the logistic matched by a probit, ``sigmoid(x) ≈ Φ(x / 1.702)``). Very confident weights are
+clipped at ``|z| = z_max``, far enough from the reference that they never flip.
+
+Pipeline, all through the instruments:
+
+1. :func:`calibrate_sampler` measures the sampling noise ``σ(G)`` itself: spare devices are
+   programmed to a ladder of levels, read ``n`` times ``interval`` apart (the read spacing of
+   inference, which sets how much of the 1/f noise is renewed between samples), and a power
+   law ``σ = a (G / 1 µS)^b`` is fitted to the per-device spreads (:class:`SamplerNoise`).
+2. :func:`deploy_binary` lays one device per weight on the array (:class:`BinaryLayout`) and
+   programs ``G_T = G_ref + z σ(G_T)`` by PCM write-verify.
+3. :meth:`BinaryDeployment.sample` draws ``M`` networks with ``M`` whole-array reads spaced
+   by ``interval`` on the station's timer: each read, thresholded at the reference, is one
+   network. **Drift compensation**: the reference follows the array. Each read also gives
+   every layer's mean conductance; the threshold is ``G_ref · mean_t / mean_0`` with
+   ``mean_0`` the mean of the write-verify's accepting reads (the array as programmed). PCM drift (``g ∝ t^-ν``) scales the device and
+   its read noise alike, so a reference scaled by the measured drift keeps ``z``.
+4. **Final-layer logit correction** (:class:`LogitCorrection`). Programming lands each device
+   within the write-verify window, a fraction of a read-noise σ off target: every deployment
+   realizes slightly different probabilities, and accuracy varies from one deployment to the
+   next. Right after programming, ``K`` calibration reads measure each output-layer device's
+   realized mean weight ``μ̂ = 2 p̂ − 1`` (the fraction of reads above the reference). From
+   then on the output layer's pre-activations get ``h · (tanh λ − μ̂)`` added: the hardware's
+   mean output is brought back to the trained one, for the output layer only (a digital
+   correction on ``n_classes`` numbers; the hidden layers are left as programmed).
+
+Only measured quantities enter: the sampler calibration, write-verify reads and inference
+reads. Devices the write-verify could not bring into its window (stuck) are masked out (their
+weight reads as 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from labrram.crossbar import Crossbar
+from labrram.nn.drift import BatchNorm, Network
+from labrram.nn.sampled import softmax
+from labrram.protocols.results import ProgramResult
+from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
+
+__all__ = [
+    "PROBIT_SCALE",
+    "BinaryBayesNetwork",
+    "BinaryDeployment",
+    "BinaryLayout",
+    "LogitCorrection",
+    "SamplerNoise",
+    "SamplerSettings",
+    "VARIANTS",
+    "calibrate_sampler",
+    "deploy_binary",
+    "evaluate_deployment",
+    "lambda_to_z",
+]
+
+PROBIT_SCALE = 2.0 / 1.702
+"""``c`` in ``z = c λ``: ``sigmoid(2 λ) ≈ Φ(c λ)`` (the 1.702 logistic-probit match)."""
+
+
+# --- the network -----------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class BinaryBayesNetwork:
+    """Bernoulli posteriors of a binary network and its digital batch norms.
+
+    Layer ``l`` computes ``BN_l(x @ W_l)`` with ``W_l ∈ {−1, 0, +1}^(n_in, n_out)`` (0: a masked
+    device), followed by ReLU except after the last layer (logits).
+
+    Attributes
+    ----------
+    lambdas : list of ndarray
+        Natural parameters ``λ`` ``(n_in, n_out)`` per layer: ``P(w = +1) = sigmoid(2 λ)``.
+    norms : list of BatchNorm
+        Batch norm after each layer's product.
+    """
+
+    lambdas: list[np.ndarray]
+    norms: list[BatchNorm]
+    _net: Network = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        lambdas = [np.asarray(lam, dtype=float) for lam in self.lambdas]
+        if not lambdas or any(not np.all(np.isfinite(lam)) for lam in lambdas):
+            raise ValueError("lambdas must be a non-empty list of finite (n_in, n_out) arrays")
+        object.__setattr__(self, "lambdas", lambdas)
+        net = Network([np.tanh(lam) for lam in lambdas], [None] * len(lambdas), list(self.norms))
+        object.__setattr__(self, "_net", net)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self._net.sizes
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.lambdas)
+
+    def probabilities(self) -> list[np.ndarray]:
+        """``P(w = +1) = sigmoid(2 λ)`` per layer."""
+        return [0.5 * (1.0 + np.tanh(lam)) for lam in self.lambdas]
+
+    def mean_weights(self) -> list[np.ndarray]:
+        """``E[w] = tanh λ`` per layer."""
+        return [np.tanh(lam) for lam in self.lambdas]
+
+    def sample_weights(self, n: int, seed: int | np.random.Generator = 0) -> list[np.ndarray]:
+        """``n`` software draws (a random-number generator), ``(n, n_in, n_out)`` per layer."""
+        rng = np.random.default_rng(seed)
+        return [np.where(rng.random((int(n),) + p.shape) < p, 1.0, -1.0) for p in self.probabilities()]
+
+    def logits(self, X: np.ndarray, weights: Sequence[np.ndarray], shift: np.ndarray | None = None) -> np.ndarray:
+        """Logits ``(N, n_classes)`` of one network ``weights`` (``(n_in, n_out)`` per layer);
+        ``shift`` ``(N, n_classes)`` is added to the output layer's pre-activations."""
+        z = self._net.preactivations(X, weights)
+        last = z[-1] if shift is None else z[-1] + shift
+        return self.norms[-1](last)
+
+    def hidden(self, X: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
+        """Input of the output layer ``(N, n_hidden)`` for one network ``weights``."""
+        x = np.asarray(X, dtype=float)
+        for w, bn in zip(weights[:-1], self.norms[:-1]):
+            x = np.maximum(bn(x @ w), 0.0)
+        return x
+
+    def predict_proba(
+        self, X: np.ndarray, samples: Sequence[Sequence[np.ndarray]], correction: "LogitCorrection | None" = None
+    ) -> np.ndarray:
+        """Class probabilities ``(M, N, n_classes)`` of ``M`` sampled networks.
+
+        ``samples[k][l]`` is layer ``l``'s weights in network ``k``; ``correction`` shifts the
+        output layer (:class:`LogitCorrection`).
+        """
+        out = []
+        for weights in samples:
+            shift = None if correction is None else self.hidden(X, weights) @ correction.delta
+            out.append(softmax(self.logits(X, weights, shift)))
+        return np.stack(out)
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray, samples, correction: "LogitCorrection | None" = None) -> float:
+        """Accuracy of the arg-max of the sample-averaged probabilities."""
+        p = self.predict_proba(X, samples, correction).mean(axis=0)
+        return float(np.mean(p.argmax(axis=1) == np.asarray(y)))
+
+
+def lambda_to_z(lam: Any, z_max: float = 6.0, c: float = PROBIT_SCALE) -> np.ndarray:
+    """``z = clip(c λ, −z_max, z_max)``: the target offset from the reference in read-noise σ."""
+    return np.clip(c * np.asarray(lam, dtype=float), -z_max, z_max)
+
+
+# --- the sampler -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SamplerNoise:
+    """Measured read-to-read noise ``σ(G) = a (G / 1 µS)^b`` at a read spacing ``interval``.
+
+    Attributes
+    ----------
+    a : float
+        σ at 1 µS, S.
+    b : float
+        Power-law exponent.
+    interval : float
+        Spacing of the reads it was measured with, s.
+    levels, sigmas : ndarray
+        The calibration levels (S) and the median measured σ at each (S).
+    """
+
+    a: float
+    b: float
+    interval: float
+    levels: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    sigmas: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    def sigma(self, g: Any) -> np.ndarray:
+        """Sampling noise at conductance ``g`` (S)."""
+        return self.a * (np.maximum(np.asarray(g, dtype=float), 1e-9) / 1e-6) ** self.b
+
+    def targets(self, g_ref: float, z: Any, iterations: int = 20) -> np.ndarray:
+        """Conductances ``G`` with ``G − g_ref = z σ(G)`` (fixed point), S."""
+        z = np.asarray(z, dtype=float)
+        g = g_ref + z * self.sigma(g_ref)
+        for _ in range(iterations):
+            g = g_ref + z * self.sigma(np.maximum(g, 0.1 * g_ref))
+        return g
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How the binary network is sampled from the array.
+
+    Attributes
+    ----------
+    g_ref : float
+        Reference conductance (S): a device at ``g_ref`` gives ``P(w = +1) = ½``.
+    z_max : float
+        Largest offset from the reference, in σ (confident weights).
+    interval : float
+        Spacing of successive sampling reads, s (1/f components slower than this carry over
+        from one sample to the next).
+    half_width : float
+        Write-verify window half-width, S.
+    drift_compensation : bool
+        Scale the reference by each layer's measured mean drift.
+    """
+
+    g_ref: float = 8e-6
+    z_max: float = 6.0
+    interval: float = 1.0
+    half_width: float = 0.3e-6
+    drift_compensation: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("g_ref", "z_max", "interval", "half_width"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+
+    def write_verify(self, max_iterations: int = 200) -> PCMWriteVerify:
+        return PCMWriteVerify(half_width=self.half_width, max_iterations=max_iterations)
+
+
+def _read_series(xb: Crossbar, timer, n: int, interval: float, cells=None) -> np.ndarray:
+    out = []
+    for k in range(int(n)):
+        if k:
+            timer.wait(interval)
+        out.append(xb.read() if cells is None else xb.read(cells))
+    return np.stack(out)
+
+
+def calibrate_sampler(
+    xb: Crossbar,
+    timer,
+    cells: tuple[np.ndarray, np.ndarray],
+    levels: Sequence[float] = (3e-6, 5e-6, 8e-6, 11e-6, 14e-6),
+    n_reads: int = 24,
+    interval: float = 1.0,
+    settle: float = 60.0,
+    half_width: float = 0.3e-6,
+) -> SamplerNoise:
+    """Measure the read-to-read noise of programmed devices and fit ``σ(G) = a (G/1 µS)^b``.
+
+    Parameters
+    ----------
+    xb : Crossbar
+        The PCM array.
+    timer : BenchTimer
+        The station's timer.
+    cells : (rows, cols)
+        Spare devices to use (at least 5 per level).
+    levels : sequence of float
+        Conductance levels to program, cycled over ``cells``, S.
+    n_reads : int
+        Reads per device.
+    interval : float
+        Spacing of the reads, s (that of the later sampling).
+    settle : float
+        Wait after programming before reading, s.
+    half_width : float
+        Write-verify window, S.
+
+    Raises
+    ------
+    ValueError
+        For too few cells or reads, or when no level gives a usable spread.
+    """
+    rows, cols = (np.asarray(c, dtype=int).ravel() for c in cells)
+    levels = np.asarray(levels, dtype=float)
+    if rows.size != cols.size or rows.size < 5 * levels.size:
+        raise ValueError(f"need at least {5 * levels.size} calibration cells for {levels.size} levels, got {rows.size}")
+    if int(n_reads) != n_reads or n_reads < 4:
+        raise ValueError(f"n_reads must be an integer >= 4, got {n_reads!r}")
+    targets = np.full(xb.shape, np.nan)
+    lvl = levels[np.arange(rows.size) % levels.size]
+    targets[rows, cols] = lvl
+    res = write_verify_pcm(xb, targets, PCMWriteVerify(half_width=half_width, max_iterations=200))
+    timer.wait(settle)
+    reads = _read_series(xb, timer, n_reads, interval, (rows, cols))
+    ok = res.converged[rows, cols] & res.mask[rows, cols]
+    sd = reads.std(axis=0, ddof=1)
+    meds = np.array([np.median(sd[ok & (lvl == g)]) if np.any(ok & (lvl == g)) else np.nan for g in levels])
+    good = np.isfinite(meds) & (meds > 0)
+    if good.sum() < 2:
+        raise ValueError("the sampler calibration found fewer than two levels with a measurable read spread")
+    b, log_a = np.polyfit(np.log(levels[good] / 1e-6), np.log(meds[good]), 1)
+    return SamplerNoise(float(np.exp(log_a)), float(b), float(interval), levels, meds)
+
+
+# --- layout and deployment -------------------------------------------------------------------
+@dataclass(frozen=True)
+class BinaryLayout:
+    """One device per weight: layer ``l`` occupies rows ``[0, n_in)`` and a block of columns.
+
+    Attributes
+    ----------
+    shape : (int, int)
+        Array shape.
+    blocks : list of (int, int, int)
+        ``(n_in, col0, n_out)`` per layer.
+    """
+
+    shape: tuple[int, int]
+    blocks: list[tuple[int, int, int]]
+
+    @classmethod
+    def pack(cls, sizes: Sequence[int], shape: tuple[int, int], col0: int = 0) -> "BinaryLayout":
+        """Layers side by side from column ``col0``; raises ValueError when they do not fit."""
+        rows, cols = int(shape[0]), int(shape[1])
+        blocks, c = [], int(col0)
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            if n_in > rows:
+                raise ValueError(f"a layer with {n_in} inputs needs {n_in} rows, the array has {rows}")
+            blocks.append((int(n_in), c, int(n_out)))
+            c += int(n_out)
+        if c > cols:
+            raise ValueError(f"the network needs {c - col0} columns from column {col0}, the array has {cols}")
+        return cls((rows, cols), blocks)
+
+    @property
+    def used_columns(self) -> int:
+        n_in, c0, n_out = self.blocks[-1]
+        return c0 + n_out
+
+    def layer(self, a: np.ndarray, l: int) -> np.ndarray:
+        """Layer ``l``'s ``(n_in, n_out)`` part of a whole-array map ``a`` (``(..., rows, cols)``)."""
+        n_in, c0, n_out = self.blocks[l]
+        return a[..., :n_in, c0 : c0 + n_out]
+
+    def place(self, per_layer: Sequence[np.ndarray], fill: float = np.nan) -> np.ndarray:
+        """A whole-array map holding ``per_layer[l]`` in layer ``l``'s block."""
+        out = np.full(self.shape, fill, dtype=float)
+        for l, v in enumerate(per_layer):
+            n_in, c0, n_out = self.blocks[l]
+            out[:n_in, c0 : c0 + n_out] = v
+        return out
+
+
+@dataclass(frozen=True)
+class LogitCorrection:
+    """Output-layer correction ``h · delta`` added to the pre-activations, ``delta = tanh λ − μ̂``.
+
+    Attributes
+    ----------
+    delta : ndarray
+        ``(n_hidden, n_classes)``.
+    reads : int
+        Calibration reads it was measured from.
+    """
+
+    delta: np.ndarray
+    reads: int
+
+
+@dataclass(eq=False)
+class BinaryDeployment:
+    """A binary Bayesian network programmed on a PCM array, and its hardware sampler.
+
+    Attributes
+    ----------
+    net : BinaryBayesNetwork
+        The trained posteriors.
+    layout : BinaryLayout
+        Where each weight's device sits.
+    noise : SamplerNoise
+        The measured sampling noise.
+    settings : SamplerSettings
+        Reference, clipping, read spacing, drift compensation.
+    result : ProgramResult
+        The write-verify's outcome.
+    t_programmed : float
+        Timer time at the end of programming, s.
+    reference_means : list of float
+        Each layer's mean conductance right after programming (S): the drift reference.
+    """
+
+    net: BinaryBayesNetwork
+    layout: BinaryLayout
+    noise: SamplerNoise
+    settings: SamplerSettings
+    result: ProgramResult
+    t_programmed: float
+    reference_means: list[float] | None = None
+
+    def ok(self) -> list[np.ndarray]:
+        """Per layer, the devices the write-verify brought into their window."""
+        conv = np.where(self.result.mask, self.result.converged, False)
+        return [self.layout.layer(conv, l) for l in range(self.net.n_layers)]
+
+    def thresholds(self, g: np.ndarray) -> list[float]:
+        """Each layer's comparison level for one whole-array read ``g`` (drift-compensated)."""
+        g_ref = self.settings.g_ref
+        if not self.settings.drift_compensation:
+            return [g_ref] * self.net.n_layers
+        if self.reference_means is None:
+            raise ValueError("drift compensation needs the reference means: call reference() after programming")
+        return [g_ref * m / m0 for m, m0 in zip(self.layer_means(g), self.reference_means)]
+
+    def layer_means(self, g: np.ndarray) -> list[float]:
+        """Each layer's mean conductance (programmed devices only) in one whole-array read, S."""
+        return [float(self.layout.layer(g, l)[ok].mean()) for l, ok in enumerate(self.ok())]
+
+    def reference(self) -> list[float]:
+        """Each layer's mean accepted write-verify read (S): the drift reference, as programmed."""
+        self.reference_means = self.layer_means(np.where(self.result.mask, self.result.achieved, np.nan))
+        return self.reference_means
+
+    def weights_from(self, g: np.ndarray) -> list[np.ndarray]:
+        """The ±1 network one whole-array read ``g`` gives (masked devices: 0)."""
+        out = []
+        for l, (ok, th) in enumerate(zip(self.ok(), self.thresholds(g))):
+            w = np.where(self.layout.layer(g, l) > th, 1.0, -1.0)
+            out.append(np.where(ok, w, 0.0))
+        return out
+
+    def sample(self, xb: Crossbar, timer, n: int) -> list[list[np.ndarray]]:
+        """``n`` networks from ``n`` whole-array reads spaced by ``settings.interval``."""
+        if int(n) != n or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        out = []
+        for k in range(int(n)):
+            if k:
+                timer.wait(self.settings.interval)
+            out.append(self.weights_from(xb.read()))
+        return out
+
+    def correction(self, samples: Sequence[Sequence[np.ndarray]]) -> LogitCorrection:
+        """The output-layer correction from calibration ``samples`` (:meth:`sample`)."""
+        if len(samples) < 2:
+            raise ValueError("the logit correction needs at least 2 calibration reads")
+        mu_hat = np.mean([s[-1] for s in samples], axis=0)
+        ok = self.ok()[-1]
+        delta = np.where(ok, np.tanh(self.net.lambdas[-1]) - mu_hat, 0.0)
+        return LogitCorrection(delta, len(samples))
+
+    def targets(self) -> list[np.ndarray]:
+        """Programmed conductance per weight, S."""
+        s = self.settings
+        return [self.noise.targets(s.g_ref, lambda_to_z(lam, s.z_max)) for lam in self.net.lambdas]
+
+    def summary(self) -> dict[str, Any]:
+        """Devices, write-verify convergence and the sampler's measured noise law."""
+        out = self.result.summary()
+        return {
+            "devices": int(sum(b[0] * b[2] for b in self.layout.blocks)),
+            "converged_fraction": out["converged_fraction"],
+            "sigma_a": self.noise.a,
+            "sigma_b": self.noise.b,
+            "g_ref": self.settings.g_ref,
+        }
+
+
+def deploy_binary(
+    xb: Crossbar,
+    timer,
+    net: BinaryBayesNetwork,
+    noise: SamplerNoise,
+    settings: SamplerSettings = SamplerSettings(),
+    layout: BinaryLayout | None = None,
+) -> BinaryDeployment:
+    """Program ``net`` one device per weight: ``G_T = G_ref + z σ(G_T)``, ``z = c λ`` clipped.
+
+    Parameters
+    ----------
+    xb : Crossbar
+        The PCM array.
+    timer : BenchTimer
+        The station's timer.
+    net : BinaryBayesNetwork
+        Trained posteriors.
+    noise : SamplerNoise
+        Measured sampling noise (:func:`calibrate_sampler`), at ``settings.interval``.
+    settings : SamplerSettings
+        Reference, clipping and write-verify window.
+    layout : BinaryLayout, optional
+        Where the layers go (default: packed from column 0).
+    """
+    if not math.isclose(noise.interval, settings.interval):
+        raise ValueError(f"the sampler noise was measured at {noise.interval} s spacing, sampling uses {settings.interval} s")
+    layout = layout or BinaryLayout.pack(net.sizes, tuple(xb.shape))
+    dep = BinaryDeployment(net, layout, noise, settings, None, 0.0)  # type: ignore[arg-type]
+    targets = layout.place(dep.targets())
+    wv = settings.write_verify()
+    lo, hi = wv.g_range
+    finite = targets[np.isfinite(targets)]
+    if finite.size and (finite.min() < lo or finite.max() > hi):
+        raise ValueError(f"targets span {finite.min():.3g}–{finite.max():.3g} S, outside the write-verify range {lo}–{hi} S: lower z_max or move g_ref")
+    dep.result = write_verify_pcm(xb, targets, wv)
+    dep.t_programmed = float(timer.now())
+    dep.reference()
+    return dep
+
+
+VARIANTS = ("corrected", "uncorrected", "uncompensated")
+"""What :func:`evaluate_deployment` scores at each time: drift compensation with and without the
+logit correction, and neither (the fixed reference ``G_ref``)."""
+
+
+def evaluate_deployment(
+    xb: Crossbar,
+    timer,
+    dep: BinaryDeployment,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    times: Sequence[float],
+    n_samples: int = 32,
+    n_calibration: int = 64,
+) -> tuple[LogitCorrection, list[dict[str, Any]]]:
+    """Measure the logit correction, then score the deployment at times after programming.
+
+    Right after ``dep`` was programmed, ``n_calibration`` reads give the
+    :class:`LogitCorrection`. Then for every ``t`` (s after the end of programming, increasing)
+    the timer waits until ``t`` and ``n_samples`` reads give the drift-compensated networks
+    (scored with and without the correction) and ``n_samples`` more reads the uncompensated
+    ones (fixed reference, with the correction).
+
+    Returns
+    -------
+    correction : LogitCorrection
+    rows : list of dict
+        One per time: ``t``, and the accuracies of :data:`VARIANTS`.
+
+    Raises
+    ------
+    ValueError
+        For times that are negative, not increasing, or already past.
+    """
+    times = [float(t) for t in times]
+    if not times or any(t < 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
+        raise ValueError(f"times must be >= 0 s and strictly increasing, got {times}")
+    correction = dep.correction(dep.sample(xb, timer, n_calibration))
+    fixed = BinaryDeployment(dep.net, dep.layout, dep.noise, replace(dep.settings, drift_compensation=False), dep.result, dep.t_programmed)
+    rows = []
+    for t in times:
+        wait = dep.t_programmed + t - timer.now()
+        if wait < 0:
+            raise ValueError(f"{t} s after programming is already past (now {timer.now() - dep.t_programmed:.1f} s)")
+        timer.wait(wait)
+        samples = dep.sample(xb, timer, n_samples)
+        row = {
+            "t": t,
+            "corrected": dep.net.accuracy(X_test, y_test, samples, correction),
+            "uncorrected": dep.net.accuracy(X_test, y_test, samples),
+        }
+        row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_samples), correction)
+        rows.append(row)
+    return correction, rows
