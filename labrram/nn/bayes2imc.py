@@ -145,10 +145,19 @@ class BinaryBayesNetwork:
         ``samples[k][l]`` is layer ``l``'s weights in network ``k``; ``correction`` shifts the
         output layer (:class:`LogitCorrection`).
         """
+        return np.stack([softmax(z) for z in self.sample_logits(X, samples, correction)])
+
+    def sample_logits(
+        self, X: np.ndarray, samples: Sequence[Sequence[np.ndarray]], correction: "LogitCorrection | None" = None
+    ) -> np.ndarray:
+        """Logits ``(M, N, n_classes)`` of ``M`` sampled networks (see :meth:`predict_proba`)."""
         out = []
         for weights in samples:
-            shift = None if correction is None else self.hidden(X, weights) @ correction.delta
-            out.append(softmax(self.logits(X, weights, shift)))
+            if correction is None:
+                out.append(self.logits(X, weights))
+            else:
+                z = self.logits(X, weights, self.hidden(X, weights) @ correction.delta)
+                out.append(correction.apply(z))
         return np.stack(out)
 
     def accuracy(self, X: np.ndarray, y: np.ndarray, samples, correction: "LogitCorrection | None" = None) -> float:
@@ -351,7 +360,12 @@ class BinaryLayout:
 
 @dataclass(frozen=True)
 class LogitCorrection:
-    """Output-layer correction ``h · delta`` added to the pre-activations, ``delta = tanh λ − μ̂``.
+    """Final-layer correction of a deployment.
+
+    The output layer's pre-activations get ``h · delta`` added (``delta = tanh λ − μ̂``: the
+    trained mean weights minus those measured on the array); then each class's logit is mapped
+    ``scale_c · logit + offset_c`` (fitted to the software logits of calibration inputs; 1 and
+    0 without them).
 
     Attributes
     ----------
@@ -359,10 +373,23 @@ class LogitCorrection:
         ``(n_hidden, n_classes)``.
     reads : int
         Calibration reads it was measured from.
+    scale, offset : ndarray
+        ``(n_classes,)``.
+    inputs : int
+        Calibration inputs the affine part was fitted on (0: none).
     """
 
     delta: np.ndarray
     reads: int
+    scale: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    inputs: int = 0
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """The per-class affine map of (already shifted) logits."""
+        if self.scale is None:
+            return logits
+        return logits * self.scale + self.offset
 
 
 @dataclass(eq=False)
@@ -437,14 +464,40 @@ class BinaryDeployment:
             out.append(self.weights_from(xb.read()))
         return out
 
-    def correction(self, samples: Sequence[Sequence[np.ndarray]]) -> LogitCorrection:
-        """The output-layer correction from calibration ``samples`` (:meth:`sample`)."""
+    def correction(
+        self, samples: Sequence[Sequence[np.ndarray]], X_cal: np.ndarray | None = None, n_software: int = 64, seed: int = 0
+    ) -> LogitCorrection:
+        """The final-layer correction from calibration ``samples`` (:meth:`sample`).
+
+        Parameters
+        ----------
+        samples : list
+            Networks read from the array right now (at least 2).
+        X_cal : ndarray, optional
+            Unlabelled calibration inputs ``(K, n_in)``: with them, each class's logit also gets
+            a scale and offset fitted (least squares) so that the hardware's sample-mean logits
+            match those of ``n_software`` software draws of the posteriors.
+        n_software, seed : int
+            Software draws for that fit, and their seed.
+        """
         if len(samples) < 2:
             raise ValueError("the logit correction needs at least 2 calibration reads")
         mu_hat = np.mean([s[-1] for s in samples], axis=0)
         ok = self.ok()[-1]
         delta = np.where(ok, np.tanh(self.net.lambdas[-1]) - mu_hat, 0.0)
-        return LogitCorrection(delta, len(samples))
+        shift_only = LogitCorrection(delta, len(samples))
+        if X_cal is None:
+            return shift_only
+        X_cal = np.asarray(X_cal, dtype=float)
+        if X_cal.ndim != 2 or X_cal.shape[0] < 3:
+            raise ValueError(f"X_cal must hold at least 3 inputs (K, n_in), got shape {X_cal.shape}")
+        hw = self.net.sample_logits(X_cal, samples, shift_only).mean(axis=0)
+        sw = self.net.sample_logits(X_cal, list(zip(*self.net.sample_weights(n_software, seed)))).mean(axis=0)
+        scale, offset = np.ones(hw.shape[1]), np.zeros(hw.shape[1])
+        for c in range(hw.shape[1]):
+            a, b = np.polyfit(hw[:, c], sw[:, c], 1)
+            scale[c], offset[c] = float(np.clip(a, 0.25, 4.0)), float(b)
+        return LogitCorrection(delta, len(samples), scale, offset, int(X_cal.shape[0]))
 
     def targets(self) -> list[np.ndarray]:
         """Programmed conductance per weight, S."""
@@ -518,6 +571,8 @@ def evaluate_deployment(
     times: Sequence[float],
     n_samples: int = 32,
     n_calibration: int = 64,
+    refresh: bool = True,
+    X_cal: np.ndarray | None = None,
 ) -> tuple[LogitCorrection, list[dict[str, Any]]]:
     """Measure the logit correction, then score the deployment at times after programming.
 
@@ -525,11 +580,15 @@ def evaluate_deployment(
     :class:`LogitCorrection`. Then for every ``t`` (s after the end of programming, increasing)
     the timer waits until ``t`` and ``n_samples`` reads give the drift-compensated networks
     (scored with and without the correction) and ``n_samples`` more reads the uncompensated
-    ones (fixed reference, with the correction).
+    ones (fixed reference, with the correction). With ``refresh`` the correction is measured
+    again at each ``t`` from ``n_calibration`` new reads (reads only: no inputs, no labels), so
+    it follows the devices that drift faster or slower than the reference. ``X_cal``
+    (unlabelled inputs) adds the per-class affine part (:meth:`BinaryDeployment.correction`).
 
     Returns
     -------
     correction : LogitCorrection
+        The correction measured right after programming.
     rows : list of dict
         One per time: ``t``, and the accuracies of :data:`VARIANTS`.
 
@@ -541,7 +600,7 @@ def evaluate_deployment(
     times = [float(t) for t in times]
     if not times or any(t < 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
         raise ValueError(f"times must be >= 0 s and strictly increasing, got {times}")
-    correction = dep.correction(dep.sample(xb, timer, n_calibration))
+    correction = dep.correction(dep.sample(xb, timer, n_calibration), X_cal)
     fixed = BinaryDeployment(dep.net, dep.layout, dep.noise, replace(dep.settings, drift_compensation=False), dep.result, dep.t_programmed)
     rows = []
     for t in times:
@@ -549,12 +608,13 @@ def evaluate_deployment(
         if wait < 0:
             raise ValueError(f"{t} s after programming is already past (now {timer.now() - dep.t_programmed:.1f} s)")
         timer.wait(wait)
+        current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal) if refresh and rows else correction
         samples = dep.sample(xb, timer, n_samples)
         row = {
             "t": t,
-            "corrected": dep.net.accuracy(X_test, y_test, samples, correction),
+            "corrected": dep.net.accuracy(X_test, y_test, samples, current),
             "uncorrected": dep.net.accuracy(X_test, y_test, samples),
         }
-        row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_samples), correction)
+        row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_samples), current)
         rows.append(row)
     return correction, rows

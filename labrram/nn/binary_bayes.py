@@ -80,7 +80,7 @@ class BernoulliLinear(nn.Module):
             z = z + (self.z_noise / PROBIT_SCALE) * torch.randn(self.lam.shape, generator=self.generator)
         soft = torch.tanh(z / self.temperature)
         hard = torch.where(z >= 0, torch.ones_like(z), -torch.ones_like(z))
-        return hard + soft - soft.detach()
+        return hard + (soft - soft.detach())  # exactly ±1 forward, relaxed gradient backward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.sample() if self.training else torch.tanh(self.lam)

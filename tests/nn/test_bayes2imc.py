@@ -1,0 +1,231 @@
+"""Binary Bayesian networks sampled by PCM device noise (Bayes2IMC) on the simulated bench."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from labrram import sim
+from labrram.nn.bayes2imc import (
+    PROBIT_SCALE,
+    BinaryBayesNetwork,
+    BinaryLayout,
+    SamplerNoise,
+    SamplerSettings,
+    calibrate_sampler,
+    deploy_binary,
+    evaluate_deployment,
+    lambda_to_z,
+)
+from labrram.nn.binary_bayes import BernoulliLinear, BinarySettings, bernoulli_kl, train_binary_bayes
+from labrram.nn.datasets import load_task
+from labrram.station import load_station
+
+
+# --- the posterior and its training ------------------------------------------------------------
+def test_bernoulli_layer_draws_plus_one_with_probability_sigmoid_2_lambda():
+    gen = torch.Generator().manual_seed(0)
+    layer = BernoulliLinear(5, 1, generator=gen)
+    lam = torch.tensor([[-2.0, -0.5, 0.0, 0.7, 1.5]])
+    with torch.no_grad():
+        layer.lam.copy_(lam)
+    draws = torch.stack([layer.sample() for _ in range(8000)])
+    assert set(draws.unique().tolist()) == {-1.0, 1.0}
+    freq = (draws > 0).float().mean(dim=0)
+    assert torch.allclose(freq, torch.sigmoid(2 * lam), atol=0.02)
+    # straight-through: the gradient reaches lambda
+    layer.sample().sum().backward()
+    assert layer.lam.grad is not None and torch.all(layer.lam.grad != 0)
+    # hardware-aware jitter flattens the probabilities towards 1/2, never moves lambda = 0
+    noisy = BernoulliLinear(5, 1, z_noise=2.0, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        noisy.lam.copy_(lam)
+    f2 = torch.stack([noisy.sample() > 0 for _ in range(8000)]).float().mean(dim=0)
+    assert abs(f2[0, 2].item() - 0.5) < 0.02
+    assert f2[0, 4].item() < freq[0, 4].item() - 0.03 and f2[0, 0].item() > freq[0, 0].item() + 0.03
+
+
+def test_bernoulli_kl_closed_form():
+    assert bernoulli_kl(torch.zeros(7)).item() == pytest.approx(0.0, abs=1e-6)
+    p = torch.sigmoid(torch.tensor(2.0)).item()
+    expected = p * np.log(2 * p) + (1 - p) * np.log(2 * (1 - p))
+    assert bernoulli_kl(torch.tensor([1.0])).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_probit_match_of_the_logistic():
+    lam = np.linspace(-3, 3, 121)
+    assert np.max(np.abs(norm.cdf(PROBIT_SCALE * lam) - 1 / (1 + np.exp(-2 * lam)))) < 0.01
+    assert PROBIT_SCALE == pytest.approx(1.18, abs=0.01)
+    assert np.array_equal(lambda_to_z([-10.0, 0.0, 10.0], z_max=6.0), [-6.0, 0.0, 6.0])
+
+
+def test_training_learns_iris_and_exports_the_posteriors():
+    task = load_task("iris", seed=0)
+    model, hist = train_binary_bayes(task.X_train, task.y_train, (4, 16, 3), BinarySettings(epochs=60, batch_size=16, seed=0))
+    net = model.to_numpy()
+    assert [lam.shape for lam in net.lambdas] == [(4, 16), (16, 3)]
+    assert np.allclose(net.lambdas[0], model.layers[0].lam.detach().numpy().T)
+    assert all(np.abs(lam).max() <= 8.0 for lam in net.lambdas)
+    assert hist[-1]["train_acc"] > 0.8
+    samples = list(zip(*net.sample_weights(64, seed=0)))
+    assert net.accuracy(task.X_test, task.y_test, samples) > 0.85
+    # software draws follow the posteriors
+    draws = net.sample_weights(4000, seed=1)[0]
+    assert np.allclose((draws > 0).mean(axis=0), net.probabilities()[0], atol=0.03)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"), ({"z_noise": float("nan")}, "z_noise"), ({"kl_weight": -0.1}, "kl_weight")],
+)
+def test_bad_training_settings_are_named(changes, match):
+    with pytest.raises(ValueError, match=match):
+        BinarySettings(**changes)
+
+
+# --- mapping and layout --------------------------------------------------------------------------
+def test_targets_sit_z_sigma_from_the_reference():
+    noise = SamplerNoise(a=0.25e-6, b=0.35, interval=1.0)
+    z = np.array([-6.0, -1.0, 0.0, 2.5, 6.0])
+    g = noise.targets(8e-6, z)
+    assert np.allclose(g - 8e-6, z * noise.sigma(g), rtol=1e-6, atol=1e-12)
+    assert g[2] == 8e-6 and np.all(np.diff(g) > 0)
+
+
+def test_layout_packs_layers_side_by_side_and_refuses_what_does_not_fit():
+    lay = BinaryLayout.pack((64, 100, 10), (128, 128))
+    assert lay.blocks == [(64, 0, 100), (100, 100, 10)] and lay.used_columns == 110
+    per = [np.full((64, 100), 1.0), np.full((100, 10), 2.0)]
+    a = lay.place(per)
+    assert np.array_equal(lay.layer(a, 0), per[0]) and np.array_equal(lay.layer(a, 1), per[1])
+    assert np.isnan(a).sum() == 128 * 128 - 64 * 100 - 100 * 10
+    with pytest.raises(ValueError, match="columns"):
+        BinaryLayout.pack((64, 120, 10), (128, 128))
+    with pytest.raises(ValueError, match="rows"):
+        BinaryLayout.pack((200, 10), (128, 128))
+
+
+# --- on the simulated PCM array ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def iris_net():
+    task = load_task("iris", seed=0)
+    model, _ = train_binary_bayes(task.X_train, task.y_train, (4, 16, 3), BinarySettings(epochs=80, batch_size=16, z_noise=2.0, kl_weight=0.05, seed=0))
+    return task, model.to_numpy()
+
+
+def _station(seed: int):
+    sim.configure_bench("b2imc-test", seed=seed, kind="pcm", rows=32, cols=32)
+    return load_station().with_simulation(bench="b2imc-test", seed=seed, kind="pcm", rows=32, cols=32).connect()
+
+
+def _deploy(st, net, settings=SamplerSettings()):
+    xb, timer = st.crossbar, st.timer
+    lay = BinaryLayout.pack(net.sizes, tuple(xb.shape))
+    rows, cols = np.meshgrid(np.arange(32), np.arange(lay.used_columns, 32), indexing="ij")
+    noise = calibrate_sampler(xb, timer, (rows.ravel(), cols.ravel()), interval=settings.interval)
+    return noise, deploy_binary(xb, timer, net, noise, settings, lay)
+
+
+def test_device_noise_samples_the_posterior_and_drift_compensation_keeps_it():
+    from labrram.nn.drift import BatchNorm
+
+    rng = np.random.default_rng(0)
+    lam = rng.permutation(np.r_[np.linspace(-2.2, 2.2, 320), np.full(32, 8.0), np.full(32, -8.0)]).reshape(16, 24)
+    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(24), np.zeros(24), np.zeros(24), np.ones(24))])
+    with _station(3) as st:
+        xb, timer = st.crossbar, st.timer
+        noise, dep = _deploy(st, net)
+        # the measured sampler noise is the chip's read-to-read spread: fractions of a µS, rising with G
+        assert 0.1e-6 < noise.sigma(8e-6) < 1.0e-6 and 0.1 < noise.b < 0.7
+        assert dep.summary()["converged_fraction"] > 0.97
+        z = lambda_to_z(lam)
+        ok = dep.ok()[0]
+
+        def frequency(d, n=150):
+            return (np.mean([s[0] for s in d.sample(xb, timer, n)], axis=0) + 1) / 2
+
+        timer.wait(60.0)
+        p0 = frequency(dep)
+        # no generator involved: successive reads give different networks
+        a, b = dep.sample(xb, timer, 2)
+        assert not np.array_equal(a[0], b[0])
+        # realized P(w = +1) follows Phi(z); programming lands within about a read-noise sigma
+        uncertain = ok & (np.abs(z) < 3.0)
+        err = norm.ppf(np.clip(p0, 0.005, 0.995)) - z
+        assert np.corrcoef(p0[uncertain], norm.cdf(z[uncertain]))[0, 1] > 0.8
+        assert abs(np.median(err[uncertain])) < 0.4 and 0.3 < np.std(err[uncertain]) < 1.5
+        confident = ok & (np.abs(z) >= 5.9)
+        assert confident.sum() > 50
+        assert np.all(np.where(z[confident] > 0, p0[confident], 1 - p0[confident]) > 0.97)
+
+        timer.wait(86400.0)
+        means = dep.layer_means(xb.read())
+        assert means[0] < 0.8 * dep.reference_means[0]  # the array drifted by > 20 %...
+        p_day = frequency(dep)
+        # ...and the tracked reference keeps the probabilities (each device drifts at its own rate:
+        # the error grows, but stays centred)
+        err_day = norm.ppf(np.clip(p_day, 0.005, 0.995)) - z
+        assert abs(np.median(err_day[uncertain])) < 0.4 and np.std(err_day[uncertain]) < 2.0
+        assert np.mean(np.abs(p_day - p0)[ok]) < 0.2
+        fixed = replace(dep, settings=replace(dep.settings, drift_compensation=False))
+        p_fixed = frequency(fixed, 20)
+        assert np.mean(p_fixed[ok]) < 0.15  # a fixed reference reads nearly every weight as -1
+
+
+def test_end_to_end_accuracy_correction_and_collapse_without_compensation(iris_net):
+    task, net = iris_net
+    sw = np.mean([net.accuracy(task.X_test, task.y_test, list(zip(*net.sample_weights(32, s)))) for s in range(4)])
+    with _station(4) as st:
+        _, dep = _deploy(st, net)
+        corr, rows = evaluate_deployment(st.crossbar, st.timer, dep, task.X_test, task.y_test, [120.0, 86400.0], n_samples=32, X_cal=task.X_train[:64])
+    assert corr.reads == 64 and corr.inputs == 64 and corr.delta.shape == (16, 3)
+    assert np.all(corr.scale > 0)
+    assert [r["t"] for r in rows] == [120.0, 86400.0]
+    for r in rows:
+        assert r["corrected"] >= sw - 0.08  # within a few test points (38 test flowers)
+    assert rows[1]["uncompensated"] < 0.6  # fixed reference after a day: far below
+
+
+def test_correction_brings_the_output_layer_mean_back():
+    rng = np.random.default_rng(0)
+    lam = [rng.normal(0, 2, (6, 8)), rng.normal(0, 1, (8, 3))]
+    from labrram.nn.drift import BatchNorm
+
+    norms = [BatchNorm(np.ones(n), np.zeros(n), np.zeros(n), np.ones(n)) for n in (8, 3)]
+    net = BinaryBayesNetwork(lam, norms)
+    # "hardware": output-layer probabilities off target by a static error
+    p = [net.probabilities()[0], norm.cdf(PROBIT_SCALE * lam[1] + rng.normal(0, 1.5, lam[1].shape))]
+    samples = [[np.where(rng.random(q.shape) < q, 1.0, -1.0) for q in p] for _ in range(400)]
+
+    from labrram.nn.bayes2imc import BinaryDeployment
+
+    dep = object.__new__(BinaryDeployment)  # just what correction() needs
+    dep.net = net
+    dep.ok = lambda: [np.ones((6, 8), bool), np.ones((8, 3), bool)]
+    corr = BinaryDeployment.correction(dep, samples)
+    mean_hw = np.mean([s[-1] for s in samples], axis=0)
+    assert np.allclose(mean_hw + corr.delta, np.tanh(lam[1]))
+    X = rng.normal(size=(200, 6))
+    sw = net.sample_logits(X, list(zip(*net.sample_weights(400, 1)))).mean(axis=0)
+    raw = net.sample_logits(X, samples).mean(axis=0)
+    fixed = net.sample_logits(X, samples, corr).mean(axis=0)
+    assert np.abs(fixed - sw).mean() < 0.5 * np.abs(raw - sw).mean()
+
+
+def test_bad_deployment_requests_are_refused_before_programming(iris_net):
+    task, net = iris_net
+    with _station(5) as st:
+        xb, timer = st.crossbar, st.timer
+        noise = SamplerNoise(0.25e-6, 0.35, interval=1.0)
+        with pytest.raises(ValueError, match="measured at 1.0 s"):
+            deploy_binary(xb, timer, net, noise, SamplerSettings(interval=10.0))
+        with pytest.raises(ValueError, match="write-verify range"):
+            deploy_binary(xb, timer, net, noise, SamplerSettings(g_ref=29e-6))
+        with pytest.raises(ValueError, match="calibration cells"):
+            calibrate_sampler(xb, timer, (np.arange(3), np.arange(3)))
+        with pytest.raises(ValueError, match="g_ref"):
+            SamplerSettings(g_ref=-1.0)
