@@ -560,6 +560,95 @@ def show_demo(summary: dict[str, Any], console) -> None:
     console.print(f"done in {summary['wall_time']:.0f} s; report in {summary['out']}/ (summary.json, PNG plots, zarr runs)")
 
 
+# --- montecarlo ---------------------------------------------------------------------------------
+def cmd_montecarlo(args: argparse.Namespace) -> dict[str, Any]:
+    from rich.markup import escape
+
+    from .montecarlo import StudyError, load_study, run_study
+    from .montecarlo_config import load_study_config
+
+    try:
+        cfg = load_study_config(args.config)
+    except StudyError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    if out.exists() and not args.resume:
+        raise UsageError(f"{out} already exists; use --resume to continue it, or choose another --out")
+    backend = args.backend or ("dask" if args.scheduler else cfg.backend)
+    scheduler = args.scheduler or (cfg.scheduler if backend == "dask" else None)
+    info: dict[str, Any] = {}
+    with _progress() as progress:
+        task = progress.add_task(cfg.trial, total=cfg.trials)
+
+        def started(what: dict[str, Any]) -> None:
+            info.update(what)
+            progress.update(task, completed=what["done"], description=f"{cfg.trial} ({what['backend']}, {what['workers']} workers)")
+            if what["dashboard"]:
+                progress.console.print(f"Dask dashboard: {escape(what['dashboard'])}")
+
+        t0 = time.perf_counter()
+        try:
+            run_study(
+                cfg.trial, cfg.trials, cfg.params, seed=cfg.seed, out=out, workers=args.workers or cfg.workers,
+                chunk=args.chunk or cfg.chunk, resume=args.resume, backend=backend, scheduler=scheduler,
+                progress=lambda done, total: progress.update(task, completed=done), started=started,
+            )  # fmt: skip
+        except StudyError as exc:
+            raise UsageError(str(exc)) from None
+        except KeyboardInterrupt:
+            if out.exists():
+                _, done, _ = load_study(out)
+                progress.console.print(f"{int(done.sum())} of {cfg.trials} trials are stored in {escape(str(out))}; "
+                                       f"continue with: labrram montecarlo {escape(str(args.config))} --out {escape(str(out))} --resume")  # fmt: skip
+            raise
+        wall = time.perf_counter() - t0
+    results, done, _ = load_study(out)
+    computed = int(done.sum()) - int(info.get("done", 0))
+    stats = {}
+    for key, arr in results.items():
+        vals = arr[done].astype(float)
+        stats[key] = {"shape": list(arr.shape[1:])}
+        for name, f in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
+            stats[key][name] = float(f(vals)) if vals.size else None
+    return _finite_json({
+        "out": str(out),
+        "trial": cfg.trial,
+        "params": cfg.params,
+        "seed": cfg.seed,
+        "backend": info.get("backend", backend),
+        "workers": info.get("workers"),
+        "scheduler": info.get("scheduler"),
+        "dashboard": info.get("dashboard"),
+        "chunk": info.get("chunk"),
+        "trials": cfg.trials,
+        "done": int(done.sum()),
+        "computed": computed,
+        "wall_time": wall,
+        "trials_per_second": computed / wall if wall > 0 else None,
+        "results": stats,
+    })  # fmt: skip
+
+
+def show_montecarlo(summary: dict[str, Any], console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("result", "shape", "mean", "std", "min", "max", title=f"{escape(summary['trial'])}: {summary['done']}/{summary['trials']} trials done")
+
+    def fmt(v: float | None) -> str:
+        return "—" if v is None else f"{v:.6g}"
+
+    for key, s in summary["results"].items():
+        table.add_row(key, "x".join(map(str, s["shape"])) or "scalar", *(fmt(s[k]) for k in ("mean", "std", "min", "max")))
+    console.print(table)
+    rate = summary["trials_per_second"]
+    console.print(
+        f"{summary['computed']} trials computed in {summary['wall_time']:.2f} s ({fmt(rate)} trials/s) "
+        f"on {summary['backend']} ({summary['workers']} workers)" + (f", scheduler {escape(summary['scheduler'])}" if summary["scheduler"] else "")
+        + f"; written to {escape(summary['out'])}"
+    )  # fmt: skip
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "info": (cmd_info, show_info, "the station, its instruments and their identification"),
     "read": (cmd_read, show_read, "read the whole array's conductance map into a zarr run"),
@@ -568,6 +657,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "program": (cmd_program, show_program, "program conductance targets into the array"),
     "report": (cmd_report, show_report, "plots and summary of a programming run"),
     "demo": (cmd_demo, show_demo, "the tour: characterize, calibrate, train, transfer a Bayesian network, evaluate"),
+    "montecarlo": (cmd_montecarlo, show_montecarlo, "run a Monte Carlo study (TOML) locally or on a Dask cluster, into a zarr store"),
 }
 
 
@@ -637,6 +727,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=["moons", "iris", "wine", "breast_cancer", "digits"], default="moons", help="dataset (maps are drawn for 2-D tasks)")
     p.add_argument("--ablations", action="store_true", help="also transfer without the technological loss and a deterministic network")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p = sub.add_parser("montecarlo", help=COMMANDS["montecarlo"][2])
+    p.add_argument("config", metavar="CONFIG.toml", help="the study: [study] trial, trials, seed, ... and [params]")
+    p.add_argument("--out", required=True, metavar="STUDY.zarr", help="study store to create (or, with --resume, to continue)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=_count(1), help="worker processes of the local cluster (default: one per CPU)")
+    p.add_argument("--chunk", type=_count(1), help="trials per task and per store chunk")
+    p.add_argument("--backend", choices=["dask", "process", "serial"], help="how trials run (default: the study file's, else dask)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study, computing only the missing trials")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     return parser
 
 

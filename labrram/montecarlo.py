@@ -18,22 +18,50 @@ with dimensions ``("trial", "<key>_0", ...)`` and a boolean ``done`` array ``("t
 Results are written chunk by chunk as they complete and ``done`` is set after its values, so
 an interrupted study restarted with ``resume=True`` computes only the missing trials.
 
+Backends: ``"serial"`` (this process), ``"process"`` (a local process pool, the default) and
+``"dask"`` (a :mod:`dask.distributed` client: an embedded ``LocalCluster`` on the loopback
+interface, or an existing cluster given by its scheduler address). Every backend submits the
+same unit, :func:`_run_chunk` with a reference string, the params as JSON and ``(index, seed)``
+integer pairs, and only this (client) process writes the store, so workers need no shared
+filesystem. Dask is imported only when that backend is used (``pip install labrram[dask]``).
+
 This module imports neither torch nor :mod:`labrram.sim`; trial functions import what they need.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import multiprocessing
 import os
+import re
+import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["StudyError", "example_trial", "load_study", "resolve", "run_study", "trial_seeds"]
+__all__ = [
+    "BACKENDS",
+    "StudyError",
+    "bench_read_trial",
+    "check_scheduler",
+    "example_trial",
+    "load_study",
+    "logged_trial",
+    "resolve",
+    "run_study",
+    "trial_seeds",
+]
+
+#: the ways :func:`run_study` can run its trials
+BACKENDS = ("serial", "process", "dask")
+#: seconds to wait for a Dask scheduler to answer and (for an existing cluster) for a worker
+DASK_TIMEOUT = 10.0
+_SCHEDULER = re.compile(r"^(tcp|tls|ws|wss|ucx|inproc)://\S+$")
 
 
 class StudyError(ValueError):
@@ -149,12 +177,31 @@ def _ensure_arrays(store, results: dict[str, np.ndarray], n_trials: int, chunk: 
                            dimension_names=["trial"], attributes={"units": "1"})
 
 
-def _write(store, batch: list[tuple[int, dict[str, np.ndarray]]], n_trials: int, chunk: int) -> None:
-    _ensure_arrays(store, batch[0][1], n_trials, chunk)
+def _write(
+    store, batch: list[tuple[int, dict[str, np.ndarray]]], n_trials: int, chunk: int, arrays: dict[str, Any] | None = None
+) -> None:
+    """Write a task's trials, values first and their ``done`` flags last. ``arrays`` caches the
+    opened zarr arrays between calls (opening them costs more than writing a small chunk)."""
+    arrays = {} if arrays is None else arrays
+    keys = list(batch[0][1])
+    if not all(k in arrays for k in keys) or "done" not in arrays:
+        _ensure_arrays(store, batch[0][1], n_trials, chunk)
+        arrays.update({k: store.group[k] for k in [*keys, "done"]})
+    for k, r in batch:
+        if list(r) != keys:
+            raise StudyError(f"trial {k}: result keys {sorted(r)} differ from the other trials' {sorted(keys)}")
+        for key in keys:
+            if r[key].shape != tuple(arrays[key].shape[1:]):
+                raise StudyError(f"trial {k}: result {key!r} has shape {r[key].shape}, the store holds {tuple(arrays[key].shape[1:])}")
     idx = np.array([k for k, _ in batch])
-    for key in batch[0][1]:
-        store.group[key].set_orthogonal_selection((idx,), np.stack([r[key] for _, r in batch]))
-    store.group["done"].set_orthogonal_selection((idx,), np.ones(idx.size, bool))
+    contiguous = bool(np.all(np.diff(idx) == 1))
+    where = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else None
+    for key in [*keys, "done"]:
+        values = np.ones(idx.size, bool) if key == "done" else np.stack([r[key] for _, r in batch])
+        if contiguous:
+            arrays[key][where] = values
+        else:
+            arrays[key].set_orthogonal_selection((idx,), values)
 
 
 def load_study(out: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
@@ -170,6 +217,95 @@ def load_study(out: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict
     return {k: store.read(k) for k in keys}, done, study
 
 
+def check_scheduler(address: Any) -> str:
+    """A Dask scheduler address (``"tcp://HOST:PORT"``; also ``tls://``, ``ws://``, ``wss://``,
+    ``ucx://``, ``inproc://``), checked for its form only.
+
+    Raises
+    ------
+    StudyError
+        When the address is not a string of that form.
+    """
+    if not isinstance(address, str) or not _SCHEDULER.match(address):
+        raise StudyError(f"scheduler must be an address like 'tcp://HOST:PORT', got {address!r}")
+    return address
+
+
+def _has_bokeh() -> bool:
+    return importlib.util.find_spec("bokeh") is not None
+
+
+class _DaskSession:
+    """A :mod:`distributed` client on a new ``LocalCluster`` (loopback, one single-threaded
+    process per worker) or on an existing scheduler; :meth:`close` closes both."""
+
+    def __init__(self, scheduler: str | None, workers: int, timeout: float) -> None:
+        try:
+            import logging
+
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise StudyError("the dask backend needs dask.distributed: install labrram[dask] (pip install 'labrram[dask]')") from None
+        self.cluster = None
+        self.scheduler = scheduler
+        if scheduler is not None:
+            try:
+                self.client = Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise StudyError(f"cannot reach the Dask scheduler at {scheduler}: {' '.join(str(exc).split())}") from None
+            try:
+                self.client.wait_for_workers(1, timeout=timeout)
+            except (OSError, TimeoutError):
+                self.close()
+                raise StudyError(f"the Dask scheduler at {scheduler} has no workers (none joined within {timeout:g} s)") from None
+            self.dashboard = self._link()
+        else:
+            self.cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+            )  # fmt: skip
+            try:
+                self.client = Client(self.cluster, set_as_default=False)
+            except BaseException:
+                self.cluster.close()
+                raise
+            self.scheduler = self.cluster.scheduler_address
+            # without bokeh the scheduler serves only a placeholder page: no dashboard to show
+            self.dashboard = self._link() if _has_bokeh() else None
+
+    def _link(self) -> str | None:
+        try:
+            return self.client.dashboard_link or None
+        except Exception:  # no HTTP service on this scheduler
+            return None
+
+    def n_workers(self) -> int:
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def _plan(n_trials: int, done: np.ndarray, chunk: int, seeds: np.ndarray) -> list[list[tuple[int, int]]]:
+    """Tasks of ``(index, seed)`` pairs aligned with the store's chunks (each write touches whole
+    chunks only), holding only the trials not yet done."""
+    todo = np.flatnonzero(~done)
+    tasks = []
+    for start in range(0, n_trials, chunk):
+        ks = [int(k) for k in todo[(todo >= start) & (todo < start + chunk)]]
+        if ks:
+            tasks.append([(k, int(seeds[k])) for k in ks])
+    return tasks
+
+
+def _default_chunk(n_trials: int, workers: int) -> int:
+    return max(1, min(64, -(-n_trials // (4 * workers))))
+
+
 def run_study(
     fn_ref: str,
     n_trials: int,
@@ -181,6 +317,10 @@ def run_study(
     resume: bool = False,
     progress: Callable[[int, int], None] | None = None,
     context: str = "spawn",
+    backend: str | None = None,
+    scheduler: str | None = None,
+    started: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float = DASK_TIMEOUT,
 ) -> dict[str, np.ndarray]:
     """Run ``n_trials`` independent trials of ``fn_ref`` and gather their results.
 
@@ -197,16 +337,31 @@ def run_study(
     out : path, optional
         Run store to write results into as chunks complete (``None``: memory only).
     workers : int, optional
-        Worker processes (default ``os.cpu_count()``); 1 runs serially in this process.
+        Worker processes of the process pool or of the embedded Dask ``LocalCluster`` (default
+        ``os.cpu_count()``). With the process backend, 1 runs serially in this process. Ignored
+        with ``scheduler``: an existing cluster has the workers it has.
     chunk : int, optional
         Trials per submitted task and per store chunk (default: about 4 tasks per worker,
-        at most 64).
+        at most 64). A resumed store keeps its own chunking.
     resume : bool
         Continue an existing store of the same study, computing only trials not yet done.
     progress : callable, optional
         Called as ``progress(done, n_trials)`` after each completed chunk.
     context : str
-        Multiprocessing start method for the workers (``"spawn"`` or ``"forkserver"``).
+        Multiprocessing start method for the process pool (``"spawn"`` or ``"forkserver"``).
+    backend : {"process", "dask", "serial"}, optional
+        How trials run: a local process pool, a :mod:`dask.distributed` cluster, or in this
+        process. Default ``"dask"`` when ``scheduler`` is given, else ``"process"``. The results
+        are the same for every backend.
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``"tcp://HOST:PORT"``); without it the dask
+        backend starts (and afterwards closes) a ``LocalCluster`` on 127.0.0.1.
+    started : callable, optional
+        Called once before the first task runs with a dict: ``backend``, ``workers``,
+        ``scheduler`` and ``dashboard`` (addresses or None), ``done`` (trials already stored),
+        ``n_trials``, ``tasks`` and ``chunk``.
+    timeout : float
+        Seconds to wait for a Dask scheduler to answer and for one of its workers (s).
 
     Returns
     -------
@@ -217,7 +372,13 @@ def run_study(
     Raises
     ------
     StudyError
-        For a bad reference, parameters, worker count, inconsistent results or store.
+        For a bad reference, parameters, backend, scheduler, worker count, inconsistent
+        results or store; when dask is not installed or its scheduler cannot be reached.
+
+    Notes
+    -----
+    On an exception or Ctrl-C pending tasks are cancelled, the pool or cluster is shut down,
+    and every trial already written to the store stays there (``resume=True`` continues).
     """
     if int(n_trials) != n_trials or n_trials < 1:
         raise StudyError(f"n_trials must be a positive integer, got {n_trials!r}")
@@ -225,67 +386,103 @@ def run_study(
     resolve(fn_ref)  # fail early, in the parent, with a clear message
     params = _check_params(params)
     params_json = json.dumps(params, sort_keys=True)
+    if backend is None:
+        backend = "dask" if scheduler is not None else "process"
+    if backend not in BACKENDS:
+        raise StudyError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if scheduler is not None:
+        if backend != "dask":
+            raise StudyError(f"a scheduler address needs the dask backend, not {backend!r}")
+        check_scheduler(scheduler)
     if workers is None:
         workers = os.cpu_count() or 1
-    if int(workers) != workers or workers < 1:
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise StudyError(f"workers must be a positive integer, got {workers!r}")
     workers = int(workers)
-    if chunk is None:
-        chunk = max(1, min(64, -(-n_trials // (4 * workers))))
-    if int(chunk) != chunk or chunk < 1:
+    if chunk is not None and (isinstance(chunk, bool) or int(chunk) != chunk or chunk < 1):
         raise StudyError(f"chunk must be a positive integer, got {chunk!r}")
-    chunk = int(chunk)
     if context not in ("spawn", "forkserver"):
         raise StudyError(f"context must be 'spawn' or 'forkserver', got {context!r}")
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise StudyError(f"timeout must be a positive number of seconds, got {timeout!r}")
     seeds = trial_seeds(seed, n_trials)
 
     store = None
     done = np.zeros(n_trials, bool)
-    if out is not None:
+    # an existing store is checked before any cluster starts; a new one is created only once
+    # the backend runs, so an unreachable scheduler leaves no empty store behind
+    if out is not None and (Path(out).exists() or backend != "dask"):
         store, done = _open_store(Path(out), fn_ref, params, seed, n_trials, resume)
-        if "done" in set(store.group.array_keys()):
+
+    session = None
+    if backend == "dask":
+        if chunk is None and scheduler is None:
+            chunk = _default_chunk(n_trials, workers)
+        n_tasks = -(-int((~done).sum()) // chunk) if chunk is not None else n_trials
+        session = _DaskSession(scheduler, max(1, min(workers, n_tasks)), float(timeout))
+    try:
+        if out is not None and store is None:
+            store, done = _open_store(Path(out), fn_ref, params, seed, n_trials, resume)
+        if chunk is None:
+            chunk = _default_chunk(n_trials, session.n_workers() if session is not None else workers)
+        chunk = int(chunk)
+        if store is not None and "done" in set(store.group.array_keys()):
             chunk = int(store.group["done"].chunks[0])  # keep the stored chunking
-    todo = np.flatnonzero(~done)
-    # chunks aligned with the store's chunks: each write touches whole chunks only
-    tasks = []
-    for start in range(0, n_trials, chunk):
-        ks = [int(k) for k in todo[(todo >= start) & (todo < start + chunk)]]
-        if ks:
-            tasks.append([(k, int(seeds[k])) for k in ks])
+        tasks = _plan(n_trials, done, chunk, seeds)
 
-    memory: dict[int, dict[str, np.ndarray]] = {}
-    n_done = int(done.sum())
+        memory: dict[int, dict[str, np.ndarray]] = {}
+        arrays: dict[str, Any] = {}  # the store's opened arrays
+        n_done = int(done.sum())
 
-    def collect(batch: list[tuple[int, dict[str, np.ndarray]]]) -> None:
-        nonlocal n_done
-        if store is not None:
-            _write(store, batch, n_trials, chunk)
+        def collect(batch: list[tuple[int, dict[str, np.ndarray]]]) -> None:
+            nonlocal n_done
+            if store is not None:
+                from labrram.signals import deferred_signals
+
+                with deferred_signals():  # a Ctrl-C lands between chunk writes, never inside one
+                    _write(store, batch, n_trials, chunk, arrays)
+            else:
+                memory.update(batch)
+            n_done += len(batch)
+            if progress is not None:
+                progress(n_done, n_trials)
+
+        serial = backend == "serial" or (backend == "process" and (workers == 1 or len(tasks) <= 1))
+        if started is not None:
+            started({
+                "backend": "serial" if serial else backend,
+                "workers": 1 if serial else (session.n_workers() if session is not None else min(workers, len(tasks))),
+                "scheduler": None if session is None else session.scheduler,
+                "dashboard": None if session is None else session.dashboard,
+                "done": n_done, "n_trials": n_trials, "tasks": len(tasks), "chunk": chunk,
+            })  # fmt: skip
+        if serial:
+            for items in tasks:
+                collect(_run_chunk(fn_ref, params_json, items))
+        elif session is not None:
+            _run_dask(session.client, fn_ref, params_json, tasks, collect)
         else:
-            memory.update(batch)
-        n_done += len(batch)
-        if progress is not None:
-            progress(n_done, n_trials)
-
-    if workers == 1 or len(tasks) <= 1:
-        for items in tasks:
-            collect(_run_chunk(fn_ref, params_json, items))
-    else:
-        ctx = multiprocessing.get_context(context)
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
-            pending = {pool.submit(_run_chunk, fn_ref, params_json, items) for items in tasks}
-            try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        collect(fut.result())
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+            ctx = multiprocessing.get_context(context)
+            with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+                pending = {pool.submit(_run_chunk, fn_ref, params_json, items) for items in tasks}
+                try:
+                    while pending:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            collect(fut.result())
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+    finally:
+        if session is not None:
+            session.close()
 
     if store is not None:
         results, _, _ = load_study(store.path)
         return results
+    if not memory:  # pragma: no cover - every trial runs when there is no store
+        raise StudyError("no trial ran")
     keys = list(next(iter(memory.values())).keys())
     shapes = {k: memory[min(memory)][k].shape for k in keys}
     out_arrays = {}
@@ -297,6 +494,25 @@ def run_study(
     return out_arrays
 
 
+def _run_dask(client: Any, fn_ref: str, params_json: str, tasks: list[list[tuple[int, int]]], collect: Callable) -> None:
+    """Submit every task to ``client`` and hand each result to ``collect`` as it arrives; on any
+    exception (a failed trial, Ctrl-C) cancel what is still pending and re-raise."""
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:12]  # unique keys: a rerun never reuses a stale result
+    futures = [
+        client.submit(_run_chunk, fn_ref, params_json, items, key=f"labrram-trials-{items[0][0]}-{token}", pure=False, retries=0)
+        for items in tasks
+    ]
+    try:
+        for fut in as_completed(futures, loop=client.loop):
+            collect(fut.result())
+            fut.release()
+    except BaseException:
+        client.cancel([f for f in futures if not f.done()])
+        raise
+
+
 def example_trial(trial_index: int, seed: int, size: int = 3, scale: float = 1.0) -> dict[str, Any]:
     """A minimal trial (the protocol's reference; used by the tests): ``size`` normal draws.
 
@@ -305,3 +521,64 @@ def example_trial(trial_index: int, seed: int, size: int = 3, scale: float = 1.0
     rng = np.random.default_rng(seed)
     x = scale * rng.standard_normal(int(size))
     return {"x": x, "mean": float(x.mean()), "index": int(trial_index)}
+
+
+def bench_read_trial(trial_index: int, seed: int, rows: int = 8, cols: int = 8, reads: int = 4) -> dict[str, Any]:
+    """A trial on the simulated bench: a fresh ReRAM chip (seeded by the trial seed) behind the
+    default simulated station, its whole array read ``reads`` times through the instruments.
+
+    The bench is created inside the calling (worker) process: nothing but the two integers and
+    the JSON params crosses the process boundary. Costs about 10 ms (8x8, 4 reads) to 40 ms
+    (128x128, 8 reads) per trial, plus a few hundred ms for the imports of a fresh worker.
+
+    Parameters
+    ----------
+    trial_index, seed : int
+        Trial number and its seed (:func:`trial_seeds`).
+    rows, cols : int
+        Size of the simulated array.
+    reads : int
+        Whole-array reads (>= 2, for the read-noise estimate).
+
+    Returns
+    -------
+    dict
+        ``g_median``, ``g_mean``, ``g_min``, ``g_max``: conductance over the array (S);
+        ``read_noise_rel``: median over the devices of the relative spread of their reads (1);
+        ``bench_time``: projected bench time of the reads (s).
+    """
+    from labrram import sim
+    from labrram.station import load_station
+
+    rows, cols, reads = int(rows), int(cols), int(reads)
+    if reads < 2:
+        raise ValueError(f"reads must be >= 2 (the read noise needs two reads), got {reads}")
+    name = "montecarlo"
+    sim.configure_bench(name, seed=int(seed), rows=rows, cols=cols)  # a fresh chip, even for a repeated seed
+    station = load_station().with_simulation(bench=name, seed=int(seed), rows=rows, cols=cols)
+    with station.connect() as connected:
+        xb = connected.crossbar
+        t0 = connected.bench_time()["now"]
+        g = np.stack([xb.read() for _ in range(reads)])
+        bench_time = connected.bench_time()["now"] - t0
+    mean = g.mean(axis=0)
+    return {
+        "g_median": float(np.median(mean)),
+        "g_mean": float(mean.mean()),
+        "g_min": float(mean.min()),
+        "g_max": float(mean.max()),
+        "read_noise_rel": float(np.median(g.std(axis=0, ddof=1) / mean)),
+        "bench_time": float(bench_time),
+    }
+
+
+def logged_trial(trial_index: int, seed: int, log_dir: str, delay: float = 0.0) -> dict[str, Any]:
+    """:func:`example_trial`'s draw, leaving a trace of every computation: a new empty file
+    ``log_dir/trial-<index>-<pid>-<random>`` per call, then a sleep of ``delay`` (s).
+
+    Used to check which trials a (resumed) study really computes.
+    """
+    Path(log_dir, f"trial-{int(trial_index)}-{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
+    if delay > 0:
+        time.sleep(float(delay))
+    return {"value": float(np.random.default_rng(seed).standard_normal()), "index": int(trial_index)}

@@ -86,3 +86,33 @@ def test_bad_params_and_arguments():
 def test_bad_results():
     with pytest.raises(StudyError, match="non-empty dict"):
         run_study("numpy:full", 1, {}, workers=1)  # np.full(0, seed): an array, not a dict
+
+
+def test_serial_backend_and_bench_trial_match_the_process_pool():
+    params = {"rows": 4, "cols": 6, "reads": 2}
+    a = run_study("labrram.montecarlo:bench_read_trial", 3, params, seed=2, backend="serial")
+    b = run_study("labrram.montecarlo:bench_read_trial", 3, params, seed=2, workers=2, chunk=1)
+    for key in a:
+        assert np.array_equal(a[key], b[key])
+    assert np.all(a["bench_time"] > 0) and np.all((a["read_noise_rel"] > 0) & (a["read_noise_rel"] < 0.1))
+
+
+def test_import_needs_neither_dask_nor_the_simulator():
+    import subprocess
+    import sys
+
+    code = ("import sys, labrram.montecarlo, labrram.montecarlo_config; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed', 'torch'}), 'labrram.sim' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.split() == ["[]", "False"], out.stdout + out.stderr
+
+
+def test_backend_and_scheduler_arguments():
+    with pytest.raises(StudyError, match="backend must be one of"):
+        run_study(REF, 2, {}, backend="threads")
+    with pytest.raises(StudyError, match="needs the dask backend"):
+        run_study(REF, 2, {}, backend="serial", scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(StudyError, match="tcp://HOST:PORT"):
+        run_study(REF, 2, {}, scheduler="127.0.0.1:8786")
+    with pytest.raises(StudyError, match="chunk"):
+        run_study(REF, 2, {}, backend="serial", chunk=0)

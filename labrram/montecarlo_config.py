@@ -1,0 +1,178 @@
+"""Study files: a Monte Carlo study described in TOML, read with :mod:`tomllib` and checked.
+
+::
+
+    [study]
+    trial = "labrram.montecarlo:example_trial"   # module:function (required)
+    trials = 200                                 # number of trials (required)
+    seed = 0                                     # study seed (default 0)
+    chunk = 10                                   # trials per task and per store chunk (optional)
+    backend = "dask"                             # dask (default) | process | serial
+    scheduler = "tcp://10.0.0.5:8786"            # an existing Dask cluster (optional)
+    workers = 2                                  # size of the local cluster or pool (optional)
+
+    [params]                                     # keyword arguments of every trial (JSON-able)
+    size = 3
+
+Every problem is reported as one :class:`~labrram.montecarlo.StudyError` naming the file and the
+key. Nothing in the file is evaluated or unpickled: the trial is named by reference and
+imported as a module attribute, and its parameters are checked against its signature.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .montecarlo import BACKENDS, StudyError, _check_params, check_scheduler, resolve
+
+__all__ = ["StudyConfig", "load_study_config", "parse_study_config"]
+
+_STUDY_KEYS: dict[str, tuple[type, ...]] = {
+    "trial": (str,),
+    "trials": (int,),
+    "seed": (int,),
+    "chunk": (int,),
+    "backend": (str,),
+    "scheduler": (str,),
+    "workers": (int,),
+}
+_REQUIRED = ("trial", "trials")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A checked study file (see the module docstring for the keys)."""
+
+    trial: str
+    trials: int
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    chunk: int | None = None
+    backend: str = "dask"
+    scheduler: str | None = None
+    workers: int | None = None
+    source: str = "<string>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial, "trials": self.trials, "params": dict(self.params), "seed": self.seed,
+            "chunk": self.chunk, "backend": self.backend, "scheduler": self.scheduler, "workers": self.workers,
+        }  # fmt: skip
+
+
+_KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", dict: "a table"}
+
+
+def _type_name(value: Any) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def _no_dates(value: Any, where: str) -> None:
+    if isinstance(value, (datetime.date, datetime.time)):
+        raise StudyError(f"{where}: dates and times are not trial parameters (numbers, strings, booleans, arrays, tables)")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _no_dates(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_dates(v, f"{where}[{i}]")
+
+
+def parse_study_config(text: str, source: str = "<string>") -> StudyConfig:
+    """Parse and check a study file's text.
+
+    Parameters
+    ----------
+    text : str
+        The TOML document.
+    source : str
+        Where it came from (a path), for the error messages.
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    StudyError
+        On invalid TOML, unknown tables or keys, values of the wrong type or range, a missing
+        or unresolvable trial, or parameters the trial function does not take.
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{source}: not valid TOML: {exc}") from None
+    unknown = sorted(set(doc) - {"study", "params"})
+    if unknown:
+        raise StudyError(f"{source}: unknown table or key {unknown[0]!r} (expected [study] and [params])")
+    study = doc.get("study")
+    if not isinstance(study, dict):
+        raise StudyError(f"{source}: missing [study] table (with at least trial = 'module:function' and trials = N)")
+    for key, value in study.items():
+        if key not in _STUDY_KEYS:
+            raise StudyError(f"{source}: [study]: unknown key {key!r} (known: {', '.join(_STUDY_KEYS)})")
+        want = _STUDY_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise StudyError(f"{source}: [study].{key} must be {_KINDS[want[0]]}, got {_type_name(value)} {value!r}")
+    for key in _REQUIRED:
+        if key not in study:
+            raise StudyError(f"{source}: [study]: missing key {key!r}")
+    if study["trials"] < 1:
+        raise StudyError(f"{source}: [study].trials must be >= 1, got {study['trials']}")
+    for key, minimum in (("seed", 0), ("chunk", 1), ("workers", 1)):
+        if key in study and study[key] < minimum:
+            raise StudyError(f"{source}: [study].{key} must be >= {minimum}, got {study[key]}")
+    backend = study.get("backend", "dask")
+    if backend not in BACKENDS:
+        raise StudyError(f"{source}: [study].backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    scheduler = study.get("scheduler")
+    try:
+        if scheduler is not None:
+            check_scheduler(scheduler)
+            if backend != "dask":
+                raise StudyError(f"a scheduler address needs backend = 'dask', not {backend!r}")
+    except StudyError as exc:
+        raise StudyError(f"{source}: [study].scheduler: {exc}") from None
+    params = doc.get("params", {})
+    if not isinstance(params, dict):
+        raise StudyError(f"{source}: params must be a [params] table, got {_type_name(params)}")
+    _no_dates(params, f"{source}: [params]")
+    try:
+        params = _check_params(params)
+        fn = resolve(study["trial"])
+    except StudyError as exc:
+        raise StudyError(f"{source}: {exc}") from None
+    check_trial_params(fn, study["trial"], params, source)
+    return StudyConfig(
+        trial=study["trial"], trials=study["trials"], params=params, seed=study.get("seed", 0), chunk=study.get("chunk"),
+        backend=backend, scheduler=scheduler, workers=study.get("workers"), source=source,
+    )  # fmt: skip
+
+
+def check_trial_params(fn: Any, ref: str, params: dict[str, Any], source: str = "<string>") -> None:
+    """Raise :class:`StudyError` unless ``fn(trial_index, seed, **params)`` binds."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: it will tell at run time
+        return
+    try:
+        sig.bind(0, 0, **params)
+    except TypeError as exc:
+        raise StudyError(f"{source}: [params] do not fit trial {ref}: {exc}") from None
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read and check a study file (see :func:`parse_study_config`)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StudyError(f"cannot read study file {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{p}: not a text (UTF-8) TOML file ({exc.reason} at byte {exc.start})") from None
+    return parse_study_config(text, str(p))
