@@ -573,6 +573,7 @@ def evaluate_deployment(
     n_calibration: int = 64,
     refresh: bool = True,
     X_cal: np.ndarray | None = None,
+    n_software: int = 64,
 ) -> tuple[LogitCorrection, list[dict[str, Any]]]:
     """Measure the logit correction, then score the deployment at times after programming.
 
@@ -583,7 +584,8 @@ def evaluate_deployment(
     ones (fixed reference, with the correction). With ``refresh`` the correction is measured
     again at each ``t`` from ``n_calibration`` new reads (reads only: no inputs, no labels), so
     it follows the devices that drift faster or slower than the reference. ``X_cal``
-    (unlabelled inputs) adds the per-class affine part (:meth:`BinaryDeployment.correction`).
+    (unlabelled inputs) adds the per-class affine part (:meth:`BinaryDeployment.correction`,
+    with ``n_software`` software draws).
 
     Returns
     -------
@@ -600,7 +602,7 @@ def evaluate_deployment(
     times = [float(t) for t in times]
     if not times or any(t < 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
         raise ValueError(f"times must be >= 0 s and strictly increasing, got {times}")
-    correction = dep.correction(dep.sample(xb, timer, n_calibration), X_cal)
+    correction = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software)
     fixed = BinaryDeployment(dep.net, dep.layout, dep.noise, replace(dep.settings, drift_compensation=False), dep.result, dep.t_programmed)
     rows = []
     for t in times:
@@ -608,7 +610,7 @@ def evaluate_deployment(
         if wait < 0:
             raise ValueError(f"{t} s after programming is already past (now {timer.now() - dep.t_programmed:.1f} s)")
         timer.wait(wait)
-        current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal) if refresh and rows else correction
+        current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software) if refresh and rows else correction
         samples = dep.sample(xb, timer, n_samples)
         row = {
             "t": t,
