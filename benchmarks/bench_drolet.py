@@ -8,6 +8,12 @@ scheme with :func:`labrram.montecarlo.run_study` (results in zarr under
 ``LABRRAM_BENCH_OUT``, default a temporary directory). Metric: the fraction of the 300 test
 points classified correctly in >= 95 % of the transfers. ``LABRRAM_DROLET_PLOT=<png>`` also
 draws the per-point correct-fraction maps.
+
+Cross-check of the fast path: ``LABRRAM_DROLET_PULSE=N`` (default 10, 0 skips it) programs
+every (training, scheme) network ``N`` times on a simulated passive station (a fresh chip drawn
+around the calibration each time) with the pulse-level protocol
+(:func:`labrram.nn.hardware_aware.transfer_pulse_level`) and prints its accuracy and per-point
+correctness next to the fast path's.
 """
 
 from __future__ import annotations
@@ -61,7 +67,56 @@ def run(n_transfers: int, out_dir: Path, workers: int | None = None, seed: int =
                 "mean_acc": float(np.mean(res["accuracy"])), "min_acc": float(np.min(res["accuracy"])),
                 "wall": wall,
             })
-    return {"rows": rows, "maps": maps, "errors": errors, "task": task, "t_train": t_train}
+    return {"rows": rows, "maps": maps, "errors": errors, "task": task, "t_train": t_train, "nets": nets}
+
+
+def run_pulse_level(result: dict, n_transfers: int, seed: int = 0) -> list[dict]:
+    """``n_transfers`` pulse-level transfers per (training, scheme) on simulated passive stations."""
+    from labrram import sim
+    from labrram.station import load_station
+
+    model = default_calibration("passive").model
+    task, nets = result["task"], result["nets"]
+    out = []
+    for scheme in ("V/2", "V/3"):
+        for training in ("regular", "hardware-aware"):
+            w = nets["regular" if training == "regular" else f"hardware-aware {scheme}"]
+            scales = ha.activation_scales(w, task.X_train)
+            correct, walls, ppd, conv, err = [], [], [], [], []
+            for k in range(n_transfers):
+                chip_seed = 1000 * (seed + 1) + k
+                sim.configure_bench("drolet-pulse", seed=chip_seed, kind="passive", rows=32, cols=32, chip_options={"nominal": model})
+                station = load_station().with_simulation(bench="drolet-pulse", seed=chip_seed, kind="passive", rows=32, cols=32)
+                with station.connect() as st:
+                    chip = st.bench.chip
+                    truth = chip.reveal_truth()
+                    t0 = time.perf_counter()
+                    tr, res = ha.transfer_pulse_level(
+                        w, st.crossbar, model, scheme, truth=lambda: (chip._g, truth.a, truth.r_wire_row, truth.r_wire_col))
+                    walls.append(time.perf_counter() - t0)
+                summ = res.summary()
+                ppd.append(summ["pulses_per_device"])
+                conv.append(summ["converged_fraction"])
+                used = np.isfinite(tr.targets)
+                err.append(float(np.sqrt(np.mean((tr.g - tr.targets)[used] ** 2))))
+                logits = ha.array_forward(tr, task.X_test, scales)
+                correct.append(np.argmax(logits, axis=1) == task.y_test)
+            c = np.array(correct, dtype=float)
+            fast = result["maps"][(training, scheme)]
+            pulse = ha.correct_fraction(c)
+            out.append({
+                "training": training, "scheme": scheme, "transfers": n_transfers,
+                "mean_acc": float(c.mean()), "min_acc": float(c.mean(axis=1).min()),
+                "fast_mean_acc": next(r["mean_acc"] for r in result["rows"] if r["training"] == training and r["scheme"] == scheme),
+                "robust": ha.robust_fraction(c), "fast_robust": float(np.mean(fast >= 0.95)),
+                # per point: the fraction of pulse-level transfers that classify it correctly
+                # against the fast path's, and how often the fast path's robust verdict holds
+                "point_mad": float(np.mean(np.abs(pulse - fast))),
+                "verdict_agree": float(np.mean((pulse >= 0.95) == (fast >= 0.95))),
+                "wall": float(np.median(walls)), "pulses": float(np.mean(ppd)), "converged": float(np.mean(conv)),
+                "g_err_rms": float(np.mean(err)),
+            })
+    return out
 
 
 def plot(result: dict, path: str | Path) -> None:
@@ -87,11 +142,13 @@ def plot(result: dict, path: str | Path) -> None:
 
 def main() -> None:
     n = int(os.environ.get("LABRRAM_BENCH_TRANSFERS", "1000"))
+    n_pulse = int(os.environ.get("LABRRAM_DROLET_PULSE", "10"))
     out = os.environ.get("LABRRAM_BENCH_OUT")
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(out) if out else Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         result = run(n, out_dir)
+    pulse_rows = run_pulse_level(result, n_pulse) if n_pulse > 0 else []
     for scheme, em in result["errors"].items():
         print(f"error model {scheme}: column {em.s_col * 1e6:.2f} uS, device {em.s_add * 1e6:.2f} uS "
               f"+ {em.s_rel:.1%} of G, mean {em.bias * 1e6:+.2f} uS")
@@ -102,5 +159,15 @@ def main() -> None:
         [[r["training"], r["scheme"], str(r["transfers"]), f"{r['metric']:.1%}", f"{r['software']:.1%}",
           f"{r['mean_acc']:.1%}", f"{r['min_acc']:.1%}", f"{r['wall']:.1f} s"] for r in result["rows"]],
     )
+    if pulse_rows:
+        table(
+            f"Cross-check: pulse-level transfers ({n_pulse} per row) against the fast path ({n} per row)",
+            ["training", "scheme", "mean acc pulse", "mean acc fast", "min acc pulse", ">=95% pulse", ">=95% fast",
+             "per-point |diff|", "verdict agree", "G err rms", "pulses/dev", "converged", "wall/transfer"],
+            [[r["training"], r["scheme"], f"{r['mean_acc']:.1%}", f"{r['fast_mean_acc']:.1%}", f"{r['min_acc']:.1%}",
+              f"{r['robust']:.1%}", f"{r['fast_robust']:.1%}", f"{r['point_mad']:.3f}", f"{r['verdict_agree']:.1%}",
+              f"{r['g_err_rms'] * 1e6:.2f} uS", f"{r['pulses']:.1f}", f"{r['converged']:.1%}", f"{r['wall']:.2f} s"]
+             for r in pulse_rows],
+        )
     if os.environ.get("LABRRAM_DROLET_PLOT"):
         plot(result, os.environ["LABRRAM_DROLET_PLOT"])

@@ -39,13 +39,23 @@ simulated bench; thousands of them do not fit a 2-core machine. Each transfer he
    responses) plus the devices' sinh excess at the driven voltages.
 
 :func:`transfer_trial` is the Monte Carlo trial (:mod:`labrram.montecarlo`) of one transfer.
+
+Transfer (:func:`transfer_pulse_level`) — the real protocol
+-----------------------------------------------------------
+The same mapping and placement, programmed on a :class:`~labrram.crossbar.Crossbar` (the
+passive simulated station, or a real one) by the pulse-level write-verify of
+:mod:`labrram.protocols.tune_passive`: SET / RESET staircases one selected cell at a time
+under the V/2 or V/3 scheme (switching dynamics, half-select disturb and read noise of the
+chip included), verify reads through the crossbar with the same believed-background read-out
+as the fast path. It cross-checks the fast path (``benchmarks/bench_drolet.py``,
+``LABRRAM_DROLET_PULSE``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -62,6 +72,7 @@ __all__ = [
     "robust_fraction",
     "train_network",
     "transfer",
+    "transfer_pulse_level",
     "transfer_trial",
 ]
 
@@ -173,6 +184,70 @@ def transfer(
         _, r, c = placement.cells(k)
         eff.append(lay.weights_from(g[r[0], c[0]], g[r[1], c[1]]))
     return PassiveTransfer(g, targets, read_error, eff, placement, mapped, chip.a, chip.r_wire_row, chip.r_wire_col)
+
+
+def transfer_pulse_level(
+    weights: Sequence[np.ndarray],
+    xb: Any,
+    model: PassiveDeviceModel,
+    scheme: str = "V/2",
+    settings: Any = None,
+    truth: Callable[[], tuple[np.ndarray, float, float, float]] | None = None,
+) -> tuple[PassiveTransfer, Any]:
+    """Program augmented ``weights`` on a passive crossbar with the pulse-level protocol.
+
+    Parameters
+    ----------
+    weights : sequence of ndarray
+        Augmented ``(n_in + 1, n_out)`` matrices.
+    xb : labrram.crossbar.Crossbar
+        A 32×32 passive array (the board takes ``:ARR:BIAS``).
+    model : PassiveDeviceModel
+        The calibrated model (mapping window, read-out, thresholds).
+    scheme : str
+        Biasing of every pulse and verify read, ``"V/2"`` or ``"V/3"``.
+    settings : labrram.protocols.tune_passive.PassiveTuning, optional
+        Protocol settings; its ``scheme`` is replaced by ``scheme``. Default: the protocol's
+        defaults (believed background, as the fast path's tuner).
+    truth : callable, optional
+        Returns the array's true state ``(g, a, r_wire_row, r_wire_col)`` after programming
+        (a simulated chip's hidden truth, to judge the transfer). Without it the transfer
+        holds what the tuner read back (the protocol's last verify read for the programmed
+        cells, the calibrated as-fabricated median for the others) and the calibrated ``a``
+        and wires; ``read_error`` is then zero.
+
+    Returns
+    -------
+    (PassiveTransfer, ProgramResult)
+        The transfer (for :func:`array_forward`) and the protocol's result.
+    """
+    from dataclasses import replace as _replace
+
+    from labrram.protocols.tune_passive import PassiveTuning, tune_passive
+
+    scheme = _check_scheme(scheme)
+    if tuple(xb.shape) != ARRAY_SHAPE:
+        raise ValueError(f"the network is laid out on a {ARRAY_SHAPE} array, the crossbar is {tuple(xb.shape)}")
+    s = _replace(settings if settings is not None else PassiveTuning(), scheme=scheme)
+    mapping = DifferentialMapping(g_min=model.g_min, g_max=model.g_max)
+    mapped = [mapping.map(np.asarray(W, float)) for W in weights]
+    placement = place(mapped, ARRAY_SHAPE, max_arrays=1)
+    targets = placement.targets(0)
+    used = np.isfinite(targets)
+    tuned = np.where(used, np.clip(targets, model.g_min, model.g_max), np.nan)  # rounding of the mapping
+    result = tune_passive(xb, tuned, model, s)
+    readback = np.where(used, result.achieved, model.g_init_median)
+    if truth is None:
+        g, a, r_row, r_col = readback, model.a, model.r_wire_row, model.r_wire_col
+    else:
+        g, a, r_row, r_col = truth()
+        g = np.array(g, dtype=float, copy=True)
+    read_error = np.where(used, readback - g, 0.0)
+    eff = []
+    for k, lay in enumerate(mapped):
+        _, r, c = placement.cells(k)
+        eff.append(lay.weights_from(g[r[0], c[0]], g[r[1], c[1]]))
+    return PassiveTransfer(g, targets, read_error, eff, placement, mapped, float(a), float(r_row), float(r_col)), result
 
 
 def array_forward(tr: PassiveTransfer, X: np.ndarray, x_scales: Sequence[float], v_max: float = 0.2) -> np.ndarray:

@@ -108,3 +108,24 @@ def test_hardware_aware_beats_regular_over_many_transfers(model, tmp_path):
                         seed=1, out=tmp_path / f"{name}.zarr", workers=2)
         metric[name] = ha.robust_fraction(res["correct"])
     assert metric["aware"] > metric["regular"] + 0.2
+
+
+def test_pulse_level_transfer_classifies_like_the_fast_path(model):
+    from labrram import sim
+    from labrram.station import load_station
+
+    task = load_task("moons", seed=0)
+    w = ha.train_network(task.X_train, task.y_train, ha.HardwareAwareSettings(epochs=300))
+    scales = ha.activation_scales(w, task.X_train)
+    sim.configure_bench("drolet-pulse", seed=1, kind="passive", rows=32, cols=32, chip_options={"nominal": model})
+    with load_station().with_simulation(bench="drolet-pulse", seed=1, kind="passive", rows=32, cols=32).connect() as st:
+        chip = st.bench.chip
+        truth = chip.reveal_truth()
+        tr, res = ha.transfer_pulse_level(w, st.crossbar, model, "V/3",
+                                          truth=lambda: (chip._g, truth.a, truth.r_wire_row, truth.r_wire_col))
+    assert np.array_equal(np.isfinite(tr.targets), res.mask) and res.mask.sum() == 84
+    assert res.summary()["converged_fraction"] > 0.7  # the others sit at a window edge
+    pulse_acc = np.mean(np.argmax(ha.array_forward(tr, task.X_test, scales), axis=1) == task.y_test)
+    fast = [np.mean(np.argmax(ha.array_forward(ha.transfer(w, model, np.random.default_rng(k), "V/3"), task.X_test, scales), axis=1) == task.y_test)
+            for k in range(5)]
+    assert pulse_acc > 0.9 and pulse_acc > np.mean(fast) - 0.05
