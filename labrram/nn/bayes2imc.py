@@ -412,6 +412,8 @@ class BinaryDeployment:
         Timer time at the end of programming, s.
     reference_means : list of float
         Each layer's mean conductance right after programming (S): the drift reference.
+    last_read : float or None
+        Timer time of the last sampling read, s.
     """
 
     net: BinaryBayesNetwork
@@ -421,6 +423,7 @@ class BinaryDeployment:
     result: ProgramResult
     t_programmed: float
     reference_means: list[float] | None = None
+    last_read: float | None = None
 
     def ok(self) -> list[np.ndarray]:
         """Per layer, the devices the write-verify brought into their window."""
@@ -454,14 +457,17 @@ class BinaryDeployment:
         return out
 
     def sample(self, xb: Crossbar, timer, n: int) -> list[list[np.ndarray]]:
-        """``n`` networks from ``n`` whole-array reads spaced by ``settings.interval``."""
+        """``n`` networks from ``n`` whole-array reads, each at least ``settings.interval`` after
+        the one before (also across calls), so that every sample has fresh read noise."""
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         out = []
-        for k in range(int(n)):
-            if k:
-                timer.wait(self.settings.interval)
-            out.append(self.weights_from(xb.read()))
+        for _ in range(int(n)):
+            if self.last_read is not None:
+                timer.wait(max(self.last_read + self.settings.interval - timer.now(), 0.0))
+            g = xb.read()
+            self.last_read = float(timer.now())
+            out.append(self.weights_from(g))
         return out
 
     def correction(
@@ -603,7 +609,6 @@ def evaluate_deployment(
     if not times or any(t < 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
         raise ValueError(f"times must be >= 0 s and strictly increasing, got {times}")
     correction = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software)
-    fixed = BinaryDeployment(dep.net, dep.layout, dep.noise, replace(dep.settings, drift_compensation=False), dep.result, dep.t_programmed)
     rows = []
     for t in times:
         wait = dep.t_programmed + t - timer.now()
@@ -617,6 +622,8 @@ def evaluate_deployment(
             "corrected": dep.net.accuracy(X_test, y_test, samples, current),
             "uncorrected": dep.net.accuracy(X_test, y_test, samples),
         }
+        fixed = replace(dep, settings=replace(dep.settings, drift_compensation=False))  # same array, fixed reference
         row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_samples), current)
+        dep.last_read = fixed.last_read
         rows.append(row)
     return correction, rows
