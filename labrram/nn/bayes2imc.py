@@ -25,16 +25,20 @@ Pipeline, all through the instruments:
    by ``interval`` on the station's timer: each read, thresholded at the reference, is one
    network. **Drift compensation**: the reference follows the array. Each read also gives
    every layer's mean conductance; the threshold is ``G_ref · mean_t / mean_0`` with
-   ``mean_0`` the mean of the write-verify's accepting reads (the array as programmed). PCM drift (``g ∝ t^-ν``) scales the device and
-   its read noise alike, so a reference scaled by the measured drift keeps ``z``.
+   ``mean_0`` the mean of the write-verify's accepting reads (the array as programmed). PCM
+   drift (``g ∝ t^-ν``) scales the device and its read noise alike, so a reference scaled by
+   the measured drift keeps ``z``.
 4. **Final-layer logit correction** (:class:`LogitCorrection`). Programming lands each device
    within the write-verify window, a fraction of a read-noise σ off target: every deployment
    realizes slightly different probabilities, and accuracy varies from one deployment to the
    next. Right after programming, ``K`` calibration reads measure each output-layer device's
    realized mean weight ``μ̂ = 2 p̂ − 1`` (the fraction of reads above the reference). From
    then on the output layer's pre-activations get ``h · (tanh λ − μ̂)`` added: the hardware's
-   mean output is brought back to the trained one, for the output layer only (a digital
-   correction on ``n_classes`` numbers; the hidden layers are left as programmed).
+   mean output is brought back to the trained one. Given unlabelled calibration inputs, each
+   class's logit also gets a scale and offset fitted to the software logits. Both act on the
+   ``n_classes`` logits only (digitally; the hidden layers are left as programmed) and need
+   reads and inputs, no labels, so they can be measured again at any time
+   (:func:`evaluate_deployment` does, with ``refresh``).
 
 Only measured quantities enter: the sampler calibration, write-verify reads and inference
 reads. Devices the write-verify could not bring into its window (stuck) are masked out (their
@@ -239,6 +243,7 @@ class SamplerSettings:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
 
     def write_verify(self, max_iterations: int = 200) -> PCMWriteVerify:
+        """The PCM write-verify settings with this window."""
         return PCMWriteVerify(half_width=self.half_width, max_iterations=max_iterations)
 
 
