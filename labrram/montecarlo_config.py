@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .montecarlo import BACKENDS, StudyError, _check_params, check_scheduler, resolve
+from .textfile import read_user_text
 
 __all__ = ["StudyConfig", "load_study_config", "parse_study_config"]
 
@@ -168,11 +169,4 @@ def check_trial_params(fn: Any, ref: str, params: dict[str, Any], source: str = 
 
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and check a study file (see :func:`parse_study_config`)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise StudyError(f"cannot read study file {p}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise StudyError(f"{p}: not a text (UTF-8) TOML file ({exc.reason} at byte {exc.start})") from None
-    return parse_study_config(text, str(p))
+    return parse_study_config(read_user_text(path, "study", "TOML", StudyError), str(Path(path)))

@@ -20,6 +20,7 @@ from .crossbar import Crossbar
 from .drivers import driver_class
 from .drivers.base import Instrument, address_kind
 from .safety import SafeLimits
+from .textfile import read_user_text
 
 DEFAULT_STATION = "default.toml"
 
@@ -278,14 +279,7 @@ def load_station(path: str | Path | None = None) -> Station:
     if path is None:
         text = resources.files("labrram").joinpath("stations", DEFAULT_STATION).read_text()
         return parse_station(text, f"<default station: labrram/stations/{DEFAULT_STATION}>")
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise StationError(f"cannot read station file {p}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise StationError(f"{p}: not a text (UTF-8) TOML file ({exc.reason} at byte {exc.start})") from None
-    return parse_station(text, str(p))
+    return parse_station(read_user_text(path, "station", "TOML", StationError), str(Path(path)))
 
 
 class ConnectedStation:

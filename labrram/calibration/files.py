@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .estimates import Estimate
+from ..textfile import read_user_text
 
 FORMAT = 1
 MODELS = {
@@ -184,12 +185,7 @@ def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:
 def load_calibration(path: str | Path) -> Calibration:
     """Load and validate a calibration file (JSON only; nothing in it is executed)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CalibrationError(f"cannot read calibration file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise CalibrationError(f"{path}: not a text (UTF-8) JSON file ({exc.reason} at byte {exc.start})") from None
+    text = read_user_text(path, "calibration", "JSON", CalibrationError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
