@@ -54,7 +54,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from labrram.crossbar import Crossbar
-from labrram.nn.drift import BatchNorm, Network
+from labrram.nn.drift import BatchNorm, Network, check_times, wait_after_programming
 from labrram.nn.sampled import softmax
 from labrram.protocols.results import ProgramResult
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
@@ -130,15 +130,21 @@ class BinaryBayesNetwork:
     def logits(self, X: np.ndarray, weights: Sequence[np.ndarray], shift: np.ndarray | None = None) -> np.ndarray:
         """Logits ``(N, n_classes)`` of one network ``weights`` (``(n_in, n_out)`` per layer);
         ``shift`` ``(N, n_classes)`` is added to the output layer's pre-activations."""
-        z = self._net.preactivations(X, weights)
-        last = z[-1] if shift is None else z[-1] + shift
-        return self.norms[-1](last)
+        return self._output(self.hidden(X, weights), weights[-1], shift)
+
+    def _output(self, h: np.ndarray, w_last: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
+        z = h @ np.asarray(w_last, dtype=float)
+        return self.norms[-1](z if shift is None else z + shift)
 
     def hidden(self, X: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
         """Input of the output layer ``(N, n_hidden)`` for one network ``weights``."""
         x = np.asarray(X, dtype=float)
+        if x.ndim != 2 or x.shape[1] != self.sizes[0]:
+            raise ValueError(f"X must have shape (N, {self.sizes[0]}), got {x.shape}")
+        if len(weights) != self.n_layers:
+            raise ValueError(f"weights need one entry per layer ({self.n_layers}), got {len(weights)}")
         for w, bn in zip(weights[:-1], self.norms[:-1]):
-            x = np.maximum(bn(x @ w), 0.0)
+            x = np.maximum(bn(x @ np.asarray(w, dtype=float)), 0.0)
         return x
 
     def predict_proba(
@@ -157,11 +163,11 @@ class BinaryBayesNetwork:
         """Logits ``(M, N, n_classes)`` of ``M`` sampled networks (see :meth:`predict_proba`)."""
         out = []
         for weights in samples:
+            h = self.hidden(X, weights)  # once per network: the correction's shift needs it too
             if correction is None:
-                out.append(self.logits(X, weights))
+                out.append(self._output(h, weights[-1], None))
             else:
-                z = self.logits(X, weights, self.hidden(X, weights) @ correction.delta)
-                out.append(correction.apply(z))
+                out.append(correction.apply(self._output(h, weights[-1], h @ correction.delta)))
         return np.stack(out)
 
     def accuracy(self, X: np.ndarray, y: np.ndarray, samples, correction: "LogitCorrection | None" = None) -> float:
@@ -610,16 +616,11 @@ def evaluate_deployment(
     ValueError
         For times that are negative, not increasing, or already past.
     """
-    times = [float(t) for t in times]
-    if not times or any(t < 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
-        raise ValueError(f"times must be >= 0 s and strictly increasing, got {times}")
+    times = check_times(times)
     correction = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software)
     rows = []
     for t in times:
-        wait = dep.t_programmed + t - timer.now()
-        if wait < 0:
-            raise ValueError(f"{t} s after programming is already past (now {timer.now() - dep.t_programmed:.1f} s)")
-        timer.wait(wait)
+        wait_after_programming(timer, dep.t_programmed, t)
         current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software) if refresh and rows else correction
         samples = dep.sample(xb, timer, n_samples)
         row = {

@@ -346,6 +346,23 @@ def deploy_pcm(xb: Crossbar, timer, net: Network, model: PCMModel, settings: Dep
     return PCMDeployment(placement, result, float(timer.now()))
 
 
+def check_times(times: Sequence[float]) -> list[float]:
+    """``times`` (s after programming) as floats; ValueError unless >= 0 and strictly increasing."""
+    times = [float(t) for t in times]
+    if not times or any(t < 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
+        raise ValueError(f"times must be >= 0 s and strictly increasing, got {times}")
+    return times
+
+
+def wait_after_programming(timer, t_programmed: float, t: float) -> None:
+    """Wait on ``timer`` until ``t`` s after ``t_programmed``; ValueError if that is already past."""
+    wait = t_programmed + t - timer.now()
+    if wait < -1e-9:
+        raise ValueError(f"t = {t} s after programming is already past (now {timer.now() - t_programmed:.3g} s)")
+    if wait > 0:
+        timer.wait(wait)
+
+
 def _gdc_outputs(dep: PCMDeployment, xb: Crossbar, x_cal: list[np.ndarray], weights: list[np.ndarray] | None, v_read: float) -> list[np.ndarray]:
     """Per layer, the calibration outputs: in the array (``weights`` None) or from read-back weights."""
     if weights is None:
@@ -389,9 +406,7 @@ def evaluate_drift(
     ValueError
         For times that are negative, not increasing, or already past.
     """
-    times = [float(t) for t in times]
-    if not times or any(t < 0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
-        raise ValueError(f"times must be >= 0 s and strictly increasing, got {times}")
+    times = check_times(times)
     gdc = [GlobalDriftCompensation(granularity) for _ in range(net.n_layers)]
     x_cal = [calibration_inputs(n, n_calibration, seed + i) for i, n in enumerate(net.sizes[:-1])]
 
@@ -402,11 +417,8 @@ def evaluate_drift(
         g.reference(y0)
     rows = []
     for t in times:
-        wait = dep.t_programmed + t - timer.now()
-        if wait < -1e-9 and t > 0:
-            raise ValueError(f"t = {t} s after programming is already past (now {timer.now() - dep.t_programmed:.3g} s)")
-        if wait > 0:
-            timer.wait(wait)
+        if t > 0:
+            wait_after_programming(timer, dep.t_programmed, t)
         alpha = [g.factors(y) for g, y in zip(gdc, outputs())]
         w_cal = dep.read_weights(xb)
         norms = recalibrate_batchnorm(net, X_bn, w_cal, alpha)
