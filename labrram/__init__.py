@@ -17,4 +17,42 @@ try:  # pragma: no cover - pyserial is a hard dependency, the guard keeps import
 except ImportError:  # pragma: no cover
     pass
 
-__all__ = ["__version__"]
+#: what a notebook user needs, loaded on first use (PEP 562): name -> module
+_EXPORTS = {
+    "program": "labrram.api",
+    "characterize": "labrram.api",
+    "calibrate": "labrram.api",
+    "resume": "labrram.api",
+    "read": "labrram.api",
+    "chip_kind": "labrram.api",
+    "Characterization": "labrram.api",
+    "ReadResult": "labrram.api",
+    "JobError": "labrram.api",
+    "ProgramResult": "labrram.protocols.results",
+    "Cells": "labrram.cells",
+    "Station": "labrram.station",
+    "load_station": "labrram.station",
+    "Calibration": "labrram.calibration.files",
+    "load_calibration": "labrram.calibration.files",
+    "default_calibration": "labrram.calibration.files",
+    "RunStore": "labrram.store",
+    "SafeLimits": "labrram.safety",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labrram' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = ["__version__", *_EXPORTS]

@@ -38,14 +38,6 @@ def _connect(args: argparse.Namespace):
     return station, station.connect()
 
 
-def _bench_elapsed(connected, before: dict[str, float] | None) -> dict[str, float] | None:
-    if before is None:
-        return None
-    from .sim.clock import VirtualClock
-
-    return VirtualClock.elapsed(before, connected.bench_time())
-
-
 # --- info ---------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
     station, connected = _connect(args)
@@ -83,45 +75,9 @@ def show_info(summary: dict[str, Any], console) -> None:
 
 # --- read -----------------------------------------------------------------------------------
 def cmd_read(args: argparse.Namespace) -> dict[str, Any]:
-    from .store import RunStore, StoreError
+    from .api import read
 
-    out = Path(args.out)
-    if out.exists():
-        raise UsageError(f"{out} already exists; choose another --out or remove it")
-    station, connected = _connect(args)
-    with connected:
-        xb = connected.crossbar
-        before = connected.bench_time()
-        t0 = time.perf_counter()
-        g = xb.read()
-        wall = time.perf_counter() - t0
-        bench = _bench_elapsed(connected, before)
-        try:
-            store = RunStore.create(
-                out,
-                "read",
-                {"station": station.to_dict(), "read_voltage": xb.read_voltage, "read_gate": xb.read_gate},
-            )
-        except StoreError as exc:
-            raise UsageError(str(exc)) from None
-        store.write("conductance", g, ("row", "col"), "S", long_name="conductance at the read voltage")
-        store.update_attrs(wall_time=wall, projected_bench_time=None if bench is None else bench["now"])
-    finite = g[np.isfinite(g)]
-    return {
-        "out": str(out),
-        "shape": list(g.shape),
-        "read_voltage": xb.read_voltage,
-        "conductance": {
-            "unit": "S",
-            "median": float(np.median(finite)),
-            "mean": float(np.mean(finite)),
-            "min": float(np.min(finite)),
-            "max": float(np.max(finite)),
-        },
-        "wall_time": wall,
-        "projected_bench_time": None if bench is None else bench["now"],
-        "bench_time_breakdown": bench,
-    }
+    return read(args.station, out=args.out).summary()
 
 
 def show_read(summary: dict[str, Any], console) -> None:
@@ -148,72 +104,33 @@ def _progress():
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
 
 
-def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
-    from dataclasses import fields
-
-    from .calibration import KINDS
-    from .station import StationError, load_station
-    from .store import RunStore
-
-    out = Path(args.out)
-    if out.exists():
-        raise UsageError(f"{out} already exists; choose another --out or remove it")
-    tech = KINDS.get(args.kind)
-    if tech is None:
-        raise UsageError(f"characterization of {args.kind!r} chips is not available; choose from {sorted(KINDS)}")
-    options: dict[str, Any] = {"seed": args.seed}
-    if args.devices is not None:
-        options["n_devices"] = args.devices
-    if args.cycles is not None:
-        if "cycles" not in {f.name for f in fields(tech.settings)}:
-            raise UsageError(f"--cycles does not apply to {args.kind} characterization")
-        options["cycles"] = args.cycles
+def _array(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
     try:
-        station = load_station(args.station)
-        if station.simulated and station.simulation.kind != args.kind:
-            station = station.with_simulation(kind=args.kind)
-        if args.array:
-            if not station.simulated:
-                raise UsageError("--array sets the size of a simulated chip; a real station's array is what it is")
-            try:
-                rows, cols = (int(x) for x in args.array.lower().split("x"))
-            except ValueError:
-                raise UsageError(f"--array must look like 32x32, got {args.array!r}") from None
-            station = station.with_simulation(rows=rows, cols=cols)
-        settings = tech.settings(**options)
-    except (StationError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    with station.connect() as connected, _progress() as progress:
-        xb = connected.crossbar
-        chip = connected.instruments[station.crossbar["board"]].idn
-        array_kind = xb.board.query(":ARR:TYPE?").strip().lower()
-        if array_kind != args.kind:
-            raise UsageError(f"the board reports a {array_kind!r} array, not {args.kind!r}")
-        task = progress.add_task(f"characterize {args.kind}", total=None)
+        rows, cols = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--array must look like 32x32, got {text!r}") from None
+    return rows, cols
+
+
+def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
+    from .api import characterize, resume
+
+    with _progress() as progress:
+        task = progress.add_task(f"characterize {args.kind or ''}", total=None)
 
         def tick(label: str, step: int, total: int) -> None:
             progress.update(task, description=label, completed=step, total=total)
 
-        before = connected.bench_time()
-        t0 = time.perf_counter()
-        data = tech.characterize(xb, connected.timer, settings, progress=tick)
-        wall = time.perf_counter() - t0
-        bench = _bench_elapsed(connected, before)
-    store = RunStore.create(
-        out,
-        "characterize",
-        {"device_kind": args.kind, "settings": settings.to_dict(), "station": station.to_dict(), "chip": chip, "wall_time": wall, "projected_bench_time": None if bench is None else bench["now"]},
-    )
-    data.save(store)
-    return {
-        "out": str(out),
-        "kind": args.kind,
-        "chip": chip,
-        "devices": settings.n_devices,
-        "settings": settings.to_dict(),
-        "wall_time": wall,
-        "projected_bench_time": None if bench is None else bench["now"],
-    }
+        if args.resume:
+            if args.devices is not None or args.cycles is not None or args.array:
+                raise UsageError("--devices, --cycles and --array cannot be combined with --resume: the run's settings are in its store")
+            run = resume(args.out, args.station, progress=tick)
+        else:
+            options = {"seed": args.seed, **({"n_devices": args.devices} if args.devices is not None else {}), **({"cycles": args.cycles} if args.cycles is not None else {})}
+            run = characterize(args.station, kind=args.kind, out=args.out, array=_array(args.array), progress=tick, **options)
+    return run.summary()
 
 
 def show_characterize(summary: dict[str, Any], console) -> None:
@@ -226,54 +143,17 @@ def show_characterize(summary: dict[str, Any], console) -> None:
     )
 
 
-def _chip_serial(idn: str) -> str:
-    """The serial field of an ``*IDN?`` reply (third comma-separated field), or ''."""
-    fields = str(idn).split(",")
-    return fields[2].strip() if len(fields) > 2 else ""
-
-
 def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
-    from .calibration import KINDS
-    from .calibration.files import Calibration, provenance
-    from .store import RunStore, StoreError
+    from .api import calibrate
 
-    try:
-        store = RunStore.open(args.run)
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
-    attrs = store.attrs
-    if attrs.get("kind") != "characterize":
-        raise UsageError(f"{args.run} is a {attrs.get('kind')!r} run, not a characterization")
-    kind = attrs.get("device_kind")
-    tech = KINDS.get(kind)
-    if tech is None:
-        raise UsageError(f"{args.run}: cannot calibrate device kind {kind!r}")
-    try:
-        data = tech.data.load(store)
-    except (StoreError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise UsageError(f"{args.run}: incomplete characterization: {exc}") from None
-    fit = tech.fit(n_boot=args.bootstrap).fit(data)
-    cal = Calibration(
-        kind,
-        fit.model_,
-        fit.estimates_,
-        fit.gof_,
-        fit.n_devices_,
-        provenance(attrs.get("chip", "unknown"), attrs.get("station"), attrs.get("settings", {}), str(Path(args.run))),
-    )
-    out = cal.save(args.out)
-    plots = []
-    if args.plots:
-        from .report import calibration_plots
-
-        plots = [str(p) for p in calibration_plots(kind, data, fit.model_, args.plots, title=_chip_serial(attrs.get("chip", "")))]
+    cal = calibrate(args.run, out=args.out, bootstrap=args.bootstrap, plots=args.plots)
     return {
-        "out": str(out),
-        "kind": kind,
-        "n_devices": fit.n_devices_,
-        "estimates": {k: e.to_dict() for k, e in fit.estimates_.items()},
-        "goodness_of_fit": fit.gof_,
-        "plots": plots,
+        "out": str(args.out),
+        "kind": cal.kind,
+        "n_devices": cal.n_devices,
+        "estimates": {k: e.to_dict() for k, e in cal.estimates.items()},
+        "goodness_of_fit": cal.goodness_of_fit,
+        "plots": cal.plots,  # type: ignore[attr-defined]
     }
 
 
@@ -291,160 +171,28 @@ def show_calibrate(summary: dict[str, Any], console) -> None:
 
 
 # --- program / report --------------------------------------------------------------------------
-PATTERNS = "constant:G | uniform:LO:HI | checkerboard:LO:HI | gradient:LO:HI (S)"
-
-
-def _load_npy(spec: str, what: str, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A user's ``.npy`` array: header checked first, never unpickled (see :mod:`labrram.npyfile`)."""
-    from .npyfile import ArrayFileError, load_array
-
-    try:
-        return load_array(spec, what, shape=shape, ndim=2)
-    except ArrayFileError as exc:
-        raise UsageError(f"cannot load {what}: {exc}") from None
-
-
-def _pattern(spec: str) -> tuple[str, list[float]]:
-    """Parse and check a targets pattern (see :data:`PATTERNS`) without knowing the array."""
-    kind, _, rest = spec.partition(":")
-    try:
-        values = [float(x) for x in rest.split(":")] if rest else []
-    except ValueError:
-        raise UsageError(f"bad numbers in targets pattern {spec!r}; patterns: {PATTERNS}") from None
-    if not ((kind == "constant" and len(values) == 1) or (kind in ("uniform", "checkerboard", "gradient") and len(values) == 2)):
-        raise UsageError(f"unknown targets {spec!r}: give FILE.npy or a pattern: {PATTERNS}")
-    if not all(np.isfinite(values)):
-        raise UsageError(f"targets pattern {spec!r}: conductances must be finite numbers (S)")
-    if kind == "uniform" and values[0] > values[1]:
-        raise UsageError(f"targets pattern {spec!r}: LO must not exceed HI")
-    return kind, values
-
-
-def parse_targets(spec: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """A ``.npy`` file (loaded without pickle) or a pattern (see :data:`PATTERNS`)."""
-    if spec.endswith(".npy"):
-        return _load_npy(spec, "targets", shape)
-    kind, values = _pattern(spec)
-    rows, cols = np.indices(shape)
-    if kind == "constant":
-        return np.full(shape, values[0])
-    lo, hi = values
-    if kind == "uniform":
-        return np.random.default_rng(seed).uniform(lo, hi, shape)
-    if kind == "checkerboard":
-        return np.where((rows + cols) % 2 == 0, lo, hi).astype(float)
-    return lo + (hi - lo) * cols / max(shape[1] - 1, 1)
-
-
 def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
-    from .calibration.files import CalibrationError, default_calibration, load_calibration
-    from .protocols.recorder import ProgramRecorder
-    from .protocols.results import TargetError
-    from .protocols.single_shot import population_sigma, single_shot, stochastic_set
-    from .protocols.write_verify import write_verify_reram
-    from .station import StationError, load_station
-    from .store import StoreError
+    from .api import program, resume
+    from .targets import PATTERNS
 
-    out = Path(args.out)
     if args.resume and (args.targets or args.sigma):
         raise UsageError("--targets and --sigma cannot be combined with --resume: the run's targets are in its store")
     if not args.resume and not args.targets:
         raise UsageError("--targets is required (FILE.npy or a pattern: " + PATTERNS + ")")
-    try:
-        if args.resume:
-            rec = ProgramRecorder.resume(out, args.protocol)
-        elif out.exists():
-            raise UsageError(f"{out} already exists; use --resume to continue it, or choose another --out")
-        station = load_station(args.station)
-        cal = load_calibration(args.calibration) if args.calibration else default_calibration("reram")
-    except (StationError, CalibrationError, StoreError) as exc:
-        raise UsageError(str(exc)) from None
-    if cal.kind != "reram":
-        raise UsageError(f"programming protocols for {cal.kind!r} devices are not available; use a ReRAM calibration")
-    model = cal.model
-    if not args.resume:  # everything that can be checked before connecting is checked before connecting
-        from .protocols.results import validate_targets
-        from .protocols.write_verify import ReRAMWriteVerify, reachable_range
-
-        d = ReRAMWriteVerify()
-        try:
-            if args.targets.endswith(".npy"):
-                early = _load_npy(args.targets, "targets")
-                validate_targets(early, early.shape, reachable_range(model, d.gate_min, d.gate_max))
-            else:
-                kind, values = _pattern(args.targets)
-                validate_targets(np.array([values]), (1, len(values)), reachable_range(model, d.gate_min, d.gate_max))
-            if args.protocol == "stochastic-set" and args.sigma not in (None, "calibrated") and args.sigma.endswith(".npy"):
-                _load_npy(args.sigma, "sigma")
-        except TargetError as exc:
-            raise UsageError(f"targets refused, nothing was programmed: {exc}") from None
-    with station.connect() as connected, _progress() as progress:
-        xb = connected.crossbar
+    with _progress() as progress:
         task = progress.add_task(args.protocol, total=None)
 
         def tick(label: str, done: int, total: int) -> None:
             progress.update(task, description=label, completed=done, total=total)
 
-        try:
-            if not args.resume:
-                targets = parse_targets(args.targets, xb.shape, args.seed)
-                from .protocols.results import validate_targets
-                from .protocols.write_verify import ReRAMWriteVerify, reachable_range
-
-                d = ReRAMWriteVerify()
-                validate_targets(targets, xb.shape, reachable_range(model, d.gate_min, d.gate_max))  # before any file or byte
-                attrs = {"station": station.to_dict(), "calibration": cal.provenance, "targets_spec": args.targets}
-                sigma = None
-                if args.protocol == "stochastic-set":
-                    sigma = _parse_sigma(args.sigma, targets, model, population_sigma)
-                rec = ProgramRecorder.create(out, args.protocol, np.asarray(targets, dtype=float), attrs)
-                if sigma is not None:
-                    rec.store.write("sigma", sigma, ("row", "col"), "S")
-            before = connected.bench_time()
-            common = dict(recorder=rec, resume=args.resume, progress=tick)
-            if args.protocol == "write-verify":
-                result = write_verify_reram(xb, None if args.resume else targets, model, **common)
-            elif args.protocol == "single-shot":
-                result = single_shot(xb, None if args.resume else targets, model, **common)
-            else:
-                result = stochastic_set(xb, None if args.resume else targets, None if args.resume else sigma, model, **common)
-        except TargetError as exc:
-            raise UsageError(f"targets refused, nothing was programmed: {exc}") from None
-        except BaseException as exc:
-            if "rec" in locals():
-                rec.stopped(exc)
-                from .drivers.base import InstrumentError
-
-                if isinstance(exc, InstrumentError):  # an unrecoverable fault: say where the run stopped
-                    raise InstrumentError(
-                        f"{exc} — the run stopped cleanly (outputs off) at batch {rec.progress.get('batches', 0)}; "
-                        f"continue it with: labrram program --resume --protocol {args.protocol} --out {out}"
-                    ) from exc
-            raise
-        bench = _bench_elapsed(connected, before)
-        link_faults = sum(inst.link_faults for inst in connected.instruments.values())
+        if args.resume:
+            result = resume(args.out, args.station, progress=tick)
+        else:
+            result = program(args.targets, args.station, protocol=args.protocol, calibration=args.calibration, sigma=args.sigma,
+                             out=args.out, seed=args.seed, kind=args.kind, progress=tick)  # fmt: skip
     summary = result.summary()
-    summary["bench_time"] = None if bench is None else bench["now"]
-    summary["link_faults"] = link_faults  # failed exchanges recovered from (retries, read-backs)
-    summary["out"] = str(out)
-    rec.store.update_attrs(summary=summary)
-    return summary
-
-
-def _parse_sigma(spec: str | None, mu: np.ndarray, model, population_sigma) -> np.ndarray:
-    if spec is None or spec == "calibrated":
-        return population_sigma(model, np.where(np.isnan(mu), 1e-6, mu))
-    if spec.endswith(".npy"):
-        sigma = _load_npy(spec, "sigma", mu.shape)
-    else:
-        try:
-            sigma = np.full(mu.shape, float(spec))
-        except ValueError:
-            raise UsageError(f"--sigma must be 'calibrated', a number (S) or FILE.npy, got {spec!r}") from None
-    m = ~np.isnan(mu)
-    if not np.all(np.isfinite(sigma[m])) or np.any(sigma[m] <= 0):
-        raise UsageError("--sigma: every sigma of a programmed device must be a positive finite conductance (S)")
-    return sigma
+    summary.update(out=str(args.out), link_faults=result.link_faults, settled_batches=result.settled)
+    return _finite_json(summary)
 
 
 def show_program(summary: dict[str, Any], console) -> None:
@@ -685,6 +433,8 @@ def _count(minimum: int) -> Callable[[str], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .targets import PATTERNS
+
     parser = _Parser(prog="labrram", description="Program and characterize resistive-memory chips.")
     parser.add_argument("--version", action="version", version=f"labrram {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -695,8 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create")
     p = sub.add_parser("characterize", help=COMMANDS["characterize"][2])
     _add_common(p)
-    p.add_argument("--kind", choices=["reram", "pcm", "passive"], default="reram", help="device technology")
-    p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create")
+    p.add_argument("--kind", choices=["reram", "pcm", "passive"], help="device technology (default: what the board reports; on a simulated station, the simulated chip)")
+    p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create (or, with --resume, to continue)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted characterization from its store")
     p.add_argument("--devices", type=_count(1), help="devices to characterize (default: 256 ReRAM, 768 PCM)")
     p.add_argument("--cycles", type=_count(1), help="ReRAM: RESET/SET cycles per level (default 8)")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of the device selection")
@@ -709,10 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p = sub.add_parser("program", help=COMMANDS["program"][2])
     _add_common(p)
-    p.add_argument("--protocol", choices=["single-shot", "write-verify", "stochastic-set"], default="write-verify")
+    p.add_argument("--protocol", choices=["write-verify", "single-shot", "stochastic-set", "write-verify-pcm", "tune-passive"], default="write-verify",
+                   help="write-verify: the closed loop that fits the chip (ReRAM gate stepping, PCM ladders, passive tuning); single-shot and stochastic-set: ReRAM")
+    p.add_argument("--kind", choices=["reram", "pcm", "passive"], help="the chip's kind (on a simulated station: the simulated chip; on a real one: what the board must report)")
     p.add_argument("--targets", metavar="FILE.npy|PATTERN", help=f"conductance targets, S: a .npy array (NaN = leave alone) or {PATTERNS}")
     p.add_argument("--sigma", metavar="calibrated|S|FILE.npy", help="stochastic-set: wanted spread per device (default: the calibrated one)")
-    p.add_argument("--calibration", metavar="CAL.json", help="device calibration (default: the shipped ReRAM calibration)")
+    p.add_argument("--calibration", metavar="CAL.json", help="device calibration (default: the shipped one for the chip's kind)")
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create (or, with --resume, to continue)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its store")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of random target patterns")
@@ -746,9 +499,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from .calibration.files import CalibrationError
     from .npyfile import ArrayFileError
+    from .api import JobError
+    from .cells import CellsError
     from .protocols.results import TargetError
     from .station import StationError
     from .store import StoreError
+    from .targets import TargetSpecError
 
     import logging
 
@@ -765,19 +521,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with install_sigterm():  # SIGTERM stops at a safe point, like Ctrl-C
             summary = run(args)
-    except (UsageError, StationError, CalibrationError, StoreError, TargetError, ArrayFileError) as exc:  # bad input
+    except (UsageError, StationError, CalibrationError, StoreError, TargetError, ArrayFileError, JobError, TargetSpecError, CellsError) as exc:  # bad input
         err.print(f"[red]error:[/red] {_one_line(exc)}")
         return 2
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        err.print(f"[yellow]{what}: outputs are off; a programming run continues with --resume[/yellow]")
+        err.print(f"[yellow]{what}: outputs are off{_resume_hint(args)}[/yellow]")
         return 128 + exc.signum if isinstance(exc, Terminated) else 130
     except Exception as exc:  # instrument and run errors: one clear line, not a traceback
         from .drivers.base import InstrumentError
         from .safety import LimitError
 
         if isinstance(exc, (InstrumentError, LimitError, OSError, ValueError)):
-            err.print(f"[red]error:[/red] {type(exc).__name__}: {_one_line(exc)}")
+            err.print(f"[red]error:[/red] {type(exc).__name__}: {_one_line(exc)}{_resume_hint(args)}")
             return 1
         raise
     if args.json:
@@ -785,6 +541,24 @@ def main(argv: list[str] | None = None) -> int:
     else:
         show(summary, Console())
     return 0
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """Where a stopped run continues (program and characterize write resumable stores)."""
+    from rich.markup import escape
+
+    out = getattr(args, "out", None)
+    if args.command not in ("program", "characterize") or not out or not Path(out).exists():
+        return ""
+    from .store import RunStore, StoreError
+
+    try:
+        if RunStore.open(out).attrs.get("status") != "interrupted":
+            return ""
+    except StoreError:
+        return ""
+    station = f" --station {args.station}" if args.station else ""
+    return f" — the run stopped cleanly (outputs off); continue it with: labrram {args.command} --resume --out {escape(str(out))}{escape(station)}"
 
 
 def _one_line(exc: BaseException) -> str:

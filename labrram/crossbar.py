@@ -5,8 +5,9 @@ transport. Bulk work goes through the board (a whole-array read is one transacti
 pulses is one transaction); the SMU, routed to a single cell by the board's relay matrix, gives
 precise DC reads and I-V sweeps.
 
-Cells can be given as a boolean mask of the array's shape, as a pair of index arrays
-``(rows, cols)``, or as an ``(N, 2)`` integer array of ``[row, col]`` pairs.
+Cells are a :class:`~labrram.cells.Cells` (``Cells.pairs``, ``Cells.rows_cols``, ``Cells.block``,
+``Cells.mask``), a boolean mask of the array's shape, or a tuple of two integer numpy arrays
+``(rows, cols)``; lists, whose two readings name different devices, are refused.
 """
 
 from __future__ import annotations
@@ -16,34 +17,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .cells import Cells, as_cells
 from .drivers.board import CrossbarBoard
 from .drivers.smu import SourceMeter
 from .safety import SafeLimits
-
-
-def as_cells(cells: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise a cell selection to ``(rows, cols)`` index arrays (see module docstring)."""
-    n_rows, n_cols = shape
-    if isinstance(cells, tuple) and len(cells) == 2:
-        rows, cols = (np.atleast_1d(np.asarray(x)) for x in cells)
-    else:
-        arr = np.asarray(cells)
-        if arr.dtype == bool:
-            if arr.shape != shape:
-                raise ValueError(f"cell mask has shape {arr.shape}, the array is {shape}")
-            rows, cols = np.nonzero(arr)
-        elif arr.ndim == 2 and arr.shape[1] == 2:
-            rows, cols = arr[:, 0], arr[:, 1]
-        else:
-            raise ValueError("cells must be a boolean mask, a (rows, cols) pair of index arrays or an (N, 2) array")
-    if rows.shape != cols.shape:
-        raise ValueError("row and column index arrays differ in shape")
-    if rows.size and (not np.issubdtype(rows.dtype, np.integer) or not np.issubdtype(cols.dtype, np.integer)):
-        raise ValueError("cell indices must be integers")
-    rows, cols = rows.ravel().astype(np.intp), cols.ravel().astype(np.intp)
-    if rows.size and (rows.min() < 0 or rows.max() >= n_rows or cols.min() < 0 or cols.max() >= n_cols):
-        raise ValueError(f"cell index outside the {n_rows}x{n_cols} array")
-    return rows, cols
 
 
 @dataclass(frozen=True)
@@ -140,6 +117,31 @@ class Crossbar:
         if rows.size == 0:
             return np.empty(0)
         return self.board.measure_cells(rows, cols) / self.read_voltage
+
+    def measure(self, cells: Any, voltage: float | None = None) -> np.ndarray:
+        """Currents the board senses for the selected cells with ``voltage`` (V; default the
+        read voltage) on the selected lines, A; the read voltage is put back afterwards. On a
+        passive array each reading carries the sneak currents of the biasing scheme."""
+        self._setup()
+        rows, cols = as_cells(cells, self.shape)
+        if rows.size == 0:
+            return np.empty(0)
+        if voltage is None or float(voltage) == self.read_voltage:
+            return self.board.measure_cells(rows, cols)
+        self.board.read_voltage = float(voltage)
+        try:
+            return self.board.measure_cells(rows, cols)
+        finally:
+            self.board.read_voltage = self.read_voltage
+
+    def bias(self, scheme: str) -> None:
+        """Biasing of the unselected lines of a passive array for later pulses and reads:
+        ``"HALF"`` (V/2), ``"THIRD"`` (V/3) or ``"FLOAT"`` (board ``:ARR:BIAS``)."""
+        if scheme not in ("HALF", "THIRD", "FLOAT"):
+            raise ValueError(f"bias scheme must be HALF, THIRD or FLOAT, got {scheme!r}")
+        self._setup()
+        self.board.write(f":ARR:BIAS {scheme}")
+        self.board.check_errors()
 
     def read_row(self, row: int) -> np.ndarray:
         """Conductances of one row, S."""

@@ -60,7 +60,6 @@ def run_demo(
     from .calibration import ReRAMCharacterization, ReRAMFit, characterize_reram
     from .calibration.files import Calibration, provenance
     from .nn.exsitu import ExSituSettings, evaluate, train_stage, transfer_stage
-    from .protocols.recorder import ProgramRecorder
     from .station import load_station
     from .store import RunStore
 
@@ -118,16 +117,12 @@ def run_demo(
             else:
                 np.savez(out / f"{tag}network.npz", **{f"w{i}": w for i, w in enumerate(trained.network.weights())})
 
-            def recorder(i: int, mu: np.ndarray, sigma: np.ndarray | None, tag: str = tag, s=s) -> ProgramRecorder:
-                protocol = "stochastic-set" if s.bayesian else "single-shot"
-                rec = ProgramRecorder.create(out / f"{tag}transfer{'' if i == 0 else i}.zarr", protocol, mu, {"station": station.to_dict(), "calibration": cal.provenance, "network": s.to_dict()})
-                if sigma is not None:
-                    rec.store.write("sigma", sigma, ("row", "col"), "S")
-                return rec
+            def stores(i: int, tag: str = tag) -> Path:
+                return out / f"{tag}transfer{'' if i == 0 else i}.zarr"
 
             timed("transfer")
             before = connected.bench_time()
-            tr = transfer_stage(xb, model, trained, recorder)
+            tr = transfer_stage(xb, model, trained, stores, attrs={"station": station.to_dict(), "calibration": cal.provenance, "network": s.to_dict()})
             after = connected.bench_time()
             done("transfer")
             timed("read")

@@ -1,16 +1,11 @@
-"""What every protocol shares: target validation, per-device results and bench-time accounting."""
+"""What every programming plan shares: target validation, per-device state and the result."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-
-#: the board's datasheet timing (docs/board-protocol.md): one row conversion, one pulse set-up
-ROW_READ_TIME = 10e-6
-PULSE_SETUP_TIME = 1e-6
 
 Progress = Callable[[str, int, int], None]
 
@@ -71,6 +66,13 @@ class ProgramResult:
     def mask(self) -> np.ndarray:
         return ~np.isnan(self.targets)
 
+    def save(self, store: Any) -> None:
+        """Write the per-device outcome into a run store (``achieved``, ``converged``,
+        ``pulses``: (row, col))."""
+        store.write("achieved", self.achieved, ("row", "col"), "S", long_name="last read of each device")
+        store.write("converged", self.converged, ("row", "col"), "1")
+        store.write("pulses", self.pulses, ("row", "col"), "1", long_name="pulses delivered to each device")
+
     def summary(self) -> dict[str, Any]:
         m = self.mask
         err = (self.achieved - self.targets)[m]
@@ -80,7 +82,7 @@ class ProgramResult:
             "converged_fraction": float(self.converged[m].mean()),
             "rms_error": float(np.sqrt(np.mean(err**2))),
             "rms_relative_error": float(np.sqrt(np.mean((err / self.targets[m]) ** 2))),
-            "rms_error_converged": float(np.sqrt(np.mean((self.achieved - self.targets)[m & self.converged] ** 2))) if np.any(m & self.converged) else float("nan"),
+            "rms_error_converged": float(np.sqrt(np.mean((self.achieved - self.targets)[m & self.converged] ** 2))) if np.any(m & self.converged) else None,
             "pulses_per_device": float(self.pulses[m].mean()),
             "max_pulses": int(self.pulses[m].max()),
             "iterations": self.iterations,
@@ -90,44 +92,46 @@ class ProgramResult:
         }
 
 
-class Accounting:
-    """Counts what the hardware cannot avoid: pulse widths, set-up, and row conversions."""
+@dataclass
+class DeviceState:
+    """Per-device state of a programming plan, flat over the programmed devices (row-major)."""
 
-    def __init__(self) -> None:
-        self.physical = 0.0
-        self.t0 = time.perf_counter()
+    rows: np.ndarray
+    cols: np.ndarray
+    targets: np.ndarray
+    achieved: np.ndarray
+    converged: np.ndarray
+    pulses: np.ndarray
+    param: np.ndarray
+    iteration: int = 0
+    stall: np.ndarray | None = None  # iterations without progress (protocols that give up use it)
 
-    def pulses(self, widths: np.ndarray) -> None:
-        self.physical += float(np.sum(widths) + PULSE_SETUP_TIME * np.size(widths))
+    def __post_init__(self) -> None:
+        if self.stall is None:
+            self.stall = np.zeros(self.targets.size)
 
-    def reads(self, rows: np.ndarray) -> None:
-        self.physical += ROW_READ_TIME * len(np.unique(rows))
+    @classmethod
+    def start(cls, targets: np.ndarray, param: Any) -> "DeviceState":
+        """Every non-NaN target, nothing achieved yet, ``param`` per device (or one for all)."""
+        rows, cols = np.nonzero(~np.isnan(targets))
+        n = rows.size
+        return cls(rows, cols, targets[rows, cols], np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32),
+                   np.broadcast_to(np.asarray(param, dtype=float), (n,)).copy())  # fmt: skip
 
-    @property
-    def wall(self) -> float:
-        return time.perf_counter() - self.t0
 
-
-def finish_result(shape, name: str, targets: np.ndarray, st, acc: Accounting, recorder, settings: dict) -> ProgramResult:
-    """The result of a run from its per-device state (a :class:`~.recorder.DeviceState`); with a
-    recorder, totals include the earlier parts of a resumed run and the store is marked complete."""
-    result = ProgramResult(
+def program_result(shape: tuple[int, int], name: str, targets: np.ndarray, st: DeviceState, settings: dict) -> ProgramResult:
+    """The result of a programming plan from its per-device state (the engine fills in the
+    times)."""
+    return ProgramResult(
         name,
         targets,
         _scatter(shape, st.rows, st.cols, st.achieved, np.nan),
         _scatter(shape, st.rows, st.cols, st.converged, False),
         _scatter(shape, st.rows, st.cols, st.pulses, 0),
         st.iteration,
-        acc.wall,
-        physical_limit=acc.physical,
+        0.0,
         settings=settings,
     )
-    if recorder is not None:
-        prior = recorder.store.attrs
-        result.physical_limit += float(prior.get("physical_limit", 0.0))
-        result.wall_time += float(prior.get("wall_time", 0.0))
-        recorder.finish(physical_limit=result.physical_limit, wall_time=result.wall_time, summary=result.summary())
-    return result
 
 
 def _scatter(shape, rows, cols, values, fill):

@@ -3,26 +3,30 @@ calibrated model — the single-shot protocol (target = the median of the chosen
 the stochastic-SET protocol (the chosen compliance's whole distribution matches a wanted
 (mu, sigma), so device randomness does the sampling).
 
-Devices are programmed in chunks (one RESET batch then one SET-and-read batch per chunk). With
-a recorder, each chunk is stored as it completes; an interrupted run resumes with the next
-chunk, and the devices of a chunk that was in flight are re-read: a device whose conductance
-rose above the RESET level was SET and is never pulsed again.
+Devices are programmed in chunks (one RESET batch then one SET-and-read batch per chunk), by
+plans the engine runs. A device is SET once: a SET proven delivered, or of unknown fate but read
+above ``set_detect``, is final; one proven undelivered (or of unknown fate and still at the
+RESET level) gets RESET + SET again, at most 3 rounds per chunk. A device whose pulse the engine
+refused (its per-run budget is spent) is given up on.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
+from labrram.drivers.base import InstrumentError
 
-from .recorder import DeviceState, ProgramRecorder
-from .results import Accounting, ProgramResult, Progress, TargetError, finish_result, validate_targets
-from .write_verify import reachable_range
-
+from .engine import Progress, run_plan
+from .messages import DELIVERED, NOT_DELIVERED, Pulse, Report
+from .plan import Plan, PlanRun, model_from_json, model_to_json, register
+from .results import DeviceState, ProgramResult, TargetError, program_result, validate_targets
+from .write_verify import check_pulse_settings, reachable_range
 
 
 @dataclass(frozen=True)
@@ -80,155 +84,145 @@ def stochastic_gates(model: ReRAMModel, mu: np.ndarray, sigma: np.ndarray, s: On
     return gates[best], m[best], sd[best]
 
 
-def _program_once(
-    xb: Crossbar,
-    name: str,
-    targets: np.ndarray,
-    gates_fn,
-    s: OneShotSettings,
-    recorder: ProgramRecorder | None,
-    resume: bool,
-    progress: Progress | None,
-) -> ProgramResult:
-    # A batch whose exchange failed is read back at once (send_batch); the board's pulse counter
-    # says whether it was delivered. A device is SET once: a SET proven delivered, or of unknown
-    # fate but read above set_detect, is final; one proven undelivered (or unknown and still at
-    # the RESET level) gets RESET + SET again, at most 3 rounds per chunk.
-    from labrram.drivers.base import InstrumentError
+class _OneShot(Plan):
+    """What single-shot and stochastic SET share: RESET + SET per chunk at a gate per device."""
 
-    from .recovery import DELIVERED, NOT_DELIVERED, charge, check_pulse_settings, check_store_shape, load_budget, run_guard, send_batch
+    def __init__(self, targets: np.ndarray, model: ReRAMModel, settings: OneShotSettings) -> None:
+        self.targets = targets
+        self.model = model
+        self.settings = settings
 
-    acc = Accounting()
-    limits = xb.limits
-    check_pulse_settings(xb, f"{name} SET", s.set_amplitude, [s.gate_min, s.gate_max], s.set_width)
-    check_pulse_settings(xb, f"{name} RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
-    if resume:
-        if recorder is None:
-            raise ValueError("resume needs the recorder of the interrupted run")
-        check_store_shape(xb, recorder)
-        st = recorder.load_state()
-        targets = recorder.targets
-    else:
-        rows, cols = np.nonzero(~np.isnan(targets))
-        n = rows.size
-        st = DeviceState(rows, cols, targets[rows, cols], np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32), gates_fn(rows, cols))
-        st.phase = "program"
-        if recorder is not None:
-            recorder.save_state(st)
-    n = st.targets.size
-    e_pair = limits.pulse_energy(s.reset_amplitude, s.reset_width) + limits.pulse_energy(s.set_amplitude, s.set_width)
-    with run_guard(xb, recorder):
-        if resume:
-            _recover(xb, recorder, st, s)
-            load_budget(limits, recorder, st)
+    def _gates(self, targets: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check(self, xb: Crossbar) -> None:
+        s = self.settings
+        check_pulse_settings(xb, f"{self.name} SET", s.set_amplitude, [s.gate_min, s.gate_max], s.set_width)
+        check_pulse_settings(xb, f"{self.name} RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
+        self.targets = validate_targets(self.targets, xb.shape, reachable_range(self.model, s.gate_min, s.gate_max))
+
+    def params(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict(), "calibration": model_to_json(self.model)}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"targets": (np.asarray(self.targets, dtype=float), ("row", "col"), "S")}
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        s = self.settings
+        st = DeviceState.start(self.targets, 0.0)
+        st.param = self._gates(st.targets)
+        n = st.targets.size
         for start in range(0, n, s.chunk):
             todo = np.arange(start, min(start + s.chunk, n))
-            todo = todo[~st.converged[todo] & ~np.isnan(st.param[todo])]  # SET devices are never pulsed again
             for _ in range(3):
-                out = (st.spent[todo] + 2 > limits.max_pulses_per_device) | (st.energy[todo] + e_pair > limits.max_energy_per_device)
-                st.param[todo[out]] = np.nan  # no budget left for RESET + SET: given up
-                todo = todo[~out]
-                if todo.size == 0:
-                    break
-                b = send_batch(xb, recorder, st, "RESET", todo, s.reset_amplitude, s.reset_gate, s.reset_width)
-                acc.pulses(np.full(todo.size, s.reset_width))
-                acc.reads(st.rows[todo])
-                charge(limits, st, todo, b, s.reset_amplitude, s.reset_width)
-                st.pulses[todo[b.delivered]] += 1
-                st.achieved[todo] = b.g
-                if recorder is not None:
-                    recorder.commit(st, "RESET", todo, s.reset_amplitude, s.reset_gate, s.reset_width, b.g, status=b.status)
-                ready = todo[(b.status == DELIVERED) | (b.g <= s.set_detect)]  # at the RESET level
+                r = yield Pulse("RESET", st.rows[todo], st.cols[todo], s.reset_amplitude, s.reset_gate, s.reset_width)
+                st.pulses[todo[r.delivered]] += 1
+                st.param[todo[r.refused]] = np.nan  # no budget left: given up
+                st.achieved[todo] = np.where(r.refused, st.achieved[todo], r.g)
+                ready = todo[(r.status == DELIVERED) | ((r.status != NOT_DELIVERED) & ~r.refused & (r.g <= s.set_detect))]  # at the RESET level
                 if ready.size:
-                    gate = st.param[ready]
-                    b = send_batch(xb, recorder, st, "SET", ready, s.set_amplitude, gate, s.set_width)
-                    acc.pulses(np.full(ready.size, s.set_width))
-                    acc.reads(st.rows[ready])
-                    charge(limits, st, ready, b, s.set_amplitude, s.set_width)
-                    st.pulses[ready[b.delivered]] += 1
-                    st.achieved[ready] = b.g
-                    st.converged[ready[(b.status == DELIVERED) | ((b.status != NOT_DELIVERED) & (b.g > s.set_detect))]] = True
+                    r = yield Pulse("SET", st.rows[ready], st.cols[ready], s.set_amplitude, st.param[ready], s.set_width)
+                    st.pulses[ready[r.delivered]] += 1
+                    st.param[ready[r.refused]] = np.nan
+                    st.achieved[ready] = np.where(r.refused, st.achieved[ready], r.g)
+                    st.converged[ready[(r.status == DELIVERED) | ((r.status != NOT_DELIVERED) & ~r.refused & (r.g > s.set_detect))]] = True
                     st.iteration += 1
-                    if recorder is not None:
-                        recorder.commit(st, "SET", ready, s.set_amplitude, gate, s.set_width, b.g, status=b.status)
-                todo = todo[~st.converged[todo]]
+                todo = todo[~st.converged[todo] & ~np.isnan(st.param[todo])]
                 if todo.size == 0:
                     break
             else:
-                raise InstrumentError(f"{name}: {todo.size} device(s) of chunk {start // s.chunk} not programmed after 3 rounds of failed batches")
-            if progress is not None:
-                progress(name, int(st.converged.sum()), n)
-        return finish_result(xb.shape, name, targets, st, acc, recorder, s.to_dict())
+                raise InstrumentError(f"{self.name}: {todo.size} device(s) of chunk {start // s.chunk} not programmed after 3 rounds of failed batches")
+            yield Report(self.name, int(st.converged.sum()), n)
+        result = program_result(shape, self.name, self.targets, st, s.to_dict())
+        return result
 
 
-def _recover(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: OneShotSettings) -> None:
-    """A chunk in flight: re-read it, and ask the board's pulse counter whether its batch was
-    delivered. A SET proven delivered is final; of unknown fate, a device above ``set_detect``
-    was SET and is done (logged as ``SET?``), one still at the RESET level is programmed again
-    (RESET + SET; RESET is harmless to repeat before the SET); a batch proven undelivered is
-    simply not logged. The devices not SET are programmed by the main loop."""
-    from .recovery import DELIVERED, NOT_DELIVERED, settle_pending
+@register
+class SingleShot(_OneShot):
+    """One SET per device at the compliance whose calibrated median is the target (S)."""
 
-    settled = settle_pending(xb, recorder, st)
-    if settled is None:
-        return
-    kind, idx, b = settled
-    st.achieved[idx] = b.g
-    st.pulses[idx[b.delivered]] += 1
-    if kind == "SET":
-        st.converged[idx[(b.status == DELIVERED) | ((b.status != NOT_DELIVERED) & (b.g > s.set_detect))]] = True
-        recorder.commit(st, "SET", idx, s.set_amplitude, st.param[idx], s.set_width, b.g, status=b.status)
-    else:
-        recorder.commit(st, "RESET", idx, s.reset_amplitude, s.reset_gate, s.reset_width, b.g, status=b.status)
+    name = "single-shot"
+
+    def _gates(self, targets: np.ndarray) -> np.ndarray:
+        return single_shot_gates(self.model, targets, self.settings)
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "SingleShot":
+        return cls(store.read("targets"), model_from_json(params["calibration"]), OneShotSettings(**params["settings"]))
+
+
+@register
+class StochasticSet(_OneShot):
+    """Program each device once at the condition whose calibrated distribution is nearest
+    (KL divergence) to the wanted normal ``(mu, sigma)`` (S, array-shaped; NaN mu = skip).
+
+    The result's ``targets`` are the wanted means; its ``achievable`` attribute holds the
+    (mu, sigma) of each device's condition, (2, rows, cols).
+    """
+
+    name = "stochastic-set"
+
+    def __init__(self, mu: np.ndarray, sigma: np.ndarray | None, model: ReRAMModel, settings: OneShotSettings = OneShotSettings()) -> None:
+        super().__init__(mu, model, settings)
+        self.sigma = sigma
+
+    def check(self, xb: Crossbar) -> None:
+        super().check(xb)
+        mu = self.targets
+        m = ~np.isnan(mu)
+        if self.sigma is None:
+            self.sigma = population_sigma(self.model, np.where(m, mu, 1e-6))
+        sigma = np.asarray(self.sigma, dtype=float)
+        if sigma.shape != mu.shape:
+            raise TargetError(f"sigma has shape {sigma.shape}, mu has {mu.shape}")
+        if not np.all(np.isfinite(sigma[m])) or np.any(sigma[m] <= 0):
+            raise TargetError("every sigma of a programmed device must be a positive finite conductance (S)")
+        self.sigma = sigma
+
+    def inputs(self) -> dict[str, Any]:
+        return {**super().inputs(), "sigma": (np.asarray(self.sigma, dtype=float), ("row", "col"), "S")}
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "StochasticSet":
+        return cls(store.read("targets"), store.read("sigma"), model_from_json(params["calibration"]), OneShotSettings(**params["settings"]))
+
+    def _gates(self, targets: np.ndarray) -> np.ndarray:
+        m = ~np.isnan(self.targets)
+        gate, self._amu, self._asd = stochastic_gates(self.model, targets, np.asarray(self.sigma)[m], self.settings)
+        return gate
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        result = yield from super().run(shape)
+        m = ~np.isnan(self.targets)
+        achievable = np.full((2,) + self.targets.shape, np.nan)
+        achievable[0][m], achievable[1][m] = self._amu, self._asd
+        result.achievable = achievable  # type: ignore[attr-defined]
+        return result
 
 
 def single_shot(
     xb: Crossbar,
-    targets: np.ndarray | None,
+    targets: np.ndarray,
     model: ReRAMModel,
     settings: OneShotSettings = OneShotSettings(),
-    recorder: ProgramRecorder | None = None,
-    resume: bool = False,
+    out: str | Path | None = None,
     progress: Progress | None = None,
+    timer: Any = None,
 ) -> ProgramResult:
-    """One SET per device at the compliance whose calibrated median is the target (S)."""
-    s = settings
-    if not resume:
-        targets = validate_targets(targets, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
-    return _program_once(xb, "single-shot", targets, lambda r, c: single_shot_gates(model, targets[r, c], s), s, recorder, resume, progress)
+    """Run :class:`SingleShot` on ``xb`` through the engine (with ``out``, a run store: recorded and resumable)."""
+    return run_plan(xb, SingleShot(targets, model, settings), out, timer=timer, progress=progress)
 
 
 def stochastic_set(
     xb: Crossbar,
-    mu: np.ndarray | None,
+    mu: np.ndarray,
     sigma: np.ndarray | None,
     model: ReRAMModel,
     settings: OneShotSettings = OneShotSettings(),
-    recorder: ProgramRecorder | None = None,
-    resume: bool = False,
+    out: str | Path | None = None,
     progress: Progress | None = None,
+    timer: Any = None,
 ) -> ProgramResult:
-    """Program each device once at the condition whose calibrated distribution is nearest
-    (KL divergence) to the wanted normal ``(mu, sigma)`` (S, array-shaped; NaN mu = skip).
-
-    The result's ``targets`` are the wanted means; ``settings`` records the achieved (mu, sigma)
-    of each device's condition in the returned result's ``achievable`` attribute.
-    """
-    s = settings
-    if resume:
-        return _program_once(xb, "stochastic-set", None, None, s, recorder, True, progress)
-    mu = validate_targets(mu, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
-    sigma = np.asarray(sigma, dtype=float)
-    if sigma.shape != mu.shape:
-        raise TargetError(f"sigma has shape {sigma.shape}, mu has {mu.shape}")
-    m = ~np.isnan(mu)
-    if not np.all(np.isfinite(sigma[m])) or np.any(sigma[m] <= 0):
-        raise TargetError("every sigma of a programmed device must be a positive finite conductance (S)")
-    gate, amu, asd = stochastic_gates(model, mu[m], sigma[m], s)
-    gate_map = np.full(mu.shape, np.nan)
-    gate_map[m] = gate
-    result = _program_once(xb, "stochastic-set", mu, lambda r, c: gate_map[r, c], s, recorder, False, progress)
-    achievable = np.full((2,) + mu.shape, np.nan)
-    achievable[0][m], achievable[1][m] = amu, asd
-    result.achievable = achievable  # type: ignore[attr-defined]
-    return result
+    """Run :class:`StochasticSet` on ``xb`` through the engine (``sigma`` None: the calibrated
+    population spread of each mean)."""
+    return run_plan(xb, StochasticSet(mu, sigma, model, settings), out, timer=timer, progress=progress)

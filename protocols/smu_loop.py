@@ -256,10 +256,9 @@ def _per_device_targets(targets: Any, cells: Any) -> tuple[np.ndarray, np.ndarra
         t = np.asarray(targets, dtype=float)
     except (TypeError, ValueError):
         raise TargetError("targets must be numbers (conductances in S)") from None
-    mask = np.asarray(cells) if not isinstance(cells, tuple) else None
     implied = None
-    if mask is not None and mask.dtype == bool:
-        implied = mask.shape
+    if isinstance(cells, np.ndarray) and cells.dtype == bool:
+        implied = cells.shape
     elif t.ndim == 2:
         implied = t.shape
     try:

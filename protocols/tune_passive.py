@@ -45,6 +45,7 @@ last read-out (the tuner's view; the sneak-path error of a ``"believed"`` read s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,11 +53,13 @@ import numpy as np
 from labrram.crossbar import Crossbar
 from labrram.devices.passive import PassiveDeviceModel, device_current
 
-from .recorder import DeviceState, ProgramRecorder
-from .recovery import check_pulse_settings, over_budget, run_guard
-from .results import Accounting, ProgramResult, Progress, finish_result, validate_targets
+from .engine import Progress, run_plan
+from .messages import Bias, Pulse, Read, Report
+from .plan import Plan, PlanRun, model_from_json, model_to_json, register
+from .results import DeviceState, ProgramResult, program_result, validate_targets
+from .write_verify import check_pulse_settings
 
-__all__ = ["HALF_SELECT", "PassiveTuning", "board_scheme", "read_out", "tune_passive"]
+__all__ = ["HALF_SELECT", "PassiveTuning", "TunePassive", "read_out", "tune_passive"]
 
 #: fraction of the selected cell's voltage a half-selected cell sees, per scheme
 HALF_SELECT = {"V/2": 0.5, "V/3": 1.0 / 3.0}
@@ -164,14 +167,6 @@ class PassiveTuning:
         return asdict(self)
 
 
-def board_scheme(xb: Crossbar, scheme: str) -> None:
-    """Set the board's biasing of unselected lines (``:ARR:BIAS``) for a passive array."""
-    if scheme not in _BOARD_SCHEME:
-        raise ValueError(f"scheme must be one of {sorted(_BOARD_SCHEME)}, got {scheme!r}")
-    xb.board.write(f":ARR:BIAS {_BOARD_SCHEME[scheme]}")
-    xb.board.check_errors()
-
-
 def read_out(
     sensed: np.ndarray,
     rows: np.ndarray,
@@ -199,21 +194,12 @@ def _read_measured(sensed_cols: np.ndarray, model: PassiveDeviceModel, v_read: f
     return (sensed_cols - total[None, :] * s_half) / (s_sel - s_half)
 
 
-def tune_passive(
-    xb: Crossbar,
-    targets: np.ndarray,
-    model: PassiveDeviceModel,
-    settings: PassiveTuning = PassiveTuning(),
-    believed: np.ndarray | None = None,
-    recorder: ProgramRecorder | None = None,
-    progress: Progress | None = None,
-) -> ProgramResult:
+@register
+class TunePassive(Plan):
     """Tune every non-NaN target (S, array-shaped) of a passive array (module docstring).
 
     Parameters
     ----------
-    xb : Crossbar
-        A passive array (its board accepts ``:ARR:BIAS HALF|THIRD``).
     targets : ndarray
         Conductance targets, S; NaN leaves a device alone.
     model : PassiveDeviceModel
@@ -223,80 +209,81 @@ def tune_passive(
     believed : ndarray, optional
         What the unprogrammed cells hold, S (``"believed"`` background); default the
         calibrated as-fabricated median ``model.g_init_median``.
-    recorder : ProgramRecorder, optional
-        Records every pulse batch (intent before it is sent, then the log).
-    progress : callable, optional
-        ``progress(stage, done, total)`` after each iteration.
     """
-    s = settings
-    acc = Accounting()
-    limits = xb.limits
-    # every check before the first byte
-    s.check_half_select(model)
-    check_pulse_settings(xb, "passive tuning SET", [s.v_set0, s.v_set_max], 0.0, s.width)
-    check_pulse_settings(xb, "passive tuning RESET", [s.v_reset0, s.v_reset_max], 0.0, s.width)
-    targets = validate_targets(targets, xb.shape, (model.g_min, model.g_max))
-    used = ~np.isnan(targets)
-    if believed is None:
-        believed_arr = np.full(xb.shape, float(model.g_init_median))
-    else:
-        believed_arr = np.asarray(believed, dtype=float)
-        if believed_arr.shape != tuple(xb.shape) or not np.all(np.isfinite(believed_arr)):
-            raise ValueError(f"believed must be a finite {tuple(xb.shape)} array of conductances (S)")
-        believed_arr = believed_arr.copy()
-    believed_arr[used] = targets[used]
 
-    rows, cols = np.nonzero(used)
-    tgt = targets[rows, cols]
-    n = tgt.size
-    st = DeviceState(rows, cols, tgt, np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32), np.full(n, s.v_set0))
-    st.stall = np.full(n, s.v_reset0)  # the next RESET amplitude of each device
-    band = np.maximum(s.tolerance * tgt, s.abs_tolerance)
-    last = np.zeros(n, np.int8)  # +1 last pulse SET, -1 RESET
-    given_up = np.zeros(n, bool)
-    at_edge = np.zeros(n, np.int32)  # iterations at the top of a ladder without moving
-    prev = np.full(n, np.nan)  # the previous read-out
-    m_rows = xb.shape[0]
+    name = "tune-passive"
 
-    def read(idx: np.ndarray) -> np.ndarray:
-        v = xb.read_voltage
-        if s.background == "believed":
-            sensed = xb.read((rows[idx], cols[idx])) * v
-            acc.reads(rows[idx])
-            return read_out(sensed, rows[idx], cols[idx], model, v, s.scheme, believed_arr)
-        ucols = np.unique(cols[idx])
-        rr = np.repeat(np.arange(m_rows), ucols.size)
-        cc = np.tile(ucols, m_rows)
-        sensed = (xb.read((rr, cc)) * v).reshape(m_rows, ucols.size)
-        acc.reads(rr)
-        g = _read_measured(sensed, model, v, s.scheme)
-        return g[rows[idx], np.searchsorted(ucols, cols[idx])]
+    def __init__(self, targets: np.ndarray, model: PassiveDeviceModel, settings: PassiveTuning = PassiveTuning(), believed: np.ndarray | None = None) -> None:
+        self.targets = targets
+        self.model = model
+        self.settings = settings
+        self.believed = believed
 
-    def pulse(kind: str, idx: np.ndarray, amplitude: np.ndarray) -> None:
-        out = over_budget(limits, st, idx, amplitude, s.width)
-        given_up[idx[out]] = True
-        idx, amplitude = idx[~out], amplitude[~out]
-        if idx.size == 0:
-            return
-        if recorder is not None:
-            recorder.intend(kind, idx, n)
-        fn = xb.set if kind == "SET" else xb.reset
-        fn((rows[idx], cols[idx]), gate=0.0, amplitude=amplitude, width=s.width)
-        acc.pulses(np.full(idx.size, s.width))
-        st.pulses[idx] += 1
-        st.spent[idx] += 1
-        st.energy[idx] += limits.pulse_energy(amplitude, s.width)
-        if recorder is not None:
-            recorder.commit(st, kind, idx, amplitude, 0.0, s.width, np.full(idx.size, np.nan))
+    def check(self, xb: Crossbar) -> None:
+        s, model = self.settings, self.model
+        s.check_half_select(model)
+        check_pulse_settings(xb, "passive tuning SET", [s.v_set0, s.v_set_max], 0.0, s.width)
+        check_pulse_settings(xb, "passive tuning RESET", [s.v_reset0, s.v_reset_max], 0.0, s.width)
+        self.targets = validate_targets(self.targets, xb.shape, (model.g_min, model.g_max))
+        if self.believed is None:
+            believed = np.full(xb.shape, float(model.g_init_median))
+        else:
+            believed = np.asarray(self.believed, dtype=float)
+            if believed.shape != tuple(xb.shape) or not np.all(np.isfinite(believed)):
+                raise ValueError(f"believed must be a finite {tuple(xb.shape)} array of conductances (S)")
+        self.believed = believed.copy()
+        self.read_voltage = float(xb.read_voltage)
 
-    with run_guard(xb, recorder):
-        board_scheme(xb, s.scheme)
+    def params(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict(), "calibration": model_to_json(self.model), "read_voltage": self.read_voltage}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"targets": (np.asarray(self.targets, dtype=float), ("row", "col"), "S"), "believed": (self.believed, ("row", "col"), "S")}
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "TunePassive":
+        return cls(store.read("targets"), model_from_json(params["calibration"]), PassiveTuning(**params["settings"]), store.read("believed"))
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        s, model, targets = self.settings, self.model, self.targets
+        v = self.read_voltage
+        used = ~np.isnan(targets)
+        believed_arr = self.believed.copy()
+        believed_arr[used] = targets[used]
+        st = DeviceState.start(targets, s.v_set0)
+        rows, cols, tgt = st.rows, st.cols, st.targets
+        n = tgt.size
+        st.stall = np.full(n, s.v_reset0)  # the next RESET amplitude of each device
+        band = np.maximum(s.tolerance * tgt, s.abs_tolerance)
+        last = np.zeros(n, np.int8)  # +1 last pulse SET, -1 RESET
+        given_up = np.zeros(n, bool)
+        at_edge = np.zeros(n, np.int32)  # iterations at the top of a ladder without moving
+        prev = np.full(n, np.nan)  # the previous read-out
+        m_rows = shape[0]
+
+        def read(idx: np.ndarray):
+            if s.background == "believed":
+                sensed = (yield Read(rows[idx], cols[idx])) * v
+                return read_out(sensed, rows[idx], cols[idx], model, v, s.scheme, believed_arr)
+            ucols = np.unique(cols[idx])
+            rr = np.repeat(np.arange(m_rows), ucols.size)
+            cc = np.tile(ucols, m_rows)
+            sensed = ((yield Read(rr, cc)) * v).reshape(m_rows, ucols.size)
+            g = _read_measured(sensed, model, v, s.scheme)
+            return g[rows[idx], np.searchsorted(ucols, cols[idx])]
+
+        def pulse(kind: str, idx: np.ndarray, amplitude: np.ndarray):
+            r = yield Pulse(kind, rows[idx], cols[idx], amplitude, 0.0, s.width, read=False)
+            given_up[idx[r.refused]] = True  # its budget is spent
+            st.pulses[idx[r.delivered]] += 1
+
+        yield Bias(_BOARD_SCHEME[s.scheme])
         while st.iteration < s.max_iterations:
             # every device is verified each iteration: programming its column-mates moves its read
             idx = np.nonzero(~given_up)[0]
             if idx.size == 0:
                 break
-            g = read(idx)
+            g = yield from read(idx)
             st.achieved[idx] = g
             err = g - tgt[idx]
             inside = np.abs(err) <= band[idx]
@@ -331,12 +318,24 @@ def tune_passive(
             flip_down = down[last[down] == 1]
             st.param[flip_down] = np.maximum(st.param[flip_down] - s.backoff, s.v_set0)
             if up.size:
-                pulse("SET", up, st.param[up].copy())
+                yield from pulse("SET", up, st.param[up].copy())
                 last[up] = 1
             if down.size:
-                pulse("RESET", down, st.stall[down].copy())
+                yield from pulse("RESET", down, st.stall[down].copy())
                 last[down] = -1
-            if progress is not None:
-                progress("passive tuning", int(st.converged.sum()), n)
-        st.phase = "done"
-        return finish_result(xb.shape, "tune-passive", targets, st, acc, recorder, s.to_dict())
+            yield Report("passive tuning", int(st.converged.sum()), n)
+        return program_result(shape, self.name, targets, st, s.to_dict())
+
+
+def tune_passive(
+    xb: Crossbar,
+    targets: np.ndarray,
+    model: PassiveDeviceModel,
+    settings: PassiveTuning = PassiveTuning(),
+    believed: np.ndarray | None = None,
+    out: str | Path | None = None,
+    progress: Progress | None = None,
+    timer: Any = None,
+) -> ProgramResult:
+    """Run :class:`TunePassive` on ``xb`` through the engine (with ``out``, a run store: recorded and resumable)."""
+    return run_plan(xb, TunePassive(targets, model, settings, believed), out, timer=timer, progress=progress)

@@ -1,7 +1,7 @@
 """Write-verify for 1T1R ReRAM: gate-voltage stepping (ISPP on the word line), RESET and retry
 on overshoot, array-parallel verify reads of the unconverged devices only.
 
-Each iteration is one pulse-read transaction for every device still programming (SET at its
+A plan (:class:`WriteVerifyReRAM`) run by the engine. Each iteration is one pulse-read transaction for every device still programming (SET at its
 own gate voltage, read back in the same batch) plus, for the devices that overshot, one RESET
 batch. A device's first gate comes from the calibrated model (the gate whose median is a little
 below the target), so most devices converge in a few pulses.
@@ -10,6 +10,7 @@ below the target), so most devices converge in a few pulses.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,10 @@ import numpy as np
 from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
 
-from .recorder import DeviceState, ProgramRecorder
-from .recovery import DELIVERED, NOT_DELIVERED, Batch, charge, check_pulse_settings, check_store_shape, load_budget, over_budget, run_guard, send_batch, settle_pending
-from .results import Accounting, ProgramResult, Progress, finish_result, validate_targets
+from .engine import Progress, run_plan
+from .messages import DELIVERED, NOT_DELIVERED, Pulse, Report
+from .plan import Plan, PlanRun, model_from_json, model_to_json, register
+from .results import DeviceState, ProgramResult, program_result, validate_targets
 
 
 @dataclass(frozen=True)
@@ -75,91 +77,83 @@ def start_gates(model: ReRAMModel, targets: np.ndarray, margin: float, gate_min:
     return np.clip(model.transistor.gate_for(icc), gate_min, gate_max)
 
 
-def write_verify_reram(
-    xb: Crossbar,
-    targets: np.ndarray | None,
-    model: ReRAMModel,
-    settings: ReRAMWriteVerify = ReRAMWriteVerify(),
-    recorder: ProgramRecorder | None = None,
-    resume: bool = False,
-    progress: Progress | None = None,
-) -> ProgramResult:
+def check_pulse_settings(xb: Crossbar, what: str, amplitude, gate, width) -> None:
+    """Refuse a plan's pulse settings beyond the bench limits or the board's ranges before
+    anything is sent (raises :class:`~labrram.safety.LimitError` naming the setting)."""
+    from labrram.safety import LimitError
+
+    try:
+        xb.check_pulse(amplitude, gate, width)
+    except LimitError as exc:
+        raise LimitError(f"{what}: {exc}") from None
+
+
+def acceptance_band(s: ReRAMWriteVerify, model: ReRAMModel, targets: np.ndarray) -> np.ndarray:
+    """Half-width of the band a verify read must fall in, S (module docstring of the settings)."""
+    full = np.maximum(s.tolerance * targets, s.abs_tolerance)
+    return np.maximum(full - s.guard * model.read_noise_rel * targets, 0.4 * full)
+
+
+@register
+class WriteVerifyReRAM(Plan):
     """Program every non-NaN target (S, array-shaped) by closed-loop gate stepping.
 
-    With a ``recorder`` every batch is stored as it completes; with ``resume=True`` the run
-    continues from the recorder's store (``targets`` is then taken from the store).
-
-    Settings beyond the station's limits are refused before anything is sent; a device that
-    reached its per-run pulse or energy budget is given up on. A batch whose exchange fails is
-    read back at once (:func:`~.recovery.send_batch`); an unrecoverable fault stops the run with
-    the store saying where (``--resume`` continues).
+    A device whose pulse the engine refused (its per-run budget is spent) is given up on; a
+    pulse that provably never left does not step the gate.
     """
-    s = settings
-    acc = Accounting()
-    limits = xb.limits
-    check_pulse_settings(xb, "write-verify SET", s.set_amplitude, [s.gate_min, s.gate_max], s.set_width)
-    check_pulse_settings(xb, "write-verify RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
-    if resume:
-        if recorder is None:
-            raise ValueError("resume needs the recorder of the interrupted run")
-        check_store_shape(xb, recorder)
-        st = recorder.load_state()
-        targets = recorder.targets
-    else:
-        targets = validate_targets(targets, xb.shape, reachable_range(model, s.gate_min, s.gate_max))
-        rows, cols = np.nonzero(~np.isnan(targets))
-        tgt = targets[rows, cols]
-        n = tgt.size
-        st = DeviceState(rows, cols, tgt, np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32),
-                         start_gates(model, tgt, s.start_margin, s.gate_min, s.gate_max))  # fmt: skip
-        if recorder is not None:
-            recorder.save_state(st)  # the start gates are in the store before the first batch
-    full_band = np.maximum(s.tolerance * st.targets, s.abs_tolerance)
-    band = np.maximum(full_band - s.guard * model.read_noise_rel * st.targets, 0.4 * full_band)
-    all_idx = np.arange(st.targets.size)
-    reset_failed = np.zeros(st.targets.size, dtype=bool)  # the last RESET left the device where it was
 
-    def budgeted(idx: np.ndarray, amplitude: float, width: float) -> np.ndarray:
-        """Devices of ``idx`` still within their budget; the others are given up (never pulsed)."""
-        out = over_budget(limits, st, idx, amplitude, width)
-        st.param[idx[out]] = np.nan
-        return idx[~out]
+    name = "write-verify"
 
-    def pulse(kind: str, idx: np.ndarray, gate, amplitude: float, width: float) -> Batch:
-        b = send_batch(xb, recorder, st, kind, idx, amplitude, gate, width)
-        acc.pulses(np.full(idx.size, width))
-        acc.reads(st.rows[idx])
-        charge(limits, st, idx, b, amplitude, width)
-        st.pulses[idx[b.delivered]] += 1
-        st.achieved[idx] = b.g
-        return b
+    def __init__(self, targets: np.ndarray, model: ReRAMModel, settings: ReRAMWriteVerify = ReRAMWriteVerify()) -> None:
+        self.targets = targets
+        self.model = model
+        self.settings = settings
 
-    def commit(kind: str, idx: np.ndarray, b: Batch, amplitude, gate, width) -> None:
-        if recorder is not None:
-            recorder.commit(st, kind, idx, amplitude, gate, width, st.achieved[idx], status=b.status)
+    def check(self, xb: Crossbar) -> None:
+        s = self.settings
+        check_pulse_settings(xb, "write-verify SET", s.set_amplitude, [s.gate_min, s.gate_max], s.set_width)
+        check_pulse_settings(xb, "write-verify RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
+        self.targets = validate_targets(self.targets, xb.shape, reachable_range(self.model, s.gate_min, s.gate_max))
 
-    with run_guard(xb, recorder):
-        if resume:
-            _recover_pending(xb, recorder, st, s, model)
-            load_budget(limits, recorder, st)
-        if st.phase == "start":
-            first = budgeted(all_idx, s.reset_amplitude, s.reset_width)
-            b = pulse("RESET", first, s.reset_gate, s.reset_amplitude, s.reset_width)
-            st.converged[first] = np.abs(st.achieved[first] - st.targets[first]) <= band[first]
-            st.phase = "verify"
-            commit("RESET", first, b, s.reset_amplitude, s.reset_gate, s.reset_width)
+    def params(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict(), "calibration": model_to_json(self.model)}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"targets": (np.asarray(self.targets, dtype=float), ("row", "col"), "S")}
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "WriteVerifyReRAM":
+        return cls(store.read("targets"), model_from_json(params["calibration"]), ReRAMWriteVerify(**params["settings"]))
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        s, model, targets = self.settings, self.model, self.targets
+        st = DeviceState.start(targets, 0.0)
+        st.param = start_gates(model, st.targets, s.start_margin, s.gate_min, s.gate_max)
+        band = acceptance_band(s, model, st.targets)
+        reset_failed = np.zeros(st.targets.size, dtype=bool)  # the last RESET left the device where it was
+
+        def pulse(kind: str, idx: np.ndarray, gate, amplitude: float, width: float):
+            r = yield Pulse(kind, st.rows[idx], st.cols[idx], amplitude, gate, width)
+            st.param[idx[r.refused]] = np.nan  # its budget is spent: given up, never pulsed again
+            st.pulses[idx[r.delivered]] += 1
+            st.achieved[idx] = np.where(r.refused, st.achieved[idx], r.g)
+            return r
+
+        everyone = np.arange(st.targets.size)
+        yield from pulse("RESET", everyone, s.reset_gate, s.reset_amplitude, s.reset_width)
+        st.converged[:] = np.abs(st.achieved - st.targets) <= band
         while st.iteration < s.max_iterations:
             active = np.nonzero(~st.converged & ~np.isnan(st.param))[0]
-            active = budgeted(active, s.set_amplitude, s.set_width)
             if active.size == 0:
                 break
             gate = st.param[active].copy()
-            b = pulse("SET", active, gate, s.set_amplitude, s.set_width)
-            g_new = b.g
+            b = yield from pulse("SET", active, gate, s.set_amplitude, s.set_width)
+            live = ~b.refused
+            active, gate, status, g_new = active[live], gate[live], b.status[live], b.g[live]
             err = g_new - st.targets[active]
             ok = np.abs(err) <= band[active]
             st.converged[active[ok]] = True
-            tried = b.status != NOT_DELIVERED  # a pulse that provably never left does not step the gate
+            tried = status != NOT_DELIVERED  # a pulse that provably never left does not step the gate
             under_m = (err < -band[active]) & tried
             over_m = err > band[active]
             under = active[under_m]
@@ -175,45 +169,23 @@ def write_verify_reram(
             st.param[failed] = np.nan
             over = over[~np.isin(over, failed)]
             st.iteration += 1
-            commit("SET", active, b, s.set_amplitude, gate, s.set_width)
-            over = budgeted(over, s.reset_amplitude, s.reset_width)
             if over.size:
                 before = st.achieved[over].copy()
-                b = pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
+                b = yield from pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
                 reset_failed[over] = (b.status == DELIVERED) & (b.g > 0.9 * before)  # the RESET changed nothing: stuck or dead
-                commit("RESET", over, b, s.reset_amplitude, s.reset_gate, s.reset_width)
-            if progress is not None:
-                progress("write-verify", int(st.converged.sum()), st.targets.size)
-
-        return finish_result(xb.shape, "write-verify", targets, st, acc, recorder, s.to_dict())
+            yield Report("write-verify", int(st.converged.sum()), st.targets.size)
+        return program_result(shape, "write-verify", targets, st, s.to_dict())
 
 
-def _recover_pending(xb: Crossbar, recorder: ProgramRecorder, st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel) -> None:
-    """Re-read the devices of a batch that was sent but not stored, and settle it.
-
-    The board's pulse counter (recorded with the intent) tells whether the batch was
-    delivered: delivered pulses are logged and counted as usual, provably undelivered ones not
-    at all, and when nobody can tell (the board reset, no counter) the batch goes into the log
-    with the "uncertain" kinds and the re-read values, not counted in ``pulses``. Either way the
-    re-read value becomes the device's state.
-    """
-    settled = settle_pending(xb, recorder, st)
-    if settled is None:
-        return
-    kind, idx, b = settled
-    if idx.size:
-        st.achieved[idx] = b.g
-        full = np.maximum(s.tolerance * st.targets[idx], s.abs_tolerance)
-        band = np.maximum(full - s.guard * model.read_noise_rel * st.targets[idx], 0.4 * full)
-        st.converged[idx] = np.abs(st.achieved[idx] - st.targets[idx]) <= band
-        st.pulses[idx[b.delivered]] += 1
-        if kind == "SET":
-            amplitude, gate, width = s.set_amplitude, st.param[idx], s.set_width
-        else:
-            amplitude, gate, width = s.reset_amplitude, s.reset_gate, s.reset_width
-        if st.phase == "start":
-            st.phase = "verify"
-        recorder.progress["recovered_batches"] = int(recorder.progress.get("recovered_batches", 0)) + 1
-        recorder.commit(st, kind, idx, amplitude, gate, width, st.achieved[idx], status=b.status)
-    else:
-        recorder.save_state(st)
+def write_verify_reram(
+    xb: Crossbar,
+    targets: np.ndarray,
+    model: ReRAMModel,
+    settings: ReRAMWriteVerify = ReRAMWriteVerify(),
+    out: str | Path | None = None,
+    progress: Progress | None = None,
+    timer: Any = None,
+) -> ProgramResult:
+    """Run :class:`WriteVerifyReRAM` on ``xb`` through the engine (with ``out``, a run
+    store: recorded and resumable; see :func:`labrram.program` for the whole job)."""
+    return run_plan(xb, WriteVerifyReRAM(targets, model, settings), out, timer=timer, progress=progress)

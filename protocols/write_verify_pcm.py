@@ -4,27 +4,36 @@ After a full RESET every device is read; while below its band it gets ``SET(V_S)
 ``V_S += dV_S``; while above, ``RESET(V_R)`` and ``V_R -= dV_R`` — each staircase bounded
 (``v_set_max`` below the melt threshold, ``v_reset_min`` still a deep RESET). All devices of a
 step go in one SET batch and one RESET batch; the next verify read is one batch of the devices
-still programming. Recorded and resumable like the ReRAM write-verify (``param`` holds the next
-SET voltage; the next RESET voltage is kept in ``stall``'s place as a negative number).
+still programming.
+
+:func:`pcm_ladder` is the one ladder: the write-verify plan (:class:`WriteVerifyPCM`) and the
+PCM characterization (:mod:`labrram.calibration.pcm_routine`) both run it, the latter keeping
+every step's amplitudes and verify reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labrram.crossbar import Crossbar
 
-from .recorder import DeviceState, ProgramRecorder
-from .recovery import check_pulse_settings, check_store_shape, run_guard
-from .results import Accounting, ProgramResult, Progress, finish_result, validate_targets
+from .engine import Progress, run_plan
+from .messages import Pulse, Read, Report
+from .plan import Plan, PlanRun, register
+from .results import DeviceState, ProgramResult, program_result, validate_targets
+from .write_verify import check_pulse_settings
 
 
 @dataclass(frozen=True)
 class PCMWriteVerify:
-    """Settings of :func:`write_verify_pcm` (SI units)."""
+    """Settings of :class:`WriteVerifyPCM` (SI units): the band half-width, the word-line gate,
+    the SET ladder (``v_set0`` rising by ``dv_set`` to ``v_set_max``), the RESET ladder
+    (``v_reset0`` falling by ``dv_reset`` to ``v_reset_min``), pulse widths, the iteration cap
+    and the targets a PCM device can reach."""
 
     half_width: float = 1.0e-6
     gate: float = 3.3
@@ -44,84 +53,110 @@ class PCMWriteVerify:
             raise ValueError("half_width must be > 0 and max_iterations >= 1")
         if not (self.v_set0 <= self.v_set_max < self.v_reset_min <= self.v_reset0):
             raise ValueError("need v_set0 <= v_set_max < v_reset_min <= v_reset0")
+        object.__setattr__(self, "g_range", tuple(float(x) for x in self.g_range))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["g_range"] = list(self.g_range)
+        return d
+
+    def check(self, xb: Crossbar, what: str = "PCM write-verify") -> None:
+        """Refuse ladders beyond the station's limits (before any byte)."""
+        check_pulse_settings(xb, f"{what} SET", [self.v_set0, self.v_set_max], self.gate, self.set_width)
+        check_pulse_settings(xb, f"{what} RESET", [self.v_reset_min, self.v_reset0], self.gate, self.reset_width)
+
+
+@dataclass
+class Ladder:
+    """What :func:`pcm_ladder` did, per device (flat, in the order given)."""
+
+    converged: np.ndarray
+    pulses: np.ndarray
+    achieved: np.ndarray  # the last verify read, S
+    iterations: int
+    amplitudes: list[np.ndarray] = field(default_factory=list)  # per step: +SET / -RESET amplitude, 0 none
+    reads: list[np.ndarray] = field(default_factory=list)  # per step: the verify read (NaN when done)
+
+
+def pcm_ladder(rows: np.ndarray, cols: np.ndarray, targets: np.ndarray, s: PCMWriteVerify, label: str = "write-verify (PCM)") -> PlanRun:
+    """The SET/RESET ladders on many devices at once (module docstring); returns a :class:`Ladder`.
+    Devices whose pulse the engine refused (budget spent) stop where they are."""
+    n = rows.size
+    lo, hi = targets - s.half_width, targets + s.half_width
+    r = yield Pulse("RESET", rows, cols, s.v_reset0, s.gate, s.reset_width, read=False)
+    out = Ladder(np.zeros(n, bool), r.delivered.astype(np.int32), np.full(n, np.nan), 0)
+    given_up = r.refused.copy()
+    v_s, v_r = np.full(n, s.v_set0), np.full(n, s.v_reset0)
+    while out.iterations < s.max_iterations:
+        idx = np.flatnonzero(~out.converged & ~given_up)
+        if idx.size == 0:
+            break
+        g = yield Read(rows[idx], cols[idx])
+        out.achieved[idx] = g
+        read_row = np.full(n, np.nan)
+        read_row[idx] = g
+        amp_row = np.zeros(n)
+        low, high = g < lo[idx], g > hi[idx]
+        out.converged[idx[~low & ~high]] = True
+        up, down = idx[low], idx[high]
+        out.iterations += 1
+        if up.size:
+            r = yield Pulse("SET", rows[up], cols[up], v_s[up], s.gate, s.set_width, read=False)
+            amp_row[up] = v_s[up]
+            v_s[up] = np.minimum(v_s[up] + s.dv_set, s.v_set_max)
+            out.pulses[up[r.delivered]] += 1
+            given_up[up[r.refused]] = True
+        if down.size:
+            r = yield Pulse("RESET", rows[down], cols[down], v_r[down], s.gate, s.reset_width, read=False)
+            amp_row[down] = -v_r[down]
+            v_r[down] = np.maximum(v_r[down] - s.dv_reset, s.v_reset_min)
+            out.pulses[down[r.delivered]] += 1
+            given_up[down[r.refused]] = True
+        out.amplitudes.append(amp_row)
+        out.reads.append(read_row)
+        yield Report(label, int(out.converged.sum()), n)
+    return out
+
+
+@register
+class WriteVerifyPCM(Plan):
+    """Program every non-NaN target (S, array-shaped) of a PCM array with the SET/RESET
+    voltage ladders."""
+
+    name = "write-verify-pcm"
+
+    def __init__(self, targets: np.ndarray, settings: PCMWriteVerify = PCMWriteVerify()) -> None:
+        self.targets = targets
+        self.settings = settings
+
+    def check(self, xb: Crossbar) -> None:
+        self.settings.check(xb)
+        self.targets = validate_targets(self.targets, xb.shape, self.settings.g_range)
+
+    def params(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict()}
+
+    def inputs(self) -> dict[str, Any]:
+        return {"targets": (np.asarray(self.targets, dtype=float), ("row", "col"), "S")}
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "WriteVerifyPCM":
+        return cls(store.read("targets"), PCMWriteVerify(**params["settings"]))
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        st = DeviceState.start(self.targets, self.settings.v_set0)
+        out = yield from pcm_ladder(st.rows, st.cols, st.targets, self.settings)
+        st.converged, st.pulses, st.achieved, st.iteration = out.converged, out.pulses, out.achieved, out.iterations
+        return program_result(shape, self.name, self.targets, st, self.settings.to_dict())
 
 
 def write_verify_pcm(
     xb: Crossbar,
-    targets: np.ndarray | None,
+    targets: np.ndarray,
     settings: PCMWriteVerify = PCMWriteVerify(),
-    recorder: ProgramRecorder | None = None,
-    resume: bool = False,
+    out: str | Path | None = None,
     progress: Progress | None = None,
+    timer: Any = None,
 ) -> ProgramResult:
-    """Program every non-NaN target (S) with the SET/RESET voltage ladders."""
-    s = settings
-    acc = Accounting()
-    check_pulse_settings(xb, "PCM write-verify SET", [s.v_set0, s.v_set_max], s.gate, s.set_width)
-    check_pulse_settings(xb, "PCM write-verify RESET", [s.v_reset_min, s.v_reset0], s.gate, s.reset_width)
-    if resume:
-        if recorder is None:
-            raise ValueError("resume needs the recorder of the interrupted run")
-        check_store_shape(xb, recorder)
-        st = recorder.load_state()
-        targets = recorder.targets
-        idx = recorder.pending_devices(st.targets.size)
-        if idx is not None:  # a ladder step in flight: the next verify read settles it
-            recorder.save_state(st)
-    else:
-        targets = validate_targets(targets, xb.shape, s.g_range)
-        rows, cols = np.nonzero(~np.isnan(targets))
-        n = rows.size
-        st = DeviceState(rows, cols, targets[rows, cols], np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int32), np.full(n, s.v_set0))
-        st.stall = np.full(n, -s.v_reset0)
-    n = st.targets.size
-    lo, hi = st.targets - s.half_width, st.targets + s.half_width
-
-    def pulse(kind: str, idx: np.ndarray, amplitude: np.ndarray, width: float) -> None:
-        if recorder is not None:
-            recorder.intend(kind, idx, n)
-        fn = xb.set if kind == "SET" else xb.reset
-        fn((st.rows[idx], st.cols[idx]), gate=s.gate, amplitude=amplitude, width=width)
-        acc.pulses(np.full(idx.size, width))
-        st.pulses[idx] += 1
-        if recorder is not None:
-            recorder.commit(st, kind, idx, amplitude, s.gate, width, np.full(idx.size, np.nan))
-
-    with run_guard(xb, recorder):  # an error or a signal: the store says where the run stopped
-        _ladder(xb, st, s, pulse, acc, recorder, progress, lo, hi)
-    return finish_result(xb.shape, "write-verify-pcm", targets, st, acc, recorder, s.to_dict())
-
-
-def _ladder(xb: Crossbar, st: DeviceState, s: PCMWriteVerify, pulse, acc: Accounting, recorder, progress, lo, hi) -> None:
-    """The verify-and-step loop (see the module docstring)."""
-    n = st.targets.size
-    if st.phase == "start":
-        everyone = np.arange(n)
-        pulse("RESET", everyone, np.full(n, s.v_reset0), s.reset_width)
-        st.phase = "ladder"
-    while st.iteration < s.max_iterations:
-        idx = np.nonzero(~st.converged)[0]
-        if idx.size == 0:
-            break
-        g = xb.read((st.rows[idx], st.cols[idx]))
-        acc.reads(st.rows[idx])
-        st.achieved[idx] = g
-        low, high = g < lo[idx], g > hi[idx]
-        st.converged[idx[~low & ~high]] = True
-        up, down = idx[low], idx[high]
-        st.iteration += 1
-        if up.size:
-            amp = st.param[up].copy()
-            st.param[up] = np.minimum(st.param[up] + s.dv_set, s.v_set_max)
-            pulse("SET", up, amp, s.set_width)
-        if down.size:
-            amp = -st.stall[down]
-            st.stall[down] = -np.maximum(amp - s.dv_reset, s.v_reset_min)
-            pulse("RESET", down, amp, s.reset_width)
-        if recorder is not None and not (up.size or down.size):
-            recorder.save_state(st)
-        if progress is not None:
-            progress("write-verify (PCM)", int(st.converged.sum()), n)
+    """Run :class:`WriteVerifyPCM` on ``xb`` through the engine (with ``out``, a run store: recorded and resumable)."""
+    return run_plan(xb, WriteVerifyPCM(targets, settings), out, timer=timer, progress=progress)

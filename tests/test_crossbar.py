@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from labrram.cells import Cells, CellsError
 from labrram.crossbar import as_cells
 from labrram.station import load_station
 
@@ -16,15 +17,40 @@ def station(bench):
 def test_as_cells_forms():
     mask = np.zeros((4, 4), bool)
     mask[1, 2] = mask[3, 0] = True
-    for cells in (mask, (np.array([1, 3]), np.array([2, 0])), np.array([[1, 2], [3, 0]])):
+    forms = (mask, (np.array([1, 3]), np.array([2, 0])), Cells.pairs([(1, 2), (3, 0)]), Cells.rows_cols([1, 3], [2, 0]), Cells.mask(mask))
+    for cells in forms:
         r, c = as_cells(cells, (4, 4))
         assert list(r) == [1, 3] and list(c) == [2, 0]
     with pytest.raises(ValueError):
         as_cells(np.zeros((3, 3), bool), (4, 4))
     with pytest.raises(ValueError):
-        as_cells(([0.5], [1]), (4, 4))
-    with pytest.raises(ValueError):
-        as_cells(([4], [0]), (4, 4))
+        as_cells((np.array([0.5]), np.array([1])), (4, 4))
+    with pytest.raises(ValueError, match="outside"):
+        as_cells(Cells.pairs([(4, 0)]), (4, 4))
+
+
+@pytest.mark.parametrize("cells", [([3, 4], [5, 6]), [[3, 4], [5, 6]], np.array([[3, 4], [5, 6]]), [(3, 4)]])
+def test_ambiguous_cell_selections_are_refused_with_the_constructors_named(cells):
+    """``([3, 4], [5, 6])`` and ``[[3, 4], [5, 6]]`` hold the same numbers and would name different
+    devices: both are refused, and the message says how to say which is meant."""
+    with pytest.raises(CellsError, match=r"ambiguous.*Cells\.pairs.*Cells\.rows_cols"):
+        as_cells(cells, (8, 8))
+
+
+def test_cells_constructors_say_which_reading_is_meant():
+    a, b = Cells.pairs([(3, 4), (5, 6)]), Cells.rows_cols([3, 4], [5, 6])
+    assert list(zip(a.rows, a.cols)) == [(3, 4), (5, 6)]
+    assert list(zip(b.rows, b.cols)) == [(3, 5), (4, 6)]
+    block = Cells.block(range(2), range(3))
+    assert block.size == 6 and list(block.rows) == [0, 0, 0, 1, 1, 1] and list(block.cols) == [0, 1, 2, 0, 1, 2]
+    assert Cells.block(slice(0, 2), slice(1, 2), shape=(4, 4)).size == 2
+    assert Cells.all((3, 5)).size == 15
+    with pytest.raises(CellsError, match="pairs"):
+        Cells.pairs([1, 2, 3])
+    with pytest.raises(CellsError, match="rows for"):
+        Cells.rows_cols([1, 2], [3])
+    with pytest.raises(CellsError, match="integer"):
+        Cells.rows_cols([0.5], [1])
 
 
 def test_whole_array_read_is_a_handful_of_transactions(station, bench, mocker):
@@ -40,7 +66,7 @@ def test_whole_array_read_is_a_handful_of_transactions(station, bench, mocker):
 
 def test_set_reset_and_read_cells(station, bench):
     xb = station.crossbar
-    cells = np.argwhere(bench.chip._stuck == 0)[:32]
+    cells = Cells.pairs(np.argwhere(bench.chip._stuck == 0)[:32])
     g_set = xb.set(cells, gate=1.9, read=True)
     truth = bench.chip.reveal_truth()
     expected = truth.median(truth.transistor.compliance(1.9))
@@ -52,7 +78,7 @@ def test_set_reset_and_read_cells(station, bench):
 
 def test_per_cell_gate_voltages(station, bench):
     xb = station.crossbar
-    cells = np.argwhere(bench.chip._stuck == 0)[:2]
+    cells = Cells.pairs(np.argwhere(bench.chip._stuck == 0)[:2])
     g = xb.set(cells, gate=np.array([1.5, 2.2]), read=True)
     assert g[1] > 2 * g[0]
 
@@ -102,9 +128,9 @@ def test_limits_refuse_before_any_byte(station, bench, mocker):
     xb.read()
     spy = mocker.spy(xb.board.transport, "write")
     with pytest.raises(LimitError):
-        xb.set([[0, 0]], amplitude=4.0)
+        xb.set(Cells.pairs([(0, 0)]), amplitude=4.0)
     with pytest.raises(LimitError):
-        xb.reset([[0, 0]], gate=5.5)
+        xb.reset(Cells.pairs([(0, 0)]), gate=5.5)
     with pytest.raises(LimitError):
         xb.iv_sweep(0, 0, [0.1, 3.5])
     spy.assert_not_called()

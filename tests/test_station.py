@@ -2,6 +2,8 @@
 
 import pytest
 
+from labrram.cells import Cells
+
 from labrram.safety import SafeLimits
 from labrram.station import StationError, load_station, parse_station
 
@@ -94,5 +96,5 @@ def test_with_simulation_retargets_every_instrument():
     assert st.instruments["smu"].visa_library == "lab9@labrram"
     with st.connect() as connected:
         assert connected.bench.name == "lab9"
-        connected.crossbar.set([[0, 0]], gate=2.0)
+        connected.crossbar.set(Cells.pairs([(0, 0)]), gate=2.0)
         assert len(connected.bench.chip.pulse_log) == 1

@@ -20,6 +20,9 @@ _LAZY = {
     "PassiveCharacterization": "passive_routine",
     "PassiveData": "passive_routine",
     "characterize_passive": "passive_routine",
+    "CharacterizePassive": "passive_routine",
+    "CharacterizePCM": "pcm_routine",
+    "CharacterizeReRAM": "reram_routine",
     "PCMFit": "pcm_fit",
     "PCMCharacterization": "pcm_routine",
     "PCMData": "pcm_routine",
@@ -33,20 +36,22 @@ _LAZY = {
 
 @dataclass(frozen=True)
 class Technology:
-    """How one device technology is characterized and fitted."""
+    """How one device technology is characterized (settings, the plan and its function, the
+    raw data) and fitted."""
 
     settings: type
     characterize: Callable[..., Any]
     data: type
     fit: type
+    plan: type
 
 
 def _kinds() -> dict[str, Technology]:
     g = __getattr__
     return {
-        "reram": Technology(g("ReRAMCharacterization"), g("characterize_reram"), g("ReRAMData"), g("ReRAMFit")),
-        "pcm": Technology(g("PCMCharacterization"), g("characterize_pcm"), g("PCMData"), g("PCMFit")),
-        "passive": Technology(g("PassiveCharacterization"), g("characterize_passive"), g("PassiveData"), g("PassiveFit")),
+        "reram": Technology(g("ReRAMCharacterization"), g("characterize_reram"), g("ReRAMData"), g("ReRAMFit"), g("CharacterizeReRAM")),
+        "pcm": Technology(g("PCMCharacterization"), g("characterize_pcm"), g("PCMData"), g("PCMFit"), g("CharacterizePCM")),
+        "passive": Technology(g("PassiveCharacterization"), g("characterize_passive"), g("PassiveData"), g("PassiveFit"), g("CharacterizePassive")),
     }
 
 
@@ -63,6 +68,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "KINDS",
+    "CharacterizePassive",
+    "CharacterizePCM",
+    "CharacterizeReRAM",
     "Estimate",
     "PassiveCharacterization",
     "PassiveData",

@@ -17,13 +17,18 @@ programmed; the model's nominal ``tuning_sigma_rel`` stands until it is.)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..protocols.engine import Progress, run_plan
+from ..protocols.messages import Bias, Measure, Pulse, Read, Report
+from ..protocols.plan import Plan, PlanRun, register
+from ..protocols.write_verify import check_pulse_settings
 from ..timing import BenchTimer
-from .reram_routine import Progress, select_devices
+from .reram_routine import select_devices, settings_from_dict
 
 SCHEMES = {"V/2": "HALF", "V/3": "THIRD", "float": "FLOAT"}
 
@@ -91,12 +96,11 @@ class PassiveData:
         return cls(**{name: store.read(name) for name in cls.DIMS}, settings=store.attrs.get("settings", {}))
 
 
-def _ramp(xb: Crossbar, cells, amplitudes, width: float, kind: str, fraction: float) -> np.ndarray:
+def _ramp(rows: np.ndarray, cols: np.ndarray, amplitudes: np.ndarray, width: float, kind: str, fraction: float) -> PlanRun:
     """Amplitude at which each device's reading first moves: by ``fraction`` of the reading or,
     if the sneak background makes that too coarse, by 6 sigma of the read noise."""
-    rows, cols = cells
-    g0 = xb.read(cells)
-    g0b = xb.read(cells)
+    g0 = yield Read(rows, cols)
+    g0b = yield Read(rows, cols)
     noise_rel = 1.4826 * float(np.median(np.abs(g0b - g0) / np.abs(g0))) / np.sqrt(2)
     step = np.minimum(fraction, max(6 * noise_rel, 1e-3))
     threshold = np.full(rows.size, np.nan)
@@ -104,50 +108,72 @@ def _ramp(xb: Crossbar, cells, amplitudes, width: float, kind: str, fraction: fl
         todo = np.isnan(threshold)
         if not todo.any():
             break
-        sub = (rows[todo], cols[todo])
-        fn = xb.set if kind == "SET" else xb.reset
-        g = fn(sub, amplitude=float(amp), gate=0.0, width=width, read=True)
-        moved = np.abs(g - g0[todo]) > step * g0[todo]
+        r = yield Pulse(kind, rows[todo], cols[todo], float(amp), 0.0, width, read=True)
+        moved = ~r.refused & (np.abs(r.g - g0[todo]) > step * g0[todo])
         idx = np.nonzero(todo)[0][moved]
         threshold[idx] = amp
     return threshold
 
 
+@register
+class CharacterizePassive(Plan):
+    """The passive characterization as a plan (module docstring); returns :class:`PassiveData`."""
+
+    name = "characterize-passive"
+    kind = "characterize"
+    device_kind = "passive"
+
+    def __init__(self, settings: PassiveCharacterization = PassiveCharacterization()) -> None:
+        self.settings = settings
+
+    def check(self, xb: Crossbar) -> None:
+        s = self.settings
+        check_pulse_settings(xb, "passive characterization ramps", list(s.ramp_amplitudes), 0.0, s.ramp_width)
+        for v in s.iv_voltages:
+            xb.limits.check_voltage(v, "iv_voltages")
+        select_devices(xb.shape, 2 * s.n_devices, s.seed)  # enough devices
+
+    def params(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict()}
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "CharacterizePassive":
+        return cls(settings_from_dict(PassiveCharacterization, params["settings"]))
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        s = self.settings
+        yield Bias(SCHEMES[s.scheme])
+        rows, cols = select_devices(shape, 2 * s.n_devices, s.seed)
+        iv_rows, iv_cols = rows[: s.n_devices], cols[: s.n_devices]
+        ramp_rows, ramp_cols = rows[s.n_devices :], cols[s.n_devices :]
+
+        # 1. I-V under the biasing scheme (board reads: column currents)
+        volts = np.asarray(s.iv_voltages, dtype=float)
+        current = np.empty((volts.size, s.n_devices))
+        for k, v in enumerate(volts):
+            current[k] = yield Measure(iv_rows, iv_cols, voltage=float(v))
+        yield Report("I-V", 1, 3)
+
+        # 2. threshold ramps on fresh devices
+        amps = np.asarray(s.ramp_amplitudes, dtype=float)
+        v_set = yield from _ramp(ramp_rows, ramp_cols, amps, s.ramp_width, "SET", s.switch_fraction)
+        v_reset = yield from _ramp(ramp_rows, ramp_cols, amps, s.ramp_width, "RESET", s.switch_fraction)
+        yield Report("thresholds", 2, 3)
+
+        # 3. read noise
+        repeats = np.empty((s.read_repeats, s.n_devices))
+        for k in range(s.read_repeats):
+            repeats[k] = yield Read(iv_rows, iv_cols)
+        yield Report("done", 3, 3)
+        return PassiveData(iv_rows, iv_cols, volts, current, amps, v_set, v_reset, repeats, settings=s.to_dict())
+
+
 def characterize_passive(
     xb: Crossbar,
-    timer: BenchTimer,
+    timer: BenchTimer | None = None,
     settings: PassiveCharacterization = PassiveCharacterization(),
     progress: Progress | None = None,
+    out: str | Path | None = None,
 ) -> PassiveData:
-    """Run the passive characterization (see the module docstring) and return the raw data."""
-    s = settings
-    board = xb.board
-    board.write(f":ARR:BIAS {SCHEMES[s.scheme]}")
-    board.check_errors()
-    rows, cols = select_devices(xb.shape, 2 * s.n_devices, s.seed)
-    iv_cells = (rows[: s.n_devices], cols[: s.n_devices])
-    ramp_cells = (rows[s.n_devices :], cols[s.n_devices :])
-    total = 3
-
-    # 1. I-V under the biasing scheme (board reads: column currents)
-    volts = np.asarray(s.iv_voltages, dtype=float)
-    current = np.empty((volts.size, s.n_devices))
-    for k, v in enumerate(volts):
-        board.read_voltage = float(v)
-        current[k] = board.measure_cells(*iv_cells)
-    board.read_voltage = xb.read_voltage  # back to the crossbar's read voltage
-    if progress:
-        progress("I-V", 1, total)
-
-    # 2. threshold ramps on fresh devices
-    amps = np.asarray(s.ramp_amplitudes, dtype=float)
-    v_set = _ramp(xb, ramp_cells, amps, s.ramp_width, "SET", s.switch_fraction)
-    v_reset = _ramp(xb, ramp_cells, amps, s.ramp_width, "RESET", s.switch_fraction)
-    if progress:
-        progress("thresholds", 2, total)
-
-    # 3. read noise
-    repeats = np.stack([xb.read(iv_cells) for _ in range(s.read_repeats)])
-    if progress:
-        progress("done", total, total)
-    return PassiveData(iv_cells[0], iv_cells[1], volts, current, amps, v_set, v_reset, repeats, settings=s.to_dict())
+    """Run :class:`CharacterizePassive` on ``xb`` through the engine and return the raw data."""
+    return run_plan(xb, CharacterizePassive(settings), out, timer=timer, progress=progress)

@@ -1,9 +1,10 @@
 """Characterization of a 1T1R PCM array, run on any :class:`~labrram.crossbar.Crossbar`.
 
-1. **Ladder programming** (Bonnet et al. 2023, Alg. 2): after a full RESET, every device
+1. **Ladder programming** (Bonnet et al. 2023, Alg. 2; the same ladder as the PCM write-verify,
+   :func:`labrram.protocols.write_verify_pcm.pcm_ladder`): after a full RESET, every device
    outside its band ``target ± half_width`` gets ``SET(V_S), V_S += dV`` when too low and
-   ``RESET(V_R), V_R -= dV`` when too high, all devices of a level in one batch per step; every
-   pulse amplitude and every verify read is recorded (the SET/RESET ladders).
+   ``RESET(V_R), V_R -= dV`` when too high, all devices in one batch per step; every pulse
+   amplitude and every verify read is kept (the SET/RESET ladders).
 2. **Programming noise**: the devices are read ``t_first`` after they converged.
 3. **Drift**: ``reads_per_time`` averaged reads at each of ``drift_times`` after programming
    (log-spaced out to one day; on the simulated bench the virtual clock advances, nothing
@@ -14,13 +15,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..protocols.engine import Progress, run_plan
+from ..protocols.messages import Now, Read, Report, Wait
+from ..protocols.plan import Plan, PlanRun, register
+from ..protocols.write_verify_pcm import PCMWriteVerify, pcm_ladder
 from ..timing import BenchTimer
-from .reram_routine import Progress, select_devices
+from .reram_routine import select_devices, settings_from_dict
 
 
 @dataclass(frozen=True)
@@ -113,47 +119,6 @@ class PCMData:
         return cls(**{name: store.read(name) for name in cls.DIMS}, settings=store.attrs.get("settings", {}))
 
 
-def ladder_program(
-    xb: Crossbar,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    target: np.ndarray,
-    s: PCMCharacterization,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Bonnet Alg. 2 on many devices at once. Returns (converged, pulses, amplitudes, reads)."""
-    n = rows.size
-    lo, hi = target - s.half_width, target + s.half_width
-    xb.reset((rows, cols), gate=s.gate, amplitude=s.v_reset0, width=s.reset_width)
-    pulses = np.ones(n, dtype=np.int32)
-    v_s, v_r = np.full(n, s.v_set0), np.full(n, s.v_reset0)
-    done = np.zeros(n, dtype=bool)
-    amps, reads = [], []
-    for _ in range(s.max_pulses):
-        idx = np.flatnonzero(~done)
-        if idx.size == 0:
-            break
-        g = xb.read((rows[idx], cols[idx]))
-        read_row = np.full(n, np.nan)
-        read_row[idx] = g
-        amp_row = np.zeros(n)
-        low, high = g < lo[idx], g > hi[idx]
-        done[idx[~low & ~high]] = True
-        up, down = idx[low], idx[high]
-        if up.size:
-            xb.set((rows[up], cols[up]), gate=s.gate, amplitude=v_s[up], width=s.set_width)
-            amp_row[up] = v_s[up]
-            v_s[up] = np.minimum(v_s[up] + s.dv_set, s.v_set_max)
-            pulses[up] += 1
-        if down.size:
-            xb.reset((rows[down], cols[down]), gate=s.gate, amplitude=v_r[down], width=s.reset_width)
-            amp_row[down] = -v_r[down]
-            v_r[down] = np.maximum(v_r[down] - s.dv_reset, s.v_reset_min)
-            pulses[down] += 1
-        amps.append(amp_row)
-        reads.append(read_row)
-    return done, pulses, np.array(amps), np.array(reads)
-
-
 def assign_levels(targets: np.ndarray, n_devices: int, seed: int) -> np.ndarray:
     """Level index of every device, with more devices at low conductance (weights ∝ 1/target):
     the 1/f read noise is relatively largest there, and so is the drift exponent's slope."""
@@ -166,34 +131,72 @@ def assign_levels(targets: np.ndarray, n_devices: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed + 1).permutation(np.repeat(np.arange(targets.size), counts))
 
 
+@register
+class CharacterizePCM(Plan):
+    """The PCM characterization as a plan (module docstring); returns :class:`PCMData`."""
+
+    name = "characterize-pcm"
+    kind = "characterize"
+    device_kind = "pcm"
+
+    def __init__(self, settings: PCMCharacterization = PCMCharacterization()) -> None:
+        self.settings = settings
+
+    def ladder_settings(self) -> PCMWriteVerify:
+        s = self.settings
+        return PCMWriteVerify(
+            half_width=s.half_width, gate=s.gate, v_set0=s.v_set0, v_set_max=s.v_set_max, dv_set=s.dv_set, set_width=s.set_width,
+            v_reset0=s.v_reset0, v_reset_min=s.v_reset_min, dv_reset=s.dv_reset, reset_width=s.reset_width,
+            max_iterations=s.max_pulses, g_range=(min(s.targets), max(s.targets)),
+        )  # fmt: skip
+
+    def check(self, xb: Crossbar) -> None:
+        self.ladder_settings().check(xb, "PCM characterization")
+        select_devices(xb.shape, self.settings.n_devices, self.settings.seed)  # enough devices
+
+    def params(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict()}
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "CharacterizePCM":
+        return cls(settings_from_dict(PCMCharacterization, params["settings"]))
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        s = self.settings
+        rows, cols = select_devices(shape, s.n_devices, s.seed)
+        targets = np.asarray(s.targets, dtype=float)
+        level = assign_levels(targets, s.n_devices, s.seed)
+        yield Report("ladder programming", 0, 3)
+        out = yield from pcm_ladder(rows, cols, targets[level], self.ladder_settings(), label="ladder programming")
+        t_prog = yield Now()
+        yield Report("drift", 1, 3)
+        times = np.asarray(s.drift_times, dtype=float)
+        drift = np.empty((times.size, s.n_devices))
+        repeats = np.empty((s.read_repeats, s.n_devices))
+        for j, t in enumerate(times):
+            now = yield Now()
+            yield Wait(max(t_prog + t - now, 0.0))
+            if j == 0:
+                for k in range(s.read_repeats):
+                    repeats[k] = yield Read(rows, cols)
+                drift[j] = repeats[: s.reads_per_time].mean(axis=0)
+            else:
+                reads = []
+                for _ in range(s.reads_per_time):
+                    reads.append((yield Read(rows, cols)))
+                drift[j] = np.mean(reads, axis=0)
+        yield Report("done", 3, 3)
+        amps = np.array(out.amplitudes) if out.amplitudes else np.zeros((0, s.n_devices))
+        reads_arr = np.array(out.reads) if out.reads else np.zeros((0, s.n_devices))
+        return PCMData(rows, cols, level, targets, out.converged, out.pulses, amps, reads_arr, times, drift, repeats, settings=s.to_dict())
+
+
 def characterize_pcm(
     xb: Crossbar,
-    timer: BenchTimer,
+    timer: BenchTimer | None = None,
     settings: PCMCharacterization = PCMCharacterization(),
     progress: Progress | None = None,
+    out: str | Path | None = None,
 ) -> PCMData:
-    """Run the PCM characterization (see the module docstring) and return the raw data."""
-    s = settings
-    rows, cols = select_devices(xb.shape, s.n_devices, s.seed)
-    targets = np.asarray(s.targets, dtype=float)
-    level = assign_levels(targets, s.n_devices, s.seed)
-    total = 3
-    if progress:
-        progress("ladder programming", 0, total)
-    done, pulses, amps, reads = ladder_program(xb, rows, cols, targets[level], s)
-    t_prog = timer.now()
-    if progress:
-        progress("drift", 1, total)
-    times = np.asarray(s.drift_times, dtype=float)
-    drift = np.empty((times.size, s.n_devices))
-    repeats = None
-    for j, t in enumerate(times):
-        timer.wait(max(t_prog + t - timer.now(), 0.0))
-        if j == 0:
-            repeats = np.stack([xb.read((rows, cols)) for _ in range(s.read_repeats)])
-            drift[j] = repeats[: s.reads_per_time].mean(axis=0)
-        else:
-            drift[j] = np.mean([xb.read((rows, cols)) for _ in range(s.reads_per_time)], axis=0)
-    if progress:
-        progress("done", total, total)
-    return PCMData(rows, cols, level, targets, done, pulses, amps, reads, times, drift, repeats, settings=s.to_dict())
+    """Run :class:`CharacterizePCM` on ``xb`` through the engine and return the raw data."""
+    return run_plan(xb, CharacterizePCM(settings), out, timer=timer, progress=progress)

@@ -10,21 +10,26 @@ The routine measures, through the instruments only:
 3. read noise: ``read_repeats`` reads of devices SET at the middle level;
 4. relaxation: reads of freshly SET devices at ``relaxation_delays`` after the SET.
 
-Waiting uses the bench timer (virtual time on the simulated bench). Every array is written to
-the run store with dimension names and SI units as it is measured.
+A plan (:class:`CharacterizeReRAM`) that the engine runs: waiting uses the bench clock (virtual
+time on the simulated bench), every step is recorded as it is measured, and an interrupted
+characterization resumes where it stopped. The raw data is written to the run store with
+dimension names and SI units when it ends.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..protocols.engine import Progress, run_plan
+from ..protocols.messages import Now, Pulse, Read, Report, Sweep, Wait
+from ..protocols.plan import Plan, PlanRun, register
+from ..protocols.write_verify import check_pulse_settings
 from ..timing import BenchTimer
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -123,73 +128,113 @@ class ReRAMData:
         return cls(**arrays, settings=store.attrs.get("settings", {}))
 
 
+@register
+class CharacterizeReRAM(Plan):
+    """The ReRAM characterization as a plan (module docstring); returns :class:`ReRAMData`."""
+
+    name = "characterize-reram"
+    kind = "characterize"
+    device_kind = "reram"
+
+    def __init__(self, settings: ReRAMCharacterization = ReRAMCharacterization()) -> None:
+        self.settings = settings
+
+    def check(self, xb: Crossbar) -> None:
+        s = self.settings
+        check_pulse_settings(xb, "ReRAM characterization SET", s.set_amplitude, [min(s.gates), max(s.gates)], s.set_width)
+        check_pulse_settings(xb, "ReRAM characterization RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
+        xb.limits.check_voltage(s.transistor_voltage, "transistor_voltage")
+        select_devices(xb.shape, s.n_devices, s.seed)  # enough devices
+
+    def params(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict()}
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "CharacterizeReRAM":
+        return cls(settings_from_dict(ReRAMCharacterization, params["settings"]))
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        s = self.settings
+        rows, cols = select_devices(shape, s.n_devices, s.seed)
+        gates = np.asarray(s.gates, dtype=float)
+        n_lv = gates.size
+        total = 1 + s.cycles * n_lv + 2
+
+        def reset(r=rows, c=cols):
+            return Pulse("RESET", r, c, s.reset_amplitude, s.reset_gate, s.reset_width, read=True)
+
+        def set_(gate: float, r=rows, c=cols, read: bool = False):
+            return Pulse("SET", r, c, s.set_amplitude, gate, s.set_width, read=read)
+
+        # 1. access transistor: saturation current of fully SET cells at each gate level
+        tr, tc = rows[: s.transistor_cells], cols[: s.transistor_cells]
+        yield reset(tr, tc)
+        yield set_(float(gates[-1]), tr, tc)
+        transistor = np.empty((n_lv, s.transistor_cells))
+        for k in range(s.transistor_cells):
+            for lv, gate in enumerate(gates):
+                transistor[lv, k] = (yield Sweep(int(tr[k]), int(tc[k]), [s.transistor_voltage], gate=float(gate)))[0]
+        yield Report("transistor", 1, total)
+
+        # 2. RESET / SET cycles at every level, read after read_delay
+        g_set = np.empty((s.cycles, n_lv, s.n_devices))
+        g_reset = np.empty_like(g_set)
+        step = 1
+        for cycle in range(s.cycles):
+            for lv, gate in enumerate(gates):
+                g_reset[cycle, lv] = (yield reset()).g
+                yield set_(float(gate))
+                yield Wait(s.read_delay)
+                g_set[cycle, lv] = yield Read(rows, cols)
+                step += 1
+                yield Report(f"cycle {cycle + 1}/{s.cycles}, gate {gate:.2f} V", step, total)
+
+        # 3. read noise at the middle level
+        mid = float(gates[n_lv // 2])
+        yield reset()
+        yield set_(mid)
+        yield Wait(s.read_delay)
+        repeats = np.empty((s.read_repeats, s.n_devices))
+        for k in range(s.read_repeats):
+            repeats[k] = yield Read(rows, cols)
+        yield Report("read noise", total - 1, total)
+
+        # 4. relaxation after a fresh SET
+        yield reset()
+        g0 = (yield set_(mid, read=True)).g
+        t0 = yield Now()
+        delays = np.asarray(s.relaxation_delays, dtype=float)
+        relax = np.empty((delays.size, s.n_devices))
+        times = np.empty(delays.size)
+        for j, delay in enumerate(delays):
+            now = yield Now()
+            yield Wait(max(t0 + delay - now, 0.0))
+            times[j] = (yield Now()) - t0
+            reads = np.empty((s.relaxation_reads, s.n_devices))
+            for k in range(s.relaxation_reads):
+                reads[k] = yield Read(rows, cols)
+            relax[j] = reads.mean(axis=0)
+        yield Report("relaxation", total, total)
+        return ReRAMData(rows, cols, gates, transistor, g_set, g_reset, repeats, g0, times, relax, settings=s.to_dict())
+
+
+def settings_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Settings stored in a run (JSON: tuples became lists) as the frozen dataclass again."""
+    import dataclasses
+
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} setting(s) {unknown}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 def characterize_reram(
     xb: Crossbar,
-    timer: BenchTimer,
+    timer: BenchTimer | None = None,
     settings: ReRAMCharacterization = ReRAMCharacterization(),
     progress: Progress | None = None,
+    out: str | Path | None = None,
 ) -> ReRAMData:
-    """Run the characterization (see the module docstring) and return the raw data."""
-    s = settings
-    rows, cols = select_devices(xb.shape, s.n_devices, s.seed)
-    cells = (rows, cols)
-    gates = np.asarray(s.gates, dtype=float)
-    n_lv = gates.size
-    total = 1 + s.cycles * n_lv + 2
-    step = 0
-
-    def tick(label: str) -> None:
-        nonlocal step
-        step += 1
-        if progress is not None:
-            progress(label, step, total)
-
-    def do_reset(target=cells) -> np.ndarray:
-        return xb.reset(target, gate=s.reset_gate, amplitude=s.reset_amplitude, width=s.reset_width, read=True)
-
-    def do_set(gate, target=cells, read: bool = False):
-        return xb.set(target, gate=gate, amplitude=s.set_amplitude, width=s.set_width, read=read)
-
-    # 1. access transistor: saturation current of fully SET cells at each gate level
-    t_cells = (rows[: s.transistor_cells], cols[: s.transistor_cells])
-    do_reset(t_cells)
-    do_set(float(gates[-1]), t_cells)
-    transistor = np.empty((n_lv, s.transistor_cells))
-    for k in range(s.transistor_cells):
-        for lv, gate in enumerate(gates):
-            transistor[lv, k] = xb.iv_sweep(int(t_cells[0][k]), int(t_cells[1][k]), [s.transistor_voltage], gate=float(gate))[0]
-    tick("transistor")
-
-    # 2. RESET / SET cycles at every level, read after read_delay
-    g_set = np.empty((s.cycles, n_lv, s.n_devices))
-    g_reset = np.empty_like(g_set)
-    for cycle in range(s.cycles):
-        for lv, gate in enumerate(gates):
-            g_reset[cycle, lv] = do_reset()
-            do_set(float(gate))
-            timer.wait(s.read_delay)
-            g_set[cycle, lv] = xb.read(cells)
-            tick(f"cycle {cycle + 1}/{s.cycles}, gate {gate:.2f} V")
-
-    # 3. read noise at the middle level
-    mid = float(gates[n_lv // 2])
-    do_reset()
-    do_set(mid)
-    timer.wait(s.read_delay)
-    repeats = np.stack([xb.read(cells) for _ in range(s.read_repeats)])
-    tick("read noise")
-
-    # 4. relaxation after a fresh SET
-    do_reset()
-    g0 = do_set(mid, read=True)
-    t0 = timer.now()
-    delays = np.asarray(s.relaxation_delays, dtype=float)
-    relax = np.empty((delays.size, s.n_devices))
-    times = np.empty(delays.size)
-    for j, delay in enumerate(delays):
-        timer.wait(max(t0 + delay - timer.now(), 0.0))
-        times[j] = timer.now() - t0
-        relax[j] = np.mean([xb.read(cells) for _ in range(s.relaxation_reads)], axis=0)
-    tick("relaxation")
-
-    return ReRAMData(rows, cols, gates, transistor, g_set, g_reset, repeats, g0, times, relax, settings=s.to_dict())
+    """Run :class:`CharacterizeReRAM` on ``xb`` through the engine and return the raw data."""
+    return run_plan(xb, CharacterizeReRAM(settings), out, timer=timer, progress=progress)

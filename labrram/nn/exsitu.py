@@ -149,13 +149,13 @@ def train_stage(model: ReRAMModel, s: ExSituSettings, task: Task | None = None) 
     return Trained(s, task, net, hist, sizes, inside, time.perf_counter() - t0)
 
 
-def transfer_stage(xb: Crossbar, model: ReRAMModel, trained: Trained, recorder=None, progress=None) -> Transfer:
+def transfer_stage(xb: Crossbar, model: ReRAMModel, trained: Trained, stores=None, progress=None, attrs=None) -> Transfer:
     """Program the trained network onto the crossbar (stochastic SET or single-shot);
-    ``recorder(array_index, mu_targets, sigma_targets)`` gives each array's run recorder."""
+    ``stores(array_index)`` names each array's run store (``attrs``: their extra attributes)."""
     s = trained.settings
     if s.bayesian:
-        return transfer_bayesian(xb, trained.posteriors(), model, s.transfer, recorder=recorder, progress=progress)
-    return transfer_deterministic(xb, trained.network.weights(), model, s.transfer, recorder=recorder, progress=progress)
+        return transfer_bayesian(xb, trained.posteriors(), model, s.transfer, stores=stores, progress=progress, attrs=attrs)
+    return transfer_deterministic(xb, trained.network.weights(), model, s.transfer, stores=stores, progress=progress, attrs=attrs)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:

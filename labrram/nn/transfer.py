@@ -35,7 +35,8 @@ from labrram.mapping import (
     place_copies,
 )
 from labrram.protocols.results import ProgramResult, Progress
-from labrram.protocols.single_shot import OneShotSettings, population_sigma, single_shot, stochastic_set
+from labrram.protocols.engine import run_plan
+from labrram.protocols.single_shot import OneShotSettings, SingleShot, StochasticSet, population_sigma
 
 from .sampled import forward, softmax
 
@@ -246,9 +247,10 @@ def transfer_bayesian(
     posteriors: Sequence[tuple[Any, Any]],
     model: ReRAMModel,
     settings: TransferSettings = TransferSettings(),
-    recorder: Callable[[int, np.ndarray, np.ndarray | None], Any] | None = None,
+    stores: Callable[[int], Any] | None = None,
     progress: Progress | None = None,
     gammas: Sequence[float] | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> Transfer:
     """Program a Bayesian network's posteriors in one step (module docstring).
 
@@ -260,9 +262,11 @@ def transfer_bayesian(
         Augmented ``(n_in + 1, n_out)`` posterior mean and spread of every layer, weight units.
     model : ReRAMModel
         The calibrated device model (never the chip's hidden truth).
-    recorder : callable, optional
-        ``recorder(array_index, mu_targets, sigma_targets)`` → a
-        :class:`~labrram.protocols.recorder.ProgramRecorder` for that array's run store.
+    stores : callable, optional
+        ``stores(array_index)`` → the path of a new run store for that array's programming run
+        (recorded and resumable), or None.
+    attrs : dict, optional
+        Extra attributes of those run stores (station, calibration provenance, network).
     gammas : list of float, optional
         Fixed per-layer scales (S per weight unit) instead of the KL scale search.
     """
@@ -279,8 +283,7 @@ def transfer_bayesian(
     results, expected = [], {}
     for i in range(cp.n_arrays):
         mu_map, sd_map = cp.targets(i)
-        rec = recorder(i, mu_map, sd_map) if recorder is not None else None
-        results.append(stochastic_set(xbs[i], mu_map, sd_map, model, settings.protocol, recorder=rec, progress=progress))
+        results.append(run_plan(xbs[i], StochasticSet(mu_map, sd_map, model, settings.protocol), stores(i) if stores else None, progress=progress, attrs=attrs))
         expected[i] = (mu_map, sd_map)
     return Transfer("bayesian", cp.placement, len(layers), m, results, cp, time.perf_counter() - t0, expected, settings.screen)
 
@@ -290,13 +293,14 @@ def transfer_deterministic(
     weights: Sequence[Any],
     model: ReRAMModel,
     settings: TransferSettings = TransferSettings(),
-    recorder: Callable[[int, np.ndarray, np.ndarray | None], Any] | None = None,
+    stores: Callable[[int], Any] | None = None,
     progress: Progress | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> Transfer:
     """Program fixed augmented weight matrices as differential pairs, open loop (single-shot,
     target = the calibrated median of the chosen compliance), in ``settings.copies`` copies;
-    the scale is per layer over the conditions' conductance range. ``recorder`` as for
-    :func:`transfer_bayesian` (called with ``sigma_targets=None``)."""
+    the scale is per layer over the conditions' conductance range. ``stores`` and ``attrs`` as
+    for :func:`transfer_bayesian`."""
     t0 = time.perf_counter()
     xbs = _crossbars(crossbars)
     shapes = _shapes(weights)
@@ -310,7 +314,6 @@ def transfer_deterministic(
     results, expected = [], {}
     for i in range(pl.n_arrays):
         targets = pl.targets(i)
-        rec = recorder(i, targets, None) if recorder is not None else None
-        results.append(single_shot(xbs[i], targets, model, settings.protocol, recorder=rec, progress=progress))
+        results.append(run_plan(xbs[i], SingleShot(targets, model, settings.protocol), stores(i) if stores else None, progress=progress, attrs=attrs))
         expected[i] = (targets, population_sigma(model, np.where(np.isnan(targets), 1e-6, targets)))
     return Transfer("deterministic", pl, len(mapped), m, results, None, time.perf_counter() - t0, expected, settings.screen)

@@ -6,7 +6,7 @@ from scipy import stats
 
 from labrram import sim
 from labrram.calibration.files import default_calibration
-from labrram.protocols.recorder import ProgramRecorder
+import labrram
 from labrram.protocols.single_shot import OneShotSettings, population_sigma, single_shot, stochastic_gates, stochastic_set
 from labrram.sim import PulseKind
 from labrram.station import load_station
@@ -59,7 +59,6 @@ def test_stochastic_set_picks_the_nearest_condition_for_unreachable_sigma():
 def test_interrupted_single_shot_resumes_every_device_set_exactly_once(station, tmp_path):
     targets = np.random.default_rng(0).uniform(50e-6, 200e-6, (64, 64))
     path = tmp_path / "ss.zarr"
-    rec = ProgramRecorder.create(path, "single-shot", targets, {})
     settings = OneShotSettings(chunk=512)
     seen = []
 
@@ -69,8 +68,8 @@ def test_interrupted_single_shot_resumes_every_device_set_exactly_once(station, 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        single_shot(station.crossbar, targets, MODEL, settings, recorder=rec, progress=interrupt)
-    res = single_shot(station.crossbar, None, MODEL, settings, recorder=ProgramRecorder.resume(path, "single-shot"), resume=True)
+        single_shot(station.crossbar, targets, MODEL, settings, out=path, progress=interrupt)
+    res = labrram.resume(path, station)
     log = station.bench.chip.pulse_log.records
     sets = np.zeros((64, 64), int)
     np.add.at(sets, (log["row"][log["kind"] == PulseKind.SET], log["col"][log["kind"] == PulseKind.SET]), 1)
@@ -81,7 +80,6 @@ def test_interrupted_single_shot_resumes_every_device_set_exactly_once(station, 
 def test_lost_set_batch_is_detected_by_re_reading(station, tmp_path, mocker):
     targets = np.full((64, 64), 100e-6)
     path = tmp_path / "ss.zarr"
-    rec = ProgramRecorder.create(path, "single-shot", targets, {})
     xb = station.crossbar
     real_set = xb.set
 
@@ -91,9 +89,9 @@ def test_lost_set_batch_is_detected_by_re_reading(station, tmp_path, mocker):
 
     mocker.patch.object(xb, "set", side_effect=lost)
     with pytest.raises(ConnectionError):
-        single_shot(xb, targets, MODEL, OneShotSettings(chunk=1024), recorder=rec)
+        single_shot(xb, targets, MODEL, OneShotSettings(chunk=1024), out=path)
     mocker.stopall()
-    single_shot(station.crossbar, None, MODEL, OneShotSettings(chunk=1024), recorder=ProgramRecorder.resume(path, "single-shot"), resume=True)
+    labrram.resume(path, station)
     log = station.bench.chip.pulse_log.records
     sets = np.zeros((64, 64), int)
     np.add.at(sets, (log["row"][log["kind"] == PulseKind.SET], log["col"][log["kind"] == PulseKind.SET]), 1)

@@ -8,6 +8,8 @@ import re
 from importlib import resources
 
 import numpy as np
+
+from labrram.cells import Cells
 import pytest
 
 from labrram import sim
@@ -72,7 +74,7 @@ def test_converges_within_limits_and_compares_with_batched_write_verify():
     with connected("smu-loop") as cs:
         chip, limits = cs.bench.chip, cs.station.limits
         cells, targets = healthy_devices(chip)
-        res = smu_write_verify(cs.crossbar, cs.instruments["smu"], cells, targets, MODEL, clock=cs.timer)
+        res = smu_write_verify(cs.crossbar, cs.instruments["smu"], Cells.pairs(cells), targets, MODEL, clock=cs.timer)
         rows, cols = cells[:, 0], cells[:, 1]
         truth = chip._conductance(rows, cols)
         log = chip.pulse_log.records
@@ -144,7 +146,7 @@ def test_the_verify_loop_runs_on_the_instrument(mocker):
         cells, targets = healthy_devices(cs.bench.chip, seed=1)
         smu = cs.instruments["smu"]
         spy = spies(mocker, cs)
-        res = smu_write_verify(cs.crossbar, smu, cells, targets, MODEL)
+        res = smu_write_verify(cs.crossbar, smu, Cells.pairs(cells), targets, MODEL)
         n_bias = len(cs.bench.chip.pulse_log)
         counts = {k: v.call_count for k, v in spy.items()}
         board_writes = [c.args[0] for c in spy["board_write"].call_args_list]
@@ -184,9 +186,9 @@ def test_a_target_needing_a_beyond_limit_amplitude_is_refused_before_any_byte(mo
     assert worst[2] > 3.0 and np.all(np.delete(worst, 2) < 3.0)  # the premise: one device needs > 3 V
     with connected("smu-loop-limits") as cs:
         spy = spies(mocker, cs)
-        cells = np.array([[1, 1], [2, 2], [3, 3], [4, 4]])
+        cells = np.array([[1, 1], [2, 2], [3, 3], [4, 4]])  # (row, col) pairs, given as Cells.pairs below
         with pytest.raises(LimitError, match=r"cell \(3, 3\) with target 350"):
-            smu_write_verify(cs.crossbar, cs.instruments["smu"], cells, targets, MODEL, s)
+            smu_write_verify(cs.crossbar, cs.instruments["smu"], Cells.pairs(cells), targets, MODEL, s)
         assert spy["smu_write"].call_count == 0 and spy["board_write"].call_count == 0
         assert len(cs.bench.chip.pulse_log) == 0
 
@@ -208,7 +210,7 @@ def test_unsafe_runs_are_refused_before_any_byte(mocker, limits, settings, error
         cells, targets = healthy_devices(cs.bench.chip, n=8)
         spy = spies(mocker, cs)
         with pytest.raises(error, match=message):
-            smu_write_verify(cs.crossbar, cs.instruments["smu"], cells, targets, MODEL, settings)
+            smu_write_verify(cs.crossbar, cs.instruments["smu"], Cells.pairs(cells), targets, MODEL, settings)
         assert spy["smu_write"].call_count == 0 and spy["board_write"].call_count == 0
         assert len(cs.bench.chip.pulse_log) == 0
 
@@ -226,7 +228,7 @@ def test_bad_targets_are_refused_before_any_byte(mocker, targets, message):
     with connected("smu-loop-limits") as cs:
         spy = spies(mocker, cs)
         with pytest.raises(TargetError, match=message):
-            smu_write_verify(cs.crossbar, cs.instruments["smu"], np.array([[0, 0], [0, 1]]), targets, MODEL)
+            smu_write_verify(cs.crossbar, cs.instruments["smu"], Cells.pairs([(0, 0), (0, 1)]), targets, MODEL)
         assert spy["smu_write"].call_count == 0
         # only a shape mismatch needs the array size (one identification query, nothing sourced)
         assert [c.args[0] for c in spy["board_write"].call_args_list] == ([b":ARR:SIZE?\n"] if targets.ndim == 2 else [])
@@ -235,7 +237,7 @@ def test_bad_targets_are_refused_before_any_byte(mocker, targets, message):
 def test_the_station_smu_must_be_a_2600():
     with connected("smu-loop-limits") as cs:
         with pytest.raises(TypeError, match="2600B"):
-            smu_write_verify(cs.crossbar, cs.instruments["board"], np.array([[0, 0]]), [1e-4], MODEL)
+            smu_write_verify(cs.crossbar, cs.instruments["board"], Cells.pairs([(0, 0)]), [1e-4], MODEL)
 
 
 # --- safe state after any failure ---------------------------------------------------------------
@@ -261,7 +263,7 @@ def test_outputs_off_and_route_open_after_an_exception_mid_run(mocker, failure):
         mocker.patch.object(smu, "run_script", side_effect=flaky)
         expected = {"link": ConnectionError, "ctrl-c": KeyboardInterrupt, "script": InstrumentError}[failure]
         with pytest.raises(expected):
-            smu_write_verify(cs.crossbar, smu, cells, targets, MODEL)
+            smu_write_verify(cs.crossbar, smu, Cells.pairs(cells), targets, MODEL)
         assert calls["n"] == 6  # it failed mid-run, after some devices were programmed
         assert cs.bench.outputs_on() == []
         assert cs.bench.instruments["board"].route is None
@@ -274,7 +276,7 @@ def test_overshoots_are_reset_inside_the_script_when_the_gate_allows_it():
     with connected("smu-loop-hi") as cs:
         cells, _ = healthy_devices(cs.bench.chip, n=16, seed=3)
         targets = np.random.default_rng(3).uniform(620e-6, 660e-6, 16)  # SET gates above 2.5 V
-        res = smu_write_verify(cs.crossbar, cs.instruments["smu"], cells, targets, MODEL, s)
+        res = smu_write_verify(cs.crossbar, cs.instruments["smu"], Cells.pairs(cells), targets, MODEL, s)
         log = cs.bench.chip.pulse_log.records
     run = res.settings["run"]
     assert run["reset_pulses"] > 0 and run["reset_scripts"] == 0  # every RESET happened on the instrument

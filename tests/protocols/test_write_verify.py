@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from labrram.calibration.files import default_calibration
-from labrram.protocols.recorder import ProgramRecorder
+import labrram
+from labrram.protocols.journal import read_log
 from labrram.protocols.results import TargetError
+from labrram.store import RunStore
 from labrram.protocols.write_verify import ReRAMWriteVerify, write_verify_reram
 from labrram import sim
 from labrram.sim import PulseKind
@@ -37,8 +39,7 @@ def per_device_pulses(chip, shape):
 
 def test_converges_and_every_pulse_is_accounted_for(station, tmp_path):
     targets = pattern((32, 32))
-    rec = ProgramRecorder.create(tmp_path / "run.zarr", "write-verify", targets, {})
-    res = write_verify_reram(station.crossbar, targets, MODEL, recorder=rec)
+    res = write_verify_reram(station.crossbar, targets, MODEL, out=tmp_path / "run.zarr")
     s = res.summary()
     chip = station.bench.chip
     healthy = chip._stuck == 0
@@ -50,7 +51,7 @@ def test_converges_and_every_pulse_is_accounted_for(station, tmp_path):
     counts = per_device_pulses(chip, (32, 32))
     np.testing.assert_array_equal(counts, res.pulses)
     assert counts[0, :4].sum() == 0
-    log = rec.log()
+    log = read_log(RunStore.open(tmp_path / "run.zarr"))
     assert log["row"].size == res.pulses.sum()
     truth = chip._conductance(*np.nonzero(m & res.converged))
     band = np.maximum(0.05 * targets[m & res.converged], 1e-6)
@@ -61,7 +62,6 @@ def test_converges_and_every_pulse_is_accounted_for(station, tmp_path):
 def test_interrupted_run_resumes_without_programming_twice(station, tmp_path):
     targets = pattern((32, 32), seed=1)
     path = tmp_path / "run.zarr"
-    rec = ProgramRecorder.create(path, "write-verify", targets, {})
     calls = []
 
     def ctrl_c(label, done, total):
@@ -70,28 +70,32 @@ def test_interrupted_run_resumes_without_programming_twice(station, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_verify_reram(station.crossbar, targets, MODEL, recorder=rec, progress=ctrl_c)
-    assert ProgramRecorder.resume(path, "write-verify").progress["iteration"] == 3
-    converged_before = ProgramRecorder.resume(path, "write-verify").load_state().converged.copy()
+        write_verify_reram(station.crossbar, targets, MODEL, out=path, progress=ctrl_c)
+    store = RunStore.open(path)
+    assert store.attrs["status"] == "interrupted" and store.attrs["journal"]["stopped"]["reason"] == "KeyboardInterrupt"
     counts_before = per_device_pulses(station.bench.chip, (32, 32))
+    log = read_log(store)
+    # devices accepted before the interruption: their last pulse was a SET read inside the band
+    band = np.maximum(0.05 * targets, 1e-6)
+    last = {}
+    for k in range(log["row"].size):
+        last[(int(log["row"][k]), int(log["col"][k]))] = (log["kind"][k], log["g_after"][k])
+    done_early = [rc for rc, (kind, g) in last.items() if kind == 0 and abs(g - targets[rc]) <= 0.4 * band[rc]]
+    assert done_early
 
-    rec2 = ProgramRecorder.resume(path, "write-verify")
-    res = write_verify_reram(station.crossbar, None, MODEL, recorder=rec2, resume=True)
+    res = labrram.resume(path, station)
     counts = per_device_pulses(station.bench.chip, (32, 32))
     np.testing.assert_array_equal(counts, res.pulses)  # die and record agree across the resume
-    rows, cols = np.nonzero(~np.isnan(targets))
-    done_early = converged_before
-    # devices that had converged before the interruption got no pulse after it
-    np.testing.assert_array_equal(counts[rows[done_early], cols[done_early]], counts_before[rows[done_early], cols[done_early]])
+    for rc in done_early:  # devices that had converged before the interruption got no pulse after it
+        assert counts[rc] == counts_before[rc]
     assert res.converged[~np.isnan(targets)].mean() > 0.99
-    assert rec2.store.attrs["status"] == "complete"
+    assert RunStore.open(path).attrs["status"] == "complete"
 
 
 @pytest.mark.parametrize("counter_known", [True, False])
 def test_a_batch_lost_in_flight_is_re_read_and_logged_as_uncertain(station, tmp_path, mocker, counter_known):
     targets = pattern((32, 32), seed=2)
     path = tmp_path / "run.zarr"
-    rec = ProgramRecorder.create(path, "write-verify", targets, {})
     xb = station.crossbar
     real_set = xb.set
     n = {"calls": 0}
@@ -105,16 +109,18 @@ def test_a_batch_lost_in_flight_is_re_read_and_logged_as_uncertain(station, tmp_
 
     mocker.patch.object(xb, "set", side_effect=flaky_set)
     with pytest.raises(ConnectionError):
-        write_verify_reram(xb, targets, MODEL, recorder=rec)
+        write_verify_reram(xb, targets, MODEL, out=path)
     mocker.stopall()
-    rec2 = ProgramRecorder.resume(path, "write-verify")
-    assert rec2.pending is not None and rec2.pending["counter"] is not None
+    store = RunStore.open(path, mode="r+")
+    record = store.attrs["journal"]
+    assert record["pending"] is not None and record["pending"]["counter"] is not None
     if not counter_known:  # a board without a pulse counter (or one that reset): nobody can tell
-        rec2.progress["pending"]["counter"] = None
-    res = write_verify_reram(station.crossbar, None, MODEL, recorder=rec2, resume=True)
-    log = rec2.log()
+        record["pending"]["counter"] = None
+        store.update_attrs(journal=record)
+    res = labrram.resume(path, station)
+    assert res.settled == 1
+    log = read_log(RunStore.open(path))
     uncertain = log["kind"] == 2
-    assert rec2.progress["recovered_batches"] == 1
     if counter_known:  # the board's pulse counter proves the batch was delivered: logged as such
         assert uncertain.sum() == 0
     else:
@@ -154,14 +160,22 @@ def test_settings_validated():
         ReRAMWriteVerify(tolerance=2.0)
 
 
-def test_run_store_reads_in_xarray_with_named_dimensions(station, tmp_path):
+def test_run_store_reads_in_xarray_with_labelled_dimensions_and_no_warning(station, tmp_path):
     xr = pytest.importorskip("xarray")
+    import warnings
+
     targets = pattern((32, 32))
     path = tmp_path / "run.zarr"
-    rec = ProgramRecorder.create(path, "write-verify", targets, {})
-    write_verify_reram(station.crossbar, targets, MODEL, recorder=rec)
-    ds = xr.open_zarr(path, consolidated=False)
-    assert ds["targets"].dims == ("row", "col")
-    assert ds["state"].dims == ("layer", "row", "col")
+    res = write_verify_reram(station.crossbar, targets, MODEL, out=path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(path)
+    assert ds["targets"].dims == ("row", "col") and ds["achieved"].dims == ("row", "col")
     assert ds["log"].dims == ("pulse", "field")
+    for dim in ds.dims:  # every dimension labelled
+        assert dim in ds.coords, dim
+    # the log's fields are coordinate values, and it holds exactly the pulses (no stray rows)
+    assert ds.log.sel(field="g_after").shape == (int(res.pulses.sum()),)
+    assert not np.isnan(ds.log.sel(field="row").values).any()
+    np.testing.assert_array_equal(ds.pulses.values, res.pulses)
     assert ds.attrs["status"] == "complete"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from labrram import sim
-from labrram.protocols.recorder import ProgramRecorder
+from labrram.protocols.journal import read_log
+from labrram.store import RunStore
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
 from labrram.sim import PulseKind
 from labrram.station import load_station
@@ -19,8 +20,7 @@ def station():
 
 def test_ladder_converges_within_joshis_band(station, tmp_path):
     targets = np.random.default_rng(0).uniform(2e-6, 22e-6, (32, 32))
-    rec = ProgramRecorder.create(tmp_path / "p.zarr", "write-verify-pcm", targets, {})
-    res = write_verify_pcm(station.crossbar, targets, PCMWriteVerify(half_width=1.0e-6), recorder=rec)
+    res = write_verify_pcm(station.crossbar, targets, PCMWriteVerify(half_width=1.0e-6), out=tmp_path / "p.zarr")
     chip = station.bench.chip
     healthy = chip._stuck == 0
     assert res.converged[healthy].mean() >= 0.99
@@ -29,7 +29,7 @@ def test_ladder_converges_within_joshis_band(station, tmp_path):
     log = chip.pulse_log.records
     sets = log[log["kind"] == PulseKind.SET]
     assert sets["amplitude"].max() <= 1.8 + 1e-6 and log["amplitude"].max() <= 2.9 + 1e-6
-    assert rec.log()["row"].size == len(log) == res.pulses.sum()
+    assert read_log(RunStore.open(tmp_path / "p.zarr"))["row"].size == len(log) == res.pulses.sum()
 
 
 def test_ladder_bounds_are_validated():

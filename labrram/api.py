@@ -1,0 +1,455 @@
+"""The Python API: the jobs a lab runs on a chip, one call each.
+
+Every function takes a ``station``: ``None`` (the default simulated bench), the path of a station
+file, a :class:`~labrram.station.Station`, or an already connected
+:class:`~labrram.station.ConnectedStation` (kept open: several calls then share one chip and one
+connection). Each job is a plan run by the one engine (:mod:`labrram.protocols.engine`), so
+every job alike checks limits before any byte, records its steps in a run store when given
+``out``, stops cleanly with every output off, and continues with :func:`resume`.
+
+>>> import labrram
+>>> run = labrram.characterize(kind="reram", out="char.zarr")        # doctest: +SKIP
+>>> cal = labrram.calibrate("char.zarr", out="reram.json")           # doctest: +SKIP
+>>> result = labrram.program("uniform:50e-6:150e-6", out="prog.zarr") # doctest: +SKIP
+>>> labrram.resume("prog.zarr")                                      # doctest: +SKIP
+
+docs/python-api.md walks through all of it with the outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .calibration.files import Calibration, CalibrationError, default_calibration, load_calibration
+from .protocols.engine import Engine
+from .protocols.journal import Journal
+from .protocols.plan import plan_from_store
+from .protocols.results import ProgramResult
+from .station import ConnectedStation, Station, StationError, load_station
+from .store import RunStore, StoreError
+
+__all__ = [
+    "CHIP_KINDS",
+    "Characterization",
+    "JobError",
+    "PROTOCOLS",
+    "ReadResult",
+    "calibrate",
+    "characterize",
+    "chip_kind",
+    "program",
+    "read",
+    "resume",
+]
+
+Progress = Callable[[str, int, int], None]
+StationLike = Any  # None | str | Path | Station | ConnectedStation
+
+CHIP_KINDS = ("reram", "pcm", "passive")
+#: programming protocols -> the chip kinds they program. ``"write-verify"`` is the closed loop of
+#: whatever chip the station carries: gate stepping on ReRAM, the SET/RESET ladders on PCM,
+#: amplitude staircases under V/2 or V/3 on passive arrays.
+PROTOCOLS = {
+    "write-verify": ("reram", "pcm", "passive"),
+    "single-shot": ("reram",),
+    "stochastic-set": ("reram",),
+}
+_WRITE_VERIFY = {"reram": "write-verify", "pcm": "write-verify-pcm", "passive": "tune-passive"}
+
+
+class JobError(ValueError):
+    """A job that cannot run as asked (kinds that disagree, a protocol that does not fit the
+    chip); nothing was sent."""
+
+
+# --- stations ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _connected(station: StationLike, kind: str | None = None, array: tuple[int, int] | None = None) -> Iterator[ConnectedStation]:
+    if isinstance(station, ConnectedStation):
+        if array is not None:
+            raise JobError("array sets the size of a simulated chip when connecting; this station is already connected")
+        yield station
+        return
+    st = station if isinstance(station, Station) else load_station(station)
+    if kind is not None and st.simulated and st.simulation.kind != kind:
+        st = st.with_simulation(kind=kind)  # the simulated bench carries the chip asked for
+    if array is not None:
+        if not st.simulated:
+            raise JobError("array sets the size of a simulated chip; a real station's array is what it is")
+        st = st.with_simulation(rows=int(array[0]), cols=int(array[1]))
+    with st.connect() as connected:
+        yield connected
+
+
+def chip_kind(connected: ConnectedStation) -> str:
+    """What the station's board says it carries (``:ARR:TYPE?``): ``"reram"``, ``"pcm"`` or
+    ``"passive"``."""
+    board = connected.crossbar.board
+    kind = board.query(":ARR:TYPE?").strip().lower()
+    if kind not in CHIP_KINDS:
+        raise JobError(f"the board reports an array of type {kind!r}; labrram programs {CHIP_KINDS}")
+    return kind
+
+
+def _chip_id(connected: ConnectedStation) -> str:
+    return str(connected.crossbar.board.idn)
+
+
+def _bench_faults(connected: ConnectedStation) -> int:
+    return int(sum(getattr(inst, "link_faults", 0) for inst in connected.instruments.values()))
+
+
+def _calibration(calibration: Any) -> Calibration | None:
+    if calibration is None:
+        return None
+    if isinstance(calibration, Calibration):
+        return calibration
+    return load_calibration(calibration)
+
+
+# --- program ----------------------------------------------------------------------------------
+def _program_plan(kind: str, protocol: str, targets: np.ndarray, cal: Calibration, sigma: Any, settings: Any) -> Any:
+    from .targets import resolve_sigma
+
+    if protocol == "write-verify":
+        if kind == "reram":
+            from .protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM
+
+            return WriteVerifyReRAM(targets, cal.model, settings or ReRAMWriteVerify())
+        if kind == "pcm":
+            from .protocols.write_verify_pcm import PCMWriteVerify, WriteVerifyPCM
+
+            return WriteVerifyPCM(targets, settings or PCMWriteVerify())
+        from .protocols.tune_passive import PassiveTuning, TunePassive
+
+        return TunePassive(targets, cal.model, settings or PassiveTuning())
+    from .protocols.single_shot import OneShotSettings, SingleShot, StochasticSet
+
+    if protocol == "single-shot":
+        return SingleShot(targets, cal.model, settings or OneShotSettings())
+    return StochasticSet(targets, resolve_sigma(sigma, np.asarray(targets, dtype=float)), cal.model, settings or OneShotSettings())
+
+
+def program(
+    targets: Any,
+    station: StationLike = None,
+    *,
+    protocol: str = "write-verify",
+    calibration: Any = None,
+    sigma: Any = None,
+    settings: Any = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    kind: str | None = None,
+    progress: Progress | None = None,
+) -> ProgramResult:
+    """Program conductance targets into the station's array.
+
+    Parameters
+    ----------
+    targets : array, str or Path
+        Conductances, S, of the array's shape (NaN leaves a device alone); or a ``.npy`` file;
+        or a pattern (:data:`labrram.targets.PATTERNS`, e.g. ``"uniform:50e-6:150e-6"``).
+    station : None, str, Path, Station or ConnectedStation
+        Where the chip is (module docstring).
+    protocol : str
+        ``"write-verify"`` (the closed loop that fits the chip), ``"single-shot"`` or
+        ``"stochastic-set"`` (ReRAM), or a plan name (``"write-verify-pcm"``, ``"tune-passive"``).
+    calibration : Calibration, str or Path, optional
+        The device calibration; default the shipped one for the chip's kind. Its kind must be
+        the chip's.
+    sigma : None, "calibrated", float, array or str, optional
+        ``stochastic-set`` only: the wanted spread per device, S.
+    settings : dataclass, optional
+        The protocol's settings (e.g. :class:`~labrram.protocols.write_verify.ReRAMWriteVerify`).
+    out : str or Path, optional
+        A new run store: every step recorded, resumable with :func:`resume`.
+    seed : int
+        Seed of a ``uniform`` pattern.
+    kind : str, optional
+        On a simulated station, the kind of the simulated chip; on a real one, what the board
+        must report.
+    progress : callable, optional
+        ``progress(label, done, total)`` as the run goes.
+
+    Returns
+    -------
+    ProgramResult
+        Per-device targets, achieved conductances, convergence and pulses; wall time, bench
+        time (the bench clock: virtual on the simulated bench) and the physical limit, s.
+    """
+    from .targets import parse_pattern
+
+    if kind is not None and kind not in CHIP_KINDS:
+        raise JobError(f"kind must be one of {CHIP_KINDS}, got {kind!r}")
+    plan_names = {"write-verify-pcm": ("pcm",), "tune-passive": ("passive",)}
+    if protocol not in PROTOCOLS and protocol not in plan_names:
+        raise JobError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS) + sorted(plan_names)}")
+    fits = PROTOCOLS.get(protocol) or plan_names[protocol]
+    if protocol in plan_names:
+        protocol = "write-verify"
+    cal = _calibration(calibration)
+    if isinstance(targets, str) and not targets.endswith(".npy"):
+        parse_pattern(targets)  # a malformed pattern is refused before connecting
+    if out is not None and Path(out).exists():
+        raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
+    with _connected(station, kind or (cal.kind if cal is not None else None)) as connected:
+        xb = connected.crossbar
+        chip = chip_kind(connected)
+        if kind is not None and chip != kind:
+            raise JobError(f"the board reports a {chip!r} array, not {kind!r}")
+        if chip not in fits:
+            raise JobError(f"protocol {protocol!r} programs {'/'.join(fits)} chips; this station carries a {chip!r} array")
+        cal = cal or default_calibration(chip)
+        if cal.kind != chip:
+            raise JobError(f"the calibration is for {cal.kind!r} devices; this station carries a {chip!r} array")
+        from .targets import resolve_targets
+
+        plan = _program_plan(chip, protocol, resolve_targets(targets, xb.shape, seed), cal, sigma, settings)
+        plan.check(xb)  # before any byte and before any file
+        journal = None
+        if out is not None:
+            attrs = {"station": connected.station.to_dict(), "calibration": cal.provenance, "chip": _chip_id(connected), "device_kind": chip,
+                     "targets_spec": targets if isinstance(targets, str) else None}  # fmt: skip
+            journal = Journal.create(out, plan.kind, plan.name, plan.params(), tuple(xb.shape), plan.inputs(), attrs)
+        faults0 = _bench_faults(connected)
+        engine = Engine(xb, journal, timer=connected.timer, progress=progress)
+        result = engine.run(plan, checked=True)
+        _finish_program(result, engine, connected, faults0, out)
+        return result
+
+
+def _finish_program(result: ProgramResult, engine: Engine, connected: ConnectedStation, faults0: int, out: Any) -> None:
+    result.out = None if out is None else str(out)  # type: ignore[attr-defined]
+    result.link_faults = _bench_faults(connected) - faults0 + engine.recovered  # type: ignore[attr-defined]
+    result.settled = engine.settled  # type: ignore[attr-defined]
+
+
+# --- characterize -----------------------------------------------------------------------------
+@dataclass
+class Characterization:
+    """A characterization run: the raw data the fit reads, and what it cost.
+
+    Attributes
+    ----------
+    kind : str
+        Device technology.
+    data : ReRAMData, PCMData or PassiveData
+        The raw measurements (SI units).
+    chip : str
+        The board's identification of the chip.
+    out : str or None
+        The run store.
+    wall_time, bench_time, physical_limit : float
+        Seconds: this computer's, the bench clock's (virtual on the simulated bench), and what
+        the pulses, conversions and waits alone take.
+    """
+
+    kind: str
+    data: Any
+    chip: str
+    out: str | None = None
+    wall_time: float = 0.0
+    bench_time: float = 0.0
+    physical_limit: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "out": self.out, "kind": self.kind, "chip": self.chip, "devices": int(np.size(self.data.rows)), "settings": self.settings,
+            "wall_time": self.wall_time, "projected_bench_time": self.bench_time, "physical_limit": self.physical_limit,
+        }  # fmt: skip
+
+
+def characterize(
+    station: StationLike = None,
+    *,
+    kind: str | None = None,
+    out: str | Path | None = None,
+    settings: Any = None,
+    array: tuple[int, int] | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> Characterization:
+    """Measure device statistics on the station's array (what :func:`calibrate` fits).
+
+    Parameters
+    ----------
+    station : None, str, Path, Station or ConnectedStation
+        Where the chip is.
+    kind : str, optional
+        ``"reram"``, ``"pcm"`` or ``"passive"``; default what the board reports. On a simulated
+        station it chooses the simulated chip.
+    out : str or Path, optional
+        A new run store (resumable with :func:`resume`).
+    settings : dataclass, optional
+        The routine's settings (e.g. :class:`~labrram.calibration.ReRAMCharacterization`);
+        or give some of its fields as keyword ``options`` (``n_devices=64, cycles=4, seed=1``).
+    array : (rows, cols), optional
+        Simulated stations only: the size of the simulated chip.
+    """
+    from .calibration import KINDS
+
+    if kind is not None and kind not in KINDS:
+        raise JobError(f"characterization of {kind!r} chips is not available; choose from {sorted(KINDS)}")
+    if settings is not None and options:
+        raise JobError(f"give settings or options {sorted(options)}, not both")
+    if out is not None and Path(out).exists():
+        raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
+    if settings is None and kind is not None:
+        settings = _settings(KINDS[kind].settings, options)
+    with _connected(station, kind, array) as connected:
+        chip = chip_kind(connected)
+        if kind is not None and chip != kind:
+            raise JobError(f"the board reports a {chip!r} array, not {kind!r}")
+        tech = KINDS[chip]
+        if settings is None:
+            settings = _settings(tech.settings, options)
+        plan = tech.plan(settings)
+        xb = connected.crossbar
+        plan.check(xb)
+        journal = None
+        chip_id = _chip_id(connected)
+        if out is not None:
+            attrs = {"device_kind": chip, "settings": settings.to_dict(), "station": connected.station.to_dict(), "chip": chip_id}
+            journal = Journal.create(out, plan.kind, plan.name, plan.params(), tuple(xb.shape), plan.inputs(), attrs)
+        engine = Engine(xb, journal, timer=connected.timer, progress=progress)
+        data = engine.run(plan, checked=True)
+        acc = engine.accounting()
+        return Characterization(chip, data, chip_id, None if out is None else str(out), acc["wall_time"], acc["bench_time"], acc["physical_limit"], settings.to_dict())
+
+
+def _settings(cls: type, options: dict[str, Any]) -> Any:
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise JobError(f"{cls.__name__} has no setting(s) {unknown}; it has {sorted(known)}")
+    return cls(**options)
+
+
+# --- resume -------------------------------------------------------------------------------------
+def resume(out: str | Path, station: StationLike = None, *, progress: Progress | None = None) -> Any:
+    """Continue the interrupted run in store ``out`` on ``station`` (default: the simulated
+    bench), from the store alone: the plan is rebuilt from it, its stored steps are answered
+    from the store without touching the chip, a pulse batch in flight is settled by the board's
+    pulse counter and a read-back, and the run goes on. Refuses a store from another chip.
+
+    Returns what the run returns: a :class:`~labrram.protocols.results.ProgramResult` or a
+    :class:`Characterization`.
+    """
+    journal = Journal.open(out)
+    attrs = journal.attrs
+    plan = plan_from_store(journal.store)
+    with _connected(_station_of(attrs) if station is None else station) as connected:
+        chip_id = _chip_id(connected)
+        if attrs.get("chip") not in (None, chip_id):
+            raise StoreError(f"{out}: the run was on chip {attrs['chip']!r}; this station's board reports {chip_id!r}")
+        faults0 = _bench_faults(connected)
+        engine = Engine(connected.crossbar, journal, timer=connected.timer, progress=progress)
+        result = engine.run(plan)
+        if plan.kind == "characterize":
+            acc = engine.accounting()
+            return Characterization(attrs.get("device_kind", ""), result, chip_id, str(out), acc["wall_time"], acc["bench_time"], acc["physical_limit"], attrs.get("settings", {}))
+        _finish_program(result, engine, connected, faults0, out)
+        return result
+
+
+def _station_of(attrs: dict[str, Any]) -> StationLike:
+    """The simulated station a run was made on, from its store (None: the default station)."""
+    stored = attrs.get("station")
+    sim = stored.get("simulation") if isinstance(stored, dict) else None
+    if not isinstance(sim, dict):
+        return None
+    changes = {k: sim[k] for k in ("kind", "rows", "cols", "seed", "state") if sim.get(k) is not None}
+    try:
+        return load_station().with_simulation(**changes)
+    except (StationError, TypeError, ValueError) as exc:
+        raise StoreError(f"the run's stored simulated station is not usable ({exc}); pass the station") from None
+
+
+# --- calibrate ----------------------------------------------------------------------------------
+def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int = 200, plots: str | Path | None = None) -> Calibration:
+    """Fit the device model to a characterization run store; with ``out``, save it as a
+    calibration file (JSON) and, with ``plots``, write PNG plots into that folder (the figures'
+    paths are in the returned calibration's ``plots`` attribute)."""
+    from .calibration import KINDS
+    from .calibration.files import provenance
+
+    store = RunStore.open(run)
+    attrs = store.attrs
+    if attrs.get("kind") != "characterize":
+        raise StoreError(f"{run} is a {attrs.get('kind')!r} run, not a characterization")
+    if attrs.get("status") not in (None, "complete"):
+        raise StoreError(f"{run}: the characterization did not complete ({attrs.get('reason')}); finish it with resume first")
+    kind = attrs.get("device_kind")
+    tech = KINDS.get(kind)
+    if tech is None:
+        raise StoreError(f"{run}: cannot calibrate device kind {kind!r}")
+    try:
+        data = tech.data.load(store)
+    except (StoreError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise StoreError(f"{run}: incomplete characterization: {exc}") from None
+    fit = tech.fit(n_boot=bootstrap).fit(data)
+    cal = Calibration(kind, fit.model_, fit.estimates_, fit.gof_, fit.n_devices_,
+                      provenance(attrs.get("chip", "unknown"), attrs.get("station"), attrs.get("settings", {}), str(Path(run))))  # fmt: skip
+    if out is not None:
+        cal.save(out)
+    cal.plots = []  # type: ignore[attr-defined]
+    if plots is not None:
+        from .report import calibration_plots
+
+        fields = str(attrs.get("chip", "")).split(",")
+        cal.plots = [str(p) for p in calibration_plots(kind, data, fit.model_, plots, title=fields[2].strip() if len(fields) > 2 else "")]  # type: ignore[attr-defined]
+    return cal
+
+
+# --- read ---------------------------------------------------------------------------------------
+@dataclass
+class ReadResult:
+    """A whole-array read: conductances (rows, cols), S, at ``read_voltage`` (V)."""
+
+    conductance: np.ndarray
+    read_voltage: float
+    wall_time: float
+    bench_time: float | None
+    out: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        finite = self.conductance[np.isfinite(self.conductance)]
+        return {
+            "out": self.out, "shape": list(self.conductance.shape), "read_voltage": self.read_voltage,
+            "conductance": {"unit": "S", **{k: float(f(finite)) for k, f in (("median", np.median), ("mean", np.mean), ("min", np.min), ("max", np.max))}},
+            "wall_time": self.wall_time, "projected_bench_time": self.bench_time,
+        }  # fmt: skip
+
+
+def read(station: StationLike = None, *, out: str | Path | None = None) -> ReadResult:
+    """Read the whole array's conductance map (one board transaction); with ``out``, store it
+    (array ``conductance`` (row, col), S)."""
+    if out is not None and Path(out).exists():
+        raise StoreError(f"{out} already exists; choose another out or remove it")
+    with _connected(station) as connected:
+        xb = connected.crossbar
+        t_bench = connected.timer.now()
+        t0 = time.perf_counter()
+        g = xb.read()
+        wall = time.perf_counter() - t0
+        bench = connected.timer.now() - t_bench if connected.bench is not None else None
+        result = ReadResult(g, xb.read_voltage, wall, bench, None if out is None else str(out))
+        if out is not None:
+            store = RunStore.create(out, "read", {"station": connected.station.to_dict(), "read_voltage": xb.read_voltage, "read_gate": xb.read_gate,
+                                                  "chip": _chip_id(connected), "wall_time": wall, "projected_bench_time": bench})  # fmt: skip
+            store.write("conductance", g, ("row", "col"), "S", long_name="conductance at the read voltage")
+        return result
+
+
+# errors a caller may want to catch together: bad input, nothing was sent
+INPUT_ERRORS = (JobError, StationError, CalibrationError, StoreError)

@@ -1,0 +1,298 @@
+"""The run store of a plan: every step and its result, appended as the run goes.
+
+One schema for every plan (docs/run-store.md). A run is a zarr group holding
+
+* the plan's inputs (``targets``, ``sigma``, ...) and, in the group attributes, the plan's name
+  and parameters (``plan``, ``plan_params``) — enough to build the same plan again, so that a
+  run resumes from its store alone;
+* ``steps`` (run_step, step_field): one row per message the plan yielded — op code, number of
+  devices, a checksum of its cells, where its result starts in ``values`` and how long it is,
+  the board's pulse counter before a pulse batch, the bench clock after the step;
+* ``values`` (value): every step's result, concatenated (a read's conductances; a pulse's
+  read-back and per-device status; a sweep's currents; the clock);
+* ``log`` (pulse, field): one row per pulse that (may have) reached a device — step, row, col,
+  kind (0 SET, 1 RESET, 2 ``SET?``, 3 ``RESET?`` for a pulse of uncertain fate), amplitude,
+  gate, width, the conductance read back;
+* ``step_field`` and ``field``: the column names (string coordinates, so
+  ``xarray.open_zarr(run).log.sel(field="g_after")`` works);
+* the commit record (``journal`` attribute): how many steps, values and log rows are
+  committed, the intent of a pulse batch in flight (``pending``), and the accounting.
+
+Appends write whole chunks (the tail chunk is kept in memory), and the commit record is written
+last: zarr replaces every chunk and metadata file atomically, so a run killed at any point
+leaves a store whose committed part is intact; rows past the committed counts are unused
+capacity (NaN), trimmed when the run ends or stops cleanly. A finished run has consolidated
+metadata.
+
+Resume is replay: the plan is built again from the store and run from its start; the engine
+answers every committed step from ``values`` (checking that the plan asked for the same thing:
+op, devices, checksum), settles a pulse batch that was in flight, and goes live from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labrram.signals import deferred_signals
+from labrram.store import RunStore, StoreError
+
+from .messages import OPS, Message
+
+#: columns of ``steps``
+STEP_FIELDS = ("op", "n", "crc", "value_start", "n_values", "counter", "clock")
+#: columns of ``log`` (one row per pulse) and their units
+LOG_FIELDS = ("step", "row", "col", "kind", "amplitude", "gate", "width", "g_after")
+LOG_UNITS = ("1", "1", "1", "1", "V", "V", "s", "S")
+KIND_CODES = {"SET": 0, "RESET": 1, "SET?": 2, "RESET?": 3}  # "?": delivery uncertain
+#: run kinds whose stores the engine writes
+RUN_KINDS = ("program", "characterize")
+
+_CHUNK = {"steps": 1024, "values": 1 << 16, "log": 8192}
+
+
+class _Appender:
+    """An append-only zarr array (1-D, or 2-D with fixed columns) with a committed length.
+
+    The tail chunk is kept in memory, so every append writes whole chunks and never reads one
+    back; capacity grows by doubling (a multiple of the chunk length)."""
+
+    def __init__(self, array: Any, length: int) -> None:
+        self.array = array
+        self.chunk = int(array.chunks[0])
+        self.length = int(length)
+        start = self.length - self.length % self.chunk
+        self.tail = np.asarray(array[start : self.length]) if self.length > start else np.empty((0,) + array.shape[1:])
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=float)
+        if rows.shape[0] == 0:
+            return
+        start = self.length - self.length % self.chunk
+        data = np.concatenate([self.tail, rows]) if self.tail.shape[0] else rows
+        end = start + data.shape[0]
+        padded_end = -(-end // self.chunk) * self.chunk
+        if padded_end > self.array.shape[0]:
+            capacity = max(padded_end, 2 * self.array.shape[0])
+            self.array.resize((capacity,) + self.array.shape[1:])
+        if padded_end > end:
+            data = np.concatenate([data, np.full((padded_end - end,) + data.shape[1:], np.nan)])
+        self.array[start:padded_end] = data
+        self.length = end
+        keep = end - end % self.chunk
+        self.tail = data[keep - start : end - start].copy()
+
+    def read(self) -> np.ndarray:
+        return np.asarray(self.array[: self.length])
+
+    def trim(self) -> None:
+        """Drop the unused capacity (after a commit: the length is the committed one)."""
+        if self.array.shape[0] != self.length:
+            self.array.resize((self.length,) + self.array.shape[1:])
+
+
+class Journal:
+    """The run store of one plan run (module docstring). Use :meth:`create` or :meth:`open`."""
+
+    def __init__(self, store: RunStore, resumed: bool) -> None:
+        self.store = store
+        self.resumed = resumed
+        attrs = store.attrs
+        rec = attrs.get("journal")
+        if not isinstance(rec, dict):
+            raise StoreError(f"{store.path}: no commit record; not a run the engine can resume")
+        try:
+            n_steps, n_values, n_log = (int(rec[k]) for k in ("steps", "values", "log"))
+        except (KeyError, TypeError, ValueError):
+            raise StoreError(f"{store.path}: the commit record {str(rec)[:80]!r} is malformed") from None
+        group = store.group
+        try:
+            arrays = {name: group[name] for name in ("steps", "values", "log")}
+        except KeyError as exc:
+            raise StoreError(f"{store.path}: no {exc.args[0]!r} array; not a run the engine can resume") from None
+        for name, n in (("steps", n_steps), ("values", n_values), ("log", n_log)):
+            if not 0 <= n <= arrays[name].shape[0]:
+                raise StoreError(f"{store.path}: the commit record says {n} {name}, the store holds {arrays[name].shape[0]}")
+        self.record = rec
+        self._steps = _Appender(arrays["steps"], n_steps)
+        self._values = _Appender(arrays["values"], n_values)
+        self._log = _Appender(arrays["log"], n_log)
+        self.pending = rec.get("pending")
+        if self.pending is not None:
+            try:
+                ok = int(self.pending["step"]) == n_steps and int(self.pending["op"]) in (1, 2)
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise StoreError(f"{store.path}: the commit record has a malformed pending batch {str(self.pending)[:80]!r}")
+        # committed results, for replay
+        self._step_table = self._steps.read() if n_steps else np.empty((0, len(STEP_FIELDS)))
+        self._value_table = self._values.read() if n_values else np.empty(0)
+        self.accounting = {k: float(rec.get(k, 0.0)) for k in ("physical_limit", "bench_time", "wall_time")}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        kind: str,
+        plan: str,
+        params: dict[str, Any],
+        shape: tuple[int, int],
+        inputs: dict[str, tuple[np.ndarray, tuple[str, ...], str]] | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> "Journal":
+        """A new run store for plan ``plan`` (registered name) with its JSON ``params`` and its
+        array ``inputs`` (name -> (array, dimension names, units)); refuses an existing path."""
+        if kind not in RUN_KINDS:
+            raise ValueError(f"run kind must be one of {RUN_KINDS}, got {kind!r}")
+        store = RunStore.create(path, kind, {"plan": plan, "plan_params": params, "array_shape": list(shape), "status": "running", **(attrs or {})})
+        group = store.group
+        for name, fields, chunk, units in (("steps", STEP_FIELDS, _CHUNK["steps"], None), ("log", LOG_FIELDS, _CHUNK["log"], LOG_UNITS)):
+            group.create_array(name, shape=(chunk, len(fields)), chunks=(chunk, len(fields)), dtype="f8", fill_value=np.nan,
+                               dimension_names=[{"steps": "run_step", "log": "pulse"}[name], "step_field" if name == "steps" else "field"],
+                               attributes={"units": "mixed", **({"field_units": list(units)} if units else {})})  # fmt: skip
+        group.create_array("values", shape=(_CHUNK["values"],), chunks=(_CHUNK["values"],), dtype="f8", fill_value=np.nan,
+                           dimension_names=["value"], attributes={"units": "mixed", "long_name": "results of every step, concatenated"})  # fmt: skip
+        for coord, names in (("step_field", STEP_FIELDS), ("field", LOG_FIELDS)):
+            arr = group.create_array(coord, shape=(len(names),), dtype=str, dimension_names=[coord])
+            arr[:] = np.array(names, dtype=object)
+        for name, (data, dims, units) in (inputs or {}).items():
+            store.write(name, data, dims, units)
+        store.update_attrs(journal={"steps": 0, "values": 0, "log": 0, "pending": None, "physical_limit": 0.0, "bench_time": 0.0, "wall_time": 0.0})
+        return cls(store, resumed=False)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Journal":
+        """An interrupted run, to resume (refuses a complete one, or a store that is not a run)."""
+        store = RunStore.open(path, mode="r+")
+        attrs = store.attrs
+        if attrs.get("kind") not in RUN_KINDS or "plan" not in attrs:
+            raise StoreError(f"{path} is a {attrs.get('kind')!r} store, not a run of a plan; nothing to resume")
+        if attrs.get("status") == "complete":
+            raise StoreError(f"{path} is already complete; nothing to resume")
+        return cls(store, resumed=True)
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self.store.attrs
+
+    @property
+    def replayable(self) -> int:
+        """Steps stored before this session: answered from the store, not the chip."""
+        return self._step_table.shape[0]
+
+    # --- replay -----------------------------------------------------------------------------
+    def replay(self, k: int, msg: Message) -> Any:
+        """The stored result of step ``k``, after checking the plan asked for the same step."""
+        row = self._step_table[k]
+        self.check_same(k, msg, int(row[0]), int(row[1]), int(row[2]))
+        start, n = int(row[3]), int(row[4])
+        return msg.decode(self._value_table[start : start + n])
+
+    def check_same(self, k: int, msg: Message, op: int, n: int, crc: int) -> None:
+        if (op, n, crc) != (msg.op, msg.n, msg.crc()):
+            raise StoreError(
+                f"{self.path}: step {k} of the stored run was {OPS.get(op, op)} on {n} device(s); the plan now asks for "
+                f"{OPS.get(msg.op, msg.op)} on {msg.n}: the plan, its settings or its calibration changed since the run "
+                "started, so it cannot resume"
+            )
+
+    def go_live(self) -> None:
+        """Replay is over: what comes next is appended."""
+        self._step_table = np.empty((0, len(STEP_FIELDS)))
+        self._value_table = np.empty(0)
+
+    # --- recording ------------------------------------------------------------------------
+    def intend(self, k: int, msg: Message, counter: int | None) -> None:
+        """The intent of pulse batch ``k``, written before it is sent (with the board's pulse
+        counter before it, when known)."""
+        with deferred_signals():
+            self.pending = {"step": k, "op": msg.op, "n": msg.n, "crc": msg.crc(), "counter": counter}
+            self._write_record(pending=self.pending, stopped=None)
+
+    def commit(self, k: int, msg: Message, result: Any, log_rows: np.ndarray | None, clock: float, accounting: dict[str, float]) -> None:
+        """Append step ``k`` and its result (and its pulses to the log); the commit record last."""
+        values = msg.encode(result)
+        counter = np.nan
+        if self.pending is not None and self.pending.get("counter") is not None:
+            counter = float(self.pending["counter"])
+        with deferred_signals():
+            row = np.array([[msg.op, msg.n, msg.crc(), self._values.length, values.size, counter, clock]], dtype=float)
+            self._values.append(values)
+            if log_rows is not None and log_rows.shape[0]:
+                self._log.append(log_rows)
+            self._steps.append(row)
+            self.pending = None
+            self.accounting = dict(accounting)
+            self._write_record(pending=None, stopped=None)
+
+    def _write_record(self, **extra: Any) -> None:
+        rec = {"steps": self._steps.length, "values": self._values.length, "log": self._log.length, **self.accounting, **extra}
+        rec = {k: v for k, v in rec.items() if v is not None or k == "pending"}
+        self.record = rec
+        self.store.update_attrs(journal=rec)
+
+    def stopped(self, exc: BaseException, where: int) -> None:
+        """Why and where the run stopped (an error, Ctrl-C, SIGTERM); the unused capacity is
+        trimmed. ``resume`` continues from here."""
+        reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        with deferred_signals():
+            for a in (self._steps, self._values, self._log):
+                with contextlib.suppress(Exception):
+                    a.trim()
+            stop = {"reason": reason, "step": int(where), "pending": None if not self.pending else {"step": self.pending["step"], "op": OPS[int(self.pending["op"])]}}
+            self._write_record(pending=self.pending, stopped=stop)
+            self.store.update_attrs(status="interrupted", reason=reason)
+
+    def finish(self, result: Any, summary: dict[str, Any] | None = None) -> None:
+        """Trim, store the plan's result arrays (``result.save(store)``), mark complete and
+        consolidate the metadata."""
+        import zarr
+
+        with deferred_signals():
+            for a in (self._steps, self._values, self._log):
+                a.trim()
+            if hasattr(result, "save"):
+                result.save(self.store)
+            label_dimensions(self.store.group)
+            self.store.update_attrs(status="complete", reason=None, summary=summary, **self.accounting)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in the v3 spec yet
+                zarr.consolidate_metadata(str(self.path))
+
+    # --- reading ------------------------------------------------------------------------
+    def log(self) -> dict[str, np.ndarray]:
+        """Every recorded pulse, one array per field."""
+        log = self._log.read()
+        return {name: log[:, k] for k, name in enumerate(LOG_FIELDS)}
+
+
+def label_dimensions(group: Any) -> None:
+    """Give every dimension of the group's arrays an index coordinate (0, 1, ...) unless it has
+    one, so that xarray shows every dimension labelled."""
+    sizes: dict[str, int] = {}
+    for _, arr in group.arrays():
+        for dim, n in zip(arr.metadata.dimension_names or (), arr.shape):
+            if dim is not None:
+                sizes.setdefault(dim, n)
+    for dim, n in sizes.items():
+        if dim not in group:
+            group.create_array(dim, data=np.arange(n, dtype=np.int64), dimension_names=[dim], attributes={"units": "1"})
+
+
+def read_log(store: RunStore) -> dict[str, np.ndarray]:
+    """The pulse log of any run store (committed rows only), one array per field."""
+    rec = store.attrs.get("journal") or {}
+    log = store.read("log")
+    n = int(rec.get("log", log.shape[0])) if isinstance(rec, dict) else log.shape[0]
+    log = log[:n]
+    return {name: log[:, k] for k, name in enumerate(LOG_FIELDS)}

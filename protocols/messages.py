@@ -1,0 +1,316 @@
+"""What a plan asks the engine to do: messages, and the results the engine sends back.
+
+A plan is a generator. It yields a message, the engine (:mod:`.engine`) carries it out on the
+station — or, when a run resumes, answers it from the run store without touching the chip —
+and sends the result back into the generator::
+
+    def plan():
+        g = yield Read(rows, cols)                                  # conductances, S
+        r = yield Pulse("SET", rows, cols, amplitude=1.8, gate=gates, width=1e-6)
+        ...                                                         # r.g, r.status
+        yield Report("write-verify", done, total)                   # progress; no result
+        return ProgramResult(...)
+
+Messages hold no I/O, so a plan can be stepped by hand, or by a fake engine that answers from a
+device model. Every message that touches the chip (all but :class:`Report`) is one numbered step
+of the run; the engine records it and its result.
+
+Cells are always two equal-length integer arrays, ``rows`` and ``cols``: the i-th device is
+``(rows[i], cols[i])``. Per-device values (amplitudes, gates) are scalars or arrays of the same
+length. Units are SI (V, s, S, A).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labrram.drivers.board import DELIVERED, NOT_DELIVERED, UNKNOWN
+
+#: a pulse the engine refused to send: the device reached its per-run pulse or energy budget
+REFUSED = -2
+
+__all__ = [
+    "DELIVERED",
+    "NOT_DELIVERED",
+    "UNKNOWN",
+    "REFUSED",
+    "Bias",
+    "Measure",
+    "Message",
+    "Now",
+    "OPS",
+    "Pulse",
+    "PulseResult",
+    "Read",
+    "Report",
+    "Sweep",
+    "Wait",
+    "cells_crc",
+]
+
+
+def _cells(rows: Any, cols: Any) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.atleast_1d(np.asarray(rows))
+    cols = np.atleast_1d(np.asarray(cols))
+    if rows.ndim != 1 or rows.shape != cols.shape:
+        raise ValueError(f"a message's rows and cols must be 1-D arrays of one length, got shapes {rows.shape} and {cols.shape}")
+    if rows.size and not (np.issubdtype(rows.dtype, np.integer) and np.issubdtype(cols.dtype, np.integer)):
+        raise ValueError("a message's rows and cols must be integer indices")
+    return rows.astype(np.intp), cols.astype(np.intp)
+
+
+def _per_device(value: Any, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"{what}: {arr.shape} values for {n} devices")
+    return arr
+
+
+def cells_crc(rows: np.ndarray, cols: np.ndarray) -> int:
+    """A checksum of a cell list (order included): how a resumed run recognises its steps."""
+    return zlib.crc32(np.ascontiguousarray(np.stack([rows, cols]).astype(np.int64)).tobytes())
+
+
+class Message:
+    """Base of the messages that are steps of a run (see the module docstring)."""
+
+    op: int = 0
+    #: whether carrying the message out twice is harmless (reads, waits): the engine retries
+    #: these after a link fault; a pulse is never repeated
+    idempotent: bool = True
+
+    @property
+    def n(self) -> int:
+        return 0
+
+    def crc(self) -> int:
+        return 0
+
+    def decode(self, values: np.ndarray) -> Any:
+        """The result, from the values the engine stored for this step."""
+        return None
+
+    def encode(self, result: Any) -> np.ndarray:
+        """The values to store for this step's result."""
+        return np.empty(0)
+
+
+@dataclass(frozen=True, eq=False)
+class PulseResult:
+    """What a :class:`Pulse` did, per device.
+
+    Attributes
+    ----------
+    g : numpy.ndarray
+        Conductance after the pulse, S: the read of the same transaction (``read=True``), or the
+        read-back after a failed exchange; NaN where nothing was read.
+    status : numpy.ndarray
+        Per device (int8): 1 delivered, 0 provably not delivered, -1 unknown (the exchange
+        failed and the board's pulse counter could not tell), -2 refused (the device reached
+        its per-run pulse or energy budget; nothing was sent to it).
+    """
+
+    g: np.ndarray
+    status: np.ndarray
+
+    @property
+    def delivered(self) -> np.ndarray:
+        return self.status == DELIVERED
+
+    @property
+    def unknown(self) -> np.ndarray:
+        return self.status == UNKNOWN
+
+    @property
+    def refused(self) -> np.ndarray:
+        return self.status == REFUSED
+
+    @property
+    def reached(self) -> np.ndarray:
+        """Devices the pulse may have reached (delivered or unknown)."""
+        return (self.status == DELIVERED) | (self.status == UNKNOWN)
+
+
+@dataclass(frozen=True, eq=False)
+class Pulse(Message):
+    """A batch of SET or RESET pulses, one per device, in one transaction.
+
+    With ``read`` every device is read right after its pulse, in the same transaction.
+    Result: :class:`PulseResult`. ``gate`` is the word-line voltage (0 on passive arrays).
+    """
+
+    kind: str
+    rows: Any
+    cols: Any
+    amplitude: Any
+    gate: Any
+    width: Any
+    read: bool = True
+    idempotent = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("SET", "RESET"):
+            raise ValueError(f"pulse kind must be 'SET' or 'RESET', got {self.kind!r}")
+        rows, cols = _cells(self.rows, self.cols)
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "cols", cols)
+        for name in ("amplitude", "gate", "width"):
+            object.__setattr__(self, name, _per_device(getattr(self, name), rows.size, f"pulse {name}"))
+
+    @property
+    def op(self) -> int:  # type: ignore[override]
+        return 1 if self.kind == "SET" else 2
+
+    @property
+    def n(self) -> int:
+        return int(self.rows.size)
+
+    def crc(self) -> int:
+        return cells_crc(self.rows, self.cols)
+
+    def decode(self, values: np.ndarray) -> PulseResult:
+        n = self.n
+        return PulseResult(values[:n].copy(), values[n : 2 * n].astype(np.int8))
+
+    def encode(self, result: PulseResult) -> np.ndarray:
+        return np.concatenate([np.asarray(result.g, float), np.asarray(result.status, float)])
+
+
+@dataclass(frozen=True, eq=False)
+class Read(Message):
+    """Conductances of the devices at the crossbar's read voltage, S (one per device)."""
+
+    rows: Any
+    cols: Any
+    op = 3
+
+    def __post_init__(self) -> None:
+        rows, cols = _cells(self.rows, self.cols)
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "cols", cols)
+
+    @property
+    def n(self) -> int:
+        return int(self.rows.size)
+
+    def crc(self) -> int:
+        return cells_crc(self.rows, self.cols)
+
+    def decode(self, values: np.ndarray) -> np.ndarray:
+        return values.copy()
+
+    def encode(self, result: np.ndarray) -> np.ndarray:
+        return np.asarray(result, float)
+
+
+@dataclass(frozen=True, eq=False)
+class Measure(Read):
+    """Currents the board senses for the devices with ``voltage`` on the selected lines, A
+    (the read voltage is put back afterwards). On a passive array a reading carries the sneak
+    currents of the biasing scheme."""
+
+    voltage: float = 0.2
+    op = 4
+
+    def crc(self) -> int:
+        return zlib.crc32(np.float64(self.voltage).tobytes(), cells_crc(self.rows, self.cols))
+
+
+@dataclass(frozen=True, eq=False)
+class Sweep(Message):
+    """An I-V sweep of one cell by the SMU (routed to it by the board): the current at each
+    voltage, A. ``gate`` is the word-line voltage (None: the read gate)."""
+
+    row: int
+    col: int
+    voltages: Any
+    gate: float | None = None
+    op = 5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "voltages", np.atleast_1d(np.asarray(self.voltages, dtype=float)))
+
+    @property
+    def n(self) -> int:
+        return int(self.voltages.size)
+
+    def crc(self) -> int:
+        extra = np.array([self.row, self.col, np.nan if self.gate is None else self.gate], dtype=float)
+        return zlib.crc32(np.concatenate([extra, self.voltages]).tobytes())
+
+    def decode(self, values: np.ndarray) -> np.ndarray:
+        return values.copy()
+
+    def encode(self, result: np.ndarray) -> np.ndarray:
+        return np.asarray(result, float)
+
+
+#: biasing schemes of the unselected lines of a passive array (board ``:ARR:BIAS``)
+SCHEMES = ("HALF", "THIRD", "FLOAT")
+
+
+@dataclass(frozen=True, eq=False)
+class Bias(Message):
+    """The biasing of the unselected lines for later pulses and reads: ``"HALF"`` (V/2),
+    ``"THIRD"`` (V/3) or ``"FLOAT"``. No result."""
+
+    scheme: str
+    op = 6
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"bias scheme must be one of {SCHEMES}, got {self.scheme!r}")
+
+    def crc(self) -> int:
+        return SCHEMES.index(self.scheme)
+
+
+@dataclass(frozen=True, eq=False)
+class Wait(Message):
+    """Wait ``seconds`` on the bench's clock (virtual on the simulated bench). No result."""
+
+    seconds: float
+    op = 7
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.seconds) or self.seconds < 0:
+            raise ValueError(f"cannot wait {self.seconds!r} s")
+
+    def crc(self) -> int:
+        return zlib.crc32(np.float64(self.seconds).tobytes())
+
+
+@dataclass(frozen=True, eq=False)
+class Now(Message):
+    """The bench clock, s (monotonic). Result: a float."""
+
+    op = 8
+
+    @property
+    def n(self) -> int:
+        return 1
+
+    def decode(self, values: np.ndarray) -> float:
+        return float(values[0])
+
+    def encode(self, result: float) -> np.ndarray:
+        return np.array([float(result)])
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """Progress for the user (``done`` of ``total`` in stage ``label``); not a step of the run."""
+
+    label: str
+    done: int
+    total: int
+
+
+#: step op codes as stored in the run store's ``steps`` table
+OPS = {1: "SET", 2: "RESET", 3: "read", 4: "measure", 5: "sweep", 6: "bias", 7: "wait", 8: "now"}
