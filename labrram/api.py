@@ -184,7 +184,7 @@ def program(
         Per-device targets, achieved conductances, convergence and pulses; wall time, bench
         time (the bench clock: virtual on the simulated bench) and the physical limit, s.
     """
-    from .targets import parse_pattern
+    from .targets import load_npy, parse_pattern
 
     if kind is not None and kind not in CHIP_KINDS:
         raise JobError(f"kind must be one of {CHIP_KINDS}, got {kind!r}")
@@ -195,8 +195,14 @@ def program(
     if protocol in plan_names:
         protocol = "write-verify"
     cal = _calibration(calibration)
-    if isinstance(targets, str) and not targets.endswith(".npy"):
-        parse_pattern(targets)  # a malformed pattern is refused before connecting
+    spec = targets if isinstance(targets, str) else None
+    if isinstance(targets, (str, Path)):  # files and patterns are checked before connecting
+        if str(targets).endswith(".npy"):
+            targets = load_npy(targets, "targets")
+        else:
+            parse_pattern(str(targets))
+    if isinstance(sigma, (str, Path)) and str(sigma).endswith(".npy"):
+        sigma = load_npy(sigma, "sigma")
     if out is not None and Path(out).exists():
         raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
     with _connected(station, kind or (cal.kind if cal is not None else None)) as connected:
@@ -216,7 +222,7 @@ def program(
         journal = None
         if out is not None:
             attrs = {"station": connected.station.to_dict(), "calibration": cal.provenance, "chip": _chip_id(connected), "device_kind": chip,
-                     "targets_spec": targets if isinstance(targets, str) else None}  # fmt: skip
+                     "targets_spec": spec}  # fmt: skip
             journal = Journal.create(out, plan.kind, plan.name, plan.params(), tuple(xb.shape), plan.inputs(), attrs)
         faults0 = _bench_faults(connected)
         engine = Engine(xb, journal, timer=connected.timer, progress=progress)

@@ -26,11 +26,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .drivers.base import InstrumentError
-from .protocols.recorder import KIND_CODES, ProgramRecorder
+from .protocols.journal import KIND_CODES, read_log
 from .sim import configure_bench
 from .sim.chip import PulseKind
 from .sim.faults import Fault, FaultPlan
 from .station import load_station
+from .store import RunStore
 
 #: fault kinds of the matrix -> rule (every rule targets the board unless it says otherwise)
 CASES: dict[str, Callable[[int], list[Fault]]] = {
@@ -87,7 +88,7 @@ def audit(chip_log: np.ndarray, run_log: dict[str, np.ndarray], shape: tuple[int
     chip_log : numpy.ndarray
         The chip's pulse log (``PULSE_DTYPE`` records), board pulses of this run only.
     run_log : dict
-        :meth:`ProgramRecorder.log` of the run.
+        The run's pulse log (:func:`labrram.protocols.journal.read_log`).
     shape : tuple
         Array shape.
     """
@@ -167,9 +168,9 @@ def run_case(
     bench: str = "faults",
 ) -> CaseResult:
     """Program a ``rows`` x ``cols`` simulated array under fault ``kind`` (see :data:`CASES`)."""
+    from . import api
     from .calibration.files import default_calibration
-    from .protocols.single_shot import OneShotSettings, population_sigma, single_shot, stochastic_set
-    from .protocols.write_verify import write_verify_reram
+    from .protocols.single_shot import OneShotSettings, population_sigma
 
     t0 = time.perf_counter()
     model = default_calibration("reram").model
@@ -181,38 +182,27 @@ def run_case(
     targets = rng.uniform(50e-6, 180e-6, (rows, cols))
     targets[rng.random((rows, cols)) < 0.05] = np.nan
     sigma = population_sigma(model, np.where(np.isnan(targets), 1e-4, targets))
-    settings = OneShotSettings(chunk=max(rows * cols // 4, 1))
+    settings = None if protocol == "write-verify" else OneShotSettings(chunk=max(rows * cols // 4, 1))
     tmp = contextlib.ExitStack()
     if workdir is None:
         workdir = tmp.enter_context(tempfile.TemporaryDirectory(prefix="labrram-faults-"))
     path = Path(workdir) / f"{protocol}-{kind.replace(' ', '_')}-{seed}.zarr"
 
-    def program(xb, rec, resume: bool):
-        if protocol == "write-verify":
-            return write_verify_reram(xb, None if resume else targets, model, recorder=rec, resume=resume)
-        if protocol == "single-shot":
-            return single_shot(xb, None if resume else targets, model, settings, recorder=rec, resume=resume)
-        return stochastic_set(xb, None if resume else targets, None if resume else sigma, model, settings, recorder=rec, resume=resume)
-
     def session(resume: bool) -> tuple[Any, BaseException | None]:
         """One connection, as the ``labrram program`` command makes it: the SMU output on (as
-        when a measurement was under way), the array size, the run store, the protocol; any
-        error leaves the ``with`` block, which turns every output off."""
+        when a measurement was under way), then the job; any error leaves the ``with`` block,
+        which turns every output off."""
         try:
             with station.connect() as connected:
                 smu = connected.instruments["smu"]
-                xb = connected.crossbar
                 smu.configure_voltage_source(1e-3)
                 smu.set_voltage(0.0)
                 smu.enable_output()
-                xb.shape  # noqa: B018  (known before the store is created, as in the CLI)
                 if resume:
-                    rec = ProgramRecorder.resume(path, protocol)
-                else:
-                    if path.exists():  # a previous attempt failed before its store was created
-                        shutil.rmtree(path)
-                    rec = ProgramRecorder.create(path, protocol, targets, {})
-                return program(xb, rec, resume), None
+                    return api.resume(path, connected), None
+                if path.exists():  # a previous attempt failed before its run started
+                    shutil.rmtree(path)
+                return api.program(targets, connected, protocol=protocol, sigma=sigma, settings=settings, out=path), None
         except InstrumentError as exc:
             return None, exc
 
@@ -226,8 +216,8 @@ def run_case(
                 outcome, reason = "stopped cleanly", f"{type(error).__name__}: {error}"
                 started = path.exists()
                 if started:
-                    rec = ProgramRecorder.resume(path, protocol)
-                    if rec.store.attrs.get("status") != "interrupted" or "stopped" not in rec.progress:
+                    attrs = RunStore.open(path).attrs
+                    if attrs.get("status") != "interrupted" or "stopped" not in (attrs.get("journal") or {}):
                         return CaseResult(kind, protocol, seed, "FAILED: the store does not say where the run stopped", plan.fired(), reason=reason)
                 b.inject(None)  # the fault is gone (the board is plugged back in), then --resume
                 _, error2 = session(started)
@@ -235,14 +225,10 @@ def run_case(
                     return CaseResult(kind, protocol, seed, f"FAILED: resume failed: {error2}", plan.fired(), reason=reason)
                 if b.outputs_on():
                     return CaseResult(kind, protocol, seed, "FAILED: outputs left on after resume", plan.fired(), reason=reason)
-            from .store import RunStore
-
             store = RunStore.open(path)
             if store.attrs.get("status") != "complete":
                 return CaseResult(kind, protocol, seed, "FAILED: run not complete", plan.fired(), reason=reason)
-            progress = store.read_sidecar("progress")
-            log = store.read("log")[: int(progress["n_log"])]
-            run_log = {name: log[:, k] for k, name in enumerate(("batch", "row", "col", "kind", "amplitude", "gate", "width", "g_after"))}
+            run_log = read_log(store)
             result = audit(b.chip.pulse_log.records, run_log, (rows, cols))
             if not result.ok:
                 return CaseResult(kind, protocol, seed, f"FAILED: {len(result.mismatched)} device(s) disagree with the die", plan.fired(), result, reason)

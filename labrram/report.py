@@ -202,17 +202,15 @@ def calibration_plots(kind: str, data, model: Any, out_dir: str | Path, title: s
 def program_report(store, out_dir: str | Path) -> dict[str, Any]:
     """Plots of a programming run (target vs achieved, error histogram, pulses per device,
     convergence per batch) and its summary."""
-    from .protocols.recorder import LOG_FIELDS
+    from .protocols.journal import program_outcome, read_log
 
     plt = _pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     attrs = store.attrs
-    targets = store.read("targets")
-    state = store.read("state")
-    achieved, converged, pulses = state[0], state[1].astype(bool), state[2]
-    progress = store.read_sidecar("progress", {})
-    log = store.read("log")[: int(progress.get("n_log", 0))]
+    outcome = program_outcome(store)
+    targets, achieved, converged, pulses = (outcome[k] for k in ("targets", "achieved", "converged", "pulses"))
+    log = read_log(store)
     m = ~np.isnan(targets)
     err = (achieved - targets)[m]
     paths = []
@@ -235,9 +233,9 @@ def program_report(store, out_dir: str | Path) -> dict[str, Any]:
     a.set_yscale("log")
     a.set_title(f"pulses per device (mean {pulses[m].mean():.2f})")
     a = axes[1, 1]
-    if log.size:
-        batch = log[:, LOG_FIELDS.index("batch")]
-        kind = log[:, LOG_FIELDS.index("kind")]
+    if log["step"].size:
+        batch = log["step"]
+        kind = log["kind"]
         sets = np.bincount(batch[kind == 0].astype(int), minlength=int(batch.max()) + 1)
         active = sets[sets > 0]
         n = int(m.sum())
@@ -245,19 +243,20 @@ def program_report(store, out_dir: str | Path) -> dict[str, Any]:
         a.set_xlabel("SET batch")
         a.set_ylabel("devices done before the batch (%)")
         a.set_title("convergence")
-    fig.suptitle(f"{attrs.get('protocol')} — {int(m.sum())} devices")
+    protocol = attrs.get("plan", attrs.get("protocol"))
+    fig.suptitle(f"{protocol} — {int(m.sum())} devices")
     fig.tight_layout()
     paths.append(out_dir / "program.png")
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
     summary = {
-        "protocol": attrs.get("protocol"),
+        "protocol": protocol,
         "status": attrs.get("status"),
         "devices": int(m.sum()),
         "converged_fraction": float(converged[m].mean()),
         "rms_error": float(np.sqrt(np.mean(err**2))),
         "pulses_per_device": float(pulses[m].mean()),
-        "pulses_logged": int(log.shape[0]),
+        "pulses_logged": int(log["step"].size),
         "plots": [str(p) for p in paths],
     }
     return summary

@@ -24,14 +24,20 @@ from . import __version__
 #:    record of the batch that wrote it (``commit_batches``, ``commit_log``, ``commit_iteration``,
 #:    ``commit_phase``: constant layers, written atomically with the state), so that a run killed
 #:    between writing its state and its ``progress.json`` resumes exactly
-#:    (:class:`labrram.protocols.recorder.ProgramRecorder`).
+#:    (labrram 0.1's recorder);
+#: 3. one schema for every run of a plan (docs/run-store.md): the plan and its parameters in the
+#:    group attributes, the steps, their results and the pulse log appended as the run goes
+#:    (``steps``, ``values``, ``log``, with string coordinates for their columns), the commit
+#:    record in the group (``journal``; no side file), the per-device result written at the end,
+#:    every dimension labelled and the metadata consolidated (:mod:`labrram.protocols.journal`).
+#:    A format-2 programming run is upgraded to be read the same way; it cannot be resumed.
 #:
 #: A store of an older format opens read-only as it is (its arrays are a prefix of the new
 #: ones); opened for writing (``--resume``) it is upgraded in place by :data:`MIGRATIONS`
 #: (old version -> function(group, path)), which apply the steps the modules owning a run kind
 #: registered in :data:`UPGRADES` ((old version, kind) -> function). A newer format, or an
 #: older one without a migration, is refused with a clear error.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 UPGRADES: dict[tuple[int, str], Callable[[Any, Path], None]] = {}
 
 
@@ -44,7 +50,7 @@ def _upgrade(version: int) -> Callable[[Any, Path], None]:
     return step
 
 
-MIGRATIONS: dict[int, Callable[[Any, Path], None]] = {1: _upgrade(1)}
+MIGRATIONS: dict[int, Callable[[Any, Path], None]] = {1: _upgrade(1), 2: _upgrade(2)}
 
 
 class StoreError(ValueError):
@@ -95,7 +101,8 @@ class RunStore:
         if not path.is_dir():
             raise StoreError(f"{path}: a file, not a run store (a run is a zarr directory)")
         try:
-            group = zarr.open_group(store=str(path), mode=mode)
+            # written to: the consolidated metadata of a finished run would go stale
+            group = zarr.open_group(store=str(path), mode=mode, use_consolidated=None if mode == "r" else False)
             fmt = group.attrs.get("labrram_format")
         except Exception as exc:
             raise StoreError(f"{path}: not a readable zarr group ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None

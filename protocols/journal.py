@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from labrram.signals import deferred_signals
-from labrram.store import RunStore, StoreError
+from labrram.store import UPGRADES, RunStore, StoreError
 
 from .messages import OPS, Message
 
@@ -103,8 +103,10 @@ class Journal:
         self.resumed = resumed
         attrs = store.attrs
         rec = attrs.get("journal")
+        if "progress_v2" in attrs:
+            raise StoreError(f"{store.path}: written by labrram 0.1 (run format 2), whose runs cannot be resumed; its data stays readable (labrram report, xarray)")
         if not isinstance(rec, dict):
-            raise StoreError(f"{store.path}: no commit record; not a run the engine can resume")
+            raise StoreError(f"{store.path}: no commit record ('journal' attribute); not a run that can be resumed")
         try:
             n_steps, n_values, n_log = (int(rec[k]) for k in ("steps", "values", "log"))
         except (KeyError, TypeError, ValueError):
@@ -118,9 +120,15 @@ class Journal:
             if not 0 <= n <= arrays[name].shape[0]:
                 raise StoreError(f"{store.path}: the commit record says {n} {name}, the store holds {arrays[name].shape[0]}")
         self.record = rec
-        self._steps = _Appender(arrays["steps"], n_steps)
-        self._values = _Appender(arrays["values"], n_values)
-        self._log = _Appender(arrays["log"], n_log)
+        try:
+            self._steps = _Appender(arrays["steps"], n_steps)
+            self._values = _Appender(arrays["values"], n_values)
+            self._log = _Appender(arrays["log"], n_log)
+            # committed results, for replay
+            self._step_table = self._steps.read() if n_steps else np.empty((0, len(STEP_FIELDS)))
+            self._value_table = self._values.read() if n_values else np.empty(0)
+        except Exception as exc:  # a truncated or corrupted chunk
+            raise StoreError(f"{store.path}: the run's record is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
         self.pending = rec.get("pending")
         if self.pending is not None:
             try:
@@ -129,9 +137,6 @@ class Journal:
                 ok = False
             if not ok:
                 raise StoreError(f"{store.path}: the commit record has a malformed pending batch {str(self.pending)[:80]!r}")
-        # committed results, for replay
-        self._step_table = self._steps.read() if n_steps else np.empty((0, len(STEP_FIELDS)))
-        self._value_table = self._values.read() if n_values else np.empty(0)
         self.accounting = {k: float(rec.get(k, 0.0)) for k in ("physical_limit", "bench_time", "wall_time")}
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -171,10 +176,12 @@ class Journal:
         """An interrupted run, to resume (refuses a complete one, or a store that is not a run)."""
         store = RunStore.open(path, mode="r+")
         attrs = store.attrs
-        if attrs.get("kind") not in RUN_KINDS or "plan" not in attrs:
-            raise StoreError(f"{path} is a {attrs.get('kind')!r} store, not a run of a plan; nothing to resume")
+        if "progress_v2" in attrs and attrs.get("status") != "complete":
+            raise StoreError(f"{path}: written by labrram 0.1 (run format 2), whose runs cannot be resumed; its data stays readable (labrram report, xarray)")
         if attrs.get("status") == "complete":
             raise StoreError(f"{path} is already complete; nothing to resume")
+        if attrs.get("kind") not in RUN_KINDS or "plan" not in attrs:
+            raise StoreError(f"{path} is a {attrs.get('kind')!r} store, not a run of a plan; nothing to resume")
         return cls(store, resumed=True)
 
     @property
@@ -290,9 +297,73 @@ def label_dimensions(group: Any) -> None:
 
 
 def read_log(store: RunStore) -> dict[str, np.ndarray]:
-    """The pulse log of any run store (committed rows only), one array per field."""
-    rec = store.attrs.get("journal") or {}
+    """The pulse log of a programming run store (committed rows only), one array per field
+    (``step``; a format-2 store's ``batch`` column comes under the same name)."""
+    attrs = store.attrs
     log = store.read("log")
-    n = int(rec.get("log", log.shape[0])) if isinstance(rec, dict) else log.shape[0]
-    log = log[:n]
+    rec = attrs.get("journal")
+    if isinstance(rec, dict):
+        n = int(rec.get("log", log.shape[0]))
+    else:  # format 2: the count was in progress.json, moved into the group by the upgrade
+        prog = attrs.get("progress_v2") or store.read_sidecar("progress", {}) or {}
+        n = int(prog.get("n_log", log.shape[0])) if isinstance(prog, dict) else log.shape[0]
+    log = log[: max(0, min(n, log.shape[0]))]
     return {name: log[:, k] for k, name in enumerate(LOG_FIELDS)}
+
+
+def program_outcome(store: RunStore) -> dict[str, np.ndarray]:
+    """Per-device ``targets``, ``achieved``, ``converged`` and ``pulses`` of a programming run,
+    (rows, cols): the stored result of a finished run; for an interrupted one, the last read-back
+    and the certain pulses of its log (``converged`` all False: the plan had not decided)."""
+    targets = store.read("targets")
+    names = set(store.group.array_keys())
+    if {"achieved", "converged", "pulses"} <= names:
+        return {"targets": targets, "achieved": store.read("achieved"), "converged": store.read("converged").astype(bool), "pulses": store.read("pulses")}
+    if "state" in names:  # format 2
+        state = store.read("state")
+        return {"targets": targets, "achieved": state[0], "converged": state[1].astype(bool), "pulses": state[2]}
+    log = read_log(store)
+    achieved, pulses = np.full(targets.shape, np.nan), np.zeros(targets.shape, int)
+    rows, cols = log["row"].astype(int), log["col"].astype(int)
+    certain = log["kind"] < 2
+    np.add.at(pulses, (rows[certain], cols[certain]), 1)
+    ok = np.isfinite(log["g_after"])
+    achieved[rows[ok], cols[ok]] = log["g_after"][ok]  # later rows overwrite earlier ones
+    return {"targets": targets, "achieved": achieved, "converged": np.zeros(targets.shape, bool), "pulses": pulses}
+
+
+def _upgrade_program_v2(group: Any, path: Path) -> None:
+    """Format 2 -> 3 for a programming run written by labrram 0.1 (per-batch ``state`` and a
+    ``progress.json`` side file): the progress record moves into the group (``progress_v2``),
+    the log is trimmed to what was written and gets its ``field`` coordinate, ``state`` its
+    ``layer`` coordinate. Such a run cannot be resumed (it kept no per-step results to replay);
+    its data stays readable."""
+    import json
+
+    prog_path = Path(path) / "progress.json"
+    try:
+        prog = json.loads(prog_path.read_text())
+    except (OSError, ValueError):
+        prog = None
+    if not isinstance(prog, dict):
+        raise StoreError(f"{path}: a format-2 run without a readable progress.json cannot be upgraded")
+    if "log" in group:
+        log = group["log"]
+        n = prog.get("n_log")
+        if isinstance(n, int) and 0 <= n <= log.shape[0]:
+            log.resize((n,) + log.shape[1:])
+        names = log.attrs.get("fields")
+        if isinstance(names, list) and "field" not in group and len(names) == log.shape[1]:
+            group.create_array("field", shape=(len(names),), dtype=str, dimension_names=["field"])[:] = np.array(names, dtype=object)
+    if "state" in group and "layer" not in group:
+        names = group["state"].attrs.get("layers")
+        if isinstance(names, list) and len(names) == group["state"].shape[0]:
+            group.create_array("layer", shape=(len(names),), dtype=str, dimension_names=["layer"])[:] = np.array(names, dtype=object)
+    attrs = {"progress_v2": prog}
+    if group.attrs.get("status") != "complete":
+        attrs.update(status="interrupted", reason="written by labrram 0.1 (run format 2); such runs cannot be resumed")
+    group.attrs.update(attrs)
+    prog_path.unlink()
+
+
+UPGRADES[(2, "program")] = _upgrade_program_v2

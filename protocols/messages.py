@@ -73,7 +73,8 @@ def _per_device(value: Any, n: int, what: str) -> np.ndarray:
 
 
 def cells_crc(rows: np.ndarray, cols: np.ndarray) -> int:
-    """A checksum of a cell list (order included): how a resumed run recognises its steps."""
+    """A checksum of a cell list (order included): with a step's levels, how a resumed run
+    recognises its steps."""
     return zlib.crc32(np.ascontiguousarray(np.stack([rows, cols]).astype(np.int64)).tobytes())
 
 
@@ -172,7 +173,8 @@ class Pulse(Message):
         return int(self.rows.size)
 
     def crc(self) -> int:
-        return cells_crc(self.rows, self.cols)
+        levels = np.concatenate([self.amplitude, self.gate, self.width, [float(self.read)]])
+        return zlib.crc32(levels.tobytes(), cells_crc(self.rows, self.cols))
 
     def decode(self, values: np.ndarray) -> PulseResult:
         n = self.n

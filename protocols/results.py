@@ -27,8 +27,6 @@ def validate_targets(targets: Any, shape: tuple[int, int], g_range: tuple[float,
         t = np.asarray(raw, dtype=float)
     except (TypeError, ValueError):
         raise TargetError("targets must be numbers (conductances in S)") from None
-    if t.shape != tuple(shape):
-        raise TargetError(f"targets have shape {t.shape}, the array is {tuple(shape)}")
     if np.any(np.isinf(t)):
         raise TargetError(f"{int(np.isinf(t).sum())} target(s) are infinite")
     finite = t[~np.isnan(t)]
@@ -43,6 +41,8 @@ def validate_targets(targets: Any, shape: tuple[int, int], g_range: tuple[float,
             f"{int(bad.sum())} target(s) outside the reachable range [{lo * 1e6:.3g}, {hi * 1e6:.3g}] µS "
             f"(min {finite.min() * 1e6:.3g} µS, max {finite.max() * 1e6:.3g} µS)"
         )
+    if t.shape != tuple(shape):  # after the values: what is wrong with the numbers is said first
+        raise TargetError(f"targets have shape {t.shape}, the array is {tuple(shape)}")
     return t
 
 

@@ -102,7 +102,7 @@ def test_calibrate_refuses_other_runs(bench, capsys, tmp_path):
 
 def test_cycles_only_for_reram(capsys, tmp_path):
     code, _, err = run(capsys, "characterize", "--kind", "pcm", "--cycles", "3", "--out", str(tmp_path / "p.zarr"))
-    assert code == 2 and "--cycles" in err
+    assert code == 2 and "cycles" in err
 
 
 def test_program_then_report(capsys, tmp_path):

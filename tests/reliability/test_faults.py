@@ -10,6 +10,7 @@ import pytest
 import serial
 
 from labrram import sim
+from labrram.cells import Cells
 from labrram.drivers.base import ConnectionLost, InstrumentTimeout
 from labrram.drivers.board import DELIVERED, NOT_DELIVERED, UNKNOWN, PulseDeliveryError
 from labrram.reliability import CASES, audit, matrix, run_case, table
@@ -159,7 +160,7 @@ def test_idempotent_reads_are_retried_within_bounds(station):
 
 def test_a_pulse_whose_reply_is_lost_is_never_repeated(station):
     xb, bench = station.crossbar, station.bench
-    cells = np.argwhere(bench.chip._stuck == 0)[:8]
+    cells = Cells.pairs(np.argwhere(bench.chip._stuck == 0)[:8])
     before = xb.pulse_counter()
     n0 = len(bench.chip.pulse_log)
     bench.inject([Fault("timeout", at=1, match=":PULS:READ")])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from labrram.calibration.files import default_calibration
+from labrram.protocols.journal import read_log
 from labrram.reliability import audit, die_pulses
 from labrram.sim.chip import PulseKind
 from labrram.sim.persist import load_pulse_log
@@ -47,21 +47,21 @@ board = "board"
 smu = "smu"
 """
 
-FIELDS = ("batch", "row", "col", "kind", "amplitude", "gate", "width", "g_after")
+
+def _record(out: Path) -> dict:
+    """The commit record, read from the group's metadata file as another process sees it."""
+    try:
+        return json.loads((out / "zarr.json").read_text())["attributes"]["journal"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def batches_done(out: Path) -> int:
-    try:
-        return int(json.loads((out / "progress.json").read_text())["batches"])
-    except (OSError, ValueError, KeyError):
-        return -1
+    return int(_record(out).get("steps", -1))
 
 
 def pending(out: Path) -> bool:
-    try:
-        return json.loads((out / "progress.json").read_text())["pending"] is not None
-    except (OSError, ValueError, KeyError):
-        return False
+    return _record(out).get("pending") is not None
 
 
 def transfer(workdir: Path, n: int, protocol: str, signals: list[int], seed: int = 0) -> dict:
@@ -95,10 +95,6 @@ def transfer(workdir: Path, n: int, protocol: str, signals: list[int], seed: int
                            "in_flight": pending(out), "stderr": stderr.decode()[-300:]})  # fmt: skip
             resume = out.exists()
             continue
-        if proc.returncode == 2 and b"before it started programming" in stderr:  # killed before the first batch
-            shutil.rmtree(out)
-            resume = False
-            continue
         assert proc.returncode == 0, stderr.decode()[-2000:]
         return {"events": events, "summary": json.loads(stdout), "out": out, "state": workdir / "chip-state", "processes": attempt + 1}
     raise AssertionError(f"the transfer did not complete: {events}")
@@ -107,9 +103,7 @@ def transfer(workdir: Path, n: int, protocol: str, signals: list[int], seed: int
 def check_exactly_once(result: dict, protocol: str, n: int) -> None:
     store = RunStore.open(result["out"])
     assert store.attrs["status"] == "complete"
-    progress = store.read_sidecar("progress")
-    log = store.read("log")[: progress["n_log"]]
-    run_log = {k: log[:, i] for i, k in enumerate(FIELDS)}
+    run_log = read_log(store)
     chip_log = load_pulse_log(result["state"])
     # every pulse on the die is one record of the store, every record one pulse on the die
     found = audit(chip_log, run_log, (n, n))
@@ -130,16 +124,16 @@ def check_exactly_once(result: dict, protocol: str, n: int) -> None:
         # pulse is that SET, and — the audit matched every record with the die — nothing reached
         # it afterwards; the store's pulse counts are its certain records
         model = default_calibration("reram").model
-        state = store.read("state")
-        converged = state[1].astype(bool) & programmed
+        achieved, pulses = store.read("achieved"), store.read("pulses")
+        converged = store.read("converged").astype(bool) & programmed
         t = targets[converged]
         full = np.maximum(0.05 * t, 1e-6)
         band = np.maximum(full - 2 * model.read_noise_rel * t, 0.4 * full)
-        assert np.all(np.abs(state[0][converged] - t) <= band + 1e-12)
+        assert np.all(np.abs(achieved[converged] - t) <= band + 1e-12)
         certain = np.zeros((n, n), int)
         keep = run_log["kind"] < 2
         np.add.at(certain, (run_log["row"][keep].astype(int), run_log["col"][keep].astype(int)), 1)
-        np.testing.assert_array_equal(certain[programmed], state[2][programmed])
+        np.testing.assert_array_equal(certain[programmed], pulses[programmed])
         for r, c in np.argwhere(converged):
             last = np.nonzero((run_log["row"] == r) & (run_log["col"] == c))[0][-1]
             assert run_log["kind"][last] in (0, 2), (r, c)  # a SET, never a RESET after acceptance

@@ -1,23 +1,24 @@
-"""The run store survives a crash at any point of a commit, and older formats are upgraded."""
+"""The run store survives a death at any point of a commit, and a resume replays exactly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import labrram
 from labrram import sim
 from labrram.calibration.files import default_calibration
-from labrram.protocols.recorder import DEVICE_LAYERS, STATE_LAYERS, ProgramRecorder
+from labrram.protocols.journal import Journal, read_log
 from labrram.protocols.write_verify import write_verify_reram
 from labrram.reliability import audit
 from labrram.station import load_station
-from labrram.store import FORMAT_VERSION, RunStore
+from labrram.store import RunStore, StoreError
 
 MODEL = default_calibration("reram").model
 
 
 class Died(BaseException):
-    """The process dies here (nothing after this point happens)."""
+    """The process dies here (nothing after this point happens, not even the stop record)."""
 
 
 @pytest.fixture
@@ -36,65 +37,69 @@ def targets():
 def check(station, path):
     store = RunStore.open(path)
     assert store.attrs["status"] == "complete"
-    progress = store.read_sidecar("progress")
-    log = store.read("log")[: progress["n_log"]]
-    run_log = {k: log[:, i] for i, k in enumerate(("batch", "row", "col", "kind", "amplitude", "gate", "width", "g_after"))}
+    run_log = read_log(store)
     assert audit(station.bench.chip.pulse_log.records, run_log, (12, 12)).ok
     certain = np.zeros((12, 12), int)
     keep = run_log["kind"] < 2
     np.add.at(certain, (run_log["row"][keep].astype(int), run_log["col"][keep].astype(int)), 1)
-    state = store.read("state")
-    np.testing.assert_array_equal(certain, state[2])  # pulses counted once, not twice
-    return progress
+    np.testing.assert_array_equal(certain, store.read("pulses"))  # pulses counted once, not twice
+    return store
 
 
-def test_a_commit_cut_between_the_state_and_the_progress_record_is_completed(station, store_dir):
+@pytest.mark.parametrize("when", ["intent", "commit"])
+def test_a_death_at_any_write_of_a_step_resumes_exactly(station, store_dir, monkeypatch, when):
+    """Death right after a pulse batch's intent is on disk (the batch never left), or after a
+    step's rows were appended but before its commit record (delivered; the rows are not
+    committed): the resumed run settles the batch by the board's pulse counter and agrees with
+    the die, pulse for pulse."""
     path = store_dir / "run.zarr"
-    rec = ProgramRecorder.create(path, "write-verify", targets(), {})
-    real = rec.store.write_sidecar
+    real = Journal._write_record
+    state = {"writes": 0, "dead": False}
 
-    def dies_on_the_fourth_commit(name, obj):
-        if obj.get("pending") is None and obj.get("batches") == 4:
-            raise Died  # the state array of batch 4 is on disk, its progress record is not
-        real(name, obj)
+    def dies(self, **extra):
+        if state["dead"]:
+            raise Died
+        is_intent = extra.get("pending") is not None
+        if (when == "intent") == is_intent:
+            state["writes"] += 1
+            if state["writes"] == 5:
+                state["dead"] = True
+                if when == "intent":
+                    real(self, **extra)  # the intent is on disk; the batch is never sent
+                raise Died
+        real(self, **extra)
 
-    rec.store.write_sidecar = dies_on_the_fourth_commit
+    monkeypatch.setattr(Journal, "_write_record", dies)
     with pytest.raises(Died):
-        write_verify_reram(station.crossbar, targets(), MODEL, recorder=rec)
-    on_disk = RunStore.open(path).read_sidecar("progress")
-    assert on_disk["batches"] == 3 and on_disk["pending"] is not None
-    assert RunStore.open(path).read("state")[len(DEVICE_LAYERS)].flat[0] == 4  # the state is one commit ahead
-    rec2 = ProgramRecorder.resume(path, "write-verify")
-    assert rec2.progress["rolled_forward"] == 1 and rec2.pending is None and rec2.progress["batches"] == 4
-    write_verify_reram(station.crossbar, None, MODEL, recorder=rec2, resume=True)
-    progress = check(station, path)
-    assert progress.get("recovered_batches", 0) == 0  # nothing was in doubt: the batch had been committed
+        write_verify_reram(station.crossbar, targets(), MODEL, out=path)
+    monkeypatch.setattr(Journal, "_write_record", real)
+    rec = RunStore.open(path).attrs["journal"]
+    # every step of write-verify is a pulse batch: its intent is on disk either way, no stop record
+    assert rec["pending"] is not None and "stopped" not in rec
+    log_rows = RunStore.open(path).group["log"].shape[0]
+    res = labrram.resume(path, station)
+    assert res.settled == 1  # by the board's counter: not sent (intent) or delivered (commit)
+    store = check(station, path)
+    assert res.converged[~np.isnan(targets())].mean() > 0.99
+    assert log_rows >= rec["log"] and store.read("log").shape[0] == read_log(store)["step"].size  # trimmed
 
 
-def test_a_format_1_run_is_read_as_is_and_upgraded_on_resume(station, store_dir):
-    path = store_dir / "old.zarr"
-    rec = ProgramRecorder.create(path, "write-verify", targets(), {})
+def test_a_changed_plan_is_refused_on_resume(station, store_dir):
+    path = store_dir / "run.zarr"
     calls = []
 
     def stop(label, done, total):
         calls.append(done)
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_verify_reram(station.crossbar, targets(), MODEL, recorder=rec, progress=stop)
-    # rewrite it as labrram 0.1.0 (format 1) wrote it: five state layers
+        write_verify_reram(station.crossbar, targets(), MODEL, out=path, progress=stop)
     store = RunStore.open(path, mode="r+")
-    old = store.read("state")[: len(DEVICE_LAYERS)]
-    attrs = dict(store.group["state"].attrs)
-    attrs.update(layers=list(DEVICE_LAYERS), layer_units=attrs["layer_units"][: len(DEVICE_LAYERS)])
-    store.group.create_array("state", data=old, chunks=old.shape, dimension_names=["layer", "row", "col"], attributes=attrs, overwrite=True)
-    store.update_attrs(labrram_format=1)
-    readonly = RunStore.open(path)  # read as it is, not modified
-    assert readonly.attrs["labrram_format"] == 1 and readonly.read("state").shape[0] == len(DEVICE_LAYERS)
-    rec2 = ProgramRecorder.resume(path, "write-verify")  # upgraded in place
-    assert rec2.store.attrs["labrram_format"] == FORMAT_VERSION == 2
-    assert rec2.store.read("state").shape[0] == len(STATE_LAYERS) and "state_v1" not in rec2.store.group
-    np.testing.assert_array_equal(rec2.store.read("state")[: len(DEVICE_LAYERS)], old)
-    write_verify_reram(station.crossbar, None, MODEL, recorder=rec2, resume=True)
-    check(station, path)
+    params = store.attrs["plan_params"]
+    params["settings"]["start_margin"] = 0.3  # other start gates: the stored steps no longer fit
+    store.update_attrs(plan_params=params)
+    n = len(station.bench.chip.pulse_log)
+    with pytest.raises(StoreError, match="changed since the run started"):
+        labrram.resume(path, station)
+    assert len(station.bench.chip.pulse_log) == n  # replay touches nothing

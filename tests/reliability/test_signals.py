@@ -15,6 +15,8 @@ import pytest
 
 from labrram import sim
 from labrram.cli import main
+from labrram.protocols.journal import read_log
+from labrram.protocols.messages import OPS
 from labrram.reliability import audit
 from labrram.signals import Terminated, deferred_signals, install_sigterm
 from labrram.store import RunStore
@@ -87,18 +89,15 @@ def test_a_signal_during_a_pulse_batch_stops_cleanly_and_resumes(store_dir, caps
     assert bench.outputs_on() == [] and bench.board.route is None
     assert bench.faults.fired("interrupt") == 1
     store = RunStore.open(out)
-    progress = store.read_sidecar("progress")
+    record = store.attrs["journal"]
     assert store.attrs["status"] == "interrupted" and store.attrs["reason"].startswith(("Terminated", "KeyboardInterrupt"))
     # the signal arrived while the SET batch ran: it completed on the chip, its result was
     # never stored, and the store says so (the batch is pending, the stop record names it)
-    assert progress["pending"] is not None and progress["stopped"]["pending"]["kind"] == progress["pending"]["kind"]
+    assert record["pending"] is not None and record["stopped"]["pending"]["op"] == OPS[record["pending"]["op"]]
     assert main(["program", "--station", str(station), "--protocol", "single-shot", "--out", str(out), "--resume", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["devices"] == 256
-    store = RunStore.open(out)
-    progress = store.read_sidecar("progress")
-    log = store.read("log")[: progress["n_log"]]
-    run_log = {k: log[:, i] for i, k in enumerate(("batch", "row", "col", "kind", "amplitude", "gate", "width", "g_after"))}
+    run_log = read_log(RunStore.open(out))
     assert audit(bench.chip.pulse_log.records, run_log, (16, 16)).ok
     die = bench.chip.pulse_log.records
     sets = np.zeros((16, 16), int)

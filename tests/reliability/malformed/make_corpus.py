@@ -180,10 +180,11 @@ def targets() -> dict[str, tuple[bytes, str]]:
 
 
 def stores(root: Path) -> dict[str, str]:
-    """Damaged and foreign run stores; returns name -> expected fragment (entry: report and resume)."""
+    """Damaged and foreign run stores; returns name -> expected fragment (entry: report and resume).
+    (``../format2/`` keeps two runs written by labrram 0.1, run format 2, for the upgrade path;
+    they are not regenerated.)"""
     from labrram import sim
     from labrram.calibration.files import default_calibration
-    from labrram.protocols.recorder import ProgramRecorder
     from labrram.protocols.single_shot import OneShotSettings, single_shot
     from labrram.station import load_station
     from labrram.store import RunStore
@@ -223,37 +224,43 @@ def stores(root: Path) -> dict[str, str]:
 
     targets = np.full((4, 4), 100e-6)
     model = default_calibration("reram").model
-    ProgramRecorder.create(root / "never_started.zarr", "single-shot", targets, {})
-    out["never_started.zarr"] = "stopped before it started programming"
     sim.configure_bench("corpus", rows=4, cols=4)
+    names = ("complete.zarr", "truncated_chunk.zarr", "missing_log.zarr", "no_record.zarr", "record_list.zarr", "record_counts.zarr",
+             "pending_garbage.zarr", "unknown_plan.zarr", "bad_params.zarr", "other_chip.zarr")  # fmt: skip
     with load_station().with_simulation(bench="corpus", rows=4, cols=4).connect() as st:
-        for name in ("complete.zarr", "truncated_chunk.zarr", "missing_log.zarr", "corrupt_progress.zarr", "progress_list.zarr",
-                     "progress_nlog.zarr", "pending_garbage.zarr"):  # fmt: skip
-            rec = ProgramRecorder.create(root / name, "single-shot", targets, {})
-            single_shot(st.crossbar, targets, model, OneShotSettings(chunk=8), recorder=rec)
+        for name in names:
+            single_shot(st.crossbar, targets, model, OneShotSettings(chunk=8), out=root / name)
     out["complete.zarr"] = "already complete"
-    for name in ("truncated_chunk.zarr", "missing_log.zarr", "corrupt_progress.zarr", "progress_list.zarr", "progress_nlog.zarr", "pending_garbage.zarr"):
+
+    def damage(name: str, **attrs) -> RunStore:
         store = RunStore.open(root / name, mode="r+")
-        store.update_attrs(status="interrupted")  # resumable, were it not damaged
-    chunk = next((root / "truncated_chunk.zarr" / "state" / "c").rglob("*"))
+        store.update_attrs(status="interrupted", **attrs)  # resumable, were it not damaged
+        return store
+
+    for name in names[1:]:
+        damage(name)
+    chunk = next((root / "truncated_chunk.zarr" / "steps" / "c").rglob("*"))
     while chunk.is_dir():
         chunk = next(chunk.iterdir())
     chunk.write_bytes(chunk.read_bytes()[:7])
-    out["truncated_chunk.zarr"] = "array 'state' is damaged"
+    out["truncated_chunk.zarr"] = "the run's record is damaged"
     shutil.rmtree(root / "missing_log.zarr" / "log")
-    out["missing_log.zarr"] = "no pulse log"
-    (root / "corrupt_progress.zarr" / "progress.json").write_text('{"batches": 3, "n_log"')
-    out["corrupt_progress.zarr"] = "corrupt progress record"
-    (root / "progress_list.zarr" / "progress.json").write_text("[1, 2, 3]")
-    out["progress_list.zarr"] = "not a progress record"
-    p = json.loads((root / "progress_nlog.zarr" / "progress.json").read_text())
-    p["n_log"] = 10**9
-    (root / "progress_nlog.zarr" / "progress.json").write_text(json.dumps(p))
-    out["progress_nlog.zarr"] = "log rows"
-    p = json.loads((root / "pending_garbage.zarr" / "progress.json").read_text())
-    p["pending"] = {"kind": "ZAP", "devices": "zz"}
-    (root / "pending_garbage.zarr" / "progress.json").write_text(json.dumps(p))
+    out["missing_log.zarr"] = "no 'log' array"
+    record = RunStore.open(root / "no_record.zarr").attrs["journal"]
+    damage("no_record.zarr", journal=None)
+    out["no_record.zarr"] = "no commit record"
+    damage("record_list.zarr", journal=[1, 2, 3])
+    out["record_list.zarr"] = "no commit record"
+    damage("record_counts.zarr", journal={**record, "log": 10**9})
+    out["record_counts.zarr"] = "the commit record says 1000000000 log"
+    damage("pending_garbage.zarr", journal={**record, "pending": {"op": "ZAP", "devices": "zz"}})
     out["pending_garbage.zarr"] = "malformed pending batch"
+    damage("unknown_plan.zarr", plan="zap")
+    out["unknown_plan.zarr"] = "unknown plan 'zap'"
+    damage("bad_params.zarr", plan_params={"settings": {"chunk": "many"}})
+    out["bad_params.zarr"] = "stored parameters of plan 'single-shot' are not usable"
+    damage("other_chip.zarr", chip="labrram,XB-1T1R-4x4,SN0/ANOTHER,1.0")
+    out["other_chip.zarr"] = "the run was on chip"
     return out
 
 
