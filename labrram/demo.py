@@ -57,11 +57,11 @@ def run_demo(
     ``station_path`` None uses the default simulated station (its chip seeded with ``seed``);
     ``stage(name)`` is called as each of :data:`DEMO_STAGES` starts.
     """
-    from .calibration import ReRAMCharacterization, ReRAMFit, characterize_reram
+    from .api import characterize
+    from .calibration import ReRAMCharacterization, ReRAMFit
     from .calibration.files import Calibration, provenance
     from .nn.exsitu import ExSituSettings, evaluate, train_stage, transfer_stage
     from .station import load_station
-    from .store import RunStore
 
     say = stage or (lambda name: None)
     out = Path(out)
@@ -91,9 +91,7 @@ def run_demo(
 
         timed("characterize")
         cs = ReRAMCharacterization(seed=seed)
-        data = characterize_reram(xb, connected.timer, cs)
-        store = RunStore.create(out / "characterize.zarr", "characterize", {"device_kind": "reram", "settings": cs.to_dict(), "station": station.to_dict(), "chip": chip})
-        data.save(store)
+        data = characterize(connected, kind="reram", settings=cs, out=out / "characterize.zarr").data
         done("characterize")
 
         timed("calibrate")

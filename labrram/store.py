@@ -133,20 +133,7 @@ class RunStore:
     def update_attrs(self, **attrs: Any) -> None:
         self.group.attrs.update(_jsonable(attrs))
 
-    # --- sidecar: small, frequently rewritten progress records ---------------------------
-    def write_sidecar(self, name: str, obj: Any) -> None:
-        """Atomically replace ``<run>/<name>.json`` (write to a temporary file, fsync, rename):
-        a crash leaves either the old or the new record, never a torn one."""
-        import os
-
-        target = self.path / f"{name}.json"
-        tmp = self.path / f".{name}.json.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(_jsonable(obj), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-
+    # --- side files: labrram 0.1 kept a run's progress record beside the group -----------
     def read_sidecar(self, name: str, default: Any = None) -> Any:
         target = self.path / f"{name}.json"
         if not target.exists():

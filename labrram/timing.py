@@ -8,7 +8,8 @@ from typing import Protocol
 
 
 class BenchTimer(Protocol):
-    """What a routine needs to wait and time-stamp: seconds, monotonic."""
+    """What a routine needs to wait and time-stamp, in seconds (the virtual clock of a simulated
+    bench; on hardware, seconds since the epoch)."""
 
     def now(self) -> float: ...
 
@@ -16,10 +17,12 @@ class BenchTimer(Protocol):
 
 
 class WallTimer:
-    """Real time: ``time.monotonic`` and ``time.sleep``."""
+    """Real time: seconds since the epoch (``time.time``: comparable across processes and
+    reboots, so that a resumed run waits out the schedule it started, counting the time it was
+    stopped) and ``time.sleep``."""
 
     def now(self) -> float:
-        return time.monotonic()
+        return time.time()
 
     def wait(self, seconds: float) -> None:
         if seconds < 0:

@@ -167,6 +167,8 @@ class Engine:
                 result = j.replay(k, msg)
                 if isinstance(msg, Pulse):
                     self._charge(msg, result)
+                elif msg.sets_state:  # the instrument may have forgotten it: set it again
+                    self._idempotent(msg)
                 self.step += 1
                 return result
             j.go_live()

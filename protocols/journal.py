@@ -18,10 +18,14 @@ One schema for every plan (docs/run-store.md). A run is a zarr group holding
 * the commit record (``journal`` attribute): how many steps, values and log rows are
   committed, the intent of a pulse batch in flight (``pending``), and the accounting.
 
-Appends write whole chunks (the tail chunk is kept in memory), and the commit record is written
-last: zarr replaces every chunk and metadata file atomically, so a run killed at any point
-leaves a store whose committed part is intact; rows past the committed counts are unused
-capacity (NaN), trimmed when the run ends or stops cleanly. A finished run has consolidated
+Steps are written in groups: with the intent of the next pulse batch (so everything a batch's
+choice rests on is on disk before the batch is sent), when the run stops or ends, and at least
+every ``Journal.flush_interval`` seconds. Appends write whole chunks (the tail chunk is kept in
+memory), and the commit record is written last: zarr replaces every chunk and metadata file
+atomically, so a run killed at any point leaves a store whose committed part is intact; rows
+past the committed counts are unused capacity (NaN), trimmed when the run ends or stops
+cleanly. A run killed with steps still buffered redoes its idempotent steps (reads, waits) and
+settles its last pulse batch from the intent on disk. A finished run has consolidated
 metadata.
 
 Resume is replay: the plan is built again from the store and run from its start; the engine
@@ -32,6 +36,7 @@ op, devices, checksum), settles a pulse batch that was in flight, and goes live 
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -52,7 +57,7 @@ KIND_CODES = {"SET": 0, "RESET": 1, "SET?": 2, "RESET?": 3}  # "?": delivery unc
 #: run kinds whose stores the engine writes
 RUN_KINDS = ("program", "characterize")
 
-_CHUNK = {"steps": 1024, "values": 1 << 16, "log": 8192}
+_CHUNK = {"steps": 512, "values": 8192, "log": 2048}  # 32-64 kB: a partial tail chunk is rewritten on every append
 
 
 class _Appender:
@@ -138,6 +143,8 @@ class Journal:
             if not ok:
                 raise StoreError(f"{store.path}: the commit record has a malformed pending batch {str(self.pending)[:80]!r}")
         self.accounting = {k: float(rec.get(k, 0.0)) for k in ("physical_limit", "bench_time", "wall_time")}
+        self._buf: dict[str, list[np.ndarray]] = {"values": [], "log": [], "steps": []}
+        self._flushed_at = time.monotonic()
 
     # --- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -221,26 +228,48 @@ class Journal:
     # --- recording ------------------------------------------------------------------------
     def intend(self, k: int, msg: Message, counter: int | None) -> None:
         """The intent of pulse batch ``k``, written before it is sent (with the board's pulse
-        counter before it, when known)."""
+        counter before it, when known), together with every step buffered before it."""
         with deferred_signals():
             self.pending = {"step": k, "op": msg.op, "n": msg.n, "crc": msg.crc(), "counter": counter}
-            self._write_record(pending=self.pending, stopped=None)
+            self._flush(pending=self.pending)
 
     def commit(self, k: int, msg: Message, result: Any, log_rows: np.ndarray | None, clock: float, accounting: dict[str, float]) -> None:
-        """Append step ``k`` and its result (and its pulses to the log); the commit record last."""
+        """Step ``k`` and its result (and its pulses, to the log).
+
+        Buffered, and written with the next pulse batch's intent (before that batch is sent),
+        when the run stops or ends, or after ``flush_interval`` seconds: a run killed before then
+        redoes its idempotent steps on resume and settles its last pulse batch by the board's
+        pulse counter and a read-back (its intent is on disk), so nothing is lost."""
         values = msg.encode(result)
         counter = np.nan
         if self.pending is not None and self.pending.get("counter") is not None:
             counter = float(self.pending["counter"])
-        with deferred_signals():
-            row = np.array([[msg.op, msg.n, msg.crc(), self._values.length, values.size, counter, clock]], dtype=float)
-            self._values.append(values)
-            if log_rows is not None and log_rows.shape[0]:
-                self._log.append(log_rows)
-            self._steps.append(row)
-            self.pending = None
-            self.accounting = dict(accounting)
-            self._write_record(pending=None, stopped=None)
+        start = self._values.length + self._buffered
+        self._buf["steps"].append(np.array([[msg.op, msg.n, msg.crc(), start, values.size, counter, clock]], dtype=float))
+        self._buf["values"].append(values)
+        if log_rows is not None and log_rows.shape[0]:
+            self._buf["log"].append(log_rows)
+        self._buffered += values.size
+        self.pending = None
+        self.accounting = dict(accounting)
+        if time.monotonic() - self._flushed_at > self.flush_interval:
+            with deferred_signals():
+                self._flush(pending=None)
+
+    #: seconds between writes of buffered steps (see :meth:`commit`)
+    flush_interval = 2.0
+    _buffered = 0
+    _flushed_at = 0.0
+
+    def _flush(self, pending: dict[str, Any] | None, **extra: Any) -> None:
+        """Append the buffered steps, then write the commit record (the commit point)."""
+        for name, appender in (("values", self._values), ("log", self._log), ("steps", self._steps)):
+            if self._buf[name]:
+                appender.append(np.concatenate(self._buf[name]))
+                self._buf[name] = []
+        self._buffered = 0
+        self._flushed_at = time.monotonic()
+        self._write_record(pending=pending, **extra)
 
     def _write_record(self, **extra: Any) -> None:
         rec = {"steps": self._steps.length, "values": self._values.length, "log": self._log.length, **self.accounting, **extra}
@@ -253,11 +282,11 @@ class Journal:
         trimmed. ``resume`` continues from here."""
         reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
         with deferred_signals():
+            stop = {"reason": reason, "step": int(where), "pending": None if not self.pending else {"step": self.pending["step"], "op": OPS[int(self.pending["op"])]}}
+            self._flush(pending=self.pending, stopped=stop)
             for a in (self._steps, self._values, self._log):
                 with contextlib.suppress(Exception):
                     a.trim()
-            stop = {"reason": reason, "step": int(where), "pending": None if not self.pending else {"step": self.pending["step"], "op": OPS[int(self.pending["op"])]}}
-            self._write_record(pending=self.pending, stopped=stop)
             self.store.update_attrs(status="interrupted", reason=reason)
 
     def finish(self, result: Any, summary: dict[str, Any] | None = None) -> None:
@@ -266,6 +295,7 @@ class Journal:
         import zarr
 
         with deferred_signals():
+            self._flush(pending=None)
             for a in (self._steps, self._values, self._log):
                 a.trim()
             if hasattr(result, "save"):

@@ -85,6 +85,10 @@ class Message:
     #: whether carrying the message out twice is harmless (reads, waits): the engine retries
     #: these after a link fault; a pulse is never repeated
     idempotent: bool = True
+    #: whether the message sets instrument state that later steps rely on: when a run resumes,
+    #: such a step is carried out again (not only answered from the store), since a reconnected
+    #: or power-cycled instrument has forgotten it
+    sets_state: bool = False
 
     @property
     def n(self) -> int:
@@ -264,6 +268,7 @@ class Bias(Message):
 
     scheme: str
     op = 6
+    sets_state = True
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -290,7 +295,8 @@ class Wait(Message):
 
 @dataclass(frozen=True, eq=False)
 class Now(Message):
-    """The bench clock, s (monotonic). Result: a float."""
+    """The bench clock, s (virtual on the simulated bench; seconds since the epoch on hardware).
+    Result: a float."""
 
     op = 8
 

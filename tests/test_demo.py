@@ -29,9 +29,9 @@ def test_demo_runs_the_tour_and_preserves_uncertainty(tmp_path, capsys):
     assert cal["provenance"]["data"].endswith("characterize.zarr")
     # the programming run is a normal, complete run store
     store = RunStore.open(out / "transfer.zarr")
-    assert store.attrs["status"] == "complete" and store.attrs["protocol"] == "stochastic-set"
+    assert store.attrs["status"] == "complete" and store.attrs["plan"] == "stochastic-set"
     used = ~np.isnan(store.read("targets"))
-    pulses = store.read("state")[2]
+    pulses = store.read("pulses")
     assert used.sum() == run["transfer"]["devices"] and np.all(pulses[used] == 2) and np.all(pulses[~used] == 0)
     # the posteriors were saved without pickle
     with np.load(out / "network.npz", allow_pickle=False) as f:

@@ -46,27 +46,26 @@ def check(station, path):
     return store
 
 
-@pytest.mark.parametrize("when", ["intent", "commit"])
+@pytest.mark.parametrize("when", ["before the record", "after the record"])
 def test_a_death_at_any_write_of_a_step_resumes_exactly(station, store_dir, monkeypatch, when):
-    """Death right after a pulse batch's intent is on disk (the batch never left), or after a
-    step's rows were appended but before its commit record (delivered; the rows are not
-    committed): the resumed run settles the batch by the board's pulse counter and agrees with
-    the die, pulse for pulse."""
+    """Death after a pulse batch's buffered steps were appended but before the record that
+    commits them and states the batch's intent (the rows are not committed; the previous batch
+    is settled from its intent), or right after that record (the batch never left): either way
+    the resumed run settles the batch in doubt by the board's pulse counter and agrees with the
+    die, pulse for pulse."""
     path = store_dir / "run.zarr"
     real = Journal._write_record
     state = {"writes": 0, "dead": False}
 
     def dies(self, **extra):
         if state["dead"]:
+            raise Died  # not even the stop record
+        state["writes"] += 1
+        if state["writes"] == 6:
+            state["dead"] = True
+            if when == "after the record":
+                real(self, **extra)
             raise Died
-        is_intent = extra.get("pending") is not None
-        if (when == "intent") == is_intent:
-            state["writes"] += 1
-            if state["writes"] == 5:
-                state["dead"] = True
-                if when == "intent":
-                    real(self, **extra)  # the intent is on disk; the batch is never sent
-                raise Died
         real(self, **extra)
 
     monkeypatch.setattr(Journal, "_write_record", dies)
@@ -74,11 +73,11 @@ def test_a_death_at_any_write_of_a_step_resumes_exactly(station, store_dir, monk
         write_verify_reram(station.crossbar, targets(), MODEL, out=path)
     monkeypatch.setattr(Journal, "_write_record", real)
     rec = RunStore.open(path).attrs["journal"]
-    # every step of write-verify is a pulse batch: its intent is on disk either way, no stop record
+    # every step of write-verify is a pulse batch: an intent is on disk either way, no stop record
     assert rec["pending"] is not None and "stopped" not in rec
     log_rows = RunStore.open(path).group["log"].shape[0]
     res = labrram.resume(path, station)
-    assert res.settled == 1  # by the board's counter: not sent (intent) or delivered (commit)
+    assert res.settled == 1  # by the board's counter: delivered (before) or never sent (after)
     store = check(station, path)
     assert res.converged[~np.isnan(targets())].mean() > 0.99
     assert log_rows >= rec["log"] and store.read("log").shape[0] == read_log(store)["step"].size  # trimmed
