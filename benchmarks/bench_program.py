@@ -2,10 +2,11 @@
 
 Rows of the table:
 
-* **batched (full stack)** — ``write_verify_reram`` through Crossbar → board driver → pyserial
-  URL handler → board emulator → chip, as a user runs it (without and with the zarr recorder);
-* **bare device model** — the same algorithm on the chip object directly (no drivers, no
-  bytes): what the physics costs on this machine;
+* **batched (full stack)** — the write-verify plan through the engine → Crossbar → board driver
+  → pyserial URL handler → board emulator → chip, as a user runs it (without and with the run
+  store);
+* **bare device model** — the same plan answered by the chip object directly (no engine, no
+  drivers, no bytes): what the algorithm and the physics cost on this machine;
 * **naive** — one device at a time, one SCPI exchange per pulse and per read (the way a quick
   script would do it), measured on 256 devices and scaled to 16,384.
 
@@ -24,8 +25,7 @@ import numpy as np
 
 from labrram import sim
 from labrram.calibration.files import default_calibration
-from labrram.protocols.recorder import ProgramRecorder
-from labrram.protocols.write_verify import ReRAMWriteVerify, start_gates, write_verify_reram
+from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM, start_gates, write_verify_reram
 from labrram.station import load_station
 
 from .common import table
@@ -34,23 +34,29 @@ SHAPE = (128, 128)
 V_READ = 0.2
 
 
-class BareCrossbar:
-    """The Crossbar interface straight onto a chip object: no drivers, no bytes, no clock."""
+def run_bare(plan, chip):
+    """The plan's algorithm answered straight from a chip object: no engine, no drivers, no
+    bytes, no clock — what the plan and the physics alone cost on this machine."""
+    from labrram.protocols.messages import Pulse, PulseResult, Read, Report
 
-    def __init__(self, chip) -> None:
-        self.chip = chip
-        self.shape = (chip.rows, chip.cols)
-
-    def _pulse(self, fn, cells, amplitude, gate, width, read):
-        rows, cols = cells
-        fn(rows, cols, amplitude, gate, width)
-        return self.chip.read(rows, cols, V_READ, 3.3) / V_READ if read else None
-
-    def set(self, cells, gate=None, amplitude=None, width=None, read=False):
-        return self._pulse(self.chip.pulse_set, cells, amplitude, gate, width, read)
-
-    def reset(self, cells, gate=None, amplitude=None, width=None, read=False):
-        return self._pulse(self.chip.pulse_reset, cells, amplitude, gate, width, read)
+    gen = plan.run((chip.rows, chip.cols))
+    reply = None
+    while True:
+        try:
+            msg = gen.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(msg, Report):
+            reply = None
+        elif isinstance(msg, Pulse):
+            fn = chip.pulse_set if msg.kind == "SET" else chip.pulse_reset
+            fn(msg.rows, msg.cols, msg.amplitude, msg.gate, msg.width)
+            g = chip.read(msg.rows, msg.cols, V_READ, 3.3) / V_READ if msg.read else np.full(msg.n, np.nan)
+            reply = PulseResult(g, np.ones(msg.n, np.int8))
+        elif isinstance(msg, Read):
+            reply = chip.read(msg.rows, msg.cols, V_READ, 3.3) / V_READ
+        else:
+            raise TypeError(f"the bare path does not answer {type(msg).__name__}")
 
 
 def naive_write_verify(board, rows, cols, targets, model, s: ReRAMWriteVerify) -> np.ndarray:
@@ -85,13 +91,11 @@ def main(repeat: int = 3) -> None:
     for label, record in (("batched, full stack", False), ("batched, full stack + zarr record", True)):
         walls, benches = [], []
         for rep in range(repeat):
-            sim.configure_bench("default", seed=rep)
             tmp = tempfile.mkdtemp()
             try:
-                with load_station().connect() as st:
-                    rec = ProgramRecorder.create(f"{tmp}/run.zarr", "write-verify", targets, {}) if record else None
+                with load_station().with_simulation(seed=rep).connect() as st:  # chip `rep`, a fresh bench
                     t0, b0 = time.perf_counter(), st.bench.clock.now
-                    res = write_verify_reram(st.crossbar, targets, model, recorder=rec)
+                    res = write_verify_reram(st.crossbar, targets, model, out=f"{tmp}/run.zarr" if record else None)
                     walls.append(time.perf_counter() - t0)
                     benches.append(st.bench.clock.now - b0)
             finally:
@@ -108,14 +112,13 @@ def main(repeat: int = 3) -> None:
     for rep in range(repeat):
         chip = sim.ReRAMChip(*SHAPE, seed=rep)
         t0 = time.perf_counter()
-        res = write_verify_reram(BareCrossbar(chip), targets, model)
+        res = run_bare(WriteVerifyReRAM(targets, model), chip)
         walls.append(time.perf_counter() - t0)
     s = res.summary()
     rows_out.append(["bare device model", f"{np.median(walls):.2f} s", "-", "-", "-", f"{s['pulses_per_device']:.2f}", f"{s['converged_fraction'] * 100:.2f} %", f"{s['rms_error_converged'] * 1e6:.2f} µS"])
 
     n_naive = 256
-    sim.configure_bench("default", seed=0)
-    with load_station().connect() as st:
+    with load_station().with_simulation(seed=0).connect() as st:
         board = st.crossbar.board
         st.crossbar.read()  # configure the board
         idx = np.random.default_rng(1).choice(SHAPE[0] * SHAPE[1], n_naive, replace=False)

@@ -147,6 +147,7 @@ def program(
     out: str | Path | None = None,
     seed: int = 0,
     kind: str | None = None,
+    array: tuple[int, int] | None = None,
     progress: Progress | None = None,
 ) -> ProgramResult:
     """Program conductance targets into the station's array.
@@ -175,6 +176,8 @@ def program(
     kind : str, optional
         On a simulated station, the kind of the simulated chip; on a real one, what the board
         must report.
+    array : (rows, cols), optional
+        Simulated stations only: the size of the simulated chip.
     progress : callable, optional
         ``progress(label, done, total)`` as the run goes.
 
@@ -205,7 +208,7 @@ def program(
         sigma = load_npy(sigma, "sigma")
     if out is not None and Path(out).exists():
         raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
-    with _connected(station, kind or (cal.kind if cal is not None else None)) as connected:
+    with _connected(station, kind, array) as connected:  # the chip is the station's (or kind's), never the calibration's
         xb = connected.crossbar
         chip = chip_kind(connected)
         if kind is not None and chip != kind:
@@ -404,6 +407,9 @@ def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int 
     except (StoreError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise StoreError(f"{run}: incomplete characterization: {exc}") from None
     fit = tech.fit(n_boot=bootstrap).fit(data)
+    undetermined = sorted(k for k, e in fit.estimates_.items() if not np.all(np.isfinite([e.value, e.low, e.high])))
+    if undetermined:
+        raise JobError(f"{run}: the data leave {', '.join(undetermined)} undetermined ({fit.n_devices_} devices); characterize more devices")
     cal = Calibration(kind, fit.model_, fit.estimates_, fit.gof_, fit.n_devices_,
                       provenance(attrs.get("chip", "unknown"), attrs.get("station"), attrs.get("settings", {}), str(Path(run))))  # fmt: skip
     if out is not None:
@@ -457,5 +463,15 @@ def read(station: StationLike = None, *, out: str | Path | None = None) -> ReadR
         return result
 
 
-# errors a caller may want to catch together: bad input, nothing was sent
-INPUT_ERRORS = (JobError, StationError, CalibrationError, StoreError)
+def _input_errors() -> tuple[type, ...]:
+    from .cells import CellsError
+    from .npyfile import ArrayFileError
+    from .protocols.results import TargetError
+    from .targets import TargetSpecError
+
+    return (JobError, StationError, CalibrationError, StoreError, TargetError, TargetSpecError, CellsError, ArrayFileError)
+
+
+#: the errors that mean bad input (a station, calibration, store, targets or cells that cannot be
+#: used, a job that does not fit the chip): nothing was sent to the chip
+INPUT_ERRORS: tuple[type, ...] = _input_errors()

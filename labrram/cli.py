@@ -186,10 +186,12 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
             progress.update(task, description=label, completed=done, total=total)
 
         if args.resume:
+            if args.kind or args.array:
+                raise UsageError("--kind and --array cannot be combined with --resume: the run's chip is in its store")
             result = resume(args.out, args.station, progress=tick)
         else:
             result = program(args.targets, args.station, protocol=args.protocol, calibration=args.calibration, sigma=args.sigma,
-                             out=args.out, seed=args.seed, kind=args.kind, progress=tick)  # fmt: skip
+                             out=args.out, seed=args.seed, kind=args.kind, array=_array(args.array), progress=tick)  # fmt: skip
     summary = result.summary()
     summary.update(out=str(args.out), link_faults=result.link_faults, settled_batches=result.settled)
     return _finite_json(summary)
@@ -469,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create (or, with --resume, to continue)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its store")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of random target patterns")
+    p.add_argument("--array", metavar="ROWSxCOLS", help="simulated stations only: size of the simulated chip (e.g. 32x32)")
     p = sub.add_parser("report", help=COMMANDS["report"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a programming run")
     p.add_argument("--out", metavar="DIR", help="folder for the plots (default RUN-report/)")
@@ -495,18 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    from .signals import Terminated, install_sigterm
-
-    from .calibration.files import CalibrationError
-    from .npyfile import ArrayFileError
-    from .api import JobError
-    from .cells import CellsError
-    from .protocols.results import TargetError
-    from .station import StationError
-    from .store import StoreError
-    from .targets import TargetSpecError
-
     import logging
+
+    from .api import INPUT_ERRORS
+    from .signals import Terminated, install_sigterm
 
     # the drivers log every retry; the command reports link faults in its summary instead
     logging.getLogger("labrram").addHandler(logging.NullHandler())
@@ -521,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with install_sigterm():  # SIGTERM stops at a safe point, like Ctrl-C
             summary = run(args)
-    except (UsageError, StationError, CalibrationError, StoreError, TargetError, ArrayFileError, JobError, TargetSpecError, CellsError) as exc:  # bad input
+    except (UsageError, *INPUT_ERRORS) as exc:  # bad input: nothing was sent
         err.print(f"[red]error:[/red] {_one_line(exc)}")
         return 2
     except KeyboardInterrupt as exc:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from labrram.cli import main
 from labrram.store import RunStore
@@ -145,3 +146,132 @@ def test_program_refuses_bad_targets_before_anything(capsys, tmp_path):
     code, _, err = run(capsys, "program", "--targets", str(obj), "--out", str(tmp_path / "s.zarr"))
     assert code == 2 and "cannot load" in err
     assert len(bench.chip.pulse_log) == 0
+
+
+INTERRUPTED = """\
+[station]
+name = "interrupted"
+
+[simulation]
+bench = "{bench}"
+kind = "{kind}"
+rows = {n}
+cols = {n}
+seed = 3
+
+[simulation.faults]
+interrupt = {{ at = {at}, match = ":PULS", signal = "SIGINT" }}
+
+[instruments.board]
+driver = "labrram_board"
+address = "labrram://{bench}/board"
+
+[instruments.smu]
+driver = "keithley2400"
+address = "GPIB0::24::INSTR"
+visa_library = "{bench}@labrram"
+
+[crossbar]
+board = "board"
+smu = "smu"
+"""
+
+
+def _interrupted_station(tmp_path, kind: str, n: int, at: int):
+    from labrram import sim
+
+    bench = f"cli-{kind}-{n}-{at}"
+    path = tmp_path / f"{bench}.toml"
+    path.write_text(INTERRUPTED.format(bench=bench, kind=kind, n=n, at=at))
+    from labrram.station import load_station
+
+    faults = load_station(path).simulation.faults  # configured as the station asks, so it is kept
+    options = {"chip_options": {"nominal": __import__("labrram").default_calibration("passive").model}} if kind == "passive" else {}
+    return path, sim.configure_bench(bench, seed=3, kind=kind, rows=n, cols=n, faults=faults, **options)
+
+
+def _audited(bench, out, n):
+    from labrram.protocols.journal import read_log
+    from labrram.reliability import audit
+
+    found = audit(bench.chip.pulse_log.records, read_log(RunStore.open(out)), (n, n))
+    assert found.ok and found.uncertain == 0
+
+
+@pytest.mark.parametrize("kind, targets", [("pcm", "uniform:2e-6:20e-6"), ("passive", "sparse.npy")])
+def test_program_a_pcm_or_passive_station_then_resume_after_ctrl_c(capsys, tmp_path, kind, targets):
+    """``labrram program`` on PCM (the SET/RESET ladders) and passive (tuning under V/2) stations:
+    Ctrl-C mid-run (exit 130, outputs off, the resume command printed), then ``--resume``."""
+    station, bench = _interrupted_station(tmp_path, kind, 16, 6)
+    if targets == "sparse.npy":  # passive tuning: a third of the devices (dense targets converge poorly)
+        rng = np.random.default_rng(0)
+        t = np.where(rng.random((16, 16)) < 0.3, rng.uniform(10e-6, 80e-6, (16, 16)), np.nan)
+        targets = str(tmp_path / "sparse.npy")
+        np.save(targets, t)
+    out = tmp_path / "run.zarr"
+    code, _, err = run(capsys, "program", "--station", str(station), "--targets", targets, "--out", str(out), "--json")
+    assert code == 130 and "outputs are off" in err and f"labrram program --resume --out {out}" in err
+    assert bench.outputs_on() == [] and RunStore.open(out).attrs["status"] == "interrupted"
+    code, stdout, err = run(capsys, "program", "--station", str(station), "--resume", "--out", str(out), "--json")
+    assert code == 0, err
+    s = json.loads(stdout)
+    assert s["protocol"] == {"pcm": "write-verify-pcm", "passive": "tune-passive"}[kind]
+    assert s["devices"] == int(np.sum(~np.isnan(RunStore.open(out).read("targets"))))
+    assert s["converged_fraction"] > 0.9 and s["settled_batches"] == 1
+    _audited(bench, out, 16)
+    assert RunStore.open(out).attrs["device_kind"] == kind
+
+
+@pytest.mark.parametrize("kind, options", [("reram", ["--devices", "16", "--cycles", "2"]), ("pcm", ["--devices", "24"]), ("passive", ["--devices", "8"])])
+def test_characterize_resume_for_every_kind(capsys, tmp_path, kind, options):
+    station, bench = _interrupted_station(tmp_path, kind, 16, 4)
+    out = tmp_path / "c.zarr"
+    code, _, err = run(capsys, "characterize", "--station", str(station), "--kind", kind, *options, "--out", str(out))
+    assert code == 130 and f"labrram characterize --resume --out {out}" in err
+    code, stdout, err = run(capsys, "characterize", "--station", str(station), "--resume", "--out", str(out), "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["kind"] == kind
+    _audited(bench, out, 16)
+    if kind != "pcm":  # (a PCM fit needs hundreds of devices: see the test below)
+        code, _, err = run(capsys, "calibrate", str(out), "--out", str(tmp_path / "cal.json"), "--bootstrap", "5", "--json")
+        assert code == 0, err
+
+
+def test_calibrate_refuses_data_that_leave_parameters_undetermined(capsys, tmp_path):
+    station, _ = _interrupted_station(tmp_path, "pcm", 16, 10**6)
+    out = tmp_path / "c.zarr"
+    assert run(capsys, "characterize", "--station", str(station), "--devices", "24", "--out", str(out))[0] == 0
+    code, _, err = run(capsys, "calibrate", str(out), "--out", str(tmp_path / "cal.json"), "--bootstrap", "5")
+    assert code == 2 and "undetermined" in err and "characterize more devices" in err
+    assert not (tmp_path / "cal.json").exists()
+
+
+def test_program_refuses_a_protocol_or_calibration_that_does_not_fit_the_chip(capsys, tmp_path):
+    from labrram import sim
+
+    bench = sim.configure_bench("default", seed=0)
+    code, _, err = run(capsys, "program", "--kind", "pcm", "--array", "8x8", "--protocol", "single-shot", "--targets", "constant:5e-6", "--out", str(tmp_path / "a.zarr"))
+    assert code == 2 and "programs reram chips" in err
+    cal = tmp_path / "reram.json"
+    cal.write_text((__import__("importlib.resources").resources.files("labrram.calibration_data") / "reram.json").read_text())
+    code, _, err = run(capsys, "program", "--station", str(_interrupted_station(tmp_path, "pcm", 8, 99)[0]), "--calibration", str(cal),
+                       "--targets", "constant:5e-6", "--out", str(tmp_path / "b.zarr"))  # fmt: skip
+    assert code == 2 and "calibration is for 'reram' devices" in err and "'pcm' array" in err
+    assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "b.zarr").exists()
+    assert len(bench.chip.pulse_log) == 0
+
+
+def test_cli_holds_no_workflow():
+    """Each command is parse -> one public call -> print: cli.py imports no plan, engine,
+    journal, station or crossbar (the library does that work where Python users reach it)."""
+    import ast
+    from pathlib import Path
+
+    import labrram.cli
+
+    tree = ast.parse(Path(labrram.cli.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not {m for m in imported if m.split(".")[0] in ("protocols", "crossbar", "engine", "journal")}
+    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("cmd_")):
+        calls = {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+        assert not calls & {"Engine", "Journal", "run_plan", "load_station"}, fn.name
