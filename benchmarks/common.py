@@ -25,3 +25,38 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+
+
+def provenance() -> str:
+    """Which commit and machine produced a table: ``commit abc1234 (+ local changes), Linux
+    x86_64, 2 CPUs, Python 3.11.7, 2026-12-01``."""
+    import datetime as dt
+    import os
+    import platform
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "unknown", ""
+    where = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return f"commit {commit or 'unknown'}{' (+ local changes)' if dirty else ''}, {where}, {dt.date.today().isoformat()}"
+
+
+def write_markdown(path: str, title: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
+    """Write a table as a Markdown file that the docs include, with the commit and machine that
+    produced it (docs never carry a number pasted by hand)."""
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parent.parent / path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"<!-- written by `python -m benchmarks`; do not edit -->", f"**{title}**", "", f"_{provenance()}_", ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(str(x).strip() for x in row) + " |" for row in rows]
+    if notes:
+        lines += ["", notes]
+    out.write_text("\n".join(lines) + "\n")
+    print(f"(written to {path})")
