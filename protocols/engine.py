@@ -47,7 +47,7 @@ from labrram.timing import BenchTimer, WallTimer
 
 from .journal import KIND_CODES, LOG_FIELDS, Journal
 from .results import Progress
-from .messages import DELIVERED, REFUSED, UNKNOWN, Bias, Measure, Message, Now, Pulse, PulseResult, Read, Report, Sweep, Wait
+from .messages import DELIVERED, REFUSED, UNKNOWN, Bias, Measure, Message, Now, Pulse, PulseResult, Read, Report, SmuDefine, SmuScript, Sweep, Wait
 
 log = logging.getLogger("labrram.engine")
 
@@ -100,6 +100,7 @@ class Engine:
         self._t0 = time.perf_counter()
         self._counter_known = True
         self._live = False
+        self._smu_used = False
 
     # --- running a plan ----------------------------------------------------------------------
     def run(self, plan: Any, checked: bool = False) -> Any:
@@ -150,6 +151,12 @@ class Engine:
         return {"physical_limit": self.physical_limit, "bench_time": self.bench_time, "wall_time": self.wall_time}
 
     def _finish(self, result: Any) -> None:
+        if self._smu_used:  # the scripts leave their output off; the route is opened at the end
+            self.xb.smu.shutdown()
+            self.xb.board.open_route()
+            self.xb.board.check_errors()  # a route the board refused would show here
+        own = float(getattr(result, "physical_limit", 0.0) or 0.0)  # what the plan counted itself (SMU scripts)
+        self.physical_limit += own
         for name, value in self.accounting().items():
             if hasattr(result, name):
                 setattr(result, name, value)
@@ -176,9 +183,15 @@ class Engine:
         t_before = self.timer.now()
         if j is not None and j.pending is not None and int(j.pending["step"]) == k:
             j.check_same(k, msg, int(j.pending["op"]), int(j.pending["n"]), int(j.pending["crc"]))
-            result, rows = self._settle(msg, j.pending.get("counter"))
+            if isinstance(msg, SmuScript):  # what a script whose reply was lost did is unknown
+                result, rows = "", None
+                self.settled += 1
+            else:
+                result, rows = self._settle(msg, j.pending.get("counter"))
         elif isinstance(msg, Pulse):
             result, rows = self._pulse(k, msg)
+        elif isinstance(msg, SmuScript):
+            result, rows = self._smu_script(k, msg), None
         else:
             result, rows = self._idempotent(msg), None
         t_after = self.timer.now()
@@ -221,6 +234,24 @@ class Engine:
         result = PulseResult(g, status)
         self._charge(msg, result)
         return result, self._log_rows(k, msg, result)
+
+    def _tsp(self) -> Any:
+        smu = self.xb.smu
+        if smu is None or not hasattr(smu, "run_script"):
+            raise TypeError(f"this plan runs scripts on a TSP SMU (Keithley 2600B); the station's SMU is {type(smu).__name__}")
+        return smu
+
+    def _smu_script(self, k: int, msg: SmuScript) -> str:
+        smu, board = self._tsp(), self.xb.board
+        try:
+            self.limits.check_gate(msg.gate, "SMU route gate")
+        except LimitError as exc:
+            raise LimitError(f"step {k} (SMU script on ({msg.row}, {msg.col})): {exc}") from None
+        if self.journal is not None:
+            self.journal.intend(k, msg, None)
+        self._smu_used = True
+        board.route_smu(int(msg.row), int(msg.col), gate=float(msg.gate))  # the next route replaces it
+        return smu.run_script(msg.script, timeout=msg.timeout)
 
     def _settle(self, msg: Message, counter: int | None) -> tuple[Any, np.ndarray | None]:
         """The pulse batch in flight when the run stopped: read its devices back and ask the
@@ -294,6 +325,11 @@ class Engine:
             return None
         if isinstance(msg, Now):
             return float(self.timer.now())
+        if isinstance(msg, SmuDefine):
+            printed = self._tsp().run_script(msg.script)
+            if printed.strip() != msg.ready:
+                raise InstrumentError(f"defining functions on the SMU printed {printed[:120]!r}, not {msg.ready!r}")
+            return None
         raise TypeError(f"the engine does not know the message {type(msg).__name__}")
 
     def _retry(self, fn: Callable[[], Any], what: str) -> Any:

@@ -137,7 +137,7 @@ class Journal:
         self.pending = rec.get("pending")
         if self.pending is not None:
             try:
-                ok = int(self.pending["step"]) == n_steps and int(self.pending["op"]) in (1, 2)
+                ok = int(self.pending["step"]) == n_steps and int(self.pending["op"]) in (1, 2, 9)  # pulse batches, SMU scripts
             except (KeyError, TypeError, ValueError):
                 ok = False
             if not ok:

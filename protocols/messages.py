@@ -47,6 +47,8 @@ __all__ = [
     "PulseResult",
     "Read",
     "Report",
+    "SmuDefine",
+    "SmuScript",
     "Sweep",
     "Wait",
     "cells_crc",
@@ -311,6 +313,62 @@ class Now(Message):
         return np.array([float(result)])
 
 
+def _text_values(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(float)
+
+
+def _values_text(values: np.ndarray) -> str:
+    return values.astype(np.uint8).tobytes().decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, eq=False)
+class SmuDefine(Message):
+    """Run a script on the station's TSP SMU that defines functions for later
+    :class:`SmuScript` calls and prints ``ready``. No result. Carried out again when a run
+    resumes (an instrument that restarted has forgotten the functions)."""
+
+    script: str
+    ready: str
+    op = 10
+    sets_state = True
+
+    def crc(self) -> int:
+        return zlib.crc32(self.script.encode())
+
+
+@dataclass(frozen=True, eq=False)
+class SmuScript(Message):
+    """Route the station's SMU to cell ``(row, col)`` with the word line at ``gate`` (V), run a
+    TSP ``script`` on it (one that may pulse and read the cell), then open the route. Result:
+    the text the script printed (``""`` when the reply was lost: what the script did is unknown,
+    and the plan must find out, e.g. by reading before pulsing again).
+
+    The worst case of every script is the plan's to check before any byte (its levels are also
+    clamped on the instrument); the engine checks the gate. The SMU's pulses happen inside the
+    script: they are counted by the plan's result, not written to the board's pulse log."""
+
+    row: int
+    col: int
+    gate: float
+    script: str
+    timeout: float = 10.0
+    op = 9
+    idempotent = False
+
+    @property
+    def n(self) -> int:
+        return 1
+
+    def crc(self) -> int:
+        return zlib.crc32(f"{int(self.row)},{int(self.col)},{float(self.gate)!r}|{self.script}".encode())
+
+    def decode(self, values: np.ndarray) -> str:
+        return _values_text(values)
+
+    def encode(self, result: str) -> np.ndarray:
+        return _text_values(result)
+
+
 @dataclass(frozen=True, eq=False)
 class Report:
     """Progress for the user (``done`` of ``total`` in stage ``label``); not a step of the run."""
@@ -321,4 +379,4 @@ class Report:
 
 
 #: step op codes as stored in the run store's ``steps`` table
-OPS = {1: "SET", 2: "RESET", 3: "read", 4: "measure", 5: "sweep", 6: "bias", 7: "wait", 8: "now"}
+OPS = {1: "SET", 2: "RESET", 3: "read", 4: "measure", 5: "sweep", 6: "bias", 7: "wait", 8: "now", 9: "smu script", 10: "smu define"}

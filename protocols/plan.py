@@ -36,6 +36,7 @@ PLAN_MODULES = {
     "stochastic-set": "labrram.protocols.single_shot",
     "write-verify-pcm": "labrram.protocols.write_verify_pcm",
     "tune-passive": "labrram.protocols.tune_passive",
+    "smu-write-verify": "labrram.protocols.smu_loop",
     "characterize-reram": "labrram.calibration.reram_routine",
     "characterize-pcm": "labrram.calibration.pcm_routine",
     "characterize-passive": "labrram.calibration.passive_routine",

@@ -87,18 +87,22 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from labrram.crossbar import Crossbar, as_cells
+from labrram.cells import Cells, as_cells
+from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
 from labrram.drivers.base import InstrumentError, ReplyError
 from labrram.drivers.keithley2600 import MAX_VOLTAGE, PULSE_WIDTH_MIN, SCRIPT_ERROR, Keithley2600
 from labrram.safety import LimitError, SafeLimits
 
+from .engine import run_plan
+from .messages import Report, SmuDefine, SmuScript
+from .plan import Plan, PlanRun, model_from_json, model_to_json, register
 from .results import ProgramResult, Progress, TargetError, validate_targets
 from .write_verify import reachable_range, start_gates
 
@@ -219,7 +223,7 @@ class SmuLoopStats:
 
 
 @dataclass(frozen=True)
-class Plan:
+class LoopSetup:
     """Everything decided before any byte is sent."""
 
     rows: np.ndarray
@@ -281,7 +285,7 @@ def _per_device_targets(targets: Any, cells: Any) -> tuple[np.ndarray, np.ndarra
     return rows, cols, t, implied
 
 
-def plan_run(xb: Crossbar, smu: Keithley2600, cells: Any, targets: Any, model: ReRAMModel, s: SmuLoopSettings) -> Plan:
+def prepare_run(xb: Crossbar, smu: Keithley2600, cells: Any, targets: Any, model: ReRAMModel, s: SmuLoopSettings) -> LoopSetup:
     """Validate the targets and check the worst case of every script against the limits.
 
     Raises :class:`TargetError`, :class:`LimitError` or :class:`ValueError`. Every check on the
@@ -328,7 +332,7 @@ def plan_run(xb: Crossbar, smu: Keithley2600, cells: Any, targets: Any, model: R
         raise TargetError(f"cell index outside the {shape[0]}x{shape[1]} array")
     full = np.full(shape, np.nan)
     full[rows, cols] = tgt
-    return Plan(rows, cols, tgt, full, gates, a0, a_max, band, accept)
+    return LoopSetup(rows, cols, tgt, full, gates, a0, a_max, band, accept)
 
 
 def _check_limits(limits: SafeLimits, s: SmuLoopSettings, rows, cols, tgt, a_max: np.ndarray, v_read: float) -> None:
@@ -478,109 +482,107 @@ def parse_reply(text: str) -> LoopReply:
     raise ReplyError(f"the verify script printed {text[:120]!r}, not '{RESULT_TAG} <status> <current> <pulses> <resets> <amplitude> <reads> <first>'")
 
 
-# --- the protocol -------------------------------------------------------------------------------
-def _now(clock: Any) -> float | None:
-    if clock is None:
-        return None
-    now = clock.now
-    return float(now() if callable(now) else now)
-
-
-def smu_write_verify(
-    xb: Crossbar,
-    smu: Keithley2600,
-    cells: Any,
-    targets: Any,
-    model: ReRAMModel,
-    settings: SmuLoopSettings = SmuLoopSettings(),
-    clock: Any = None,
-    progress: Progress | None = None,
-) -> ProgramResult:
-    """Program ``cells`` to ``targets`` (S) one device at a time, the verify loop on the 2636B.
+# --- the plan -----------------------------------------------------------------------------------
+@register
+class SmuWriteVerify(Plan):
+    """Program ``cells`` to ``targets`` (S) one device at a time, the verify loop on the 2636B
+    (module docstring), as a plan the engine runs: one :class:`~.messages.SmuDefine` with the
+    loop, then one :class:`~.messages.SmuScript` per route. A script whose reply was lost is
+    never sent again blindly: the device's next script reads it first (``preread``), so a device
+    that reached its band costs no further pulse.
 
     Parameters
     ----------
-    xb : Crossbar
-        The array (its board routes the SMU; its limits and read voltage are used).
-    smu : Keithley2600
-        The 2600B channel wired to the board's SMU connector.
     cells
-        A cell selection (see :func:`labrram.crossbar.as_cells`).
+        A cell selection (:class:`labrram.Cells`, a boolean mask, or ``(rows, cols)`` arrays).
     targets
         One conductance per selected cell, or an array of the array's shape, S.
     model : ReRAMModel
         The calibrated device model (start gates and amplitudes).
     settings : SmuLoopSettings
         Protocol settings.
-    clock : optional
-        The bench's timer or clock (``.now`` or ``.now()``, seconds): sets ``bench_time``.
-    progress : optional
-        ``progress("smu-write-verify", done, total)`` after every device.
-
-    Returns a :class:`ProgramResult` (array-shaped; ``iterations`` = scripts run, ``pulses``
-    counts SET and RESET pulses, ``settings['run']`` the host-side counts).
     """
-    s = settings
-    if not isinstance(smu, Keithley2600):
-        raise TypeError(f"the on-instrument loop needs a Keithley 2600B driver, got {type(smu).__name__}")
-    plan = plan_run(xb, smu, cells, targets, model, s)  # nothing is sent before this passes
-    t_start = time.perf_counter()
-    bench0 = _now(clock)
-    n = plan.targets.size
-    achieved = np.full(n, np.nan)
-    converged = np.zeros(n, bool)
-    pulses = np.zeros(n, np.int32)
-    stats = SmuLoopStats()
-    v_read = xb.read_voltage
-    vmax = min(xb.limits.max_voltage, smu.limits.max_voltage, MAX_VOLTAGE)
-    wmax = min(xb.limits.max_pulse_width, smu.limits.max_pulse_width)
-    bounds = dict(vmax=vmax, wmax=wmax, compliance=s.compliance, nplc=s.read_nplc, verify_reads=s.verify_reads)
-    loop_fn, reset_fn = function_names(smu.smu, **bounds)
-    board = xb.board
-    failed: BaseException | None = None
-    t_int = 0.0
-    scale_samples: list[float] = []
-    chip_scale = 1.0
-    try:
-        t_int = s.read_nplc / smu.line_frequency  # one integration, s
-        ready = smu.run_script(definition_script(smu.smu, **bounds))
-        if ready.strip() != f"{RESULT_TAG}-ready":
-            raise ReplyError(f"defining the verify loop on the instrument printed {ready[:120]!r}")
+
+    name = "smu-write-verify"
+
+    def __init__(self, cells: Any, targets: Any, model: ReRAMModel, settings: SmuLoopSettings = SmuLoopSettings()) -> None:
+        self.cells = cells
+        self.targets = targets
+        self.model = model
+        self.settings = settings
+
+    def check(self, xb: Crossbar) -> None:
+        smu = xb.smu
+        if not isinstance(smu, Keithley2600):
+            raise TypeError(f"the on-instrument loop needs a Keithley 2600B driver as the station's SMU, got {type(smu).__name__}")
+        s = self.settings
+        self.setup = prepare_run(xb, smu, self.cells, self.targets, self.model, s)  # nothing is sent before this passes
+        self.v_read = float(xb.read_voltage)
+        self.bounds = dict(vmax=min(xb.limits.max_voltage, smu.limits.max_voltage, MAX_VOLTAGE), wmax=min(xb.limits.max_pulse_width, smu.limits.max_pulse_width),
+                           compliance=s.compliance, nplc=s.read_nplc, verify_reads=s.verify_reads)  # fmt: skip
+        self.smu_name = smu.smu
+        self.t_int = s.read_nplc / smu.line_frequency  # one integration, s (a query: nothing is sourced)
+
+    def params(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict(), "calibration": model_to_json(self.model)}
+
+    def inputs(self) -> dict[str, Any]:
+        su = self.setup
+        return {"cell_row": (su.rows, ("device",), "1"), "cell_col": (su.cols, ("device",), "1"), "device_target": (su.targets, ("device",), "S")}
+
+    @classmethod
+    def from_store(cls, params: dict[str, Any], store: Any) -> "SmuWriteVerify":
+        cells = Cells(store.read("cell_row").astype(np.int64), store.read("cell_col").astype(np.int64))
+        return cls(cells, store.read("device_target"), model_from_json(params["calibration"]), SmuLoopSettings(**params["settings"]))
+
+    def run(self, shape: tuple[int, int]) -> PlanRun:
+        s, model, su, v_read = self.settings, self.model, self.setup, self.v_read
+        n = su.targets.size
+        achieved = np.full(n, np.nan)
+        converged = np.zeros(n, bool)
+        pulses = np.zeros(n, np.int32)
+        stats = SmuLoopStats()
+        loop_fn, reset_fn = function_names(self.smu_name, **self.bounds)
+        yield SmuDefine(definition_script(self.smu_name, **self.bounds), f"{RESULT_TAG}-ready")
+        scale_samples: list[float] = []
+        chip_scale = 1.0
         for k in range(n):
-            r, c = int(plan.rows[k]), int(plan.cols[k])
-            half = plan.accept[k]
-            band = dict(i_lo=max(plan.targets[k] - half, 0.0) * v_read, i_hi=(plan.targets[k] + half) * v_read, v_read=v_read)
-            gate = float(plan.start_gate[k])
+            r, c = int(su.rows[k]), int(su.cols[k])
+            half = su.accept[k]
+            band = dict(i_lo=max(su.targets[k] - half, 0.0) * v_read, i_hi=(su.targets[k] + half) * v_read, v_read=v_read)
+            gate = float(su.start_gate[k])
             if s.adapt and len(scale_samples) >= s.adapt_min_samples:
                 # this chip's medians differ from the calibration's: start where they really are
                 chip_scale = float(np.clip(np.median(scale_samples[-s.adapt_window :]), 0.5, 2.0))
-                gate = float(start_gates(model, plan.targets[k : k + 1] / chip_scale, s.start_margin, s.gate_min, s.gate_max)[0])
+                gate = float(start_gates(model, su.targets[k : k + 1] / chip_scale, s.start_margin, s.gate_min, s.gate_max)[0])
             scripts = resets = 0
             first, step, after_reset = True, "set", gate
-            while True:
+            while scripts < 4 * (s.max_pulses + s.max_resets) + 2:
                 if step == "set":
                     budget = min(s.pulses_per_script, s.max_pulses - int(pulses[k]))
                     if budget <= 0:
                         break
-                    board.route_smu(r, c, gate=gate)
-                    stats.routes += 1
                     in_script_reset = gate >= model.v_gate_reset  # else the host must RESET
                     call = loop_call(
-                        loop_fn, **band, a0=float(plan.start_amplitude[k]), a_step=s.amplitude_step, a_max=float(plan.max_amplitude[k]),
+                        loop_fn, **band, a0=float(su.start_amplitude[k]), a_step=s.amplitude_step, a_max=float(su.max_amplitude[k]),
                         width=s.set_width, pulses=budget, preread=first and s.preread,
                         reset=(s.reset_amplitude, s.reset_width, s.max_resets - resets) if in_script_reset else None,
                     )  # fmt: skip
-                    reply = parse_reply(smu.run_script(call, timeout=_script_time(s, budget, t_int)))
-                    if reply.first > 0:  # one fresh SET draw at this gate: chip vs calibrated median
-                        scale_samples.append(reply.first / v_read / float(model.median(model.transistor.compliance(gate))))
-                    first = False
+                    text = yield SmuScript(r, c, gate, call, _script_time(s, budget, self.t_int))
                 else:  # RESET at a gate the SET route does not have: the host re-routes
-                    board.route_smu(r, c, gate=s.reset_gate)
-                    stats.routes += 1
                     call = reset_call(reset_fn, **band, level=s.reset_amplitude, width=s.reset_width)
-                    reply = parse_reply(smu.run_script(call, timeout=_script_time(s, 1, t_int)))
+                    text = yield SmuScript(r, c, s.reset_gate, call, _script_time(s, 1, self.t_int))
                     stats.reset_scripts += 1
+                stats.routes += 1
                 scripts += 1
+                if not text:  # the reply was lost: what the script did is unknown — read first, then go on
+                    first, step = True, "set"
+                    continue
+                reply = parse_reply(text)
+                if step == "set" and reply.first > 0:  # one fresh SET draw at this gate: chip vs calibrated median
+                    scale_samples.append(reply.first / v_read / float(model.median(model.transistor.compliance(gate))))
+                if step == "set":
+                    first = False
                 stats.reads += reply.reads
                 stats.set_pulses += reply.pulses
                 stats.reset_pulses += reply.resets
@@ -592,9 +594,9 @@ def smu_write_verify(
                     break
                 if reply.status == "UNDER":
                     if step == "set" and reply.resets == 0:  # this compliance is too low
-                        gate = _next_gate(model, s, plan.targets[k], reply.current / v_read, gate, up=True)
+                        gate = _next_gate(model, s, su.targets[k], reply.current / v_read, gate, up=True)
                     elif step == "set":  # an overshoot was RESET in the script: SET again, lower
-                        gate = _next_gate(model, s, plan.targets[k], reply.over / v_read, gate, up=False)
+                        gate = _next_gate(model, s, su.targets[k], reply.over / v_read, gate, up=False)
                     else:  # the host's RESET: SET again at the gate chosen at the overshoot
                         gate = after_reset
                     step = "set"
@@ -603,35 +605,64 @@ def smu_write_verify(
                 if resets >= s.max_resets:
                     break
                 if step == "set":
-                    after_reset = _next_gate(model, s, plan.targets[k], reply.current / v_read, gate, up=False)
+                    after_reset = _next_gate(model, s, su.targets[k], reply.current / v_read, gate, up=False)
                 step = "reset"
             stats.scripts += scripts
             stats.per_device_scripts.append(scripts)
             stats.chip_scale = chip_scale
-            if progress is not None:
-                progress("smu-write-verify", int(converged.sum()), n)
-    except BaseException as exc:
-        failed = exc
-        raise
-    finally:
-        _make_safe(xb, smu, quiet=failed is not None)
-    board.check_errors()  # a route the board refused would show here
+            yield Report("smu-write-verify", int(converged.sum()), n)
+        physical = (stats.set_pulses * s.set_width + stats.reset_pulses * s.reset_width) + stats.reads * self.t_int
+        return ProgramResult(
+            self.name,
+            su.full_targets,
+            _scatter(shape, su.rows, su.cols, achieved, np.nan),
+            _scatter(shape, su.rows, su.cols, converged, False),
+            _scatter(shape, su.rows, su.cols, pulses, 0),
+            stats.scripts,
+            0.0,
+            physical_limit=physical,
+            settings={**s.to_dict(), "run": stats.to_dict()},
+        )
 
-    physical = (stats.set_pulses * s.set_width + stats.reset_pulses * s.reset_width) + stats.reads * t_int
-    shape = xb.shape
-    result = ProgramResult(
-        "smu-write-verify",
-        plan.full_targets,
-        _scatter(shape, plan.rows, plan.cols, achieved, np.nan),
-        _scatter(shape, plan.rows, plan.cols, converged, False),
-        _scatter(shape, plan.rows, plan.cols, pulses, 0),
-        stats.scripts,
-        time.perf_counter() - t_start,
-        bench_time=None if bench0 is None else _now(clock) - bench0,
-        physical_limit=physical,
-        settings={**s.to_dict(), "run": stats.to_dict()},
-    )
-    return result
+
+class _ClockTimer:
+    """A bench clock (``.now`` attribute or method, seconds) as the engine's timer."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def now(self) -> float:
+        now = self.clock.now
+        return float(now() if callable(now) else now)
+
+    def wait(self, seconds: float) -> None:
+        self.clock.wait(seconds) if hasattr(self.clock, "wait") else self.clock.advance(seconds, "wait")
+
+
+def smu_write_verify(
+    xb: Crossbar,
+    smu: Keithley2600,
+    cells: Any,
+    targets: Any,
+    model: ReRAMModel,
+    settings: SmuLoopSettings = SmuLoopSettings(),
+    clock: Any = None,
+    progress: Progress | None = None,
+    out: str | Path | None = None,
+) -> ProgramResult:
+    """Run :class:`SmuWriteVerify` through the engine (``out``: a run store, resumable).
+
+    ``smu`` is the crossbar's SMU (the 2600B channel wired to the board's SMU connector);
+    ``clock`` the bench's timer or clock (``.now`` or ``.now()``, seconds), which sets
+    ``bench_time``. Returns a :class:`ProgramResult` (array-shaped; ``iterations`` = scripts
+    run, ``pulses`` counts SET and RESET pulses, ``settings['run']`` the host-side counts).
+    """
+    if not isinstance(smu, Keithley2600):
+        raise TypeError(f"the on-instrument loop needs a Keithley 2600B driver, got {type(smu).__name__}")
+    if smu is not xb.smu:
+        raise ValueError("the SMU must be the crossbar's own (the one its board routes to the cells)")
+    timer = None if clock is None else _ClockTimer(clock)
+    return run_plan(xb, SmuWriteVerify(cells, targets, model, settings), out, timer=timer, progress=progress)
 
 
 def _next_gate(model: ReRAMModel, s: SmuLoopSettings, target: float, g_now: float, gate: float, up: bool) -> float:
@@ -654,21 +685,6 @@ def _script_time(s: SmuLoopSettings, pulses: int, t_int: float) -> float:
     return 2.0 * (pulses + s.max_resets + 2) * per + 2.0
 
 
-def _make_safe(xb: Crossbar, smu: Keithley2600, quiet: bool) -> None:
-    """SMU output off (ramped) and route open, each attempted even if the other fails.
-
-    ``quiet``: an exception is already on its way; secondary errors must not mask it.
-    """
-    errors: list[BaseException] = []
-    for step in (smu.shutdown, xb.board.open_route):
-        try:
-            step()
-        except Exception as exc:  # keep going: the other step must still happen
-            errors.append(exc)
-    if errors and not quiet:
-        raise errors[0]
-
-
 def _scatter(shape, rows, cols, values, fill):
     values = np.asarray(values)
     out = np.full(shape, fill, dtype=values.dtype if values.dtype != bool else bool)
@@ -684,7 +700,8 @@ __all__ = [
     "function_names",
     "loop_call",
     "parse_reply",
-    "plan_run",
+    "prepare_run",
+    "SmuWriteVerify",
     "reset_call",
     "saturation_amplitude",
     "smu_write_verify",

@@ -12,7 +12,7 @@ from labrram import sim
 from labrram.calibration import PassiveCharacterization, PCMCharacterization, ReRAMCharacterization
 from labrram.calibration.files import default_calibration
 from labrram.drivers.base import ConnectionLost
-from labrram.protocols.engine import Engine
+from labrram.protocols.engine import Engine, run_plan
 from labrram.protocols.journal import read_log
 from labrram.protocols.messages import Pulse, PulseResult, Read, Report
 from labrram.protocols.single_shot import OneShotSettings
@@ -221,3 +221,53 @@ def test_the_engine_refuses_pulses_beyond_a_device_budget(tmp_path):
         np.add.at(per, (die["row"], die["col"]), 1)
         assert per.max() <= 3 and res.pulses.max() <= 3
         assert not res.converged[~np.isnan(t)].all()  # some needed more: given up, not pulsed
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "lost reply", "exception"])
+def test_the_2636b_on_instrument_loop_stops_cleanly_and_resumes(how, tmp_path, mocker):
+    """The per-device loop on a Keithley 2636B is a plan too: a script whose reply was lost is
+    settled as unknown and the device is read before it is pulsed again; the run completes."""
+    from importlib import resources
+
+    from labrram.protocols.smu_loop import SmuWriteVerify
+    from labrram.station import parse_station
+
+    text = resources.files("labrram").joinpath("stations", "default.toml").read_text()
+    text = text.replace('driver = "keithley2400"\naddress = "GPIB0::24::INSTR"', 'driver = "keithley2600"\naddress = "GPIB0::26::INSTR"')
+    bench = f"eng-smu-{how}".replace(" ", "")
+    sim.configure_bench(bench, seed=3, rows=N, cols=N)
+    station = parse_station(text, "<2636B station>").with_simulation(bench=bench, seed=3, rows=N, cols=N)
+    model = default_calibration("reram").model
+    rng = np.random.default_rng(0)
+    out = tmp_path / "smu.zarr"
+    with station.connect() as st:
+        healthy = np.argwhere(st.bench.chip._stuck == 0)[:10]
+        cells = labrram.Cells.pairs(healthy)
+        targets = rng.uniform(60e-6, 160e-6, 10)
+        smu = st.crossbar.smu
+        real, calls = smu.run_script, {"n": 0}
+
+        def script(*args, **kwargs):
+            calls["n"] += 1
+            if how == "exception" and calls["n"] == 4:
+                raise ConnectionLost("the SMU stopped answering")  # before anything ran
+            reply = real(*args, **kwargs)
+            if how == "lost reply" and calls["n"] == 4:
+                raise ConnectionLost("the reply was lost")  # the script ran
+            return reply
+
+        def ctrl_c(label, done, total):
+            if how == "ctrl-c" and done >= 3:
+                raise KeyboardInterrupt
+
+        mocker.patch.object(smu, "run_script", side_effect=script)
+        with pytest.raises((KeyboardInterrupt, ConnectionLost)):
+            run_plan(st.crossbar, SmuWriteVerify(cells, targets, model), out, timer=st.timer, progress=ctrl_c)
+        mocker.stopall()
+        assert st.bench.outputs_on() == [] and st.bench.board.route is None
+        record = RunStore.open(out).attrs["journal"]
+        assert (record["pending"] is not None) == (how != "ctrl-c")
+        result = labrram.resume(out, st)
+        assert result.settled == int(how != "ctrl-c")
+        assert result.converged[healthy[:, 0], healthy[:, 1]].mean() >= 0.9
+        assert RunStore.open(out).attrs["status"] == "complete" and st.bench.outputs_on() == []
