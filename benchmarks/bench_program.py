@@ -37,26 +37,20 @@ V_READ = 0.2
 def run_bare(plan, chip):
     """The plan's algorithm answered straight from a chip object: no engine, no drivers, no
     bytes, no clock — what the plan and the physics alone cost on this machine."""
-    from labrram.protocols.messages import Pulse, PulseResult, Read, Report
+    from labrram.protocols.engine import simulate
+    from labrram.protocols.messages import Pulse, PulseResult, Read
 
-    gen = plan.run((chip.rows, chip.cols))
-    reply = None
-    while True:
-        try:
-            msg = gen.send(reply)
-        except StopIteration as stop:
-            return stop.value
-        if isinstance(msg, Report):
-            reply = None
-        elif isinstance(msg, Pulse):
+    def answer(msg):
+        if isinstance(msg, Pulse):
             fn = chip.pulse_set if msg.kind == "SET" else chip.pulse_reset
             fn(msg.rows, msg.cols, msg.amplitude, msg.gate, msg.width)
             g = chip.read(msg.rows, msg.cols, V_READ, 3.3) / V_READ if msg.read else np.full(msg.n, np.nan)
-            reply = PulseResult(g, np.ones(msg.n, np.int8))
-        elif isinstance(msg, Read):
-            reply = chip.read(msg.rows, msg.cols, V_READ, 3.3) / V_READ
-        else:
-            raise TypeError(f"the bare path does not answer {type(msg).__name__}")
+            return PulseResult(g, np.ones(msg.n, np.int8))
+        if isinstance(msg, Read):
+            return chip.read(msg.rows, msg.cols, V_READ, 3.3) / V_READ
+        raise TypeError(f"the bare path does not answer {type(msg).__name__}")
+
+    return simulate(plan, (chip.rows, chip.cols), answer)
 
 
 def naive_write_verify(board, rows, cols, targets, model, s: ReRAMWriteVerify) -> np.ndarray:

@@ -370,3 +370,17 @@ def resume_plan(xb: Crossbar, out: str | Path, *, timer: BenchTimer | None = Non
 
     journal = Journal.open(out)
     return Engine(xb, journal, timer=timer, progress=progress).run(plan_from_store(journal.store))
+
+
+def simulate(plan: Any, shape: tuple[int, int], answer: Callable[[Message], Any]) -> Any:
+    """Step ``plan`` with no hardware and no store: ``answer(message)`` gives each message's
+    result (e.g. from a device model); :class:`~.messages.Report` messages are skipped. Returns
+    what the plan returns — how plans are tested and how their bare algorithmic cost is measured."""
+    gen = plan.run(shape) if hasattr(plan, "run") else plan
+    reply: Any = None
+    while True:
+        try:
+            msg = gen.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        reply = None if isinstance(msg, Report) else answer(msg)

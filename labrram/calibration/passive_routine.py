@@ -25,10 +25,10 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..protocols.engine import Progress, run_plan
 from ..protocols.messages import Bias, Measure, Pulse, Read, Report
-from ..protocols.plan import Plan, PlanRun, register
+from ..protocols.plan import PlanRun, register
 from ..protocols.write_verify import check_pulse_settings
 from ..timing import BenchTimer
-from .reram_routine import select_devices, settings_from_dict
+from .routine import CharacterizationPlan, select_devices
 
 SCHEMES = {"V/2": "HALF", "V/3": "THIRD", "float": "FLOAT"}
 
@@ -116,15 +116,12 @@ def _ramp(rows: np.ndarray, cols: np.ndarray, amplitudes: np.ndarray, width: flo
 
 
 @register
-class CharacterizePassive(Plan):
+class CharacterizePassive(CharacterizationPlan):
     """The passive characterization as a plan (module docstring); returns :class:`PassiveData`."""
 
     name = "characterize-passive"
-    kind = "characterize"
     device_kind = "passive"
-
-    def __init__(self, settings: PassiveCharacterization = PassiveCharacterization()) -> None:
-        self.settings = settings
+    settings_class = PassiveCharacterization
 
     def check(self, xb: Crossbar) -> None:
         s = self.settings
@@ -132,13 +129,6 @@ class CharacterizePassive(Plan):
         for v in s.iv_voltages:
             xb.limits.check_voltage(v, "iv_voltages")
         select_devices(xb.shape, 2 * s.n_devices, s.seed)  # enough devices
-
-    def params(self) -> dict[str, Any]:
-        return {"settings": self.settings.to_dict()}
-
-    @classmethod
-    def from_store(cls, params: dict[str, Any], store: Any) -> "CharacterizePassive":
-        return cls(settings_from_dict(PassiveCharacterization, params["settings"]))
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
         s = self.settings

@@ -23,10 +23,10 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..protocols.engine import Progress, run_plan
 from ..protocols.messages import Now, Read, Report, Wait
-from ..protocols.plan import Plan, PlanRun, register
+from ..protocols.plan import PlanRun, register
 from ..protocols.write_verify_pcm import PCMWriteVerify, pcm_ladder
 from ..timing import BenchTimer
-from .reram_routine import select_devices, settings_from_dict
+from .routine import CharacterizationPlan, select_devices
 
 
 @dataclass(frozen=True)
@@ -132,17 +132,15 @@ def assign_levels(targets: np.ndarray, n_devices: int, seed: int) -> np.ndarray:
 
 
 @register
-class CharacterizePCM(Plan):
+class CharacterizePCM(CharacterizationPlan):
     """The PCM characterization as a plan (module docstring); returns :class:`PCMData`."""
 
     name = "characterize-pcm"
-    kind = "characterize"
     device_kind = "pcm"
-
-    def __init__(self, settings: PCMCharacterization = PCMCharacterization()) -> None:
-        self.settings = settings
+    settings_class = PCMCharacterization
 
     def ladder_settings(self) -> PCMWriteVerify:
+        """The characterization's ladder as the PCM write-verify's settings (one ladder for both)."""
         s = self.settings
         return PCMWriteVerify(
             half_width=s.half_width, gate=s.gate, v_set0=s.v_set0, v_set_max=s.v_set_max, dv_set=s.dv_set, set_width=s.set_width,
@@ -153,13 +151,6 @@ class CharacterizePCM(Plan):
     def check(self, xb: Crossbar) -> None:
         self.ladder_settings().check(xb, "PCM characterization")
         select_devices(xb.shape, self.settings.n_devices, self.settings.seed)  # enough devices
-
-    def params(self) -> dict[str, Any]:
-        return {"settings": self.settings.to_dict()}
-
-    @classmethod
-    def from_store(cls, params: dict[str, Any], store: Any) -> "CharacterizePCM":
-        return cls(settings_from_dict(PCMCharacterization, params["settings"]))
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
         s = self.settings

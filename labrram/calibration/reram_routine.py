@@ -27,9 +27,10 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..protocols.engine import Progress, run_plan
 from ..protocols.messages import Now, Pulse, Read, Report, Sweep, Wait
-from ..protocols.plan import Plan, PlanRun, register
+from ..protocols.plan import PlanRun, register
 from ..protocols.write_verify import check_pulse_settings
 from ..timing import BenchTimer
+from .routine import CharacterizationPlan, select_devices
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,6 @@ class ReRAMCharacterization:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-
-def select_devices(shape: tuple[int, int], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` distinct cells spread at random over the array (seeded), row-major sorted."""
-    total = shape[0] * shape[1]
-    if n > total:
-        raise ValueError(f"cannot select {n} devices from a {shape[0]}x{shape[1]} array")
-    flat = np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
-    return flat // shape[1], flat % shape[1]
 
 
 @dataclass
@@ -129,15 +121,12 @@ class ReRAMData:
 
 
 @register
-class CharacterizeReRAM(Plan):
+class CharacterizeReRAM(CharacterizationPlan):
     """The ReRAM characterization as a plan (module docstring); returns :class:`ReRAMData`."""
 
     name = "characterize-reram"
-    kind = "characterize"
     device_kind = "reram"
-
-    def __init__(self, settings: ReRAMCharacterization = ReRAMCharacterization()) -> None:
-        self.settings = settings
+    settings_class = ReRAMCharacterization
 
     def check(self, xb: Crossbar) -> None:
         s = self.settings
@@ -145,13 +134,6 @@ class CharacterizeReRAM(Plan):
         check_pulse_settings(xb, "ReRAM characterization RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
         xb.limits.check_voltage(s.transistor_voltage, "transistor_voltage")
         select_devices(xb.shape, s.n_devices, s.seed)  # enough devices
-
-    def params(self) -> dict[str, Any]:
-        return {"settings": self.settings.to_dict()}
-
-    @classmethod
-    def from_store(cls, params: dict[str, Any], store: Any) -> "CharacterizeReRAM":
-        return cls(settings_from_dict(ReRAMCharacterization, params["settings"]))
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
         s = self.settings
@@ -216,17 +198,6 @@ class CharacterizeReRAM(Plan):
             relax[j] = reads.mean(axis=0)
         yield Report("relaxation", total, total)
         return ReRAMData(rows, cols, gates, transistor, g_set, g_reset, repeats, g0, times, relax, settings=s.to_dict())
-
-
-def settings_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Settings stored in a run (JSON: tuples became lists) as the frozen dataclass again."""
-    import dataclasses
-
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} setting(s) {unknown}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def characterize_reram(

@@ -12,9 +12,9 @@ from labrram import sim
 from labrram.calibration import PassiveCharacterization, PCMCharacterization, ReRAMCharacterization
 from labrram.calibration.files import default_calibration
 from labrram.drivers.base import ConnectionLost
-from labrram.protocols.engine import Engine, run_plan
+from labrram.protocols.engine import Engine, run_plan, simulate
 from labrram.protocols.journal import read_log
-from labrram.protocols.messages import Pulse, PulseResult, Read, Report
+from labrram.protocols.messages import Pulse, PulseResult, Read
 from labrram.protocols.single_shot import OneShotSettings
 from labrram.protocols.tune_passive import PassiveTuning
 from labrram.reliability import audit, die_pulses
@@ -181,26 +181,19 @@ def test_a_plan_can_be_stepped_by_a_fake_engine():
     targets = np.full((4, 4), 100e-6)
     plan = WriteVerifyReRAM(targets, model)
     state = np.full((4, 4), 5e-6)
-    gen = plan.run((4, 4))
-    reply, steps = None, 0
-    while True:
-        try:
-            msg = gen.send(reply)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        if isinstance(msg, Report):
-            reply = None
-            continue
-        steps += 1
+    steps = []
+
+    def answer(msg):
+        steps.append(msg)
         if isinstance(msg, Pulse):
             cells = (msg.rows, msg.cols)
             state[cells] = model.median(model.transistor.compliance(msg.gate)) if msg.kind == "SET" else 5e-6
-            reply = PulseResult(state[cells].copy(), np.ones(msg.n, np.int8))
-        else:
-            assert isinstance(msg, Read)
-            reply = state[(msg.rows, msg.cols)].copy()
-    assert result.converged.all() and steps >= 2
+            return PulseResult(state[cells].copy(), np.ones(msg.n, np.int8))
+        assert isinstance(msg, Read)
+        return state[(msg.rows, msg.cols)].copy()
+
+    result = simulate(plan, (4, 4), answer)
+    assert result.converged.all() and len(steps) >= 2
 
 
 def test_the_engine_refuses_pulses_beyond_a_device_budget(tmp_path):
