@@ -25,6 +25,7 @@ _EXPORTS = {
     "resume": "labrram.api",
     "read": "labrram.api",
     "chip_kind": "labrram.api",
+    "info": "labrram.api",
     "Characterization": "labrram.api",
     "ReadResult": "labrram.api",
     "JobError": "labrram.api",

@@ -43,6 +43,7 @@ __all__ = [
     "calibrate",
     "characterize",
     "chip_kind",
+    "info",
     "program",
     "read",
     "resume",
@@ -111,6 +112,22 @@ def _calibration(calibration: Any) -> Calibration | None:
     if isinstance(calibration, Calibration):
         return calibration
     return load_calibration(calibration)
+
+
+def info(station: StationLike = None) -> dict[str, Any]:
+    """The station, its instruments with their drivers, addresses and ``*IDN?``, its limits and
+    the array size (a dict, as ``labrram info --json`` prints it)."""
+    from . import __version__
+
+    with _connected(station) as connected:
+        st = connected.station
+        instruments = {name: {"driver": st.instruments[name].driver, "address": st.instruments[name].address, "idn": inst.idn}
+                       for name, inst in connected.instruments.items()}  # fmt: skip
+        summary: dict[str, Any] = {"labrram": __version__, "station": st.name, "source": st.source, "simulated": st.simulated,
+                                   "limits": st.limits.to_dict(), "instruments": instruments}  # fmt: skip
+        if st.crossbar:
+            summary["array"] = list(connected.crossbar.shape)
+        return summary
 
 
 # --- program ----------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,35 +27,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
 
 
-def _connect(args: argparse.Namespace):
-    from .station import StationError, load_station
-
-    try:
-        station = load_station(args.station)
-    except StationError as exc:
-        raise UsageError(str(exc)) from None
-    return station, station.connect()
-
-
 # --- info ---------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
-    station, connected = _connect(args)
-    with connected:
-        instruments = {}
-        for name, inst in connected.instruments.items():
-            entry = station.instruments[name]
-            instruments[name] = {"driver": entry.driver, "address": entry.address, "idn": inst.idn}
-        summary: dict[str, Any] = {
-            "labrram": __version__,
-            "station": station.name,
-            "source": station.source,
-            "simulated": station.simulated,
-            "limits": station.limits.to_dict(),
-            "instruments": instruments,
-        }
-        if station.crossbar:
-            summary["array"] = list(connected.crossbar.shape)
-    return summary
+    from .api import info
+
+    return info(args.station)
 
 
 def show_info(summary: dict[str, Any], console) -> None:
@@ -314,69 +289,33 @@ def show_demo(summary: dict[str, Any], console) -> None:
 def cmd_montecarlo(args: argparse.Namespace) -> dict[str, Any]:
     from rich.markup import escape
 
-    from .montecarlo import StudyError, load_study, run_study
-    from .montecarlo_config import load_study_config
+    from .montecarlo import StudyError, load_study
+    from .montecarlo_config import load_study_config, run_study_file
 
     try:
-        cfg = load_study_config(args.config)
+        trials = load_study_config(args.config).trials
     except StudyError as exc:
         raise UsageError(str(exc)) from None
-    out = Path(args.out)
-    if out.exists() and not args.resume:
-        raise UsageError(f"{out} already exists; use --resume to continue it, or choose another --out")
-    backend = args.backend or ("dask" if args.scheduler else cfg.backend)
-    scheduler = args.scheduler or (cfg.scheduler if backend == "dask" else None)
-    info: dict[str, Any] = {}
     with _progress() as progress:
-        task = progress.add_task(cfg.trial, total=cfg.trials)
+        task = progress.add_task("study", total=trials)
 
         def started(what: dict[str, Any]) -> None:
-            info.update(what)
-            progress.update(task, completed=what["done"], description=f"{cfg.trial} ({what['backend']}, {what['workers']} workers)")
+            progress.update(task, completed=what["done"], description=f"study ({what['backend']}, {what['workers']} workers)")
             if what["dashboard"]:
                 progress.console.print(f"Dask dashboard: {escape(what['dashboard'])}")
 
-        t0 = time.perf_counter()
         try:
-            run_study(
-                cfg.trial, cfg.trials, cfg.params, seed=cfg.seed, out=out, workers=args.workers or cfg.workers,
-                chunk=args.chunk or cfg.chunk, resume=args.resume, backend=backend, scheduler=scheduler,
-                progress=lambda done, total: progress.update(task, completed=done), started=started,
-            )  # fmt: skip
+            summary = run_study_file(args.config, args.out, workers=args.workers, chunk=args.chunk, resume=args.resume, backend=args.backend,
+                                     scheduler=args.scheduler, progress=lambda done, total: progress.update(task, completed=done), started=started)  # fmt: skip
         except StudyError as exc:
             raise UsageError(str(exc)) from None
         except KeyboardInterrupt:
-            if out.exists():
-                _, done, _ = load_study(out)
-                progress.console.print(f"{int(done.sum())} of {cfg.trials} trials are stored in {escape(str(out))}; "
-                                       f"continue with: labrram montecarlo {escape(str(args.config))} --out {escape(str(out))} --resume")  # fmt: skip
+            if Path(args.out).exists():
+                _, done, _ = load_study(args.out)
+                progress.console.print(f"{int(done.sum())} of {trials} trials are stored in {escape(str(args.out))}; "
+                                       f"continue with: labrram montecarlo {escape(str(args.config))} --out {escape(str(args.out))} --resume")  # fmt: skip
             raise
-        wall = time.perf_counter() - t0
-    results, done, _ = load_study(out)
-    computed = int(done.sum()) - int(info.get("done", 0))
-    stats = {}
-    for key, arr in results.items():
-        vals = arr[done].astype(float)
-        stats[key] = {"shape": list(arr.shape[1:])}
-        for name, f in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
-            stats[key][name] = float(f(vals)) if vals.size else None
-    return _finite_json({
-        "out": str(out),
-        "trial": cfg.trial,
-        "params": cfg.params,
-        "seed": cfg.seed,
-        "backend": info.get("backend", backend),
-        "workers": info.get("workers"),
-        "scheduler": info.get("scheduler"),
-        "dashboard": info.get("dashboard"),
-        "chunk": info.get("chunk"),
-        "trials": cfg.trials,
-        "done": int(done.sum()),
-        "computed": computed,
-        "wall_time": wall,
-        "trials_per_second": computed / wall if wall > 0 else None,
-        "results": stats,
-    })  # fmt: skip
+    return _finite_json(summary)
 
 
 def show_montecarlo(summary: dict[str, Any], console) -> None:

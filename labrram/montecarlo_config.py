@@ -170,3 +170,59 @@ def check_trial_params(fn: Any, ref: str, params: dict[str, Any], source: str = 
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and check a study file (see :func:`parse_study_config`)."""
     return parse_study_config(read_user_text(path, "study", "TOML", StudyError), str(Path(path)))
+
+
+def run_study_file(
+    config: str | Path,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    chunk: int | None = None,
+    resume: bool = False,
+    backend: str | None = None,
+    scheduler: str | None = None,
+    progress: Any = None,
+    started: Any = None,
+) -> dict[str, Any]:
+    """Run the study a TOML file describes into the zarr store ``out`` (what ``labrram
+    montecarlo`` does) and return its summary: the study, where and how it ran, and the mean,
+    std, min and max of every result over the trials done. Arguments left None take the file's
+    values; ``scheduler`` alone implies the dask backend. Raises :class:`StudyError` on bad
+    input (an existing ``out`` without ``resume`` among it)."""
+    import time
+
+    import numpy as np
+
+    from .montecarlo import load_study, run_study
+
+    cfg = load_study_config(config)
+    out = Path(out)
+    if out.exists() and not resume:
+        raise StudyError(f"{out} already exists; use --resume to continue it, or choose another --out")
+    backend = backend or ("dask" if scheduler else cfg.backend)
+    scheduler = scheduler or (cfg.scheduler if backend == "dask" else None)
+    info: dict[str, Any] = {}
+
+    def on_start(what: dict[str, Any]) -> None:
+        info.update(what)
+        if started is not None:
+            started(what)
+
+    t0 = time.perf_counter()
+    run_study(cfg.trial, cfg.trials, cfg.params, seed=cfg.seed, out=out, workers=workers or cfg.workers, chunk=chunk or cfg.chunk,
+              resume=resume, backend=backend, scheduler=scheduler, progress=progress, started=on_start)  # fmt: skip
+    wall = time.perf_counter() - t0
+    results, done, _ = load_study(out)
+    computed = int(done.sum()) - int(info.get("done", 0))
+    stats = {}
+    for key, arr in results.items():
+        vals = arr[done].astype(float)
+        stats[key] = {"shape": list(arr.shape[1:])}
+        for name, f in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
+            stats[key][name] = float(f(vals)) if vals.size else None
+    return {
+        "out": str(out), "trial": cfg.trial, "params": cfg.params, "seed": cfg.seed, "backend": info.get("backend", backend),
+        "workers": info.get("workers"), "scheduler": info.get("scheduler"), "dashboard": info.get("dashboard"), "chunk": info.get("chunk"),
+        "trials": cfg.trials, "done": int(done.sum()), "computed": computed, "wall_time": wall,
+        "trials_per_second": computed / wall if wall > 0 else None, "results": stats,
+    }  # fmt: skip
