@@ -213,11 +213,13 @@ class TunePassive(Plan):
 
     name = "tune-passive"
 
-    def __init__(self, targets: np.ndarray, model: PassiveDeviceModel, settings: PassiveTuning = PassiveTuning(), believed: np.ndarray | None = None) -> None:
+    def __init__(self, targets: np.ndarray, model: PassiveDeviceModel, settings: PassiveTuning = PassiveTuning(), believed: np.ndarray | None = None,
+                 read_voltage: float | None = None) -> None:  # fmt: skip
         self.targets = targets
         self.model = model
         self.settings = settings
         self.believed = believed
+        self.read_voltage = read_voltage  # the run's, when it resumes (the read-out depends on it)
 
     def check(self, xb: Crossbar) -> None:
         s, model = self.settings, self.model
@@ -232,6 +234,8 @@ class TunePassive(Plan):
             if believed.shape != tuple(xb.shape) or not np.all(np.isfinite(believed)):
                 raise ValueError(f"believed must be a finite {tuple(xb.shape)} array of conductances (S)")
         self.believed = believed.copy()
+        if self.read_voltage is not None and float(self.read_voltage) != float(xb.read_voltage):
+            raise ValueError(f"the run reads at {self.read_voltage:g} V; this station's crossbar reads at {xb.read_voltage:g} V")
         self.read_voltage = float(xb.read_voltage)
 
     def params(self) -> dict[str, Any]:
@@ -242,7 +246,7 @@ class TunePassive(Plan):
 
     @classmethod
     def from_store(cls, params: dict[str, Any], store: Any) -> "TunePassive":
-        return cls(store.read("targets"), model_from_json(params["calibration"]), PassiveTuning(**params["settings"]), store.read("believed"))
+        return cls(store.read("targets"), model_from_json(params["calibration"]), PassiveTuning(**params["settings"]), store.read("believed"), float(params["read_voltage"]))
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
         s, model, targets = self.settings, self.model, self.targets
