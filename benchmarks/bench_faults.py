@@ -23,7 +23,8 @@ from .common import table as print_table
 
 
 def main() -> None:
-    logging.getLogger("labrram.drivers").setLevel(logging.ERROR)  # every retry warns otherwise
+    for name in ("labrram.drivers", "labrram.engine"):  # every retry warns otherwise
+        logging.getLogger(name).setLevel(logging.ERROR)
     seeds = range(int(os.environ.get("LABRRAM_FAULT_SEEDS", "10")))
     scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     t0 = time.perf_counter()
