@@ -20,6 +20,7 @@ import time
 from labrram.reliability import CASES, PROTOCOLS, matrix, table
 
 from .common import table as print_table
+from .common import write_markdown
 
 
 def main() -> None:
@@ -34,16 +35,17 @@ def main() -> None:
     rows = table(results)
     order = list(CASES)
     rows.sort(key=lambda r: (PROTOCOLS.index(r["protocol"]), order.index(r["fault"])))
-    print_table(
-        f"Fault matrix: {len(CASES)} fault kinds x {len(seeds)} seeds x {len(PROTOCOLS)} protocols, 16x16 arrays ({wall:.0f} s)",
-        ["protocol", "fault", "runs", "completed", "stopped cleanly, resumed", "failed", "faults injected"],
-        [[r["protocol"], r["fault"], r["runs"], r["completed"], r["stopped cleanly"], r["failed"], r["faults injected"]] for r in rows],
-    )
+    title = f"Fault matrix: {len(CASES)} fault kinds x {len(seeds)} seeds x {len(PROTOCOLS)} protocols, 16x16 arrays ({wall:.0f} s)"
+    header = ["protocol", "fault", "runs", "completed", "stopped cleanly, resumed", "failed", "faults injected"]
+    body = [[r["protocol"], r["fault"], r["runs"], r["completed"], r["stopped cleanly"], r["failed"], r["faults injected"]] for r in rows]
+    print_table(title, header, body)
     total = {k: sum(r[k] for r in rows) for k in ("runs", "completed", "stopped cleanly", "failed", "faults injected")}
-    print(
+    summary = (
         f"total: {total['runs']} runs, {total['completed']} completed, {total['stopped cleanly']} stopped cleanly "
         f"and completed on resume, {total['failed']} failed; {total['faults injected']} faults injected"
     )
+    print(summary)
+    write_markdown("docs/bench/faults.md", title, header, body, summary)
     for r in results:
         if not r.ok:
             print(f"  FAILED {r.protocol} / {r.kind} / seed {r.seed}: {r.outcome}")

@@ -21,7 +21,8 @@ One schema for every plan (docs/run-store.md). A run is a zarr group holding
 Steps are written in groups: with the intent of the next pulse batch (so everything a batch's
 choice rests on is on disk before the batch is sent), when the run stops or ends, and at least
 every ``Journal.flush_interval`` seconds. Appends write whole chunks (the tail chunk is kept in
-memory), and the commit record is written last: zarr replaces every chunk and metadata file
+memory), and the commit record is written last (and flushed to the disk when it states an
+intent, before the batch is sent): zarr replaces every chunk and metadata file
 atomically, so a run killed at any point leaves a store whose committed part is intact; rows
 past the committed counts are unused capacity (NaN), trimmed when the run ends or stops
 cleanly. A run killed with steps still buffered redoes its idempotent steps (reads, waits) and
@@ -98,6 +99,17 @@ class _Appender:
         """Drop the unused capacity (after a commit: the length is the committed one)."""
         if self.array.shape[0] != self.length:
             self.array.resize((self.length,) + self.array.shape[1:])
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to the disk."""
+    import os
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Journal:
@@ -276,6 +288,9 @@ class Journal:
         rec = {k: v for k, v in rec.items() if v is not None or k == "pending"}
         self.record = rec
         self.store.update_attrs(journal=rec)
+        if rec.get("pending") is not None:  # the intent must outlive a power cut of this computer
+            _fsync(self.path / "zarr.json")
+            _fsync(self.path)
 
     def stopped(self, exc: BaseException, where: int) -> None:
         """Why and where the run stopped (an error, Ctrl-C, SIGTERM); the unused capacity is
