@@ -22,6 +22,7 @@ MAX_READING = 1.0
 
 #: the board's hardware ranges (docs/board-protocol.md)
 HW_AMPLITUDE, HW_GATE, HW_MIN_WIDTH, HW_MAX_WIDTH = 5.0, 5.5, 10e-9, 1.0
+HW_READ_VOLTAGE = 1.0
 #: error codes of a command the board refused as such (syntax, data out of range, illegal value):
 #: sending it again cannot help
 REFUSED = range(-229, -99)
@@ -75,13 +76,21 @@ class CrossbarBoard(Instrument):
         self._counter: int | None = None  # the board's pulse counter, when known
         self._spent: tuple[np.ndarray, np.ndarray] | None = None  # pulses and energy per device, this connection
 
+    #: what the board can apply while reading: |read voltage| and the read gate, V
+    read_voltage_range = HW_READ_VOLTAGE
+    read_gate_range = HW_GATE
+
     # --- validation --------------------------------------------------------------------
     def _check_read_voltage(self, v: float) -> float:
         self.limits.check_voltage(v, "read voltage")
+        if not abs(float(v)) <= self.read_voltage_range:
+            raise LimitError(f"read voltage {float(v):g} V beyond the board's range of ±{self.read_voltage_range:g} V")
         return float(v)
 
     def _check_gate(self, v: float) -> float:
         self.limits.check_gate(v, "gate voltage")
+        if not 0 <= float(v) <= self.read_gate_range:
+            raise LimitError(f"gate voltage {float(v):g} V beyond the board's range [0, {self.read_gate_range:g}] V")
         return float(v)
 
     # --- identity ----------------------------------------------------------------------

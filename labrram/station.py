@@ -124,16 +124,38 @@ def _expect(table: Any, where: str) -> dict[str, Any]:
     return table
 
 
+def unknown_keys(given: Any, known: Any, where: str) -> str | None:
+    """The message for keys of ``given`` that are not in ``known`` (with a "did you mean"
+    suggestion for each near miss), or None when every key is known."""
+    import difflib
+
+    bad = sorted(set(given) - set(known))
+    if not bad:
+        return None
+    hints = []
+    for key in bad:
+        close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"{where}: unknown key(s) {', '.join(hints)}; known: {sorted(known)}"
+
+
+def _refuse_unknown(given: Any, known: Any, where: str) -> None:
+    message = unknown_keys(given, known, where)
+    if message:
+        raise StationError(message)
+
+
 def parse_station(text: str, source: str = "<string>") -> Station:
     """Parse and validate station TOML text; errors name ``source`` and the offending key."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StationError(f"{source}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"station", "limits", "instruments", "crossbar", "simulation"}
-    if unknown:
-        raise StationError(f"{source}: unknown table(s) {sorted(unknown)}")
+    message = unknown_keys(data, ("station", "limits", "instruments", "crossbar", "simulation"), f"{source}")
+    if message:
+        raise StationError(message.replace("unknown key(s)", "unknown table(s)", 1))
     meta = _expect(data.get("station", {}), f"{source}: [station]")
+    _refuse_unknown(meta, ("name",), f"{source}: [station]")
     name = meta.get("name", Path(source).stem)
     if not isinstance(name, str):
         raise StationError(f"{source}: station.name must be a string")
@@ -146,9 +168,7 @@ def parse_station(text: str, source: str = "<string>") -> Station:
     for iname, entry in _expect(data.get("instruments", {}), f"{source}: [instruments]").items():
         where = f"{source}: [instruments.{iname}]"
         entry = _expect(entry, where)
-        bad = set(entry) - _INSTRUMENT_KEYS
-        if bad:
-            raise StationError(f"{where}: unknown key(s) {sorted(bad)}")
+        _refuse_unknown(entry, _INSTRUMENT_KEYS, where)
         for key in ("driver", "address"):
             if not isinstance(entry.get(key), str) or not entry[key].strip():
                 raise StationError(f"{where}: '{key}' is required and must be a non-empty string")
@@ -187,7 +207,7 @@ def parse_station(text: str, source: str = "<string>") -> Station:
     for key, value in crossbar.items():
         kind = _CROSSBAR_KEYS.get(key)
         if kind is None:
-            raise StationError(f"{source}: [crossbar]: unknown key {key!r}; known: {sorted(_CROSSBAR_KEYS)}")
+            _refuse_unknown([key], _CROSSBAR_KEYS, f"{source}: [crossbar]")
         if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
             raise StationError(f"{source}: [crossbar]: {key} must be a finite number in SI units")
         if kind is str and value not in instruments:
@@ -195,11 +215,44 @@ def parse_station(text: str, source: str = "<string>") -> Station:
     if crossbar and "board" not in crossbar:
         raise StationError(f"{source}: [crossbar] needs 'board' naming the board instrument")
     _check_crossbar(crossbar, limits, f"{source}: [crossbar]")
+    _check_roles(crossbar, instruments, f"{source}: [crossbar]")
 
     simulation = None
     if "simulation" in data:
         simulation = _parse_simulation(_expect(data["simulation"], f"{source}: [simulation]"), source)
+        _check_bench_addresses(instruments, simulation.bench, source)
     return Station(name, source, limits, instruments, dict(crossbar), simulation)
+
+
+def _check_roles(crossbar: dict[str, Any], instruments: dict[str, InstrumentEntry], where: str) -> None:
+    """``board`` must name a crossbar-board driver and ``smu`` a source-measure unit."""
+    from .drivers.board import CrossbarBoard
+    from .drivers.smu import SourceMeter
+
+    for key, role, base in (("board", "a crossbar board", CrossbarBoard), ("smu", "a source-measure unit", SourceMeter)):
+        if key in crossbar:
+            entry = instruments[crossbar[key]]
+            cls = driver_class(entry.driver)
+            if not issubclass(cls, base):
+                raise StationError(f"{where}: {key} = {crossbar[key]!r} is a {entry.driver!r} instrument, not {role}")
+            if key == "board":  # the read levels within what this board can apply (not only the limits)
+                v, g = crossbar.get("read_voltage", 0.2), crossbar.get("read_gate", 3.3)
+                if not abs(v) <= cls.read_voltage_range:
+                    raise StationError(f"{where}: read_voltage {v:g} V is beyond the {entry.driver!r} board's range of ±{cls.read_voltage_range:g} V")
+                if not 0 <= g <= cls.read_gate_range:
+                    raise StationError(f"{where}: read_gate {g:g} V is beyond the {entry.driver!r} board's range [0, {cls.read_gate_range:g}] V")
+
+
+def _check_bench_addresses(instruments: dict[str, InstrumentEntry], bench: str, source: str) -> None:
+    """On a simulated station every simulated address names the station's own bench (a typo
+    would silently drive another, unconfigured bench)."""
+    for name, e in instruments.items():
+        url = e.address[len("labrram://") :] if e.address.startswith("labrram://") else None
+        named = url.split("/", 1)[0] if url and "/" in url else None
+        lib = e.visa_library.split("@")[0] if e.visa_library.endswith("@labrram") else None
+        for what, value in (("address", named), ("visa_library", lib)):
+            if value and value != bench:
+                raise StationError(f"{source}: [instruments.{name}]: {what} names the simulated bench {value!r}, but [simulation] bench is {bench!r}")
 
 
 def _driver_options(cls: type) -> set[str]:
@@ -237,9 +290,7 @@ def _check_crossbar(crossbar: dict[str, Any], limits: SafeLimits, where: str) ->
 def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
     """Validate the ``[simulation]`` table (and its ``[simulation.faults]``)."""
     where = f"{source}: [simulation]"
-    bad = set(sim) - set(SimulationEntry.__dataclass_fields__)
-    if bad:
-        raise StationError(f"{where}: unknown key(s) {sorted(bad)}; known: {sorted(SimulationEntry.__dataclass_fields__)}")
+    _refuse_unknown(sim, SimulationEntry.__dataclass_fields__, where)
     for key in ("seed", "rows", "cols"):
         if key in sim and (isinstance(sim[key], bool) or not isinstance(sim[key], int)):
             raise StationError(f"{where}: {key} must be an integer")
@@ -266,9 +317,16 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
         from .sim.faults import FaultError, FaultPlan
 
         try:
-            FaultPlan.from_dict(_expect(faults, f"{where}.faults"), "[simulation.faults]")
+            plan = FaultPlan.from_dict(_expect(faults, f"{where}.faults"), "[simulation.faults]")
         except FaultError as exc:
             raise StationError(f"{source}: {exc}") from None
+        from .sim.bench import DEFAULT_INSTRUMENTS
+
+        emulated = [spec.name for spec in DEFAULT_INSTRUMENTS]
+        for rule in plan.faults:
+            if rule.instrument not in ("*", *emulated):
+                raise StationError(f"{source}: [simulation.faults].{rule.kind}: instrument {rule.instrument!r} is not on the simulated bench "
+                                   f"(it would never fire); the bench has {emulated} ('*': all)")  # fmt: skip
         if any(k in faults for k in ("stuck", "dead")) and sim.get("kind", "reram") != "reram":
             raise StationError(f"{source}: [simulation.faults]: stuck and dead devices are available for reram chips only")
     return SimulationEntry(**{**sim, "state": state})

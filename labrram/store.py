@@ -143,8 +143,10 @@ class RunStore:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StoreError(f"{target}: corrupt progress record ({exc})") from None
 
-    def write(self, name: str, data: np.ndarray, dims: Sequence[str], units: str, chunks: tuple[int, ...] | None = None, **attrs: Any) -> None:
-        """Store ``data`` as array ``name`` with dimension names and SI units.
+    def write(self, name: str, data: np.ndarray, dims: Sequence[str], units: str, chunks: tuple[int, ...] | None = None,
+              overwrite: bool = False, **attrs: Any) -> None:  # fmt: skip
+        """Store ``data`` as array ``name`` with dimension names and SI units (``overwrite``:
+        replace an array of that name; else one is refused).
 
         1-D arrays that will be appended to (logs) should be given large ``chunks``.
         """
@@ -159,7 +161,7 @@ class RunStore:
             chunks=chunks,
             dimension_names=list(dims),
             attributes=_jsonable({"units": units, **attrs}),
-            overwrite=False,
+            overwrite=overwrite,
         )
 
     def read(self, name: str) -> np.ndarray:

@@ -101,6 +101,19 @@ class _Appender:
             self.array.resize((self.length,) + self.array.shape[1:])
 
 
+class _Rewriting:
+    """A run store whose ``write`` replaces an array of the same name."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        self._store.write(*args, overwrite=True, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 def _fsync(path: Path) -> None:
     """Flush a file (or a folder's entries) to the disk."""
     import os
@@ -314,7 +327,7 @@ class Journal:
             for a in (self._steps, self._values, self._log):
                 a.trim()
             if hasattr(result, "save"):
-                result.save(self.store)
+                result.save(_Rewriting(self.store))  # a run killed while finishing finishes again
             label_dimensions(self.store.group)
             self.store.update_attrs(status="complete", reason=None, summary=summary, **self.accounting)
             with warnings.catch_warnings():

@@ -25,7 +25,7 @@ from .engine import Progress, run_plan
 from .messages import Pulse, Read, Report
 from .plan import Plan, PlanRun, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
-from .write_verify import check_pulse_settings
+from .write_verify import check_pulse_settings, final_verify
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,7 @@ class WriteVerifyPCM(Plan):
         st = DeviceState.start(self.targets, self.settings.v_set0)
         out = yield from pcm_ladder(st.rows, st.cols, st.targets, self.settings)
         st.converged, st.pulses, st.achieved, st.iteration = out.converged, out.pulses, out.achieved, out.iterations
+        yield from final_verify(st, np.full(st.targets.size, self.settings.half_width))
         return program_result(shape, self.name, self.targets, st, self.settings.to_dict())
 
 
