@@ -114,29 +114,78 @@ def _finite_tree(value: Any, where: str) -> None:
             _finite_tree(v, f"{where}[{i}]")
 
 
-#: physical ranges of the ReRAM model's parameters: (low, high), None for no bound; a file
-#: outside them cannot describe a device (a typo, a unit slip, a corrupted file)
-RERAM_RANGES: dict[str, tuple[float | None, float | None]] = {
-    "a": (1e-9, 1.0), "b": (1e-3, 10.0), "c": (0.0, 1e-2), "d2d_rel": (0.0, 1.0), "hrs_median": (1e-12, 1e-2),
-    "hrs_sigma_log": (0.0, 10.0), "read_noise_rel": (0.0, 0.5), "relax_sigma": (0.0, None), "relax_tau": (1e-12, None),
-    "v_set": (0.0, 10.0), "v_reset": (0.0, 10.0), "v_gate_reset": (0.0, 10.0), "t_switch": (0.0, 1.0),
-    "v_breakdown": (0.0, 100.0), "p_stuck_lrs": (0.0, 1.0), "p_stuck_hrs": (0.0, 1.0), "g_stuck_lrs": (0.0, 1.0),
-    "g_min": (0.0, 1.0),
+#: physical ranges of each model's parameters: (low, high), None for no bound; a file outside
+#: them cannot describe a device (a typo, a unit slip, a corrupted file). Nested parameters are
+#: named ``transistor.k``.
+_TRANSISTOR = {"transistor.v_th": (0.0, 5.0), "transistor.k": (1e-9, 1.0)}
+RANGES: dict[str, dict[str, tuple[float | None, float | None]]] = {
+    "reram": {
+        "a": (1e-9, 1.0), "b": (1e-3, 10.0), "c": (0.0, 1e-2), "d": (-10.0, 10.0), "d2d_rel": (0.0, 1.0), "hrs_median": (1e-12, 1e-2),
+        "hrs_sigma_log": (0.0, 10.0), "read_noise_rel": (0.0, 0.5), "relax_mean": (-1e-3, 1e-3), "relax_sigma": (0.0, 1e-3),
+        "relax_tau": (1e-12, 1e6), "v_set": (0.0, 10.0), "v_reset": (0.0, 10.0), "v_gate_reset": (0.0, 10.0), "t_switch": (0.0, 1.0),
+        "v_breakdown": (0.0, 100.0), "p_stuck_lrs": (0.0, 1.0), "p_stuck_hrs": (0.0, 1.0), "g_stuck_lrs": (0.0, 1.0), "g_min": (0.0, 1.0),
+        **_TRANSISTOR,
+    },
+    "pcm": {
+        "g_max": (1e-9, 1e-2), "prog_c0": (-1e-3, 1e-3), "prog_c1": (-1e-3, 1e-3), "prog_c2": (-1e-3, 1e-3), "prog_g_ref": (1e-9, 1e-2),
+        "t0": (1e-9, 1e6), "nu_mu_slope": (-1.0, 1.0), "nu_mu_offset": (-1.0, 1.0), "nu_mu_min": (0.0, 1.0), "nu_mu_max": (0.0, 1.0),
+        "nu_sigma_slope": (-1.0, 1.0), "nu_sigma_offset": (-1.0, 1.0), "nu_sigma_min": (0.0, 1.0), "nu_sigma_max": (0.0, 1.0),
+        "nu_g_floor": (0.0, 1e-3), "t_read": (0.0, 1.0), "q_s_coeff": (0.0, 1.0), "q_s_exp": (0.0, 5.0), "q_s_max": (0.0, 1.0),
+        "r_on": (0.0, 1e9), "v_hold": (0.0, 10.0), "v_th_set": (0.0, 10.0), "set_rate": (0.0, None), "set_c2c": (0.0, 10.0),
+        "set_t_inc": (0.0, 1.0), "set_tau": (0.0, 1.0), "g_sat": (0.0, 1e-2), "v_melt": (0.0, 10.0), "v_reset_full": (0.0, 10.0),
+        "reset_exp": (0.0, 10.0), "g_reset": (0.0, 1e-3), "reset_sigma_log": (0.0, 10.0), "t_melt": (0.0, 1.0), "set_rate_d2d": (0.0, 1.0),
+        "g_sat_d2d": (0.0, 1.0), "v_melt_d2d": (0.0, 1.0), "v_breakdown": (0.0, 100.0), "p_stuck_set": (0.0, 1.0), "p_stuck_reset": (0.0, 1.0),
+        "g_stuck_set": (0.0, 1.0), "g_stuck_reset": (0.0, 1.0), "g_min": (0.0, 1e-3), **_TRANSISTOR,
+    },
+    "passive": {
+        "a": (0.0, 50.0), "g_min": (0.0, 1e-2), "g_max": (1e-12, 1e-2), "v_set": (0.0, 10.0), "v_reset": (0.0, 10.0), "v_th_d2d_rel": (0.0, 1.0),
+        "rate_set": (0.0, None), "rate_reset": (0.0, None), "gamma_set": (0.0, 10.0), "gamma_reset": (0.0, 10.0), "window_p": (0.0, 100.0),
+        "rate_d2d_rel": (0.0, 1.0), "rate_c2c_rel": (0.0, 1.0), "tuning_sigma_rel": (0.0, 1.0), "tuning_tolerance_rel": (0.0, 1.0),
+        "read_noise_rel": (0.0, 0.5), "read_noise_floor": (0.0, 1e-3), "disturb_rate": (0.0, None), "disturb_v0": (0.0, 10.0),
+        "disturb_step": (0.0, 10.0), "g_init_median": (0.0, 1e-2), "g_init_sigma_log": (0.0, 10.0), "r_wire_row": (0.0, 1e6),
+        "r_wire_col": (0.0, 1e6), "t_read": (0.0, 1.0),
+    },
 }  # fmt: skip
+RERAM_RANGES = RANGES["reram"]
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _check_ranges(kind: str, model: Any, source: str) -> None:
-    if kind != "reram":
-        return
-    for name, (lo, hi) in RERAM_RANGES.items():
-        v = getattr(model, name)
+    values = _flat(model.to_dict())
+    for name, (lo, hi) in RANGES.get(kind, {}).items():
+        v = values.get(name)
+        if v is None:
+            continue
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise CalibrationError(f"{source}: model.{name} = {v:g} is outside its physical range [{lo}, {hi}]")
-    k = model.transistor.k
-    if not k > 0:
-        raise CalibrationError(f"{source}: model.transistor.k = {k:g} must be positive")
-    if model.p_stuck_lrs + model.p_stuck_hrs > 1:
+    if kind == "reram" and model.p_stuck_lrs + model.p_stuck_hrs > 1:
         raise CalibrationError(f"{source}: model.p_stuck_lrs + p_stuck_hrs exceed 1")
+    if kind == "passive" and not model.g_min < model.g_max:
+        raise CalibrationError(f"{source}: model.g_min ({model.g_min:g} S) must be below model.g_max ({model.g_max:g} S)")
+    if kind == "pcm" and not model.nu_mu_min <= model.nu_mu_max:
+        raise CalibrationError(f"{source}: model.nu_mu_min must not exceed model.nu_mu_max")
+
+
+def _check_complete(kind: str, params: dict[str, Any], source: str) -> None:
+    """Every parameter of the model is in the file (a missing one would silently mean a default)."""
+    from dataclasses import fields
+
+    want = {f.name for f in fields(model_class(kind))}
+    missing = sorted(want - set(params))
+    if missing:
+        raise CalibrationError(f"{source}: model lacks parameter(s) {missing}")
+    tr = params.get("transistor")
+    if "transistor" in want and (not isinstance(tr, dict) or sorted({"v_th", "k"} - set(tr))):
+        raise CalibrationError(f"{source}: model.transistor must give 'v_th' and 'k'")
 
 
 def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:
@@ -146,7 +195,7 @@ def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:
     fmt = data.get("labrram_calibration")
     if fmt is None:
         raise CalibrationError(f"{source}: not a labrram calibration file (no 'labrram_calibration' key)")
-    if not isinstance(fmt, int) or fmt > FORMAT or fmt < 1:
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt > FORMAT or fmt < 1:
         raise CalibrationError(f"{source}: calibration format {fmt!r} is not one this labrram reads (1..{FORMAT})")
     for key in ("kind", "model", "estimates"):
         if key not in data:
@@ -162,6 +211,7 @@ def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:
         model = cls.from_dict(data["model"])
     except (TypeError, ValueError) as exc:
         raise CalibrationError(f"{source}: model: {exc}") from None
+    _check_complete(kind, data["model"], source)
     _check_ranges(kind, model, source)
     estimates = {}
     if not isinstance(data["estimates"], dict):

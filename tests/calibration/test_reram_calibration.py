@@ -81,6 +81,9 @@ def test_calibration_file_roundtrip(fitted, tmp_path):
     assert back.estimates["a"] == fit.estimates_["a"]
 
 
+FULL = __import__("labrram").default_calibration("reram").model.to_dict()
+
+
 @pytest.mark.parametrize(
     "doc, message",
     [
@@ -90,8 +93,10 @@ def test_calibration_file_roundtrip(fitted, tmp_path):
         ({"labrram_calibration": 1, "kind": "mram", "model": {}, "estimates": {}}, "unknown device kind"),
         ({"labrram_calibration": 1, "kind": "reram", "model": {"zz": 1}, "estimates": {}}, "unknown ReRAM model parameters"),
         ({"labrram_calibration": 1, "kind": "reram", "model": {"a": "big"}, "estimates": {}}, "model"),
-        ({"labrram_calibration": 1, "kind": "reram", "model": {}, "estimates": {"a": 3}}, "estimates.a"),
-        ({"labrram_calibration": 1, "kind": "reram", "model": {}, "estimates": {}, "n_devices": -1}, "n_devices"),
+        ({"labrram_calibration": 1, "kind": "reram", "model": {}, "estimates": {}}, "model lacks parameter"),
+        ({"labrram_calibration": 1, "kind": "reram", "model": FULL, "estimates": {"a": 3}}, "estimates.a"),
+        ({"labrram_calibration": 1, "kind": "reram", "model": FULL, "estimates": {}, "n_devices": -1}, "n_devices"),
+        ({"labrram_calibration": True, "kind": "reram", "model": FULL, "estimates": {}}, "format True"),
     ],
 )
 def test_malformed_calibration_documents(doc, message):

@@ -90,11 +90,10 @@ STATIONS = {  # name -> (text, expected fragment)
     "fault_rule_key.toml": (GOOD_STATION + "[simulation.faults]\ntimeout = { rate = 0.1, mach = \":PULS\" }\n", "unknown key(s) ['mach']"),
 }
 
-GOOD_CAL = json.loads((HERE.parents[2] / "calibration_data" / "reram.json").read_text())
 
 
-def cal(**changes):
-    doc = json.loads(json.dumps(GOOD_CAL))
+def cal(_kind: str = "reram", **changes):
+    doc = json.loads((HERE.parents[2] / "calibration_data" / f"{_kind}.json").read_text())
     for path, value in changes.items():
         keys = path.split("__")
         node = doc
@@ -124,6 +123,20 @@ CALIBRATIONS = {
     "bad_estimate.json": (cal(estimates__a=3), "estimates.a must be"),
     "bad_n_devices.json": (cal(n_devices=-5), "n_devices must be a non-negative integer"),
     "binary.json": (b"\xff\xfe{\x00\x80", "not a text (UTF-8) JSON file"),
+    # files that used to be accepted and used to program
+    "missing_param.json": (cal(model__read_noise_rel=...), "model lacks parameter(s) ['read_noise_rel']"),
+    "bool_format.json": (cal(labrram_calibration=True), "calibration format True"),
+    "relax_one_siemens.json": (cal(model__relax_mean=1.0), "model.relax_mean = 1 is outside its physical range"),
+    "negative_threshold.json": (cal(model__transistor={"v_th": -0.5, "k": 1e-4}), "model.transistor.v_th = -0.5 is outside its physical range"),
+    "missing_transistor_k.json": (cal(model__transistor={"v_th": 1.0}), "model.transistor must give 'v_th' and 'k'"),
+    "pcm_gmax_unit_slip.json": (cal("pcm", model__g_max=25.0), "model.g_max = 25 is outside its physical range"),
+    "pcm_negative_drift.json": (cal("pcm", model__nu_mu_min=-0.1), "nu_mu_min must be finite and >= 0"),
+    "pcm_missing.json": (cal("pcm", model__q_s_exp=...), "model lacks parameter(s) ['q_s_exp']"),
+    "passive_window.json": (cal("passive", model__g_min=2e-4), "g_min (0.0002) must be below g_max"),
+    "passive_threshold.json": (cal("passive", model__v_set=-1.0), "v_set must be > 0"),
+    "passive_nonlinearity.json": (cal("passive", model__a=3000.0), "model.a = 3000 is outside its physical range"),
+    "passive_disturb.json": (cal("passive", model__disturb_v0=50.0), "model.disturb_v0 = 50 is outside its physical range"),
+    "pcm_noise.json": (cal("pcm", model__q_s_exp=40.0), "model.q_s_exp = 40 is outside its physical range"),
 }
 
 
