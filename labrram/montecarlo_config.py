@@ -10,13 +10,17 @@
     backend = "dask"                             # dask (default) | process | serial
     scheduler = "tcp://10.0.0.5:8786"            # an existing Dask cluster (optional)
     workers = 2                                  # size of the local cluster or pool (optional)
+    modules = ["mylab.trials"]                   # modules whose trial functions the file may call
 
     [params]                                     # keyword arguments of every trial (JSON-able)
     size = 3
 
 Every problem is reported as one :class:`~labrram.montecarlo.StudyError` naming the file and the
 key. Nothing in the file is evaluated or unpickled: the trial is named by reference and
-imported as a module attribute, and its parameters are checked against its signature.
+imported as a module attribute, and its parameters are checked against its signature. A study
+file may call labrram's own trial functions, or those of modules it names in ``modules``;
+anything else (``builtins:exec``, ``os:system``) is refused before anything is imported. Trials,
+chunk and workers are bounded (:data:`MAX_TRIALS`, :data:`MAX_CHUNK`, :data:`MAX_WORKERS`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .montecarlo import BACKENDS, StudyError, _check_params, check_scheduler, resolve
-from .textfile import read_user_text
+from .textfile import check_depth, read_user_text
 
 __all__ = ["StudyConfig", "load_study_config", "parse_study_config"]
 
@@ -41,8 +45,22 @@ _STUDY_KEYS: dict[str, tuple[type, ...]] = {
     "backend": (str,),
     "scheduler": (str,),
     "workers": (int,),
+    "modules": (list,),
 }
 _REQUIRED = ("trial", "trials")
+#: bounds on what a study file may ask for (a mistyped exponent must not run for ever or
+#: allocate petabytes)
+MAX_TRIALS = 100_000_000
+MAX_CHUNK = 1_000_000
+MAX_WORKERS = 1024
+
+
+def trial_allowed(ref: str, modules: list[str]) -> bool:
+    """Whether a study file may call trial ``ref``: labrram's own trial functions, or a function
+    of a module the file names in ``[study] modules`` (the user's explicit choice). Checked
+    before anything is imported."""
+    mod = ref.split(":", 1)[0]
+    return mod == "labrram" or mod.startswith("labrram.") or mod in modules
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,9 @@ def parse_study_config(text: str, source: str = "<string>") -> StudyConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise StudyError(f"{source}: nested too deeply") from None
+    check_depth(doc, source, StudyError)
     unknown = sorted(set(doc) - {"study", "params"})
     if unknown:
         raise StudyError(f"{source}: unknown table or key {unknown[0]!r} (expected [study] and [params])")
@@ -123,11 +144,18 @@ def parse_study_config(text: str, source: str = "<string>") -> StudyConfig:
     for key in _REQUIRED:
         if key not in study:
             raise StudyError(f"{source}: [study]: missing key {key!r}")
-    if study["trials"] < 1:
-        raise StudyError(f"{source}: [study].trials must be >= 1, got {study['trials']}")
-    for key, minimum in (("seed", 0), ("chunk", 1), ("workers", 1)):
-        if key in study and study[key] < minimum:
-            raise StudyError(f"{source}: [study].{key} must be >= {minimum}, got {study[key]}")
+    if not 1 <= study["trials"] <= MAX_TRIALS:
+        raise StudyError(f"{source}: [study].trials must be in 1..{MAX_TRIALS}, got {study['trials']}")
+    for key, minimum, maximum in (("seed", 0, 2**32 - 1), ("chunk", 1, MAX_CHUNK), ("workers", 1, MAX_WORKERS)):
+        if key in study and not minimum <= study[key] <= maximum:
+            raise StudyError(f"{source}: [study].{key} must be in {minimum}..{maximum}, got {study[key]}")
+    modules = study.get("modules", [])
+    if not all(isinstance(m, str) and m and all(part.isidentifier() for part in m.split(".")) for m in modules):
+        raise StudyError(f"{source}: [study].modules must be a list of module names such as 'mylab.trials'")
+    if isinstance(study["trial"], str) and not trial_allowed(study["trial"], modules):
+        mod = study["trial"].split(":", 1)[0]
+        raise StudyError(f"{source}: [study].trial {study['trial']!r}: a study file may call labrram's trial functions, or those of "
+                         f"modules it names in [study] modules = [...]; {mod!r} is not named (nothing was imported)")  # fmt: skip
     backend = study.get("backend", "dask")
     if backend not in BACKENDS:
         raise StudyError(f"{source}: [study].backend must be one of {', '.join(BACKENDS)}; got {backend!r}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .crossbar import Crossbar
+from .textfile import check_depth
 from .drivers import driver_class
 from .drivers.base import Instrument, address_kind
 from .safety import SafeLimits
@@ -151,6 +152,9 @@ def parse_station(text: str, source: str = "<string>") -> Station:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StationError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise StationError(f"{source}: nested too deeply") from None
+    check_depth(data, source, StationError)
     message = unknown_keys(data, ("station", "limits", "instruments", "crossbar", "simulation"), f"{source}")
     if message:
         raise StationError(message.replace("unknown key(s)", "unknown table(s)", 1))

@@ -1,8 +1,21 @@
-"""Reading user-supplied text files (station, calibration and study files) with one-line errors."""
+"""Reading user-supplied text files (station, calibration and study files) with one-line errors.
+
+Only regular files are read (a FIFO, a device such as /dev/zero or a directory is refused before
+anything is read), at most :data:`MAX_BYTES`, and the parsed document may nest at most
+:data:`MAX_DEPTH` levels (:func:`check_depth`).
+"""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+from typing import Any
+
+#: the largest station, calibration or study file labrram reads, bytes
+MAX_BYTES = 4 * 1024 * 1024
+#: the deepest nesting of tables / objects / arrays in such a file
+MAX_DEPTH = 32
 
 
 def read_user_text(path: str | Path, what: str, fmt: str, error: type[Exception]) -> str:
@@ -21,8 +34,34 @@ def read_user_text(path: str | Path, what: str, fmt: str, error: type[Exception]
     """
     p = Path(path)
     try:
-        return p.read_text(encoding="utf-8")
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
+                raise error(f"cannot read {what} file {p}: {kind}")
+            if info.st_size > MAX_BYTES:
+                raise error(f"{p}: {info.st_size} bytes is too large for a {what} file (at most {MAX_BYTES})")
+            data = os.read(fd, MAX_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(data) > MAX_BYTES:
+            raise error(f"{p}: too large for a {what} file (at most {MAX_BYTES} bytes)")
+        return data.decode("utf-8")
     except OSError as exc:
         raise error(f"cannot read {what} file {p}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise error(f"{p}: not a text (UTF-8) {fmt} file ({exc.reason} at byte {exc.start})") from None
+
+
+def check_depth(doc: Any, where: str, error: type[Exception], limit: int = MAX_DEPTH) -> None:
+    """Refuse a parsed document nested deeper than ``limit`` levels (before anything walks it)."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise error(f"{where}: nested more than {limit} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)

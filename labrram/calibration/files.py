@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .estimates import Estimate
-from ..textfile import read_user_text
+from ..textfile import check_depth, read_user_text
 
 FORMAT = 1
 MODELS = {
@@ -240,6 +240,9 @@ def load_calibration(path: str | Path) -> Calibration:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CalibrationError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CalibrationError(f"{path}: nested too deeply") from None
+    check_depth(data, str(path), CalibrationError)
     return parse_calibration(data, str(path))
 
 
