@@ -37,7 +37,7 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
 def show_info(summary: dict[str, Any], console) -> None:
     from rich.table import Table
 
-    console.print(f"[bold]{summary['station']}[/bold]  ({summary['source']})" + ("  [cyan]simulated[/cyan]" if summary["simulated"] else ""))
+    console.print(f"{summary['station']}  ({summary['source']})" + ("  simulated" if summary["simulated"] else ""))
     table = Table("instrument", "driver", "address", "identification")
     for name, i in summary["instruments"].items():
         table.add_row(name, i["driver"], i["address"], i["idn"])
@@ -76,7 +76,7 @@ def _progress():
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
 
 
 def _array(text: str | None) -> tuple[int, int] | None:
@@ -319,10 +319,9 @@ def cmd_montecarlo(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def show_montecarlo(summary: dict[str, Any], console) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("result", "shape", "mean", "std", "min", "max", title=f"{escape(summary['trial'])}: {summary['done']}/{summary['trials']} trials done")
+    table = Table("result", "shape", "mean", "std", "min", "max", title=f"{summary['trial']}: {summary['done']}/{summary['trials']} trials done")
 
     def fmt(v: float | None) -> str:
         return "—" if v is None else f"{v:.6g}"
@@ -333,8 +332,8 @@ def show_montecarlo(summary: dict[str, Any], console) -> None:
     rate = summary["trials_per_second"]
     console.print(
         f"{summary['computed']} trials computed in {summary['wall_time']:.2f} s ({fmt(rate)} trials/s) "
-        f"on {summary['backend']} ({summary['workers']} workers)" + (f", scheduler {escape(summary['scheduler'])}" if summary["scheduler"] else "")
-        + f"; written to {escape(summary['out'])}"
+        f"on {summary['backend']} ({summary['workers']} workers)" + (f", scheduler {summary['scheduler']}" if summary["scheduler"] else "")
+        + f"; written to {summary['out']}"
     )  # fmt: skip
 
 
@@ -473,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        show(summary, Console())
+        show(summary, Console(markup=False, highlight=False))  # user text (paths, names) is printed literally
     return 0
 
 

@@ -275,3 +275,24 @@ def test_cli_holds_no_workflow():
     for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("cmd_")):
         calls = {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
         assert not calls & {"Engine", "Journal", "run_plan", "load_station"}, fn.name
+
+
+def test_user_text_is_printed_literally_never_as_markup(capsys, tmp_path):
+    """A path or station name with ``[/x]`` or ``[bold]`` in it neither crashes the console nor
+    changes what is printed."""
+    from labrram import sim
+
+    sim.configure_bench("default", seed=0)
+    weird = tmp_path / "a[/x] [bold]b"
+    weird.mkdir(parents=True)  # ("/" makes it two folders; the path still reads "a[/x] [bold]b")
+    station = weird / "s[y].toml"
+    station.write_text((__import__("importlib.resources").resources.files("labrram").joinpath("stations", "default.toml").read_text())
+                       .replace('name = "simulated-bench"', 'name = "bench [/z] [red]x"'))  # fmt: skip
+    code, out, err = run(capsys, "info", "--station", str(station))
+    assert code == 0, err
+    assert "bench [/z] [red]x" in out and str(station) in out.replace("\n", "")
+    code, out, err = run(capsys, "read", "--station", str(station), "--out", str(weird / "r[/q].zarr"))
+    assert code == 0, err
+    assert str(weird / "r[/q].zarr") in out.replace("\n", "").replace(" ", "") or "r[/q].zarr" in out
+    code, _, err = run(capsys, "info", "--station", str(weird / "missing [/x].toml"))
+    assert code == 2 and "missing [/x].toml" in err
