@@ -31,7 +31,7 @@ from .protocols.engine import Engine
 from .protocols.journal import Journal
 from .protocols.plan import plan_from_store
 from .protocols.results import ProgramResult
-from .station import ConnectedStation, Station, StationError, load_station
+from .station import ConnectedStation, ShutdownError, Station, StationError, load_station
 from .store import RunStore, StoreError
 
 __all__ = [
@@ -70,6 +70,19 @@ class JobError(ValueError):
 
 
 # --- stations ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _unsafe_noted(out: Any) -> Iterator[None]:
+    """A station that could not be made safe when the job ended: the run store says so too."""
+    try:
+        yield
+    except ShutdownError as exc:
+        if out is not None and Path(out).exists():
+            with contextlib.suppress(Exception):
+                RunStore.open(out, mode="r+").update_attrs(safe_state=f"failed: {exc}")
+            raise ShutdownError(f"the job ended and is stored in {out}, but {exc}") from None
+        raise
+
+
 @contextlib.contextmanager
 def _connected(station: StationLike, kind: str | None = None, array: tuple[int, int] | None = None) -> Iterator[ConnectedStation]:
     if isinstance(station, ConnectedStation):
@@ -225,7 +238,7 @@ def program(
         sigma = load_npy(sigma, "sigma")
     if out is not None and Path(out).exists():
         raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
-    with _connected(station, kind, array) as connected:  # the chip is the station's (or kind's), never the calibration's
+    with _unsafe_noted(out), _connected(station, kind, array) as connected:  # the chip is the station's (or kind's), never the calibration's
         xb = connected.crossbar
         chip = chip_kind(connected)
         if kind is not None and chip != kind:
@@ -330,7 +343,7 @@ def characterize(
         raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
     if settings is None and kind is not None:
         settings = _settings(KINDS[kind].settings, options)
-    with _connected(station, kind, array) as connected:
+    with _unsafe_noted(out), _connected(station, kind, array) as connected:
         chip = chip_kind(connected)
         if kind is not None and chip != kind:
             raise JobError(f"the board reports a {chip!r} array, not {kind!r}")
@@ -374,7 +387,7 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
     journal = Journal.open(out)
     attrs = journal.attrs
     plan = plan_from_store(journal.store)
-    with _connected(_station_of(attrs) if station is None else station) as connected:
+    with _unsafe_noted(out), _connected(_station_of(attrs) if station is None else station) as connected:
         chip_id = _chip_id(connected)
         if attrs.get("chip") not in (None, chip_id):
             raise StoreError(f"{out}: the run was on chip {attrs['chip']!r}; this station's board reports {chip_id!r}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .crossbar import Crossbar
+from .drivers.base import InstrumentError
 from .textfile import check_depth
 from .drivers import driver_class
 from .drivers.base import Instrument, address_kind
@@ -24,6 +25,10 @@ from .safety import SafeLimits
 from .textfile import read_user_text
 
 DEFAULT_STATION = "default.toml"
+
+
+class ShutdownError(InstrumentError):
+    """An instrument that could not be made safe (output off, route open) when its station closed."""
 
 
 class StationError(ValueError):
@@ -399,14 +404,21 @@ class ConnectedStation:
         return None if self.bench is None else self.bench.clock.snapshot()
 
     def close(self) -> None:
+        """Shut every instrument down (outputs ramped to 0 and off, routes open) and close it;
+        every instrument is attempted. Raises :class:`ShutdownError` naming the instruments that
+        could not be made safe (they may still be sourcing)."""
         errors = []
-        for inst in reversed(list(self.instruments.values())):
+        for name, inst in reversed(list(self.instruments.items())):
             try:
                 inst.close()
             except Exception as exc:  # keep closing the others
-                errors.append(f"{inst.name}: {exc}")
+                entry = self.station.instruments.get(name)
+                where = f" ({entry.driver} at {entry.address})" if entry is not None else ""
+                errors.append(f"{name}{where}: {' '.join(str(exc).split()).rstrip('.')}")
         if errors:
-            raise RuntimeError("shutdown errors: " + "; ".join(errors))
+            raise ShutdownError(
+                "could not make every instrument safe — " + "; ".join(errors) + ". It may still be sourcing: check it by hand"
+            )
 
     def __enter__(self) -> "ConnectedStation":
         return self

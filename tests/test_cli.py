@@ -296,3 +296,22 @@ def test_user_text_is_printed_literally_never_as_markup(capsys, tmp_path):
     assert str(weird / "r[/q].zarr") in out.replace("\n", "").replace(" ", "") or "r[/q].zarr" in out
     code, _, err = run(capsys, "info", "--station", str(weird / "missing [/x].toml"))
     assert code == 2 and "missing [/x].toml" in err
+
+
+def test_an_smu_lost_mid_run_is_reported_not_a_traceback(capsys, tmp_path):
+    """The SMU vanishes while the board programs: the job itself completes, the SMU cannot be
+    made safe — one clear line naming it, exit code 1, and the run store says so too."""
+    station, bench = _interrupted_station(tmp_path, "reram", 8, 10**6)
+    text = station.read_text().replace('interrupt = { at = 1000000, match = ":PULS", signal = "SIGINT" }', 'disappear = { at = 2, instrument = "k2400" }')
+    station.write_text(text)
+    from labrram import sim
+    from labrram.station import load_station
+
+    sim.configure_bench(bench.name, seed=3, rows=8, cols=8, faults=load_station(station).simulation.faults)
+    out = tmp_path / "run.zarr"
+    code, _, err = run(capsys, "program", "--station", str(station), "--targets", "uniform:50e-6:150e-6", "--out", str(out))
+    assert code == 1 and "Traceback" not in err, err
+    line = " ".join(err.split())
+    assert "could not make every instrument safe" in line and "smu (keithley2400 at GPIB0::24::INSTR)" in line and str(out) in line
+    attrs = RunStore.open(out).attrs
+    assert attrs["status"] == "complete" and attrs["safe_state"].startswith("failed: could not make every instrument safe")
