@@ -500,8 +500,32 @@ class Instrument:
         self._link_dirty = True
         self.link_faults += 1
 
+    #: the source-level commands this instrument refuses beyond the limits, even raw
+    #: (:mod:`labrram.drivers.guard`); None: nothing to parse
+    guard: "Callable[[SafeLimits, str], None] | None" = None
+    _unguarded = False
+
+    @contextlib.contextmanager
+    def unguarded(self, reason: str):
+        """Lift the raw-command guard for one block (logged with ``reason``): for experts who
+        send source-level commands beyond the station's limits on purpose."""
+        log.warning("%s: raw-command guard lifted: %s", self.name, reason)
+        self._unguarded = True
+        try:
+            yield self
+        finally:
+            self._unguarded = False
+
+    def _guard(self, data: bytes) -> None:
+        guard = type(self).guard
+        if guard is None or self._unguarded:
+            return
+        guard(self.limits, data.decode("latin-1", "replace").strip())
+
     def write_bytes(self, data: bytes) -> None:
-        """Send raw bytes (the write termination is not added)."""
+        """Send raw bytes (the write termination is not added); a source-level command beyond
+        the limits is refused first (:attr:`guard`)."""
+        self._guard(data)
         self._check_open()
         with deferred_interrupt():
             self._remember(">", data)
@@ -521,6 +545,7 @@ class Instrument:
         One attempt: use :meth:`retrying` (or ``idempotent=True`` of the text helpers) for
         exchanges that may be repeated.
         """
+        self._guard(data)
         self._check_open()
         with deferred_interrupt():
             self._remember(">", data)

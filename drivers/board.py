@@ -13,6 +13,7 @@ import numpy as np
 from labrram.board_records import CELL_RECORD, PULSE_RECORD, VALUE
 from labrram.ieee488 import encode_block
 
+from .guard import board_guard
 from .base import LINK_ERRORS, Instrument, InstrumentError, LimitError, ReplyError, Setting
 
 #: largest number of records sent in one block (keeps one transaction under ~1 MB)
@@ -60,6 +61,8 @@ def _cells(rows, cols, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray
 
 class CrossbarBoard(Instrument):
     """The crossbar test board: reads, pulses, analog MVM and SMU routing."""
+
+    guard = board_guard  # raw source-level commands are refused beyond the limits too
 
     read_voltage = Setting(
         ":READ:VOLT?", ":READ:VOLT {:.6g}", validate=lambda inst, v: inst._check_read_voltage(v), doc="Read voltage, V."

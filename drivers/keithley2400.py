@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .guard import scpi_guard
 from .base import ReplyError, Setting, in_range, parse_bool
 from .smu import SourceMeter
 
@@ -21,6 +22,8 @@ class Keithley2400(SourceMeter):
         smu.nplc = 0.1                 # -> ":SENS:CURR:NPLC 0.1"
         smu.compliance_current = 1e-4  # checked against the bench limit first
     """
+
+    guard = scpi_guard  # raw source-level commands are refused beyond the limits too
 
     source_voltage = Setting(
         ":SOUR:VOLT?", ":SOUR:VOLT {:.6g}", validate=lambda inst, v: inst.check_level(v), doc="DC source level, V."

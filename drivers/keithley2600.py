@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .guard import tsp_guard
 from .base import (
     InstrumentError,
     InstrumentTimeout,
@@ -93,6 +94,8 @@ class Keithley2600(SourceMeter):
         smu.nplc = 0.1                 # -> "smua.measure.nplc = 0.1"
         smu.compliance_current = 1e-4  # checked against the bench limit first
     """
+
+    guard = tsp_guard  # raw source-level commands are refused beyond the limits too
 
     error_query = 'print(string.format("%d\\t%s", errorqueue.next()))'
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .guard import scpi_guard
 from .base import ReplyError, SafeLimits, Setting, Transport, in_range, parse_bool
 from .smu import SourceMeter
 
@@ -51,6 +52,8 @@ class KeysightB2900(SourceMeter):
         smu.nplc = 0.1                 # -> ":SENS1:CURR:NPLC 0.1"
         smu.compliance_current = 1e-4  # checked against the bench limit first
     """
+
+    guard = scpi_guard  # raw source-level commands are refused beyond the limits too
 
     source_voltage = Setting(
         ":SOUR{ch}:VOLT?",

@@ -161,10 +161,16 @@ class Crossbar:
         ``gate`` is the cell's word-line voltage during the sweep (default: the read gate);
         a low gate lets the access transistor limit the current (its saturation current).
         """
+        if self.smu is None:
+            raise RuntimeError("this crossbar has no SMU: precise reads and I-V sweeps need one")
+        v = self.smu.check_sweep(voltages)  # every level, and the route's gate, before any byte
+        g = self.read_gate if gate is None else float(gate)
+        self.limits.check_gate(g, "I-V sweep gate")
+        if (row, col) != tuple(int(x) for x in (row, col)) or not (0 <= row < self.shape[0] and 0 <= col < self.shape[1]):
+            raise ValueError(f"cell ({row}, {col}) outside the {self.shape[0]}x{self.shape[1]} array")
         smu = self._setup_smu()
-        v = smu.check_sweep(voltages)
         self._setup()
-        self.board.route_smu(row, col, gate=self.read_gate if gate is None else gate)
+        self.board.route_smu(row, col, gate=g)
         try:
             smu.set_voltage(0.0)
             smu.enable_output()
