@@ -8,6 +8,9 @@ file shorter (truncated) or longer than its header says. Nothing is ever unpickl
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +41,13 @@ def load_array(path: str | Path, what: str = "array", shape: tuple[int, ...] | N
     """
     path = Path(path)
     try:
-        fh = open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
     except OSError as exc:
         raise ArrayFileError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
-    with fh:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ArrayFileError(f"cannot read {what} file {path}: not a regular file (a directory, device, FIFO or socket)")
+    with os.fdopen(fd, "rb") as fh:
         magic = fh.read(6)
         if magic != b"\x93NUMPY":
             kind = "a pickle" if magic[:1] == b"\x80" else "a zip archive (.npz?)" if magic[:2] == b"PK" else "empty" if not magic else "not a .npy file"
@@ -67,7 +73,9 @@ def load_array(path: str | Path, what: str = "array", shape: tuple[int, ...] | N
             raise ArrayFileError(f"{what} file {path} holds a {len(arr_shape)}-D array of shape {arr_shape}; expected {ndim}-D")
         if shape is not None and tuple(arr_shape) != tuple(shape):
             raise ArrayFileError(f"{what} in {path} have shape {tuple(arr_shape)}, the array is {tuple(shape)}")
-        count = int(np.prod(arr_shape, dtype=np.int64))
+        if any(not isinstance(n, int) or n < 0 for n in arr_shape):
+            raise ArrayFileError(f"{what} file {path}: corrupt .npy header (shape {arr_shape})")
+        count = math.prod(arr_shape)  # Python integers: a shape that would overflow int64 is still counted right
         nbytes = count * dtype.itemsize
         if nbytes > MAX_BYTES:
             raise ArrayFileError(f"{what} file {path} declares {nbytes} bytes of data, more than the {MAX_BYTES}-byte limit")

@@ -200,3 +200,40 @@ def test_runs_written_by_labrram_0_1_are_upgraded_read_and_never_resumed(bench, 
     pytest.importorskip("matplotlib")
     code, err = cli(capsys, "report", path, "--out", tmp_path / "rep", "--json")
     assert code == 0, err
+
+
+@pytest.fixture
+def specials(tmp_path):
+    """A FIFO, a device and a directory where a file belongs."""
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return {"fifo": fifo, "device": Path("/dev/zero"), "directory": tmp_path}
+
+
+@pytest.mark.parametrize("special", ["fifo", "device", "directory"])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["info", "--station", "{f}"], "cannot read station file"),
+        (["program", "--calibration", "{f}", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "cannot read calibration file"),
+        (["program", "--targets", "{f}.npy", "--out", "{tmp}/r.zarr"], "cannot read targets file"),
+        (["montecarlo", "{f}", "--out", "{tmp}/s.zarr"], "cannot read study file"),
+    ],
+    ids=["station", "calibration", "targets", "study"],
+)
+def test_special_files_are_refused_at_once(bench, capsys, tmp_path, specials, special, argv, expected):
+    """A FIFO (which would block for ever), a device (/dev/zero: endless) or a directory given as
+    any file is refused at once, before anything is read or sent."""
+    import os
+
+    target = specials[special]
+    if "{f}.npy" in argv:  # a targets file is recognised by its suffix: give the special file one
+        link = tmp_path / "special.npy"
+        if not link.exists():
+            os.symlink(target, link)
+        target = link
+    code, err = cli(capsys, *(a.replace("{f}.npy", str(target)).replace("{f}", str(target)).replace("{tmp}", str(tmp_path)) for a in argv))
+    assert_one_line_error(code, err, expected)
+    assert_nothing_sent(bench)

@@ -187,6 +187,8 @@ def targets() -> dict[str, tuple[bytes, str]]:
         "truncated.npy": (full[: len(full) // 2], "is truncated"),
         "trailing.npy": (npy_bytes(ok) + b"\x00" * 16, "bytes after its data"),
         "bomb.npy": (header_only((10**6, 10**6)), "more than the"),
+        "overflow_shape.npy": (header_only((2**32, 2**32)), "declares 147573952589676412928 bytes"),
+        "negative_shape.npy": (header_only((-4, 4)), "corrupt .npy header"),
         "bad_header.npy": (b"\x93NUMPY\x01\x00\x20\x00{'descr': 'bogus', oops}" + b" " * 8 + b"\n", "corrupt .npy header"),
         "version9.npy": (b"\x93NUMPY\x09\x00" + b"\x00" * 32, "unsupported .npy format version"),
         "complex.npy": (npy_bytes(ok.astype(complex)), "complex128 values"),
