@@ -158,6 +158,51 @@ class CaseResult:
         return not self.outcome.startswith("FAILED")
 
 
+#: every job the campaign can run: the programming protocols and the characterization plans
+JOBS = ("single-shot", "write-verify", "stochastic-set", "write-verify-pcm", "tune-passive",
+        "characterize-reram", "characterize-pcm", "characterize-passive")  # fmt: skip
+_JOB_CHIP = {"write-verify-pcm": "pcm", "tune-passive": "passive", "characterize-pcm": "pcm", "characterize-passive": "passive"}
+#: fault kinds a chip kind has (stuck and dead devices are simulated on ReRAM chips)
+CHIP_FAULTS = ("stuck devices", "chip stops switching")
+
+
+def applies(kind: str, job: str) -> bool:
+    """Whether fault ``kind`` can be injected while ``job`` runs."""
+    return kind not in CHIP_FAULTS or _JOB_CHIP.get(job, "reram") == "reram"
+
+
+def _job(job: str, seed: int, rows: int, cols: int) -> tuple[Any, np.ndarray | None]:
+    """``start(connected, path)`` for ``job`` and its targets (None for a characterization)."""
+    from . import api
+    from .calibration import PassiveCharacterization, PCMCharacterization, ReRAMCharacterization
+    from .calibration.files import default_calibration
+    from .protocols.single_shot import OneShotSettings, population_sigma
+
+    rng = np.random.default_rng(seed)
+    if job.startswith("characterize"):
+        if job == "characterize-reram":
+            settings: Any = ReRAMCharacterization(n_devices=16, gates=(1.5, 1.8, 2.1), cycles=2, transistor_cells=2, read_repeats=4,
+                                                  relaxation_delays=(1.0, 10.0), relaxation_reads=2, seed=seed)  # fmt: skip
+        elif job == "characterize-pcm":
+            settings = PCMCharacterization(n_devices=12, targets=(4e-6, 10e-6, 18e-6), drift_times=(20.0, 200.0, 2000.0), read_repeats=4, seed=seed)
+        else:
+            settings = PassiveCharacterization(n_devices=8, read_repeats=4, seed=seed)
+        return (lambda c, path: api.characterize(c, settings=settings, out=path)), None
+    if job == "write-verify-pcm":
+        targets = rng.uniform(2e-6, 20e-6, (rows, cols))
+    elif job == "tune-passive":
+        targets = np.where(rng.random((rows, cols)) < 0.3, rng.uniform(10e-6, 80e-6, (rows, cols)), np.nan)
+    else:
+        targets = rng.uniform(50e-6, 180e-6, (rows, cols))
+    targets[rng.random((rows, cols)) < 0.05] = np.nan
+    if job in ("single-shot", "stochastic-set"):
+        model = default_calibration("reram").model
+        sigma = population_sigma(model, np.where(np.isnan(targets), 1e-4, targets)) if job == "stochastic-set" else None
+        settings = OneShotSettings(chunk=max(rows * cols // 4, 1))
+        return (lambda c, path: api.program(targets, c, protocol=job, sigma=sigma, settings=settings, out=path)), targets
+    return (lambda c, path: api.program(targets, c, out=path)), targets
+
+
 def run_case(
     kind: str,
     seed: int,
@@ -167,22 +212,17 @@ def run_case(
     workdir: str | Path | None = None,
     bench: str = "faults",
 ) -> CaseResult:
-    """Program a ``rows`` x ``cols`` simulated array under fault ``kind`` (see :data:`CASES`)."""
+    """Run job ``protocol`` (one of :data:`JOBS`) on a ``rows`` x ``cols`` simulated array under
+    fault ``kind`` (see :data:`CASES`)."""
     from . import api
-    from .calibration.files import default_calibration
-    from .protocols.single_shot import OneShotSettings, population_sigma
 
     t0 = time.perf_counter()
-    model = default_calibration("reram").model
     plan = FaultPlan(CASES[kind](seed), seed=seed)
     chip_seed = 100 + seed
-    b = configure_bench(bench, seed=chip_seed, rows=rows, cols=cols, faults=plan)
-    station = load_station().with_simulation(bench=bench, seed=chip_seed, rows=rows, cols=cols, faults=plan)
-    rng = np.random.default_rng(seed)
-    targets = rng.uniform(50e-6, 180e-6, (rows, cols))
-    targets[rng.random((rows, cols)) < 0.05] = np.nan
-    sigma = population_sigma(model, np.where(np.isnan(targets), 1e-4, targets))
-    settings = None if protocol == "write-verify" else OneShotSettings(chunk=max(rows * cols // 4, 1))
+    chip = _JOB_CHIP.get(protocol, "reram")
+    b = configure_bench(bench, seed=chip_seed, kind=chip, rows=rows, cols=cols, faults=plan)
+    station = load_station().with_simulation(bench=bench, seed=chip_seed, kind=chip, rows=rows, cols=cols, faults=plan)
+    start, targets = _job(protocol, seed, rows, cols)
     tmp = contextlib.ExitStack()
     if workdir is None:
         workdir = tmp.enter_context(tempfile.TemporaryDirectory(prefix="labrram-faults-"))
@@ -202,7 +242,7 @@ def run_case(
                     return api.resume(path, connected), None
                 if path.exists():  # a previous attempt failed before its run started
                     shutil.rmtree(path)
-                return api.program(targets, connected, protocol=protocol, sigma=sigma, settings=settings, out=path), None
+                return start(connected, path), None
         except InstrumentError as exc:
             return None, exc
 
@@ -232,7 +272,7 @@ def run_case(
             result = audit(b.chip.pulse_log.records, run_log, (rows, cols))
             if not result.ok:
                 return CaseResult(kind, protocol, seed, f"FAILED: {len(result.mismatched)} device(s) disagree with the die", plan.fired(), result, reason)
-            if protocol != "write-verify":  # one SET per healthy device, exactly
+            if protocol in ("single-shot", "stochastic-set"):  # one SET per healthy device, exactly
                 die = die_pulses(b.chip.pulse_log.records)
                 sets = np.zeros((rows, cols), int)
                 s = die["kind"] == PulseKind.SET
@@ -246,10 +286,12 @@ def run_case(
 
 
 def matrix(kinds=None, seeds=range(10), protocols=("single-shot",), **options: Any) -> list[CaseResult]:
-    """Every fault kind x seed x protocol (see :func:`run_case`)."""
+    """Every fault kind x seed x job (see :func:`run_case`) where the fault applies."""
     out = []
     for protocol in protocols:
         for kind in kinds or CASES:
+            if not applies(kind, protocol):
+                continue
             for seed in seeds:
                 out.append(run_case(kind, seed, protocol, **options))
     return out

@@ -178,21 +178,23 @@ class WriteVerifyReRAM(Plan):
         return program_result(shape, "write-verify", targets, st, s.to_dict())
 
 
-#: a device whose last read is this many bands from its target broke after it was accepted
-BROKEN = 3.0
+#: a device whose last read is this many bands, and this fraction of its target, from its
+#: target broke after it was accepted (stuck, dead); relaxation, drift and read noise stay within
+BROKEN, BROKEN_REL = 3.0, 0.3
 
 
 def final_verify(st: DeviceState, band: np.ndarray) -> PlanRun:
     """One last read of every accepted device: one that has since moved beyond :data:`BROKEN`
-    times its band (``band``: the tolerance half-width per device, S) — a device that broke or
-    got stuck after it was accepted — is not reported converged. Ordinary relaxation and read
-    noise stay well within (up to 1.5 bands on the simulated ReRAM chip). ``achieved`` is this
-    read."""
+    times its band (``band``: the tolerance half-width per device, S) and :data:`BROKEN_REL` of
+    its target — a device that broke or got stuck after it was accepted — is not reported
+    converged. Ordinary relaxation (up to 1.5 bands on the simulated ReRAM chip), PCM drift and
+    read noise stay within. ``achieved`` is this read."""
     done = np.flatnonzero(st.converged)
     if done.size:
         g = yield Read(st.rows[done], st.cols[done])
         st.achieved[done] = g
-        st.converged[done[np.abs(g - st.targets[done]) > BROKEN * band[done]]] = False
+        limit = np.maximum(BROKEN * band[done], BROKEN_REL * st.targets[done])
+        st.converged[done[np.abs(g - st.targets[done]) > limit]] = False
 
 
 def write_verify_reram(

@@ -50,7 +50,7 @@ def test_commands_within_the_limits_pass(station, name, command):
 
 def test_the_guard_can_be_lifted_for_one_block_and_says_so(station, caplog):
     smu = station.instruments["smu"]
-    with caplog.at_level(logging.WARNING, logger="labrram"), smu.unguarded("calibrating the 2400's range"):
+    with caplog.at_level(logging.WARNING, logger="labrram.drivers"), smu.unguarded("calibrating the 2400's range"):
         smu.write(":SOUR:VOLT 2.5")  # beyond nothing here; the point is the log and the scope
     assert "raw-command guard lifted: calibrating the 2400's range" in caplog.text
     with pytest.raises(LimitError):
