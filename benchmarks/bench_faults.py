@@ -1,13 +1,17 @@
-"""The fault matrix: every fault kind x seeds x protocol on a 16x16 simulated array.
+"""The fault campaign: every fault kind x seeds x job on a 16x16 simulated array.
 
-Each run programs the array through a bench that injects one kind of fault (labrram.reliability
-CASES, at the transport/emulator boundary) and is counted as *completed* (the faults were
-recovered from in the run) or *stopped cleanly* (an unrecoverable fault: every output off, the
-store saying where it stopped; it then completed with ``resume`` once the fault was gone). In
-both cases the run store and the chip's pulse log must agree pulse for pulse (and for the
-open-loop protocols every healthy device is SET exactly once); anything else is *failed*.
+Jobs: the five programming protocols (ReRAM single-shot, write-verify, stochastic SET; PCM
+write-verify; passive tuning) and the three characterization plans. Each run drives the array
+through a bench that injects one kind of fault (labrram.reliability CASES, at the
+transport/emulator boundary; stuck and dead devices on ReRAM chips only) and is counted as
+*completed* (the faults were recovered from in the run) or *stopped cleanly* (an unrecoverable
+fault: every output off, the store saying where it stopped; it then completed with ``resume``
+once the fault was gone). In both cases the run store and the chip's pulse log must agree pulse
+for pulse — exactly once after every resume — (and for the open-loop protocols every healthy
+device is SET exactly once); anything else is *failed*.
 
-``LABRRAM_FAULT_SEEDS`` (default 10) sets the seeds per cell of the matrix.
+``LABRRAM_FAULT_SEEDS`` (default 20) sets the seeds per cell; ``LABRRAM_FAULT_JOBS`` (comma
+separated) restricts the jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import tempfile
 import time
 
-from labrram.reliability import CASES, PROTOCOLS, matrix, table
+from labrram.reliability import CASES, JOBS, matrix, table
 
 from .common import table as print_table
 from .common import write_markdown
@@ -26,17 +30,18 @@ from .common import write_markdown
 def main() -> None:
     for name in ("labrram.drivers", "labrram.engine"):  # every retry warns otherwise
         logging.getLogger(name).setLevel(logging.ERROR)
-    seeds = range(int(os.environ.get("LABRRAM_FAULT_SEEDS", "10")))
+    seeds = range(int(os.environ.get("LABRRAM_FAULT_SEEDS", "20")))
+    jobs = tuple(j for j in os.environ.get("LABRRAM_FAULT_JOBS", ",".join(JOBS)).split(",") if j)
     scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="labrram-faults-", dir=scratch) as work:
-        results = matrix(seeds=seeds, protocols=PROTOCOLS, workdir=work)
+        results = matrix(seeds=seeds, protocols=jobs, workdir=work)
     wall = time.perf_counter() - t0
     rows = table(results)
     order = list(CASES)
-    rows.sort(key=lambda r: (PROTOCOLS.index(r["protocol"]), order.index(r["fault"])))
-    title = f"Fault matrix: {len(CASES)} fault kinds x {len(seeds)} seeds x {len(PROTOCOLS)} protocols, 16x16 arrays ({wall:.0f} s)"
-    header = ["protocol", "fault", "runs", "completed", "stopped cleanly, resumed", "failed", "faults injected"]
+    rows.sort(key=lambda r: (jobs.index(r["protocol"]), order.index(r["fault"])))
+    title = f"Fault campaign: {len(CASES)} fault kinds x {len(seeds)} seeds x {len(jobs)} jobs, 16x16 arrays ({wall:.0f} s)"
+    header = ["job", "fault", "runs", "completed", "stopped cleanly, resumed", "failed", "faults injected"]
     body = [[r["protocol"], r["fault"], r["runs"], r["completed"], r["stopped cleanly"], r["failed"], r["faults injected"]] for r in rows]
     print_table(title, header, body)
     total = {k: sum(r[k] for r in rows) for k in ("runs", "completed", "stopped cleanly", "failed", "faults injected")}

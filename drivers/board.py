@@ -170,9 +170,14 @@ class CrossbarBoard(Instrument):
         refused = [f"{c}: {m}" for c, m in errors if c in REFUSED and "injected" not in m]
         return "; ".join(refused)
 
+    #: the pulse counter as the driver reports it: ``boot * BOOT_STRIDE + pulses since power-on``
+    BOOT_STRIDE = 1 << 40
+
     def pulse_counter(self) -> int:
-        """Pulses the board delivered since power-on (``:SYST:PULS?``, read once, then counted by
-        the driver; read again after any link recovery)."""
+        """The board's pulse count, read once then counted by the driver (read again after any
+        link recovery), tagged with the board's boot count: ``boot * BOOT_STRIDE + pulses
+        delivered since power-on`` (boot 0 on a board without ``:SYST:BOOT?``). A board that
+        restarted is therefore never mistaken for one whose counter did not move."""
         if self._counter is None:
 
             def read() -> int:
@@ -181,22 +186,48 @@ class CrossbarBoard(Instrument):
                     n = int(reply.strip())
                 except ValueError:
                     raise ReplyError(f"{self.name}: pulse counter reply {reply!r}") from None
-                if n < 0:
+                if not 0 <= n < self.BOOT_STRIDE:
                     raise ReplyError(f"{self.name}: pulse counter reply {reply!r}")
                 return n
 
-            self._counter = self.retrying(read, "':SYST:PULS?'")
+            boot = self._boot_count()
+            count = self.retrying(read, "':SYST:PULS?'")
+            if self._boot_count() != boot:  # it restarted while we asked: the count may be from before
+                raise ReplyError(f"{self.name}: the board restarted while its pulse counter was read")
+            self._counter = boot * self.BOOT_STRIDE + count  # (after the reads: a recovery forgets the counter)
         return self._counter
 
+    def _boot_count(self) -> int:
+        """The board's power-on count (``:SYST:BOOT?``), 0 when the board cannot tell."""
+        if getattr(self, "_no_boot", False):
+            return 0
+
+        def read() -> int:
+            reply = self.query(":SYST:BOOT?")
+            try:
+                return int(reply.strip())
+            except ValueError:
+                raise ReplyError(f"{self.name}: boot count reply {reply!r}") from None
+
+        try:
+            return self.retrying(read, "':SYST:BOOT?'")
+        except ReplyError:
+            raise
+        except InstrumentError:
+            if self.read_errors():  # an older board: the query is unknown to it
+                self._no_boot = True
+                return 0
+            raise
+
     def delivery(self, before: int | None, n: int) -> int:
-        """Whether ``n`` pulses sent when the counter read ``before`` reached the chip: 1 yes,
-        0 no, -1 unknown (counter unknown, unreadable, or restarted by a reset)."""
+        """Whether ``n`` pulses sent when :meth:`pulse_counter` read ``before`` reached the chip:
+        1 yes, 0 no, -1 unknown (counter unknown or unreadable, or the board restarted)."""
         self._counter = None
         try:
             now = self.pulse_counter()
         except InstrumentError:
             return UNKNOWN
-        if before is None:
+        if before is None or before // self.BOOT_STRIDE != now // self.BOOT_STRIDE:  # unknown, or the board restarted
             return UNKNOWN
         if now == before + n:
             return DELIVERED
@@ -287,7 +318,9 @@ class CrossbarBoard(Instrument):
                     if self._link_dirty:
                         self.recover_link()
                     self.write(self._block_command(f":PULS:LIST {kind},", rec))
-                    errors = self.read_errors()
+                    # not retried: a link fault here (a board that rebooted on the pulse command
+                    # or after it) must be settled by the pulse counter, never hidden by a retry
+                    errors = self._errors_once()
                     if errors:  # the board refuses a whole command: nothing of it was pulsed
                         text = "; ".join(f"{c}: {m}" for c, m in errors)
                         raise InstrumentError(f"{self.name} reported: {text}")
@@ -305,6 +338,16 @@ class CrossbarBoard(Instrument):
             if self._counter is not None:
                 self._counter += rec.size
         return out
+
+    def _errors_once(self, max_errors: int = 32) -> list[tuple[int, str]]:
+        """Drain the error queue with one attempt per entry (a link fault propagates)."""
+        errors = []
+        for _ in range(max_errors):
+            code, message = self.parse_error(self.query(self.error_query))
+            if code == 0:
+                break
+            errors.append((code, message))
+        return errors
 
     def check_pulse(self, amplitude, gate, width) -> None:
         """Refuse pulses beyond the bench limits (voltage, gate, width, energy

@@ -93,6 +93,7 @@ class CrossbarBoard(ScpiInstrument):
         super().__init__(bench, name, link, serial)
         self.smu_port = SmuPort(self)
         self.pulse_count = 0  # pulses delivered by the board's drivers since power-on
+        self.boot_count = 1  # power-ons of the board (its first included)
         self.reset()
 
     @property
@@ -321,9 +322,14 @@ class CrossbarBoard(ScpiInstrument):
     def _pulses(self, call: Call) -> str:
         return str(self.pulse_count)
 
+    @command(":SYSTem:BOOT", write=False)
+    def _boots(self, call: Call) -> str:
+        return str(self.boot_count)
+
     def power_cycle(self, lose_sessions: bool = True) -> None:
         super().power_cycle(lose_sessions)
         self.pulse_count = 0
+        self.boot_count += 1
 
     def shutdown(self) -> None:
         if self.route is not None:

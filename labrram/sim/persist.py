@@ -150,6 +150,7 @@ class ChipState:
         board = bench.board
         if board is not None:
             board.pulse_count = int(meta["board_pulses"])
+            board.boot_count = int(meta.get("board_boots", 1))
 
     def save(self) -> None:
         """Commit the chip's state (atomically: a temporary file renamed over the old one)."""
@@ -162,6 +163,7 @@ class ChipState:
             "read_count": chip.read_count,
             "n_log": len(chip.pulse_log),
             "board_pulses": 0 if board is None else board.pulse_count,
+            "board_boots": 1 if board is None else board.boot_count,
         }
         tmp = self.path / "chip.tmp.npz"
         with open(tmp, "wb") as fh:

@@ -229,10 +229,21 @@ def test_fault_matrix_write_verify(store_dir):
     _check(matrix(kinds=["timeout", "garbled bytes", "board reset", "board gone for good"], seeds=[0], protocols=("write-verify",), workdir=store_dir))
 
 
+@pytest.mark.parametrize("job", ["write-verify-pcm", "tune-passive", "characterize-reram", "characterize-pcm", "characterize-passive"])
+def test_fault_matrix_every_other_job(store_dir, job):
+    """PCM and passive programming and the three characterizations under a lost reply, a garbled
+    one, a board reset and a board that is gone for good: completed, or stopped cleanly and
+    completed on resume, exactly once against the die."""
+    rows = _check(matrix(kinds=["timeout", "garbled bytes", "board reset", "board gone for good"], seeds=[1], protocols=(job,), workdir=store_dir))
+    assert any(r["stopped cleanly"] for r in rows)
+
+
 @pytest.mark.slow
 def test_fault_matrix_many_seeds(store_dir):
-    """Every fault kind x 10 seeds x the three protocols (what benchmarks/bench_faults.py prints)."""
-    _check(matrix(seeds=range(10), protocols=("single-shot", "stochastic-set", "write-verify"), workdir=store_dir))
+    """Every fault kind x 20 seeds x every job (what benchmarks/bench_faults.py prints)."""
+    from labrram.reliability import JOBS
+
+    _check(matrix(seeds=range(20), protocols=JOBS, workdir=store_dir))
 
 
 def test_audit_catches_a_lost_or_duplicated_record():
