@@ -28,7 +28,7 @@ from .common import write_markdown
 
 
 def main() -> None:
-    for name in ("labrram.drivers", "labrram.engine"):  # every retry warns otherwise
+    for name in ("labrram.drivers", "labrram.engine", "labrram.crossbar"):  # every retry warns otherwise
         logging.getLogger(name).setLevel(logging.ERROR)
     seeds = range(int(os.environ.get("LABRRAM_FAULT_SEEDS", "20")))
     jobs = tuple(j for j in os.environ.get("LABRRAM_FAULT_JOBS", ",".join(JOBS)).split(",") if j)

@@ -309,7 +309,8 @@ class CrossbarBoard(Instrument):
             rec = np.empty(rows[sl].size, dtype=PULSE_RECORD)
             rec["row"], rec["col"] = rows[sl], cols[sl]
             rec["amplitude"], rec["gate"], rec["width"] = amplitude[sl], gate[sl], width[sl]
-            before = self._counter
+            # a batch without a reply is confirmed by the counter: know it before sending
+            before = self._counter if read else self.pulse_counter()
             try:
                 if read:
                     self._ready_link()
@@ -324,6 +325,12 @@ class CrossbarBoard(Instrument):
                     if errors:  # the board refuses a whole command: nothing of it was pulsed
                         text = "; ".join(f"{c}: {m}" for c, m in errors)
                         raise InstrumentError(f"{self.name} reported: {text}")
+                    # a command without a reply can be lost on the way with no error at all: the
+                    # counter proves it arrived (one query per batch)
+                    self._counter = None
+                    if self.pulse_counter() != before + rec.size:
+                        raise ReplyError(f"{self.name}: the {kind} batch is not in the board's pulse counter")
+                    continue
             except LINK_ERRORS as exc:
                 status = np.zeros(rows.size, dtype=np.int8)
                 status[:start] = DELIVERED

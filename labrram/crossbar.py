@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import logging
+
 from .cells import Cells, as_cells
 from .drivers.board import CrossbarBoard
 from .drivers.smu import SourceMeter
@@ -31,6 +33,8 @@ class PulseSettings:
     gate: float
     width: float
 
+
+log = logging.getLogger("labrram.crossbar")
 
 #: HfOx 1T1R defaults (Bonnet et al. 2023, Methods): SET on the bit line, RESET on the source line.
 DEFAULT_SET = PulseSettings(amplitude=1.8, gate=1.8, width=1e-6)
@@ -102,6 +106,9 @@ class Crossbar:
         if self.smu is None:
             raise RuntimeError("this crossbar has no SMU: precise reads and I-V sweeps need one")
         if not self._smu_ready:
+            stale = self.smu.read_errors()  # left by an earlier session (a lost command, a crash): not ours
+            if stale:
+                log.warning("%s: stale errors in the queue at the start of this session: %s", self.smu.name, stale)
             self.smu.configure_voltage_source(self.smu_compliance, nplc=self.smu_nplc)
             self._smu_ready = True
         return self.smu

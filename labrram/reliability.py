@@ -235,6 +235,7 @@ def run_case(
         try:
             with station.connect() as connected:
                 smu = connected.instruments["smu"]
+                smu.read_errors()  # what an earlier session's lost commands left queued (as a careful script drains it)
                 smu.configure_voltage_source(1e-3)
                 smu.set_voltage(0.0)
                 smu.enable_output()

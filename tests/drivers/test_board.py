@@ -17,13 +17,27 @@ def board(fake_transport):
 
 
 def test_pulse_list_is_one_binary_block(board, fake_transport):
-    fake_transport.replies.append(b'+0,"No error"\n')
+    """A batch without a reply: the counter (tagged with the board's boot count) before it, the
+    block, the error queue, and the counter again — a command lost on the way is not taken for
+    delivered."""
+    fake_transport.replies += [b"1\n", b"40\n", b"1\n", b'+0,"No error"\n', b"1\n", b"42\n", b"1\n"]
     board._configured = True
     board.pulse("SET", [0, 3], [1, 2], 1.8, [1.5, 2.0], 1e-6)
     rec = np.zeros(2, dtype=PULSE_RECORD)
     rec["row"], rec["col"], rec["amplitude"], rec["gate"], rec["width"] = [0, 3], [1, 2], 1.8, [1.5, 2.0], 1e-6
-    assert fake_transport.written[0] == b":PULS:LIST SET," + encode_block(rec.tobytes()) + b"\n"
-    assert fake_transport.written[1] == b":SYST:ERR?\n"
+    assert fake_transport.written == [b":SYST:BOOT?\n", b":SYST:PULS?\n", b":SYST:BOOT?\n", b":PULS:LIST SET," + encode_block(rec.tobytes()) + b"\n",
+                                      b":SYST:ERR?\n", b":SYST:BOOT?\n", b":SYST:PULS?\n", b":SYST:BOOT?\n"]  # fmt: skip
+    assert board.pulse_counter() == board.BOOT_STRIDE + 42
+
+
+def test_a_write_only_batch_lost_on_the_way_is_not_delivered(board, fake_transport):
+    from labrram.drivers.board import NOT_DELIVERED, PulseDeliveryError
+
+    fake_transport.replies += [b"1\n", b"40\n", b"1\n", b'+0,"No error"\n', b"1\n", b"40\n", b"1\n", b"1\n", b"40\n", b"1\n"]
+    board._configured = True
+    with pytest.raises(PulseDeliveryError) as info:
+        board.pulse("SET", [0, 3], [1, 2], 1.8, 1.5, 1e-6)
+    assert list(info.value.status) == [NOT_DELIVERED, NOT_DELIVERED]
 
 
 def test_pulse_read_returns_currents(board, fake_transport):

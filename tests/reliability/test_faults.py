@@ -17,7 +17,7 @@ from labrram.reliability import CASES, audit, matrix, run_case, table
 from labrram.sim.faults import Fault, FaultError, FaultPlan
 from labrram.station import StationError, load_station, parse_station
 
-for _name in ("labrram.drivers", "labrram.engine"):  # the retries warn; keep the output readable
+for _name in ("labrram.drivers", "labrram.engine", "labrram.crossbar"):  # the retries warn; keep the output readable
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 
