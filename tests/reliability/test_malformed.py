@@ -168,6 +168,18 @@ ARGS = [
     (["info", "--station", "{tmp}"], "cannot read station file"),
     (["info", "--jsn"], "unrecognized arguments: --jsn"),
     (["report", "{tmp}/missing.zarr"], "no such run store"),
+    (["program", "--kind", "dram", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "invalid choice: 'dram'"),
+    (["program", "--array", "8x", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "--array must look like 32x32"),
+    (["program", "--array", "0x4", "--targets", "constant:1e-4", "--out", "{tmp}/r.zarr"], "rows must be in 1..4096"),
+    (["program", "--resume", "--kind", "pcm", "--out", "{tmp}/r.zarr"], "--kind and --array cannot be combined with --resume"),
+    (["program", "--kind", "pcm", "--array", "8x8", "--protocol", "single-shot", "--targets", "constant:5e-6", "--out", "{tmp}/r.zarr"], "programs reram chips"),
+    (["program", "--targets", "gradient:1e-4", "--out", "{tmp}/r.zarr"], "unknown targets 'gradient:1e-4'"),
+    (["characterize", "--resume", "--devices", "3", "--out", "{tmp}/c.zarr"], "cannot be combined with --resume"),
+    (["characterize", "--resume", "--out", "{tmp}/missing.zarr"], "no such run store"),
+    (["montecarlo", "{tmp}/none.toml"], "the following arguments are required: --out"),
+    (["calibrate", "{tmp}/nothing.zarr"], "the following arguments are required: --out"),
+    (["report"], "the following arguments are required: RUN.zarr"),
+    (["read", "--out"], "expected one argument"),
 ]
 
 
@@ -237,3 +249,19 @@ def test_special_files_are_refused_at_once(bench, capsys, tmp_path, specials, sp
     code, err = cli(capsys, *(a.replace("{f}.npy", str(target)).replace("{f}", str(target)).replace("{tmp}", str(tmp_path)) for a in argv))
     assert_one_line_error(code, err, expected)
     assert_nothing_sent(bench)
+
+
+@pytest.mark.parametrize("name, expected", CASES["studies"], ids=[c[0] for c in CASES["studies"]])
+def test_study_files(bench, capsys, tmp_path, monkeypatch, name, expected):
+    """Study files: refused with the file and the problem on one line, nothing imported that the
+    file did not name, no store written, nothing sent."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    before = set(sys.modules)
+    code, err = cli(capsys, "montecarlo", CORPUS / "studies" / name, "--out", tmp_path / "s.zarr")
+    assert_one_line_error(code, err, expected)
+    assert str(CORPUS / "studies" / name) in err
+    assert not (tmp_path / "s.zarr").exists()
+    assert not {m for m in set(sys.modules) - before if m.split(".")[0] in ("antigravity", "subprocess")}
+    assert_nothing_sent(bench, at_all=True)

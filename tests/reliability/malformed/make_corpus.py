@@ -2,7 +2,7 @@
 
     python tests/reliability/malformed/make_corpus.py
 
-Writes stations/*.toml, calibrations/*.json, targets/*.npy, stores/*.zarr and cases.json (each
+Writes stations/*.toml, calibrations/*.json, targets/*.npy, studies/*.toml, stores/*.zarr and cases.json (each
 input with the entry point that takes it and a fragment of the error it must get). The corpus
 is committed; this script documents how the binary files were made.
 """
@@ -90,6 +90,38 @@ STATIONS = {  # name -> (text, expected fragment)
     "fault_rule_key.toml": (GOOD_STATION + "[simulation.faults]\ntimeout = { rate = 0.1, mach = \":PULS\" }\n", "unknown key(s) ['mach']"),
 }
 
+
+
+REF = "labrram.montecarlo:example_trial"
+STUDIES = {  # name -> (text, expected fragment)
+    "syntax.toml": ("[study\ntrial = 1\n", "not valid TOML"),
+    "no_study.toml": ("[params]\nsize = 2\n", "missing [study] table"),
+    "no_trial.toml": ("[study]\ntrials = 3\n", "missing key 'trial'"),
+    "no_trials.toml": (f'[study]\ntrial = "{REF}"\n', "missing key 'trials'"),
+    "trials_string.toml": (f'[study]\ntrial = "{REF}"\ntrials = "ten"\n', "trials must be an integer, got a string"),
+    "trials_zero.toml": (f'[study]\ntrial = "{REF}"\ntrials = 0\n', "trials must be in 1..100000000"),
+    "trials_huge.toml": (f'[study]\ntrial = "{REF}"\ntrials = 1000000000000\n', "trials must be in 1..100000000"),
+    "trials_overflow.toml": (f'[study]\ntrial = "{REF}"\ntrials = 9223372036854775807\n', "trials must be in 1..100000000"),
+    "chunk_huge.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\nchunk = 4611686018427387904\n', "chunk must be in 1..1000000"),
+    "workers_bool.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\nworkers = true\n', "workers must be an integer"),
+    "workers_many.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\nworkers = 100000\n', "workers must be in 1..1024"),
+    "seed_negative.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\nseed = -1\n', "seed must be in 0..4294967295"),
+    "unknown_key.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\nsed = 1\n', "unknown key 'sed'"),
+    "unknown_table.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\n[parms]\nsize = 2\n', "unknown table or key 'parms'"),
+    "builtins_exec.toml": ('[study]\ntrial = "builtins:exec"\ntrials = 3\n[params]\nsource = "import os"\n', "'builtins' is not named (nothing was imported)"),
+    "os_system.toml": ('[study]\ntrial = "os:system"\ntrials = 3\n[params]\ncommand = "true"\n', "'os' is not named"),
+    "subprocess.toml": ('[study]\ntrial = "subprocess:run"\ntrials = 3\n', "'subprocess' is not named"),
+    "side_effect_import.toml": ('[study]\ntrial = "antigravity:fly"\ntrials = 3\n', "'antigravity' is not named"),
+    "bad_reference.toml": ('[study]\ntrial = "labrram.montecarlo"\ntrials = 3\n', "trial reference must be 'module:function'"),
+    "missing_function.toml": ('[study]\ntrial = "labrram.montecarlo:no_such_trial"\ntrials = 3\n', "has no callable 'no_such_trial'"),
+    "bad_module_list.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\nmodules = ["not a module"]\n', "modules must be a list of module names"),
+    "bad_param.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\n[params]\nsise = 2\n', "unexpected keyword argument 'sise'"),
+    "date_param.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\n[params]\nsize = 1979-05-27\n', "dates and times"),
+    "backend.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\nbackend = "spark"\n', "backend must be one of"),
+    "scheduler.toml": (f'[study]\ntrial = "{REF}"\ntrials = 3\nscheduler = "10.0.0.5:8786"\n', "tcp://HOST:PORT"),
+    "deep.toml": ("[study]\ntrial = " + "[" * 300 + "]" * 300 + "\ntrials = 3\n", "nested"),
+    "binary.toml": (b"\xff\xfe[study]\x00", "not a text (UTF-8) TOML file"),
+}
 
 
 def cal(_kind: str = "reram", **changes):
@@ -291,8 +323,8 @@ def stores(root: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    cases: dict[str, list] = {"stations": [], "calibrations": [], "targets": [], "stores": []}
-    for folder, table in (("stations", STATIONS), ("calibrations", CALIBRATIONS), ("targets", targets())):
+    cases: dict[str, list] = {"stations": [], "calibrations": [], "targets": [], "stores": [], "studies": []}
+    for folder, table in (("stations", STATIONS), ("calibrations", CALIBRATIONS), ("targets", targets()), ("studies", STUDIES)):
         d = HERE / folder
         if d.exists():
             shutil.rmtree(d)
