@@ -19,6 +19,7 @@ docs/python-api.md walks through all of it with the outputs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ __all__ = [
     "resume",
 ]
 
+log = logging.getLogger("labrram.api")
 Progress = Callable[[str, int, int], None]
 StationLike = Any  # None | str | Path | Station | ConnectedStation
 
@@ -375,11 +377,13 @@ def _settings(cls: type, options: dict[str, Any]) -> Any:
 
 
 # --- resume -------------------------------------------------------------------------------------
-def resume(out: str | Path, station: StationLike = None, *, progress: Progress | None = None) -> Any:
+def resume(out: str | Path, station: StationLike = None, *, progress: Progress | None = None, other_chip: bool = False) -> Any:
     """Continue the interrupted run in store ``out`` on ``station`` (default: the simulated
     bench), from the store alone: the plan is rebuilt from it, its stored steps are answered
     from the store without touching the chip, a pulse batch in flight is settled by the board's
-    pulse counter and a read-back, and the run goes on. Refuses a store from another chip.
+    pulse counter and a read-back, and the run goes on. Refuses a store from another chip
+    (the board's ``*IDN?``) unless ``other_chip`` says so explicitly (logged, and recorded in the
+    store).
 
     Returns what the run returns: a :class:`~labrram.protocols.results.ProgramResult` or a
     :class:`Characterization`.
@@ -390,7 +394,11 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
     with _unsafe_noted(out), _connected(_station_of(attrs) if station is None else station) as connected:
         chip_id = _chip_id(connected)
         if attrs.get("chip") not in (None, chip_id):
-            raise StoreError(f"{out}: the run was on chip {attrs['chip']!r}; this station's board reports {chip_id!r}")
+            if not other_chip:
+                raise StoreError(f"{out}: the run was on chip {attrs['chip']!r}; this station's board reports {chip_id!r} "
+                                 "(resume it there, or say explicitly that another chip is meant)")  # fmt: skip
+            log.warning("%s: resumed on chip %r; the run began on %r", out, chip_id, attrs["chip"])
+            journal.store.update_attrs(chips=[*attrs.get("chips", [attrs["chip"]]), chip_id])
         faults0 = _bench_faults(connected)
         engine = Engine(connected.crossbar, journal, timer=connected.timer, progress=progress)
         result = engine.run(plan)

@@ -101,7 +101,7 @@ def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
         if args.resume:
             if args.devices is not None or args.cycles is not None or args.array:
                 raise UsageError("--devices, --cycles and --array cannot be combined with --resume: the run's settings are in its store")
-            run = resume(args.out, args.station, progress=tick)
+            run = resume(args.out, args.station, progress=tick, other_chip=args.other_chip)
         else:
             options = {"seed": args.seed, **({"n_devices": args.devices} if args.devices is not None else {}), **({"cycles": args.cycles} if args.cycles is not None else {})}
             run = characterize(args.station, kind=args.kind, out=args.out, array=_array(args.array), progress=tick, **options)
@@ -163,7 +163,7 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
         if args.resume:
             if args.kind or args.array:
                 raise UsageError("--kind and --array cannot be combined with --resume: the run's chip is in its store")
-            result = resume(args.out, args.station, progress=tick)
+            result = resume(args.out, args.station, progress=tick, other_chip=args.other_chip)
         else:
             result = program(args.targets, args.station, protocol=args.protocol, calibration=args.calibration, sigma=args.sigma,
                              out=args.out, seed=args.seed, kind=args.kind, array=_array(args.array), progress=tick)  # fmt: skip
@@ -388,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["reram", "pcm", "passive"], help="device technology (default: what the board reports; on a simulated station, the simulated chip)")
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create (or, with --resume, to continue)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted characterization from its store")
+    p.add_argument("--other-chip", action="store_true", help="with --resume: continue on a chip other than the run's (explicit; recorded in the store)")
     p.add_argument("--devices", type=_count(1), help="devices to characterize (default: 256 ReRAM, 768 PCM)")
     p.add_argument("--cycles", type=_count(1), help="ReRAM: RESET/SET cycles per level (default 8)")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of the device selection")
@@ -408,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", metavar="CAL.json", help="device calibration (default: the shipped one for the chip's kind)")
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create (or, with --resume, to continue)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its store")
+    p.add_argument("--other-chip", action="store_true", help="with --resume: continue on a chip other than the run's (explicit; recorded in the store)")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of random target patterns")
     p.add_argument("--array", metavar="ROWSxCOLS", help="simulated stations only: size of the simulated chip (e.g. 32x32)")
     p = sub.add_parser("report", help=COMMANDS["report"][2])

@@ -265,3 +265,23 @@ def test_study_files(bench, capsys, tmp_path, monkeypatch, name, expected):
     assert not (tmp_path / "s.zarr").exists()
     assert not {m for m in set(sys.modules) - before if m.split(".")[0] in ("antigravity", "subprocess")}
     assert_nothing_sent(bench, at_all=True)
+
+
+def test_a_store_from_another_chip_resumes_only_when_told(bench, capsys, tmp_path):
+    path = tmp_path / "other_chip.zarr"
+    shutil.copytree(CORPUS / "stores" / "other_chip.zarr", path)
+    code, err = cli(capsys, "program", "--resume", "--out", path)
+    assert_one_line_error(code, err, "the run was on chip")
+    assert_nothing_sent(bench)
+    from labrram import sim
+    from labrram.station import load_station
+
+    sim.configure_bench("corpus", rows=4, cols=4)
+    station = tmp_path / "s.toml"
+    station.write_text((__import__("importlib.resources").resources.files("labrram").joinpath("stations", "default.toml").read_text())
+                       .replace("labrram://default/", "labrram://corpus/").replace('"@labrram"', '"corpus@labrram"')
+                       .replace('bench = "default"', 'bench = "corpus"').replace("rows = 128", "rows = 4").replace("cols = 128", "cols = 4"))  # fmt: skip
+    assert load_station(station).simulation.rows == 4
+    code = main(["program", "--resume", "--other-chip", "--station", str(station), "--out", str(path)])
+    assert code == 0, capsys.readouterr().err
+    assert RunStore.open(path).attrs["chips"][-1].startswith("labrram,XB-1T1R-4x4")
