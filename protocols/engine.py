@@ -207,9 +207,7 @@ class Engine:
             xb.check_pulse(msg.amplitude, msg.gate, msg.width)
         except LimitError as exc:
             raise LimitError(f"step {k} ({msg.kind} on {n} device(s)): {exc}") from None
-        e = self.limits.pulse_energy(msg.amplitude, msg.width)
-        cells = (msg.rows, msg.cols)
-        over = (self.spent[cells] + 1 > self.limits.max_pulses_per_device) | (self.energy[cells] + e > self.limits.max_energy_per_device)
+        over = self._over_budget(msg)
         g = np.full(n, np.nan)
         status = np.full(n, REFUSED, dtype=np.int8)
         send = np.flatnonzero(~over)
@@ -258,8 +256,7 @@ class Engine:
         board's pulse counter (recorded with the intent) whether it was delivered."""
         assert isinstance(msg, Pulse)
         cells = (msg.rows, msg.cols)
-        e = self.limits.pulse_energy(msg.amplitude, msg.width)
-        over = (self.spent[cells] + 1 > self.limits.max_pulses_per_device) | (self.energy[cells] + e > self.limits.max_energy_per_device)
+        over = self._over_budget(msg)
         g = self._retry(lambda: self.xb.read(cells), "read-back of the batch in flight") if msg.n else np.empty(0)
         sent = int(np.count_nonzero(~over))
         verdict = UNKNOWN if counter is None else self.xb.delivery(int(counter), sent)
@@ -269,6 +266,13 @@ class Engine:
         result = PulseResult(np.asarray(g, float), status)
         self._charge(msg, result)
         return result, self._log_rows(self.step, msg, result)
+
+    def _over_budget(self, msg: Pulse) -> np.ndarray:
+        """Devices of ``msg`` that one more of its pulses would take beyond their per-run pulse
+        or energy budget."""
+        cells = (msg.rows, msg.cols)
+        e = self.limits.pulse_energy(msg.amplitude, msg.width)
+        return (self.spent[cells] + 1 > self.limits.max_pulses_per_device) | (self.energy[cells] + e > self.limits.max_energy_per_device)
 
     def _charge(self, msg: Pulse, result: PulseResult) -> None:
         """Count the pulses that (may have) reached their devices against their budgets."""

@@ -37,6 +37,7 @@ op, devices, checksum), settles a pulse batch that was in flight, and goes live 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import warnings
 from pathlib import Path
@@ -116,8 +117,6 @@ class _Rewriting:
 
 def _fsync(path: Path) -> None:
     """Flush a file (or a folder's entries) to the disk."""
-    import os
-
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -128,13 +127,10 @@ def _fsync(path: Path) -> None:
 class Journal:
     """The run store of one plan run (module docstring). Use :meth:`create` or :meth:`open`."""
 
-    def __init__(self, store: RunStore, resumed: bool) -> None:
+    def __init__(self, store: RunStore) -> None:
         self.store = store
-        self.resumed = resumed
         attrs = store.attrs
         rec = attrs.get("journal")
-        if "progress_v2" in attrs:
-            raise StoreError(f"{store.path}: written by labrram 0.1 (run format 2), whose runs cannot be resumed; its data stays readable (labrram report, xarray)")
         if not isinstance(rec, dict):
             raise StoreError(f"{store.path}: no commit record ('journal' attribute); not a run that can be resumed")
         try:
@@ -149,7 +145,6 @@ class Journal:
         for name, n in (("steps", n_steps), ("values", n_values), ("log", n_log)):
             if not 0 <= n <= arrays[name].shape[0]:
                 raise StoreError(f"{store.path}: the commit record says {n} {name}, the store holds {arrays[name].shape[0]}")
-        self.record = rec
         try:
             self._steps = _Appender(arrays["steps"], n_steps)
             self._values = _Appender(arrays["values"], n_values)
@@ -201,7 +196,7 @@ class Journal:
         for name, (data, dims, units) in (inputs or {}).items():
             store.write(name, data, dims, units)
         store.update_attrs(journal={"steps": 0, "values": 0, "log": 0, "pending": None, "physical_limit": 0.0, "bench_time": 0.0, "wall_time": 0.0})
-        return cls(store, resumed=False)
+        return cls(store)
 
     @classmethod
     def open(cls, path: str | Path) -> "Journal":
@@ -214,7 +209,7 @@ class Journal:
             raise StoreError(f"{path} is already complete; nothing to resume")
         if attrs.get("kind") not in RUN_KINDS or "plan" not in attrs:
             raise StoreError(f"{path} is a {attrs.get('kind')!r} store, not a run of a plan; nothing to resume")
-        return cls(store, resumed=True)
+        return cls(store)
 
     @property
     def path(self) -> Path:
@@ -299,7 +294,6 @@ class Journal:
     def _write_record(self, **extra: Any) -> None:
         rec = {"steps": self._steps.length, "values": self._values.length, "log": self._log.length, **self.accounting, **extra}
         rec = {k: v for k, v in rec.items() if v is not None or k == "pending"}
-        self.record = rec
         self.store.update_attrs(journal=rec)
         if rec.get("pending") is not None:  # the intent must outlive a power cut of this computer
             _fsync(self.path / "zarr.json")
@@ -333,12 +327,6 @@ class Journal:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in the v3 spec yet
                 zarr.consolidate_metadata(str(self.path))
-
-    # --- reading ------------------------------------------------------------------------
-    def log(self) -> dict[str, np.ndarray]:
-        """Every recorded pulse, one array per field."""
-        log = self._log.read()
-        return {name: log[:, k] for k, name in enumerate(LOG_FIELDS)}
 
 
 def label_dimensions(group: Any) -> None:
