@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Generator
 
 import numpy as np
 
+from labrram.safety import LimitError
 from labrram.store import StoreError
 
 PlanRun = Generator[Any, Any, Any]
@@ -97,6 +98,15 @@ def plan_from_store(store: Any) -> Any:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"{store.path}: the stored parameters of plan {cls.name!r} are not usable ({type(exc).__name__}: {exc})") from None
+
+
+def check_pulse_settings(xb: Any, what: str, amplitude: Any, gate: Any, width: Any) -> None:
+    """Refuse a plan's pulse settings beyond the bench limits or the board's ranges before
+    anything is sent (raises :class:`~labrram.safety.LimitError` naming the setting)."""
+    try:
+        xb.check_pulse(amplitude, gate, width)
+    except LimitError as exc:
+        raise LimitError(f"{what}: {exc}") from None
 
 
 # --- device models in a store -------------------------------------------------------------

@@ -125,16 +125,17 @@ def program_result(shape: tuple[int, int], name: str, targets: np.ndarray, st: D
     return ProgramResult(
         name,
         targets,
-        _scatter(shape, st.rows, st.cols, st.achieved, np.nan),
-        _scatter(shape, st.rows, st.cols, st.converged, False),
-        _scatter(shape, st.rows, st.cols, st.pulses, 0),
+        scatter(shape, st.rows, st.cols, st.achieved, np.nan),
+        scatter(shape, st.rows, st.cols, st.converged, False),
+        scatter(shape, st.rows, st.cols, st.pulses, 0),
         st.iteration,
         0.0,
         settings=settings,
     )
 
 
-def _scatter(shape, rows, cols, values, fill):
+def scatter(shape, rows, cols, values, fill):
+    """An array of ``shape`` holding ``values`` at ``(rows, cols)`` and ``fill`` elsewhere."""
     values = np.asarray(values)
     out = np.full(shape, fill, dtype=values.dtype if values.dtype != bool else bool)
     out[rows, cols] = values

@@ -24,9 +24,9 @@ from labrram.drivers.base import InstrumentError
 
 from .engine import Progress, run_plan
 from .messages import DELIVERED, NOT_DELIVERED, Pulse, Report
-from .plan import Plan, PlanRun, model_from_json, model_to_json, register
+from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, TargetError, program_result, validate_targets
-from .write_verify import check_pulse_settings, reachable_range
+from .write_verify import reachable_range
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ from labrram.safety import LimitError, SafeLimits
 from .engine import run_plan
 from .messages import Report, SmuDefine, SmuScript
 from .plan import Plan, PlanRun, model_from_json, model_to_json, register
-from .results import ProgramResult, Progress, TargetError, validate_targets
+from .results import ProgramResult, Progress, TargetError, scatter, validate_targets
 from .write_verify import reachable_range, start_gates
 
 #: first field of the line every loop script prints
@@ -615,9 +615,9 @@ class SmuWriteVerify(Plan):
         return ProgramResult(
             self.name,
             su.full_targets,
-            _scatter(shape, su.rows, su.cols, achieved, np.nan),
-            _scatter(shape, su.rows, su.cols, converged, False),
-            _scatter(shape, su.rows, su.cols, pulses, 0),
+            scatter(shape, su.rows, su.cols, achieved, np.nan),
+            scatter(shape, su.rows, su.cols, converged, False),
+            scatter(shape, su.rows, su.cols, pulses, 0),
             stats.scripts,
             0.0,
             physical_limit=physical,
@@ -683,13 +683,6 @@ def _script_time(s: SmuLoopSettings, pulses: int, t_int: float) -> float:
     """Generous timeout of one script, s."""
     per = max(s.set_width, s.reset_width) + 2.0 * t_int + 1e-3
     return 2.0 * (pulses + s.max_resets + 2) * per + 2.0
-
-
-def _scatter(shape, rows, cols, values, fill):
-    values = np.asarray(values)
-    out = np.full(shape, fill, dtype=values.dtype if values.dtype != bool else bool)
-    out[rows, cols] = values
-    return out
 
 
 __all__ = [

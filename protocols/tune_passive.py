@@ -55,9 +55,8 @@ from labrram.devices.passive import PassiveDeviceModel, device_current
 
 from .engine import Progress, run_plan
 from .messages import Bias, Pulse, Read, Report
-from .plan import Plan, PlanRun, model_from_json, model_to_json, register
+from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
-from .write_verify import check_pulse_settings
 
 __all__ = ["HALF_SELECT", "PassiveTuning", "TunePassive", "read_out", "tune_passive"]
 

@@ -20,7 +20,7 @@ from labrram.devices.reram import ReRAMModel
 
 from .engine import Progress, run_plan
 from .messages import DELIVERED, NOT_DELIVERED, Pulse, Read, Report
-from .plan import Plan, PlanRun, model_from_json, model_to_json, register
+from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
 
 
@@ -75,17 +75,6 @@ def start_gates(model: ReRAMModel, targets: np.ndarray, margin: float, gate_min:
     """Gate voltages whose median conductance is ``(1 - margin) * target``."""
     icc = model.compliance_for(np.maximum(targets * (1 - margin), 1e-9))
     return np.clip(model.transistor.gate_for(icc), gate_min, gate_max)
-
-
-def check_pulse_settings(xb: Crossbar, what: str, amplitude, gate, width) -> None:
-    """Refuse a plan's pulse settings beyond the bench limits or the board's ranges before
-    anything is sent (raises :class:`~labrram.safety.LimitError` naming the setting)."""
-    from labrram.safety import LimitError
-
-    try:
-        xb.check_pulse(amplitude, gate, width)
-    except LimitError as exc:
-        raise LimitError(f"{what}: {exc}") from None
 
 
 def acceptance_band(s: ReRAMWriteVerify, model: ReRAMModel, targets: np.ndarray) -> np.ndarray:

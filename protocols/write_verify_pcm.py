@@ -23,9 +23,9 @@ from labrram.crossbar import Crossbar
 
 from .engine import Progress, run_plan
 from .messages import Pulse, Read, Report
-from .plan import Plan, PlanRun, register
+from .plan import Plan, PlanRun, check_pulse_settings, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
-from .write_verify import check_pulse_settings, final_verify
+from .write_verify import final_verify
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..protocols.engine import Progress, run_plan
 from ..protocols.messages import Now, Pulse, Read, Report, Sweep, Wait
-from ..protocols.plan import PlanRun, register
-from ..protocols.write_verify import check_pulse_settings
+from ..protocols.plan import PlanRun, check_pulse_settings, register
 from ..timing import BenchTimer
 from .routine import CharacterizationPlan, select_devices
 
