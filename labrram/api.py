@@ -23,15 +23,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from .calibration.files import Calibration, CalibrationError, default_calibration, load_calibration
-from .protocols.engine import Engine
+from .protocols.engine import Engine, start_plan
 from .protocols.journal import Journal
 from .protocols.plan import plan_from_store
-from .protocols.results import ProgramResult
+from .protocols.results import ProgramResult, Progress
 from .station import ConnectedStation, ShutdownError, Station, StationError, load_station
 from .store import RunStore, StoreError
 
@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("labrram.api")
-Progress = Callable[[str, int, int], None]
 StationLike = Any  # None | str | Path | Station | ConnectedStation
 
 CHIP_KINDS = ("reram", "pcm", "passive")
@@ -253,14 +252,10 @@ def program(
         from .targets import resolve_targets
 
         plan = _program_plan(chip, protocol, resolve_targets(targets, xb.shape, seed), cal, sigma, settings)
-        plan.check(xb)  # before any byte and before any file
-        journal = None
-        if out is not None:
-            attrs = {"station": connected.station.to_dict(), "calibration": cal.provenance, "chip": _chip_id(connected), "device_kind": chip,
-                     "targets_spec": spec}  # fmt: skip
-            journal = Journal.create(out, plan.kind, plan.name, plan.params(), tuple(xb.shape), plan.inputs(), attrs)
+        attrs = {"station": connected.station.to_dict(), "calibration": cal.provenance, "chip": _chip_id(connected), "device_kind": chip,
+                 "targets_spec": spec}  # fmt: skip
+        engine = start_plan(xb, plan, out, timer=connected.timer, progress=progress, attrs=attrs)  # checks before any byte and file
         faults0 = _bench_faults(connected)
-        engine = Engine(xb, journal, timer=connected.timer, progress=progress)
         result = engine.run(plan, checked=True)
         _finish_program(result, engine, connected, faults0, out)
         return result
@@ -353,17 +348,16 @@ def characterize(
         if settings is None:
             settings = _settings(tech.settings, options)
         plan = tech.plan(settings)
-        xb = connected.crossbar
-        plan.check(xb)
-        journal = None
         chip_id = _chip_id(connected)
-        if out is not None:
-            attrs = {"device_kind": chip, "settings": settings.to_dict(), "station": connected.station.to_dict(), "chip": chip_id}
-            journal = Journal.create(out, plan.kind, plan.name, plan.params(), tuple(xb.shape), plan.inputs(), attrs)
-        engine = Engine(xb, journal, timer=connected.timer, progress=progress)
+        attrs = {"device_kind": chip, "settings": settings.to_dict(), "station": connected.station.to_dict(), "chip": chip_id}
+        engine = start_plan(connected.crossbar, plan, out, timer=connected.timer, progress=progress, attrs=attrs)
         data = engine.run(plan, checked=True)
-        acc = engine.accounting()
-        return Characterization(chip, data, chip_id, None if out is None else str(out), acc["wall_time"], acc["bench_time"], acc["physical_limit"], settings.to_dict())
+        return _characterization(chip, data, chip_id, out, engine, settings.to_dict())
+
+
+def _characterization(kind: str, data: Any, chip: str, out: Any, engine: Engine, settings: dict[str, Any]) -> Characterization:
+    acc = engine.accounting()
+    return Characterization(kind, data, chip, None if out is None else str(out), acc["wall_time"], acc["bench_time"], acc["physical_limit"], settings)
 
 
 def _settings(cls: type, options: dict[str, Any]) -> Any:
@@ -403,8 +397,7 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
         engine = Engine(connected.crossbar, journal, timer=connected.timer, progress=progress)
         result = engine.run(plan)
         if plan.kind == "characterize":
-            acc = engine.accounting()
-            return Characterization(attrs.get("device_kind", ""), result, chip_id, str(out), acc["wall_time"], acc["bench_time"], acc["physical_limit"], attrs.get("settings", {}))
+            return _characterization(attrs.get("device_kind", ""), result, chip_id, out, engine, attrs.get("settings", {}))
         _finish_program(result, engine, connected, faults0, out)
         return result
 

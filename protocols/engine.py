@@ -359,11 +359,26 @@ def run_plan(
 ) -> Any:
     """Check ``plan`` (before any byte and before any file), create its run store at ``out``
     (when given: recorded and resumable) and run it to its end; returns what the plan returns."""
+    return start_plan(xb, plan, out, timer=timer, progress=progress, attrs=attrs).run(plan, checked=True)
+
+
+def start_plan(
+    xb: Crossbar,
+    plan: Any,
+    out: str | Path | None = None,
+    *,
+    timer: BenchTimer | None = None,
+    progress: Progress | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> Engine:
+    """Check ``plan`` (before any byte and before any file) and create its run store at ``out``
+    (when given); returns the engine that runs it (``engine.run(plan, checked=True)``), whose
+    counts — recovered exchanges, settled batches, accounting — the caller may want."""
     plan.check(xb)
     journal = None
     if out is not None:
         journal = Journal.create(out, plan.kind, plan.name, plan.params(), tuple(xb.shape), plan.inputs(), attrs)
-    return Engine(xb, journal, timer=timer, progress=progress).run(plan, checked=True)
+    return Engine(xb, journal, timer=timer, progress=progress)
 
 
 def resume_plan(xb: Crossbar, out: str | Path, *, timer: BenchTimer | None = None, progress: Progress | None = None) -> Any:
