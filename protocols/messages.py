@@ -259,8 +259,10 @@ class Sweep(Message):
         return np.asarray(result, float)
 
 
-#: biasing schemes of the unselected lines of a passive array (board ``:ARR:BIAS``)
-SCHEMES = ("HALF", "THIRD", "FLOAT")
+#: biasing schemes of the unselected lines of a passive array: the names plans use -> the
+#: board's words (``:ARR:BIAS``)
+BIAS_SCHEMES = {"V/2": "HALF", "V/3": "THIRD", "float": "FLOAT"}
+SCHEMES = tuple(BIAS_SCHEMES.values())
 
 
 @dataclass(frozen=True, eq=False)
@@ -278,6 +280,13 @@ class Bias(Message):
 
     def crc(self) -> int:
         return SCHEMES.index(self.scheme)
+
+    @classmethod
+    def of(cls, scheme: str) -> "Bias":
+        """The message for a scheme as plans name it: ``"V/2"``, ``"V/3"`` or ``"float"``."""
+        if scheme not in BIAS_SCHEMES:
+            raise ValueError(f"bias scheme must be one of {sorted(BIAS_SCHEMES)}, got {scheme!r}")
+        return cls(BIAS_SCHEMES[scheme])
 
 
 @dataclass(frozen=True, eq=False)

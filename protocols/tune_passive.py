@@ -62,7 +62,6 @@ __all__ = ["HALF_SELECT", "PassiveTuning", "TunePassive", "read_out", "tune_pass
 
 #: fraction of the selected cell's voltage a half-selected cell sees, per scheme
 HALF_SELECT = {"V/2": 0.5, "V/3": 1.0 / 3.0}
-_BOARD_SCHEME = {"V/2": "HALF", "V/3": "THIRD"}
 
 
 @dataclass(frozen=True)
@@ -280,7 +279,7 @@ class TunePassive(Plan):
             given_up[idx[r.refused]] = True  # its budget is spent
             st.pulses[idx[r.delivered]] += 1
 
-        yield Bias(_BOARD_SCHEME[s.scheme])
+        yield Bias.of(s.scheme)
         while st.iteration < s.max_iterations:
             # every device is verified each iteration: programming its column-mates moves its read
             idx = np.nonzero(~given_up)[0]

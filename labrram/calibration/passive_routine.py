@@ -24,12 +24,11 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from ..protocols.engine import Progress, run_plan
-from ..protocols.messages import Bias, Measure, Pulse, Read, Report
+from ..protocols.messages import BIAS_SCHEMES, Bias, Measure, Pulse, Read, Report
 from ..protocols.plan import PlanRun, check_pulse_settings, register
 from ..timing import BenchTimer
 from .routine import CharacterizationPlan, select_devices
 
-SCHEMES = {"V/2": "HALF", "V/3": "THIRD", "float": "FLOAT"}
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,8 @@ class PassiveCharacterization:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {sorted(SCHEMES)}")
+        if self.scheme not in BIAS_SCHEMES:
+            raise ValueError(f"scheme must be one of {sorted(BIAS_SCHEMES)}")
         if self.n_devices < 8:
             raise ValueError("n_devices must be at least 8")
         if len(self.iv_voltages) < 4:
@@ -131,7 +130,7 @@ class CharacterizePassive(CharacterizationPlan):
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
         s = self.settings
-        yield Bias(SCHEMES[s.scheme])
+        yield Bias.of(s.scheme)
         rows, cols = select_devices(shape, 2 * s.n_devices, s.seed)
         iv_rows, iv_cols = rows[: s.n_devices], cols[: s.n_devices]
         ramp_rows, ramp_cols = rows[s.n_devices :], cols[s.n_devices :]
