@@ -656,12 +656,16 @@ class Instrument:
         except ValueError:
             raise ReplyError(f"{self.name}: error query returned {reply!r}") from None
 
-    def read_errors(self, max_errors: int = 32) -> list[tuple[int, str]]:
-        """Drain the instrument's error queue (each query retried on link faults; an entry
-        whose reply was lost is lost with it)."""
+    def read_errors(self, max_errors: int = 32, retry: bool = True) -> list[tuple[int, str]]:
+        """Drain the instrument's error queue (each query retried on link faults, unless
+        ``retry`` is False: then a link fault propagates — after a non-idempotent command it
+        must be settled, not hidden; an entry whose reply was lost is lost with it)."""
         errors = []
         for _ in range(max_errors):
-            code, message = self.retrying(lambda: self.parse_error(self.query(self.error_query)), repr(self.error_query))
+            if retry:
+                code, message = self.retrying(lambda: self.parse_error(self.query(self.error_query)), repr(self.error_query))
+            else:
+                code, message = self.parse_error(self.query(self.error_query))
             if code == 0:
                 break
             errors.append((code, message))

@@ -321,7 +321,7 @@ class CrossbarBoard(Instrument):
                     self.write(self._block_command(f":PULS:LIST {kind},", rec))
                     # not retried: a link fault here (a board that rebooted on the pulse command
                     # or after it) must be settled by the pulse counter, never hidden by a retry
-                    errors = self._errors_once()
+                    errors = self.read_errors(retry=False)
                     if errors:  # the board refuses a whole command: nothing of it was pulsed
                         text = "; ".join(f"{c}: {m}" for c, m in errors)
                         raise InstrumentError(f"{self.name} reported: {text}")
@@ -345,16 +345,6 @@ class CrossbarBoard(Instrument):
             if self._counter is not None:
                 self._counter += rec.size
         return out
-
-    def _errors_once(self, max_errors: int = 32) -> list[tuple[int, str]]:
-        """Drain the error queue with one attempt per entry (a link fault propagates)."""
-        errors = []
-        for _ in range(max_errors):
-            code, message = self.parse_error(self.query(self.error_query))
-            if code == 0:
-                break
-            errors.append((code, message))
-        return errors
 
     def check_pulse(self, amplitude, gate, width) -> None:
         """Refuse pulses beyond the bench limits (voltage, gate, width, energy

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
+
+from .textfile import open_regular
 
 __all__ = ["ArrayFileError", "load_array", "MAX_BYTES"]
 
@@ -41,12 +42,9 @@ def load_array(path: str | Path, what: str = "array", shape: tuple[int, ...] | N
     """
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+        fd = open_regular(path, what, ArrayFileError)
     except OSError as exc:
         raise ArrayFileError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ArrayFileError(f"cannot read {what} file {path}: not a regular file (a directory, device, FIFO or socket)")
     with os.fdopen(fd, "rb") as fh:
         magic = fh.read(6)
         if magic != b"\x93NUMPY":

@@ -18,6 +18,19 @@ MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 32
 
 
+def open_regular(path: str | Path, what: str, error: type[Exception]) -> int:
+    """A read-only descriptor of ``path`` if it is a regular file; ``error`` (naming the file)
+    for a directory, a device, a FIFO (opened without blocking) or a socket. ``OSError``
+    propagates when the file cannot be opened at all."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise error(f"cannot read {what} file {path}: {kind}")
+    return fd
+
+
 def read_user_text(path: str | Path, what: str, fmt: str, error: type[Exception]) -> str:
     """The UTF-8 text of ``path``; ``error`` names the file when it cannot be read or decoded.
 
@@ -34,12 +47,9 @@ def read_user_text(path: str | Path, what: str, fmt: str, error: type[Exception]
     """
     p = Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+        fd = open_regular(p, what, error)
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
-                raise error(f"cannot read {what} file {p}: {kind}")
             if info.st_size > MAX_BYTES:
                 raise error(f"{p}: {info.st_size} bytes is too large for a {what} file (at most {MAX_BYTES})")
             data = os.read(fd, MAX_BYTES + 1)
