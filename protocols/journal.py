@@ -15,19 +15,22 @@ One schema for every plan (docs/run-store.md). A run is a zarr group holding
   gate, width, the conductance read back;
 * ``step_field`` and ``field``: the column names (string coordinates, so
   ``xarray.open_zarr(run).log.sel(field="g_after")`` works);
-* the commit record (``journal`` attribute): how many steps, values and log rows are
+* the commit record (``journal`` attribute, as of the last checkpoint): how many steps, values and log rows are
   committed, the intent of a pulse batch in flight (``pending``), and the accounting.
 
-Steps are written in groups: with the intent of the next pulse batch (so everything a batch's
-choice rests on is on disk before the batch is sent), when the run stops or ends, and at least
-every ``Journal.flush_interval`` seconds. Appends write whole chunks (the tail chunk is kept in
-memory), and the commit record is written last (and flushed to the disk when it states an
-intent, before the batch is sent): zarr replaces every chunk and metadata file
-atomically, so a run killed at any point leaves a store whose committed part is intact; rows
+Steps are buffered and written in groups — with the intent of the next pulse batch (so
+everything a batch's choice rests on is recorded before the batch is sent), when the run stops
+or ends, and at least every ``Journal.flush_interval`` seconds — as one record of the store's
+write-ahead log (:mod:`.wal`: one ``write``, CRC-checked, ``fdatasync``'d when it states an
+intent). Every ``Journal.checkpoint_interval`` seconds, and when the run stops or ends, the
+records are moved into the zarr arrays (whole chunks; the tail chunk is kept in memory), the
+commit record is written in the group, all of it is flushed to the disk, and the log is
+emptied. zarr replaces every chunk and metadata file atomically, so a run killed at any point
+leaves a store whose committed part is intact (zarr, plus the whole records of the log); rows
 past the committed counts are unused capacity (NaN), trimmed when the run ends or stops
 cleanly. A run killed with steps still buffered redoes its idempotent steps (reads, waits) and
-settles its last pulse batch from the intent on disk. A finished run has consolidated
-metadata.
+settles its last pulse batch from the intent on disk. A finished run has no log and has
+consolidated metadata.
 
 Resume is replay: the plan is built again from the store and run from its start; the engine
 answers every committed step from ``values`` (checking that the plan asked for the same thing:
@@ -37,7 +40,6 @@ op, devices, checksum), settles a pulse batch that was in flight, and goes live 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import warnings
 from pathlib import Path
@@ -48,6 +50,7 @@ import numpy as np
 from labrram.signals import deferred_signals
 from labrram.store import UPGRADES, RunStore, StoreError
 
+from . import wal
 from .messages import OPS, Message
 
 #: columns of ``steps``
@@ -56,6 +59,8 @@ STEP_FIELDS = ("op", "n", "crc", "value_start", "n_values", "counter", "clock")
 LOG_FIELDS = ("step", "row", "col", "kind", "amplitude", "gate", "width", "g_after")
 LOG_UNITS = ("1", "1", "1", "1", "V", "V", "s", "S")
 KIND_CODES = {"SET": 0, "RESET": 1, "SET?": 2, "RESET?": 3}  # "?": delivery uncertain
+#: the group holding the write-ahead log (:mod:`.wal`) while a run is not complete
+WAL_GROUP = "wal"
 #: run kinds whose stores the engine writes
 RUN_KINDS = ("program", "characterize")
 
@@ -75,23 +80,29 @@ class _Appender:
         start = self.length - self.length % self.chunk
         self.tail = np.asarray(array[start : self.length]) if self.length > start else np.empty((0,) + array.shape[1:])
 
-    def append(self, rows: np.ndarray) -> None:
+    def append(self, rows: np.ndarray) -> list[Path]:
+        """Append ``rows``; returns the chunk files written (relative to the array's folder)."""
         rows = np.asarray(rows, dtype=float)
         if rows.shape[0] == 0:
-            return
+            return []
         start = self.length - self.length % self.chunk
         data = np.concatenate([self.tail, rows]) if self.tail.shape[0] else rows
         end = start + data.shape[0]
         padded_end = -(-end // self.chunk) * self.chunk
+        written = []
         if padded_end > self.array.shape[0]:
             capacity = max(padded_end, 2 * self.array.shape[0])
             self.array.resize((capacity,) + self.array.shape[1:])
+            written.append(Path("zarr.json"))
         if padded_end > end:
             data = np.concatenate([data, np.full((padded_end - end,) + data.shape[1:], np.nan)])
         self.array[start:padded_end] = data
         self.length = end
         keep = end - end % self.chunk
         self.tail = data[keep - start : end - start].copy()
+        # zarr v3's default chunk keys: c/<i> (1-D), c/<i>/0 (2-D, one chunk of columns)
+        extra = ("0",) if self.array.ndim == 2 else ()
+        return written + [Path("c", str(i), *extra) for i in range(start // self.chunk, padded_end // self.chunk)]
 
     def read(self) -> np.ndarray:
         return np.asarray(self.array[: self.length])
@@ -115,13 +126,9 @@ class _Rewriting:
         return getattr(self._store, name)
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file (or a folder's entries) to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _plain(rec: dict[str, Any]) -> dict[str, Any]:
+    """A commit record with the empty fields left out (``pending`` is always there)."""
+    return {k: v for k, v in rec.items() if v is not None or k == "pending"}
 
 
 class Journal:
@@ -149,15 +156,23 @@ class Journal:
             self._steps = _Appender(arrays["steps"], n_steps)
             self._values = _Appender(arrays["values"], n_values)
             self._log = _Appender(arrays["log"], n_log)
+        except Exception as exc:  # a truncated or corrupted chunk
+            raise StoreError(f"{store.path}: the run's record is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+        self._appenders = {"steps": self._steps, "values": self._values, "log": self._log}
+        self._unsaved: dict[str, list[np.ndarray]] = {name: [] for name in self._appenders}  # in the log, not yet in zarr
+        self._wal: wal.WriteAheadLog | None = None
+        self._checkpointed_at = time.monotonic()
+        rec = self._recover(rec)
+        try:
             # committed results, for replay
-            self._step_table = self._steps.read() if n_steps else np.empty((0, len(STEP_FIELDS)))
-            self._value_table = self._values.read() if n_values else np.empty(0)
+            self._step_table = self._steps.read() if self._steps.length else np.empty((0, len(STEP_FIELDS)))
+            self._value_table = self._values.read() if self._values.length else np.empty(0)
         except Exception as exc:  # a truncated or corrupted chunk
             raise StoreError(f"{store.path}: the run's record is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
         self.pending = rec.get("pending")
         if self.pending is not None:
             try:
-                ok = int(self.pending["step"]) == n_steps and int(self.pending["op"]) in (1, 2, 9)  # pulse batches, SMU scripts
+                ok = int(self.pending["step"]) == self._steps.length and int(self.pending["op"]) in (1, 2, 9)  # pulse batches, SMU scripts
             except (KeyError, TypeError, ValueError):
                 ok = False
             if not ok:
@@ -165,6 +180,28 @@ class Journal:
         self.accounting = {k: float(rec.get(k, 0.0)) for k in ("physical_limit", "bench_time", "wall_time")}
         self._buf: dict[str, list[np.ndarray]] = {"values": [], "log": [], "steps": []}
         self._flushed_at = time.monotonic()
+        self._commit_record = rec
+
+    def _recover(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """Move what the write-ahead log holds beyond the zarr arrays into them (a run killed
+        between checkpoints) and cut a torn tail off; returns the latest commit record."""
+        records, _ = wal.read(self.path / wal.FILE_NAME, (len(STEP_FIELDS), len(LOG_FIELDS)))
+        if not records:
+            (self.path / wal.FILE_NAME).unlink(missing_ok=True)  # empty, or only a torn record
+            self._commit_record = rec
+            return rec
+        for r in records:
+            for name, start, rows in zip(self._appenders, r.starts, (r.steps, r.values, r.log)):
+                have = self._total(name)
+                skip = have - start
+                if skip < 0:
+                    raise StoreError(f"{self.path}: the write-ahead log skips {name} rows {have}..{start}; the run's record is damaged")
+                if skip < rows.shape[0]:
+                    self._unsaved[name].append(rows[skip:])
+            rec = r.commit
+        self._commit_record = rec
+        self._checkpoint()
+        return rec
 
     # --- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -264,7 +301,7 @@ class Journal:
         counter = np.nan
         if self.pending is not None and self.pending.get("counter") is not None:
             counter = float(self.pending["counter"])
-        start = self._values.length + self._buffered
+        start = self._total("values") + self._buffered
         self._buf["steps"].append(np.array([[msg.op, msg.n, msg.crc(), start, values.size, counter, clock]], dtype=float))
         self._buf["values"].append(values)
         if log_rows is not None and log_rows.shape[0]:
@@ -281,23 +318,59 @@ class Journal:
     _buffered = 0
     _flushed_at = 0.0
 
+    #: seconds between checkpoints (the log's records moved into the zarr arrays, where other
+    #: processes see them), and the most values held for one before it comes sooner
+    checkpoint_interval = 5.0
+    checkpoint_values = 1 << 22
+
+    def _total(self, name: str) -> int:
+        """Rows of ``name`` committed: in zarr, or in the write-ahead log."""
+        return self._appenders[name].length + sum(a.shape[0] for a in self._unsaved[name])
+
     def _flush(self, pending: dict[str, Any] | None, **extra: Any) -> None:
-        """Append the buffered steps, then write the commit record (the commit point)."""
-        for name, appender in (("values", self._values), ("log", self._log), ("steps", self._steps)):
-            if self._buf[name]:
-                appender.append(np.concatenate(self._buf[name]))
-                self._buf[name] = []
+        """Write the buffered steps and the commit record as one record of the write-ahead log
+        (the commit point; flushed to the disk when it states an intent)."""
+        starts = tuple(self._total(name) for name in self._appenders)
+        rows = {}
+        for name in self._appenders:
+            width = {"steps": len(STEP_FIELDS), "values": 0, "log": len(LOG_FIELDS)}[name]
+            empty = np.empty((0, width)) if width else np.empty(0)
+            rows[name] = np.concatenate(self._buf[name]) if self._buf[name] else empty
+            self._buf[name] = []
+            if rows[name].shape[0]:
+                self._unsaved[name].append(rows[name])
         self._buffered = 0
         self._flushed_at = time.monotonic()
-        self._write_record(pending=pending, **extra)
+        rec = {"steps": self._total("steps"), "values": self._total("values"), "log": self._total("log"), **self.accounting, "pending": pending, **extra}
+        self._commit_record = rec
+        self._open_wal().append(wal.encode(starts, rows["steps"], rows["values"], rows["log"], _plain(rec)), durable=pending is not None)
+        unsaved = sum(a.size for parts in self._unsaved.values() for a in parts)
+        if time.monotonic() - self._checkpointed_at > self.checkpoint_interval or unsaved > self.checkpoint_values:
+            self._checkpoint()
 
-    def _write_record(self, **extra: Any) -> None:
-        rec = {"steps": self._steps.length, "values": self._values.length, "log": self._log.length, **self.accounting, **extra}
-        rec = {k: v for k, v in rec.items() if v is not None or k == "pending"}
-        self.store.update_attrs(journal=rec)
-        if rec.get("pending") is not None:  # the intent must outlive a power cut of this computer
-            _fsync(self.path / "zarr.json")
-            _fsync(self.path)
+    def _open_wal(self) -> wal.WriteAheadLog:
+        if self._wal is None:
+            if WAL_GROUP not in self.store.group:
+                self.store.group.create_group(WAL_GROUP, attributes={"description": "write-ahead log of the running run (records); removed when it ends"})
+            self._wal = wal.WriteAheadLog(self.path)
+        return self._wal
+
+    def _checkpoint(self) -> None:
+        """Move the log's records into the zarr arrays, write the commit record there, flush
+        what was written to the disk, then empty the log (a run killed in between finds its
+        records already moved and skips them)."""
+        touched: list[Path] = [Path("zarr.json")]
+        for name, app in self._appenders.items():
+            if self._unsaved[name]:
+                touched += [Path(name) / p for p in app.append(np.concatenate(self._unsaved[name]))]
+                self._unsaved[name] = []
+        self.store.update_attrs(journal=_plain(self._commit_record))
+        for p in touched:
+            wal.fsync_path(self.path / p)
+        for folder in {p.parent for p in touched}:
+            wal.fsync_path(self.path / folder)
+        self._open_wal().cut(0)
+        self._checkpointed_at = time.monotonic()
 
     def stopped(self, exc: BaseException, where: int) -> None:
         """Why and where the run stopped (an error, Ctrl-C, SIGTERM); the unused capacity is
@@ -306,6 +379,7 @@ class Journal:
         with deferred_signals():
             stop = {"reason": reason, "step": int(where), "pending": None if not self.pending else {"step": self.pending["step"], "op": OPS[int(self.pending["op"])]}}
             self._flush(pending=self.pending, stopped=stop)
+            self._checkpoint()
             for a in (self._steps, self._values, self._log):
                 with contextlib.suppress(Exception):
                     a.trim()
@@ -318,8 +392,13 @@ class Journal:
 
         with deferred_signals():
             self._flush(pending=None)
+            self._checkpoint()
             for a in (self._steps, self._values, self._log):
                 a.trim()
+            if self._wal is not None:
+                self._wal.close(remove=True)
+            if WAL_GROUP in self.store.group:
+                del self.store.group[WAL_GROUP]
             if hasattr(result, "save"):
                 result.save(_Rewriting(self.store))  # a run killed while finishing finishes again
             label_dimensions(self.store.group)
@@ -327,6 +406,22 @@ class Journal:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in the v3 spec yet
                 zarr.consolidate_metadata(str(self.path))
+
+
+def latest_record(path: str | Path) -> dict[str, Any]:
+    """The commit record of the run at ``path`` as it stands now, for a process watching it:
+    the last whole record of its write-ahead log, else the group's ``journal`` attribute
+    (``{}`` when there is none yet)."""
+    import json
+
+    records, _ = wal.read(Path(path) / wal.FILE_NAME, (len(STEP_FIELDS), len(LOG_FIELDS)))
+    if records:
+        return records[-1].commit
+    try:
+        rec = json.loads((Path(path) / "zarr.json").read_text())["attributes"].get("journal")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
 
 
 def label_dimensions(group: Any) -> None:
@@ -354,6 +449,14 @@ def read_log(store: RunStore) -> dict[str, np.ndarray]:
         prog = attrs.get("progress_v2") or store.read_sidecar("progress", {}) or {}
         n = int(prog.get("n_log", log.shape[0])) if isinstance(prog, dict) else log.shape[0]
     log = log[: max(0, min(n, log.shape[0]))]
+    if isinstance(rec, dict):  # a run killed between checkpoints: the rest is in the write-ahead log
+        records, _ = wal.read(store.path / wal.FILE_NAME, (len(STEP_FIELDS), len(LOG_FIELDS)))
+        for r in records:
+            skip = log.shape[0] - r.starts[2]
+            if skip < 0:
+                break  # a gap: a damaged log; what is in zarr stands
+            if skip < r.log.shape[0]:
+                log = np.concatenate([log, r.log[skip:]])
     return {name: log[:, k] for k, name in enumerate(LOG_FIELDS)}
 
 

@@ -6,8 +6,10 @@ the stochastic-SET protocol (the chosen compliance's whole distribution matches 
 Devices are programmed in chunks (one RESET batch then one SET-and-read batch per chunk), by
 plans the engine runs. A device is SET once: a SET proven delivered, or of unknown fate but read
 above ``set_detect``, is final; one proven undelivered (or of unknown fate and still at the
-RESET level) gets RESET + SET again, at most 3 rounds per chunk. A device whose pulse the engine
-refused (its per-run budget is spent) is given up on.
+RESET level) gets RESET + SET again, at most 3 rounds per chunk in which a SET reached the chip
+(a round whose SET provably never left — a run stopped just before sending it — counts only
+towards a looser cap of :data:`MAX_ROUNDS`). A device whose pulse the engine refused (its
+per-run budget is spent) is given up on.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from .messages import DELIVERED, NOT_DELIVERED, Pulse, Report
 from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, TargetError, program_result, validate_targets
 from .write_verify import reachable_range
+
+
+#: RESET + SET rounds per chunk at most, counting those whose SET never left
+MAX_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,9 @@ class _OneShot(Plan):
         n = st.targets.size
         for start in range(0, n, s.chunk):
             todo = np.arange(start, min(start + s.chunk, n))
-            for _ in range(3):
+            tried = rounds = 0
+            while tried < 3 and rounds < MAX_ROUNDS:
+                rounds += 1
                 r = yield Pulse("RESET", st.rows[todo], st.cols[todo], s.reset_amplitude, s.reset_gate, s.reset_width)
                 st.pulses[todo[r.delivered]] += 1
                 st.param[todo[r.refused]] = np.nan  # no budget left: given up
@@ -127,11 +135,12 @@ class _OneShot(Plan):
                     st.achieved[ready] = np.where(r.refused, st.achieved[ready], r.g)
                     st.converged[ready[(r.status == DELIVERED) | ((r.status != NOT_DELIVERED) & ~r.refused & (r.g > s.set_detect))]] = True
                     st.iteration += 1
+                    tried += bool(np.any(r.status != NOT_DELIVERED))
                 todo = todo[~st.converged[todo] & ~np.isnan(st.param[todo])]
                 if todo.size == 0:
                     break
-            else:
-                raise InstrumentError(f"{self.name}: {todo.size} device(s) of chunk {start // s.chunk} not programmed after 3 rounds of failed batches")
+            if todo.size:
+                raise InstrumentError(f"{self.name}: {todo.size} device(s) of chunk {start // s.chunk} not programmed after {rounds} rounds of failed batches ({tried} with SET pulses that reached the chip)")
             yield Report(self.name, int(st.converged.sum()), n)
         result = program_result(shape, self.name, self.targets, st, s.to_dict())
         return result

@@ -8,7 +8,8 @@ import pytest
 import labrram
 from labrram import sim
 from labrram.calibration.files import default_calibration
-from labrram.protocols.journal import Journal, read_log
+from labrram.protocols.journal import Journal, latest_record, read_log
+from labrram.protocols.wal import WriteAheadLog
 from labrram.protocols.write_verify import write_verify_reram
 from labrram.reliability import audit
 from labrram.station import load_station
@@ -46,41 +47,52 @@ def check(station, path):
     return store
 
 
-@pytest.mark.parametrize("when", ["before the record", "after the record"])
+@pytest.mark.parametrize("when", ["torn record", "after the record", "checkpoint, before the cut"])
 def test_a_death_at_any_write_of_a_step_resumes_exactly(station, store_dir, monkeypatch, when):
-    """Death after a pulse batch's buffered steps were appended but before the record that
-    commits them and states the batch's intent (the rows are not committed; the previous batch
-    is settled from its intent), or right after that record (the batch never left): either way
-    the resumed run settles the batch in doubt by the board's pulse counter and agrees with the
-    die, pulse for pulse."""
+    """Death in the middle of writing the record that commits a pulse batch's buffered steps and
+    states its intent (a torn record: not committed, the previous batch is settled from its
+    intent), right after that record (the batch never left), or in a checkpoint after the
+    records were moved into zarr but before the write-ahead log was emptied (they are found
+    twice): either way the resumed run settles the batch in doubt by the board's pulse counter
+    and agrees with the die, pulse for pulse."""
     path = store_dir / "run.zarr"
-    real = Journal._write_record
+    real_append, real_cut = WriteAheadLog.append, WriteAheadLog.cut
     state = {"writes": 0, "dead": False}
 
-    def dies(self, **extra):
+    def append(self, record, durable):
         if state["dead"]:
             raise Died  # not even the stop record
         state["writes"] += 1
-        if state["writes"] == 6:
+        if state["writes"] == 6 and when != "checkpoint, before the cut":
             state["dead"] = True
-            if when == "after the record":
-                real(self, **extra)
+            real_append(self, record if when == "after the record" else record[: len(record) // 2], durable)
             raise Died
-        real(self, **extra)
+        real_append(self, record, durable)
 
-    monkeypatch.setattr(Journal, "_write_record", dies)
+    def cut(self, size=0):
+        if state["dead"] or (when == "checkpoint, before the cut" and state["writes"] >= 6):
+            state["dead"] = True
+            raise Died
+        real_cut(self, size)
+
+    monkeypatch.setattr(WriteAheadLog, "append", append)
+    monkeypatch.setattr(WriteAheadLog, "cut", cut)
+    if when.startswith("checkpoint"):
+        monkeypatch.setattr(Journal, "checkpoint_interval", 0.0)  # a checkpoint after every record
     with pytest.raises(Died):
         write_verify_reram(station.crossbar, targets(), MODEL, out=path)
-    monkeypatch.setattr(Journal, "_write_record", real)
-    rec = RunStore.open(path).attrs["journal"]
+    monkeypatch.undo()
+    rec = latest_record(path)
     # every step of write-verify is a pulse batch: an intent is on disk either way, no stop record
     assert rec["pending"] is not None and "stopped" not in rec
-    log_rows = RunStore.open(path).group["log"].shape[0]
+    if when == "torn record":
+        assert rec["steps"] == rec["pending"]["step"] and rec["pending"]["step"] < 5
     res = labrram.resume(path, station)
-    assert res.settled == 1  # by the board's counter: delivered (before) or never sent (after)
+    assert res.settled == 1  # by the board's counter: delivered (torn) or never sent (after)
     store = check(station, path)
     assert res.converged[~np.isnan(targets())].mean() > 0.99
-    assert log_rows >= rec["log"] and store.read("log").shape[0] == read_log(store)["step"].size  # trimmed
+    assert store.read("log").shape[0] == read_log(store)["step"].size  # trimmed
+    assert not (path / "wal").exists()  # the write-ahead log is gone with the run complete
 
 
 def test_a_changed_plan_is_refused_on_resume(station, store_dir):
