@@ -64,7 +64,7 @@ WAL_GROUP = "wal"
 #: run kinds whose stores the engine writes
 RUN_KINDS = ("program", "characterize")
 
-_CHUNK = {"steps": 512, "values": 8192, "log": 2048}  # 32-64 kB: a partial tail chunk is rewritten on every append
+_CHUNK = {"steps": 4096, "values": 1 << 17, "log": 1 << 14}  # about 1 MB: rewritten only at checkpoints
 
 
 class _Appender:
