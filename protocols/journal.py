@@ -321,7 +321,7 @@ class Journal:
     #: seconds between checkpoints (the log's records moved into the zarr arrays, where other
     #: processes see them), and the most values held for one before it comes sooner
     checkpoint_interval = 5.0
-    checkpoint_values = 1 << 22
+    checkpoint_values = 1 << 20
 
     def _total(self, name: str) -> int:
         """Rows of ``name`` committed: in zarr, or in the write-ahead log."""

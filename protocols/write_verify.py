@@ -18,10 +18,15 @@ import numpy as np
 from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
 
+from . import set_policy
 from .engine import Progress, run_plan
 from .messages import DELIVERED, NOT_DELIVERED, Pulse, Read, Report
 from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
+
+
+#: how write-verify chooses each SET's gate (:class:`ReRAMWriteVerify`)
+POLICIES = ("aim", "ispp")
 
 
 @dataclass(frozen=True)
@@ -34,16 +39,33 @@ class ReRAMWriteVerify:
     A device that stays below its band with the gate at ``gate_max`` (or below a quarter of its
     target: not switching at all), or above it with the gate at ``gate_min``, for ``give_up``
     iterations in a row is declared failed (a stuck device) and is not pulsed again.
+
+    ``policy`` chooses each SET's gate:
+
+    * ``"aim"`` (default): the gate whose calibrated median — times the device's own factor,
+      learnt from its earlier SETs — costs the fewest pulses on average
+      (:mod:`.set_policy`); the devices are read first and only those above their band are
+      RESET; a device whose read falls between the acceptance band and the tolerance is read
+      ``rereads`` more times and judged on the mean (the guard shrinks with the averaged noise);
+      a ``pilot`` fraction of the devices is SET first, alone, to measure how far the chip sits
+      from its calibration, and every other device starts from that;
+    * ``"ispp"``: incremental step pulse programming on the gate — a RESET of every device, a
+      first gate ``start_margin`` below the target's calibrated median, ``gate_step`` up after an
+      undershoot, ``backoff`` down and a RESET after an overshoot (``start_margin=0.99`` and a
+      large ``backoff`` give plain ISPP from ``gate_min``).
     """
 
+    policy: str = "aim"
     tolerance: float = 0.05
     abs_tolerance: float = 1e-6
+    rereads: int = 8
+    pilot: float = 0.01
     start_margin: float = 0.15
     gate_step: float = 0.01
     backoff: float = 0.03
-    max_iterations: int = 60
+    max_iterations: int = 200
     give_up: int = 6
-    guard: float = 2.0
+    guard: float = 3.0
     gate_min: float = 1.2
     gate_max: float = 2.4
     set_amplitude: float = 1.8
@@ -59,6 +81,10 @@ class ReRAMWriteVerify:
             raise ValueError("gate_step must be > 0 and max_iterations >= 1")
         if not self.gate_min < self.gate_max:
             raise ValueError("gate_min must be below gate_max")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        if self.rereads < 0:
+            raise ValueError("rereads must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,10 +103,17 @@ def start_gates(model: ReRAMModel, targets: np.ndarray, margin: float, gate_min:
     return np.clip(model.transistor.gate_for(icc), gate_min, gate_max)
 
 
-def acceptance_band(s: ReRAMWriteVerify, model: ReRAMModel, targets: np.ndarray) -> np.ndarray:
-    """Half-width of the band a verify read must fall in, S (module docstring of the settings)."""
+def acceptance_band(s: ReRAMWriteVerify, model: ReRAMModel, targets: np.ndarray, reads: int = 1) -> np.ndarray:
+    """Half-width of the band the mean of ``reads`` verify reads must fall in, S: the tolerance
+    narrowed by ``guard`` standard deviations of that mean's read noise (docstring of the
+    settings)."""
     full = np.maximum(s.tolerance * targets, s.abs_tolerance)
-    return np.maximum(full - s.guard * model.read_noise_rel * targets, 0.4 * full)
+    return np.maximum(full - s.guard * model.read_noise_rel * targets / np.sqrt(reads), 0.4 * full)
+
+
+def averaged_band(s: ReRAMWriteVerify, model: ReRAMModel, targets: np.ndarray) -> np.ndarray:
+    """The acceptance band of a device judged on ``1 + rereads`` reads, S."""
+    return acceptance_band(s, model, targets, 1 + s.rereads)
 
 
 @register
@@ -112,14 +145,19 @@ class WriteVerifyReRAM(Plan):
 
     @classmethod
     def from_store(cls, params: dict[str, Any], store: Any) -> "WriteVerifyReRAM":
-        return cls(store.read("targets"), model_from_json(params["calibration"]), ReRAMWriteVerify(**params["settings"]))
+        settings = {"policy": "ispp", **params["settings"]}  # runs stored before there was a choice stepped the gate
+        return cls(store.read("targets"), model_from_json(params["calibration"]), ReRAMWriteVerify(**settings))
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
         s, model, targets = self.settings, self.model, self.targets
         st = DeviceState.start(targets, 0.0)
-        st.param = start_gates(model, st.targets, s.start_margin, s.gate_min, s.gate_max)
         band = acceptance_band(s, model, st.targets)
+        full = np.maximum(s.tolerance * st.targets, s.abs_tolerance)
         reset_failed = np.zeros(st.targets.size, dtype=bool)  # the last RESET left the device where it was
+        aim = s.policy == "aim"
+        # the device factor's posterior (aim): precision and precision-weighted mean, prior N(1, d2d^2)
+        prior = 1.0 / max(model.d2d_rel, 1e-3) ** 2
+        f_prec, f_sum = np.full(st.targets.size, prior), np.full(st.targets.size, prior)
 
         def pulse(kind: str, idx: np.ndarray, gate, amplitude: float, width: float):
             r = yield Pulse(kind, st.rows[idx], st.cols[idx], amplitude, gate, width)
@@ -129,31 +167,73 @@ class WriteVerifyReRAM(Plan):
             return r
 
         everyone = np.arange(st.targets.size)
-        yield from pulse("RESET", everyone, s.reset_gate, s.reset_amplitude, s.reset_width)
+        if aim:  # read first: only a device above its band needs a RESET before it can be SET
+            st.achieved[:] = yield Read(st.rows, st.cols)
+            above = everyone[st.achieved > st.targets + band]
+            if above.size:
+                yield from pulse("RESET", above, s.reset_gate, s.reset_amplitude, s.reset_width)
+        else:
+            st.param = start_gates(model, st.targets, s.start_margin, s.gate_min, s.gate_max)
+            yield from pulse("RESET", everyone, s.reset_gate, s.reset_amplitude, s.reset_width)
         st.converged[:] = np.abs(st.achieved - st.targets) <= band
+        pilot = pilot_devices(st, s) if aim else None
         while st.iteration < s.max_iterations:
             active = np.nonzero(~st.converged & ~np.isnan(st.param))[0]
             if active.size == 0:
                 break
+            if pilot is not None and st.iteration == 0:
+                active = np.intersect1d(active, pilot)
+            if aim:
+                wide = averaged_band(s, model, st.targets[active])  # what a landing in the tolerance is judged on
+                st.param[active] = aim_gates(model, s, st.targets[active] - wide, st.targets[active] + wide, f_sum[active] / f_prec[active])
             gate = st.param[active].copy()
+            g_before = st.achieved[active].copy()
             b = yield from pulse("SET", active, gate, s.set_amplitude, s.set_width)
             live = ~b.refused
-            active, gate, status, g_new = active[live], gate[live], b.status[live], b.g[live]
+            active, gate, status, g_new, g_before = active[live], gate[live], b.status[live], b.g[live], g_before[live]
+            if aim:
+                factor = f_sum[active] / f_prec[active]
+                learn_factor(model, gate, g_before, g_new, status == DELIVERED, factor, f_prec, f_sum, active)
+                if pilot is not None and st.iteration == 0:  # the chip's offset from its calibration
+                    others = np.setdiff1d(everyone, active)
+                    f_sum[others] = f_prec[others] * chip_factor(model, gate, g_before, g_new, status == DELIVERED, factor)
             err = g_new - st.targets[active]
             ok = np.abs(err) <= band[active]
+            edge = np.flatnonzero(~ok & (np.abs(err) <= full[active])) if aim and s.rereads else np.empty(0, int)
+            if edge.size:  # inside the tolerance but not surely: judge the mean of more reads
+                total = g_new[edge].copy()
+                for _ in range(s.rereads):
+                    total += yield Read(st.rows[active[edge]], st.cols[active[edge]])
+                g_new[edge] = total / (s.rereads + 1)
+                st.achieved[active[edge]] = g_new[edge]
+                err = g_new - st.targets[active]
+                averaged = averaged_band(s, model, st.targets[active[edge]])
+                ok[edge] = np.abs(err[edge]) <= averaged
+                band_now = band[active].copy()
+                band_now[edge] = averaged
+            else:
+                band_now = band[active]
             st.converged[active[ok]] = True
             tried = status != NOT_DELIVERED  # a pulse that provably never left does not step the gate
-            under_m = (err < -band[active]) & tried
-            over_m = err > band[active]
+            under_m = (err < -band_now) & tried
+            over_m = err > band_now
             under = active[under_m]
-            st.param[under] = np.minimum(st.param[under] + s.gate_step, s.gate_max)
+            if not aim:
+                st.param[under] = np.minimum(st.param[under] + s.gate_step, s.gate_max)
             over = active[over_m]
             # no way left to move: below the band at the highest gate, or above it at the lowest
             # or not responding at all (a device stuck at HRS stays far below any target)
-            stuck = under_m & ((gate >= s.gate_max) | (g_new < 0.25 * st.targets[active]))
-            stuck |= over_m & tried & ((gate <= s.gate_min) | reset_failed[active])  # a RESET that does nothing
+            silent = g_new < 0.25 * st.targets[active]
+            if aim:  # at the aimed gate a draw that low is unlikely only where the spread is small
+                mu = f_sum[active] / f_prec[active] * model.median(model.transistor.compliance(gate))
+                silent &= mu - 2 * model.sigma_c2c(mu) > 0.25 * st.targets[active]
+            stuck = under_m & ((gate >= s.gate_max) | silent)
+            # above the band with no way down: at the lowest gate (ISPP: where it aims, an overshoot
+            # there is the spread, not a fault), or a RESET that does nothing
+            stuck |= over_m & tried & (((gate <= s.gate_min) & (not aim)) | reset_failed[active])
             st.stall[active] = np.where(stuck, st.stall[active] + 1, np.where(tried, 0, st.stall[active]))
-            st.param[over] = np.maximum(st.param[over] - s.backoff, s.gate_min)
+            if not aim:
+                st.param[over] = np.maximum(st.param[over] - s.backoff, s.gate_min)
             failed = active[st.stall[active] >= s.give_up]
             st.param[failed] = np.nan
             over = over[~np.isin(over, failed)]
@@ -163,8 +243,55 @@ class WriteVerifyReRAM(Plan):
                 b = yield from pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
                 reset_failed[over] = (b.status == DELIVERED) & (b.g > 0.9 * before)  # the RESET changed nothing: stuck or dead
             yield Report("write-verify", int(st.converged.sum()), st.targets.size)
-        yield from final_verify(st, np.maximum(s.tolerance * st.targets, s.abs_tolerance))
+        yield from final_verify(st, full)
         return program_result(shape, "write-verify", targets, st, s.to_dict())
+
+
+def aim_gates(model: ReRAMModel, s: ReRAMWriteVerify, lo: np.ndarray, hi: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Gates, V, whose median (the calibrated law times each device's ``factor``) costs the
+    fewest pulses to land in ``[lo, hi]`` (S) — :func:`.set_policy.aim` — within the gate range."""
+    m = set_policy.aim(lo, hi, lambda g: model.sigma_c2c(g))
+    icc = model.compliance_for(np.maximum(m / factor, 1e-9))
+    return np.clip(model.transistor.gate_for(icc), s.gate_min, s.gate_max)
+
+
+def pilot_devices(st: DeviceState, s: ReRAMWriteVerify) -> np.ndarray | None:
+    """The devices SET first, alone (``pilot`` of them, at least 32): evenly spread over those
+    with the upper half of the targets, where one SET measures the chip's offset from its
+    calibration best (the spread is smallest). None when there are too few devices."""
+    n = st.targets.size
+    k = max(32, int(round(s.pilot * n)))
+    if s.pilot <= 0 or n < 4 * k:
+        return None
+    upper = np.flatnonzero(st.targets >= np.median(st.targets))
+    return np.sort(upper[np.linspace(0, upper.size - 1, k).astype(int)])
+
+
+def chip_factor(model: ReRAMModel, gate: np.ndarray, g_before: np.ndarray, g_new: np.ndarray, delivered: np.ndarray, factor: np.ndarray) -> float:
+    """The chip's common factor on the calibrated median law, from a batch of SETs: the
+    precision-weighted mean of ``g / mu`` over the draws :func:`learn_factor` counts (1 when
+    there are none), within [0.3, 3]."""
+    mu = model.median(model.transistor.compliance(gate))
+    sigma = model.sigma_c2c(factor * mu)
+    draw = delivered & np.isfinite(g_new) & (g_before < factor * mu - 2 * sigma) & (g_new > g_before * (1 + 3 * model.read_noise_rel))
+    if not np.any(draw):
+        return 1.0
+    w = (mu[draw] / sigma[draw]) ** 2
+    return float(np.clip(np.sum(w * g_new[draw] / mu[draw]) / np.sum(w), 0.3, 3.0))
+
+
+def learn_factor(model: ReRAMModel, gate: np.ndarray, g_before: np.ndarray, g_new: np.ndarray, delivered: np.ndarray,
+                 factor: np.ndarray, f_prec: np.ndarray, f_sum: np.ndarray, idx: np.ndarray) -> None:  # fmt: skip
+    """Update the devices' factor posteriors (``f_prec``, ``f_sum`` at ``idx``, in place) with
+    their SETs: a SET that moved a device from far below the draw's median (more than two
+    spreads) is an uncensored draw of ``N(f mu, sigma)``, so ``g / mu`` measures ``f`` with
+    spread ``sigma / mu``."""
+    mu = model.median(model.transistor.compliance(gate))
+    sigma = model.sigma_c2c(factor * mu)
+    draw = delivered & np.isfinite(g_new) & (g_before < factor * mu - 2 * sigma) & (g_new > g_before * (1 + 3 * model.read_noise_rel))
+    w = (mu / sigma) ** 2
+    f_prec[idx[draw]] += w[draw]
+    f_sum[idx[draw]] += w[draw] * g_new[draw] / mu[draw]
 
 
 #: a device whose last read is this many bands, and this fraction of its target, from its

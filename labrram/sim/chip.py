@@ -13,6 +13,7 @@ RESET drives ``SL`` positive with ``BL`` grounded; the gate voltage sets the SET
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,11 +42,20 @@ class PulseKind:
 
 
 class PulseLog:
-    """Append-only record of every pulse and bias that reached the die."""
+    """Append-only record of every pulse and bias that reached the die.
+
+    At most :attr:`memory_records` records are held in memory; older ones move to a temporary
+    file (read back by :attr:`records`, for audits), so the simulated bench's memory stays flat
+    on big arrays."""
+
+    #: records held in memory before they move to the file
+    memory_records = 1 << 19
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
         self._n = 0
+        self._on_file = 0  # records in the file
+        self._file: Any = None
 
     def append(self, t: float, rows, cols, kind: int, amplitude, gate, width, source: int) -> None:
         rows = np.atleast_1d(np.asarray(rows))
@@ -63,6 +73,20 @@ class PulseLog:
         rec["source"] = source
         self._chunks.append(rec)
         self._n += n
+        if self._n - self._on_file > self.memory_records:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move the records held in memory to the file."""
+        if self._file is None:
+            import tempfile
+
+            self._file = tempfile.TemporaryFile()
+        self._file.seek(0, 2)
+        for rec in self._chunks:
+            self._file.write(rec.tobytes())
+        self._on_file = self._n
+        self._chunks = []
 
     def __len__(self) -> int:
         return self._n
@@ -72,11 +96,19 @@ class PulseLog:
         """All records as one structured array (fields of :data:`PULSE_DTYPE`)."""
         if len(self._chunks) > 1:
             self._chunks = [np.concatenate(self._chunks)]
-        return self._chunks[0] if self._chunks else np.empty(0, dtype=PULSE_DTYPE)
+        memory = self._chunks[0] if self._chunks else np.empty(0, dtype=PULSE_DTYPE)
+        if not self._on_file:
+            return memory
+        self._file.seek(0)
+        on_file = np.frombuffer(self._file.read(self._on_file * PULSE_DTYPE.itemsize), dtype=PULSE_DTYPE)
+        return np.concatenate([on_file, memory])
 
     def clear(self) -> None:
         self._chunks = []
-        self._n = 0
+        self._n = self._on_file = 0
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 @dataclass(frozen=True)

@@ -48,20 +48,23 @@ class StateError(ValueError):
 
 
 class FilePulseLog(PulseLog):
-    """A pulse log that also appends every record to a file as it is logged."""
+    """A pulse log whose file is the state directory's ``pulses.bin``: every record is written
+    to it as it is logged (one ``write(2)`` per batch), and memory holds only the newest."""
 
-    def __init__(self, path: Path, records: np.ndarray | None = None) -> None:
+    memory_records = 0
+
+    def __init__(self, path: Path, n: int = 0) -> None:
         super().__init__()
-        if records is not None and records.size:
-            self._chunks = [records]
-            self._n = records.size
-        self._file = open(path, "ab", buffering=0)  # unbuffered: each record batch is one write(2)
+        self._file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # unbuffered: each batch is one write(2)
+        self._file.truncate(n * PULSE_DTYPE.itemsize)  # records past the committed snapshot never happened
+        self._n = self._on_file = n
 
-    def append(self, t, rows, cols, kind, amplitude, gate, width, source) -> None:
-        n0 = self._n
-        super().append(t, rows, cols, kind, amplitude, gate, width, source)
-        if self._n > n0:
-            self._file.write(self._chunks[-1].tobytes())
+    def _spill(self) -> None:
+        self._file.seek(0, 2)
+        for rec in self._chunks:
+            self._file.write(rec.tobytes())
+        self._on_file = self._n
+        self._chunks = []
 
     def clear(self) -> None:  # pragma: no cover - a persistent chip's log is never cleared
         raise StateError("the pulse log of a persistent chip is never cleared; delete the state directory")
@@ -139,14 +142,13 @@ class ChipState:
         chip.read_count = int(meta["read_count"])
         n = int(meta["n_log"])
         log_file = self.path / "pulses.bin"
-        records = np.fromfile(log_file, dtype=PULSE_DTYPE) if log_file.exists() else np.empty(0, PULSE_DTYPE)
-        if records.size < n:
-            raise StateError(f"{self.path}: the pulse log holds {records.size} records, the snapshot says {n}")
-        if records.size > n:  # pulses of a message whose snapshot was never committed: they did not happen
+        held = log_file.stat().st_size // PULSE_DTYPE.itemsize if log_file.exists() else 0
+        if held < n:
+            raise StateError(f"{self.path}: the pulse log holds {held} records, the snapshot says {n}")
+        if log_file.exists():  # pulses of a message whose snapshot was never committed did not happen
             with open(log_file, "r+b") as fh:
                 fh.truncate(n * PULSE_DTYPE.itemsize)
-            records = records[:n]
-        chip.pulse_log = FilePulseLog(log_file, records.copy())
+        chip.pulse_log = FilePulseLog(log_file, n)
         board = bench.board
         if board is not None:
             board.pulse_count = int(meta["board_pulses"])

@@ -83,10 +83,9 @@ def test_a_death_at_any_write_of_a_step_resumes_exactly(station, store_dir, monk
         write_verify_reram(station.crossbar, targets(), MODEL, out=path)
     monkeypatch.undo()
     rec = latest_record(path)
-    # every step of write-verify is a pulse batch: an intent is on disk either way, no stop record
-    assert rec["pending"] is not None and "stopped" not in rec
-    if when == "torn record":
-        assert rec["steps"] == rec["pending"]["step"] and rec["pending"]["step"] < 5
+    # records are written with the intents of pulse batches (reads wait in the buffer): an intent
+    # is on disk either way, no stop record
+    assert rec["pending"] is not None and "stopped" not in rec and rec["steps"] == rec["pending"]["step"]
     res = labrram.resume(path, station)
     assert res.settled == 1  # by the board's counter: delivered (torn) or never sent (after)
     store = check(station, path)
@@ -108,7 +107,7 @@ def test_a_changed_plan_is_refused_on_resume(station, store_dir):
         write_verify_reram(station.crossbar, targets(), MODEL, out=path, progress=stop)
     store = RunStore.open(path, mode="r+")
     params = store.attrs["plan_params"]
-    params["settings"]["start_margin"] = 0.3  # other start gates: the stored steps no longer fit
+    params["settings"]["guard"] = 1.0  # other bands, other gates: the stored steps no longer fit
     store.update_attrs(plan_params=params)
     n = len(station.bench.chip.pulse_log)
     with pytest.raises(StoreError, match="changed since the run started"):
