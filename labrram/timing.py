@@ -1,10 +1,86 @@
-"""Bench time for routines that wait: the wall clock on hardware, the virtual clock on the
-simulated bench (where waiting costs nothing and nothing sleeps)."""
+"""Bench time: the wall clock on hardware, the virtual clock on the simulated bench (where
+waiting costs nothing and nothing sleeps) — and the one declaration of what the hardware's
+operations and links cost, which the emulators charge to the virtual clock, the engine counts as
+the physical limit, and docs/board-protocol.md ("Timing model") describes.
+
+The crossbar board (docs/board-protocol.md):
+
+* a pulse costs its width plus :data:`T_PULSE_SETUP` of driver set-up; the pulses of a batch
+  run one after the other in the order given;
+* a read costs one conversion, :data:`T_ROW_READ`, per distinct row (every bit line has its own
+  sense amplifier); ``:PULS:READ:LIST?`` applies the whole batch, then reads the pulsed cells
+  row by row — a board that read each cell right after its own pulse would pay one conversion
+  per pulse instead;
+* a routing change settles its relays for :data:`T_RELAY`; an analog MVM costs :data:`T_MVM`.
+
+Links (:class:`LinkTiming`): every write and every read transaction costs the link's latency
+plus its bytes at the link's rate, so one query — a command and its reply — is a round trip of
+two latencies.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Protocol
+
+import numpy as np
+
+#: driver set-up of one pulse, s
+T_PULSE_SETUP = 1e-6
+#: settle and conversion of one row, all bit lines in parallel, s
+T_ROW_READ = 10e-6
+#: relay settle on a routing change, s
+T_RELAY = 2e-3
+#: settle and conversion of one analog MVM, s
+T_MVM = 20e-6
+
+
+def pulses_time(widths: np.ndarray) -> float:
+    """Seconds a board takes to apply one pulse of each of ``widths`` (s)."""
+    widths = np.asarray(widths, dtype=float)
+    return float(np.sum(widths)) + T_PULSE_SETUP * widths.size
+
+
+def rows_read_time(rows: np.ndarray) -> float:
+    """Seconds a board takes to read cells on ``rows``: one conversion per distinct row."""
+    return T_ROW_READ * np.unique(np.asarray(rows)).size
+
+
+@dataclass(frozen=True)
+class LinkTiming:
+    """Cost model of one transport link.
+
+    Parameters
+    ----------
+    name : str
+        Link kind, e.g. ``"GPIB"``.
+    latency : float
+        Fixed cost of one write or one read transaction, s.
+    bytes_per_second : float
+        Payload throughput, B/s.
+    """
+
+    name: str
+    latency: float
+    bytes_per_second: float
+
+    def cost(self, n_bytes: int) -> float:
+        """Seconds one transaction of ``n_bytes`` takes."""
+        return self.latency + n_bytes / self.bytes_per_second
+
+
+GPIB = LinkTiming("GPIB", 0.5e-3, 800e3)
+USB_TMC = LinkTiming("USB-TMC", 0.25e-3, 8e6)
+LAN = LinkTiming("LAN-VXI11", 0.6e-3, 10e6)
+USB_CDC = LinkTiming("USB-CDC", 0.125e-3, 1e6)
+#: USB 2.0 high-speed bulk (the crossbar board): 125 us microframe, ~25 MB/s sustained
+USB_HS = LinkTiming("USB2-HS", 0.125e-3, 25e6)
+
+
+def uart(baud: float) -> LinkTiming:
+    """A UART at ``baud`` with 10 bits per byte and a 1 ms turnaround."""
+    return LinkTiming(f"UART-{int(baud)}", 1e-3, baud / 10.0)
 
 
 class BenchTimer(Protocol):

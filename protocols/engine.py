@@ -43,7 +43,7 @@ from labrram.drivers.base import InstrumentError
 from labrram.drivers.board import PulseDeliveryError
 from labrram.safety import LimitError
 from labrram.store import StoreError
-from labrram.timing import BenchTimer, WallTimer
+from labrram.timing import BenchTimer, WallTimer, pulses_time, rows_read_time
 
 from .journal import KIND_CODES, LOG_FIELDS, Journal
 from .results import Progress
@@ -51,9 +51,6 @@ from .messages import DELIVERED, REFUSED, UNKNOWN, Bias, Measure, Message, Now, 
 
 log = logging.getLogger("labrram.engine")
 
-#: the board's datasheet timing (docs/board-protocol.md): one row conversion, one pulse set-up
-ROW_READ_TIME = 10e-6
-PULSE_SETUP_TIME = 1e-6
 
 class Engine:
     """Runs plans on a crossbar (module docstring).
@@ -226,9 +223,9 @@ class Engine:
                 self.recovered += 1
                 status[send] = np.asarray(exc.status, dtype=np.int8)
                 g[send] = self._retry(lambda: xb.read(sub), "read-back after a failed pulse exchange")
-            self.physical_limit += float(np.sum(msg.width[send]) + PULSE_SETUP_TIME * send.size)
+            self.physical_limit += pulses_time(msg.width[send])
             if msg.read:
-                self.physical_limit += ROW_READ_TIME * np.unique(sub[0]).size
+                self.physical_limit += rows_read_time(sub[0])
         result = PulseResult(g, status)
         self._charge(msg, result)
         return result, self._log_rows(k, msg, result)
@@ -310,10 +307,10 @@ class Engine:
     def _idempotent(self, msg: Message) -> Any:
         xb = self.xb
         if isinstance(msg, Measure):
-            self.physical_limit += ROW_READ_TIME * np.unique(msg.rows).size
+            self.physical_limit += rows_read_time(msg.rows)
             return self._retry(lambda: xb.measure((msg.rows, msg.cols), msg.voltage), "measure")
         if isinstance(msg, Read):
-            self.physical_limit += ROW_READ_TIME * np.unique(msg.rows).size
+            self.physical_limit += rows_read_time(msg.rows)
             if msg.n == 0:
                 return np.empty(0)
             return self._retry(lambda: xb.read((msg.rows, msg.cols)), "read")

@@ -39,3 +39,16 @@ def test_every_name_the_api_page_uses_is_exported_from_labrram():
     for name in ("characterize", "calibrate", "program", "read", "resume", "chip_kind", "Cells", "load_station", "RunStore", "ProgramResult"):
         assert name in labrram.__all__ and getattr(labrram, name) is not None
     assert os.path.exists(ROOT / "labrram" / "py.typed")
+
+
+def test_the_board_protocol_page_states_the_timing_model_the_code_charges():
+    """docs/board-protocol.md's timing table names each constant of labrram/timing.py with its
+    value; the simulated bench and the physical limit use those constants."""
+    from labrram import timing
+
+    text = (ROOT / "docs" / "board-protocol.md").read_text()
+    for name, unit, scale in (("T_PULSE_SETUP", "µs", 1e6), ("T_ROW_READ", "µs", 1e6), ("T_RELAY", "ms", 1e3), ("T_MVM", "µs", 1e6)):
+        value = getattr(timing, name) * scale
+        assert f"{value:g} {unit} " in text and f"`{name}`" in text, name
+    board = timing.USB_HS
+    assert f"{board.latency * 1e6:g} µs and {board.bytes_per_second / 1e6:g} MB/s" in text

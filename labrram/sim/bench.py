@@ -14,7 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import GPIB, USB_HS, USB_TMC, LinkTiming, VirtualClock
+from ..timing import GPIB, USB_HS, USB_TMC, LinkTiming
+from .clock import VirtualClock
 from .faults import Fault, FaultPlan, as_plan
 from .instrument import EmulatedInstrument
 

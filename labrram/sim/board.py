@@ -17,6 +17,7 @@ import numpy as np
 
 from ..board_records import CELL_RECORD, PULSE_RECORD, VALUE
 from ..ieee488 import BlockError, encode_block, split_block
+from ..timing import T_MVM, T_RELAY, pulses_time, rows_read_time  # the timing model
 from .instrument import OpenCircuit, SourceChannel
 from .scpi import (
     DATA_OUT_OF_RANGE,
@@ -39,10 +40,6 @@ MIN_WIDTH = 10e-9
 MAX_WIDTH = 1.0
 MAX_READ_VOLTAGE = 1.0
 
-T_PULSE_SETUP = 1e-6  # driver set-up per pulse, s
-T_ROW_READ = 10e-6  # settle + conversion of one row (all bit lines in parallel), s
-T_RELAY = 2e-3  # relay settle on a routing change, s
-T_MVM = 20e-6  # settle + conversion of one analog MVM, s
 
 
 def decode_block(text: str) -> bytes:
@@ -148,11 +145,11 @@ class CrossbarBoard(ScpiInstrument):
         fn = self.chip.pulse_set if kind == "SET" else self.chip.pulse_reset
         fn(rows, cols, amplitude, gate, width, source=0)
         self.pulse_count += int(np.size(rows))
-        self.clock.advance(float(np.sum(np.asarray(width, dtype=float) + T_PULSE_SETUP * np.ones(np.shape(rows)))), "operation")
+        self.clock.advance(pulses_time(np.broadcast_to(np.asarray(width, dtype=float), np.shape(rows))), "operation")
 
     def _read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         currents = self.chip.read(rows, cols, self.read_voltage, self.read_gate)
-        self.clock.advance(T_ROW_READ * len(np.unique(rows)), "operation")
+        self.clock.advance(rows_read_time(rows), "operation")
         return np.asarray(currents, dtype=float)
 
     def _emit(self, values: np.ndarray) -> str:

@@ -35,38 +35,3 @@ class VirtualClock:
         """Per-category time between two snapshots (``"now"`` is the total)."""
         keys = set(before) | set(after)
         return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in sorted(keys)}
-
-
-@dataclass(frozen=True)
-class LinkTiming:
-    """Cost model of one transport link.
-
-    Parameters
-    ----------
-    name : str
-        Link kind, e.g. ``"GPIB"``.
-    latency : float
-        Fixed cost of one write or one read transaction, s.
-    bytes_per_second : float
-        Payload throughput, B/s.
-    """
-
-    name: str
-    latency: float
-    bytes_per_second: float
-
-    def cost(self, n_bytes: int) -> float:
-        return self.latency + n_bytes / self.bytes_per_second
-
-
-GPIB = LinkTiming("GPIB", 0.5e-3, 800e3)
-USB_TMC = LinkTiming("USB-TMC", 0.25e-3, 8e6)
-LAN = LinkTiming("LAN-VXI11", 0.6e-3, 10e6)
-USB_CDC = LinkTiming("USB-CDC", 0.125e-3, 1e6)
-#: USB 2.0 high-speed bulk (the crossbar board): 125 us microframe, ~25 MB/s sustained
-USB_HS = LinkTiming("USB2-HS", 0.125e-3, 25e6)
-
-
-def uart(baud: float) -> LinkTiming:
-    """A UART at ``baud`` with 10 bits per byte and a 1 ms turnaround."""
-    return LinkTiming(f"UART-{int(baud)}", 1e-3, baud / 10.0)

@@ -10,7 +10,7 @@ re-enumerated.
 from __future__ import annotations
 
 from .bench import get_bench
-from .clock import LinkTiming
+from ..timing import LinkTiming
 from .instrument import Session
 
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .clock import LinkTiming, VirtualClock
+from ..timing import LinkTiming
+from .clock import VirtualClock
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bench import Bench

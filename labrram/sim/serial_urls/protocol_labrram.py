@@ -19,7 +19,7 @@ import urllib.parse
 import serial
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
-from ..clock import uart
+from ...timing import uart
 from ..handle import InstrumentHandle
 
 
