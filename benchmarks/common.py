@@ -45,18 +45,28 @@ def provenance() -> str:
     return f"commit {commit or 'unknown'}{' (+ local changes)' if dirty else ''}, {where}, {dt.date.today().isoformat()}"
 
 
-def write_markdown(path: str, title: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
-    """Write a table as a Markdown file that the docs include, with the commit and machine that
-    produced it (docs never carry a number pasted by hand)."""
-    from pathlib import Path
-
-    out = Path(__file__).resolve().parent.parent / path
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"<!-- written by `python -m benchmarks`; do not edit -->", f"**{title}**", "", f"_{provenance()}_", ""]
+def markdown_table(title: str, header: list[str], rows: list[list[str]], notes: str = "") -> str:
+    """A table in Markdown, with the commit and machine that produced it."""
+    lines = [f"**{title}**", "", f"_{provenance()}_", ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     lines += ["| " + " | ".join(str(x).strip() for x in row) + " |" for row in rows]
     if notes:
         lines += ["", notes]
-    out.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines)
+
+
+def write_page(path: str, sections: list[str]) -> None:
+    """Write Markdown sections (e.g. :func:`markdown_table`) as one file that the docs include
+    (docs never carry a number pasted by hand)."""
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parent.parent / path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n\n".join(["<!-- written by `python -m benchmarks`; do not edit -->", *sections]) + "\n")
     print(f"(written to {path})")
+
+
+def write_markdown(path: str, title: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
+    """Write one table as a Markdown file that the docs include (:func:`write_page`)."""
+    write_page(path, [markdown_table(title, header, rows, notes)])

@@ -8,7 +8,7 @@ The crossbar board (docs/board-protocol.md):
 * a pulse costs its width plus :data:`T_PULSE_SETUP` of driver set-up; the pulses of a batch
   run one after the other in the order given;
 * a read costs one conversion, :data:`T_ROW_READ`, per distinct row (every bit line has its own
-  sense amplifier); ``:PULS:READ:LIST?`` applies the whole batch, then reads the pulsed cells
+  sense amplifier; a cell listed ``k`` times makes its row convert ``k`` times); ``:PULS:READ:LIST?`` applies the whole batch, then reads the pulsed cells
   row by row — a board that read each cell right after its own pulse would pay one conversion
   per pulse instead;
 * a routing change settles its relays for :data:`T_RELAY`; an analog MVM costs :data:`T_MVM`.
@@ -42,9 +42,18 @@ def pulses_time(widths: np.ndarray) -> float:
     return float(np.sum(widths)) + T_PULSE_SETUP * widths.size
 
 
-def rows_read_time(rows: np.ndarray) -> float:
-    """Seconds a board takes to read cells on ``rows``: one conversion per distinct row."""
-    return T_ROW_READ * np.unique(np.asarray(rows)).size
+def reads_time(rows: np.ndarray, cols: np.ndarray) -> float:
+    """Seconds a board takes to read the listed cells: one conversion per distinct row, and a
+    row holding a cell listed ``k`` times converts ``k`` times (each reading is a conversion of
+    its own)."""
+    rows, cols = np.asarray(rows, dtype=np.int64).ravel(), np.asarray(cols, dtype=np.int64).ravel()
+    if rows.size == 0:
+        return 0.0
+    cells, counts = np.unique(rows * (int(cols.max()) + 1) + cols, return_counts=True)
+    cell_rows = cells // (int(cols.max()) + 1)
+    per_row = np.zeros(int(cell_rows.max()) + 1, dtype=np.int64)
+    np.maximum.at(per_row, cell_rows, counts)
+    return T_ROW_READ * float(per_row.sum())
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from labrram.drivers.base import InstrumentError
 from labrram.drivers.board import PulseDeliveryError
 from labrram.safety import LimitError
 from labrram.store import StoreError
-from labrram.timing import BenchTimer, WallTimer, pulses_time, rows_read_time
+from labrram.timing import BenchTimer, WallTimer, pulses_time, reads_time
 
 from .journal import KIND_CODES, LOG_FIELDS, Journal
 from .results import Progress
@@ -225,7 +225,7 @@ class Engine:
                 g[send] = self._retry(lambda: xb.read(sub), "read-back after a failed pulse exchange")
             self.physical_limit += pulses_time(msg.width[send])
             if msg.read:
-                self.physical_limit += rows_read_time(sub[0])
+                self.physical_limit += reads_time(*sub)
         result = PulseResult(g, status)
         self._charge(msg, result)
         return result, self._log_rows(k, msg, result)
@@ -307,10 +307,10 @@ class Engine:
     def _idempotent(self, msg: Message) -> Any:
         xb = self.xb
         if isinstance(msg, Measure):
-            self.physical_limit += rows_read_time(msg.rows)
+            self.physical_limit += reads_time(msg.rows, msg.cols)
             return self._retry(lambda: xb.measure((msg.rows, msg.cols), msg.voltage), "measure")
         if isinstance(msg, Read):
-            self.physical_limit += rows_read_time(msg.rows)
+            self.physical_limit += reads_time(msg.rows, msg.cols)
             if msg.n == 0:
                 return np.empty(0)
             return self._retry(lambda: xb.read((msg.rows, msg.cols)), "read")

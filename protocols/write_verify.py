@@ -201,10 +201,8 @@ class WriteVerifyReRAM(Plan):
             ok = np.abs(err) <= band[active]
             edge = np.flatnonzero(~ok & (np.abs(err) <= full[active])) if aim and s.rereads else np.empty(0, int)
             if edge.size:  # inside the tolerance but not surely: judge the mean of more reads
-                total = g_new[edge].copy()
-                for _ in range(s.rereads):
-                    total += yield Read(st.rows[active[edge]], st.cols[active[edge]])
-                g_new[edge] = total / (s.rereads + 1)
+                again = yield Read(np.tile(st.rows[active[edge]], s.rereads), np.tile(st.cols[active[edge]], s.rereads))  # one exchange
+                g_new[edge] = (g_new[edge] + again.reshape(s.rereads, edge.size).sum(axis=0)) / (s.rereads + 1)
                 st.achieved[active[edge]] = g_new[edge]
                 err = g_new - st.targets[active]
                 averaged = averaged_band(s, model, st.targets[active[edge]])

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..board_records import CELL_RECORD, PULSE_RECORD, VALUE
 from ..ieee488 import BlockError, encode_block, split_block
-from ..timing import T_MVM, T_RELAY, pulses_time, rows_read_time  # the timing model
+from ..timing import T_MVM, T_RELAY, pulses_time, reads_time  # the timing model
 from .instrument import OpenCircuit, SourceChannel
 from .scpi import (
     DATA_OUT_OF_RANGE,
@@ -149,7 +149,7 @@ class CrossbarBoard(ScpiInstrument):
 
     def _read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         currents = self.chip.read(rows, cols, self.read_voltage, self.read_gate)
-        self.clock.advance(rows_read_time(rows), "operation")
+        self.clock.advance(reads_time(rows, cols), "operation")
         return np.asarray(currents, dtype=float)
 
     def _emit(self, values: np.ndarray) -> str:

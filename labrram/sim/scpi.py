@@ -264,16 +264,20 @@ class ScpiInstrument(EmulatedInstrument):
     """Emulator base that dispatches SCPI program messages to decorated handlers."""
 
     error_queue_size = 10
-    _table: list[_Entry] = []
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        table: list[_Entry] = []
-        for klass in reversed(cls.__mro__):
-            for name, fn in vars(klass).items():
-                for pattern, q, w in getattr(fn, "_scpi", []):
-                    table.append(_Entry(compile_header(pattern), fn, q, w, pattern))
-        cls._table = table
+    @classmethod
+    def command_table(cls) -> list[_Entry]:
+        """The class's handlers with their compiled header patterns, built on first use (an
+        emulator that is never spoken to never compiles its command tree)."""
+        table = cls.__dict__.get("_compiled")
+        if table is None:
+            table = []
+            for klass in reversed(cls.__mro__):
+                for fn in vars(klass).values():
+                    for pattern, q, w in getattr(fn, "_scpi", []):
+                        table.append(_Entry(compile_header(pattern), fn, q, w, pattern))
+            cls._compiled = table
+        return table
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -337,7 +341,7 @@ class ScpiInstrument(EmulatedInstrument):
 
     def _dispatch(self, session: Session, candidates: list[str], query: bool, args: list[str]) -> str | None:
         for cand in candidates:
-            for entry in self._table:
+            for entry in self.command_table():
                 m = entry.regex.match(cand)
                 if not m:
                     continue

@@ -56,6 +56,20 @@ def _record(out: Path) -> dict:
         return {}
 
 
+def _freeze(proc: subprocess.Popen) -> None:
+    """Stop the child (SIGSTOP) and wait until it has stopped (or exited)."""
+    proc.send_signal(signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state in ("T", "t", "Z"):
+            return
+        time.sleep(0.0002)
+
+
 def _status(out: Path) -> str | None:
     try:
         return json.loads((out / "zarr.json").read_text())["attributes"].get("status")
@@ -94,7 +108,7 @@ def transfer(workdir: Path, n: int, protocol: str, signals: list[int], seed: int
                 time.sleep(0.0005)
             time.sleep(rnd.uniform(0.0, 0.002))  # sometimes between batches, sometimes inside one
             if proc.poll() is None:
-                proc.send_signal(signal.SIGSTOP)  # frozen where it is: a run faster than this loop still stops mid-way
+                _freeze(proc)  # frozen where it is: a run faster than this loop still stops mid-way
                 if _status(out) != "complete":  # else it finished before it froze: let it exit
                     proc.send_signal(signals[len(events)])
                     killed = True
