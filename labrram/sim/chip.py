@@ -49,7 +49,7 @@ class PulseLog:
     on big arrays."""
 
     #: records held in memory before they move to the file
-    memory_records = 1 << 19
+    memory_records = 1 << 17
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
