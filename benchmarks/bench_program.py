@@ -190,16 +190,18 @@ def time_to_first_byte(argv: list[str], cwd: Path) -> float:
 def speed(model, folder: Path) -> tuple[list[list[str]], str]:
     targets = np.random.default_rng(0).uniform(40e-6, 200e-6, SHAPE)
     rows, notes = [], []
-    cli_walls, first_bytes, cli = [], [], None
+    cli_walls, first_bytes, clis = [], [], []
     run_cli(["program", "--station", str(station_file(folder, 0, 32)), "--targets", "uniform:40e-6:200e-6", "--out", str(folder / "warm.zarr")], folder)  # bytecode
     for seed in CHIPS:
         station = station_file(folder, seed)
         out = folder / f"cli-{seed}.zarr"
         wall, _, cli = run_cli(["program", "--station", str(station), "--targets", "uniform:40e-6:200e-6", "--seed", "0", "--out", str(out)], folder)
         cli_walls.append(wall)
+        clis.append(cli)
         first_bytes.append(time_to_first_byte(["program", "--station", str(station), "--targets", "uniform:40e-6:200e-6", "--out", str(folder / f"fb-{seed}.zarr")], folder))
-    rows.append(["`labrram program` (CLI, run store)", f"{np.median(cli_walls):.2f} s", f"{cli['bench_time']:.3f} s", f"{cli['physical_limit']:.3f} s",
-                 f"{cli['bench_time'] / cli['physical_limit']:.2f}", f"{cli['pulses_per_device']:.2f}", f"{cli['converged_fraction'] * 100:.2f} %", "-", "-"])  # fmt: skip
+    med = {k: float(np.median([c[k] for c in clis])) for k in ("bench_time", "physical_limit", "pulses_per_device", "converged_fraction")}
+    rows.append(["`labrram program` (CLI, run store)", f"{np.median(cli_walls):.2f} s", f"{med['bench_time']:.3f} s", f"{med['physical_limit']:.3f} s",
+                 f"{med['bench_time'] / med['physical_limit']:.2f}", f"{med['pulses_per_device']:.2f}", f"{med['converged_fraction'] * 100:.2f} % (all devices)", "-", "-"])  # fmt: skip
     walls = {}
     for label, record in (("full stack + run store", True), ("full stack", False)):
         w, res_j = [], []
