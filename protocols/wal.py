@@ -58,20 +58,17 @@ class Record:
     commit: dict[str, Any]
 
 
-def encode(starts: tuple[int, int, int], steps: np.ndarray, values: np.ndarray, log: np.ndarray, commit: dict[str, Any]) -> bytes:
-    """The bytes of one record (module docstring)."""
+def encode(starts: tuple[int, int, int], steps: np.ndarray, values: np.ndarray, log: np.ndarray, commit: dict[str, Any]) -> list[Any]:
+    """One record (module docstring), as buffers to write in order (no copy of the arrays)."""
     text = json.dumps(commit, separators=(",", ":")).encode()
     steps, values, log = (np.ascontiguousarray(a, dtype="<f8") for a in (steps, values, log))
-    body = b"".join(
-        [
-            _COUNTS.pack(starts[0], steps.shape[0], starts[1], values.size, starts[2], log.shape[0], len(text)),
-            steps.tobytes(),
-            values.tobytes(),
-            log.tobytes(),
-            text,
-        ]
-    )
-    return _HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
+    parts = [_COUNTS.pack(starts[0], steps.shape[0], starts[1], values.size, starts[2], log.shape[0], len(text)),
+             *(a.reshape(-1).view(np.uint8) for a in (steps, values, log)), text]  # fmt: skip
+    crc, length = 0, 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+        length += len(part)
+    return [_HEADER.pack(MAGIC, length, crc), *parts]
 
 
 def read(path: str | Path, widths: tuple[int, int]) -> tuple[list[Record], int]:
@@ -126,11 +123,17 @@ class WriteAheadLog:
         if not existed:  # the file's name must outlive a power cut too
             fsync_path(self.path.parent)
 
-    def append(self, record: bytes, durable: bool) -> None:
-        """Write one record; ``durable``: flush it to the disk before returning (an intent)."""
-        view, written = memoryview(record), 0
-        while written < len(view):
-            written += os.write(self._fd, view[written:])
+    def append(self, record: list[Any], durable: bool) -> None:
+        """Write one record (:func:`encode`'s buffers); ``durable``: flush it to the disk before
+        returning (an intent)."""
+        parts = [memoryview(p).cast("B") for p in record if len(p)]  # bytes views: partial writes slice them
+        while parts:
+            written = os.writev(self._fd, parts)
+            while parts and written >= len(parts[0]):
+                written -= len(parts[0])
+                parts.pop(0)
+            if parts and written:
+                parts[0] = parts[0][written:]
         if durable:
             _datasync(self._fd)
 

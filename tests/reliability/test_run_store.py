@@ -65,7 +65,8 @@ def test_a_death_at_any_write_of_a_step_resumes_exactly(station, store_dir, monk
         state["writes"] += 1
         if state["writes"] == 6 and when != "checkpoint, before the cut":
             state["dead"] = True
-            real_append(self, record if when == "after the record" else record[: len(record) // 2], durable)
+            whole = b"".join(bytes(part) for part in record)
+            real_append(self, record if when == "after the record" else [whole[: len(whole) // 2]], durable)
             raise Died
         real_append(self, record, durable)
 
