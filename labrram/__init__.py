@@ -22,6 +22,7 @@ _EXPORTS = {
     "program": "labrram.api",
     "characterize": "labrram.api",
     "calibrate": "labrram.api",
+    "import_measurements": "labrram.api",
     "resume": "labrram.api",
     "read": "labrram.api",
     "chip_kind": "labrram.api",

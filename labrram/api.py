@@ -44,6 +44,7 @@ __all__ = [
     "calibrate",
     "characterize",
     "chip_kind",
+    "import_measurements",
     "info",
     "program",
     "read",
@@ -454,6 +455,36 @@ def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int 
     return cal
 
 
+def import_measurements(source: str | Path, kind: str, *, out: str | Path, settings: dict[str, Any] | None = None) -> Path:
+    """Measurements taken on another setup → a characterization run store that :func:`calibrate`
+    fits.
+
+    Parameters
+    ----------
+    source : str or Path
+        A CSV (tidy: ``quantity``, the dimension columns, ``value``), NPZ, netCDF (``.nc``) or
+        zarr (``.zarr``) file holding the quantities the kind's fit reads, in SI units
+        (:data:`labrram.calibration.importer.SCHEMAS`; docs/calibration.md lists them).
+    kind : str
+        ``"reram"``, ``"pcm"`` or ``"passive"``.
+    out : str or Path
+        The run store to create.
+    settings : dict, optional
+        What the fit needs to know about how the data were taken
+        (:data:`labrram.calibration.importer.SETTINGS`: PCM ``reads_per_time``, passive ``scheme``).
+
+    Returns
+    -------
+    Path
+        ``out``, ready for ``calibrate(out)``.
+    """
+    from .calibration.importer import import_measurements as run_import
+
+    if Path(out).exists():
+        raise StoreError(f"{out} already exists; choose another out")
+    return run_import(source, kind, out, settings)
+
+
 # --- read ---------------------------------------------------------------------------------------
 @dataclass
 class ReadResult:
@@ -495,12 +526,13 @@ def read(station: StationLike = None, *, out: str | Path | None = None) -> ReadR
 
 
 def _input_errors() -> tuple[type, ...]:
+    from .calibration.importer import MeasurementError
     from .cells import CellsError
     from .npyfile import ArrayFileError
     from .protocols.results import TargetError
     from .targets import TargetSpecError
 
-    return (JobError, StationError, CalibrationError, StoreError, TargetError, TargetSpecError, CellsError, ArrayFileError)
+    return (JobError, StationError, CalibrationError, StoreError, TargetError, TargetSpecError, CellsError, ArrayFileError, MeasurementError)
 
 
 #: the errors that mean bad input (a station, calibration, store, targets or cells that cannot be

@@ -132,6 +132,28 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
+    from .api import import_measurements
+    from .store import RunStore
+
+    settings = {}
+    for item in args.setting or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--setting must look like KEY=VALUE, got {item!r}")
+        settings[key.strip()] = value.strip()
+    out = import_measurements(args.file, args.kind, out=args.out, settings=settings)
+    store = RunStore.open(out)
+    arrays = {name: list(store.group[name].shape) for name in sorted(store.group.array_keys()) if store.array_attrs(name).get("measured")}
+    return {"out": str(out), "kind": args.kind, "source": str(args.file), "arrays": arrays, "settings": store.attrs.get("settings", {})}
+
+
+def show_import(summary: dict[str, Any], console) -> None:
+    shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in summary["arrays"].items())
+    console.print(f"{summary['kind']} measurements from {summary['source']} -> {summary['out']}: {shapes}", markup=False)
+    console.print(f"next: labrram calibrate {summary['out']} --out CAL.json", markup=False)
+
+
 def show_calibrate(summary: dict[str, Any], console) -> None:
     from rich.table import Table
 
@@ -342,6 +364,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "read": (cmd_read, show_read, "read the whole array's conductance map into a zarr run"),
     "characterize": (cmd_characterize, show_characterize, "measure device statistics into a zarr run"),
     "calibrate": (cmd_calibrate, show_calibrate, "fit a device model to a characterization run"),
+    "import": (cmd_import, show_import, "measurements taken elsewhere (CSV, NPZ, netCDF, zarr) -> a characterization run to calibrate"),
     "program": (cmd_program, show_program, "program conductance targets into the array"),
     "report": (cmd_report, show_report, "plots and summary of a programming run"),
     "demo": (cmd_demo, show_demo, "the tour: characterize, calibrate, train, transfer a Bayesian network, evaluate"),
@@ -399,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     p.add_argument("--bootstrap", type=_count(2), default=200, help="bootstrap resamples for the intervals")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    p = sub.add_parser("import", help=COMMANDS["import"][2])
+    p.add_argument("kind", choices=["reram", "pcm", "passive"], help="the devices' kind")
+    p.add_argument("file", metavar="FILE", help="the measurements: .csv (tidy), .npz, .nc or .zarr with the kind's quantities (docs/calibration.md)")
+    p.add_argument("--out", required=True, metavar="RUN.zarr", help="the characterization run to create")
+    p.add_argument("--setting", action="append", metavar="KEY=VALUE", help="how the data were taken: reads_per_time (pcm), scheme (passive)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of a line")
     p = sub.add_parser("program", help=COMMANDS["program"][2])
     _add_common(p)
     p.add_argument("--protocol", choices=["write-verify", "single-shot", "stochastic-set", "write-verify-pcm", "tune-passive"], default="write-verify",

@@ -52,3 +52,14 @@ def test_the_board_protocol_page_states_the_timing_model_the_code_charges():
         assert f"{value:g} {unit} " in text and f"`{name}`" in text, name
     board = timing.USB_HS
     assert f"{board.latency * 1e6:g} µs and {board.bytes_per_second / 1e6:g} MB/s" in text
+
+
+def test_the_calibration_page_lists_every_quantity_import_reads():
+    from labrram.calibration.importer import SCHEMAS, SETTINGS
+
+    text = (ROOT / "docs" / "calibration.md").read_text()
+    for kind, schema in SCHEMAS.items():
+        for name, q in schema.items():
+            assert f"| `{name}` | ({', '.join(q.dims)}) | {q.unit} |" in text, (kind, name)
+        for key in SETTINGS[kind]:
+            assert f"`{key}`" in text
