@@ -23,8 +23,8 @@ length. Units are SI (V, s, S, A).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Generator
 
 import numpy as np
 
@@ -43,9 +43,11 @@ __all__ = [
     "Message",
     "Now",
     "OPS",
+    "STEP_DEVICES",
     "Pulse",
     "PulseResult",
     "Read",
+    "in_steps",
     "Report",
     "SmuDefine",
     "SmuScript",
@@ -389,3 +391,26 @@ class Report:
 
 #: step op codes as stored in the run store's ``steps`` table
 OPS = {1: "SET", 2: "RESET", 3: "read", 4: "measure", 5: "sweep", 6: "bias", 7: "wait", 8: "now", 9: "smu script", 10: "smu define"}
+
+
+#: devices in one step at most: :func:`in_steps` splits a bigger batch, so that the memory one
+#: step needs (its message, its result, its log rows) stays flat however large the array
+STEP_DEVICES = 1 << 16
+
+
+def in_steps(msg: "Pulse | Read", size: int = STEP_DEVICES) -> Generator[Any, Any, Any]:
+    """Yield ``msg`` as consecutive messages of at most ``size`` devices (``yield from`` in a
+    plan) and return the joined result: a :class:`PulseResult` or the conductances of a
+    :class:`Read`, in ``msg``'s order. A message that fits is yielded as it is."""
+    if msg.n <= size:
+        return (yield msg)
+    parts = []
+    for start in range(0, msg.n, size):
+        sl = slice(start, start + size)
+        cut = {"rows": msg.rows[sl], "cols": msg.cols[sl]}
+        if isinstance(msg, Pulse):
+            cut.update(amplitude=msg.amplitude[sl], gate=msg.gate[sl], width=msg.width[sl])
+        parts.append((yield replace(msg, **cut)))
+    if isinstance(msg, Pulse):
+        return PulseResult(np.concatenate([p.g for p in parts]), np.concatenate([p.status for p in parts]))
+    return np.concatenate(parts)

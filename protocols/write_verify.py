@@ -20,7 +20,7 @@ from labrram.devices.reram import ReRAMModel
 
 from . import set_policy
 from .engine import Progress, run_plan
-from .messages import DELIVERED, NOT_DELIVERED, Pulse, Read, Report
+from .messages import DELIVERED, NOT_DELIVERED, Pulse, Read, Report, in_steps
 from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
 
@@ -160,7 +160,7 @@ class WriteVerifyReRAM(Plan):
         f_prec, f_sum = np.full(st.targets.size, prior), np.full(st.targets.size, prior)
 
         def pulse(kind: str, idx: np.ndarray, gate, amplitude: float, width: float):
-            r = yield Pulse(kind, st.rows[idx], st.cols[idx], amplitude, gate, width)
+            r = yield from in_steps(Pulse(kind, st.rows[idx], st.cols[idx], amplitude, gate, width))
             st.param[idx[r.refused]] = np.nan  # its budget is spent: given up, never pulsed again
             st.pulses[idx[r.delivered]] += 1
             st.achieved[idx] = np.where(r.refused, st.achieved[idx], r.g)
@@ -168,7 +168,7 @@ class WriteVerifyReRAM(Plan):
 
         everyone = np.arange(st.targets.size)
         if aim:  # read first: only a device above its band needs a RESET before it can be SET
-            st.achieved[:] = yield Read(st.rows, st.cols)
+            st.achieved[:] = yield from in_steps(Read(st.rows, st.cols))
             above = everyone[st.achieved > st.targets + band]
             if above.size:
                 yield from pulse("RESET", above, s.reset_gate, s.reset_amplitude, s.reset_width)
@@ -201,7 +201,7 @@ class WriteVerifyReRAM(Plan):
             ok = np.abs(err) <= band[active]
             edge = np.flatnonzero(~ok & (np.abs(err) <= full[active])) if aim and s.rereads else np.empty(0, int)
             if edge.size:  # inside the tolerance but not surely: judge the mean of more reads
-                again = yield Read(np.tile(st.rows[active[edge]], s.rereads), np.tile(st.cols[active[edge]], s.rereads))  # one exchange
+                again = yield from in_steps(Read(np.tile(st.rows[active[edge]], s.rereads), np.tile(st.cols[active[edge]], s.rereads)))  # one exchange
                 g_new[edge] = (g_new[edge] + again.reshape(s.rereads, edge.size).sum(axis=0)) / (s.rereads + 1)
                 st.achieved[active[edge]] = g_new[edge]
                 err = g_new - st.targets[active]
@@ -305,7 +305,7 @@ def final_verify(st: DeviceState, band: np.ndarray) -> PlanRun:
     read noise stay within. ``achieved`` is this read."""
     done = np.flatnonzero(st.converged)
     if done.size:
-        g = yield Read(st.rows[done], st.cols[done])
+        g = yield from in_steps(Read(st.rows[done], st.cols[done]))
         st.achieved[done] = g
         limit = np.maximum(BROKEN * band[done], BROKEN_REL * st.targets[done])
         st.converged[done[np.abs(g - st.targets[done]) > limit]] = False

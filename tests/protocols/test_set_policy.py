@@ -89,3 +89,21 @@ def test_a_run_stored_before_the_policy_existed_resumes_as_the_gate_stepping_it_
     old = {k: v for k, v in ReRAMWriteVerify().to_dict().items() if k not in ("policy", "rereads")}
     plan = WriteVerifyReRAM.from_store({"settings": {**old, "guard": 2.0}, "calibration": model_to_json(MODEL)}, Store())
     assert plan.settings.policy == "ispp"
+
+
+def test_a_batch_bigger_than_a_step_goes_in_steps_and_comes_back_whole():
+    from labrram.protocols.messages import in_steps
+
+    msg = Pulse("SET", np.arange(10) % 4, np.arange(10) // 4, 1.8, np.linspace(1.2, 2.0, 10), 1e-6)
+    gen = in_steps(msg, size=4)
+    sizes, reply = [], None
+    try:
+        while True:
+            sub = gen.send(reply)
+            sizes.append(sub.n)
+            reply = PulseResult(sub.gate * 1e-5, np.ones(sub.n, np.int8))
+    except StopIteration as stop:
+        joined = stop.value
+    assert sizes == [4, 4, 2]
+    np.testing.assert_allclose(joined.g, msg.gate * 1e-5)
+    assert joined.status.size == 10
