@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labrram.devices.passive import CrossbarCircuit
+from labrram.circuit import CrossbarCircuit
 from labrram.sim.passive_chip import PassiveChip
 
 from .common import table, timed

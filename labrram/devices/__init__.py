@@ -14,7 +14,6 @@ _WHERE = {
     "ReRAMModel": "reram",
     "PCMModel": "pcm",
     "preset_nandakumar2019": "pcm",
-    "CrossbarCircuit": "passive",
     "PassiveDeviceModel": "passive",
 }
 

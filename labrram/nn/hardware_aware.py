@@ -25,7 +25,7 @@ simulated bench; thousands of them do not fit a 2-core machine. Each transfer he
    :func:`~labrram.mapping.place` on the 32×32 array;
 3. tuning: each device lands at :meth:`PassiveDeviceModel.sample_tuned` of its target (the
    tuning imprecision draw), then a final verify pass reads every device through the chip's
-   :class:`~labrram.devices.passive.CrossbarCircuit` (nodal analysis, wires, sinh devices) under
+   :class:`~labrram.circuit.CrossbarCircuit` (nodal analysis, wires, sinh devices) under
    the biasing scheme. The tuner converts the sensed current to a conductance with the
    calibrated column-background model of :class:`~labrram.calibration.PassiveFit`,
    ``I = (G/a) sinh(a V) + (B/a) sinh(a u)`` with ``u`` the half-selected bias (``V/2`` or
@@ -164,7 +164,9 @@ def transfer(
     used = np.isfinite(targets)
     g = chip.sample_initial(ARRAY_SHAPE, rng)
     g[used] = chip.sample_tuned(targets[used], rng)
-    circuit = chip.circuit(g)
+    from labrram.circuit import CrossbarCircuit
+
+    circuit = CrossbarCircuit.of_model(chip, g)
     rows, cols = np.nonzero(used)
     sensed = circuit.read_cells(rows, cols, v_read, scheme)
     # the tuner's read-out: calibrated column-background model, believed column contents
@@ -256,7 +258,7 @@ def array_forward(tr: PassiveTransfer, X: np.ndarray, x_scales: Sequence[float],
     ``x_scales[k]`` is the activation magnitude of layer ``k``'s inputs that maps to ``v_max``
     volts (at least 1, so the bias input, 1, is at most ``v_max`` too).
     """
-    from labrram.devices.passive import CrossbarCircuit
+    from labrram.circuit import CrossbarCircuit
 
     m, n = ARRAY_SHAPE
     circuit = CrossbarCircuit(tr.g, tr.a, tr.r_row, tr.r_col)

@@ -16,7 +16,7 @@ Biasing
 other line does while one cell is selected (:data:`labrram.devices.passive.SCHEMES`). A read of
 cell ``(r, c)`` at ``v_read`` is the current the sense amplifier measures on column ``c`` with
 row ``r`` at ``v_read``: sneak paths, half-selected cells and IR drops included, computed
-through :class:`~labrram.devices.passive.CrossbarCircuit`. Many cells (a whole-array read of
+through :class:`~labrram.circuit.CrossbarCircuit`. Many cells (a whole-array read of
 128 x 128 takes a few tenths of a second) go through the circuit's cached port responses: the
 exact linear network plus a second-order nonlinear correction (relative error <= 3e-4 at the
 default 0.2 V read, <= 5e-3 at ``a V = 1.2`` with 90 % IR drop; the read noise is 1 %). Up to
@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..devices.passive import SCHEMES, CrossbarCircuit, PassiveDeviceModel, line_voltages
+from ..circuit import CrossbarCircuit
+from ..devices.passive import SCHEMES, PassiveDeviceModel, line_voltages
 from .chip import ChipBase, PulseKind
 from .clock import VirtualClock
 

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from labrram.circuit import CrossbarCircuit
 from labrram.devices.passive import (
     SCHEMES,
-    CrossbarCircuit,
     PassiveDeviceModel,
     device_conductance,
     device_current,

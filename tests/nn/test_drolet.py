@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from labrram.calibration.files import default_calibration
-from labrram.devices.passive import CrossbarCircuit
+from labrram.circuit import CrossbarCircuit
 from labrram.nn import hardware_aware as ha
 from labrram.nn.datasets import load_task
 

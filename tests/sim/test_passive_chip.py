@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from labrram import sim
-from labrram.devices.passive import CrossbarCircuit, PassiveDeviceModel
+from labrram.circuit import CrossbarCircuit
+from labrram.devices.passive import PassiveDeviceModel
 from labrram.sim.chip import PulseKind
 from labrram.sim.passive_chip import PassiveChip
 
