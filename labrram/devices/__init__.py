@@ -6,21 +6,17 @@ circuit solver (scipy) it never needs.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 _WHERE = {
-    "AccessTransistor": "reram",
-    "ReRAMModel": "reram",
-    "PCMModel": "pcm",
-    "preset_nandakumar2019": "pcm",
-    "PassiveDeviceModel": "passive",
+    "AccessTransistor": ".reram",
+    "ReRAMModel": ".reram",
+    "PCMModel": ".pcm",
+    "preset_nandakumar2019": ".pcm",
+    "PassiveDeviceModel": ".passive",
 }
 
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)

@@ -165,13 +165,14 @@ def check_exactly_once(result: dict, protocol: str, n: int) -> None:
 
 
 def test_kill_9_and_sigterm_in_a_small_transfer_then_resume(store_dir):
-    """Fast variant: a 24x24 single-shot transfer killed (-9), resumed, terminated (SIGTERM, from
-    outside: it stops at a safe point and turns outputs off), resumed to completion."""
-    result = transfer(store_dir, 24, "single-shot", [signal.SIGKILL, signal.SIGTERM], seed=1)
+    """Fast variant: a 24x24 write-verify (tens of steps: the kills land inside it) killed (-9),
+    resumed, terminated (SIGTERM, from outside: it stops at a safe point and turns outputs off),
+    resumed to completion."""
+    result = transfer(store_dir, 24, "write-verify", [signal.SIGKILL, signal.SIGTERM], seed=1)
     kill, term = result["events"]
     assert kill["returncode"] == -signal.SIGKILL
     assert term["returncode"] == 143 and "terminated: outputs are off" in term["stderr"]
-    check_exactly_once(result, "single-shot", 24)
+    check_exactly_once(result, "write-verify", 24)
 
 
 @pytest.mark.slow
