@@ -17,9 +17,15 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {sorted(unknown)}; available: {names}", file=sys.stderr)
         return 2
+    from .common import PAGES, PRINTED, markdown_table, write_page
+
     for name in chosen:
         t0 = time.perf_counter()
+        PRINTED.clear()
+        PAGES.clear()
         importlib.import_module(f"benchmarks.bench_{name}").main()
+        if PRINTED and not PAGES:  # every table a benchmark prints lands in the docs it feeds
+            write_page(f"docs/bench/{name}.md", [markdown_table(t, h, [[c.strip() for c in r] for r in rows]) for t, h, rows in PRINTED])
         print(f"[{name}: {time.perf_counter() - t0:.1f} s]\n")
     return 0
 

@@ -17,8 +17,15 @@ def timed(fn: Callable[[], object], repeat: int = 5) -> tuple[float, list[float]
     return statistics.median(times), times
 
 
+#: the tables printed since the current benchmark started, and whether it wrote its own page
+#: (``python -m benchmarks`` writes docs/bench/NAME.md from the tables when it did not)
+PRINTED: list[tuple[str, list[str], list[list[str]]]] = []
+PAGES: list[str] = []
+
+
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    """Print an aligned plain-text table."""
+    """Print an aligned plain-text table (and keep it for the benchmark's page)."""
+    PRINTED.append((title, list(header), [list(map(str, r)) for r in rows]))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     print(title)
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
@@ -65,6 +72,7 @@ def write_page(path: str, sections: list[str]) -> None:
     out = Path(__file__).resolve().parent.parent / path
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join(["<!-- written by `python -m benchmarks`; do not edit -->", *sections]) + "\n")
+    PAGES.append(path)
     print(f"(written to {path})")
 
 
