@@ -56,7 +56,7 @@ StationLike = Any  # None | str | Path | Station | ConnectedStation
 
 CHIP_KINDS = ("reram", "pcm", "passive")
 #: programming protocols -> the chip kinds they program. ``"write-verify"`` is the closed loop of
-#: whatever chip the station carries: gate stepping on ReRAM, the SET/RESET ladders on PCM,
+#: whatever chip the station carries: SETs aimed at the calibrated gate on ReRAM, the SET/RESET ladders on PCM,
 #: amplitude staircases under V/2 or V/3 on passive arrays.
 PROTOCOLS = {
     "write-verify": ("reram", "pcm", "passive"),

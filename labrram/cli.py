@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("program", help=COMMANDS["program"][2])
     _add_common(p)
     p.add_argument("--protocol", choices=["write-verify", "single-shot", "stochastic-set", "write-verify-pcm", "tune-passive"], default="write-verify",
-                   help="write-verify: the closed loop that fits the chip (ReRAM gate stepping, PCM ladders, passive tuning); single-shot and stochastic-set: ReRAM")
+                   help="write-verify: the closed loop that fits the chip (ReRAM SETs aimed at the calibrated gate, PCM ladders, passive tuning); single-shot and stochastic-set: ReRAM")
     p.add_argument("--kind", choices=["reram", "pcm", "passive"], help="the chip's kind (on a simulated station: the simulated chip; on a real one: what the board must report)")
     p.add_argument("--targets", metavar="FILE.npy|PATTERN", help=f"conductance targets, S: a .npy array (NaN = leave alone) or {PATTERNS}")
     p.add_argument("--sigma", metavar="calibrated|S|FILE.npy", help="stochastic-set: wanted spread per device (default: the calibrated one)")
