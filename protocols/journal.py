@@ -21,7 +21,7 @@ One schema for every plan (docs/run-store.md). A run is a zarr group holding
 Steps are buffered and written in groups — with the intent of the next pulse batch (so
 everything a batch's choice rests on is recorded before the batch is sent), when the run stops
 or ends, and at least every ``Journal.flush_interval`` seconds — as one record of the store's
-write-ahead log (:mod:`.wal`: one ``write``, CRC-checked, ``fdatasync``'d when it states an
+write-ahead log (:mod:`.wal`: one ``writev``, CRC-checked, ``fdatasync``'d when it states an
 intent). Every ``Journal.checkpoint_interval`` seconds, and when the run stops or ends, the
 records are moved into the zarr arrays (whole chunks; the tail chunk is kept in memory), the
 commit record is written in the group, all of it is flushed to the disk, and the log is
@@ -61,6 +61,8 @@ LOG_UNITS = ("1", "1", "1", "1", "V", "V", "s", "S")
 KIND_CODES = {"SET": 0, "RESET": 1, "SET?": 2, "RESET?": 3}  # "?": delivery uncertain
 #: the group holding the write-ahead log (:mod:`.wal`) while a run is not complete
 WAL_GROUP = "wal"
+#: where a write-ahead log that holds unreadable bytes is kept (in the wal group, never deleted)
+DAMAGED = "records.damaged"
 #: run kinds whose stores the engine writes
 RUN_KINDS = ("program", "characterize")
 
@@ -185,9 +187,16 @@ class Journal:
     def _recover(self, rec: dict[str, Any]) -> dict[str, Any]:
         """Move what the write-ahead log holds beyond the zarr arrays into them (a run killed
         between checkpoints) and cut a torn tail off; returns the latest commit record."""
-        records, _ = wal.read(self.path / wal.FILE_NAME, (len(STEP_FIELDS), len(LOG_FIELDS)))
+        log_file = self.path / wal.FILE_NAME
+        records, end = wal.read(log_file, (len(STEP_FIELDS), len(LOG_FIELDS)))
+        if log_file.exists() and log_file.stat().st_size > end + 16:
+            with open(log_file, "rb") as fh:
+                fh.seek(end)
+                torn = fh.read(len(wal.MAGIC)) == wal.MAGIC  # a record cut short by a kill
+            if not torn:  # bytes that are no record: kept aside (the wal group stays), never deleted
+                log_file.replace(log_file.with_name(DAMAGED))
         if not records:
-            (self.path / wal.FILE_NAME).unlink(missing_ok=True)  # empty, or only a torn record
+            log_file.unlink(missing_ok=True)  # empty, or only a torn record
             self._commit_record = rec
             return rec
         for r in records:
@@ -397,7 +406,7 @@ class Journal:
                 a.trim()
             if self._wal is not None:
                 self._wal.close(remove=True)
-            if WAL_GROUP in self.store.group:
+            if WAL_GROUP in self.store.group and not (self.path / WAL_GROUP / DAMAGED).exists():
                 del self.store.group[WAL_GROUP]
             if hasattr(result, "save"):
                 result.save(_Rewriting(self.store))  # a run killed while finishing finishes again

@@ -114,3 +114,20 @@ def test_a_changed_plan_is_refused_on_resume(station, store_dir):
     with pytest.raises(StoreError, match="changed since the run started"):
         labrram.resume(path, station)
     assert len(station.bench.chip.pulse_log) == n  # replay touches nothing
+
+
+def test_a_write_ahead_log_of_garbage_is_kept_aside_not_deleted(station, store_dir):
+    path = store_dir / "run.zarr"
+    calls = []
+
+    def stop(label, done, total):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_verify_reram(station.crossbar, targets(), MODEL, out=path, progress=stop)
+    (path / "wal" / "records").write_bytes(b"not a record at all" * 10)
+    res = labrram.resume(path, station)
+    assert res.converged[~np.isnan(targets())].mean() > 0.99
+    assert (path / "wal" / "records.damaged").read_bytes() == b"not a record at all" * 10
