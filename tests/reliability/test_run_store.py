@@ -35,6 +35,19 @@ def targets():
     return t
 
 
+def interrupted_run(station, path):
+    """A write-verify run stopped by Ctrl-C at its second progress report."""
+    calls = []
+
+    def stop(label, done, total):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_verify_reram(station.crossbar, targets(), MODEL, out=path, progress=stop)
+
+
 def check(station, path):
     store = RunStore.open(path)
     assert store.attrs["status"] == "complete"
@@ -97,15 +110,7 @@ def test_a_death_at_any_write_of_a_step_resumes_exactly(station, store_dir, monk
 
 def test_a_changed_plan_is_refused_on_resume(station, store_dir):
     path = store_dir / "run.zarr"
-    calls = []
-
-    def stop(label, done, total):
-        calls.append(done)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        write_verify_reram(station.crossbar, targets(), MODEL, out=path, progress=stop)
+    interrupted_run(station, path)
     store = RunStore.open(path, mode="r+")
     params = store.attrs["plan_params"]
     params["settings"]["guard"] = 1.0  # other bands, other gates: the stored steps no longer fit
@@ -118,15 +123,7 @@ def test_a_changed_plan_is_refused_on_resume(station, store_dir):
 
 def test_a_write_ahead_log_of_garbage_is_kept_aside_not_deleted(station, store_dir):
     path = store_dir / "run.zarr"
-    calls = []
-
-    def stop(label, done, total):
-        calls.append(done)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        write_verify_reram(station.crossbar, targets(), MODEL, out=path, progress=stop)
+    interrupted_run(station, path)
     (path / "wal" / "records").write_bytes(b"not a record at all" * 10)
     res = labrram.resume(path, station)
     assert res.converged[~np.isnan(targets())].mean() > 0.99
