@@ -44,7 +44,7 @@ import numpy as np
 from labrram import sim
 from labrram.calibration.files import default_calibration
 from labrram.protocols import set_policy
-from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM, averaged_band, reachable_range, start_gates, write_verify_reram
+from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM, acceptance_band, averaged_band, reachable_range, start_gates, write_verify_reram
 from labrram.station import load_station
 
 from .common import markdown_table, table, write_page
@@ -80,7 +80,7 @@ def naive_write_verify(board, rows, cols, targets, model, s: ReRAMWriteVerify) -
     pulses = np.zeros(rows.size, int)
     gates = start_gates(model, targets, s.start_margin, s.gate_min, s.gate_max)
     for k, (r, c, t, gate) in enumerate(zip(rows, cols, targets, gates)):
-        band = max(s.tolerance * t, s.abs_tolerance) - 2 * model.read_noise_rel * t
+        band = float(acceptance_band(s, model, np.asarray(t)))
         board.write(f":PULS:RES {r},{c},{s.reset_amplitude},{s.reset_gate},{s.reset_width}")
         pulses[k] += 1
         for _ in range(60):
@@ -235,7 +235,7 @@ def speed(model, folder: Path) -> tuple[list[list[str]], str]:
         idx = np.random.default_rng(1).choice(SHAPE[0] * SHAPE[1], n_naive, replace=False)
         r, c = idx // SHAPE[1], idx % SHAPE[1]
         t0, b0 = time.perf_counter(), st.bench.clock.now
-        pulses = naive_write_verify(board, r, c, targets[r, c], model, ReRAMWriteVerify(policy="ispp"))
+        pulses = naive_write_verify(board, r, c, targets[r, c], model, ReRAMWriteVerify(policy="ispp", guard=2.0))
         wall_n, bench_n = time.perf_counter() - t0, st.bench.clock.now - b0
     scale = SHAPE[0] * SHAPE[1] / n_naive
     rows.append([f"naive, per device ({n_naive} ×{scale:.0f})", f"{wall_n * scale:.1f} s", f"{bench_n * scale:.1f} s", "-", "-", f"{pulses.mean():.2f}", "-", "-", "-"])

@@ -480,8 +480,6 @@ def import_measurements(source: str | Path, kind: str, *, out: str | Path, setti
     """
     from .calibration.importer import import_measurements as run_import
 
-    if Path(out).exists():
-        raise StoreError(f"{out} already exists; choose another out")
     return run_import(source, kind, out, settings)
 
 

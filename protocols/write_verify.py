@@ -103,11 +103,16 @@ def start_gates(model: ReRAMModel, targets: np.ndarray, margin: float, gate_min:
     return np.clip(model.transistor.gate_for(icc), gate_min, gate_max)
 
 
+def tolerance_band(s: ReRAMWriteVerify, targets: np.ndarray) -> np.ndarray:
+    """Half-width of the tolerance, ``max(tolerance * target, abs_tolerance)``, S."""
+    return np.maximum(s.tolerance * targets, s.abs_tolerance)
+
+
 def acceptance_band(s: ReRAMWriteVerify, model: ReRAMModel, targets: np.ndarray, reads: int = 1) -> np.ndarray:
     """Half-width of the band the mean of ``reads`` verify reads must fall in, S: the tolerance
     narrowed by ``guard`` standard deviations of that mean's read noise (docstring of the
     settings)."""
-    full = np.maximum(s.tolerance * targets, s.abs_tolerance)
+    full = tolerance_band(s, targets)
     return np.maximum(full - s.guard * model.read_noise_rel * targets / np.sqrt(reads), 0.4 * full)
 
 
@@ -152,7 +157,7 @@ class WriteVerifyReRAM(Plan):
         s, model, targets = self.settings, self.model, self.targets
         st = DeviceState.start(targets, 0.0)
         band = acceptance_band(s, model, st.targets)
-        full = np.maximum(s.tolerance * st.targets, s.abs_tolerance)
+        full = tolerance_band(s, st.targets)
         reset_failed = np.zeros(st.targets.size, dtype=bool)  # the last RESET left the device where it was
         aim = s.policy == "aim"
         # the device factor's posterior (aim): precision and precision-weighted mean, prior N(1, d2d^2)
@@ -248,7 +253,7 @@ class WriteVerifyReRAM(Plan):
 def aim_gates(model: ReRAMModel, s: ReRAMWriteVerify, lo: np.ndarray, hi: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Gates, V, whose median (the calibrated law times each device's ``factor``) costs the
     fewest pulses to land in ``[lo, hi]`` (S) — :func:`.set_policy.aim` — within the gate range."""
-    m = set_policy.aim(lo, hi, lambda g: model.sigma_c2c(g))
+    m = set_policy.aim(lo, hi, model.sigma_c2c)
     icc = model.compliance_for(np.maximum(m / factor, 1e-9))
     return np.clip(model.transistor.gate_for(icc), s.gate_min, s.gate_max)
 
@@ -265,31 +270,35 @@ def pilot_devices(st: DeviceState, s: ReRAMWriteVerify) -> np.ndarray | None:
     return np.sort(upper[np.linspace(0, upper.size - 1, k).astype(int)])
 
 
-def chip_factor(model: ReRAMModel, gate: np.ndarray, g_before: np.ndarray, g_new: np.ndarray, delivered: np.ndarray, factor: np.ndarray) -> float:
-    """The chip's common factor on the calibrated median law, from a batch of SETs: the
-    precision-weighted mean of ``g / mu`` over the draws :func:`learn_factor` counts (1 when
-    there are none), within [0.3, 3]."""
+def _factor_draws(model: ReRAMModel, gate: np.ndarray, g_before: np.ndarray, g_new: np.ndarray, delivered: np.ndarray,
+                  factor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Which SETs measure the device factor, their weights and their measures: a SET that moved a
+    device from far below the draw's median (more than two spreads) is an uncensored draw of
+    ``N(f mu, sigma)``, so ``g / mu`` measures ``f`` with spread ``sigma / mu`` (weight
+    ``(mu / sigma)^2``). Returns (mask, weight, g / mu)."""
     mu = model.median(model.transistor.compliance(gate))
     sigma = model.sigma_c2c(factor * mu)
     draw = delivered & np.isfinite(g_new) & (g_before < factor * mu - 2 * sigma) & (g_new > g_before * (1 + 3 * model.read_noise_rel))
+    return draw, (mu / sigma) ** 2, g_new / mu
+
+
+def chip_factor(model: ReRAMModel, gate: np.ndarray, g_before: np.ndarray, g_new: np.ndarray, delivered: np.ndarray, factor: np.ndarray) -> float:
+    """The chip's common factor on the calibrated median law, from a batch of SETs: the
+    precision-weighted mean of ``g / mu`` over the draws :func:`_factor_draws` counts (1 when
+    there are none), within [0.3, 3]."""
+    draw, w, ratio = _factor_draws(model, gate, g_before, g_new, delivered, factor)
     if not np.any(draw):
         return 1.0
-    w = (mu[draw] / sigma[draw]) ** 2
-    return float(np.clip(np.sum(w * g_new[draw] / mu[draw]) / np.sum(w), 0.3, 3.0))
+    return float(np.clip(np.sum(w[draw] * ratio[draw]) / np.sum(w[draw]), 0.3, 3.0))
 
 
 def learn_factor(model: ReRAMModel, gate: np.ndarray, g_before: np.ndarray, g_new: np.ndarray, delivered: np.ndarray,
                  factor: np.ndarray, f_prec: np.ndarray, f_sum: np.ndarray, idx: np.ndarray) -> None:  # fmt: skip
     """Update the devices' factor posteriors (``f_prec``, ``f_sum`` at ``idx``, in place) with
-    their SETs: a SET that moved a device from far below the draw's median (more than two
-    spreads) is an uncensored draw of ``N(f mu, sigma)``, so ``g / mu`` measures ``f`` with
-    spread ``sigma / mu``."""
-    mu = model.median(model.transistor.compliance(gate))
-    sigma = model.sigma_c2c(factor * mu)
-    draw = delivered & np.isfinite(g_new) & (g_before < factor * mu - 2 * sigma) & (g_new > g_before * (1 + 3 * model.read_noise_rel))
-    w = (mu / sigma) ** 2
+    the SETs that measure it (:func:`_factor_draws`)."""
+    draw, w, ratio = _factor_draws(model, gate, g_before, g_new, delivered, factor)
     f_prec[idx[draw]] += w[draw]
-    f_sum[idx[draw]] += w[draw] * g_new[draw] / mu[draw]
+    f_sum[idx[draw]] += w[draw] * ratio[draw]
 
 
 #: a device whose last read is this many bands, and this fraction of its target, from its

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store import RunStore
+from ..store import RunStore, StoreError
 from ..textfile import open_regular
 
 
@@ -248,6 +248,8 @@ def import_measurements(source: str | Path, kind: str, out: str | Path, settings
     :data:`SCHEMAS`) → a characterization run store at ``out`` that ``labrram calibrate`` fits.
     ``settings``: the values of :data:`SETTINGS` for the kind (defaults otherwise). Returns
     ``out``."""
+    if Path(out).exists():  # before reading what may be a large file
+        raise StoreError(f"{out} already exists; choose another out")
     arrays = read_measurements(source, kind)
     allowed = SETTINGS[kind]
     settings = dict(settings or {})

@@ -59,13 +59,6 @@ class FilePulseLog(PulseLog):
         self._file.truncate(n * PULSE_DTYPE.itemsize)  # records past the committed snapshot never happened
         self._n = self._on_file = n
 
-    def _spill(self) -> None:
-        self._file.seek(0, 2)
-        for rec in self._chunks:
-            self._file.write(rec.tobytes())
-        self._on_file = self._n
-        self._chunks = []
-
     def clear(self) -> None:  # pragma: no cover - a persistent chip's log is never cleared
         raise StateError("the pulse log of a persistent chip is never cleared; delete the state directory")
 
@@ -145,10 +138,7 @@ class ChipState:
         held = log_file.stat().st_size // PULSE_DTYPE.itemsize if log_file.exists() else 0
         if held < n:
             raise StateError(f"{self.path}: the pulse log holds {held} records, the snapshot says {n}")
-        if log_file.exists():  # pulses of a message whose snapshot was never committed did not happen
-            with open(log_file, "r+b") as fh:
-                fh.truncate(n * PULSE_DTYPE.itemsize)
-        chip.pulse_log = FilePulseLog(log_file, n)
+        chip.pulse_log = FilePulseLog(log_file, n)  # it cuts off pulses whose snapshot was never committed
         board = bench.board
         if board is not None:
             board.pulse_count = int(meta["board_pulses"])
