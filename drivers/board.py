@@ -14,7 +14,8 @@ from labrram.board_records import CELL_RECORD, PULSE_RECORD, VALUE
 from labrram.ieee488 import encode_block
 
 from .guard import board_guard
-from .base import LINK_ERRORS, Instrument, InstrumentError, LimitError, ReplyError, Setting
+from .base import LINK_ERRORS, InstrumentError, ReplyError, Setting
+from .board_base import DELIVERED, NOT_DELIVERED, UNKNOWN, BIAS_SCHEMES, Board, PulseDeliveryError
 
 #: largest number of records sent in one block (keeps one transaction under ~1 MB)
 MAX_BATCH = 65536
@@ -28,39 +29,8 @@ HW_READ_VOLTAGE = 1.0
 #: sending it again cannot help
 REFUSED = range(-229, -99)
 
-#: delivery status of a pulse whose reply was lost (see :class:`PulseDeliveryError`)
-DELIVERED, NOT_DELIVERED, UNKNOWN = 1, 0, -1
-
-
-class PulseDeliveryError(InstrumentError):
-    """A pulse batch whose exchange failed (no reply, a garbled reply, a lost connection).
-
-    Pulses are never sent again by the driver. ``status`` says, per pulse of the call, what the
-    board's pulse counter (``:SYST:PULS?``) proves: 1 delivered, 0 not delivered, -1 unknown (the
-    counter was not known before, could not be read, or the board reset). Read the cells back
-    before doing anything else with them.
-    """
-
-    def __init__(self, message: str, status: np.ndarray, kind: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-
-
-def _cells(rows, cols, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.asarray(rows)
-    cols = np.asarray(cols)
-    if rows.shape != cols.shape or rows.ndim != 1:
-        raise ValueError("rows and cols must be 1-D sequences of the same length")
-    if rows.size and (not np.issubdtype(rows.dtype, np.integer) or not np.issubdtype(cols.dtype, np.integer)):
-        raise ValueError("cell addresses must be integers")
-    if rows.size and (rows.min() < 0 or rows.max() >= n_rows or cols.min() < 0 or cols.max() >= n_cols):
-        raise ValueError(f"cell address outside the {n_rows}x{n_cols} array")
-    return rows.astype(np.intp), cols.astype(np.intp)
-
-
-class CrossbarBoard(Instrument):
-    """The crossbar test board: reads, pulses, analog MVM and SMU routing."""
+class CrossbarBoard(Board):
+    """The labrram crossbar test board: reads, pulses, analog MVM and SMU routing."""
 
     guard = board_guard  # raw source-level commands are refused beyond the limits too
 
@@ -73,28 +43,20 @@ class CrossbarBoard(Instrument):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._shape: tuple[int, int] | None = None
         self._configured = False
         self._read_settings: tuple[float, float] | None = None
         self._counter: int | None = None  # the board's pulse counter, when known
-        self._spent: tuple[np.ndarray, np.ndarray] | None = None  # pulses and energy per device, this connection
 
-    #: what the board can apply while reading: |read voltage| and the read gate, V
+    #: what the board can apply (docs/board-protocol.md)
     read_voltage_range = HW_READ_VOLTAGE
     read_gate_range = HW_GATE
-
-    # --- validation --------------------------------------------------------------------
-    def _check_read_voltage(self, v: float) -> float:
-        self.limits.check_voltage(v, "read voltage")
-        if not abs(float(v)) <= self.read_voltage_range:
-            raise LimitError(f"read voltage {float(v):g} V beyond the board's range of ±{self.read_voltage_range:g} V")
-        return float(v)
-
-    def _check_gate(self, v: float) -> float:
-        self.limits.check_gate(v, "gate voltage")
-        if not 0 <= float(v) <= self.read_gate_range:
-            raise LimitError(f"gate voltage {float(v):g} V beyond the board's range [0, {self.read_gate_range:g}] V")
-        return float(v)
+    pulse_amplitude_range = HW_AMPLITUDE
+    pulse_gate_range = HW_GATE
+    pulse_width_range = (HW_MIN_WIDTH, HW_MAX_WIDTH)
+    has_gate = can_mvm = can_route_smu = True
+    bias_schemes = BIAS_SCHEMES
+    array_kinds = ("reram", "pcm", "passive")
+    board_name = "the board"
 
     # --- identity ----------------------------------------------------------------------
     @property
@@ -238,10 +200,21 @@ class CrossbarBoard(Instrument):
     def _block_command(self, header: str, records: np.ndarray) -> str:
         return header + encode_block(records.tobytes()).decode("latin-1")
 
+    def array_kind(self) -> str:
+        """What the board carries (``:ARR:TYPE?``): ``"reram"``, ``"pcm"`` or ``"passive"``."""
+        return self.query(":ARR:TYPE?", idempotent=True).strip().lower()
+
+    def set_bias(self, scheme: str) -> None:
+        """Biasing of the unselected lines of a passive array (``:ARR:BIAS``)."""
+        if scheme not in self.bias_schemes:
+            raise ValueError(f"bias scheme must be one of {list(self.bias_schemes)}, got {scheme!r}")
+        self.write(f":ARR:BIAS {scheme}")
+        self.check_errors()
+
     # --- reads -------------------------------------------------------------------------
     def measure_cell(self, row: int, col: int) -> float:
         """Current of one cell at the read voltage, A."""
-        r, c = _cells([row], [col], *self.shape)
+        r, c = self._cells([row], [col])
 
         def once() -> float:
             self._ready_link()
@@ -263,7 +236,7 @@ class CrossbarBoard(Instrument):
 
     def measure_cells(self, rows, cols) -> np.ndarray:
         """Currents of a list of cells, A, in blocks of up to :data:`MAX_BATCH` cells."""
-        rows, cols = _cells(rows, cols, *self.shape)
+        rows, cols = self._cells(rows, cols)
         out = np.empty(rows.size)
         for start in range(0, rows.size, MAX_BATCH):
             sl = slice(start, start + MAX_BATCH)
@@ -294,15 +267,7 @@ class CrossbarBoard(Instrument):
         connection) the link is recovered and :class:`PulseDeliveryError` is raised with what
         the board's pulse counter proves about each pulse's delivery.
         """
-        kind = kind.upper()
-        if kind not in ("SET", "RESET"):
-            raise ValueError(f"pulse kind must be SET or RESET, got {kind!r}")
-        rows, cols = _cells(rows, cols, *self.shape)
-        amplitude = np.broadcast_to(np.asarray(amplitude, dtype=float), rows.shape)
-        gate = np.broadcast_to(np.asarray(gate, dtype=float), rows.shape)
-        width = np.broadcast_to(np.asarray(width, dtype=float), rows.shape)
-        self.check_pulse(amplitude, gate, width)
-        self._charge(rows, cols, amplitude, width)
+        kind, rows, cols, amplitude, gate, width = self._pulse_arrays(kind, rows, cols, amplitude, gate, width)
         out = np.empty(rows.size) if read else None
         for start in range(0, rows.size, MAX_BATCH):
             sl = slice(start, start + MAX_BATCH)
@@ -346,49 +311,10 @@ class CrossbarBoard(Instrument):
                 self._counter += rec.size
         return out
 
-    def check_pulse(self, amplitude, gate, width) -> None:
-        """Refuse pulses beyond the bench limits (voltage, gate, width, energy
-        ``amplitude * max_current * width``) or beyond the board's own ranges
-        (docs/board-protocol.md; for stations whose limits are wider): raises
-        :class:`~labrram.safety.LimitError`, nothing is sent."""
-        amplitude, gate, width = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (amplitude, gate, width))
-        self.limits.check_pulse(amplitude, gate, width, current_limit=self.limits.max_current)
-        if np.any(amplitude < 0):
-            raise ValueError("pulse amplitudes are magnitudes (>= 0 V); the kind sets the polarity")
-        for what, x, lo, hi, unit in (("amplitude", amplitude, 0.0, HW_AMPLITUDE, "V"), ("gate", gate, 0.0, HW_GATE, "V"), ("width", width, HW_MIN_WIDTH, HW_MAX_WIDTH, "s")):
-            if x.size and (np.min(x) < lo or np.max(x) > hi):
-                raise LimitError(f"pulse {what} outside the board's range [{lo:g}, {hi:g}] {unit}")
-
-    def _charge(self, rows: np.ndarray, cols: np.ndarray, amplitude: np.ndarray, width: np.ndarray) -> None:
-        """Per-device budgets of this connection (``max_pulses_per_device``,
-        ``max_energy_per_device``): refuse the whole batch before any byte when one device would
-        go beyond them, else count it."""
-        shape = self.shape
-        if self._spent is None:
-            self._spent = (np.zeros(shape), np.zeros(shape))
-        pulses, energy = np.zeros(shape), np.zeros(shape)
-        np.add.at(pulses, (rows, cols), 1.0)
-        np.add.at(energy, (rows, cols), self.limits.pulse_energy(amplitude, width))
-        pulses += self._spent[0]
-        energy += self._spent[1]
-        if np.max(pulses) > self.limits.max_pulses_per_device:
-            r, c = np.unravel_index(np.argmax(pulses), shape)
-            raise LimitError(
-                f"device ({r}, {c}) would receive {int(pulses[r, c])} pulses on this connection, "
-                f"beyond the per-device budget of {int(self.limits.max_pulses_per_device)}"
-            )
-        if np.max(energy) > self.limits.max_energy_per_device:
-            r, c = np.unravel_index(np.argmax(energy), shape)
-            raise LimitError(
-                f"device ({r}, {c}) would receive {energy[r, c]:.3g} J of pulses on this connection, "
-                f"beyond the per-device budget of {self.limits.max_energy_per_device:.3g} J"
-            )
-        self._spent = (pulses, energy)
-
     # --- SMU routing ---------------------------------------------------------------------
     def route_smu(self, row: int, col: int, gate: float | None = None) -> None:
         """Connect the SMU connector to one cell (its bit line; source line grounded)."""
-        r, c = _cells([row], [col], *self.shape)
+        r, c = self._cells([row], [col])
         cmd = f":ROUT:SMU {r[0]},{c[0]}"
         if gate is not None:
             cmd = f":ROUT:GATE {self._check_gate(gate):.6g};" + cmd
@@ -401,8 +327,3 @@ class CrossbarBoard(Instrument):
     @property
     def error_count(self) -> int:
         return int(self.query_float(":SYST:ERR:COUN?", idempotent=True))
-
-    def shutdown(self) -> None:
-        """Open the SMU route (the board's own drivers idle at 0 V)."""
-        if not self._closed:
-            self.open_route()

@@ -104,10 +104,10 @@ def _connected(station: StationLike, kind: str | None = None, array: tuple[int, 
 
 
 def chip_kind(connected: ConnectedStation) -> str:
-    """What the station's board says it carries (``:ARR:TYPE?``): ``"reram"``, ``"pcm"`` or
-    ``"passive"``."""
+    """What the station's board says it carries (labrram's board: ``:ARR:TYPE?``; a board that
+    cannot tell: the kind its station declares): ``"reram"``, ``"pcm"`` or ``"passive"``."""
     board = connected.crossbar.board
-    kind = board.query(":ARR:TYPE?").strip().lower()
+    kind = board.array_kind()
     if kind not in CHIP_KINDS:
         raise JobError(f"the board reports an array of type {kind!r}; labrram programs {CHIP_KINDS}")
     return kind

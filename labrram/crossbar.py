@@ -20,7 +20,7 @@ import numpy as np
 import logging
 
 from .cells import Cells, as_cells
-from .drivers.board import CrossbarBoard
+from .drivers.board_base import Board
 from .drivers.smu import SourceMeter
 from .safety import SafeLimits
 
@@ -46,8 +46,8 @@ class Crossbar:
 
     Parameters
     ----------
-    board : CrossbarBoard
-        Board driver.
+    board : Board
+        Board driver (any crossbar-board role: labrram's board, ArC ONE, ArC TWO).
     smu : SourceMeter, optional
         SMU driver for precise reads and I-V sweeps.
     limits : SafeLimits, optional
@@ -64,7 +64,7 @@ class Crossbar:
 
     def __init__(
         self,
-        board: CrossbarBoard,
+        board: Board,
         smu: SourceMeter | None = None,
         limits: SafeLimits | None = None,
         read_voltage: float = 0.2,
@@ -143,12 +143,11 @@ class Crossbar:
 
     def bias(self, scheme: str) -> None:
         """Biasing of the unselected lines of a passive array for later pulses and reads:
-        ``"HALF"`` (V/2), ``"THIRD"`` (V/3) or ``"FLOAT"`` (board ``:ARR:BIAS``)."""
+        ``"HALF"`` (V/2), ``"THIRD"`` (V/3) or ``"FLOAT"``."""
         if scheme not in ("HALF", "THIRD", "FLOAT"):
             raise ValueError(f"bias scheme must be HALF, THIRD or FLOAT, got {scheme!r}")
         self._setup()
-        self.board.write(f":ARR:BIAS {scheme}")
-        self.board.check_errors()
+        self.board.set_bias(scheme)
 
     def read_row(self, row: int) -> np.ndarray:
         """Conductances of one row, S."""
@@ -188,7 +187,7 @@ class Crossbar:
 
     # --- pulses ------------------------------------------------------------------------
     def _pulse(self, kind: str, cells: Any, settings: PulseSettings, amplitude, gate, width, read: bool):
-        """Raises :class:`~labrram.drivers.board.PulseDeliveryError` when the exchange failed:
+        """Raises :class:`~labrram.drivers.board_base.PulseDeliveryError` when the exchange failed:
         read the cells back before anything else (pulses are never repeated blindly)."""
         self._setup()
         rows, cols = as_cells(cells, self.shape)
@@ -219,7 +218,8 @@ class Crossbar:
 
     def pulse_counter(self) -> int:
         """The board's count of delivered pulses (read once, then kept by the driver; see
-        :meth:`~labrram.drivers.board.CrossbarBoard.pulse_counter`)."""
+        :meth:`~labrram.drivers.board.CrossbarBoard.pulse_counter`; a board without one raises
+        :class:`~labrram.drivers.board_base.BoardCapabilityError`)."""
         self._setup()
         return self.board.pulse_counter()
 

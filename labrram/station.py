@@ -235,17 +235,19 @@ def parse_station(text: str, source: str = "<string>") -> Station:
 
 def _check_roles(crossbar: dict[str, Any], instruments: dict[str, InstrumentEntry], where: str) -> None:
     """``board`` must name a crossbar-board driver and ``smu`` a source-measure unit."""
-    from .drivers.board import CrossbarBoard
+    from .drivers.board_base import Board
     from .drivers.smu import SourceMeter
 
-    for key, role, base in (("board", "a crossbar board", CrossbarBoard), ("smu", "a source-measure unit", SourceMeter)):
+    for key, role, base in (("board", "a crossbar board", Board), ("smu", "a source-measure unit", SourceMeter)):
         if key in crossbar:
             entry = instruments[crossbar[key]]
             cls = driver_class(entry.driver)
             if not issubclass(cls, base):
                 raise StationError(f"{where}: {key} = {crossbar[key]!r} is a {entry.driver!r} instrument, not {role}")
             if key == "board":  # the read levels within what this board can apply (not only the limits)
-                v, g = crossbar.get("read_voltage", 0.2), crossbar.get("read_gate", 3.3)
+                v, g = crossbar.get("read_voltage", 0.2), crossbar.get("read_gate", 3.3 if cls.has_gate else 0.0)
+                if not cls.has_gate and g != 0:
+                    raise StationError(f"{where}: read_gate {g:g} V: the {entry.driver!r} board drives passive arrays and has no word-line gate (leave read_gate out)")
                 if not abs(v) <= cls.read_voltage_range:
                     raise StationError(f"{where}: read_voltage {v:g} V is beyond the {entry.driver!r} board's range of ±{cls.read_voltage_range:g} V")
                 if not 0 <= g <= cls.read_gate_range:
@@ -384,8 +386,11 @@ class ConnectedStation:
             if not cfg:
                 raise StationError(f"{self.station.source}: no [crossbar] table")
             smu = self.instruments[cfg["smu"]] if "smu" in cfg else None
+            board = self.instruments[cfg["board"]]
+            if not getattr(board, "has_gate", True):
+                cfg = {"read_gate": 0.0, **cfg}  # a board without word-line gates reads at none
             self._crossbar = Crossbar(
-                self.instruments[cfg["board"]],  # type: ignore[arg-type]
+                board,  # type: ignore[arg-type]
                 smu,  # type: ignore[arg-type]
                 self.station.limits,
                 **{k: float(v) for k, v in cfg.items() if k not in ("board", "smu")},

@@ -40,7 +40,7 @@ import numpy as np
 
 from labrram.crossbar import Crossbar
 from labrram.drivers.base import InstrumentError
-from labrram.drivers.board import PulseDeliveryError
+from labrram.drivers.board_base import PulseDeliveryError
 from labrram.safety import LimitError
 from labrram.store import StoreError
 from labrram.timing import BenchTimer, WallTimer, pulses_time, reads_time

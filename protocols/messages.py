@@ -28,7 +28,7 @@ from typing import Any, Generator
 
 import numpy as np
 
-from labrram.drivers.board import DELIVERED, NOT_DELIVERED, UNKNOWN
+from labrram.drivers.board_base import DELIVERED, NOT_DELIVERED, UNKNOWN
 
 #: a pulse the engine refused to send: the device reached its per-run pulse or energy budget
 REFUSED = -2

@@ -1,0 +1,236 @@
+"""The crossbar-board role: what every board driver offers, and the checks they share.
+
+A :class:`~labrram.crossbar.Crossbar` (and so the engine and every plan) talks to a board
+through this role only: array size, reads, pulse batches, sneak-path biasing, and — where the
+board has them — an SMU relay matrix, analog MVM and a pulse counter. Concrete boards:
+
+* :class:`~labrram.drivers.board.CrossbarBoard` — labrram's documented board protocol
+  (docs/board-protocol.md);
+* :class:`~labrram.drivers.arc1.ArcOneBoard` — ArC Instruments' ArC ONE over its serial
+  protocol;
+* :class:`~labrram.drivers.arc2.ArcTwoBoard` — ArC Instruments' ArC TWO through ``pyarc2``.
+
+What a board cannot do is refused with a clear :class:`BoardCapabilityError` before any byte;
+its flags (:attr:`Board.has_gate`, :attr:`Board.can_mvm`, ...) let a plan check up front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Instrument, InstrumentError, LimitError
+
+#: delivery status of a pulse whose reply was lost (see :class:`PulseDeliveryError`)
+DELIVERED, NOT_DELIVERED, UNKNOWN = 1, 0, -1
+
+#: sneak-path biasing schemes of passive arrays (``Crossbar.bias``)
+BIAS_SCHEMES = ("HALF", "THIRD", "FLOAT")
+
+
+class PulseDeliveryError(InstrumentError):
+    """A pulse batch whose exchange failed (no reply, a garbled reply, a lost connection).
+
+    Pulses are never sent again by the driver. ``status`` says, per pulse of the call, what the
+    board can prove: 1 delivered, 0 not delivered, -1 unknown. Read the cells back before doing
+    anything else with them.
+    """
+
+    def __init__(self, message: str, status: np.ndarray, kind: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+class BoardCapabilityError(InstrumentError):
+    """An operation the station's board cannot do (e.g. analog MVM on an ArC ONE)."""
+
+
+def cell_indices(rows, cols, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Checked integer cell addresses (0-based) of an ``n_rows`` x ``n_cols`` array."""
+    rows = np.asarray(rows)
+    cols = np.asarray(cols)
+    if rows.shape != cols.shape or rows.ndim != 1:
+        raise ValueError("rows and cols must be 1-D sequences of the same length")
+    if rows.size and (not np.issubdtype(rows.dtype, np.integer) or not np.issubdtype(cols.dtype, np.integer)):
+        raise ValueError("cell addresses must be integers")
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows or cols.min() < 0 or cols.max() >= n_cols):
+        raise ValueError(f"cell address outside the {n_rows}x{n_cols} array")
+    return rows.astype(np.intp), cols.astype(np.intp)
+
+
+class Board(Instrument):
+    """Base of every crossbar-board driver (the role a :class:`~labrram.crossbar.Crossbar` uses).
+
+    Subclasses implement the array size, reads and pulses; the limit checks of pulses and the
+    per-device pulse and energy budgets of a connection are shared here, so they hold for every
+    board alike.
+    """
+
+    #: |read voltage| the board can apply, V
+    read_voltage_range: float = 1.0
+    #: word-line (gate) voltage the board can apply during reads, V; 0 for boards without gates
+    read_gate_range: float = 0.0
+    #: hardware ranges of one pulse: amplitude (V), gate (V), width (s)
+    pulse_amplitude_range: float = 5.0
+    pulse_gate_range: float = 0.0
+    pulse_width_range: tuple[float, float] = (10e-9, 1.0)
+    #: what the board can do besides reads and pulses
+    has_gate = False  # drives the word lines of 1T1R arrays
+    can_mvm = False  # analog matrix-vector products
+    can_route_smu = False  # a relay matrix to an external SMU
+    bias_schemes: tuple[str, ...] = ()  # sneak-path biasing of passive arrays
+    #: the array kinds the board can carry
+    array_kinds: tuple[str, ...] = ("passive",)
+    #: the board's name in messages ("the ArC ONE")
+    board_name = "the board"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._shape: tuple[int, int] | None = None
+        self._spent: tuple[np.ndarray, np.ndarray] | None = None  # pulses and energy per device, this connection
+
+    # --- what every board implements -----------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:  # pragma: no cover - abstract
+        """Array size (rows, cols)."""
+        raise NotImplementedError
+
+    def configure(self, read_voltage: float | None = None, read_gate: float | None = None) -> None:  # pragma: no cover - abstract
+        """Prepare the board for reads at ``read_voltage`` (V) and ``read_gate`` (V, boards with
+        gates); remembered and applied again after any link recovery."""
+        raise NotImplementedError
+
+    def array_kind(self) -> str:  # pragma: no cover - abstract
+        """What the board carries: ``"reram"``, ``"pcm"`` or ``"passive"``."""
+        raise NotImplementedError
+
+    def measure_cells(self, rows, cols) -> np.ndarray:  # pragma: no cover - abstract
+        """Currents of a list of cells at the read voltage, A."""
+        raise NotImplementedError
+
+    def measure_all(self) -> np.ndarray:  # pragma: no cover - abstract
+        """Currents of the whole array, shape (rows, cols), A."""
+        raise NotImplementedError
+
+    def pulse(self, kind: str, rows, cols, amplitude, gate, width, read: bool = False) -> np.ndarray | None:  # pragma: no cover
+        """SET or RESET pulses on a list of cells; with ``read`` the currents right after each
+        pulse (A). Raises :class:`PulseDeliveryError` when an exchange failed."""
+        raise NotImplementedError
+
+    # --- shared, overridable -----------------------------------------------------------------
+    def measure_cell(self, row: int, col: int) -> float:
+        """Current of one cell at the read voltage, A."""
+        return float(self.measure_cells(np.array([row]), np.array([col]))[0])
+
+    def measure_row(self, row: int) -> np.ndarray:
+        """Currents of one row, A."""
+        n_rows, n_cols = self.shape
+        if not (0 <= int(row) < n_rows):
+            raise ValueError(f"row {row} outside 0..{n_rows - 1}")
+        return self.measure_cells(np.full(n_cols, int(row)), np.arange(n_cols))
+
+    def set_bias(self, scheme: str) -> None:
+        """Biasing of the unselected lines of a passive array: ``"HALF"``, ``"THIRD"`` or ``"FLOAT"``."""
+        raise BoardCapabilityError(f"{self.name}: {self.board_name} has no sneak-path biasing schemes")
+
+    def mvm(self, row_voltages) -> np.ndarray:
+        """Column currents for voltages on the rows (analog matrix-vector product), A."""
+        raise BoardCapabilityError(f"{self.name}: {self.board_name} cannot do analog matrix-vector products")
+
+    def route_smu(self, row: int, col: int, gate: float | None = None) -> None:
+        """Connect the external SMU to one cell."""
+        raise BoardCapabilityError(f"{self.name}: {self.board_name} has no relay matrix for an external SMU")
+
+    def open_route(self) -> None:
+        """Disconnect the external SMU (nothing to do on a board without a relay matrix)."""
+
+    def pulse_counter(self) -> int:
+        """The board's count of delivered pulses (for exactly-once settlement after a crash)."""
+        raise BoardCapabilityError(f"{self.name}: {self.board_name} has no pulse counter")
+
+    def delivery(self, before: int | None, n: int) -> int:
+        """Whether ``n`` pulses sent when :meth:`pulse_counter` read ``before`` reached the chip:
+        1 yes, 0 no, -1 unknown (always unknown on a board without a counter)."""
+        return UNKNOWN
+
+    # --- checks shared by every board ------------------------------------------------------
+    def _check_read_voltage(self, v: float) -> float:
+        self.limits.check_voltage(v, "read voltage")
+        if not abs(float(v)) <= self.read_voltage_range:
+            raise LimitError(f"read voltage {float(v):g} V beyond {self.board_name}'s range of ±{self.read_voltage_range:g} V")
+        return float(v)
+
+    def _check_gate(self, v: float) -> float:
+        self.limits.check_gate(v, "gate voltage")
+        if not 0 <= float(v) <= self.read_gate_range:
+            if not self.has_gate:
+                raise LimitError(f"gate voltage {float(v):g} V: {self.board_name} drives passive arrays and has no word-line gate")
+            raise LimitError(f"gate voltage {float(v):g} V beyond {self.board_name}'s range [0, {self.read_gate_range:g}] V")
+        return float(v)
+
+    def _cells(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        return cell_indices(rows, cols, *self.shape)
+
+    def check_pulse(self, amplitude, gate, width) -> None:
+        """Refuse pulses beyond the bench limits (voltage, gate, width, energy
+        ``amplitude * max_current * width``) or beyond the board's own ranges: raises
+        :class:`~labrram.safety.LimitError`, nothing is sent."""
+        amplitude, gate, width = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (amplitude, gate, width))
+        self.limits.check_pulse(amplitude, gate, width, current_limit=self.limits.max_current)
+        if np.any(amplitude < 0):
+            raise ValueError("pulse amplitudes are magnitudes (>= 0 V); the kind sets the polarity")
+        if gate.size and np.max(gate) > 0 and not self.has_gate:
+            raise LimitError(f"pulse gate {np.max(gate):g} V: {self.board_name} drives passive arrays and has no word-line gate (use 0 V)")
+        lo_w, hi_w = self.pulse_width_range
+        for what, x, lo, hi, unit in (
+            ("amplitude", amplitude, 0.0, self.pulse_amplitude_range, "V"),
+            ("gate", gate, 0.0, self.pulse_gate_range, "V"),
+            ("width", width, lo_w, hi_w, "s"),
+        ):
+            if x.size and (np.min(x) < lo or np.max(x) > hi):
+                raise LimitError(f"pulse {what} outside {self.board_name}'s range [{lo:g}, {hi:g}] {unit}")
+
+    def _pulse_arrays(self, kind: str, rows, cols, amplitude, gate, width):
+        """The checked arrays of one pulse call (kind, cells, per-cell levels), charged against
+        the connection's per-device budgets; nothing is sent when any check fails."""
+        kind = kind.upper()
+        if kind not in ("SET", "RESET"):
+            raise ValueError(f"pulse kind must be SET or RESET, got {kind!r}")
+        rows, cols = self._cells(rows, cols)
+        amplitude = np.broadcast_to(np.asarray(amplitude, dtype=float), rows.shape)
+        gate = np.broadcast_to(np.asarray(gate, dtype=float), rows.shape)
+        width = np.broadcast_to(np.asarray(width, dtype=float), rows.shape)
+        self.check_pulse(amplitude, gate, width)
+        self._charge(rows, cols, amplitude, width)
+        return kind, rows, cols, amplitude, gate, width
+
+    def _charge(self, rows: np.ndarray, cols: np.ndarray, amplitude: np.ndarray, width: np.ndarray) -> None:
+        """Per-device budgets of this connection (``max_pulses_per_device``,
+        ``max_energy_per_device``): refuse the whole batch before any byte when one device would
+        go beyond them, else count it."""
+        shape = self.shape
+        if self._spent is None:
+            self._spent = (np.zeros(shape), np.zeros(shape))
+        pulses, energy = np.zeros(shape), np.zeros(shape)
+        np.add.at(pulses, (rows, cols), 1.0)
+        np.add.at(energy, (rows, cols), self.limits.pulse_energy(amplitude, width))
+        pulses += self._spent[0]
+        energy += self._spent[1]
+        if np.max(pulses) > self.limits.max_pulses_per_device:
+            r, c = np.unravel_index(np.argmax(pulses), shape)
+            raise LimitError(
+                f"device ({r}, {c}) would receive {int(pulses[r, c])} pulses on this connection, "
+                f"beyond the per-device budget of {int(self.limits.max_pulses_per_device)}"
+            )
+        if np.max(energy) > self.limits.max_energy_per_device:
+            r, c = np.unravel_index(np.argmax(energy), shape)
+            raise LimitError(
+                f"device ({r}, {c}) would receive {energy[r, c]:.3g} J of pulses on this connection, "
+                f"beyond the per-device budget of {self.limits.max_energy_per_device:.3g} J"
+            )
+        self._spent = (pulses, energy)
+
+    def shutdown(self) -> None:
+        """Open any SMU route (boards' own drivers idle at 0 V)."""
+        if not self._closed and self.can_route_smu:
+            self.open_route()
