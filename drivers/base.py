@@ -480,6 +480,17 @@ class Instrument:
         transport = open_transport(address, visa_library, timeout)
         return cls(transport, limits=limits, **kwargs)
 
+    @classmethod
+    def address_problem(cls, address: Any) -> str | None:
+        """Why ``address`` cannot be opened by this driver (None when it looks right); station
+        files are checked with it before anything is opened."""
+        if address_kind(address) is None:
+            return (
+                f"address {address!r} is neither a VISA resource name (GPIB0::24::INSTR) "
+                "nor a serial port or URL (/dev/ttyACM0, COM3, labrram://default/board)"
+            )
+        return None
+
     # --- exchanges -------------------------------------------------------------------
     def format_command(self, command: str) -> str:
         """Hook for drivers that substitute a channel into command templates."""

@@ -20,7 +20,7 @@ from .crossbar import Crossbar
 from .drivers.base import InstrumentError
 from .textfile import check_depth
 from .drivers import driver_class
-from .drivers.base import Instrument, address_kind
+from .drivers.base import Instrument
 from .safety import SafeLimits
 from .textfile import read_user_text
 
@@ -185,11 +185,9 @@ def parse_station(text: str, source: str = "<string>") -> Station:
             cls = driver_class(entry["driver"])
         except (ValueError, ImportError) as exc:
             raise StationError(f"{where}: {exc}") from None
-        if address_kind(entry["address"]) is None:
-            raise StationError(
-                f"{where}: address {entry['address']!r} is neither a VISA resource name (GPIB0::24::INSTR) "
-                "nor a serial port or URL (/dev/ttyACM0, COM3, labrram://default/board)"
-            )
+        problem = cls.address_problem(entry["address"])
+        if problem:
+            raise StationError(f"{where}: {problem}")
         timeout = entry.get("timeout", 5.0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise StationError(f"{where}: timeout must be a positive number of seconds")
