@@ -14,6 +14,7 @@ DRIVERS = {
     "keithley2600": "labrram.drivers.keithley2600:Keithley2600",
     "keysight_b2900": "labrram.drivers.keysight_b2900:KeysightB2900",
     "labrram_board": "labrram.drivers.board:CrossbarBoard",
+    "arc1": "labrram.drivers.arc1:ArcOneBoard",
 }
 
 

@@ -73,6 +73,8 @@ class Transport(Protocol):
 
     def read_block(self) -> bytes: ...
 
+    def read_bytes(self, n: int) -> bytes: ...
+
     def clear(self) -> None: ...
 
     def reopen(self) -> None: ...
@@ -129,6 +131,18 @@ class VisaTransport:
             return self.resource.read_raw()
         except pyvisa.errors.VisaIOError as exc:
             raise self._error(exc) from None
+
+    def read_bytes(self, n: int) -> bytes:
+        """Exactly ``n`` bytes (binary replies without framing, e.g. on an ASRL resource)."""
+        import pyvisa
+
+        try:
+            data = self.resource.read_bytes(n)
+        except pyvisa.errors.VisaIOError as exc:
+            raise self._error(exc) from None
+        if len(data) != n:
+            raise InstrumentTimeout(f"{self.address}: expected {n} bytes, got {len(data)}")
+        return data
 
     def read_block(self) -> bytes:
         data = self.read_message()
@@ -215,6 +229,10 @@ class SerialTransport:
         if len(data) != n:
             raise InstrumentTimeout(f"{self.address}: expected {n} bytes, got {len(data)} within {self.timeout:g} s")
         return data
+
+    def read_bytes(self, n: int) -> bytes:
+        """Exactly ``n`` bytes (binary replies without framing); a timeout when fewer come."""
+        return self._read_exact(n)
 
     def read_message(self) -> bytes:
         data = self._read_until()

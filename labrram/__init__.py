@@ -27,6 +27,7 @@ _EXPORTS = {
     "read": "labrram.api",
     "chip_kind": "labrram.api",
     "info": "labrram.api",
+    "serve": "labrram.api",
     "Characterization": "labrram.api",
     "ReadResult": "labrram.api",
     "JobError": "labrram.api",

@@ -49,6 +49,7 @@ __all__ = [
     "program",
     "read",
     "resume",
+    "serve",
 ]
 
 log = logging.getLogger("labrram.api")
@@ -536,3 +537,35 @@ def _input_errors() -> tuple[type, ...]:
 #: the errors that mean bad input (a station, calibration, store, targets or cells that cannot be
 #: used, a job that does not fit the chip): nothing was sent to the chip
 INPUT_ERRORS: tuple[type, ...] = _input_errors()
+
+
+def serve(instrument: str, station: StationLike = None) -> Any:
+    """Serve an instrument of a simulated station's bench on a pseudo-terminal, so software that
+    opens a serial port by its device path (an instrument's own host library) reaches it.
+
+    Parameters
+    ----------
+    instrument : str
+        The instrument's name in the station file (``[instruments.NAME]``, e.g. ``"arc1"``).
+    station : str, Path or Station, optional
+        A simulated station (default: the default station).
+
+    Returns
+    -------
+    labrram.sim.serve.PtyServer
+        Started; ``.path`` is the device path (``/dev/pts/N``); ``.close()`` stops it.
+    """
+    from .sim.serve import PtyServer
+
+    st = station if isinstance(station, Station) else load_station(station)
+    if not st.simulated:
+        raise JobError(f"{st.source}: serve needs a simulated station (a [simulation] table); a real instrument is served by its own port")
+    entry = st.instruments.get(instrument)
+    if entry is None:
+        raise JobError(f"{st.source}: no instrument {instrument!r}; the station has {sorted(st.instruments)}")
+    address = entry.address
+    if not address.startswith("labrram://"):
+        raise JobError(f"{st.source}: [instruments.{instrument}] is reached through VISA ({address}); serve serves serial instruments (labrram:// addresses)")
+    bench = st.simulated_bench()
+    name = address[len("labrram://") :].split("?", 1)[0].rstrip("/").split("/")[-1]
+    return PtyServer(bench.name, name).start()

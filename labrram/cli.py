@@ -359,6 +359,32 @@ def show_montecarlo(summary: dict[str, Any], console) -> None:
     )  # fmt: skip
 
 
+# --- serve --------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from rich.console import Console
+
+    from .api import serve
+
+    server = serve(args.instrument, args.station)
+    Console(stderr=True, markup=False, highlight=False).print(f"{args.instrument} served on {server.path} (Ctrl-C stops)")
+    try:
+        while args.seconds is None or args.seconds > 0:
+            time.sleep(0.2 if args.seconds is None else min(0.2, args.seconds))
+            if args.seconds is not None:
+                args.seconds -= 0.2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return {"instrument": args.instrument, "path": server.path, "bytes_in": server.bytes_in, "bytes_out": server.bytes_out}
+
+
+def show_serve(summary: dict[str, Any], console) -> None:
+    console.print(f"stopped serving {summary['instrument']} on {summary['path']}: {summary['bytes_in']} bytes in, {summary['bytes_out']} out")
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "info": (cmd_info, show_info, "the station, its instruments and their identification"),
     "read": (cmd_read, show_read, "read the whole array's conductance map into a zarr run"),
@@ -369,6 +395,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "report": (cmd_report, show_report, "plots and summary of a programming run"),
     "demo": (cmd_demo, show_demo, "the tour: characterize, calibrate, train, transfer a Bayesian network, evaluate"),
     "montecarlo": (cmd_montecarlo, show_montecarlo, "run a Monte Carlo study (TOML) locally or on a Dask cluster, into a zarr store"),
+    "serve": (cmd_serve, show_serve, "serve a simulated serial instrument (e.g. an ArC ONE) on a pseudo-terminal"),
 }
 
 
@@ -461,6 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["dask", "process", "serial"], help="how trials run (default: the study file's, else dask)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study, computing only the missing trials")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    p = sub.add_parser("serve", help=COMMANDS["serve"][2])
+    _add_common(p)
+    p.add_argument("instrument", metavar="INSTRUMENT", help="the instrument's name in the station file (e.g. arc1)")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     return parser
 
 

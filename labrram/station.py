@@ -62,6 +62,8 @@ class SimulationEntry:
     state: str | None = None
     #: the ``[simulation.faults]`` table (validated; see :mod:`labrram.sim.faults`)
     faults: dict[str, Any] | None = None
+    #: which board carries the chip: ``"labrram"`` (labrram's board) or ``"arc1"`` (an ArC ONE)
+    board: str = "labrram"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,13 @@ class Station:
         if simulation.bench != self.simulation.bench:
             instruments = {n: _retarget(e, self.simulation.bench, simulation.bench) for n, e in instruments.items()}
         return replace(self, simulation=simulation, instruments=instruments)
+
+    def simulated_bench(self):
+        """The simulated bench as this station describes it (configured now; kept when it
+        already matches), without opening any instrument."""
+        if self.simulation is None:
+            raise StationError(f"{self.source}: not a simulated station (no [simulation] table)")
+        return _simulated_bench(self.simulation)
 
     def connect(self) -> "ConnectedStation":
         """Open every instrument (configuring the simulated bench first, if any)."""
@@ -313,6 +322,18 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
         raise StationError(f"{where}: bench must be a name of letters, digits, '-' and '_', got {bench!r}")
     if sim.get("kind", "reram") not in _CHIP_KINDS:
         raise StationError(f"{where}: kind must be one of {list(_CHIP_KINDS)}, got {sim.get('kind')!r}")
+    from .sim.bench import BOARDS
+
+    board = sim.get("board", "labrram")
+    if board not in BOARDS:
+        raise StationError(f"{where}: board must be one of {list(BOARDS)}, got {board!r}")
+    if board == "arc1":
+        from .sim.arc1 import MAX_LINES
+
+        if sim.get("kind", "reram") != "passive":
+            raise StationError(f"{where}: an ArC ONE (board = \"arc1\") carries passive arrays: set kind = \"passive\"")
+        if sim.get("rows", 128) > MAX_LINES or sim.get("cols", 128) > MAX_LINES:
+            raise StationError(f"{where}: an ArC ONE addresses at most {MAX_LINES}x{MAX_LINES} devices; set rows and cols to <= {MAX_LINES}")
     state = sim.get("state")
     if state is not None:
         if not isinstance(state, str) or not state.strip():
@@ -329,9 +350,7 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
             plan = FaultPlan.from_dict(_expect(faults, f"{where}.faults"), "[simulation.faults]")
         except FaultError as exc:
             raise StationError(f"{source}: {exc}") from None
-        from .sim.bench import DEFAULT_INSTRUMENTS
-
-        emulated = [spec.name for spec in DEFAULT_INSTRUMENTS]
+        emulated = [spec.name for spec in BOARDS[board]]
         for rule in plan.faults:
             if rule.instrument not in ("*", *emulated):
                 raise StationError(f"{source}: [simulation.faults].{rule.kind}: instrument {rule.instrument!r} is not on the simulated bench "
@@ -342,10 +361,17 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
 
 
 def load_station(path: str | Path | None = None) -> Station:
-    """Load a station file; ``None`` loads the default (simulated) station."""
+    """Load a station file; ``None`` loads the default (simulated) station, and the name of a
+    station that ships with labrram (``"arc1-simulated"``: ``labrram/stations/*.toml``) loads
+    that one when no such file exists here."""
     if path is None:
-        text = resources.files("labrram").joinpath("stations", DEFAULT_STATION).read_text()
-        return parse_station(text, f"<default station: labrram/stations/{DEFAULT_STATION}>")
+        path = DEFAULT_STATION.removesuffix(".toml")
+    if isinstance(path, str) and path.replace("-", "").replace("_", "").isalnum() and not Path(path).exists():
+        shipped = resources.files("labrram").joinpath("stations", f"{path}.toml")
+        if shipped.is_file():
+            text = shipped.read_text()
+            label = "default station" if path == DEFAULT_STATION.removesuffix(".toml") else "shipped station"
+            return parse_station(text, f"<{label}: labrram/stations/{path}.toml>")
     return parse_station(read_user_text(path, "station", "TOML", StationError), str(Path(path)))
 
 
@@ -455,9 +481,13 @@ def _simulated_bench(sim: SimulationEntry):
 
     bench = simulator.get_bench(sim.bench)
     cfg = bench.config
-    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults)
-    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults) != wanted:
+    from .sim.bench import BOARDS
+
+    instruments = BOARDS[sim.board]
+    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults, instruments)
+    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults, cfg.instruments) != wanted:
         bench = simulator.configure_bench(
-            sim.bench, seed=sim.seed, kind=sim.kind, rows=sim.rows, cols=sim.cols, state=sim.state, faults=sim.faults
-        )
+            sim.bench, seed=sim.seed, kind=sim.kind, rows=sim.rows, cols=sim.cols, state=sim.state, faults=sim.faults,
+            instruments=instruments,
+        )  # fmt: skip
     return bench

@@ -34,6 +34,9 @@ T_ROW_READ = 10e-6
 T_RELAY = 2e-3
 #: settle and conversion of one analog MVM, s
 T_MVM = 20e-6
+#: one single-device read of an ArC ONE (its read cycles averaged), s — a model figure, not a
+#: manufacturer's: the ArC ONE reads one device at a time
+T_ARC1_READ = 1e-3
 
 
 def pulses_time(widths: np.ndarray) -> float:

@@ -51,6 +51,9 @@ class FakeTransport:
     def read_block(self) -> bytes:
         return self._next()
 
+    def read_bytes(self, n: int) -> bytes:
+        return self._next()
+
     def clear(self) -> None:
         pass
 

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..timing import GPIB, USB_HS, USB_TMC, LinkTiming
+from ..timing import GPIB, USB_HS, USB_TMC, LinkTiming, uart
 from .clock import VirtualClock
 from .faults import Fault, FaultPlan, as_plan
 from .instrument import EmulatedInstrument
@@ -25,6 +25,7 @@ EMULATORS = {
     "keithley2636b": "labrram.sim.keithley2600:Keithley2636B",
     "keysight_b2902": "labrram.sim.keysight_b2900:KeysightB2902",
     "board": "labrram.sim.board:CrossbarBoard",
+    "arc1": "labrram.sim.arc1:ArcOne",
 }
 
 
@@ -45,6 +46,16 @@ DEFAULT_INSTRUMENTS = (
     InstrumentSpec("k2636b", "keithley2636b", "GPIB0::26::INSTR", GPIB, "4407123"),
     InstrumentSpec("b2902", "keysight_b2902", "USB0::0x0957::0x8C18::MY51140001::INSTR", USB_TMC, "MY51140001"),
 )
+
+#: the same bench with an ArC ONE carrying the chip in place of labrram's board (the SMUs are
+#: on the bench but not wired to the chip: the ArC ONE has no SMU connector)
+ARC1_INSTRUMENTS = (
+    InstrumentSpec("arc1", "arc1", "ASRL3::INSTR", uart(921600), "ARC1-0001"),
+    *DEFAULT_INSTRUMENTS[1:],
+)
+
+#: which board carries the chip -> the bench's instruments (``[simulation] board``)
+BOARDS = {"labrram": DEFAULT_INSTRUMENTS, "arc1": ARC1_INSTRUMENTS}
 
 
 @dataclass

@@ -163,7 +163,7 @@ class Session:
             raise ConnectionError("session closed")
         self.clock.advance(self.link.cost(len(data)), "transport")
         self.inbuf.extend(data)
-        for message in inst.frame(self.inbuf, end):
+        for message in inst.frame(self.inbuf, end, self):
             if self.outq:
                 inst.query_interrupted(self)
                 self.outq.clear()
@@ -297,7 +297,9 @@ class EmulatedInstrument:
         self.sessions.add(s)
         return s
 
-    def frame(self, buf: bytearray, end: bool) -> list[bytes]:
+    def frame(self, buf: bytearray, end: bool, session: Session | None = None) -> list[bytes]:
+        """The complete program messages at the head of ``buf`` (taken out of it); ``session``
+        is the connection they came on (for protocols whose framing has state)."""
         return split_lines(buf, end)
 
     def process(self, session: Session, message: bytes) -> None:  # pragma: no cover - abstract

@@ -893,7 +893,7 @@ class Keithley2636B(EmulatedInstrument):
         return f"{self.vendor}, Model {self.model}, {self.serial}, {FIRMWARE}"
 
     # ===== framing and dispatch =======================================================
-    def frame(self, buf: bytearray, end: bool) -> list[bytes]:
+    def frame(self, buf: bytearray, end: bool, session: Session | None = None) -> list[bytes]:
         """TSP messages are lines: split at ``\\n`` (Lua code may hold quotes and ``#``)."""
         messages = []
         while True:
