@@ -374,3 +374,37 @@ def test_a_station_connects_reads_and_grounds_on_close(hw, fw, tmp_path):
 def test_the_arc2_extra_pins_pyarc2():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras["arc2"] == ["pyarc2==0.6.0"]
+
+
+def _station_file(tmp_path, fw) -> Path:
+    text = (ROOT / "labrram" / "stations" / "arc2.toml").read_text().replace("/path/to/arc2fw.bin", str(fw))
+    path = tmp_path / "my-arc2.toml"
+    path.write_text(text)
+    return path
+
+
+def test_info_names_the_board_and_its_array(hw, fw, tmp_path):
+    from labrram.api import info
+
+    summary = info(str(_station_file(tmp_path, fw)))
+    assert summary["array"] == [32, 32] and not summary["simulated"]
+    assert summary["instruments"]["board"]["idn"].startswith("ArC Instruments,ArC TWO,arc2://0")
+    assert hw.inst.method_calls[-3:] == [call.ground_all(), call.execute(), call.wait()]
+
+
+def test_the_docs_example_runs_against_the_documented_api(hw, fw, tmp_path, monkeypatch):
+    """docs/boards-arc2.md's Python block, on a mocked pyarc2."""
+    import re
+
+    page = (ROOT / "docs" / "boards-arc2.md").read_text()
+    block = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    code = "\n".join(line[3:] if line.startswith("   ") else line for line in block.splitlines())
+    monkeypatch.chdir(_station_file(tmp_path, fw).parent)
+    hw.inst.read_all.return_value = np.full((32, 32), 1e-6, dtype=np.float32)
+    hw.inst.read_one.return_value = 5e-6
+    exec(compile(code, "boards-arc2.md", "exec"), {"print": lambda *a: None})
+    calls = hw.inst.method_calls
+    assert call.read_all(0.2, pyarc2.BiasOrder.Rows) in calls
+    assert call.pulse_one(W[0], B[3], 1.2, 1000) in calls
+    assert call.read_one(W[0], B[3], 0.2) in calls
+    assert calls[-3:] == [call.ground_all(), call.execute(), call.wait()]
