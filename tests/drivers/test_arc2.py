@@ -43,7 +43,7 @@ def fw(tmp_path):
 @pytest.fixture
 def hw(mocker):
     """A mocked pyarc2: ``find_ids`` lists board 0; ``Instrument(...)`` returns ``hw.inst``."""
-    inst = mocker.MagicMock(name="arc")
+    inst = mocker.create_autospec(pyarc2.Instrument, instance=True, name="arc")  # names and signatures as pyarc2 has them
     ctor = mocker.patch.object(pyarc2, "Instrument", return_value=inst)
     ids = mocker.patch.object(pyarc2, "find_ids", return_value=[0])
     return type("HW", (), {"inst": inst, "ctor": ctor, "ids": ids})
