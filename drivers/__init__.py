@@ -10,6 +10,7 @@ import importlib
 from .base import Instrument, InstrumentError, InstrumentTimeout, LimitError, ReplyError
 
 DRIVERS = {
+    "arc2": "labrram.drivers.arc2:ArcTwoBoard",
     "keithley2400": "labrram.drivers.keithley2400:Keithley2400",
     "keithley2600": "labrram.drivers.keithley2600:Keithley2600",
     "keysight_b2900": "labrram.drivers.keysight_b2900:KeysightB2900",
