@@ -393,16 +393,16 @@ def test_info_names_the_board_and_its_array(hw, fw, tmp_path):
 
 
 def test_the_docs_example_runs_against_the_documented_api(hw, fw, tmp_path, monkeypatch):
-    """docs/boards-arc2.md's Python block, on a mocked pyarc2."""
+    """docs/boards.md's ArC TWO Python block, on a mocked pyarc2."""
     import re
 
-    page = (ROOT / "docs" / "boards-arc2.md").read_text()
+    page = (ROOT / "docs" / "boards.md").read_text().split("## ArC TWO", 1)[1]
     block = re.search(r"```python\n(.*?)```", page, re.S).group(1)
     code = "\n".join(line[3:] if line.startswith("   ") else line for line in block.splitlines())
     monkeypatch.chdir(_station_file(tmp_path, fw).parent)
     hw.inst.read_all.return_value = np.full((32, 32), 1e-6, dtype=np.float32)
     hw.inst.read_one.return_value = 5e-6
-    exec(compile(code, "boards-arc2.md", "exec"), {"print": lambda *a: None})
+    exec(compile(code, "boards.md", "exec"), {"print": lambda *a: None})
     calls = hw.inst.method_calls
     assert call.read_all(0.2, pyarc2.BiasOrder.Rows) in calls
     assert call.pulse_one(W[0], B[3], 1.2, 1000) in calls

@@ -128,3 +128,22 @@ def test_libarc1_drives_the_served_arc_one_unchanged():
         g = st.crossbar.read((np.array([0]), np.array([0])))[0]
     assert abs(r * g - 1) < 0.02
     assert abs(values[0][2] * g - 1) < 0.02
+
+
+def test_the_boards_page_commands_run(tmp_path, monkeypatch):
+    """docs/boards.md's ArC ONE console block, as written."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "boards.md").read_text().split("## ArC TWO")[0]
+    block = re.search(r"```console\n(.*?)```", page, re.S).group(1)
+    commands = [shlex.split(line[2:]) for line in block.splitlines() if line.startswith("$ ")]
+    assert [c[:2] for c in commands] == [["labrram", "characterize"], ["labrram", "calibrate"], ["labrram", "program"]]
+    monkeypatch.chdir(tmp_path)
+    targets = np.full((32, 32), np.nan)
+    targets[4:7, 4:7] = 60e-6
+    np.save("targets.npy", targets)
+    for argv in commands:
+        assert main(argv[1:]) == 0, argv
+    assert labrram.RunStore.open("run.zarr").attrs["status"] == "complete"
