@@ -129,8 +129,8 @@ class PCMFit:
         """(q_s_coeff, q_s_exp) from the levels below the cap (log-normal spread of ĝ corrected)."""
         m = self.prior
         ok = np.isfinite(lv["q2"]) & (np.sqrt(lv["q2"]) < 0.95 * m.q_s_max)
-        if ok.sum() < 2:
-            raise ValueError("the 1/f noise law needs two or more levels below the Q_s cap")
+        if ok.sum() < 2:  # undetermined: too few levels below the cap
+            return float("nan"), float("nan")
         e = m.q_s_exp
         for _ in range(6):
             slope, intercept, _ = linear_fit(lv["x"][ok], np.log(lv["q2"][ok]) - 2 * e**2 * lv["s2"][ok], lv["n"][ok])
@@ -140,8 +140,8 @@ class PCMFit:
     def _laws(self, lv: dict[str, np.ndarray]) -> dict[str, float]:
         m = self.prior
         ok = np.isfinite(lv["nu_mean"])
-        if ok.sum() < 3:
-            raise ValueError("the drift laws need three or more levels with devices")
+        if ok.sum() < 3:  # undetermined: the clipped laws have three parameters
+            return {name: float("nan") for name in LAW_UNITS}
         x = lv["x"][ok]
         mu = _clipped_log_law(x, lv["nu_mean"][ok], 1 / lv["nu_mean_var"][ok], m.nu_mu_max, (m.nu_mu_slope, m.nu_mu_offset, m.nu_mu_min))
         sd = _clipped_log_law(x, lv["nu_std"][ok], 1 / lv["nu_std_var"][ok], m.nu_sigma_max, (m.nu_sigma_slope, m.nu_sigma_offset, m.nu_sigma_min))
@@ -194,13 +194,17 @@ class PCMFit:
         values, protocol, levels = self._statistics(curves, level, targets)
 
         def resampled(idx: np.ndarray) -> dict[str, float]:
-            v, p, _ = self._statistics(curves, level, targets, idx)
+            try:
+                v, p, _ = self._statistics(curves, level, targets, idx)
+            except (ValueError, FloatingPointError, ZeroDivisionError):  # a resample that leaves a law undetermined
+                return {k: float("nan") for k in (*values, *protocol)}
             return {**v, **p}
 
         ci = bootstrap(resampled, int(good.sum()), self.n_boot, self.seed, strata=level)
         self.estimates_ = {k: Estimate(v, *ci[k], unit=LAW_UNITS.get(k, "1")) for k, v in values.items()}
         self.protocol_estimates_ = {k: Estimate(v, *ci[k], unit="S") for k, v in protocol.items()}
-        self.model_ = replace(self.prior, **{k: values[k] for k in LAW_UNITS})
+        # an undetermined law keeps the prior's value in the model (its estimate stays NaN)
+        self.model_ = replace(self.prior, **{k: values[k] for k in LAW_UNITS if np.isfinite(values[k])})
         self.levels_ = levels
         self.curves_ = curves
         self.gof_ = self._goodness(levels)
@@ -211,7 +215,7 @@ class PCMFit:
 
     def _goodness(self, levels: dict[str, np.ndarray]) -> dict[str, Any]:
         m = self.model_
-        ok = np.isfinite(levels["nu_mean"])
+        ok = np.isfinite(levels["nu_mean"]) & np.isfinite(levels["q2"])
         g = levels["g_mean"][ok]
         return {
             "nu_mean_max_relative_residual": float(np.max(np.abs(m.nu_mean(g) / levels["nu_mean"][ok] - 1))),
