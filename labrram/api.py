@@ -440,11 +440,13 @@ def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int 
     except (StoreError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise StoreError(f"{run}: incomplete characterization: {exc}") from None
     fit = tech.fit(n_boot=bootstrap).fit(data)
-    undetermined = sorted(k for k, e in fit.estimates_.items() if not np.all(np.isfinite([e.value, e.low, e.high])))
+    protocol = getattr(fit, "protocol_estimates_", {})
+    everything = {**fit.estimates_, **protocol}
+    undetermined = sorted(k for k, e in everything.items() if not np.all(np.isfinite([e.value, e.low, e.high])))
     if undetermined:
         raise JobError(f"{run}: the data leave {', '.join(undetermined)} undetermined ({fit.n_devices_} devices); characterize more devices")
     cal = Calibration(kind, fit.model_, fit.estimates_, fit.gof_, fit.n_devices_,
-                      provenance(attrs.get("chip", "unknown"), attrs.get("station"), attrs.get("settings", {}), str(Path(run))))  # fmt: skip
+                      provenance(attrs.get("chip", "unknown"), attrs.get("station"), attrs.get("settings", {}), str(Path(run))), protocol)  # fmt: skip
     if out is not None:
         cal.save(out)
     cal.plots = []  # type: ignore[attr-defined]

@@ -127,6 +127,7 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
         "kind": cal.kind,
         "n_devices": cal.n_devices,
         "estimates": {k: e.to_dict() for k, e in cal.estimates.items()},
+        "protocol_estimates": {k: e.to_dict() for k, e in cal.protocol_estimates.items()},
         "goodness_of_fit": cal.goodness_of_fit,
         "plots": cal.plots,  # type: ignore[attr-defined]
     }
@@ -162,6 +163,12 @@ def show_calibrate(summary: dict[str, Any], console) -> None:
         lo, hi = e["ci95"]
         table.add_row(name, f"{e['value']:.4g}", f"[{lo:.4g}, {hi:.4g}]", e["unit"])
     console.print(table)
+    if summary.get("protocol_estimates"):
+        table = Table("quantity", "value", "95 % interval", "unit", title="achieved by the characterization's protocol (not device parameters)")
+        for name, e in summary["protocol_estimates"].items():
+            lo, hi = e["ci95"]
+            table.add_row(name, f"{e['value']:.4g}", f"[{lo:.4g}, {hi:.4g}]", e["unit"])
+        console.print(table)
     gof = summary["goodness_of_fit"]
     console.print(", ".join(f"{k}={v:.4g}" for k, v in gof.items() if isinstance(v, float)))
     console.print(f"written to {summary['out']}" + (f"; plots: {', '.join(summary['plots'])}" if summary["plots"] else ""))

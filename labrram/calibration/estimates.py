@@ -55,17 +55,29 @@ def bootstrap(
     n_units: int,
     n_boot: int = 200,
     seed: int = 0,
+    strata: np.ndarray | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile 95 % intervals of ``fit(indices)`` over resamples of the units (devices).
 
     ``fit`` receives an index array (a resample with replacement of ``range(n_units)``) and
-    returns named values. Resamples whose fit fails are dropped (at most 10 % tolerated).
+    returns named values. With ``strata`` (one label per unit), every stratum is resampled
+    within itself, so each keeps its size (a design that fixed how many devices each level
+    has). Resamples whose fit fails are dropped (at most 10 % tolerated).
     """
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {}
     failures = 0
+    groups = None
+    if strata is not None:
+        strata = np.asarray(strata)
+        if strata.shape != (n_units,):
+            raise ValueError(f"strata must give one label per unit ({n_units}), got shape {strata.shape}")
+        groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
     for _ in range(n_boot):
-        idx = rng.integers(0, n_units, n_units)
+        if groups is None:
+            idx = rng.integers(0, n_units, n_units)
+        else:
+            idx = np.concatenate([g[rng.integers(0, g.size, g.size)] for g in groups])
         try:
             values = fit(idx)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):

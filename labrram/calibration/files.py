@@ -1,19 +1,24 @@
 """Calibration files: a fitted device model with intervals, goodness of fit and provenance (JSON).
 
-Layout (``labrram_calibration`` = 1)::
+Layout (``labrram_calibration`` = 2)::
 
     {
-      "labrram_calibration": 1,
+      "labrram_calibration": 2,
       "kind": "reram" | "pcm" | "passive",
       "model": {...},                      # the device model's parameters (SI)
       "estimates": {"a": {"value": ..., "ci95": [lo, hi], "unit": "S"}, ...},
+      "protocol_estimates": {...},         # what the characterization's own protocol achieved
+                                           # (e.g. the PCM ladder's spread): not device parameters
       "goodness_of_fit": {...},
       "n_devices": 254,
       "provenance": {"chip": ..., "station": ..., "date": ..., "routine": {...},
                      "software": {...}, "data": "RUN.zarr"}
     }
 
-Loading validates everything and names the offending key; nothing is evaluated.
+Loading validates everything and names the offending key; nothing is evaluated. Format 1 files
+load (no ``protocol_estimates``), except PCM files whose ``estimates`` hold ``prog_c0..c2``:
+format 1 stored the spread the characterization ladder achieved in the fields of the device's
+programming noise ``sigma_prog``; they are refused with a message naming the file and the field.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from typing import Any
 from .estimates import Estimate
 from ..textfile import check_depth, read_user_text
 
-FORMAT = 1
+FORMAT = 2
+#: PCM estimates that format 1 filled with the characterization ladder's spread
+LEGACY_PCM_LADDER_FIELDS = ("prog_c0", "prog_c1", "prog_c2")
 MODELS = {
     "reram": "labrram.devices.reram:ReRAMModel",
     "pcm": "labrram.devices.pcm:PCMModel",
@@ -72,6 +79,7 @@ class Calibration:
     goodness_of_fit: dict[str, Any]
     n_devices: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    protocol_estimates: dict[str, Estimate] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,9 +87,14 @@ class Calibration:
             "kind": self.kind,
             "model": self.model.to_dict(),
             "estimates": {k: e.to_dict() for k, e in self.estimates.items()},
+            "protocol_estimates": {k: e.to_dict() for k, e in self.protocol_estimates.items()},
             "goodness_of_fit": self.goodness_of_fit,
             "n_devices": self.n_devices,
-            "note": "model parameters named in 'estimates' were fitted to the data; the others are the nominal defaults of the model",
+            "note": (
+                "model parameters named in 'estimates' were fitted to the data; the others are the nominal defaults of the model. "
+                "'protocol_estimates' describe what the characterization's own protocol achieved (its settings are in provenance.routine), "
+                "not the device"
+            ),
             "provenance": self.provenance,
         }
 
@@ -213,15 +226,16 @@ def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:
         raise CalibrationError(f"{source}: model: {exc}") from None
     _check_complete(kind, data["model"], source)
     _check_ranges(kind, model, source)
-    estimates = {}
-    if not isinstance(data["estimates"], dict):
-        raise CalibrationError(f"{source}: 'estimates' must be an object")
-    for name, est in data["estimates"].items():
-        try:
-            estimates[name] = Estimate.from_dict(est)
-        except (KeyError, TypeError, ValueError):
-            raise CalibrationError(f"{source}: estimates.{name} must be {{'value': x, 'ci95': [lo, hi], 'unit': u}}") from None
-        _finite_tree([estimates[name].value, estimates[name].low, estimates[name].high], f"{source}: estimates.{name}")
+    estimates = _estimates(data["estimates"], "estimates", source)
+    protocol = _estimates(data.get("protocol_estimates", {}), "protocol_estimates", source)
+    if kind == "pcm" and fmt == 1:
+        legacy = [name for name in LEGACY_PCM_LADDER_FIELDS if name in estimates]
+        if legacy:
+            raise CalibrationError(
+                f"{source}: estimates.{legacy[0]} (calibration format 1) holds the spread the characterization ladder's fixed "
+                "verify window achieved, not the device's programming noise sigma_prog, and its 1/f noise fit was biased; "
+                "recalibrate the characterization run (labrram calibrate RUN.zarr --out FILE) to write format 2"
+            )
     n = data.get("n_devices", 0)
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise CalibrationError(f"{source}: n_devices must be a non-negative integer")
@@ -229,7 +243,21 @@ def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:
     prov = data.get("provenance", {})
     if not isinstance(gof, dict) or not isinstance(prov, dict):
         raise CalibrationError(f"{source}: goodness_of_fit and provenance must be objects")
-    return Calibration(kind, model, estimates, gof, n, prov)
+    return Calibration(kind, model, estimates, gof, n, prov, protocol)
+
+
+def _estimates(block: Any, key: str, source: str) -> dict[str, Estimate]:
+    """The named estimates of one block of the file (``estimates`` or ``protocol_estimates``)."""
+    if not isinstance(block, dict):
+        raise CalibrationError(f"{source}: '{key}' must be an object")
+    out = {}
+    for name, est in block.items():
+        try:
+            out[name] = Estimate.from_dict(est)
+        except (KeyError, TypeError, ValueError):
+            raise CalibrationError(f"{source}: {key}.{name} must be {{'value': x, 'ci95': [lo, hi], 'unit': u}}") from None
+        _finite_tree([out[name].value, out[name].low, out[name].high], f"{source}: {key}.{name}")
+    return out
 
 
 def load_calibration(path: str | Path) -> Calibration:

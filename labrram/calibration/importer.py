@@ -77,7 +77,7 @@ SCHEMAS: dict[str, dict[str, Quantity]] = {
 
 #: kind -> settings the fit reads (name -> (default, meaning))
 SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
-    "reram": {},
+    "reram": {"read_delay": (6.0, "time between each SET and the read of g_set, s")},
     "pcm": {"reads_per_time": (1, "reads averaged into each drift_g value")},
     "passive": {"scheme": ("V/2", "biasing of the half-selected lines during the ramps: V/2 or V/3")},
 }
@@ -257,6 +257,13 @@ def import_measurements(source: str | Path, kind: str, out: str | Path, settings
     if unknown:
         raise MeasurementError(f"unknown setting(s) {unknown} for {kind}; known: {sorted(allowed) or 'none'}")
     full = {name: settings.get(name, default) for name, (default, _) in allowed.items()}
+    if kind == "reram":
+        try:
+            full["read_delay"] = float(full["read_delay"])
+        except (TypeError, ValueError):
+            raise MeasurementError(f"read_delay must be a time in seconds, got {full['read_delay']!r}") from None
+        if not (np.isfinite(full["read_delay"]) and 0 <= full["read_delay"] <= 1e6):
+            raise MeasurementError(f"read_delay must be between 0 and 1e6 s, got {full['read_delay']!r}")
     if kind == "passive" and full["scheme"] not in ("V/2", "V/3"):
         raise MeasurementError(f"scheme must be V/2 or V/3, got {full['scheme']!r}")
     if kind == "pcm":

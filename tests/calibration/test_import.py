@@ -95,7 +95,7 @@ def test_shapes_that_disagree_and_unknown_settings_are_refused(tmp_path):
         read_measurements(tmp_path / "m.xlsx", "reram")
 
 
-@pytest.mark.parametrize("kind, settings", [("pcm", {"reads_per_time": 4}), ("passive", {"scheme": "V/3"})])
+@pytest.mark.parametrize("kind, settings", [("pcm", {"reads_per_time": 1}), ("passive", {"scheme": "V/3"})])
 def test_every_kind_round_trips_through_the_tidy_csv(tmp_path, kind, settings):
     from labrram.calibration import KINDS
 
