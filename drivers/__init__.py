@@ -16,6 +16,7 @@ DRIVERS = {
     "keysight_b2900": "labrram.drivers.keysight_b2900:KeysightB2900",
     "labrram_board": "labrram.drivers.board:CrossbarBoard",
     "arc1": "labrram.drivers.arc1:ArcOneBoard",
+    "bench_clock": "labrram.drivers.bench_clock:BenchClock",
 }
 
 

@@ -97,13 +97,23 @@ def parse_block(data: bytes) -> tuple[bytes, bytes]:
 
 
 class VisaTransport:
-    """A pyvisa message-based resource."""
+    """A pyvisa message-based resource.
+
+    On GPIB and USBTMC a message ends with the bus's END; on byte streams — raw sockets
+    (``TCPIP::host::port::SOCKET``) and serial ports (``ASRL``) — it ends with a newline, and a
+    binary block is read by its length (it may hold newline bytes).
+    """
 
     def __init__(self, resource: Any, resource_manager: Any = None) -> None:
         self.resource = resource
         self.resource_manager = resource_manager
         self.address = resource.resource_name
-        resource.read_termination = None
+        name = self.address.upper()
+        self.stream = name.endswith("::SOCKET") or name.startswith("ASRL")
+        self._terminate(resource)
+
+    def _terminate(self, resource: Any) -> None:
+        resource.read_termination = "\n" if self.stream else None
         resource.write_termination = None
 
     def _error(self, exc: Exception) -> InstrumentError:
@@ -123,6 +133,8 @@ class VisaTransport:
             self.resource.write_raw(data)
         except pyvisa.errors.VisaIOError as exc:
             raise self._error(exc) from None
+        except OSError as exc:  # a backend that lets the socket's error through (peer gone)
+            raise ConnectionLost(f"{self.address}: connection lost ({exc})") from None
 
     def read_message(self) -> bytes:
         import pyvisa
@@ -131,6 +143,8 @@ class VisaTransport:
             return self.resource.read_raw()
         except pyvisa.errors.VisaIOError as exc:
             raise self._error(exc) from None
+        except OSError as exc:
+            raise ConnectionLost(f"{self.address}: connection lost ({exc})") from None
 
     def read_bytes(self, n: int) -> bytes:
         """Exactly ``n`` bytes (binary replies without framing, e.g. on an ASRL resource)."""
@@ -140,20 +154,41 @@ class VisaTransport:
             data = self.resource.read_bytes(n)
         except pyvisa.errors.VisaIOError as exc:
             raise self._error(exc) from None
+        except OSError as exc:
+            raise ConnectionLost(f"{self.address}: connection lost ({exc})") from None
         if len(data) != n:
             raise InstrumentTimeout(f"{self.address}: expected {n} bytes, got {len(data)}")
         return data
 
     def read_block(self) -> bytes:
+        if self.stream:
+            return self._read_stream_block()
         data = self.read_message()
         if data.startswith(b"#0"):  # indefinite length: the message ends with exactly one newline
             return data[2:-1] if data.endswith(b"\n") else data[2:]
         payload, _ = parse_block(data)
         return payload
 
+    def _read_stream_block(self) -> bytes:
+        head = self.read_bytes(2)
+        if head[:1] != b"#" or not head[1:2].isdigit() or head[1:2] == b"0":
+            rest = self.read_message()
+            raise ReplyError(f"{self.address}: expected a binary block, got {(head + rest)[:60]!r}")
+        digits = self.read_bytes(int(head[1:2]))
+        if not digits.isdigit():
+            raise ReplyError(f"{self.address}: malformed block header {head + digits!r}")
+        payload = self.read_bytes(int(digits)) if int(digits) else b""
+        tail = self.read_bytes(1)
+        if tail != b"\n":
+            raise ReplyError(f"{self.address}: block not followed by a newline, got {tail!r}")
+        return payload
+
     def clear(self) -> None:
         import pyvisa
 
+        if self.address.upper().endswith("::SOCKET"):  # a raw socket has no device clear: a new connection
+            self.reopen()  # drops stale bytes both ways, and finds a server that went away
+            return
         try:
             self.resource.clear()
         except pyvisa.errors.VisaIOError as exc:
@@ -170,10 +205,9 @@ class VisaTransport:
             raise ConnectionLost(f"{self.address}: cannot reopen (no resource manager)")
         try:
             self.resource = self.resource_manager.open_resource(self.address)
-        except pyvisa.errors.VisaIOError as exc:
+        except (pyvisa.errors.VisaIOError, OSError) as exc:
             raise ConnectionLost(f"{self.address}: cannot reopen: {exc}") from None
-        self.resource.read_termination = None
-        self.resource.write_termination = None
+        self._terminate(self.resource)
         self.timeout = timeout
 
     def close(self) -> None:
@@ -290,7 +324,7 @@ class SerialTransport:
 
 
 _SERIAL_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|/dev/|COM\d+$)", re.IGNORECASE)
-_VISA_NAME = re.compile(r"^(GPIB|USB|TCPIP|ASRL|VXI|PXI|GPIB-VXI)\d*::", re.IGNORECASE)
+_VISA_NAME = re.compile(r"^((GPIB|USB|TCPIP|VXI|PXI|GPIB-VXI)\d*|ASRL(\d*|/[^:]+|COM\d+))::", re.IGNORECASE)  # ASRL/dev/ttyUSB0::INSTR: pyvisa-py
 
 
 def address_kind(address: Any) -> str | None:

@@ -517,7 +517,7 @@ def read(station: StationLike = None, *, out: str | Path | None = None) -> ReadR
         t0 = time.perf_counter()
         g = xb.read()
         wall = time.perf_counter() - t0
-        bench = connected.timer.now() - t_bench if connected.bench is not None else None
+        bench = connected.timer.now() - t_bench if connected.simulated else None
         result = ReadResult(g, xb.read_voltage, wall, bench, None if out is None else str(out))
         if out is not None:
             store = RunStore.create(out, "read", {"station": connected.station.to_dict(), "read_voltage": xb.read_voltage, "read_gate": xb.read_gate,
@@ -541,33 +541,41 @@ def _input_errors() -> tuple[type, ...]:
 INPUT_ERRORS: tuple[type, ...] = _input_errors()
 
 
-def serve(instrument: str, station: StationLike = None) -> Any:
-    """Serve an instrument of a simulated station's bench on a pseudo-terminal, so software that
-    opens a serial port by its device path (an instrument's own host library) reaches it.
+def serve(instrument: str | None = None, station: StationLike = None, *, host: str = "127.0.0.1", port: int = 5025) -> Any:
+    """Serve a simulated station's bench to other processes, like hardware on a network.
 
     Parameters
     ----------
-    instrument : str
-        The instrument's name in the station file (``[instruments.NAME]``, e.g. ``"arc1"``).
+    instrument : str, optional
+        One instrument of the station (``[instruments.NAME]``): a serial one (``labrram://``
+        address: the board, an ArC ONE) on a pseudo-terminal, a VISA one on a raw TCP socket.
+        Default: every instrument, and the bench clock (:class:`~labrram.sim.serve.BenchServer`).
     station : str, Path or Station, optional
         A simulated station (default: the default station).
+    host : str
+        Interface the TCP sockets listen on (``127.0.0.1``: this machine only).
+    port : int
+        First TCP port (then one per instrument); 0 picks free ports.
 
     Returns
     -------
-    labrram.sim.serve.PtyServer
-        Started; ``.path`` is the device path (``/dev/pts/N``); ``.close()`` stops it.
+    PtyServer, TcpServer or BenchServer
+        Started; ``.path`` / ``.address`` / ``.served`` say where; ``.close()`` stops it (for
+        its clients, the instruments vanish). ``BenchServer.station_text()`` is a station file
+        that drives the served bench with ``pyvisa-py`` and pyserial.
     """
-    from .sim.serve import PtyServer
+    from .sim.serve import BenchServer, PtyServer, TcpServer
 
     st = station if isinstance(station, Station) else load_station(station)
     if not st.simulated:
-        raise JobError(f"{st.source}: serve needs a simulated station (a [simulation] table); a real instrument is served by its own port")
+        raise JobError(f"{st.source}: serve needs a simulated station (a [simulation] table); real instruments are reached at their own addresses")
+    if instrument is None:
+        return BenchServer(st, host=host, port=port).start()
     entry = st.instruments.get(instrument)
     if entry is None:
         raise JobError(f"{st.source}: no instrument {instrument!r}; the station has {sorted(st.instruments)}")
-    address = entry.address
-    if not address.startswith("labrram://"):
-        raise JobError(f"{st.source}: [instruments.{instrument}] is reached through VISA ({address}); serve serves serial instruments (labrram:// addresses)")
     bench = st.simulated_bench()
-    name = address[len("labrram://") :].split("?", 1)[0].rstrip("/").split("/")[-1]
-    return PtyServer(bench.name, name).start()
+    if entry.address.startswith("labrram://"):
+        name = entry.address[len("labrram://") :].split("?", 1)[0].rstrip("/").split("/")[-1]
+        return PtyServer(bench.name, name).start()
+    return TcpServer(bench.name, bench.instrument_for(entry.address).name, host, port).start()

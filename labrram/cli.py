@@ -374,22 +374,33 @@ def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
 
     from .api import serve
 
-    server = serve(args.instrument, args.station)
-    Console(stderr=True, markup=False, highlight=False).print(f"{args.instrument} served on {server.path} (Ctrl-C stops)")
+    server = serve(args.instrument, args.station, host=args.host, port=args.port)
     try:
-        while args.seconds is None or args.seconds > 0:
-            time.sleep(0.2 if args.seconds is None else min(0.2, args.seconds))
-            if args.seconds is not None:
-                args.seconds -= 0.2
+        served = getattr(server, "served", None)
+        if served is None:
+            where = {args.instrument: getattr(server, "path", None) or server.address}
+        else:
+            where = {name: s.address for name, s in served.items()}
+        if args.write_station:
+            if served is None:
+                raise UsageError("--write-station needs the whole bench served (no INSTRUMENT)")
+            Path(args.write_station).write_text(server.station_text())
+        err = Console(stderr=True, markup=False, highlight=False)
+        for name, address in where.items():
+            err.print(f"{name}: {address}")
+        err.print("serving (Ctrl-C stops)" + (f"; station file {args.write_station}" if args.write_station else ""))
+        deadline = None if args.seconds is None else time.monotonic() + args.seconds
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.1)
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
-    return {"instrument": args.instrument, "path": server.path, "bytes_in": server.bytes_in, "bytes_out": server.bytes_out}
+    return {"served": where, "station_file": args.write_station}
 
 
 def show_serve(summary: dict[str, Any], console) -> None:
-    console.print(f"stopped serving {summary['instrument']} on {summary['path']}: {summary['bytes_in']} bytes in, {summary['bytes_out']} out")
+    console.print("stopped serving " + ", ".join(f"{n} ({a})" for n, a in summary["served"].items()))
 
 
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
@@ -402,7 +413,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "report": (cmd_report, show_report, "plots and summary of a programming run"),
     "demo": (cmd_demo, show_demo, "the tour: characterize, calibrate, train, transfer a Bayesian network, evaluate"),
     "montecarlo": (cmd_montecarlo, show_montecarlo, "run a Monte Carlo study (TOML) locally or on a Dask cluster, into a zarr store"),
-    "serve": (cmd_serve, show_serve, "serve a simulated serial instrument (e.g. an ArC ONE) on a pseudo-terminal"),
+    "serve": (cmd_serve, show_serve, "serve the simulated bench to other processes: instruments on TCP sockets and pseudo-terminals"),
 }
 
 
@@ -497,7 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p = sub.add_parser("serve", help=COMMANDS["serve"][2])
     _add_common(p)
-    p.add_argument("instrument", metavar="INSTRUMENT", help="the instrument's name in the station file (e.g. arc1)")
+    p.add_argument("instrument", metavar="INSTRUMENT", nargs="?", help="only this instrument of the station file (e.g. arc1); default: all, and the bench clock")
+    p.add_argument("--host", default="127.0.0.1", help="interface of the TCP sockets (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_count(0), default=5025, help="first TCP port, one per instrument (0: free ports)")
+    p.add_argument("--write-station", metavar="FILE", help="write a station file that drives the served bench (pyvisa-py, pyserial)")
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     return parser
 

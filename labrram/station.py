@@ -395,11 +395,18 @@ class ConnectedStation:
                     )  # fmt: skip
                 except (TypeError, ValueError) as exc:  # a setting the driver refuses (instrument errors pass)
                     raise StationError(f"{station.source}: [instruments.{name}]: {exc}") from None
-                if self.bench is not None:  # retry delays cost virtual time, not wall time
-                    inst.wait = self.timer.wait
         except BaseException:
             self.close()
             raise
+        from .drivers.bench_clock import BenchClock
+
+        #: a served bench's clock among the instruments: bench time comes over the wire
+        self.remote_clock = next((i for i in self.instruments.values() if isinstance(i, BenchClock)), None)
+        if self.bench is not None or self.remote_clock is not None:  # retry delays cost bench time, not wall time
+            timer = self.timer
+            for inst in self.instruments.values():
+                if inst is not self.remote_clock:  # the clock's own retries wait in wall time
+                    inst.wait = timer.wait
         self._crossbar: Crossbar | None = None
 
     @property
@@ -423,14 +430,28 @@ class ConnectedStation:
 
     @property
     def timer(self):
-        """Waits and time stamps: the bench's virtual clock when simulated, else the wall clock."""
+        """Waits and time stamps: the bench's virtual clock when simulated (in this process, or a
+        served bench's over the wire), else the wall clock."""
         from .timing import VirtualTimer, WallTimer
 
-        return WallTimer() if self.bench is None else VirtualTimer(self.bench.clock)
+        if self.bench is not None:
+            return VirtualTimer(self.bench.clock)
+        if self.remote_clock is not None:
+            from .drivers.bench_clock import RemoteTimer
+
+            return RemoteTimer(self.remote_clock)
+        return WallTimer()
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the station drives a simulated bench (in this process or served)."""
+        return self.bench is not None or self.remote_clock is not None
 
     def bench_time(self) -> dict[str, float] | None:
         """Virtual-clock snapshot of the simulated bench (None on hardware)."""
-        return None if self.bench is None else self.bench.clock.snapshot()
+        if self.bench is not None:
+            return self.bench.clock.snapshot()
+        return None if self.remote_clock is None else self.remote_clock.snapshot()
 
     def close(self) -> None:
         """Shut every instrument down (outputs ramped to 0 and off, routes open) and close it;
