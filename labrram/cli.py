@@ -234,6 +234,36 @@ def show_report(summary: dict[str, Any], console) -> None:
     console.print("plots: " + ", ".join(summary["plots"]))
 
 
+# --- watch ----------------------------------------------------------------------------------
+def cmd_watch(args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from rich.console import Console
+
+    from .live import watch
+
+    server = watch(args.run, port=args.port)
+    Console(stderr=True, markup=False, highlight=False).print(f"watching {args.run} on {server.url} (this computer only; Ctrl-C stops)")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    state = server.state()
+    return {"run": str(args.run), "url": server.url, "requests": server.requests - 1, "status": state.get("status"), "kind": state.get("kind")}
+
+
+def show_watch(summary: dict[str, Any], console) -> None:
+    console.print(f"stopped watching {summary['run']} ({summary['status']}); {summary['requests']} page updates served from {summary['url']}")
+
+
 # --- entry point --------------------------------------------------------------------------
 # --- demo --------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
@@ -396,6 +426,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "demo": (cmd_demo, show_demo, "the tour: characterize, calibrate, train, transfer a Bayesian network, evaluate"),
     "montecarlo": (cmd_montecarlo, show_montecarlo, "run a Monte Carlo study (TOML) locally or on a Dask cluster, into a zarr store"),
     "serve": (cmd_serve, show_serve, "serve a simulated serial instrument (e.g. an ArC ONE) on a pseudo-terminal"),
+    "watch": (cmd_watch, show_watch, "a live web page of a run (or Monte Carlo study) as it goes, on 127.0.0.1"),
 }
 
 
@@ -492,6 +523,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("instrument", metavar="INSTRUMENT", help="the instrument's name in the station file (e.g. arc1)")
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p = sub.add_parser("watch", help=COMMANDS["watch"][2],
+                       description="Serve a live page of a run store on http://127.0.0.1:PORT/ while another process writes it (read-only; "
+                                   "a finished run or a Monte Carlo study store opens too).")  # fmt: skip
+    p.add_argument("run", metavar="RUN.zarr", help="a programming or characterization run store, or a Monte Carlo study store")
+    p.add_argument("--port", type=_count(0), default=0, help="TCP port on 127.0.0.1 (default 0: any free port; the URL is printed)")
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary when stopped")
     return parser
 
 
