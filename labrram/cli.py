@@ -223,7 +223,7 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"{args.run} is a {store.attrs.get('kind')!r} run; report reads programming runs")
     out_dir = Path(args.out) if args.out else Path(args.run).with_suffix("").with_name(Path(args.run).stem + "-report")
     try:
-        return program_report(store, out_dir)
+        return program_report(store, out_dir, html=args.html)
     except (StoreError, AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:  # a damaged or partial store
         raise UsageError(f"{args.run}: cannot report this run ({type(exc).__name__}: {exc})") from None
 
@@ -232,6 +232,8 @@ def show_report(summary: dict[str, Any], console) -> None:
     console.print(f"{summary['protocol']}: {summary['devices']} devices, {summary['converged_fraction'] * 100:.2f} % converged, "
                   f"{summary['pulses_per_device']:.2f} pulses/device, status {summary['status']}")  # fmt: skip
     console.print("plots: " + ", ".join(summary["plots"]))
+    if summary.get("html"):
+        console.print(f"one self-contained page: {summary['html']}")
 
 
 # --- watch ----------------------------------------------------------------------------------
@@ -502,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help=COMMANDS["report"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a programming run")
     p.add_argument("--out", metavar="DIR", help="folder for the plots (default RUN-report/)")
+    p.add_argument("--html", action="store_true", help="also write report.html: the plots and the summary in one self-contained file")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p = sub.add_parser("demo", help=COMMANDS["demo"][2])
     _add_common(p)

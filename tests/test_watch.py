@@ -219,3 +219,23 @@ def test_the_faults_a_run_recovered_from_are_in_its_store(tmp_path):
     stored = RunStore.open(out).attrs
     assert stored["faults_recovered"] == stored["journal"]["faults_recovered"] == result.link_faults
     assert RunFollower(out).poll()["faults_recovered"] == result.link_faults
+
+
+def test_report_html_is_one_self_contained_file(growing, tmp_path, capsys):
+    out_dir = tmp_path / "report"
+    assert main(["report", str(growing["out"]), "--out", str(out_dir), "--html", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    page = Path(summary["html"]).read_text(encoding="utf-8")
+    assert Path(summary["html"]).parent == out_dir and (out_dir / "program.png").exists()
+    # no external reference of any kind: every src is a data URI, no link, script or URL
+    assert not re.search(r"https?://|<link|<script|@import|url\(", page)
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    png = base64.b64decode(sources[0].split(",", 1)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == (out_dir / "program.png").read_bytes()
+    outcome = program_outcome(RunStore.open(growing["out"]))
+    devices = int(np.isfinite(outcome["targets"]).sum())
+    assert f"{devices:,}" in page
+    assert f"{summary['converged_fraction'] * 100:.2f} %" in page
+    assert f"{summary['pulses_per_device']:.2f}" in page
+    assert "write-verify" in page
