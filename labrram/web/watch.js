@@ -199,7 +199,7 @@ function rows(s) {
   if (s.kind === "program") {
     out.push([s.converged_label, fmt(s.within_band) + pct]);
     out.push([s.status === "running" ? "devices outside their band" : "devices not converged", fmt(s.left)]);
-    if (s.status === "running") out.push(["devices still programming (last SET batch)", fmt(s.programming)]);
+    if (s.status === "running") out.push(["still programming (last SET batch)", fmt(s.programming)]);
     out.push(["SET batches", fmt(s.set_batches) + (s.batches_left !== null && s.status === "running" ? `  (≈ ${fmt(s.batches_left)} more)` : "")]);
   }
   out.push(
