@@ -282,7 +282,7 @@ class RunFollower:
     # --- the snapshot --------------------------------------------------------------------------
     def _build(self, attrs: dict[str, Any], commit: dict[str, Any]) -> dict[str, Any]:
         t = self.targets
-        mask = np.isfinite(t) if t is not None else np.ones(self.shape, bool)
+        mask = np.isfinite(t) if t is not None else self.pulses > 0  # a characterization: the devices it pulsed
         devices = int(mask.sum())
         within = self.converged if self.converged is not None else self._in_band()
         n_within = int((within & mask).sum())
@@ -434,7 +434,7 @@ class StudyFollower:
             "trials": total,
             "done": n_done,
             "status": "complete" if n_done == total else "running or stopped",
-            "trials_per_second": _number(rate),
+            "trials_per_second": _number(rate) if n_done < total else None,
             "eta_wall": _number((total - n_done) / rate) if rate and rate > 0 and n_done < total else None,
             "results": results,
             "done_map": _b64(np.packbits(done), "u1"),

@@ -239,3 +239,18 @@ def test_report_html_is_one_self_contained_file(growing, tmp_path, capsys):
     assert f"{summary['converged_fraction'] * 100:.2f} %" in page
     assert f"{summary['pulses_per_device']:.2f}" in page
     assert "write-verify" in page
+
+
+def test_an_interrupted_run_shows_why_it_stopped(tmp_path):
+    from labrram.sim.faults import Fault, FaultPlan
+
+    station = labrram.load_station().with_simulation(rows=16, cols=16, faults=FaultPlan([Fault("disappear", at=40)], seed=1))
+    out = tmp_path / "stopped.zarr"
+    with pytest.raises(Exception):
+        labrram.program("uniform:40e-6:200e-6", station, out=out)
+    attrs = RunStore.open(out).attrs
+    assert attrs["status"] == "interrupted"
+    snap = RunFollower(out).poll()
+    assert snap["status"] == "interrupted" and snap["reason"] == attrs["reason"] and snap["reason"]
+    assert snap["final"] is False and snap["eta_wall"] is None and snap["pulses_per_second"] is None
+    assert snap["pulses"] == read_log(RunStore.open(out))["step"].size
