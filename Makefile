@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 RUNS ?= runs
 
-.PHONY: install install-test install-demo demo test test-all bench calibration clean
+.PHONY: install install-test install-demo demo test test-all test-browser browser bench calibration clean
 
 install:
 	$(PIP) install -q -e .
@@ -29,6 +29,15 @@ test: install-test
 
 test-all: install-test
 	$(PYTHON) -m pytest -q -m ''
+
+# Chromium and its driver from the distribution's packages (as root), for the headless-browser
+# tests of labrram watch; without them those tests skip. make test does not need them.
+browser:
+	apt-get update -qq
+	apt-get install -y -qq chromium chromium-driver
+
+test-browser: install-test browser
+	$(PYTHON) -m pytest -q -m '' tests/test_watch_browser.py
 
 bench: install-test
 	$(PYTHON) -m benchmarks

@@ -28,6 +28,7 @@ _EXPORTS = {
     "chip_kind": "labrram.api",
     "info": "labrram.api",
     "serve": "labrram.api",
+    "watch": "labrram.live",
     "Characterization": "labrram.api",
     "ReadResult": "labrram.api",
     "JobError": "labrram.api",

@@ -230,7 +230,7 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"{args.run} is a {store.attrs.get('kind')!r} run; report reads programming runs")
     out_dir = Path(args.out) if args.out else Path(args.run).with_suffix("").with_name(Path(args.run).stem + "-report")
     try:
-        return program_report(store, out_dir)
+        return program_report(store, out_dir, html=args.html)
     except (StoreError, AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:  # a damaged or partial store
         raise UsageError(f"{args.run}: cannot report this run ({type(exc).__name__}: {exc})") from None
 
@@ -239,6 +239,38 @@ def show_report(summary: dict[str, Any], console) -> None:
     console.print(f"{summary['protocol']}: {summary['devices']} devices, {summary['converged_fraction'] * 100:.2f} % converged, "
                   f"{summary['pulses_per_device']:.2f} pulses/device, status {summary['status']}")  # fmt: skip
     console.print("plots: " + ", ".join(summary["plots"]))
+    if summary.get("html"):
+        console.print(f"one self-contained page: {summary['html']}")
+
+
+# --- watch ----------------------------------------------------------------------------------
+def cmd_watch(args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from rich.console import Console
+
+    from .live import watch
+
+    server = watch(args.run, port=args.port)
+    Console(stderr=True, markup=False, highlight=False).print(f"watching {args.run} on {server.url} (this computer only; Ctrl-C stops)")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    state = server.state()
+    return {"run": str(args.run), "url": server.url, "requests": server.requests - 1, "status": state.get("status"), "kind": state.get("kind")}
+
+
+def show_watch(summary: dict[str, Any], console) -> None:
+    console.print(f"stopped watching {summary['run']} ({summary['status']}); {summary['requests']} page updates served from {summary['url']}")
 
 
 # --- entry point --------------------------------------------------------------------------
@@ -414,6 +446,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "demo": (cmd_demo, show_demo, "the tour: characterize, calibrate, train, transfer a Bayesian network, evaluate"),
     "montecarlo": (cmd_montecarlo, show_montecarlo, "run a Monte Carlo study (TOML) locally or on a Dask cluster, into a zarr store"),
     "serve": (cmd_serve, show_serve, "serve the simulated bench to other processes: instruments on TCP sockets and pseudo-terminals"),
+    "watch": (cmd_watch, show_watch, "a live web page of a run (or Monte Carlo study) as it goes, on 127.0.0.1"),
 }
 
 
@@ -489,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help=COMMANDS["report"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a programming run")
     p.add_argument("--out", metavar="DIR", help="folder for the plots (default RUN-report/)")
+    p.add_argument("--html", action="store_true", help="also write report.html: the plots and the summary in one self-contained file")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p = sub.add_parser("demo", help=COMMANDS["demo"][2])
     _add_common(p)
@@ -513,6 +547,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_count(0), default=5025, help="first TCP port, one per instrument (0: free ports)")
     p.add_argument("--write-station", metavar="FILE", help="write a station file that drives the served bench (pyvisa-py, pyserial)")
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p = sub.add_parser("watch", help=COMMANDS["watch"][2],
+                       description="Serve a live page of a run store on http://127.0.0.1:PORT/ while another process writes it (read-only; "
+                                   "a finished run or a Monte Carlo study store opens too).")  # fmt: skip
+    p.add_argument("run", metavar="RUN.zarr", help="a programming or characterization run store, or a Monte Carlo study store")
+    p.add_argument("--port", type=_count(0), default=0, help="TCP port on 127.0.0.1 (default 0: any free port; the URL is printed)")
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary when stopped")
     return parser
 
 

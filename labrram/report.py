@@ -199,9 +199,10 @@ def calibration_plots(kind: str, data, model: Any, out_dir: str | Path, title: s
     return makers[kind](data, model, out_dir, title)
 
 
-def program_report(store, out_dir: str | Path) -> dict[str, Any]:
+def program_report(store, out_dir: str | Path, html: bool = False) -> dict[str, Any]:
     """Plots of a programming run (target vs achieved, error histogram, pulses per device,
-    convergence per batch) and its summary."""
+    convergence per batch) and its summary; with ``html``, also ``report.html`` in ``out_dir``:
+    one self-contained page (:func:`html_report`) to mail to a colleague."""
     from .protocols.journal import program_outcome, read_log
 
     plt = _pyplot()
@@ -259,7 +260,79 @@ def program_report(store, out_dir: str | Path) -> dict[str, Any]:
         "pulses_logged": int(log["step"].size),
         "plots": [str(p) for p in paths],
     }
+    if html:
+        facts = {
+            "run": str(store.path),
+            "chip": attrs.get("chip"),
+            "device kind": attrs.get("device_kind"),
+            "created": attrs.get("created"),
+            "stop reason": attrs.get("reason"),
+            "wall time": _seconds(attrs.get("wall_time")),
+            "projected bench time": _seconds(attrs.get("bench_time")),
+            "physical limit": _seconds(attrs.get("physical_limit")),
+            "faults recovered": None if attrs.get("faults_recovered") is None else int(attrs["faults_recovered"]),
+        }
+        numbers = {
+            "protocol": protocol,
+            "status": summary["status"],
+            "devices": f"{summary['devices']:,}",
+            "converged": f"{summary['converged_fraction'] * 100:.2f} %",
+            "RMS error": f"{summary['rms_error'] * 1e6:.3f} µS",
+            "pulses per device": f"{summary['pulses_per_device']:.2f}",
+            "pulses logged": f"{summary['pulses_logged']:,}",
+            **{k: v for k, v in facts.items() if v is not None},
+        }
+        summary["html"] = str(html_report(out_dir / "report.html", f"{protocol} — {int(m.sum())} devices", numbers, paths))
     return summary
+
+
+def _seconds(value: Any) -> str | None:
+    try:
+        return f"{float(value):.4g} s"
+    except (TypeError, ValueError):
+        return None
+
+
+def html_report(path: str | Path, title: str, numbers: dict[str, Any], plots: list[Path]) -> Path:
+    """One self-contained HTML page: a table of ``numbers`` and the PNG ``plots`` embedded as
+    base64 data URIs — no external resource (no stylesheet, script, font or image to fetch), so
+    the file reads the same mailed, archived or opened offline. Returns ``path``."""
+    import base64
+    import html as _html
+
+    rows = "\n".join(f"<tr><th>{_html.escape(str(k))}</th><td>{_html.escape(str(v))}</td></tr>" for k, v in numbers.items())
+    figures = "\n".join(
+        f'<figure><img alt="{_html.escape(p.stem)}" src="data:image/png;base64,{base64.b64encode(Path(p).read_bytes()).decode("ascii")}">'
+        f"<figcaption>{_html.escape(p.name)}</figcaption></figure>"
+        for p in plots
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{_html.escape(title)}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 16px; }}
+th {{ text-align: left; font-weight: normal; color: #555; padding: 2px 16px 2px 0; }}
+td {{ font-family: ui-monospace, monospace; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+figcaption {{ color: #777; font-size: 12px; }}
+</style>
+</head>
+<body>
+<h1>{_html.escape(title)}</h1>
+<table>
+{rows}
+</table>
+{figures}
+<p style="color:#777;font-size:12px">written by labrram report</p>
+</body>
+</html>
+"""
+    path = Path(path)
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 def exsitu_plots(result: Any, out_dir: str | Path, prefix: str = "") -> list[Path]:

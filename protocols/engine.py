@@ -92,6 +92,8 @@ class Engine:
         self.bench_time = float(prior.get("bench_time", 0.0))
         self._wall_before = float(prior.get("wall_time", 0.0))
         self.recovered = 0  # failed exchanges recovered from (read-backs, retries)
+        self._faults_before = int(prior.get("faults_recovered", 0))  # earlier sessions of the run
+        self._links_at_start = self._link_faults()
         self.settled = 0  # batches in flight at a stop, settled on resume
         self.step = 0
         self._t0 = time.perf_counter()
@@ -144,8 +146,16 @@ class Engine:
     def wall_time(self) -> float:
         return self._wall_before + time.perf_counter() - self._t0
 
+    def _link_faults(self) -> int:
+        """Failed exchanges the board's and the SMU's drivers recovered from so far."""
+        return int(sum(getattr(inst, "link_faults", 0) for inst in {id(i): i for i in (getattr(self.xb, "board", None), getattr(self.xb, "smu", None)) if i is not None}.values()))
+
     def accounting(self) -> dict[str, float]:
-        return {"physical_limit": self.physical_limit, "bench_time": self.bench_time, "wall_time": self.wall_time}
+        """Seconds so far (physical limit, bench clock, wall clock) and the faults recovered
+        (``faults_recovered``: the drivers' failed exchanges and the engine's read-backs and
+        retries), summed across resumes; recorded with every commit, so a watcher sees them."""
+        faults = self._faults_before + self.recovered + self._link_faults() - self._links_at_start
+        return {"physical_limit": self.physical_limit, "bench_time": self.bench_time, "wall_time": self.wall_time, "faults_recovered": float(faults)}
 
     def _finish(self, result: Any) -> None:
         if self._smu_used:  # the scripts leave their output off; the route is opened at the end

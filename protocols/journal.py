@@ -179,7 +179,7 @@ class Journal:
                 ok = False
             if not ok:
                 raise StoreError(f"{store.path}: the commit record has a malformed pending batch {str(self.pending)[:80]!r}")
-        self.accounting = {k: float(rec.get(k, 0.0)) for k in ("physical_limit", "bench_time", "wall_time")}
+        self.accounting = {k: float(rec.get(k, 0.0)) for k in ("physical_limit", "bench_time", "wall_time", "faults_recovered")}
         self._buf: dict[str, list[np.ndarray]] = {"values": [], "log": [], "steps": []}
         self._flushed_at = time.monotonic()
         self._commit_record = rec
