@@ -162,28 +162,21 @@ class Keithley2600(SourceMeter):
     def _check_nplc(self, nplc: float) -> float:
         return in_range(NPLC_MIN, NPLC_MAX, "NPLC")(self, nplc)
 
-    # --- settings with driver-side caches ---------------------------------------------------
-    @property
-    def compliance_current(self) -> float:
-        """Current compliance (``smuX.source.limiti``), A."""
-        return self.query_float(f"print({self.smu}.source.limiti)")
-
-    @compliance_current.setter
-    def compliance_current(self, amps: float) -> None:
-        amps = self.check_compliance(amps)
-        self.write(f"{self.smu}.source.limiti = {amps:.6g}")
-        self._compliance = amps
-
-    @property
-    def nplc(self) -> float:
-        """Integration time in power-line cycles (``smuX.measure.nplc``)."""
-        return self.query_float(f"print({self.smu}.measure.nplc)")
-
-    @nplc.setter
-    def nplc(self, value: float) -> None:
-        value = self._check_nplc(value)
-        self.write(f"{self.smu}.measure.nplc = {value:g}")
-        self._nplc = value
+    # --- settings the driver remembers -------------------------------------------------------
+    compliance_current = Setting(
+        "print({smu}.source.limiti)",
+        "{smu}.source.limiti = {:.6g}",
+        validate=lambda inst, a: inst.check_compliance(a),
+        on_set=lambda inst, a: setattr(inst, "_compliance", a),
+        doc="Current compliance (``smuX.source.limiti``), A.",
+    )
+    nplc = Setting(
+        "print({smu}.measure.nplc)",
+        "{smu}.measure.nplc = {:g}",
+        validate=lambda inst, v: inst._check_nplc(v),
+        on_set=lambda inst, v: setattr(inst, "_nplc", v),
+        doc="Integration time in power-line cycles (``smuX.measure.nplc``).",
+    )
 
     # --- SourceMeter interface ----------------------------------------------------------------
     def configure_voltage_source(self, compliance: float, nplc: float = 1.0, auto_zero: bool = False) -> None:

@@ -99,41 +99,29 @@ class KeysightB2900(SourceMeter):
             raise ValueError(f"{self.name}: compliance {a:g} A beyond the B2900's {MAX_CURRENT:g} A")
         return a
 
-    # --- settings with driver-side caches -------------------------------------------------
-    @property
-    def compliance_current(self) -> float:
-        """Current compliance, A."""
-        return self.query_float(f":SENS{self.channel}:CURR:PROT?")
-
-    @compliance_current.setter
-    def compliance_current(self, amps: float) -> None:
-        amps = self.check_compliance(amps)
-        self.write(f":SENS{self.channel}:CURR:PROT {amps:.6g}")
-        self._compliance = amps
-
-    @property
-    def nplc(self) -> float:
-        """Integration time in power-line cycles."""
-        return self.query_float(f":SENS{self.channel}:CURR:NPLC?")
-
-    @nplc.setter
-    def nplc(self, value: float) -> None:
-        value = in_range(NPLC_MIN, NPLC_MAX, "NPLC")(self, value)
-        self.write(f":SENS{self.channel}:CURR:NPLC {value:g}")
-        self._aperture = None
-
-    @property
-    def aperture(self) -> float:
-        """Integration time, s (``nplc`` / line frequency)."""
-        if self._aperture is None:
-            self._aperture = self.query_float(f":SENS{self.channel}:CURR:APER?")
-        return self._aperture
-
-    @aperture.setter
-    def aperture(self, seconds: float) -> None:
-        seconds = in_range(8e-6, 2.0, "aperture")(self, seconds)
-        self.write(f":SENS{self.channel}:CURR:APER {seconds:.6g}")
-        self._aperture = None
+    # --- settings the driver remembers -------------------------------------------------------
+    compliance_current = Setting(
+        ":SENS{ch}:CURR:PROT?",
+        ":SENS{ch}:CURR:PROT {:.6g}",
+        validate=lambda inst, a: inst.check_compliance(a),
+        on_set=lambda inst, a: setattr(inst, "_compliance", a),
+        doc="Current compliance, A.",
+    )
+    nplc = Setting(
+        ":SENS{ch}:CURR:NPLC?",
+        ":SENS{ch}:CURR:NPLC {:g}",
+        validate=in_range(NPLC_MIN, NPLC_MAX, "NPLC"),
+        on_set=lambda inst, v: setattr(inst, "_aperture", None),  # the aperture follows
+        doc="Integration time in power-line cycles.",
+    )
+    aperture = Setting(
+        ":SENS{ch}:CURR:APER?",
+        ":SENS{ch}:CURR:APER {:.6g}",
+        validate=in_range(8e-6, 2.0, "aperture"),
+        on_set=lambda inst, v: setattr(inst, "_aperture", None),
+        cache="_aperture",
+        doc="Integration time, s (``nplc`` / line frequency); read once, then remembered.",
+    )
 
     # --- SourceMeter interface ----------------------------------------------------------------
     def configure_voltage_source(self, compliance: float, nplc: float = 1.0, auto_zero: bool = False) -> None:

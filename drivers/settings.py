@@ -25,6 +25,12 @@ class Setting:
         is sent; may return a normalised value.
     doc : str
         Docstring of the property.
+    on_set : callable, optional
+        ``on_set(instrument, value)`` after the command was sent (e.g. to remember the value the
+        driver relies on, or to forget a cache the new value invalidates).
+    cache : str, optional
+        Name of an instrument attribute that holds the value once read (``None``: not known);
+        reads answer from it without a query.
     """
 
     def __init__(
@@ -34,11 +40,15 @@ class Setting:
         parse: Callable[[str], Any] = float,
         validate: Callable[[Any, Any], Any] | None = None,
         doc: str = "",
+        on_set: Callable[[Any, Any], None] | None = None,
+        cache: str | None = None,
     ) -> None:
         self.get_command = get_command
         self.set_command = set_command
         self.parse = parse
         self.validate = validate
+        self.on_set = on_set
+        self.cache = cache
         self.__doc__ = doc
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -49,6 +59,8 @@ class Setting:
             return self
         if self.get_command is None:
             raise AttributeError(f"{self.name} is write-only")
+        if self.cache is not None and getattr(inst, self.cache, None) is not None:
+            return getattr(inst, self.cache)
         command = inst.format_command(self.get_command)
 
         def get() -> Any:
@@ -58,7 +70,10 @@ class Setting:
             except (ValueError, TypeError) as exc:
                 raise ReplyError(f"{inst.name}: {self.name} reply {reply!r} does not parse: {exc}") from None
 
-        return inst.retrying(get, f"reading {self.name}")  # reading a setting is idempotent
+        value = inst.retrying(get, f"reading {self.name}")  # reading a setting is idempotent
+        if self.cache is not None:
+            setattr(inst, self.cache, value)
+        return value
 
     def __set__(self, inst: "Instrument", value: Any) -> None:
         if self.set_command is None:
@@ -67,6 +82,8 @@ class Setting:
             result = self.validate(inst, value)
             value = value if result is None else result
         inst.write(inst.format_command(self.set_command).format(value))
+        if self.on_set is not None:
+            self.on_set(inst, value)
 
 
 def parse_bool(text: str) -> bool:
