@@ -3,7 +3,7 @@
     python tools/docblocks.py README.md docs/protocols.md      # run the pages' blocks
     python tools/docblocks.py --write README.md                # ... and rewrite the outputs they show
 
-Every ```python and ```console block of README.md, docs/*.md and docs/methods/*.md runs, in page
+Every ```python and ```console block of README.md, docs/*.md, docs/howto/*.md and docs/methods/*.md runs, in page
 order, in one temporary folder per page (which holds links to the repository's ``examples/`` and
 ``tests/`` folders, so repository-relative paths work as in a clone) and one Python namespace per
 page. A console block's ``$ labrram ...`` lines run through the command's ``main()``, in this
@@ -55,7 +55,8 @@ _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 def pages() -> list[Path]:
     """The documentation pages whose blocks must run (generated benchmark pages excluded)."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "methods").glob("*.md"))]
+    docs = ROOT / "docs"
+    return [ROOT / "README.md", *sorted(docs.glob("*.md")), *sorted((docs / "howto").glob("*.md")), *sorted((docs / "methods").glob("*.md"))]
 
 
 @dataclass
