@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 RUNS ?= runs
 
-.PHONY: install install-test install-demo demo test test-all test-browser browser bench calibration clean
+.PHONY: install install-test install-demo install-docs demo test test-all test-browser browser bench docs calibration clean
 
 install:
 	$(PIP) install -q -e .
@@ -16,6 +16,9 @@ install-test:
 
 install-demo:
 	$(PIP) install -q -e '.[plot,nn]'
+
+install-docs:
+	$(PIP) install -q -e '.[docs]'
 
 # The tour on the simulated bench: characterize -> calibrate -> train a Bayesian network on half
 # moons -> transfer it to all 16,384 devices by stochastic SET -> evaluate -> report in runs/demo/
@@ -42,6 +45,12 @@ test-browser: install-test browser
 bench: install-test
 	$(PYTHON) -m benchmarks
 
+# The documentation site (user guide, how-to recipes, API reference from the docstrings) in
+# site/; strict: a warning (broken link, page left out of the navigation, unparsable
+# docstring) fails the build
+docs: install-docs
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict --site-dir site
+
 # Regenerate the shipped calibrations (calibration_data/*.json, plots in docs/calibration/)
 # by characterizing the default simulated bench, one chip kind at a time.
 # (the passive chip is a 32x32 array, the size of the passive-crossbar transfer studies)
@@ -55,4 +64,4 @@ calibration: install-test
 	done
 
 clean:
-	rm -rf $(RUNS) build *.egg-info .pytest_cache
+	rm -rf $(RUNS) build site *.egg-info .pytest_cache

@@ -82,8 +82,9 @@ class ArcOneBoard(Board):
 
     Parameters
     ----------
-    transport : Transport
-        The open serial connection (:meth:`open` sets the ArC ONE's baud rate and parity).
+    *args
+        The open serial connection (``transport``: :meth:`open` sets the ArC ONE's baud rate
+        and parity), as :class:`~labrram.drivers.board_base.Board` takes it.
     rows, cols : int
         Word lines and bit lines of the array in the socket (1..32): the ArC ONE cannot sense
         them, the station says them.
@@ -94,6 +95,8 @@ class ArcOneBoard(Board):
         ``"TIA"`` or ``"CLASSIC"``.
     array_kind : str
         What the socket holds; the ArC ONE drives two-terminal devices: ``"passive"``.
+    **kwargs
+        Passed to :class:`~labrram.drivers.board_base.Board` (``limits``, ``name``...).
     """
 
     read_voltage_range = HW_VOLTAGE

@@ -78,6 +78,11 @@ def parse_tsp_bool(text: str) -> bool:
 class Keithley2600(SourceMeter):
     """One channel of a Keithley 2600B SourceMeter as a voltage source measuring current.
 
+    Settings are properties validated before any byte is sent::
+
+        smu.nplc = 0.1                 # -> "smua.measure.nplc = 0.1"
+        smu.compliance_current = 1e-4  # checked against the bench limit first
+
     Parameters
     ----------
     transport : Transport
@@ -88,11 +93,6 @@ class Keithley2600(SourceMeter):
         Name used in messages (default ``"2600B smua"``).
     channel : str
         SMU channel, ``"a"`` or ``"b"``.
-
-    Settings are properties validated before any byte is sent::
-
-        smu.nplc = 0.1                 # -> "smua.measure.nplc = 0.1"
-        smu.compliance_current = 1e-4  # checked against the bench limit first
     """
 
     guard = tsp_guard  # raw source-level commands are refused beyond the limits too

@@ -36,6 +36,11 @@ POINT_OVERHEAD = 1e-3
 class KeysightB2900(SourceMeter):
     """One channel of a Keysight B2901A/B2902A as a voltage source measuring current.
 
+    Settings are properties validated before any byte is sent::
+
+        smu.nplc = 0.1                 # -> ":SENS1:CURR:NPLC 0.1"
+        smu.compliance_current = 1e-4  # checked against the bench limit first
+
     Parameters
     ----------
     transport : Transport
@@ -46,11 +51,6 @@ class KeysightB2900(SourceMeter):
         Name used in messages (default ``"B2900 ch<channel>"``).
     channel : int
         SMU channel, 1 or 2.
-
-    Settings are properties validated before any byte is sent::
-
-        smu.nplc = 0.1                 # -> ":SENS1:CURR:NPLC 0.1"
-        smu.compliance_current = 1e-4  # checked against the bench limit first
     """
 
     guard = scpi_guard  # raw source-level commands are refused beyond the limits too

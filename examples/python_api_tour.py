@@ -110,6 +110,10 @@ def run_blocks() -> list[str]:
     return outputs
 
 
+#: the docs' block collector (tools/docblocks.py) leaves these blocks to tests/test_docs.py
+TESTED = "<!-- tested: tests/test_docs.py::test_the_python_api_page_holds_the_tour_and_the_tour_runs -->"
+
+
 def page(outputs: list[str], provenance: str) -> str:
     parts = [
         "<!-- written by `python examples/python_api_tour.py --page docs/python-api.md`; do not edit -->",
@@ -125,7 +129,7 @@ def page(outputs: list[str], provenance: str) -> str:
         "",
     ]
     for (text, code), out in zip(BLOCKS, outputs):
-        parts += [text, "", "```python", code, "```", "", "```text", out.rstrip("\n"), "```", ""]
+        parts += [text, "", TESTED, "```python", code, "```", "", "```text", out.rstrip("\n"), "```", ""]
     parts += [
         "Units are SI everywhere (S, V, s, A). Errors that mean bad input — a station, calibration, "
         "store or targets that cannot be used, a protocol that does not fit the chip — are in "

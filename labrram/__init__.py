@@ -41,6 +41,21 @@ _EXPORTS = {
     "default_calibration": "labrram.calibration.files",
     "RunStore": "labrram.store",
     "SafeLimits": "labrram.safety",
+    "ConnectedStation": "labrram.station",
+    "Crossbar": "labrram.crossbar",
+    "Estimate": "labrram.calibration.estimates",
+    "ReRAMCharacterization": "labrram.calibration.reram_routine",
+    "PCMCharacterization": "labrram.calibration.pcm_routine",
+    "PassiveCharacterization": "labrram.calibration.passive_routine",
+    "ReRAMWriteVerify": "labrram.protocols.write_verify",
+    "PCMWriteVerify": "labrram.protocols.write_verify_pcm",
+    "PassiveTuning": "labrram.protocols.tune_passive",
+    "OneShotSettings": "labrram.protocols.single_shot",
+    "StationError": "labrram.station",
+    "CalibrationError": "labrram.calibration.files",
+    "StoreError": "labrram.store",
+    "TargetError": "labrram.protocols.results",
+    "LimitError": "labrram.safety",
 }
 
 

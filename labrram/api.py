@@ -105,8 +105,19 @@ def _connected(station: StationLike, kind: str | None = None, array: tuple[int, 
 
 
 def chip_kind(connected: ConnectedStation) -> str:
-    """What the station's board says it carries (labrram's board: ``:ARR:TYPE?``; a board that
-    cannot tell: the kind its station declares): ``"reram"``, ``"pcm"`` or ``"passive"``."""
+    """What the station's board says it carries.
+
+    Parameters
+    ----------
+    connected : ConnectedStation
+        An open station (``station.connect()``).
+
+    Returns
+    -------
+    str
+        ``"reram"``, ``"pcm"`` or ``"passive"``: labrram's board answers ``:ARR:TYPE?``; for a
+        board that cannot tell, the kind its station file declares.
+    """
     board = connected.crossbar.board
     kind = board.array_kind()
     if kind not in CHIP_KINDS:
@@ -131,8 +142,20 @@ def _calibration(calibration: Any) -> Calibration | None:
 
 
 def info(station: StationLike = None) -> dict[str, Any]:
-    """The station, its instruments with their drivers, addresses and ``*IDN?``, its limits and
-    the array size (a dict, as ``labrram info --json`` prints it)."""
+    """Describe a station: what ``labrram info --json`` prints.
+
+    Parameters
+    ----------
+    station : None, str, Path, Station or ConnectedStation
+        Where the chip is (None: the default simulated bench; see the module docstring).
+
+    Returns
+    -------
+    dict
+        ``station`` and ``source`` (names), ``simulated`` (bool), ``instruments`` (name ->
+        driver, address and ``*IDN?`` reply), ``limits`` (the station's safe limits, SI) and
+        ``array`` ([rows, cols]).
+    """
     from . import __version__
 
     with _connected(station) as connected:
@@ -212,7 +235,8 @@ def program(
     array : (rows, cols), optional
         Simulated stations only: the size of the simulated chip.
     progress : callable, optional
-        ``progress(label, done, total)`` as the run goes.
+        ``progress(label, done, total)`` as the run goes (raise ``KeyboardInterrupt`` in it to
+        stop the run cleanly).
 
     Returns
     -------
@@ -299,6 +323,9 @@ class Characterization:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        """What ``labrram characterize --json`` prints: ``out``, ``kind``, ``chip``,
+        ``devices`` (number measured), ``settings``, ``wall_time``, ``projected_bench_time`` and
+        ``physical_limit`` (s)."""
         return {
             "out": self.out, "kind": self.kind, "chip": self.chip, "devices": int(np.size(self.data.rows)), "settings": self.settings,
             "wall_time": self.wall_time, "projected_bench_time": self.bench_time, "physical_limit": self.physical_limit,
@@ -327,10 +354,25 @@ def characterize(
     out : str or Path, optional
         A new run store (resumable with :func:`resume`).
     settings : dataclass, optional
-        The routine's settings (e.g. :class:`~labrram.calibration.ReRAMCharacterization`);
-        or give some of its fields as keyword ``options`` (``n_devices=64, cycles=4, seed=1``).
+        The routine's settings (:class:`~labrram.calibration.reram_routine.ReRAMCharacterization`,
+        :class:`~labrram.calibration.pcm_routine.PCMCharacterization` or
+        :class:`~labrram.calibration.passive_routine.PassiveCharacterization`).
     array : (rows, cols), optional
         Simulated stations only: the size of the simulated chip.
+    progress : callable, optional
+        ``progress(label, done, total)`` as the run goes.
+    **options
+        Some fields of the kind's settings instead of ``settings`` (``n_devices=64, cycles=4,
+        seed=1``). Each routine measures ``n_devices`` distinct devices drawn at random over
+        the whole array, seeded by ``seed`` (the passive routine draws twice as many: half for
+        the I–V and read noise, half for the threshold ramps); their positions are the
+        returned data's ``rows`` and ``cols``.
+
+    Returns
+    -------
+    Characterization
+        The raw data (what :func:`calibrate` fits), the chip's identification and what the run
+        cost (wall time, bench time, physical limit, s).
     """
     from .calibration import KINDS
 
@@ -374,15 +416,29 @@ def _settings(cls: type, options: dict[str, Any]) -> Any:
 
 # --- resume -------------------------------------------------------------------------------------
 def resume(out: str | Path, station: StationLike = None, *, progress: Progress | None = None, other_chip: bool = False) -> Any:
-    """Continue the interrupted run in store ``out`` on ``station`` (default: the simulated
-    bench), from the store alone: the plan is rebuilt from it, its stored steps are answered
-    from the store without touching the chip, a pulse batch in flight is settled by the board's
-    pulse counter and a read-back, and the run goes on. Refuses a store from another chip
-    (the board's ``*IDN?``) unless ``other_chip`` says so explicitly (logged, and recorded in the
-    store).
+    """Continue an interrupted run from its store alone.
 
-    Returns what the run returns: a :class:`~labrram.protocols.results.ProgramResult` or a
-    :class:`Characterization`.
+    The plan is rebuilt from the store, its stored steps are answered from the store without
+    touching the chip, a pulse batch in flight is settled by the board's pulse counter and a
+    read-back, and the run goes on.
+
+    Parameters
+    ----------
+    out : str or Path
+        The run store of the interrupted run (programming or characterization).
+    station : None, str, Path, Station or ConnectedStation
+        Where the chip is; default the simulated station the run was made on (from its store),
+        else the default station.
+    progress : callable, optional
+        ``progress(label, done, total)`` as the run goes.
+    other_chip : bool
+        Continue on a chip other than the run's (the board's ``*IDN?`` differs): refused
+        unless asked explicitly; logged and recorded in the store.
+
+    Returns
+    -------
+    ProgramResult or Characterization
+        What the run returns.
     """
     journal = Journal.open(out)
     attrs = journal.attrs
@@ -419,9 +475,29 @@ def _station_of(attrs: dict[str, Any]) -> StationLike:
 
 # --- calibrate ----------------------------------------------------------------------------------
 def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int = 200, plots: str | Path | None = None) -> Calibration:
-    """Fit the device model to a characterization run store; with ``out``, save it as a
-    calibration file (JSON) and, with ``plots``, write PNG plots into that folder (the figures'
-    paths are in the returned calibration's ``plots`` attribute)."""
+    """Fit the device model to a characterization run store (and save it).
+
+    Parameters
+    ----------
+    run : str or Path
+        A complete characterization run store (:func:`characterize` or
+        :func:`import_measurements`).
+    out : str or Path, optional
+        Also save the calibration there (JSON; ``Calibration.save`` does the same later).
+    bootstrap : int
+        Bootstrap resamples of the devices for the 95 % intervals.
+    plots : str or Path, optional
+        Also write PNG plots of data and fit into this folder (needs matplotlib); their paths
+        are in the returned calibration's ``plots`` attribute.
+
+    Returns
+    -------
+    Calibration
+        The fitted model (``.model``), each fitted parameter as an
+        :class:`~labrram.calibration.estimates.Estimate` (``.estimates[name].value``, ``.low``,
+        ``.high``, ``.unit``; ``"ci95": [low, high]`` in the JSON file), goodness of fit and
+        provenance.
+    """
     from .calibration import KINDS
     from .calibration.files import provenance
 
@@ -489,7 +565,22 @@ def import_measurements(source: str | Path, kind: str, *, out: str | Path, setti
 # --- read ---------------------------------------------------------------------------------------
 @dataclass
 class ReadResult:
-    """A whole-array read: conductances (rows, cols), S, at ``read_voltage`` (V)."""
+    """A whole-array read.
+
+    Attributes
+    ----------
+    conductance : ndarray
+        (rows, cols) conductances, S.
+    read_voltage : float
+        The read voltage, V.
+    wall_time : float
+        This computer's time, s.
+    bench_time : float or None
+        The bench clock's time (virtual on the simulated bench), s; None on a real bench
+        without a clock model.
+    out : str or None
+        The run store, if one was written.
+    """
 
     conductance: np.ndarray
     read_voltage: float
@@ -498,6 +589,9 @@ class ReadResult:
     out: str | None = None
 
     def summary(self) -> dict[str, Any]:
+        """What ``labrram read --json`` prints: ``out``, ``shape``, ``read_voltage`` (V),
+        ``conductance`` statistics (S: median, mean, min, max of the finite values),
+        ``wall_time`` and ``projected_bench_time`` (s)."""
         finite = self.conductance[np.isfinite(self.conductance)]
         return {
             "out": self.out, "shape": list(self.conductance.shape), "read_voltage": self.read_voltage,
@@ -507,8 +601,20 @@ class ReadResult:
 
 
 def read(station: StationLike = None, *, out: str | Path | None = None) -> ReadResult:
-    """Read the whole array's conductance map (one board transaction); with ``out``, store it
-    (array ``conductance`` (row, col), S)."""
+    """Read the whole array's conductance map (one board transaction).
+
+    Parameters
+    ----------
+    station : None, str, Path, Station or ConnectedStation
+        Where the chip is.
+    out : str or Path, optional
+        A new run store for the map (array ``conductance`` (row, col), S).
+
+    Returns
+    -------
+    ReadResult
+        Conductances (rows, cols), S, at the read voltage, and the wall and bench times, s.
+    """
     if out is not None and Path(out).exists():
         raise StoreError(f"{out} already exists; choose another out or remove it")
     with _connected(station) as connected:

@@ -56,7 +56,13 @@ class Cells:
 
     @classmethod
     def pairs(cls, pairs: Iterable[tuple[int, int]]) -> "Cells":
-        """From ``(row, col)`` pairs: ``Cells.pairs([(3, 4), (5, 6)])`` is (3, 4) and (5, 6)."""
+        """From ``(row, col)`` pairs: ``Cells.pairs([(3, 4), (5, 6)])`` is (3, 4) and (5, 6).
+
+        Parameters
+        ----------
+        pairs : iterable of (int, int)
+            (row, col) of each device.
+        """
         arr = np.asarray(list(pairs))
         if arr.size == 0:
             return cls(np.empty(0, np.intp), np.empty(0, np.intp))
@@ -67,13 +73,27 @@ class Cells:
     @classmethod
     def rows_cols(cls, rows: Iterable[int], cols: Iterable[int]) -> "Cells":
         """From a list of rows and a list of columns, element by element:
-        ``Cells.rows_cols([3, 4], [5, 6])`` is (3, 5) and (4, 6)."""
+        ``Cells.rows_cols([3, 4], [5, 6])`` is (3, 5) and (4, 6).
+
+        Parameters
+        ----------
+        rows, cols : iterable of int
+            Equally long: device ``i`` is ``(rows[i], cols[i])``.
+        """
         return cls(np.asarray(list(rows)), np.asarray(list(cols)))
 
     @classmethod
     def block(cls, rows: Iterable[int] | slice, cols: Iterable[int] | slice, shape: tuple[int, int] | None = None) -> "Cells":
         """Every device of a rectangle, row-major: ``Cells.block(range(4), range(4))`` is the
-        4x4 block at the corner (slices need ``shape``)."""
+        4x4 block at the corner.
+
+        Parameters
+        ----------
+        rows, cols : iterable of int or slice
+            The rectangle's rows and columns.
+        shape : (int, int), optional
+            The array's (rows, cols): needed for slices.
+        """
         def idx(x: Any, n: int | None, what: str) -> np.ndarray:
             if isinstance(x, slice):
                 if n is None:
@@ -88,7 +108,13 @@ class Cells:
 
     @classmethod
     def mask(cls, mask: Any) -> "Cells":
-        """The ``True`` devices of a boolean mask of the array's shape, row-major."""
+        """The ``True`` devices of a boolean mask, row-major.
+
+        Parameters
+        ----------
+        mask : array of bool
+            Of the array's shape (rows, cols).
+        """
         m = np.asarray(mask)
         if m.dtype != bool or m.ndim != 2:
             raise CellsError(f"a mask is a 2-D boolean array, got {m.dtype} of shape {m.shape}")
@@ -97,11 +123,18 @@ class Cells:
 
     @classmethod
     def all(cls, shape: tuple[int, int]) -> "Cells":
-        """Every device of an array of ``shape``, row-major."""
+        """Every device of an array, row-major.
+
+        Parameters
+        ----------
+        shape : (int, int)
+            The array's (rows, cols).
+        """
         return cls.block(range(shape[0]), range(shape[1]))
 
     @property
     def size(self) -> int:
+        """Number of devices."""
         return int(self.rows.size)
 
     def __len__(self) -> int:
@@ -112,7 +145,23 @@ class Cells:
         return f"Cells([{shown}{', ...' if self.size > 4 else ''}], n={self.size})"
 
     def check(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows, cols)`` after checking every device lies inside an array of ``shape``."""
+        """The index arrays, after checking every device lies inside the array.
+
+        Parameters
+        ----------
+        shape : (int, int)
+            The array's (rows, cols).
+
+        Returns
+        -------
+        (ndarray, ndarray)
+            ``(rows, cols)``.
+
+        Raises
+        ------
+        CellsError
+            A device outside the array.
+        """
         n_rows, n_cols = shape
         if self.size and (self.rows.min() < 0 or self.rows.max() >= n_rows or self.cols.min() < 0 or self.cols.max() >= n_cols):
             raise CellsError(f"cell index outside the {n_rows}x{n_cols} array")

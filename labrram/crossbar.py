@@ -89,10 +89,12 @@ class Crossbar:
     # --- set-up ------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the array."""
         return self.board.shape
 
     @property
     def size(self) -> int:
+        """Number of devices."""
         r, c = self.shape
         return r * c
 
@@ -115,8 +117,21 @@ class Crossbar:
 
     # --- reads -------------------------------------------------------------------------
     def read(self, cells: Any = None) -> np.ndarray:
-        """Conductances, S: the whole array (shape (rows, cols)) when ``cells`` is None, else
-        one value per selected cell (mask order is row-major)."""
+        """Read conductances through the board (one transaction).
+
+        Parameters
+        ----------
+        cells : Cells, optional
+            Which devices (:class:`~labrram.cells.Cells`, a boolean mask of the array's shape,
+            or a tuple of two integer index arrays; plain lists are refused as ambiguous);
+            None reads the whole array.
+
+        Returns
+        -------
+        ndarray
+            Conductances, S: shape (rows, cols) for the whole array, else one per selected
+            device (a mask's devices in row-major order).
+        """
         self._setup()
         if cells is None:
             return self.board.measure_all() / self.read_voltage
@@ -126,9 +141,24 @@ class Crossbar:
         return self.board.measure_cells(rows, cols) / self.read_voltage
 
     def measure(self, cells: Any, voltage: float | None = None) -> np.ndarray:
-        """Currents the board senses for the selected cells with ``voltage`` (V; default the
-        read voltage) on the selected lines, A; the read voltage is put back afterwards. On a
-        passive array each reading carries the sneak currents of the biasing scheme."""
+        """Currents the board senses for the selected devices.
+
+        On a passive array each reading carries the sneak currents of the biasing scheme.
+
+        Parameters
+        ----------
+        cells : Cells
+            Which devices (:class:`~labrram.cells.Cells`, a boolean mask of the array's shape, or
+            a tuple of two integer index arrays); plain lists are refused as ambiguous.
+        voltage : float, optional
+            Voltage on the selected lines, V (default the read voltage, which is put back
+            afterwards).
+
+        Returns
+        -------
+        ndarray
+            One current per device, A.
+        """
         self._setup()
         rows, cols = as_cells(cells, self.shape)
         if rows.size == 0:
@@ -142,30 +172,71 @@ class Crossbar:
             self.board.read_voltage = self.read_voltage
 
     def bias(self, scheme: str) -> None:
-        """Biasing of the unselected lines of a passive array for later pulses and reads:
-        ``"HALF"`` (V/2), ``"THIRD"`` (V/3) or ``"FLOAT"``."""
+        """Set the biasing of the unselected lines of a passive array for later pulses and reads.
+
+        Parameters
+        ----------
+        scheme : str
+            ``"HALF"`` (V/2), ``"THIRD"`` (V/3) or ``"FLOAT"``.
+        """
         if scheme not in ("HALF", "THIRD", "FLOAT"):
             raise ValueError(f"bias scheme must be HALF, THIRD or FLOAT, got {scheme!r}")
         self._setup()
         self.board.set_bias(scheme)
 
     def read_row(self, row: int) -> np.ndarray:
-        """Conductances of one row, S."""
+        """Read one row.
+
+        Parameters
+        ----------
+        row : int
+            The row (word line).
+
+        Returns
+        -------
+        ndarray
+            (cols,) conductances, S.
+        """
         self._setup()
         return self.board.measure_row(row) / self.read_voltage
 
     def read_precise(self, row: int, col: int, voltage: float | None = None) -> float:
-        """Conductance of one cell measured by the SMU (DC, full integration), S."""
+        """Conductance of one device measured by the SMU (DC, full integration).
+
+        Parameters
+        ----------
+        row, col : int
+            The device.
+        voltage : float, optional
+            Read voltage, V (default the crossbar's).
+
+        Returns
+        -------
+        float
+            Conductance, S.
+        """
         v = self.read_voltage if voltage is None else float(voltage)
         if v == 0:
             raise ValueError("read voltage must not be 0 V")
         return float(self.iv_sweep(row, col, [v])[0] / v)
 
     def iv_sweep(self, row: int, col: int, voltages: Sequence[float], gate: float | None = None) -> np.ndarray:
-        """Current through one cell for each voltage, A (SMU routed to the cell, then opened).
+        """I–V sweep of one device by the SMU (routed to the device, then the route opened).
 
-        ``gate`` is the cell's word-line voltage during the sweep (default: the read gate);
-        a low gate lets the access transistor limit the current (its saturation current).
+        Parameters
+        ----------
+        row, col : int
+            The device.
+        voltages : sequence of float
+            The voltages, V, in order (each checked against the limits before any byte).
+        gate : float, optional
+            The device's word-line voltage during the sweep, V (default: the read gate); a low
+            gate lets the access transistor limit the current (its saturation current).
+
+        Returns
+        -------
+        ndarray
+            Current at each voltage, A.
         """
         if self.smu is None:
             raise RuntimeError("this crossbar has no SMU: precise reads and I-V sweeps need one")
@@ -200,20 +271,76 @@ class Crossbar:
         return None if currents is None else currents / self.read_voltage
 
     def set(self, cells: Any, gate=None, amplitude=None, width=None, read: bool = False) -> np.ndarray | None:
-        """SET pulses (bit line at ``amplitude``, word line at ``gate``), one value or one per cell.
+        """SET pulses, one per selected device, in one transaction.
 
-        With ``read`` each cell is read right after its pulse (same transaction) and the
-        conductances are returned, S.
+        Parameters
+        ----------
+        cells : Cells
+            Which devices (:class:`~labrram.cells.Cells`, a boolean mask of the array's shape, or
+            a tuple of two integer index arrays); plain lists are refused as ambiguous.
+        gate : float or array, optional
+            Word-line voltage, V: one value or one per device (default the board's SET gate).
+        amplitude : float or array, optional
+            Bit-line amplitude, V (default the board's SET amplitude).
+        width : float or array, optional
+            Pulse width, s (default the board's SET width).
+        read : bool
+            Read each device right after its pulse (same transaction).
+
+        Returns
+        -------
+        ndarray or None
+            With ``read``, the conductances after the pulses, S.
+
+        Raises
+        ------
+        LimitError
+            A setting beyond the station's limits: nothing was sent.
+        PulseDeliveryError
+            The exchange failed: read the devices back before anything else (pulses are
+            never repeated blindly).
         """
         return self._pulse("SET", cells, DEFAULT_SET, amplitude, gate, width, read)
 
     def reset(self, cells: Any, gate=None, amplitude=None, width=None, read: bool = False) -> np.ndarray | None:
-        """RESET pulses (source line at ``amplitude``, word line at ``gate``); see :meth:`set`."""
+        """RESET pulses (source line at ``amplitude``), one per selected device; as :meth:`set`.
+
+        Parameters
+        ----------
+        cells : Cells
+            Which devices (:class:`~labrram.cells.Cells`, a boolean mask of the array's shape, or
+            a tuple of two integer index arrays); plain lists are refused as ambiguous.
+        gate : float or array, optional
+            Word-line voltage, V (default the board's RESET gate).
+        amplitude : float or array, optional
+            Source-line amplitude, V (default the board's RESET amplitude).
+        width : float or array, optional
+            Pulse width, s (default the board's RESET width).
+        read : bool
+            Read each device right after its pulse (same transaction).
+
+        Returns
+        -------
+        ndarray or None
+            With ``read``, the conductances after the pulses, S.
+        """
         return self._pulse("RESET", cells, DEFAULT_RESET, amplitude, gate, width, read)
 
     def check_pulse(self, amplitude, gate, width) -> None:
-        """Refuse pulse settings beyond the bench limits or the board's ranges (raises
-        :class:`~labrram.safety.LimitError`; nothing is sent)."""
+        """Refuse pulse settings beyond the bench limits or the board's ranges.
+
+        Parameters
+        ----------
+        amplitude, gate : float or array
+            Pulse and word-line voltages, V.
+        width : float or array
+            Pulse widths, s.
+
+        Raises
+        ------
+        LimitError
+            Naming the setting and the limit; nothing is sent.
+        """
         self.board.check_pulse(amplitude, gate, width)
 
     def pulse_counter(self) -> int:
@@ -224,14 +351,37 @@ class Crossbar:
         return self.board.pulse_counter()
 
     def delivery(self, before: int | None, n: int) -> int:
-        """Whether ``n`` pulses sent when :meth:`pulse_counter` read ``before`` reached the chip:
-        1 yes, 0 no, -1 unknown."""
+        """Whether a pulse batch whose reply was lost reached the chip.
+
+        Parameters
+        ----------
+        before : int or None
+            :meth:`pulse_counter` before the batch was sent (None: not known).
+        n : int
+            Pulses in the batch.
+
+        Returns
+        -------
+        int
+            1 delivered, 0 not delivered, -1 unknown.
+        """
         self._setup()
         return self.board.delivery(before, n)
 
     # --- analog MVM --------------------------------------------------------------------
     def mvm(self, row_voltages: Sequence[float]) -> np.ndarray:
-        """Column currents for voltages on the rows (source lines), A: ``I_c = sum_r G[r, c] V_r``."""
+        """Analog matrix-vector product in the array: ``I_c = sum_r G[r, c] V_r``.
+
+        Parameters
+        ----------
+        row_voltages : sequence of float
+            One voltage per row (source line), V.
+
+        Returns
+        -------
+        ndarray
+            (cols,) column currents, A.
+        """
         self._setup()
         return self.board.mvm(row_voltages)
 

@@ -119,6 +119,7 @@ class SafeLimits:
         return np.abs(np.asarray(volts, dtype=float)) * self.max_current * np.asarray(seconds, dtype=float)
 
     def to_dict(self) -> dict[str, float]:
+        """The limits as a dict of field name to value (SI), as station files write them."""
         return asdict(self)
 
     @classmethod

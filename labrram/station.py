@@ -68,7 +68,23 @@ class SimulationEntry:
 
 @dataclass(frozen=True)
 class Station:
-    """A parsed, validated station file."""
+    """A parsed, validated station file (:func:`load_station`).
+
+    Attributes
+    ----------
+    name : str
+        The station's name.
+    source : str
+        Where it was read from.
+    limits : SafeLimits
+        The bench's safe limits (V, A, s, J): nothing beyond them is sent.
+    instruments : dict
+        Instrument name -> driver, address and options.
+    crossbar : dict
+        Which instruments are the board and the SMU, read voltage (V) and gate (V).
+    simulation : SimulationEntry or None
+        The simulated bench (chip kind, size, seed, faults); None on a real bench.
+    """
 
     name: str
     source: str
@@ -79,13 +95,30 @@ class Station:
 
     @property
     def simulated(self) -> bool:
+        """True on a simulated bench (the file has a ``[simulation]`` table)."""
         return self.simulation is not None
 
     def with_simulation(self, **changes: Any) -> "Station":
-        """The same station on a differently configured simulated bench (e.g. ``seed=3``).
+        """The same station on a differently configured simulated bench.
 
-        With ``bench=NAME`` the instruments are retargeted to that bench: ``labrram://`` URLs
-        get the new bench name and ``@labrram`` VISA libraries become ``NAME@labrram``.
+        Parameters
+        ----------
+        **changes
+            Fields of the ``[simulation]`` table (docs/station.md): ``kind`` (``"reram"``,
+            ``"pcm"``, ``"passive"``), ``rows``, ``cols``, ``seed``, ``faults``, ``state``,
+            ``bench``... With ``bench=NAME`` the instruments are retargeted to that bench:
+            ``labrram://`` URLs get the new bench name and ``@labrram`` VISA libraries become
+            ``NAME@labrram``.
+
+        Returns
+        -------
+        Station
+            A new station; this one is unchanged.
+
+        Raises
+        ------
+        StationError
+            On a real station, or for a value the station file would refuse.
         """
         if self.simulation is None:
             raise StationError(f"{self.source}: not a simulated station (no [simulation] table)")
@@ -114,6 +147,7 @@ class Station:
         return ConnectedStation(self)
 
     def to_dict(self) -> dict[str, Any]:
+        """The station as JSON-ready data (what a run store records)."""
         return {
             "name": self.name,
             "source": self.source,
@@ -361,9 +395,25 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
 
 
 def load_station(path: str | Path | None = None) -> Station:
-    """Load a station file; ``None`` loads the default (simulated) station, and the name of a
-    station that ships with labrram (``"arc1-simulated"``: ``labrram/stations/*.toml``) loads
-    that one when no such file exists here."""
+    """Load and validate a station file.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A station file (TOML, docs/station.md); ``None`` loads the default station (the
+        simulated bench); the name of a station that ships with labrram (``"arc1-simulated"``:
+        ``labrram/stations/*.toml``) loads that one when no such file exists here.
+
+    Returns
+    -------
+    Station
+        Not connected yet: ``station.connect()`` opens the instruments.
+
+    Raises
+    ------
+    StationError
+        Naming the file, the key and the problem.
+    """
     if path is None:
         path = DEFAULT_STATION.removesuffix(".toml")
     if isinstance(path, str) and path.replace("-", "").replace("_", "").isalnum() and not Path(path).exists():

@@ -62,7 +62,18 @@ def _jsonable(value: Any) -> Any:
 
 
 class RunStore:
-    """One run on disk. Create with :meth:`create`, reopen with :meth:`open`."""
+    """One run on disk: a zarr (v3) group with labelled dimensions and SI units (docs/run-store.md).
+
+    Create with :meth:`create`, reopen with :meth:`open`; ``xarray.open_zarr(path)`` reads it
+    too.
+
+    Attributes
+    ----------
+    group : zarr.Group
+        The zarr group.
+    path : Path
+        Where it is.
+    """
 
     def __init__(self, group: Any, path: Path) -> None:
         self.group = group
@@ -70,7 +81,28 @@ class RunStore:
 
     @classmethod
     def create(cls, path: str | Path, kind: str, attrs: dict[str, Any] | None = None, overwrite: bool = False) -> "RunStore":
-        """A new run of ``kind`` (e.g. ``"read"``); refuses to overwrite unless told to."""
+        """Create a new run store.
+
+        Parameters
+        ----------
+        path : str or Path
+            The zarr directory to create.
+        kind : str
+            The run's kind (``"read"``, ``"program"``, ``"characterize"``...).
+        attrs : dict, optional
+            Group attributes to record (JSON-ready).
+        overwrite : bool
+            Replace an existing store; otherwise one is refused.
+
+        Returns
+        -------
+        RunStore
+
+        Raises
+        ------
+        StoreError
+            The path exists and ``overwrite`` is false.
+        """
         import zarr
 
         path = Path(path)
@@ -92,7 +124,25 @@ class RunStore:
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> "RunStore":
-        """Open an existing run; a clear error when the path is not one."""
+        """Open an existing run store (upgrading an older run format when opened for writing).
+
+        Parameters
+        ----------
+        path : str or Path
+            The zarr directory.
+        mode : str
+            ``"r"`` (read only) or ``"r+"``.
+
+        Returns
+        -------
+        RunStore
+
+        Raises
+        ------
+        StoreError
+            Naming the problem: no such path, not a labrram run, a format this version cannot
+            read.
+        """
         import zarr
 
         path = Path(path)
@@ -128,13 +178,31 @@ class RunStore:
 
     @property
     def attrs(self) -> dict[str, Any]:
+        """The group's attributes (a copy): ``kind``, ``status``, ``chip``, ``station``,
+        ``labrram_format``..."""
         return dict(self.group.attrs)
 
     def update_attrs(self, **attrs: Any) -> None:
+        """Set group attributes.
+
+        Parameters
+        ----------
+        **attrs
+            Names and JSON-ready values (numpy scalars and arrays are converted).
+        """
         self.group.attrs.update(_jsonable(attrs))
 
     # --- side files: labrram 0.1 kept a run's progress record beside the group -----------
     def read_sidecar(self, name: str, default: Any = None) -> Any:
+        """A progress record kept beside the group by labrram 0.1 runs (``NAME.json``).
+
+        Parameters
+        ----------
+        name : str
+            The record's name.
+        default : Any
+            Returned when there is none.
+        """
         target = self.path / f"{name}.json"
         if not target.exists():
             return default
@@ -145,10 +213,25 @@ class RunStore:
 
     def write(self, name: str, data: np.ndarray, dims: Sequence[str], units: str, chunks: tuple[int, ...] | None = None,
               overwrite: bool = False, **attrs: Any) -> None:  # fmt: skip
-        """Store ``data`` as array ``name`` with dimension names and SI units (``overwrite``:
-        replace an array of that name; else one is refused).
+        """Store an array with dimension names and SI units.
 
-        1-D arrays that will be appended to (logs) should be given large ``chunks``.
+        Parameters
+        ----------
+        name : str
+            The array's name.
+        data : ndarray
+            The values.
+        dims : sequence of str
+            One dimension name per axis (``("row", "col")``).
+        units : str
+            SI unit (``"S"``, ``"V"``, ``"s"``, ``"A"``; ``"1"`` for counts and ratios).
+        chunks : tuple of int, optional
+            Chunk shape (default one chunk); 1-D arrays that will be appended to (logs) should
+            be given large chunks.
+        overwrite : bool
+            Replace an array of that name; otherwise one is refused.
+        **attrs
+            More array attributes (``long_name=...``).
         """
         data = np.asarray(data)
         if data.ndim != len(dims):
@@ -165,6 +248,18 @@ class RunStore:
         )
 
     def read(self, name: str) -> np.ndarray:
+        """An array's values.
+
+        Parameters
+        ----------
+        name : str
+            The array's name.
+
+        Raises
+        ------
+        StoreError
+            No such array (the error lists those there are), or a damaged one.
+        """
         try:
             array = self.group[name]
         except KeyError:
@@ -181,7 +276,21 @@ class RunStore:
             raise StoreError(f"{self.path}: array {name!r} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
 
     def array_attrs(self, name: str) -> dict[str, Any]:
+        """An array's attributes (``units``, ``long_name``...).
+
+        Parameters
+        ----------
+        name : str
+            The array's name.
+        """
         return dict(self.group[name].attrs)
 
     def dims(self, name: str) -> tuple[str, ...]:
+        """An array's dimension names.
+
+        Parameters
+        ----------
+        name : str
+            The array's name.
+        """
         return tuple(self.group[name].metadata.dimension_names or ())

@@ -48,8 +48,34 @@ def validate_targets(targets: Any, shape: tuple[int, int], g_range: tuple[float,
 
 @dataclass
 class ProgramResult:
-    """Outcome of programming an array (arrays have the array's shape; NaN/False/0 where no
-    device was programmed)."""
+    """Outcome of programming an array.
+
+    Arrays have the array's shape (rows, cols), with NaN, False or 0 where no device was
+    programmed.
+
+    Attributes
+    ----------
+    protocol : str
+        The plan that ran (``"write-verify"``, ``"single-shot"``, ...).
+    targets : ndarray
+        Target conductances, S (NaN: left alone).
+    achieved : ndarray
+        Each device's last read, S.
+    converged : ndarray of bool
+        Devices that ended inside their acceptance band.
+    pulses : ndarray of int
+        Pulses delivered to each device.
+    iterations : int
+        Iterations of the protocol's loop.
+    wall_time : float
+        This computer's time, s.
+    bench_time : float or None
+        The bench clock's time (virtual on the simulated bench), s.
+    physical_limit : float
+        What the pulses, conversions and waits alone take, s.
+    settings : dict
+        The protocol's settings, as stored in the run.
+    """
 
     protocol: str
     targets: np.ndarray
@@ -64,16 +90,26 @@ class ProgramResult:
 
     @property
     def mask(self) -> np.ndarray:
+        """The devices that had a target, (rows, cols) bool."""
         return ~np.isnan(self.targets)
 
     def save(self, store: Any) -> None:
-        """Write the per-device outcome into a run store (``achieved``, ``converged``,
-        ``pulses``: (row, col))."""
+        """Write the per-device outcome into a run store.
+
+        Parameters
+        ----------
+        store : RunStore
+            Receives arrays ``achieved`` (S), ``converged`` and ``pulses``, dims (row, col).
+        """
         store.write("achieved", self.achieved, ("row", "col"), "S", long_name="last read of each device")
         store.write("converged", self.converged, ("row", "col"), "1")
         store.write("pulses", self.pulses, ("row", "col"), "1", long_name="pulses delivered to each device")
 
     def summary(self) -> dict[str, Any]:
+        """What ``labrram program --json`` reports: ``devices``, ``converged_fraction``,
+        ``rms_error`` (S), ``rms_relative_error``, ``rms_error_converged`` (S),
+        ``pulses_per_device``, ``max_pulses``, ``iterations``, ``wall_time``, ``bench_time``
+        and ``physical_limit`` (s)."""
         m = self.mask
         err = (self.achieved - self.targets)[m]
         return {

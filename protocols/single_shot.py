@@ -37,7 +37,21 @@ MAX_ROUNDS = 10
 
 @dataclass(frozen=True)
 class OneShotSettings:
-    """Settings of the open-loop protocols (SI units)."""
+    """Settings of the open-loop protocols, ``single-shot`` and ``stochastic-set`` (SI units).
+
+    Attributes
+    ----------
+    chunk : int
+        Devices per RESET and SET-and-read batch.
+    gate_min, gate_max : float
+        The gate (word-line) voltage range of the SETs, V.
+    set_amplitude, set_width : float
+        SET pulse: V, s.
+    reset_amplitude, reset_gate, reset_width : float
+        RESET pulse: V; its gate, V; its width, s.
+    set_detect : float
+        After a SET batch whose reply was lost, a device read above this was SET, S.
+    """
 
     chunk: int = 4096
     gate_min: float = 1.2
@@ -50,6 +64,7 @@ class OneShotSettings:
     set_detect: float = 10e-6  # a device above this after a lost SET batch was SET
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data, as a run store records them."""
         return asdict(self)
 
 

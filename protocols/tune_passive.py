@@ -148,7 +148,18 @@ class PassiveTuning:
 
     def check_half_select(self, model: PassiveDeviceModel) -> None:
         """Refuse amplitudes whose half-selected voltage reaches the calibrated thresholds
-        (less ``half_select_margin``), and a ladder that never reaches them."""
+        (less ``half_select_margin``), and a ladder that never reaches them.
+
+        Parameters
+        ----------
+        model : PassiveDeviceModel
+            The calibrated device model (its SET and RESET thresholds, V).
+
+        Raises
+        ------
+        ValueError
+            Naming the ladder and the voltages.
+        """
         f = HALF_SELECT[self.scheme]
         for what, v_max, v0, v_th in (("SET", self.v_set_max, self.v_set0, model.v_set), ("RESET", self.v_reset_max, self.v_reset0, model.v_reset)):
             limit = v_th * (1 - self.half_select_margin) / f
@@ -162,6 +173,7 @@ class PassiveTuning:
                 raise ValueError(f"{what} amplitudes up to {v_max:.3g} V never reach the calibrated {what} threshold {v_th:.3g} V")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data, as a run store records them."""
         return asdict(self)
 
 

@@ -53,6 +53,36 @@ class ReRAMWriteVerify:
       first gate ``start_margin`` below the target's calibrated median, ``gate_step`` up after an
       undershoot, ``backoff`` down and a RESET after an overshoot (``start_margin=0.99`` and a
       large ``backoff`` give plain ISPP from ``gate_min``).
+
+    Attributes
+    ----------
+    policy : str
+        ``"aim"`` or ``"ispp"`` (above).
+    tolerance : float
+        Relative half-width of the band around each target.
+    abs_tolerance : float
+        Smallest half-width of the band, S.
+    rereads : int
+        Extra reads of a device whose read falls near the band's edge (``"aim"``).
+    pilot : float
+        Fraction of the devices SET first, alone (``"aim"``).
+    start_margin : float
+        How far below the target's calibrated median the first gate aims, as a fraction
+        (``"ispp"``).
+    gate_step, backoff : float
+        Gate step up after an undershoot and down after an overshoot, V (``"ispp"``).
+    max_iterations : int
+        Iteration cap.
+    give_up : int
+        Iterations at a gate limit without reaching the band before a device is given up.
+    guard : float
+        Standard deviations of the calibrated read noise by which the band is narrowed.
+    gate_min, gate_max : float
+        The gate (word-line) voltage range of the SETs, V.
+    set_amplitude, set_width : float
+        SET pulse: V, s.
+    reset_amplitude, reset_gate, reset_width : float
+        RESET pulse: V; its gate, V; its width, s.
     """
 
     policy: str = "aim"
@@ -87,6 +117,7 @@ class ReRAMWriteVerify:
             raise ValueError("rereads must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data, as a run store records them."""
         return asdict(self)
 
 

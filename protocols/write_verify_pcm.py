@@ -30,10 +30,27 @@ from .write_verify import final_verify
 
 @dataclass(frozen=True)
 class PCMWriteVerify:
-    """Settings of :class:`WriteVerifyPCM` (SI units): the band half-width, the word-line gate,
-    the SET ladder (``v_set0`` rising by ``dv_set`` to ``v_set_max``), the RESET ladder
-    (``v_reset0`` falling by ``dv_reset`` to ``v_reset_min``), pulse widths, the iteration cap
-    and the targets a PCM device can reach."""
+    """Settings of :class:`WriteVerifyPCM` (SI units).
+
+    Attributes
+    ----------
+    half_width : float
+        Half-width of the band around each target, S.
+    gate : float
+        Word-line gate voltage of every pulse, V.
+    v_set0, v_set_max, dv_set : float
+        SET ladder: ``v_set0`` rising by ``dv_set`` to ``v_set_max``, V.
+    set_width : float
+        SET pulse width, s.
+    v_reset0, v_reset_min, dv_reset : float
+        RESET ladder: ``v_reset0`` falling by ``dv_reset`` to ``v_reset_min``, V.
+    reset_width : float
+        RESET pulse width, s.
+    max_iterations : int
+        Iteration cap.
+    g_range : (float, float)
+        The targets a PCM device can reach, S.
+    """
 
     half_width: float = 1.0e-6
     gate: float = 3.3
@@ -56,12 +73,26 @@ class PCMWriteVerify:
         object.__setattr__(self, "g_range", tuple(float(x) for x in self.g_range))
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data, as a run store records them."""
         d = asdict(self)
         d["g_range"] = list(self.g_range)
         return d
 
     def check(self, xb: Crossbar, what: str = "PCM write-verify") -> None:
-        """Refuse ladders beyond the station's limits (before any byte)."""
+        """Refuse ladders beyond the station's limits (before any byte).
+
+        Parameters
+        ----------
+        xb : Crossbar
+            The array whose station limits apply.
+        what : str
+            How the error names the job.
+
+        Raises
+        ------
+        LimitError
+            A ladder's amplitude, gate or width is beyond the limits.
+        """
         check_pulse_settings(xb, f"{what} SET", [self.v_set0, self.v_set_max], self.gate, self.set_width)
         check_pulse_settings(xb, f"{what} RESET", [self.v_reset_min, self.v_reset0], self.gate, self.reset_width)
 

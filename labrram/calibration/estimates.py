@@ -10,7 +10,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Estimate:
-    """A fitted value with its 95 % confidence interval (bootstrap percentiles)."""
+    """A fitted value with its 95 % confidence interval (bootstrap percentiles).
+
+    Attributes
+    ----------
+    value : float
+        The fitted value, in ``unit``.
+    low, high : float
+        The 95 % interval's bounds, in ``unit`` (the calibration file stores them as
+        ``"ci95": [low, high]``).
+    unit : str
+        SI unit (``"S"``, ``"V"``, ``"s"``; ``"1"`` for a ratio).
+    """
 
     value: float
     low: float
@@ -19,17 +30,27 @@ class Estimate:
 
     @property
     def width(self) -> float:
+        """``high - low``, in ``unit``."""
         return self.high - self.low
 
     @property
     def relative_width(self) -> float:
+        """The interval's width over ``|value|`` (inf for a zero value)."""
         return self.width / abs(self.value) if self.value else float("inf")
 
     def to_dict(self) -> dict[str, object]:
+        """``{"value": value, "ci95": [low, high], "unit": unit}``: the calibration file's form."""
         return {"value": self.value, "ci95": [self.low, self.high], "unit": self.unit}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Estimate":
+        """The estimate of its calibration-file form (:meth:`to_dict`).
+
+        Parameters
+        ----------
+        data : dict
+            ``{"value": ..., "ci95": [low, high], "unit": ...}``.
+        """
         lo, hi = data["ci95"]
         return cls(float(data["value"]), float(lo), float(hi), str(data.get("unit", "")))
 

@@ -71,7 +71,24 @@ def software_versions() -> dict[str, str]:
 
 @dataclass
 class Calibration:
-    """A fitted device model and everything needed to trust it."""
+    """A fitted device model and everything needed to trust it.
+
+    Attributes
+    ----------
+    kind : str
+        ``"reram"``, ``"pcm"`` or ``"passive"``.
+    model : ReRAMModel, PCMModel or PassiveModel
+        Every parameter of the device model (:mod:`labrram.devices`), SI.
+    estimates : dict of str to Estimate
+        The fitted parameters: ``value``, 95 % interval ``low`` and ``high``, ``unit`` (in the
+        JSON file: ``{"value": ..., "ci95": [low, high], "unit": ...}``).
+    goodness_of_fit : dict
+        Fit quality figures (R², Kolmogorov-Smirnov distances, ...).
+    n_devices : int
+        Devices the fit used.
+    provenance : dict
+        Chip identification, station, date, routine settings, software versions, data location.
+    """
 
     kind: str
     model: Any
@@ -82,6 +99,7 @@ class Calibration:
     protocol_estimates: dict[str, Estimate] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The calibration file's content (JSON-ready; docs/calibration.md)."""
         return {
             "labrram_calibration": FORMAT,
             "kind": self.kind,
@@ -99,6 +117,18 @@ class Calibration:
         }
 
     def save(self, path: str | Path) -> Path:
+        """Write the calibration file.
+
+        Parameters
+        ----------
+        path : str or Path
+            The JSON file to write (replaced if it exists); :func:`load_calibration` reads it.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
         path = Path(path)
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
         path.write_text(text + "\n")
@@ -261,7 +291,22 @@ def _estimates(block: Any, key: str, source: str) -> dict[str, Estimate]:
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    """Load and validate a calibration file (JSON only; nothing in it is executed)."""
+    """Load and validate a calibration file (JSON only; nothing in it is executed).
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by ``labrram calibrate`` or :meth:`Calibration.save`.
+
+    Returns
+    -------
+    Calibration
+
+    Raises
+    ------
+    CalibrationError
+        Naming the file, the key and the problem.
+    """
     path = Path(path)
     text = read_user_text(path, "calibration", "JSON", CalibrationError)
     try:
@@ -275,7 +320,18 @@ def load_calibration(path: str | Path) -> Calibration:
 
 
 def default_calibration(kind: str) -> Calibration:
-    """The calibration shipped in ``calibration_data/<kind>.json``."""
+    """The calibration shipped with labrram for a device kind.
+
+    Parameters
+    ----------
+    kind : str
+        ``"reram"``, ``"pcm"`` or ``"passive"``.
+
+    Returns
+    -------
+    Calibration
+        ``calibration_data/<kind>.json`` (fitted on the default simulated bench).
+    """
     from importlib import resources
 
     model_class(kind)  # a clear error for an unknown kind

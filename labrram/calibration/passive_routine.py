@@ -33,7 +33,30 @@ from .routine import CharacterizationPlan, select_devices
 
 @dataclass(frozen=True)
 class PassiveCharacterization:
-    """Settings of :func:`characterize_passive` (SI units)."""
+    """Settings of the passive-array characterization (:func:`labrram.characterize` with
+    ``kind="passive"``).
+
+    Attributes
+    ----------
+    n_devices : int
+        Devices of each measurement: ``2 * n_devices`` distinct cells are drawn at random over
+        the whole array (seeded by ``seed``), the first half for the I–V and read noise, the
+        second for the threshold ramps.
+    scheme : str
+        Biasing scheme of the unselected lines: ``"V/2"``, ``"V/3"`` or ``"float"``.
+    iv_voltages : tuple of float
+        Read voltages of the I–V, V (below the switching thresholds).
+    ramp_amplitudes : tuple of float
+        Pulse amplitudes of the threshold ramps, V.
+    ramp_width : float
+        Width of the ramp pulses, s.
+    switch_fraction : float
+        Relative change of conductance that counts as switching.
+    read_repeats : int
+        Back-to-back reads for the read noise.
+    seed : int
+        Seed of the device selection.
+    """
 
     n_devices: int = 64
     scheme: str = "V/2"
@@ -53,6 +76,7 @@ class PassiveCharacterization:
             raise ValueError("iv_voltages needs at least 4 voltages")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (tuples as lists), as a run store records them."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 

@@ -31,7 +31,40 @@ from .routine import CharacterizationPlan, select_devices
 
 @dataclass(frozen=True)
 class PCMCharacterization:
-    """Settings of :func:`characterize_pcm` (SI units)."""
+    """Settings of the PCM characterization (:func:`labrram.characterize` with ``kind="pcm"``).
+
+    Attributes
+    ----------
+    n_devices : int
+        Devices measured: distinct cells drawn at random over the whole array (seeded by
+        ``seed``), shared out over the ``targets`` levels.
+    targets : tuple of float
+        Conductance levels the ladder programs, S.
+    half_width : float
+        Half-width of each level's band, S.
+    gate : float
+        Gate voltage of every pulse, V.
+    v_set0, v_set_max, dv_set : float
+        SET ladder: first amplitude, largest amplitude and step, V.
+    set_width : float
+        SET pulse width, s.
+    v_reset0, v_reset_min, dv_reset : float
+        RESET ladder: first amplitude, smallest amplitude and step, V.
+    reset_width : float
+        RESET pulse width, s.
+    max_pulses : int
+        Pulses per device before the ladder gives up on it.
+    t_first : float
+        Time from convergence to the first read (programming noise), s.
+    drift_times : tuple of float
+        Times after programming of the drift reads, s (the first >= ``t_first``).
+    reads_per_time : int
+        Reads averaged at each drift time.
+    read_repeats : int
+        Back-to-back reads for the read noise.
+    seed : int
+        Seed of the device selection.
+    """
 
     n_devices: int = 768
     targets: tuple[float, ...] = (2e-6, 4e-6, 7e-6, 11e-6, 16e-6, 22e-6)
@@ -63,6 +96,7 @@ class PCMCharacterization:
             raise ValueError("read_repeats must be at least 2 and reads_per_time between 1 and read_repeats")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (tuples as lists), as a run store records them."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 

@@ -34,7 +34,36 @@ from .routine import CharacterizationPlan, select_devices
 
 @dataclass(frozen=True)
 class ReRAMCharacterization:
-    """Settings of :func:`characterize_reram` (SI units)."""
+    """Settings of the ReRAM characterization (:func:`labrram.characterize` with ``kind="reram"``).
+
+    Attributes
+    ----------
+    n_devices : int
+        Devices measured: distinct cells drawn at random over the whole array (seeded by
+        ``seed``); the first ``transistor_cells`` of them also measure the access transistor.
+    gates : tuple of float
+        Word-line (gate) voltages of the SETs, V, increasing: the compliance levels.
+    cycles : int
+        RESET/SET cycles per level and device.
+    read_delay : float
+        Time from a SET to its read, s.
+    set_amplitude, set_width : float
+        SET pulse on the bit line: V, s.
+    reset_amplitude, reset_gate, reset_width : float
+        RESET pulse on the source line: V; its gate, V; its width, s.
+    transistor_cells : int
+        Cells whose saturation current is measured at each gate level.
+    transistor_voltage : float
+        Bit-line voltage of that measurement, V (below the SET threshold).
+    read_repeats : int
+        Back-to-back reads for the read noise.
+    relaxation_delays : tuple of float
+        Times after a SET of the relaxation reads, s.
+    relaxation_reads : int
+        Devices read for the relaxation.
+    seed : int
+        Seed of the device selection.
+    """
 
     n_devices: int = 256
     gates: tuple[float, ...] = tuple(np.round(np.linspace(1.4, 2.2, 8), 4))
@@ -65,6 +94,7 @@ class ReRAMCharacterization:
             raise ValueError("transistor_cells must be between 1 and n_devices")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (tuples as lists), as a run store records them."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 
