@@ -31,6 +31,13 @@ NOT_MEASURED = 9.91e37
 ELEMENTS = ("VOLTage", "CURRent", "RESistance", "TIME", "STATus")
 OUTPUT_OFF_ERROR = (803, "Output disabled")
 
+# Measurement event register bits (2400 Series manual, status structure).
+MEAS_READING_AVAILABLE = 1 << 6
+MEAS_READING_OVERFLOW = 1 << 7
+MEAS_BUFFER_AVAILABLE = 1 << 8
+MEAS_BUFFER_FULL = 1 << 9
+MEAS_COMPLIANCE = 1 << 14
+
 
 @dataclass
 class _State:
@@ -83,6 +90,8 @@ class Keithley2400(ScpiInstrument):
 
     vendor = "KEITHLEY INSTRUMENTS INC."
     model = "MODEL 2400"
+    status_summary_bits = {"MEAS": 0, "QUES": 3, "OPER": 7}  # manual, status byte: MSB, QSB, OSB
+    status_transition_filters = False  # the 2400's registers have no PTR/NTR
 
     def __init__(self, bench, name, link, serial="4123456") -> None:
         super().__init__(bench, name, link, serial)
@@ -135,12 +144,15 @@ class Keithley2400(ScpiInstrument):
         readings = []
         saved = self.channel.level_v if s.source_func == "VOLT" else self.channel.level_i
         tripped = False
+        meas = self.registers["MEAS"]
         for k in range(n):
             if not fixed:
                 self.channel.set_level(points[k % len(points)])
             v, i = self.channel.measure(self._reading_time())
             tripped |= self.channel.in_compliance
             readings.append(self._reading(v, i))
+            meas.set_bits(MEAS_COMPLIANCE, self.channel.in_compliance)
+            meas.pulse(MEAS_READING_AVAILABLE)
         if not fixed:
             self.channel.set_level(saved)
         s.tripped = tripped
@@ -148,8 +160,11 @@ class Keithley2400(ScpiInstrument):
         if s.trace_control == "NEXT":
             room = s.trace_points - len(s.trace)
             s.trace.extend(readings[: max(room, 0)])
+            if s.trace:
+                meas.set_bits(MEAS_BUFFER_AVAILABLE)
             if len(s.trace) >= s.trace_points:
                 s.trace_control = "NEV"
+                meas.set_bits(MEAS_BUFFER_FULL)
         if s.auto_output_off:
             self.channel.set_output(False)
         return readings
@@ -667,6 +682,7 @@ class Keithley2400(ScpiInstrument):
     @command(":TRACe:CLEar", query=False)
     def _trace_clear(self, call: Call) -> None:
         self.s.trace = []
+        self.registers["MEAS"].set_bits(MEAS_BUFFER_AVAILABLE | MEAS_BUFFER_FULL, on=False)
 
     @command(":TRACe:DATA", write=False)
     def _trace_data(self, call: Call) -> str:
