@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from .instrument import EmulatedInstrument, Session
 from .scpi_status import ESR_OPC, ESR_PON, REGISTER_MASK, STB_EAV, STB_ESB, STB_MAV, STB_MSS, StatusRegister, esr_bit_for
-from .scpi_table import CommandSpec, TableValueError, format_value, limit_answer, load_table, parse_value, short_form
+from .scpi_table import CommandSpec, TableValueError, format_value, limit_answer, load_table, parse_value
 
 
 class ScpiError(Exception):
@@ -449,13 +449,22 @@ class ScpiInstrument(EmulatedInstrument):
             key = cand.upper()
             hit = lookup.get(key)
             if hit is None:
+                # The first match wins, except that a header naming a numbered node exactly
+                # (``:CALCulate3:DATA``) beats a pattern whose suffix merely accepts that number
+                # (``:CALCulate[1]:DATA``).
+                fallback = None
                 for entry in table:
                     m = entry.regex.match(cand)
-                    if m:
-                        hit = lookup[key] = (entry, m)
+                    if not m:
+                        continue
+                    if all(g in ("", "1", None) for g in m.groups()):
+                        hit = (entry, m)
                         break
-                else:
+                    fallback = fallback or (entry, m)
+                hit = hit or fallback
+                if hit is None:
                     continue
+                lookup[key] = hit
             entry, m = hit
             return cand, entry, m
         raise error(UNDEFINED_HEADER, candidates[-1])
@@ -476,6 +485,16 @@ class ScpiInstrument(EmulatedInstrument):
                 return answer
         call = Call(cand, query, args, list(m.groups()), session)
         return entry.handler(self, call)
+
+    def stored(self, header: str, suffixes: tuple[str, ...] = ()) -> Any:
+        """The value of a ``stored`` command-table setting (its ``*RST`` value until set)."""
+        spec = self.spec_for(header)
+        if spec is None:
+            raise KeyError(f"{type(self).__name__} has no command-table row for {header}")
+        key = (spec.header, tuple(suffixes) or ("1",) * compile_header(spec.header).groups)
+        if key in self.table_values:
+            return self.table_values[key]
+        return parse_value(spec, spec.rst) if spec.rst is not None else None
 
     def _stored(self, call: Call) -> str | None:
         """Generic handler of a command-table row marked ``stored``."""

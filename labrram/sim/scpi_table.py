@@ -222,6 +222,8 @@ def format_value(spec: CommandSpec, value: Any) -> str:
 def limit_answer(spec: CommandSpec, which: str) -> str | None:
     """The answer to ``<query>? MIN|MAX|DEF`` from the table, or None if the row has no such value."""
     up = which.strip().upper()
+    if spec.type == "list":
+        spec = CommandSpec(spec.header, spec.form, "nrf", spec.values, spec.minimum, spec.maximum, spec.default)
     if up in ("MIN", "MINIMUM") and spec.minimum is not None:
         return format_value(spec, int(spec.minimum) if spec.type in ("nr1", "ndn") else spec.minimum)
     if up in ("MAX", "MAXIMUM") and spec.maximum is not None:
@@ -242,7 +244,7 @@ def response_pattern(spec: CommandSpec) -> re.Pattern[str]:
         "ndn": r"\d+",
         "bool": "[01]" + alt,
         "choice": keywords or ".+",
-        "string": r'"[^"]*"',
+        "string": r'"[^"]*"(,"[^"]*")*',
         "list": f"{nr3}(,{nr3})*",
         "none": ".*",
     }[spec.type]
