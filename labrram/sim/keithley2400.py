@@ -182,13 +182,22 @@ class Keithley2400(System2400, TriggerModel2400, ScpiInstrument):
                 res = abs(v / i)
         else:
             res = NOT_MEASURED
+        # the status word (manual, ":FORMat:ELEMents" STATus bits)
         status = 0
-        if self.channel.in_compliance:
-            status |= 1 << 3  # compliance
         if s.filter_on:
             status |= 1 << 1
-        if s.res_mode == "MAN" and "RES" in s.sense_funcs:
-            status |= 1 << 14  # manual ohms
+        if s.terminals == "FRON":
+            status |= 1 << 2
+        if self.channel.in_compliance:
+            status |= 1 << 3
+        if "RES" in s.sense_funcs and s.res_mode == "AUTO":
+            status |= 1 << 10  # auto ohms
+        for bit, func in ((11, "VOLT"), (12, "CURR"), (13, "RES")):
+            if func in s.sense_funcs:
+                status |= 1 << bit
+        status |= 1 << (14 if src == "VOLT" else 15)  # V-source / I-source
+        if s.remote_sense:
+            status |= 1 << 22
         return [volt, curr, res, self.clock.now - self._t0, float(status)]
 
     # --- output ------------------------------------------------------------------------
