@@ -146,16 +146,6 @@ class System2400:
     def _syst_clear(self, call: Call) -> None:
         self.errors.clear()
 
-    @command(":SYSTem:ERRor:CODE[:NEXT]", write=False)
-    def _err_code(self, call: Call) -> str:
-        return str(self.errors.popleft()[0]) if self.errors else "0"
-
-    @command(":SYSTem:ERRor:CODE:ALL", write=False)
-    def _err_code_all(self, call: Call) -> str:
-        codes = [str(c) for c, _ in self.errors] or ["0"]
-        self.errors.clear()
-        return ",".join(codes)
-
     @command(":SYSTem:VERSion", write=False)
     def _syst_vers(self, call: Call) -> str:
         return "1996.0"

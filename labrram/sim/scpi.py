@@ -502,11 +502,16 @@ class ScpiInstrument(EmulatedInstrument):
         assert spec is not None
         key = (spec.header, tuple(s or "1" for s in call.suffixes))
         if call.query:
-            if spec.type == "none":
+            if spec.type == "none" and spec.form != "both":
                 return None
+            if spec.type == "none":
+                return self.table_values.get(key, spec.rst or "")
             if key in self.table_values:
                 return format_value(spec, self.table_values[key])
             return spec.rst if spec.rst is not None else format_value(spec, 0)
+        if spec.type == "none" and spec.form == "both":  # a keyword list, kept as sent
+            self.table_values[key] = ",".join(a.strip().upper() for a in call.args)
+            return None
         if spec.form == "event" or spec.type == "none":
             if call.args:
                 raise error(PARAMETER_NOT_ALLOWED, call.header)
@@ -603,6 +608,16 @@ class ScpiInstrument(EmulatedInstrument):
         while self.errors:
             out.append(self.pop_error())
         return ",".join(out)
+
+    @command(":SYSTem:ERRor:CODE[:NEXT]", write=False)
+    def _err_code(self, call: Call) -> str:
+        return str(self.errors.popleft()[0]) if self.errors else "0"
+
+    @command(":SYSTem:ERRor:CODE:ALL", write=False)
+    def _err_code_all(self, call: Call) -> str:
+        codes = [str(c) for c, _ in self.errors] or ["0"]
+        self.errors.clear()
+        return ",".join(codes)
 
     @command(":SYSTem:ERRor:COUNt", write=False)
     def _syst_err_count(self, call: Call) -> str:

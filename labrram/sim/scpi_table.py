@@ -164,6 +164,8 @@ def parse_value(spec: CommandSpec, raw: str) -> Any:
     raw = raw.strip()
     up = raw.upper()
     kw = spec.keyword(raw)
+    if spec.type == "none":  # a keyword list, kept as sent (upper case)
+        return ",".join(p.strip().upper() for p in raw.split(","))
     if spec.type == "choice":
         if kw is None:
             raise TableValueError(-224, f"{raw!r} is not one of {'|'.join(spec.values)}")

@@ -18,7 +18,7 @@ try:
     from labrram.sim.keysight_b2900 import KeysightB2902
 
     if KeysightB2902.command_file:
-        INSTRUMENTS["b2902"] = (KeysightB2902, "USB0::0x0957::0x8C18::MY51140001::INSTR", ":OUTP ON;:INIT;*WAI")
+        INSTRUMENTS["b2902"] = (KeysightB2902, "USB0::0x0957::0x8C18::MY51140001::INSTR", ":OUTP ON;:TRAC:FEED:CONT NEXT;:INIT")
 except ImportError:  # pragma: no cover
     pass
 
@@ -118,7 +118,10 @@ def test_row_walk(name, spec, sessions):
         )
         for form in (long_form, short_form):
             inst.write(f"{form} {value}".rstrip())
-            assert _errors(inst) == [], f"{form} {value}"
+            errors = _errors(inst)
+            if "ignored when idle" in spec.note:  # a trigger with no run waiting for it
+                errors = [e for e in errors if not e.startswith("-211")]
+            assert errors == [], f"{form} {value}"
         if spec.form == "both" and spec.support == "stored" and value:
             assert _ask(inst, short_form + "?") == spec.canonical(value)
         inst.write("*RST;*CLS")
