@@ -39,9 +39,16 @@ its measurement window. With ``AINT`` the next trigger follows when both actions
 ``TIMer`` triggers come every ``:TRIG:TIM`` seconds (a trigger that arrives while the channel
 is busy waits for the next tick). Channels in one ``:INIT`` run concurrently on one clock.
 
-Not emulated (clear errors instead): external / LAN trigger sources (``-221``), math, limit
-tests, the trace buffer, program memory, 4-wire sense and the output filter; currents beyond the
-3.03 A DC range (the 10.5 A pulse range).
+The full command tree of the Command Reference that a client can send is kept as data in
+``keysight_b2900_commands.csv``: rows marked ``emulated`` are served here and in the mixins
+(:mod:`~labrram.sim.keysight_b2900_sense`, :mod:`~labrram.sim.keysight_b2900_trigger`,
+:mod:`~labrram.sim.keysight_b2900_trace`), rows marked ``stored`` (output filter, low terminal,
+wait times, 4-wire remote sense, math and limit settings, display) are validated, stored and
+answered by the shared SCPI engine without simulated physics. The IEEE 488.2 status model and
+the STATus subsystem come from the engine.
+
+Not emulated (clear errors instead): external / LAN trigger sources (``-221``), math results,
+limit tests, program memory; currents beyond the 3.03 A DC range (the 10.5 A pulse range).
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ from .scpi import (
     format_nr3,
 )
 
+from .keysight_b2900_sense import SenseB2900
 from .keysight_b2900_trace import TraceB2900
 from .keysight_b2900_trigger import TriggerModelB2900, _Layer, _Plan, _Reading
 from .keysight_b2900_constants import (
@@ -82,8 +90,6 @@ from .keysight_b2900_constants import (
     PULSE_WIDTH_MIN,
     PULSE_WIDTH_MAX,
     PULSE_DELAY_MAX,
-    APERTURE_MIN,
-    APERTURE_MAX,
     LIST_MAX,
     HEADER_SUFFIX_OUT_OF_RANGE,
     DATA_STALE,
@@ -126,7 +132,7 @@ class _ChannelState:
     tripped: bool = False
 
 
-class KeysightB2902(TraceB2900, TriggerModelB2900, ScpiInstrument):
+class KeysightB2902(SenseB2900, TraceB2900, TriggerModelB2900, ScpiInstrument):
     """Byte-level Keysight B2902A emulator; ``channels[0]`` is channel 1, ``channels[1]`` channel 2."""
 
     vendor = "Keysight Technologies"
@@ -666,155 +672,6 @@ class KeysightB2902(TraceB2900, TriggerModelB2900, ScpiInstrument):
         call.expect_args(1)
         st.pulse_width = call.number(0, PULSE_WIDTH_MIN, PULSE_WIDTH_MAX, default=PULSE_WIDTH_MIN)
         return None
-
-    # --- sense: functions ---------------------------------------------------------------
-    @staticmethod
-    def _parse_funcs(call: Call) -> list[str]:
-        if not call.args:
-            raise error(MISSING_PARAMETER, 'expected functions such as "CURR","VOLT"')
-        out: list[str] = []
-        for k in range(len(call.args)):
-            for name in call.string(k).upper().split(","):
-                name = name.strip().strip("'\"").replace(":DC", "")
-                canon = {"VOLT": "VOLT", "VOLTAGE": "VOLT", "CURR": "CURR", "CURRENT": "CURR", "RES": "RES", "RESISTANCE": "RES"}.get(name)
-                if canon is None:
-                    raise error(ILLEGAL_PARAMETER, f"unknown sense function {name!r} (CURR, VOLT or RES)")
-                out.append(canon)
-        return out
-
-    @staticmethod
-    def _funcs_reply(funcs: Iterable[str]) -> str:
-        order = ("VOLT", "CURR", "RES")
-        return ",".join(f'"{f}"' for f in order if f in set(funcs))
-
-    @command(":SENSe[1]:FUNCtion[:ON]")
-    def _sens_func(self, call: Call) -> str | None:
-        st = self._st(call)
-        if call.query:
-            return self._funcs_reply(st.sense_funcs)
-        st.sense_funcs |= set(self._parse_funcs(call))
-        return None
-
-    @command(":SENSe[1]:FUNCtion:OFF")
-    def _sens_func_off(self, call: Call) -> str | None:
-        st = self._st(call)
-        if call.query:
-            return self._funcs_reply({"VOLT", "CURR", "RES"} - st.sense_funcs)
-        st.sense_funcs -= set(self._parse_funcs(call))
-        return None
-
-    @command(":SENSe[1]:FUNCtion[:ON]:ALL", query=False)
-    def _sens_func_all(self, call: Call) -> None:
-        self._st(call).sense_funcs = {"VOLT", "CURR", "RES"}
-
-    @command(":SENSe[1]:FUNCtion:OFF:ALL", query=False)
-    def _sens_func_off_all(self, call: Call) -> None:
-        self._st(call).sense_funcs = set()
-
-    @command(":SENSe[1]:FUNCtion[:ON]:COUNt", write=False)
-    def _sens_func_count(self, call: Call) -> str:
-        return str(len(self._st(call).sense_funcs))
-
-    @command(":SENSe[1]:FUNCtion:OFF:COUNt", write=False)
-    def _sens_func_off_count(self, call: Call) -> str:
-        return str(3 - len(self._st(call).sense_funcs))
-
-    @command(":SENSe[1]:FUNCtion:STATe", write=False)
-    def _sens_func_state(self, call: Call) -> str:
-        funcs = self._parse_funcs(call)
-        return self._bool(funcs[0] in self._st(call).sense_funcs)
-
-    # --- sense: compliance ----------------------------------------------------------------
-    def _prot(self, call: Call, func: str) -> str | None:
-        st, c = self._st(call), self._number(call)
-        hi = self._limit_of(func)
-        default = 1e-4 if func == "CURR" else 2.0
-        if call.query:
-            return self._num_query(call, st.prot[func], 0.0, hi, default)
-        call.expect_args(1)
-        st.prot[func] = abs(call.number(0, -hi, hi, default=default))
-        self._apply_limits(c)
-        return None
-
-    @command(":SENSe[1]:CURRent[:DC]:PROTection[:LEVel]")
-    def _prot_curr(self, call: Call) -> str | None:
-        return self._prot(call, "CURR")
-
-    @command(":SENSe[1]:VOLTage[:DC]:PROTection[:LEVel]")
-    def _prot_volt(self, call: Call) -> str | None:
-        return self._prot(call, "VOLT")
-
-    @command(":SENSe[1]:CURRent[:DC]:PROTection:TRIPped", write=False)
-    def _prot_curr_trip(self, call: Call) -> str:
-        st = self._st(call)
-        return self._bool(st.tripped and st.func == "VOLT")
-
-    @command(":SENSe[1]:VOLTage[:DC]:PROTection:TRIPped", write=False)
-    def _prot_volt_trip(self, call: Call) -> str:
-        st = self._st(call)
-        return self._bool(st.tripped and st.func == "CURR")
-
-    # --- sense: integration time --------------------------------------------------------------
-    @command(":SENSe[1]:CURRent[:DC]:NPLCycles")
-    @command(":SENSe[1]:VOLTage[:DC]:NPLCycles")
-    @command(":SENSe[1]:RESistance:NPLCycles")
-    def _nplc(self, call: Call) -> str | None:
-        """NPLC, common to all functions; out-of-range values are set to MIN/MAX (manual)."""
-        st = self._st(call)
-        lo, hi = APERTURE_MIN * self.line_freq, APERTURE_MAX * self.line_freq
-        if call.query:
-            return self._num_query(call, st.nplc, lo, hi, 0.1)
-        call.expect_args(1)
-        st.nplc = self._clamped(call, lo, hi, 0.1)
-        return None
-
-    @command(":SENSe[1]:CURRent[:DC]:APERture")
-    @command(":SENSe[1]:VOLTage[:DC]:APERture")
-    @command(":SENSe[1]:RESistance:APERture")
-    def _aper(self, call: Call) -> str | None:
-        """Integration time in seconds, coupled to NPLC (time = nplc / line frequency)."""
-        st = self._st(call)
-        if call.query:
-            return self._num_query(call, self._aperture(st), APERTURE_MIN, APERTURE_MAX, 0.1 / self.line_freq)
-        call.expect_args(1)
-        st.nplc = self._clamped(call, APERTURE_MIN, APERTURE_MAX, 0.1 / self.line_freq) * self.line_freq
-        return None
-
-    # --- sense: ranges ------------------------------------------------------------------
-    def _meas_range(self, call: Call, func: str) -> str | None:
-        st = self._st(call)
-        ranges = VOLTAGE_RANGES if func == "VOLT" else CURRENT_RANGES
-        if call.query:
-            return self._num_query(call, st.meas_range[func], ranges[0], ranges[-1], ranges[-1])
-        call.expect_args(1)
-        hi = self._limit_of(func)
-        value = call.number(0, -hi, hi, default=ranges[-1])
-        st.meas_range[func] = self._range_for(value, ranges)
-        st.meas_auto[func] = False
-        return None
-
-    def _meas_auto(self, call: Call, func: str) -> str | None:
-        st = self._st(call)
-        if call.query:
-            return self._bool(st.meas_auto[func])
-        st.meas_auto[func] = call.boolean(0)
-        return None
-
-    @command(":SENSe[1]:CURRent[:DC]:RANGe[:UPPer]")
-    def _sens_curr_range(self, call: Call) -> str | None:
-        return self._meas_range(call, "CURR")
-
-    @command(":SENSe[1]:VOLTage[:DC]:RANGe[:UPPer]")
-    def _sens_volt_range(self, call: Call) -> str | None:
-        return self._meas_range(call, "VOLT")
-
-    @command(":SENSe[1]:CURRent[:DC]:RANGe:AUTO")
-    def _sens_curr_auto(self, call: Call) -> str | None:
-        return self._meas_auto(call, "CURR")
-
-    @command(":SENSe[1]:VOLTage[:DC]:RANGe:AUTO")
-    def _sens_volt_auto(self, call: Call) -> str | None:
-        return self._meas_auto(call, "VOLT")
 
     # --- format -------------------------------------------------------------------------
     @command(":FORMat[:DATA]")
