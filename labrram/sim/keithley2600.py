@@ -8,6 +8,15 @@ hardware ranges and drives the channel's :class:`~labrram.sim.instrument.SourceC
 bench's virtual clock. Scripts sent between ``loadscript``/``loadandrunscript`` and ``endscript``
 are compiled as one chunk, so loops written for the instrument really run.
 
+The emulator is split along its seams: the Lua side (sandbox, budget, proxies, scripts) is
+``keithley2600_prelude.lua``; :mod:`~labrram.sim.keithley2600_lua` is the bridge that runs
+chunks and answers the proxies; :mod:`~labrram.sim.keithley2600_objects` holds the constants,
+error codes and Python-backed object nodes; :mod:`~labrram.sim.keithley2600_state` the reading
+buffers and the SMU / timer / blender / format state; :mod:`~labrram.sim.keithley2600_smu` the
+``smuX`` objects, ranges and measurements; :mod:`~labrram.sim.keithley2600_print` ``print`` /
+``printbuffer`` formatting; :mod:`~labrram.sim.keithley2600_trigger` the trigger model. This
+module keeps the instrument: framing, dispatch, common commands, the error queue.
+
 Emulated
 --------
 * ``smua``/``smub``: ``source`` (func, levelv/leveli, limitv/limiti/limitp, rangev/rangei,
@@ -141,6 +150,9 @@ class Keithley2636B(LuaBridge, SmuObjects, PrintFormat, TriggerModel2600, Emulat
 
     def __init__(self, bench, name, link, serial="4407123") -> None:
         super().__init__(bench, name, link, serial)
+        self.description = f"Keithley Instruments SMU {self.model} - {serial}"
+        self.autolinefreq = 0
+        self.prompts4882 = 1
         self.channels = [SourceChannel(bench.clock), SourceChannel(bench.clock)]
         self.smu = [_SmuState(), _SmuState()]
         self.nvbuffers = [
@@ -396,11 +408,12 @@ class Keithley2636B(LuaBridge, SmuObjects, PrintFormat, TriggerModel2600, Emulat
         node.readonly("model", lambda: self.model)
         node.readonly("serialno", lambda: self.serial)
         node.readonly("revision", lambda: FIRMWARE)
-        node.readonly("description", lambda: f"Keithley Instruments SMU {self.model} - {self.serial}")
+        node.attr("description", lambda: self.description, lambda v: setattr(self, "description", str(v)[:63]))
         node.attr("linefreq", lambda: self.linefreq, self._set_linefreq)
-        node.choice("autolinefreq", lambda: 0, lambda v: None, (0, 1))
+        # nonvolatile / power-on settings: reset() leaves them alone
+        node.choice("autolinefreq", lambda: self.autolinefreq, lambda v: setattr(self, "autolinefreq", v), (0, 1))
         node.choice("prompts", lambda: self.prompts, lambda v: setattr(self, "prompts", v), (0, 1))
-        node.choice("prompts4882", lambda: 1, lambda v: None, (0, 1))
+        node.choice("prompts4882", lambda: self.prompts4882, lambda v: setattr(self, "prompts4882", v), (0, 1))
         node.choice("showerrors", lambda: self.showerrors, lambda v: setattr(self, "showerrors", v), (0, 1))
         node.method("reset", lambda *a: self.reset())
         return node

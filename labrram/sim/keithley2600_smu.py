@@ -111,6 +111,14 @@ class SmuObjects:
             ("SETTLE_DIRECT_IRANGE", 3),
             ("SETTLE_SMOOTH_100NA", 4),
             ("SETTLE_FAST_ALL", 128),
+            ("OE_NONE", 0),
+            ("FILTER_OFF", 0),
+            ("FILTER_ON", 1),
+            ("REL_OFF", 0),
+            ("REL_ON", 1),
+            ("OE_OUTPUT_OFF", 1),
+            ("FILL_ONCE", 0),
+            ("FILL_WINDOW", 1),
         ):
             node.const(key, value)
         s = lambda: self.smu[k]  # noqa: E731 - state is replaced on reset
@@ -146,6 +154,7 @@ class SmuObjects:
         node.choice("offfunc", lambda: s().offfunc, lambda v: setattr(s(), "offfunc", v), (OUTPUT_DCAMPS, OUTPUT_DCVOLTS))
         node.number("offlimiti", lambda: s().offlimiti, lambda v: setattr(s(), "offlimiti", v), 100e-12, MAX_I)
         node.number("offlimitv", lambda: s().offlimitv, lambda v: setattr(s(), "offlimitv", v), 20e-3, MAX_V)
+        node.choice("outputenableaction", lambda: s().outputenableaction, lambda v: setattr(s(), "outputenableaction", v), (0, 1))
         node.attr("delay", lambda: s().src_delay, lambda v: setattr(s(), "src_delay", self._delay_value(v, f"{smu}.source.delay")))
         node.integer("settling", lambda: s().settling, lambda v: setattr(s(), "settling", v), 0, 255)
         node.choice("sink", lambda: s().sink, lambda v: setattr(s(), "sink", v), (0, 1))
@@ -171,6 +180,11 @@ class SmuObjects:
         node.choice("autorangei", lambda: s().m_autorangei, lambda v: setattr(s(), "m_autorangei", v), (0, 1, 2))
         node.attr("lowrangev", lambda: s().m_lowrangev, lambda v: setattr(s(), "m_lowrangev", _select_range(_bounded(v, f"{smu}.measure.lowrangev", 0, MAX_V), V_RANGES, f"{smu}.measure.lowrangev")))
         node.attr("lowrangei", lambda: s().m_lowrangei, lambda v: setattr(s(), "m_lowrangei", _select_range(_bounded(v, f"{smu}.measure.lowrangei", 0, MAX_I), I_RANGES, f"{smu}.measure.lowrangei")))
+        node.choice("analogfilter", lambda: s().analogfilter, lambda v: setattr(s(), "analogfilter", v), (0, 1))
+        rel = node.child("rel", _Node(f"{smu}.measure.rel"))
+        for f, hi in (("i", MAX_I), ("v", MAX_V), ("r", 1e12), ("p", MAX_I * MAX_V)):
+            rel.choice(f"enable{f}", lambda f=f: s().rel_enable[f], lambda v, f=f: s().rel_enable.__setitem__(f, v), (0, 1))
+            rel.number(f"level{f}", lambda f=f: s().rel_level[f], lambda v, f=f: s().rel_level.__setitem__(f, v), -hi, hi)
         filt = node.child("filter", _Node(f"{smu}.measure.filter"))
         filt.choice("enable", lambda: s().filter_enable, lambda v: setattr(s(), "filter_enable", v), (0, 1))
         filt.integer("count", lambda: s().filter_count, lambda v: setattr(s(), "filter_count", v), 1, 100)
@@ -397,15 +411,18 @@ class SmuObjects:
             s.m_rangev = max(_auto_range(v, V_RANGES), s.m_lowrangev)
         elif abs(v) > s.m_rangev * OVERRANGE:
             v = math.copysign(OVERFLOW_READING, v)
+        def rel(f: str, x: float) -> float:  # measure.rel: the reading minus the null level
+            return x - s.rel_level[f] if s.rel_enable[f] and abs(x) < OVERFLOW_READING else x
+
         if func == "i":
-            return (i,)
+            return (rel("i", i),)
         if func == "v":
-            return (v,)
+            return (rel("v", v),)
         if func == "iv":
-            return (i, v)
+            return (rel("i", i), rel("v", v))
         if func == "r":
-            return (v / i if i != 0 and abs(i) < OVERFLOW_READING else OVERFLOW_READING,)
-        return (v * i if abs(i) < OVERFLOW_READING and abs(v) < OVERFLOW_READING else OVERFLOW_READING,)
+            return (rel("r", v / i) if i != 0 and abs(i) < OVERFLOW_READING else OVERFLOW_READING,)
+        return (rel("p", v * i) if abs(i) < OVERFLOW_READING and abs(v) < OVERFLOW_READING else OVERFLOW_READING,)
 
     def _buffers(self, func: str, args: tuple, what: str) -> tuple[_ReadingBuffer, ...]:
         wanted = 2 if func == "iv" else 1

@@ -43,6 +43,8 @@ class _ReadingBuffer:
         self.appendmode = 0
         self.collecttimestamps = 0
         self.collectsourcevalues = 0
+        self.fillmode = 0  # FILL_ONCE; FILL_WINDOW (1) keeps the newest readings
+        self.fillcount = 0  # readings that make the buffer full (0: its capacity)
         self.clear()
 
     def clear(self) -> None:
@@ -64,8 +66,11 @@ class _ReadingBuffer:
                 self.readings, self.times, self.sources = [], [], []
 
     def store(self, value: float, t: float, source: float) -> None:
-        if len(self.readings) >= self.capacity:
-            return  # fill once: a full buffer keeps its first readings
+        full = self.fillcount or self.capacity
+        if len(self.readings) >= full:
+            if not self.fillmode:
+                return  # fill once: a full buffer keeps its first readings
+            del self.readings[0], self.times[0], self.sources[0]  # fill window: drop the oldest
         if not self.readings:
             self.basetimestamp = t
         self.readings.append(float(value))
@@ -99,6 +104,8 @@ class _BufferNode(_Node):
         self.attr("appendmode", lambda: b.appendmode, lambda v: self._empty_only("appendmode", v))
         self.attr("collecttimestamps", lambda: b.collecttimestamps, lambda v: self._empty_only("collecttimestamps", v))
         self.attr("collectsourcevalues", lambda: b.collectsourcevalues, lambda v: self._empty_only("collectsourcevalues", v))
+        self.choice("fillmode", lambda: b.fillmode, lambda v: setattr(b, "fillmode", v), (0, 1))
+        self.integer("fillcount", lambda: b.fillcount, lambda v: setattr(b, "fillcount", v), 0, b.capacity)
         self.method("clear", lambda *a: b.clear())
         self.method("clearcache", lambda *a: None)
         for f in ("readings", "timestamps", "sourcevalues"):
@@ -184,6 +191,10 @@ class _SmuState:
     filter_count: int = 1
     filter_type: int = FILTER_REPEAT_AVG
     sense: int = SENSE_LOCAL
+    analogfilter: int = 1  # 2634B/2635B/2636B low-current analog filter, on after reset
+    outputenableaction: int = 0  # OE_NONE
+    rel_enable: dict[str, int] = field(default_factory=lambda: {"i": 0, "v": 0, "r": 0, "p": 0})
+    rel_level: dict[str, float] = field(default_factory=lambda: {"i": 0.0, "v": 0.0, "r": 0.0, "p": 0.0})
     # trigger model
     arm_count: int = 1
     arm_stimulus: int = 0

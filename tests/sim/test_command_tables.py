@@ -143,3 +143,66 @@ def test_stored_setting_is_validated(sessions):
     assert inst.query(":DISP:DIG?") == "5"
     inst.write("*RST")
     assert inst.query(":DISP:DIG?") == "7"
+
+
+# --- the Keithley 2636B (TSP): its documented attributes and functions -------------------------
+from labrram.sim.scpi_table import load_table  # noqa: E402
+
+TSP_ROWS = [pytest.param(spec, id=spec.header) for spec in load_table("keithley2600_attributes.csv")]
+TSP_NUMBER = r"-?\d\.\d{5}e[+-]\d\d"
+TSP_FORMAT = {"nrf": TSP_NUMBER, "nr1": TSP_NUMBER, "bool": "true|false|" + TSP_NUMBER, "string": ".*", "none": ".*"}
+
+
+@pytest.fixture(scope="module")
+def tsp():
+    from labrram import sim
+
+    bench = sim.configure_bench("default")
+    rm = pyvisa.ResourceManager("@labrram")
+    inst = rm.open_resource("GPIB0::26::INSTR", read_termination="\n", write_termination="\n", timeout=2000)
+    yield inst
+    inst.close()
+    bench.shutdown()
+
+
+def _tsp_errors(inst) -> list[str]:
+    out = []
+    while int(float(inst.query("print(errorqueue.count)"))):
+        out.append(inst.query("print(errorqueue.next())"))
+    return out
+
+
+@pytest.mark.parametrize("spec", TSP_ROWS)
+def test_tsp_row_walk(spec, tsp):
+    import re
+
+    tsp.write("reset() errorqueue.clear() smua.nvbuffer1.clear() smua.nvbuffer2.clear()")
+    if spec.queryable:
+        answer = tsp.query(f"print({spec.header})")
+        assert _tsp_errors(tsp) == [], spec.header
+        assert re.fullmatch(TSP_FORMAT[spec.type], answer), f"{spec.header} -> {answer!r}"
+        if spec.rst is not None:
+            assert answer == spec.rst, f"{spec.header} after reset()"
+    if spec.form == "both" and spec.test is not None:
+        tsp.write(f"{spec.header} = {spec.test}")
+        assert _tsp_errors(tsp) == [], f"{spec.header} = {spec.test}"
+        assert tsp.query(f"print({spec.header})") == tsp.query(f"print({spec.test})")
+        if spec.minimum is not None and spec.type in ("nrf", "nr1"):
+            tsp.write(f"{spec.header} = {spec.minimum - max(abs(spec.minimum), 1.0)}")
+            assert _tsp_errors(tsp), f"{spec.header} below its minimum was accepted"
+    if spec.form == "event":
+        tsp.write("smua.source.output = smua.OUTPUT_ON")
+        tsp.write(f"x = {spec.header}({spec.test or ''})")
+        tsp.clear()  # drop what the function printed
+        assert _tsp_errors(tsp) == [], f"{spec.header}({spec.test or ''})"
+    tsp.write("reset() errorqueue.clear()")
+    tsp.clear()
+
+
+def test_the_instruments_page_holds_the_current_counts():
+    from pathlib import Path
+
+    from labrram.sim.command_summary import markdown
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "instruments.md").read_text()
+    assert markdown() in page, "docs/instruments.md is stale: paste `python -m labrram.sim.command_summary`"
