@@ -635,6 +635,14 @@ class ScpiInstrument(EmulatedInstrument):
             raise error(UNDEFINED_HEADER, f"{call.header}: this instrument has no {name} register")
         return reg
 
+    def register_answer(self, value: int) -> str:
+        """A register value as ``:FORMat:SREGister`` says (ASCII NR1, or ``#H``/``#Q``/``#B``)."""
+        try:
+            fmt = self.stored(":FORMat:SREGister")
+        except KeyError:  # an instrument without that setting answers NR1
+            return str(value)
+        return {"HEX": f"#H{value:X}", "OCT": f"#Q{value:o}", "BIN": f"#B{value:b}"}.get(fmt, str(value))
+
     @command(":STATus:PRESet", query=False)
     def _stat_preset(self, call: Call) -> None:
         for reg in self.registers.values():
@@ -644,20 +652,20 @@ class ScpiInstrument(EmulatedInstrument):
     @command(":STATus:QUEStionable[:EVENt]", write=False)
     @command(":STATus:MEASurement[:EVENt]", write=False)
     def _stat_event(self, call: Call) -> str:
-        return str(self._register(call).read_event())
+        return self.register_answer(self._register(call).read_event())
 
     @command(":STATus:OPERation:CONDition", write=False)
     @command(":STATus:QUEStionable:CONDition", write=False)
     @command(":STATus:MEASurement:CONDition", write=False)
     def _stat_condition(self, call: Call) -> str:
-        return str(self._register(call).condition)
+        return self.register_answer(self._register(call).condition)
 
     def _register_setting(self, call: Call, attr: str) -> str | None:
         reg = self._register(call)
         if attr != "enable" and not self.status_transition_filters:
             raise error(UNDEFINED_HEADER, f"{call.header}: no transition filters on this instrument")
         if call.query:
-            return str(getattr(reg, attr))
+            return self.register_answer(getattr(reg, attr))
         call.expect_args(1)
         try:
             value = _ndn(call.args[0])

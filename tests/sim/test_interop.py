@@ -137,7 +137,9 @@ def test_pymeasure_2600_source_measure(bench):
     pytest.importorskip("pymeasure")
     from pymeasure.instruments.keithley import Keithley2600
 
-    smu = Keithley2600(K2636B, visa_library="@labrram")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # its own notice that it does not know SCPI support
+        smu = Keithley2600(K2636B, visa_library="@labrram")
     assert "2636B" in smu.id
     ch = smu.ChA
     ch.apply_voltage(compliance_current=0.1)

@@ -115,6 +115,15 @@ def test_status_subsystem(smu):
     assert smu.query(":SYST:ERR?") == '+0,"No error"'
 
 
+def test_register_queries_follow_form_sreg(smu):
+    smu.write(":STAT:OPER:ENAB 1024;:FORM:SREG HEX")
+    assert smu.query(":STAT:OPER:ENAB?") == "#H400"
+    smu.write(":FORM:SREG BIN")
+    assert smu.query(":STAT:OPER:ENAB?") == "#B10000000000"
+    smu.write(":FORM:SREG ASC")
+    assert smu.query(":STAT:OPER:ENAB?") == "1024"
+
+
 def test_colon_before_common_command(smu):
     smu.write(":SOUR:VOLT 1")
     smu.write(":*RST")
