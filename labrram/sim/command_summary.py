@@ -31,7 +31,18 @@ def _subsystem(spec: CommandSpec) -> str:
 
 
 def summary(table_file: str) -> dict[str, Counter]:
-    """Per subsystem: rows, emulated rows, stored rows."""
+    """Count a command table's rows per subsystem.
+
+    Parameters
+    ----------
+    table_file : str
+        A command table in :mod:`labrram.sim`.
+
+    Returns
+    -------
+    dict of str to Counter
+        Per subsystem: ``rows``, ``emulated`` and ``stored`` counts.
+    """
     out: dict[str, Counter] = {}
     for spec in load_table(table_file):
         c = out.setdefault(_subsystem(spec), Counter())

@@ -261,7 +261,14 @@ class TriggerModel2400:
         self._event("BUS")
 
     def link_in(self, line: int) -> None:
-        """An input trigger on trigger-link line ``line`` (1-4)."""
+        """An input trigger on a trigger-link line (a cable from another instrument).
+
+        Parameters
+        ----------
+        line : int
+            Trigger-link line 1-4; it is used by an event detector waiting on that line
+            (``:ARM:ILIN`` / ``:TRIG:ILIN``) and ignored otherwise.
+        """
         if self._waiting_for == "ARM" and self.t.arm_source == "TLIN" and line == self.t.arm_ilin:
             self._event("TLIN")
         elif self._waiting_for == "TRIG" and line == self.t.trig_ilin:

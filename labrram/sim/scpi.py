@@ -351,7 +351,19 @@ class ScpiInstrument(EmulatedInstrument):
 
     # --- status model -------------------------------------------------------------------
     def status_byte(self, session: Session | None = None) -> int:
-        """The Status Byte with MSS (``*STB?``; a serial poll reads the same byte, bit 6 as RQS)."""
+        """The Status Byte with MSS (``*STB?``; a serial poll reads the same byte, bit 6 as RQS).
+
+        Parameters
+        ----------
+        session : Session, optional
+            The connection asking: its unread responses set MAV.
+
+        Returns
+        -------
+        int
+            Bits: the SCPI register summaries of :attr:`status_summary_bits`, 2 EAV, 4 MAV,
+            5 ESB, 6 MSS.
+        """
         stb = 0
         for name, bit in self.status_summary_bits.items():
             if self.registers[name].summary:
@@ -487,7 +499,25 @@ class ScpiInstrument(EmulatedInstrument):
         return entry.handler(self, call)
 
     def stored(self, header: str, suffixes: tuple[str, ...] = ()) -> Any:
-        """The value of a ``stored`` command-table setting (its ``*RST`` value until set)."""
+        """The value of a ``stored`` command-table setting.
+
+        Parameters
+        ----------
+        header : str
+            Any full header form of the row, e.g. ``":SOURce:CLEar:AUTO:MODE"``.
+        suffixes : tuple of str, optional
+            Numeric suffixes of the row's suffix nodes (``("2",)`` for channel 2); default 1.
+
+        Returns
+        -------
+        Any
+            The value last set, or the row's ``*RST`` value (parsed).
+
+        Raises
+        ------
+        KeyError
+            The instrument's table has no such row.
+        """
         spec = self.spec_for(header)
         if spec is None:
             raise KeyError(f"{type(self).__name__} has no command-table row for {header}")

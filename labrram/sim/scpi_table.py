@@ -116,7 +116,24 @@ def _float(text: str) -> float | None:
 
 
 def load_table(package_file: str) -> list[CommandSpec]:
-    """Read a command table shipped in :mod:`labrram.sim` (lines starting ``#`` are comments)."""
+    """Read a command table shipped in :mod:`labrram.sim`.
+
+    Parameters
+    ----------
+    package_file : str
+        File name inside the ``labrram.sim`` package, e.g. ``"keithley2400_commands.csv"``.
+        Lines starting with ``#`` are comments.
+
+    Returns
+    -------
+    list of CommandSpec
+        One row per command or query, in file order.
+
+    Raises
+    ------
+    ValueError
+        A row names an unknown form, type or support.
+    """
     text = resources.files(__package__).joinpath(package_file).read_text(encoding="utf-8")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     specs = []
@@ -160,7 +177,27 @@ def _register_value(raw: str) -> int:
 
 
 def parse_value(spec: CommandSpec, raw: str) -> Any:
-    """The value of parameter text ``raw`` for ``spec``; raises :class:`TableValueError`."""
+    """Check parameter text against a row's type, range and choices.
+
+    Parameters
+    ----------
+    spec : CommandSpec
+        The command-table row.
+    raw : str
+        The parameter as sent (``MIN``/``MAX``/``DEF`` and the row's keywords accepted).
+
+    Returns
+    -------
+    Any
+        The value to store: a float, an int, a bool, a keyword's short form, a string or a
+        list of floats.
+
+    Raises
+    ------
+    TableValueError
+        With the SCPI error number (-104 data type, -120 numeric data, -222 out of range,
+        -224 illegal value).
+    """
     raw = raw.strip()
     up = raw.upper()
     kw = spec.keyword(raw)
@@ -205,7 +242,21 @@ def parse_value(spec: CommandSpec, raw: str) -> Any:
 
 
 def format_value(spec: CommandSpec, value: Any) -> str:
-    """The query answer for a stored ``value`` in the manual's response format."""
+    """The query answer for a stored value in the manual's response format.
+
+    Parameters
+    ----------
+    spec : CommandSpec
+        The command-table row.
+    value : Any
+        A value :func:`parse_value` returned.
+
+    Returns
+    -------
+    str
+        NR3 (``+1.000000E+00``) for reals, NR1 for integers and registers, ``1``/``0`` for
+        booleans, the short form for keywords, a quoted string for strings.
+    """
     if isinstance(value, str) and spec.type != "string":
         return value  # a keyword, already in canonical short form
     if spec.type == "bool":
@@ -222,7 +273,20 @@ def format_value(spec: CommandSpec, value: Any) -> str:
 
 
 def limit_answer(spec: CommandSpec, which: str) -> str | None:
-    """The answer to ``<query>? MIN|MAX|DEF`` from the table, or None if the row has no such value."""
+    """The answer to ``<query>? MIN|MAX|DEF`` from the table.
+
+    Parameters
+    ----------
+    spec : CommandSpec
+        The command-table row.
+    which : str
+        ``MIN``, ``MINimum``, ``MAX``, ``MAXimum``, ``DEF`` or ``DEFault``.
+
+    Returns
+    -------
+    str or None
+        The limit in the row's response format, or None if the row gives no such value.
+    """
     up = which.strip().upper()
     if spec.type == "list":
         spec = CommandSpec(spec.header, spec.form, "nrf", spec.values, spec.minimum, spec.maximum, spec.default)
@@ -236,7 +300,18 @@ def limit_answer(spec: CommandSpec, which: str) -> str | None:
 
 
 def response_pattern(spec: CommandSpec) -> re.Pattern[str]:
-    """What a query answer of ``spec`` must look like (checked by the table walk)."""
+    """What a query answer of a row must look like (checked by the table walk).
+
+    Parameters
+    ----------
+    spec : CommandSpec
+        The command-table row.
+
+    Returns
+    -------
+    re.Pattern
+        Full-match pattern of the manual's response format for the row's type.
+    """
     nr3 = r"[+-]\d\.\d+E[+-]\d+"
     keywords = "|".join(re.escape(short_form(v)) for v in spec.values)
     alt = f"|{keywords}" if keywords else ""
