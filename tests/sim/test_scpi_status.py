@@ -143,3 +143,15 @@ def test_2400_measurement_register_summary_bit(bench):
     assert stb & 1 and stb & 64  # MSB and MSS
     assert int(k.query(":STAT:MEAS?")) & 64
     k.close()
+
+
+def test_the_crossbar_board_shares_the_status_model(bench):
+    rm = pyvisa.ResourceManager("@labrram")
+    board = rm.open_resource("ASRL1::INSTR", read_termination="\n", write_termination="\n")
+    board.write("*CLS;*ESE 32;*SRE 32")
+    board.write(":NO:SUCH")
+    assert int(board.query("*STB?")) & (4 | 32 | 64) == 4 | 32 | 64
+    assert int(board.query("*ESR?")) == 32
+    assert board.query(":SYST:ERR?").startswith("-113")
+    assert board.query(":STAT:OPER?") == "0"
+    board.close()
