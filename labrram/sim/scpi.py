@@ -567,6 +567,8 @@ class ScpiInstrument(EmulatedInstrument):
 
     @command("*RST", query=False)
     def _rst(self, call: Call) -> None:
+        # IEEE 488.2 10.32: *RST leaves the operation-complete command and query idle
+        self._opc_armed, self._opc_waiters = False, []
         self.reset()
 
     @command("*CLS", query=False)

@@ -206,3 +206,12 @@ def test_sav_rcl(k):
     k.write("*RCL 2")
     assert float(k.query(":SENS:CURR:NPLC?")) == 0.1
     assert k.query(":DISP:DIG?") == "5"
+
+
+def test_rst_aborts_the_run_and_idles_opc(k):
+    k.write(":OUTP ON;:ARM:SOUR BUS;:INIT")
+    k.write("*OPC?")
+    k.write("*RST")
+    assert int(k.query(":STAT:OPER:COND?")) & (1 << 10)
+    k.write(":OUTP ON;:INIT")  # an immediate run completes; the cancelled *OPC? stays silent
+    assert k.query("*IDN?").startswith("KEITHLEY")
