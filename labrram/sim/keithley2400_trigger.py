@@ -18,11 +18,15 @@ section 11, figure 11-3)::
 
 The model runs as a generator: it runs on the virtual clock until it must wait for an event that
 has not happened (a bus trigger ``*TRG``/GET, the TRIG key ``:SYST:KEY 20``, a trigger-link
-input line, a start-of-test pulse on the digital I/O), then parks. The event resumes it. While it
-waits, ``*OPC``/``*OPC?`` and ``:FETCh?`` wait with it and the operation condition register says
-where it waits (bit 5 trigger layer, bit 6 arm layer, bit 10 idle). ``:READ?`` or ``:MEASure?``
-that would wait for a bus trigger is a trigger deadlock (-214): the instrument cannot receive
-``*TRG`` while it answers a query.
+input line, a start-of-test pulse on the digital I/O), then parks. The event resumes it. As the
+manual says, while the instrument is out of idle "most commands (except DCL, SDC, IFC, and
+ABORt) are queued up and will not be executed until the unit returns to idle": messages other
+than ``:ABORt``, ``*TRG`` and ``:SYST:KEY`` (a front-panel key press) wait in a queue and run,
+in order, when the model ends; a device clear (DCL/SDC) aborts the model and drops the queue.
+A serial poll still answers: the operation event register latches where the model waits (bit 5
+trigger layer, bit 6 arm layer, bit 10 idle) and sums into the status byte. ``:READ?`` or
+``:MEASure?`` that would wait for a bus trigger is a trigger deadlock (-214): the instrument
+cannot receive ``*TRG`` while it answers a query.
 
 Output triggers go out on the trigger-link line named by ``:ARM:OLIN`` / ``:TRIG:OLIN`` and are
 recorded in :attr:`TriggerModel2400.link_out` with their time; :meth:`TriggerModel2400.link_in`
@@ -32,6 +36,7 @@ delivers an input trigger on a line (a cable from another instrument).
 from __future__ import annotations
 
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Generator
@@ -72,6 +77,10 @@ MEAS_BUFFER_FULL = 1 << 9
 MEAS_COMPLIANCE = 1 << 14
 
 
+# What a message may hold to run while the model is out of idle (everything else is queued).
+_IMMEDIATE_UNIT = re.compile(r"^\s*(?::?ABOR(?:T)?(?:\s.*)?|\*TRG|:?SYST(?:EM)?:KEY\s.*)\s*$", re.IGNORECASE | re.DOTALL)
+
+
 def _err(code: int, detail: str) -> ScpiError:
     return ScpiError(code, f"{_MESSAGES[code]}; {detail}")
 
@@ -97,7 +106,7 @@ class TriggerSettings:
     trig_direction: str = "ACC"
     trig_ilin: int = 1
     trig_olin: int = 2
-    trig_input: list[str] = field(default_factory=list)
+    trig_input: list[str] = field(default_factory=lambda: ["SOUR"])  # the source event detector
     trig_output: list[str] = field(default_factory=list)
     trace_points: int = 100
     trace_feed: str = "SENS"
@@ -122,6 +131,7 @@ class TriggerModel2400:
         self._waiting_for: str | None = None
         self._pending_events: set[str] = set()
         self._fetch_waiters: list = []
+        self._deferred: list = []  # (session, message) queued while out of idle
         self._timer_last: float | None = None
         self.last: list[list[float]] = []
         self.link_out: list[tuple[float, int]] = []
@@ -259,6 +269,7 @@ class TriggerModel2400:
     def bus_trigger(self) -> None:
         """A bus trigger (``*TRG`` or a GPIB GET)."""
         self._event("BUS")
+        self._run_deferred()
 
     def link_in(self, line: int) -> None:
         """An input trigger on a trigger-link line (a cable from another instrument).
@@ -273,9 +284,35 @@ class TriggerModel2400:
             self._event("TLIN")
         elif self._waiting_for == "TRIG" and line == self.t.trig_ilin:
             self._event("TLIN")
+        self._run_deferred()
 
     def operation_pending(self) -> bool:
         return self._run is not None
+
+    def process(self, session, message: bytes) -> None:
+        """Run a program message now, or queue it while the trigger model is out of idle."""
+        if self._run is not None and not self._runs_while_busy(message):
+            self._deferred.append((session, message))
+            return
+        super().process(session, message)  # type: ignore[misc]
+        self._run_deferred()
+
+    @staticmethod
+    def _runs_while_busy(message: bytes) -> bool:
+        units = [u for u in message.decode("latin-1").split(";") if u.strip()]
+        return bool(units) and all(_IMMEDIATE_UNIT.match(u) for u in units)
+
+    def _run_deferred(self) -> None:
+        """After the model returns to idle: the queued messages, in order, until one starts it again."""
+        while self._run is None and self._deferred:
+            session, message = self._deferred.pop(0)
+            if not session.closed:
+                super().process(session, message)  # type: ignore[misc]
+
+    def device_clear(self, session) -> None:
+        """DCL / SDC: abort the trigger model and drop queued messages."""
+        self._deferred = []
+        self._abort()
 
     def _acquire_now(self) -> list[list[float]]:
         """``:READ?``: INIT, then the readings once the model is idle again."""

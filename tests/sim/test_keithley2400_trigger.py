@@ -29,18 +29,18 @@ def _values(text):
     return [float(x) for x in text.split(",")]
 
 
-def test_bus_arm_waits_for_trg_and_opc_waits_with_it(k):
+def test_bus_arm_waits_for_trg_and_commands_queue_until_idle(k):
     k.write(":SOUR:VOLT 0.1;:OUTP ON;:ARM:SOUR BUS;:TRIG:COUN 3;:TRAC:POIN 3;:TRAC:FEED:CONT NEXT")
+    k.write(":STAT:OPER:ENAB 64;*SRE 128")  # waiting in the arm layer -> OSB -> MSS
     k.write(":INIT")
-    assert int(k.query(":STAT:OPER:COND?")) & (1 << 6)  # waiting in the arm layer
-    assert k.query(":TRAC:POIN:ACT?") == "0"
-    k.write("*OPC")
-    assert not int(k.query("*ESR?")) & 1  # not complete yet
-    k.write("*OPC")
+    assert k.read_stb() & (128 | 64) == 128 | 64  # the serial poll answers while the model waits
+    k.write("*OPC;:TRAC:POIN:ACT?")  # queued: out of idle the 2400 runs only ABORt and *TRG
+    with pytest.raises(pyvisa.VisaIOError):
+        k.read()
     k.write("*TRG")
+    assert k.read() == "3"  # the queued query ran once the model returned to idle
     assert int(k.query("*ESR?")) & 1
-    assert k.query(":TRAC:POIN:ACT?") == "3"
-    assert int(k.query(":STAT:OPER:COND?")) & (1 << 10)  # idle again
+    assert int(k.query(":STAT:OPER:COND?")) & (1 << 10)  # idle
 
 
 def test_read_with_bus_arm_is_a_trigger_deadlock(k):
@@ -89,37 +89,47 @@ def test_trigger_delay_and_counts(k):
 def test_trigger_link_input_and_output(k, emu):
     k.write(":OUTP ON;:TRIG:SOUR TLIN;:TRIG:INP SENS;:TRIG:ILIN 3;:TRIG:OUTP SENS;:TRIG:OLIN 4;:TRIG:COUN 2")
     assert k.query(":TRIG:INP?;:TRIG:OUTP?") == "SENS;SENS"
-    k.write(":ARM:OUTP TEX;:ARM:OLIN 1")
+    k.write(":ARM:OUTP TEX;:ARM:OLIN 1;:STAT:OPER:ENAB 32")
     k.write(":INIT")
-    assert int(k.query(":STAT:OPER:COND?")) & (1 << 5)  # waiting in the trigger layer
+    assert k.read_stb() & 128  # waiting in the trigger layer (operation bit 5)
+    assert emu.operation_pending()
     emu.link_in(2)  # wrong line: ignored
-    assert int(k.query(":STAT:OPER:COND?")) & (1 << 5)
+    assert emu.operation_pending()
     emu.link_in(3)
     emu.link_in(3)
+    assert not emu.operation_pending()
     assert int(k.query(":STAT:OPER:COND?")) & (1 << 10)
     assert [line for _, line in emu.link_out] == [4, 4, 1]
     k.write(":TRIG:DIR SOUR;:TRIG:INP SOUR;:TRIG:COUN 1")
     k.write(":INIT")  # the source detector is bypassed once: no wait
-    assert int(k.query(":STAT:OPER:COND?")) & (1 << 10)
+    assert not emu.operation_pending()
 
 
-def test_manual_arm_waits_for_the_trig_key(k):
+def test_manual_arm_waits_for_the_trig_key(k, emu):
     k.write(":OUTP ON;:ARM:SOUR MAN")
     k.write(":INIT")
     k.write(":SYST:KEY 9")
-    assert int(k.query(":STAT:OPER:COND?")) & (1 << 6)
+    assert emu.operation_pending()
     k.write(":SYST:KEY 20")  # TRIG
-    assert int(k.query(":STAT:OPER:COND?")) & (1 << 10)
+    assert not emu.operation_pending()
     assert k.query(":SYST:KEY?") == "20"
 
 
-def test_abort_returns_to_idle(k):
+def test_abort_and_device_clear_return_to_idle(k, emu):
     k.write(":OUTP ON;:ARM:SOUR BUS")
     k.write(":INIT")
-    k.write(":INIT")
-    assert k.query(":SYST:ERR?").startswith("-213")
     k.write(":ABOR")
+    assert not emu.operation_pending()
     assert int(k.query(":STAT:OPER:COND?")) & (1 << 10)
+    k.write(":INIT")
+    k.write(":SOUR:VOLT 1")  # queued
+    k.clear()  # SDC: abort, drop the queue
+    assert not emu.operation_pending()
+    assert float(k.query(":SOUR:VOLT?")) == 0.0
+    k.write(":INIT;:INIT")  # the second INIT of one message finds the model running
+    assert emu.operation_pending()
+    k.write(":ABOR")
+    assert k.query(":SYST:ERR?").startswith("-213")
 
 
 def test_buffer_full_status_and_calc3_statistics(k):
@@ -208,10 +218,14 @@ def test_sav_rcl(k):
     assert k.query(":DISP:DIG?") == "5"
 
 
-def test_rst_aborts_the_run_and_idles_opc(k):
+def test_opc_query_queued_behind_a_run(k, emu):
     k.write(":OUTP ON;:ARM:SOUR BUS;:INIT")
     k.write("*OPC?")
-    k.write("*RST")
-    assert int(k.query(":STAT:OPER:COND?")) & (1 << 10)
-    k.write(":OUTP ON;:INIT")  # an immediate run completes; the cancelled *OPC? stays silent
+    k.assert_trigger()  # GET
+    assert k.read() == "1"
+    k.write(":INIT")
+    k.write("*OPC?")
+    k.clear()  # the device clear drops the queued query and leaves the model idle
+    assert not emu.operation_pending()
+    k.write("*RST;:OUTP ON;:INIT")
     assert k.query("*IDN?").startswith("KEITHLEY")
