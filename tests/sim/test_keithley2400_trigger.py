@@ -20,9 +20,7 @@ def k(bench):
 
 @pytest.fixture
 def emu(bench):
-    return bench.instruments["smu"] if "smu" in bench.instruments else next(
-        i for i in bench.instruments.values() if type(i).__name__ == "Keithley2400"
-    )
+    return bench.instruments["k2400"]
 
 
 def _values(text):
