@@ -173,10 +173,15 @@ class LabrramVisaLibrary(highlevel.VisaLibraryBase):
 
     def read_stb(self, session):
         handle = self._get(session)
-        stb = 0x10 if handle.session.outq else 0  # MAV: message available
         inst = handle.session.instrument
-        if getattr(inst, "errors", None):
-            stb |= 0x04  # error/event queue not empty
+        status_byte = getattr(inst, "status_byte", None)
+        if status_byte is not None:  # the instrument's IEEE 488.2 status model
+            with handle.bench.lock:
+                stb = status_byte(handle.session)
+        else:
+            stb = 0x10 if handle.session.outq else 0  # MAV: message available
+            if getattr(inst, "errors", None):
+                stb |= 0x04  # error/event queue not empty
         return stb, self.handle_return_value(session, StatusCode.success)
 
     def assert_trigger(self, session, protocol):

@@ -375,3 +375,20 @@ def test_prompts_and_device_clear(k):
     k.write("loadscript half")
     k.clear()  # device clear abandons the half-loaded script
     assert k.query("print('ok')") == "ok"
+
+
+def test_measure_rel_subtracts_the_null_level(k):
+    k.write("smua.source.levelv = 0.5 smua.source.output = smua.OUTPUT_ON")
+    v = float(k.query("print(smua.measure.v())"))
+    k.write("smua.measure.rel.levelv = 0.1 smua.measure.rel.enablev = smua.REL_ON")
+    assert float(k.query("print(smua.measure.v())")) == pytest.approx(v - 0.1)
+    k.write("smua.reset()")
+    assert k.query("print(smua.measure.rel.enablev)") == "0.00000e+00"
+
+
+def test_buffer_fill_window_keeps_the_newest_readings(k):
+    k.write("smua.source.output = smua.OUTPUT_ON smua.nvbuffer1.clear() smua.nvbuffer1.appendmode = 1")
+    k.write("smua.nvbuffer1.fillmode = smua.FILL_WINDOW smua.nvbuffer1.fillcount = 3")
+    k.write("for v = 1, 5 do smua.source.levelv = v * 0.1 smua.measure.v(smua.nvbuffer1) end")
+    assert k.query("print(smua.nvbuffer1.n)") == "3.00000e+00"
+    assert k.query("printbuffer(1, 3, smua.nvbuffer1.readings)") == "3.00000e-01, 4.00000e-01, 5.00000e-01"
