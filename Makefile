@@ -11,7 +11,7 @@ install:
 # libarc1 (ArC ONE's host library, for the test that drives the simulated ArC ONE with it) pins
 # numpy<2 without needing it: installed without its pins
 install-test:
-	$(PIP) install -q -e '.[test,plot,nn,dask,arc2,pyvisa-py,interop]'
+	$(PIP) install -q -e '.[test,plot,nn,dask,arc2,pyvisa-py,interop,docs]'
 	$(PIP) install -q --no-deps libarc1==0.1.0
 
 install-demo:
