@@ -244,8 +244,9 @@ class BenchServer:
 
     VISA instruments (GPIB, USB) are served on TCP sockets from ``port`` up; serial ones
     (``labrram://`` addresses) on pseudo-terminals; the bench clock on the next TCP port.
-    :meth:`station_text` is a station file that drives them with the stock ``pyvisa-py``
-    backend (``@py``) and pyserial, like real instruments.
+    :meth:`station_text` is a station file that drives them all with the stock ``pyvisa-py``
+    backend (``@py``: ``TCPIP::...::SOCKET`` and ``ASRL/dev/pts/N::INSTR``), like real
+    instruments.
     """
 
     def __init__(self, station: Any, host: str = "127.0.0.1", port: int = 5025) -> None:
@@ -263,7 +264,7 @@ class BenchServer:
                 if entry.address.startswith("labrram://"):
                     target = entry.address[len("labrram://") :].split("?", 1)[0].rstrip("/").split("/")[-1]
                     server: Any = PtyServer(bench.name, target)
-                    address, library = server.path, ""
+                    address, library = f"ASRL{server.path}::INSTR", "@py"  # pyserial opens server.path alike
                 else:
                     target = bench.instrument_for(entry.address).name
                     server = TcpServer(bench.name, target, host, next_port if next_port else 0)

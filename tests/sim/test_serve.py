@@ -57,8 +57,7 @@ def test_every_instrument_answers_idn_through_pyvisa_py(served):
     rm = pyvisa.ResourceManager("@py")
     idn = {}
     for name, s in served.served.items():
-        address = s.address if s.visa_library else f"ASRL{s.address}::INSTR"
-        inst = _open(rm, address)
+        inst = _open(rm, s.address)
         idn[name] = inst.query("*IDN?")
         inst.close()
     assert idn["board"].startswith("labrram,XB-1T1R-16x16")
@@ -71,7 +70,7 @@ def test_a_binary_block_over_a_served_serial_port_with_pyvisa_py(served):
     pyvisa-py's ASRL resource, read by length."""
     from labrram.drivers.board import CrossbarBoard
 
-    board = CrossbarBoard.open(f"ASRL{served.served['board'].address}::INSTR", visa_library="@py")
+    board = CrossbarBoard.open(served.served["board"].address, visa_library="@py")
     try:
         currents = board.measure_all()
     finally:
@@ -82,10 +81,12 @@ def test_a_binary_block_over_a_served_serial_port_with_pyvisa_py(served):
 
 
 def test_a_write_verify_run_through_the_served_bench(served, tmp_path):
-    """A station file that points at the served bench like at hardware: the run goes over the
-    sockets and the pseudo-terminal, and its bench time comes from the served clock."""
+    """A station file that points at the served bench like at hardware: the run goes through
+    pyvisa-py over the sockets and the pseudo-terminal, and its bench time comes from the served
+    clock."""
     station = parse_station(served.station_text(), str(tmp_path / "served.toml"))
     assert not station.simulated and "clock" in station.instruments
+    assert all(e.visa_library == "@py" for e in station.instruments.values())
     before = served.bench.clock.now
     result = labrram.program("uniform:40e-6:200e-6", station=station, out=tmp_path / "run.zarr")
     s = result.summary()
