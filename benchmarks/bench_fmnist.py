@@ -6,7 +6,7 @@ in software on the first ``LABRRAM_BENCH_FMNIST_TRAIN`` training images (default
 ``LABRRAM_BENCH_FMNIST_EPOCHS`` epochs (default 10), then unrolled (im2col, small kernels
 replicated), tiled over 128×128 array images and run on the first ``LABRRAM_BENCH_FMNIST_TEST``
 test images (default 300) on the default simulated station: every array image programmed by
-write-verify (labrram.program, one run store per image, failed devices repaired through their
+write-verify (the plan `labrram program` runs, one run store per image, failed devices repaired through their
 partner), then every MVM of its tiles issued through the board (``:MEAS:MVM?``). Bench times
 are the simulated bench's virtual clock, i.e. what the same job takes on the hardware the
 station models. Needs Fashion-MNIST (``make fashion-mnist``).
@@ -111,7 +111,7 @@ def main() -> None:
     table(tot_title, tot_head, tot_rows)
     notes = (
         "One array (the default simulated station's 128×128 1T1R ReRAM chip) is programmed with one array image at a time by "
-        "write-verify (`labrram.program`, its own run store per image; a pair whose one device failed is repaired by retargeting "
+        "write-verify (the plan `labrram program` runs, its own run store per image; a pair whose one device failed is repaired by retargeting "
         "its partner in a second, small job), and every MVM of that image's tiles is issued for the whole batch before the next "
         "image is programmed. Bench times are the simulated bench's virtual clock. The 10,000-image projection programs every "
         f"image once and pays the measured bench time per MVM. Fashion-MNIST from {fashion_mnist_dir()}."

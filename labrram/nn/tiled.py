@@ -35,9 +35,10 @@ one layer that :func:`~labrram.mapping.place` put on one array), every MVM of th
 issued for every image of the batch, and the partial results are kept digitally; then the
 array is reprogrammed with the next image. Layer ``l + 1`` starts when layer ``l`` is done for
 the whole batch. This needs no new board protocol and no multi-array station; each programming
-job is an ordinary :func:`labrram.program` run (write-verify through the engine and the
-drivers, with its own run store when asked), so it is recorded, resumable and accounted in
-bench time like any other; the MVMs are the board's ``:MEAS:MVM?`` through
+job is the write-verify plan that ``labrram program`` runs
+(:class:`~labrram.protocols.write_verify.WriteVerifyReRAM` through the engine and the drivers,
+with its own run store when asked, the station and calibration in its attributes), so it is
+recorded, resumable and accounted in bench time like any other; the MVMs are the board's ``:MEAS:MVM?`` through
 :meth:`labrram.crossbar.Crossbar.mvm`. A station with several arrays would program each image
 once and keep it; here the programming is paid once per batch and layer image, which the
 report states (:meth:`InArrayRun.projection`).
@@ -71,7 +72,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from labrram.calibration.files import Calibration, default_calibration, load_calibration
 from labrram.mapping import DifferentialMapping, MappedLayer, Placement, place
+from labrram.protocols.engine import run_plan
+from labrram.protocols.results import ProgramResult
+from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM, reachable_range
 
 __all__ = [
     "Conv",
@@ -158,6 +163,7 @@ class Conv:
 
     @property
     def kernel(self) -> int:
+        """Side of the square kernels."""
         return int(self.weight.shape[2])
 
     def matrix(self) -> np.ndarray:
@@ -175,6 +181,7 @@ class Conv:
         return int(self.weight.shape[0]), h, w
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """``(C_out, H, W)`` after pooling, for an input ``(C, H, W)``."""
         c, h, w = self.conv_shape(in_shape)
         if h < self.pool or w < self.pool:
             raise ValueError(f"pooling {self.pool}×{self.pool} does not fit {h}×{w} feature maps")
@@ -211,6 +218,7 @@ class Dense:
         return np.vstack([self.weight.T, self.bias[None]])
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int]:
+        """``(n_out,)`` for an input of any shape holding ``n_in`` values."""
         n = int(np.prod(in_shape))
         if n != self.weight.shape[1]:
             raise ValueError(f"Dense takes {self.weight.shape[1]} inputs, got {n} (shape {tuple(in_shape)})")
@@ -342,6 +350,7 @@ class LayerPlan:
 
     @property
     def tiles(self) -> int:
+        """Tiles (blocks of the matrix, one MVM per input vector each)."""
         return len(self.placement.tiles)
 
     @property
@@ -351,6 +360,7 @@ class LayerPlan:
 
     @property
     def devices(self) -> int:
+        """Devices of the layer (two per entry of the replicated matrix)."""
         return self.placement.n_devices
 
     @property
@@ -369,6 +379,7 @@ class LayerPlan:
         return -(-int(n_images) * self.positions // self.replicas) * self.tiles
 
     def summary(self) -> dict[str, Any]:
+        """The layer's matrix shape, copies, tiles, array images, devices and MVMs per image."""
         n_in, n_out = self.mapped.shape
         return {
             "layer": self.index, "kind": self.kind, "matrix": (n_in, n_out), "replicas": self.replicas,
@@ -387,6 +398,7 @@ class NetworkPlan:
 
     @property
     def tiles(self) -> int:
+        """Tiles of every layer."""
         return sum(p.tiles for p in self.plans)
 
     @property
@@ -396,10 +408,12 @@ class NetworkPlan:
 
     @property
     def devices(self) -> int:
+        """Devices of every layer."""
         return sum(p.devices for p in self.plans)
 
     @property
     def mvms_per_image(self) -> int:
+        """MVMs of one image run alone."""
         return sum(p.mvms_per_image for p in self.plans)
 
     def mvms(self, n_images: int) -> int:
@@ -412,6 +426,7 @@ class NetworkPlan:
         return sum(lay.matrix().size for lay in self.layers)
 
     def summary(self) -> dict[str, Any]:
+        """Totals and one :meth:`LayerPlan.summary` per layer."""
         return {
             "array_shape": self.array_shape, "weights": self.weights, "tiles": self.tiles, "arrays": self.arrays,
             "devices": self.devices, "mvms_per_image": self.mvms_per_image, "layers": [p.summary() for p in self.plans],
@@ -579,28 +594,35 @@ class InArrayRun:
 
     @property
     def n_images(self) -> int:
+        """Images of the batch."""
         return int(self.logits.shape[0])
 
     @property
     def mvms(self) -> int:
+        """MVMs issued in the run."""
         return sum(j.mvms for j in self.jobs)
 
     @property
     def program_bench_time(self) -> float:
+        """Bench time of every programming job (repairs included), s."""
         return float(sum(j.program_bench_time for j in self.jobs))
 
     @property
     def mvm_bench_time(self) -> float:
+        """Bench time of every MVM, s."""
         return float(sum(j.mvm_bench_time for j in self.jobs))
 
     @property
     def devices_programmed(self) -> int:
+        """Devices of every array image."""
         return int(sum(j.devices for j in self.jobs))
 
     def predictions(self) -> np.ndarray:
+        """Predicted class of every image (argmax of :attr:`logits`)."""
         return np.argmax(self.logits, axis=1)
 
     def accuracy(self, y: Any) -> float:
+        """Fraction of the images whose prediction is ``y`` (the true labels, shape (N,))."""
         y = np.asarray(y)
         if y.shape != (self.n_images,):
             raise ValueError(f"y has shape {y.shape}, the run has {self.n_images} images")
@@ -609,12 +631,25 @@ class InArrayRun:
     def projection(self, n_images: int) -> dict[str, float]:
         """Projected bench time for ``n_images`` images, s: programming every array image once
         (one batch), and the MVMs (:meth:`NetworkPlan.mvms`) at the bench time per MVM measured
-        in this run."""
+        in this run.
+
+        Parameters
+        ----------
+        n_images : int
+            Images of the batch to project.
+
+        Returns
+        -------
+        dict
+            ``program``, ``inference``, ``total`` (s) and ``per_mvm`` (s per MVM).
+        """
         per_mvm = self.mvm_bench_time / max(self.mvms, 1)
         infer = self.plan.mvms(n_images) * per_mvm
         return {"program": self.program_bench_time, "inference": infer, "total": self.program_bench_time + infer, "per_mvm": per_mvm}
 
     def summary(self) -> dict[str, Any]:
+        """Images, tiles, array images, devices, MVMs, bench times (s) and the devices' write-verify
+        convergence, as JSON-ready numbers."""
         return {
             "images": self.n_images, "tiles": self.plan.tiles, "arrays": self.plan.arrays, "devices": self.devices_programmed,
             "mvms": self.mvms, "mvms_per_image": self.plan.mvms_per_image, "program_bench_time": self.program_bench_time,
@@ -657,19 +692,26 @@ def run_in_array(
     out_dir : str or Path, optional
         A new directory; each programming job writes its run store there
         (``layer{l}-array{a}.zarr``).
-    calibration, settings : optional
-        Passed to :func:`labrram.program` (device calibration; write-verify settings).
+    calibration : Calibration, str or Path, optional
+        The ReRAM calibration the write-verify aims with; default the shipped one.
+    settings : ReRAMWriteVerify, optional
+        Write-verify settings.
     progress : callable, optional
         ``progress(label, done, total)`` after every array image.
     """
-    from labrram.api import program
-    from labrram.calibration.files import Calibration, default_calibration, load_calibration
-    from labrram.protocols.write_verify import ReRAMWriteVerify, reachable_range
-
-    xb = station.crossbar
+    xb, timer = station.crossbar, station.timer
+    kind = xb.board.array_kind()
+    if kind != "reram":
+        raise ValueError(f"run_in_array programs 1T1R ReRAM arrays by write-verify; the station's board reports {kind!r}")
     cal = calibration if isinstance(calibration, Calibration) else (default_calibration("reram") if calibration is None else load_calibration(calibration))
+    if cal.kind != "reram":
+        raise ValueError(f"the calibration is for {cal.kind!r} devices, the array is ReRAM")
     wv = settings or ReRAMWriteVerify()
     g_range = reachable_range(cal.model, wv.gate_min, wv.gate_max)
+    attrs = {"station": station.station.to_dict(), "calibration": cal.provenance, "chip": str(xb.board.idn), "device_kind": "reram"}
+
+    def program(targets: np.ndarray, out: str | None, what: str) -> ProgramResult:
+        return run_plan(xb, WriteVerifyReRAM(targets, cal.model, wv), out, timer=timer, attrs={**attrs, "network_job": what})
     if tuple(xb.shape) != tuple(plan.array_shape):
         raise ValueError(f"the plan is for {plan.array_shape} arrays, the station's array is {xb.shape}")
     v_top = min(MAX_MVM_VOLTAGE, float(xb.limits.max_voltage))
@@ -686,7 +728,6 @@ def run_in_array(
         if out_dir.exists():
             raise FileExistsError(f"{out_dir} already exists; choose a new directory for the run stores")
         out_dir.mkdir(parents=True)
-    timer = station.timer
     jobs: list[ArrayJob] = []
     total = plan.arrays
 
@@ -705,11 +746,11 @@ def run_in_array(
             t0, w0 = timer.now(), time.perf_counter()
             out = None if out_dir is None else str(out_dir / f"layer{i}-array{a}.zarr")
             targets = lp.placement.targets(a)
-            res = program(targets, station, protocol="write-verify", calibration=cal, settings=settings, out=out)
+            res = program(targets, out, f"layer {i}, array image {a}")
             failed = res.mask & ~res.converged
             fix, n_fix = compensate_pairs(lp.placement, a, targets, res.achieved, failed, g_range)
             if n_fix:
-                program(fix, station, protocol="write-verify", calibration=cal, settings=settings, out=None if out is None else out[:-5] + "-repair.zarr")
+                program(fix, None if out is None else out[:-5] + "-repair.zarr", f"layer {i}, array image {a}: repair of {n_fix} pair(s)")
             tiles = lp.placement.tiles_on(a)
             job = ArrayJob(i, a, len(tiles), sum(t.n_devices for t in tiles), res, timer.now() - t0, time.perf_counter() - w0, int(failed.sum()), n_fix, out=out)
             jobs.append(job)

@@ -146,6 +146,11 @@ def test_in_array_inference_over_many_tiles_of_a_small_array(tmp_path):
     assert sorted(p.name for p in (tmp_path / "runs").iterdir() if not p.name.endswith("-repair.zarr")) == sorted(
         f"layer{j.layer}-array{j.array}.zarr" for j in run.jobs
     )
+    from labrram.store import RunStore
+
+    first = RunStore.open(tmp_path / "runs" / "layer0-array0.zarr")
+    assert first.attrs["network_job"] == "layer 0, array image 0" and first.attrs["device_kind"] == "reram"
+    np.testing.assert_array_equal(np.isfinite(first.read("achieved")), np.isfinite(plan.plans[0].placement.targets(0)))
     assert run.mvms == plan.mvms(len(X)) <= plan.mvms_per_image * len(X)
     assert run.devices_programmed == plan.devices
     assert run.program_bench_time > 0 and run.mvm_bench_time > 0
