@@ -712,6 +712,7 @@ def run_in_array(
 
     def program(targets: np.ndarray, out: str | None, what: str) -> ProgramResult:
         return run_plan(xb, WriteVerifyReRAM(targets, cal.model, wv), out, timer=timer, attrs={**attrs, "network_job": what})
+
     if tuple(xb.shape) != tuple(plan.array_shape):
         raise ValueError(f"the plan is for {plan.array_shape} arrays, the station's array is {xb.shape}")
     v_top = min(MAX_MVM_VOLTAGE, float(xb.limits.max_voltage))
