@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 RUNS ?= runs
 
-.PHONY: install install-test install-demo install-docs demo test test-all test-browser browser bench docs calibration clean
+.PHONY: install install-test install-demo install-docs demo test test-all test-browser browser fashion-mnist bench docs calibration clean
 
 install:
 	$(PIP) install -q -e .
@@ -42,7 +42,19 @@ browser:
 test-browser: install-test browser
 	$(PYTHON) -m pytest -q -m '' tests/test_watch_browser.py
 
-bench: install-test
+# Fashion-MNIST's original IDX files from Debian's dataset-fashion-mnist package (as root, where
+# apt is available), installed in /usr/share/datasets/fashion-mnist; elsewhere point
+# LABRRAM_FASHION_MNIST at a directory holding the four files. Without them the tests that need
+# them skip. The benchmarks that use the data set depend on this target.
+fashion-mnist:
+	@if [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then echo "Fashion-MNIST: installed"; \
+	elif [ -n "$$LABRRAM_FASHION_MNIST" ]; then echo "Fashion-MNIST: from $$LABRRAM_FASHION_MNIST"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" != 0 ]; then echo "Fashion-MNIST: run as root (sudo make fashion-mnist)" >&2; exit 1; \
+	elif command -v apt-get >/dev/null; then apt-get install -y -qq dataset-fashion-mnist || \
+	  { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }; \
+	else echo "Fashion-MNIST: no apt-get here; set LABRRAM_FASHION_MNIST to a directory holding its IDX files" >&2; exit 1; fi
+
+bench: install-test fashion-mnist
 	$(PYTHON) -m benchmarks
 
 # The documentation site (user guide, how-to recipes, API reference from the docstrings) in

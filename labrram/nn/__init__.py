@@ -1,8 +1,10 @@
 """Bayesian neural networks for resistive-memory chips.
 
 Torch-based training lives in :mod:`labrram.nn.bayes`, :mod:`labrram.nn.technological` and
-:mod:`labrram.nn.train`; :mod:`labrram.nn.sampled` (inference with sampled networks and
-uncertainty decomposition) and :mod:`labrram.nn.datasets` (offline tasks) are numpy-only, so
+:mod:`labrram.nn.train` (and :mod:`labrram.nn.lenet` for a convolutional network);
+:mod:`labrram.nn.sampled` (inference with sampled networks and uncertainty decomposition),
+:mod:`labrram.nn.datasets` (offline tasks, Fashion-MNIST) and :mod:`labrram.nn.tiled`
+(networks unrolled and tiled over arrays, in-array inference) are numpy-only, so
 hardware inference code can use them without torch. Importing this package does not import
 torch: the names below are resolved lazily on first access.
 
@@ -31,6 +33,9 @@ _EXPORTS: dict[str, str] = {
     "Task": "labrram.nn.datasets",
     "load_task": "labrram.nn.datasets",
     "KNOWN_TASKS": "labrram.nn.datasets",
+    "load_fashion_mnist": "labrram.nn.datasets",
+    "plan_network": "labrram.nn.tiled",
+    "run_in_array": "labrram.nn.tiled",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -12,16 +12,37 @@ name               samples          features  classes
 ``breast_cancer``  569                    30        2
 ``digits``         1,797                  64       10
 =================  ===============  ========  =======
+
+:func:`load_fashion_mnist` reads Fashion-MNIST (60,000 + 10,000 grey 28×28 images of ten kinds
+of clothing) from its original IDX files, as Debian's ``dataset-fashion-mnist`` package installs
+them (``/usr/share/datasets/fashion-mnist``; ``make fashion-mnist`` installs the package). The
+``LABRRAM_FASHION_MNIST`` environment variable or the ``path`` argument points elsewhere.
+:func:`read_idx` reads any IDX file (plain or gzip-compressed) with numpy alone; nothing is
+unpickled and nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import gzip
+import os
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import IO, Callable
 
 import numpy as np
 
-__all__ = ["KNOWN_TASKS", "Task", "load_task"]
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_ENV",
+    "KNOWN_TASKS",
+    "DatasetError",
+    "Task",
+    "fashion_mnist_dir",
+    "load_fashion_mnist",
+    "load_task",
+    "read_idx",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,3 +252,155 @@ def load_task(
         feature_mean=mean,
         feature_scale=scale,
     )
+
+
+# --- Fashion-MNIST from its IDX files ---------------------------------------------------------
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+"""Where Debian's ``dataset-fashion-mnist`` package installs the IDX files."""
+
+FASHION_MNIST_ENV = "LABRRAM_FASHION_MNIST"
+"""Environment variable naming another directory holding the IDX files."""
+
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+"""Class names of Fashion-MNIST's labels 0–9."""
+
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+#: IDX element types: type code -> big-endian numpy dtype
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DatasetError(ValueError):
+    """A dataset file that is not what it should be (wrong magic, truncated, mismatched sizes)."""
+
+
+def _read_exact(f: IO[bytes], n: int, path: Path, what: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise DatasetError(f"{path}: truncated: {what} needs {n} bytes, the file has {len(data)} left")
+    return data
+
+
+def read_idx(path: str | Path, limit: int | None = None) -> np.ndarray:
+    """Read an IDX file (the format of MNIST and Fashion-MNIST), plain or gzip-compressed.
+
+    The format: two zero bytes, a type code (``0x08`` unsigned byte, ``0x09`` signed byte,
+    ``0x0B`` int16, ``0x0C`` int32, ``0x0D`` float32, ``0x0E`` float64), the number of
+    dimensions, one big-endian uint32 size per dimension, then the data, big-endian, row-major.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; a name ending in ``.gz`` is decompressed while reading.
+    limit : int, optional
+        Read only the first ``limit`` records along the first dimension (the rest of the file
+        is then not read, so it is not checked either).
+
+    Returns
+    -------
+    numpy.ndarray
+        The data in native byte order, shape as the header declares (first dimension cut to
+        ``limit``).
+
+    Raises
+    ------
+    DatasetError
+        A wrong magic number, an unknown type code, a truncated file, or data beyond the
+        declared sizes; the message names the file.
+    FileNotFoundError
+        If the file does not exist.
+    """
+    path = Path(path)
+    if limit is not None and (int(limit) != limit or limit < 0):
+        raise ValueError(f"limit must be an integer >= 0 or None, got {limit!r}")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            magic = _read_exact(f, 4, path, "the magic number")
+            if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES or magic[3] == 0:
+                raise DatasetError(
+                    f"{path}: not an IDX file: magic bytes {magic.hex()} (expected 0000, a type code among "
+                    f"{sorted(f'{k:02x}' for k in _IDX_TYPES)}, and a dimension count >= 1)"
+                )
+            dtype = np.dtype(_IDX_TYPES[magic[2]])
+            ndim = magic[3]
+            dims = [int(d) for d in np.frombuffer(_read_exact(f, 4 * ndim, path, f"{ndim} dimension sizes"), dtype=">u4")]
+            n = dims[0] if limit is None else min(dims[0], int(limit))
+            per_record = int(np.prod(dims[1:], dtype=np.int64)) * dtype.itemsize
+            body = _read_exact(f, n * per_record, path, f"{n} record(s) of shape {tuple(dims[1:])} ({dtype.str})")
+            if n == dims[0] and f.read(1):
+                raise DatasetError(f"{path}: sizes do not match: data continues beyond the declared shape {tuple(dims)}")
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DatasetError(f"{path}: cannot be read: {exc}") from None
+    return np.frombuffer(body, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape([n, *dims[1:]])
+
+
+def fashion_mnist_dir(path: str | Path | None = None) -> Path:
+    """The directory holding Fashion-MNIST's IDX files: ``path`` if given, else the
+    ``LABRRAM_FASHION_MNIST`` environment variable, else :data:`FASHION_MNIST_DIR`."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get(FASHION_MNIST_ENV)
+    return Path(env) if env else FASHION_MNIST_DIR
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    how = (
+        f"set {FASHION_MNIST_ENV} to the directory holding them, or install Debian's dataset-fashion-mnist "
+        f"package (make fashion-mnist, or as root: apt-get install -y dataset-fashion-mnist)"
+    )
+    raise FileNotFoundError(f"Fashion-MNIST: no {stem} or {stem}.gz in {directory}; {how}")
+
+
+def load_fashion_mnist(split: str = "train", limit: int | None = None, path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST's images and labels, from the original IDX files.
+
+    Parameters
+    ----------
+    split : str
+        ``"train"`` (60,000 images) or ``"test"`` (10,000).
+    limit : int, optional
+        Only the first ``limit`` images and labels (the files are read no further).
+    path : str or Path, optional
+        Directory of the IDX files (plain or ``.gz``); default :func:`fashion_mnist_dir`.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        uint8 ``(N, 28, 28)``, 0 = background.
+    labels : numpy.ndarray
+        int64 ``(N,)`` in 0–9 (:data:`FASHION_MNIST_CLASSES`).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the files are not there (the message says how to install them).
+    DatasetError
+        A bad file (:func:`read_idx`), images that are not 28×28 bytes, a label file whose
+        count differs from the image file's, or labels outside 0–9.
+    """
+    if split not in _FASHION_FILES:
+        raise ValueError(f"split must be one of {sorted(_FASHION_FILES)}, got {split!r}")
+    directory = fashion_mnist_dir(path)
+    img_path, lab_path = (_find(directory, stem) for stem in _FASHION_FILES[split])
+    images = read_idx(img_path, limit)
+    labels = read_idx(lab_path, limit)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DatasetError(f"{img_path}: expected unsigned-byte images of shape (N, 28, 28), got {images.dtype} {images.shape}")
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DatasetError(f"{lab_path}: expected unsigned-byte labels of shape (N,), got {labels.dtype} {labels.shape}")
+    if len(labels) != len(images):
+        raise DatasetError(f"{lab_path}: sizes do not match: {len(labels)} labels for the {len(images)} images of {img_path}")
+    if labels.size and labels.max() > 9:
+        raise DatasetError(f"{lab_path}: labels must lie in 0..9, found {int(labels.max())}")
+    return images, labels.astype(np.int64)

@@ -253,8 +253,8 @@ class ReRAMChip(ChipBase):
         m = self._truth
         self.read_count += self.rows * self.cols
         self.max_read_voltage = max(self.max_read_voltage, float(np.max(np.abs(v_rows), initial=0.0)))
-        rr, cc = np.indices((self.rows, self.cols))
-        g = self._conductance(rr, cc)
+        every = slice(None)  # the whole array by basic indexing: a view, no index arrays
+        g = self._conductance(every, every)
         noisy = g * (1.0 + m.read_noise_rel * self._rng.standard_normal(g.shape))
         i_cells = noisy * v_rows[:, None]
         i_sat = m.transistor.compliance(gate)
