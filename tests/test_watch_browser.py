@@ -3,8 +3,11 @@
 
 The default write-verify takes about a second, too short to watch it grow; the run is paced
 instead: the programming process calls ``labrram.program`` (what ``labrram program --out``
-calls) with a progress callback that sleeps between write-verify iterations, as a slower bench
-would. The run, its store and its 16,384 devices are the real ones; only the pace changes.
+calls) with a progress callback that waits, between write-verify iterations, until the test lets
+it go on (a counter in a file), as a slower bench would. The test moves the run on a few
+iterations at a time and waits for the page to show each new state, so a loaded machine slows
+the test but cannot make it miss an update. The run, its store and its 16,384 devices are the
+real ones; only the pace changes.
 
 Needs chromium and chromedriver (``make browser`` installs them from the distribution's
 packages) and the selenium package (the ``test`` extra); skipped without them.
@@ -31,10 +34,14 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None or DRIVER is None, reason="chro
 
 GREEN, MAGENTA = (26, 152, 80), (197, 27, 125)  # within band / not converged (web/watch.js)
 PACED = """
-import sys, time
+import pathlib, sys, time
 import labrram
-pause = float(sys.argv[2])
-labrram.program("uniform:40e-6:200e-6", out=sys.argv[1], progress=lambda label, done, total: time.sleep(pause))
+gate, calls = pathlib.Path(sys.argv[2]), [0]
+def progress(label, done, total):
+    calls[0] += 1
+    while int(gate.read_text() or 0) < calls[0]:  # the test lets the run go on
+        time.sleep(0.02)
+labrram.program("uniform:40e-6:200e-6", out=sys.argv[1], progress=progress)
 """
 
 PAGE_STATE = """
@@ -80,7 +87,9 @@ def test_the_page_follows_a_running_write_verify_and_shows_its_end(browser, tmp_
     from selenium.webdriver.common.by import By
 
     out = tmp_path / "run.zarr"
-    proc = subprocess.Popen([sys.executable, "-c", PACED, str(out), "0.2"], env=dict(os.environ), stderr=subprocess.PIPE)
+    gate = tmp_path / "gate"
+    gate.write_text("0")
+    proc = subprocess.Popen([sys.executable, "-c", PACED, str(out), str(gate)], env=dict(os.environ), stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         server = None
@@ -95,14 +104,24 @@ def test_the_page_follows_a_running_write_verify_and_shows_its_end(browser, tmp_
             browser.get(server.url)
             running: list[dict] = []
             shots: list[bytes] = []
-            while proc.poll() is None:
-                s = browser.execute_script(PAGE_STATE)
-                if s["status"] == "running" and s["draws"]:
-                    running.append(s)
-                    if len(shots) < 3:
-                        shots.append(browser.find_element(By.ID, "map").screenshot_as_png)
-                assert time.monotonic() < deadline, "the run did not end"
-                time.sleep(0.25)
+            allowed = 0
+            for _ in range(4):  # each time: the page shows a state it had not shown, then the run moves on
+                seen = {r["hash"] for r in running}
+                wait_until = time.monotonic() + 90
+                while True:
+                    s = browser.execute_script(PAGE_STATE)
+                    if s["status"] == "running" and s["draws"] and s["hash"] not in seen:
+                        break
+                    assert proc.poll() is None, "the run ended while the test held it"
+                    assert time.monotonic() < wait_until, f"the map did not change after the run moved on: {s}"
+                    time.sleep(0.1)
+                running.append(s)
+                shots.append(browser.find_element(By.ID, "map").screenshot_as_png)
+                allowed += 3
+                gate.write_text(str(allowed))
+            gate.write_text(str(10**9))  # the rest of the run at its own pace
+            proc.wait(timeout=180)
+            deadline = time.monotonic() + 60
             assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
 
             # while it ran: the map was drawn, and drawn again as the run went on
