@@ -74,8 +74,9 @@ def single_shot_gates(model: ReRAMModel, targets: np.ndarray, s: OneShotSettings
 
 
 def population_sigma(model: ReRAMModel, mu: np.ndarray) -> np.ndarray:
-    """Spread of the conductance of many devices each SET once at median ``mu`` (c2c and d2d), S."""
-    return np.sqrt(model.sigma_c2c(mu) ** 2 + (model.d2d_rel * mu) ** 2)
+    """Spread of the conductance of many devices each SET once at median ``mu`` (c2c and d2d), S
+    (:meth:`~labrram.devices.reram.ReRAMModel.population_sigma`)."""
+    return model.population_sigma(mu)
 
 
 def kl_normal(mu: np.ndarray, sigma: np.ndarray, mu_a: np.ndarray, sigma_a: np.ndarray) -> np.ndarray:
@@ -86,13 +87,15 @@ def kl_normal(mu: np.ndarray, sigma: np.ndarray, mu_a: np.ndarray, sigma_a: np.n
 
 def condition_table(model: ReRAMModel, s: OneShotSettings, grid: int = 801) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The one-SET conditions the stochastic-SET protocol chooses from: ``grid`` gate voltages
-    evenly spaced over ``[s.gate_min, s.gate_max]`` and the calibrated median and population
-    spread of each; returns (gate V, mu S, sigma S)."""
+    evenly spaced over ``[s.gate_min, s.gate_max]`` and the calibrated mean and population
+    spread of each (:meth:`~labrram.devices.reram.ReRAMModel.set_conditions`: the Gaussian
+    laws, or the measured quantiles of an ``"empirical"`` model); returns (gate V, mu S,
+    sigma S)."""
     if grid < 2:
         raise ValueError(f"grid must have at least 2 gate voltages, got {grid}")
     gates = np.linspace(s.gate_min, s.gate_max, grid)
-    m = model.median(model.transistor.compliance(gates))
-    return gates, m, population_sigma(model, m)
+    m, sd = model.set_conditions(gates)
+    return gates, m, sd
 
 
 def stochastic_gates(model: ReRAMModel, mu: np.ndarray, sigma: np.ndarray, s: OneShotSettings, grid: int = 801) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
