@@ -5,7 +5,7 @@ Test
 ----
 At each gate level the characterization holds ``n_cycles`` SETs of ``n_devices`` devices.
 Each device's mean over its cycles is removed (device-to-device spread is a separate law),
-the residuals are pooled over the devices and divided by their pooled standard deviation,
+the residuals are pooled over the devices and divided by their root mean square,
 and the Anderson–Darling statistic ``A²`` measures their distance from a standard normal.
 
 The residuals are not independent draws with known parameters (each device's residuals sum to
@@ -49,9 +49,8 @@ def residuals(g: np.ndarray) -> np.ndarray:
     """Pooled standardized cycle-to-cycle residuals of ``g`` (..., cycle, device): each device's
     mean removed, divided by the pooled standard deviation; returns (..., cycle * device)."""
     r = g - g.mean(axis=-2, keepdims=True)
-    n_c, n_d = g.shape[-2], g.shape[-1]
-    s = np.sqrt(np.sum(r**2, axis=(-2, -1), keepdims=True) / (n_d * (n_c - 1)))
-    return (r / s).reshape(g.shape[:-2] + (n_c * n_d,))
+    s = np.sqrt(np.mean(r**2, axis=(-2, -1), keepdims=True))  # the residuals' own spread: unit variance
+    return (r / s).reshape(g.shape[:-2] + (g.shape[-2] * g.shape[-1],))
 
 
 @lru_cache(maxsize=16)
