@@ -123,7 +123,11 @@ class _OneShot(Plan):
         s = self.settings
         check_pulse_settings(xb, f"{self.name} SET", s.set_amplitude, [s.gate_min, s.gate_max], s.set_width)
         check_pulse_settings(xb, f"{self.name} RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
-        self.targets = validate_targets(self.targets, xb.shape, reachable_range(self.model, s.gate_min, s.gate_max))
+        self.targets = validate_targets(self.targets, xb.shape, self._reachable())
+
+    def _reachable(self) -> tuple[float, float]:
+        """The conductance range the targets must lie in, S (medians of the gate range)."""
+        return reachable_range(self.model, self.settings.gate_min, self.settings.gate_max)
 
     def params(self) -> dict[str, Any]:
         return {"settings": self.settings.to_dict(), "calibration": model_to_json(self.model)}
@@ -192,6 +196,11 @@ class StochasticSet(_OneShot):
     def __init__(self, mu: np.ndarray, sigma: np.ndarray | None, model: ReRAMModel, settings: OneShotSettings = OneShotSettings()) -> None:
         super().__init__(mu, model, settings)
         self.sigma = sigma
+
+    def _reachable(self) -> tuple[float, float]:
+        """The wanted means must lie between the smallest and largest condition mean, S."""
+        _, m, _ = condition_table(self.model, self.settings)
+        return float(m.min()), float(m.max())
 
     def check(self, xb: Crossbar) -> None:
         super().check(xb)
