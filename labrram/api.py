@@ -474,7 +474,7 @@ def _station_of(attrs: dict[str, Any]) -> StationLike:
 
 
 # --- calibrate ----------------------------------------------------------------------------------
-def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int = 200, plots: str | Path | None = None) -> Calibration:
+def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int = 200, plots: str | Path | None = None, family: str = "auto") -> Calibration:
     """Fit the device model to a characterization run store (and save it).
 
     Parameters
@@ -489,6 +489,11 @@ def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int 
     plots : str or Path, optional
         Also write PNG plots of data and fit into this folder (needs matplotlib); their paths
         are in the returned calibration's ``plots`` attribute.
+    family : str
+        ReRAM: the SET distribution programming uses (``model.set_family``): ``"gaussian"``
+        (the fitted laws), ``"empirical"`` (the measured quantiles, ``model.set_table``) or
+        ``"auto"``: the empirical one when the Gaussian test rejects (a warning is logged;
+        ``goodness_of_fit["gaussian_rejected"]``). Other kinds: ``"auto"`` only.
 
     Returns
     -------
@@ -515,7 +520,9 @@ def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int 
         data = tech.data.load(store)
     except (StoreError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise StoreError(f"{run}: incomplete characterization: {exc}") from None
-    fit = tech.fit(n_boot=bootstrap).fit(data)
+    if kind != "reram" and family != "auto":
+        raise JobError(f"family={family!r} chooses the SET distribution of ReRAM devices; {run} characterized {kind!r} devices")
+    fit = (tech.fit(n_boot=bootstrap, family=family) if kind == "reram" else tech.fit(n_boot=bootstrap)).fit(data)
     protocol = getattr(fit, "protocol_estimates_", {})
     everything = {**fit.estimates_, **protocol}
     undetermined = sorted(k for k, e in everything.items() if not np.all(np.isfinite([e.value, e.low, e.high])))

@@ -121,7 +121,17 @@ def show_characterize(summary: dict[str, Any], console) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from .api import calibrate
 
-    cal = calibrate(args.run, out=args.out, bootstrap=args.bootstrap, plots=args.plots)
+    cal = calibrate(args.run, out=args.out, bootstrap=args.bootstrap, plots=args.plots, family=args.family)
+    gof = cal.goodness_of_fit
+    if gof.get("gaussian_rejected"):
+        from rich.console import Console
+
+        gates = cal.provenance.get("routine", {}).get("gates") or []
+        levels = ", ".join(f"{gates[i]:.3g} V" if i < len(gates) else f"level {i}" for i in gof.get("rejected_levels", []))
+        Console(stderr=True, markup=False, highlight=False).print(
+            f"warning: the SET conductance is not Gaussian (Anderson-Darling, alpha {gof.get('alpha', 0):g}) at {levels}; "
+            f"programming uses the {cal.model.set_family} model" + (" (--family gaussian asked for it)" if cal.model.set_family == "gaussian" else "")
+        )
     return {
         "out": str(args.out),
         "kind": cal.kind,
@@ -171,6 +181,9 @@ def show_calibrate(summary: dict[str, Any], console) -> None:
         console.print(table)
     gof = summary["goodness_of_fit"]
     console.print(", ".join(f"{k}={v:.4g}" for k, v in gof.items() if isinstance(v, float)))
+    if "set_family" in gof:
+        verdict = "rejected" if gof.get("gaussian_rejected") else "not rejected"
+        console.print(f"Gaussian SET distribution {verdict} (Anderson-Darling per level, alpha {gof.get('alpha', 0):g}); programming uses the {gof['set_family']} model")
     console.print(f"written to {summary['out']}" + (f"; plots: {', '.join(summary['plots'])}" if summary["plots"] else ""))
 
 
@@ -499,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="CAL.json", help="calibration file to write")
     p.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     p.add_argument("--bootstrap", type=_count(2), default=200, help="bootstrap resamples for the intervals")
+    p.add_argument("--family", choices=["auto", "gaussian", "empirical"], default="auto",
+                   help="ReRAM: SET distribution programming uses: the Gaussian laws, the measured quantiles, or auto (quantiles when the Gaussian test rejects)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p = sub.add_parser("import", help=COMMANDS["import"][2])
     p.add_argument("kind", choices=["reram", "pcm", "passive"], help="the devices' kind")

@@ -64,6 +64,10 @@ class SimulationEntry:
     faults: dict[str, Any] | None = None
     #: which board carries the chip: ``"labrram"`` (labrram's board) or ``"arc1"`` (an ArC ONE)
     board: str = "labrram"
+    #: shape of a ReRAM chip's SET conductance distribution: ``"gaussian"``, ``"lognormal"``,
+    #: ``"skewed"``, ``"heavy"`` or ``"empirical:FILE"`` (a quantile table; the path is resolved
+    #: against the station file's folder)
+    set_distribution: str = "gaussian"
 
 
 @dataclass(frozen=True)
@@ -376,6 +380,7 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
             raise StationError(f"{where}: state (a chip that persists across processes) is available for reram chips only")
         if not Path(state).is_absolute() and source and not source.startswith("<"):
             state = str(Path(source).resolve().parent / state)  # relative to the station file
+    set_distribution = _set_distribution(sim, where, source)
     faults = sim.get("faults")
     if faults is not None:
         from .sim.faults import FaultError, FaultPlan
@@ -391,7 +396,37 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
                                    f"(it would never fire); the bench has {emulated} ('*': all)")  # fmt: skip
         if any(k in faults for k in ("stuck", "dead")) and sim.get("kind", "reram") != "reram":
             raise StationError(f"{source}: [simulation.faults]: stuck and dead devices are available for reram chips only")
-    return SimulationEntry(**{**sim, "state": state})
+    return SimulationEntry(**{**sim, "state": state, "set_distribution": set_distribution})
+
+
+def _set_distribution(sim: dict[str, Any], where: str, source: str) -> str:
+    """Validate ``set_distribution``; an ``empirical:FILE`` table is read now (relative paths
+    against the station file's folder) so a bad file is named before any bench is built."""
+    value = sim.get("set_distribution", "gaussian")
+    from .devices.set_families import FAMILIES
+
+    choices = [f for f in FAMILIES if f != "empirical"] + ["empirical:FILE"]
+    if not isinstance(value, str):
+        raise StationError(f"{where}: set_distribution must be a string, one of {choices}, got {value!r}")
+    name, sep, path = value.partition(":")
+    if name == "empirical":
+        path = path.strip()
+        if not sep or not path:
+            raise StationError(f'{where}: set_distribution "empirical" needs its quantile table: "empirical:FILE" (a JSON file, docs/station.md)')
+        if not Path(path).is_absolute() and source and not source.startswith("<"):
+            path = str(Path(source).resolve().parent / path)
+        from .devices.set_families import QuantileTable
+
+        try:
+            QuantileTable.load(path)
+        except ValueError as exc:
+            raise StationError(f"{where}: set_distribution: {exc}") from None
+        value = f"empirical:{path}"
+    elif sep or name not in FAMILIES:
+        raise StationError(f"{where}: set_distribution must be one of {choices}, got {value!r}")
+    if value != "gaussian" and sim.get("kind", "reram") != "reram":
+        raise StationError(f"{where}: set_distribution shapes the SET of ReRAM chips; kind is {sim.get('kind')!r}")
+    return value
 
 
 def load_station(path: str | Path | None = None) -> Station:
@@ -555,10 +590,11 @@ def _simulated_bench(sim: SimulationEntry):
     from .sim.bench import BOARDS
 
     instruments = BOARDS[sim.board]
-    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults, instruments)
-    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults, cfg.instruments) != wanted:
+    options = {} if sim.set_distribution == "gaussian" else {"set_distribution": sim.set_distribution}
+    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults, instruments, sim.set_distribution)
+    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults, cfg.instruments, cfg.chip_options.get("set_distribution", "gaussian")) != wanted:
         bench = simulator.configure_bench(
             sim.bench, seed=sim.seed, kind=sim.kind, rows=sim.rows, cols=sim.cols, state=sim.state, faults=sim.faults,
-            instruments=instruments,
+            instruments=instruments, chip_options=options,
         )  # fmt: skip
     return bench

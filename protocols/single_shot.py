@@ -74,8 +74,9 @@ def single_shot_gates(model: ReRAMModel, targets: np.ndarray, s: OneShotSettings
 
 
 def population_sigma(model: ReRAMModel, mu: np.ndarray) -> np.ndarray:
-    """Spread of the conductance of many devices each SET once at median ``mu`` (c2c and d2d), S."""
-    return np.sqrt(model.sigma_c2c(mu) ** 2 + (model.d2d_rel * mu) ** 2)
+    """Spread of the conductance of many devices each SET once at median ``mu`` (c2c and d2d), S
+    (:meth:`~labrram.devices.reram.ReRAMModel.population_sigma`)."""
+    return model.population_sigma(mu)
 
 
 def kl_normal(mu: np.ndarray, sigma: np.ndarray, mu_a: np.ndarray, sigma_a: np.ndarray) -> np.ndarray:
@@ -86,13 +87,15 @@ def kl_normal(mu: np.ndarray, sigma: np.ndarray, mu_a: np.ndarray, sigma_a: np.n
 
 def condition_table(model: ReRAMModel, s: OneShotSettings, grid: int = 801) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The one-SET conditions the stochastic-SET protocol chooses from: ``grid`` gate voltages
-    evenly spaced over ``[s.gate_min, s.gate_max]`` and the calibrated median and population
-    spread of each; returns (gate V, mu S, sigma S)."""
+    evenly spaced over ``[s.gate_min, s.gate_max]`` and the calibrated mean and population
+    spread of each (:meth:`~labrram.devices.reram.ReRAMModel.set_conditions`: the Gaussian
+    laws, or the measured quantiles of an ``"empirical"`` model); returns (gate V, mu S,
+    sigma S)."""
     if grid < 2:
         raise ValueError(f"grid must have at least 2 gate voltages, got {grid}")
     gates = np.linspace(s.gate_min, s.gate_max, grid)
-    m = model.median(model.transistor.compliance(gates))
-    return gates, m, population_sigma(model, m)
+    m, sd = model.set_conditions(gates)
+    return gates, m, sd
 
 
 def stochastic_gates(model: ReRAMModel, mu: np.ndarray, sigma: np.ndarray, s: OneShotSettings, grid: int = 801) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,7 +123,11 @@ class _OneShot(Plan):
         s = self.settings
         check_pulse_settings(xb, f"{self.name} SET", s.set_amplitude, [s.gate_min, s.gate_max], s.set_width)
         check_pulse_settings(xb, f"{self.name} RESET", s.reset_amplitude, s.reset_gate, s.reset_width)
-        self.targets = validate_targets(self.targets, xb.shape, reachable_range(self.model, s.gate_min, s.gate_max))
+        self.targets = validate_targets(self.targets, xb.shape, self._reachable())
+
+    def _reachable(self) -> tuple[float, float]:
+        """The conductance range the targets must lie in, S (medians of the gate range)."""
+        return reachable_range(self.model, self.settings.gate_min, self.settings.gate_max)
 
     def params(self) -> dict[str, Any]:
         return {"settings": self.settings.to_dict(), "calibration": model_to_json(self.model)}
@@ -189,6 +196,11 @@ class StochasticSet(_OneShot):
     def __init__(self, mu: np.ndarray, sigma: np.ndarray | None, model: ReRAMModel, settings: OneShotSettings = OneShotSettings()) -> None:
         super().__init__(mu, model, settings)
         self.sigma = sigma
+
+    def _reachable(self) -> tuple[float, float]:
+        """The wanted means must lie between the smallest and largest condition mean, S."""
+        _, m, _ = condition_table(self.model, self.settings)
+        return float(m.min()), float(m.max())
 
     def check(self, xb: Crossbar) -> None:
         super().check(xb)

@@ -315,3 +315,27 @@ def test_an_smu_lost_mid_run_is_reported_not_a_traceback(capsys, tmp_path):
     assert "could not make every instrument safe" in line and "smu (keithley2400 at GPIB0::24::INSTR)" in line and str(out) in line
     attrs = RunStore.open(out).attrs
     assert attrs["status"] == "complete" and attrs["safe_state"].startswith("failed: could not make every instrument safe")
+
+
+def test_calibrate_warns_when_the_set_distribution_is_not_gaussian(capsys, tmp_path):
+    from importlib import resources
+
+    from labrram.calibration.files import load_calibration
+
+    default = (resources.files("labrram") / "stations" / "default.toml").read_text()
+    station = tmp_path / "lognormal.toml"
+    station.write_text(
+        default.replace('bench = "default"', 'bench = "cli-lognormal"\nset_distribution = "lognormal"')
+        .replace("labrram://default/board", "labrram://cli-lognormal/board")
+        .replace('visa_library = "@labrram"', 'visa_library = "cli-lognormal@labrram"')
+    )
+    run_path = tmp_path / "c.zarr"
+    code, _, err = run(capsys, "characterize", "--station", str(station), "--kind", "reram", "--devices", "128", "--out", str(run_path), "--json")
+    assert code == 0, err
+    code, out, err = run(capsys, "calibrate", str(run_path), "--out", str(tmp_path / "auto.json"), "--bootstrap", "5")
+    assert code == 0 and "warning: the SET conductance is not Gaussian" in err and "1.4 V" in err
+    assert "programming uses the empirical model" in out
+    assert load_calibration(tmp_path / "auto.json").model.set_family == "empirical"
+    code, out, err = run(capsys, "calibrate", str(run_path), "--out", str(tmp_path / "g.json"), "--bootstrap", "5", "--family", "gaussian")
+    assert code == 0 and "--family gaussian asked for it" in err
+    assert load_calibration(tmp_path / "g.json").model.set_family == "gaussian"

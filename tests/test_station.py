@@ -98,3 +98,53 @@ def test_with_simulation_retargets_every_instrument():
         assert connected.bench.name == "lab9"
         connected.crossbar.set(Cells.pairs([(0, 0)]), gate=2.0)
         assert len(connected.bench.chip.pulse_log) == 1
+
+
+# --- [simulation] set_distribution ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("'cauchy'", r"set_distribution must be one of \['gaussian', 'lognormal', 'skewed', 'heavy', 'empirical:FILE'\]"),
+        ("3", "set_distribution must be a string"),
+        ("'empirical'", 'needs its quantile table: "empirical:FILE"'),
+        ("'empirical:'", "needs its quantile table"),
+        ("'lognormal:2'", "set_distribution must be one of"),
+        ("'empirical:missing.json'", "set_distribution: .*missing.json: cannot read the quantile table"),
+    ],
+)
+def test_bad_set_distributions_name_the_problem(value, message):
+    with pytest.raises(StationError, match=message) as exc:
+        parse_station(f"[simulation]\nset_distribution = {value}\n", "bad.toml")
+    assert "bad.toml: [simulation]" in str(exc.value)
+
+
+def test_set_distribution_is_for_reram_chips():
+    with pytest.raises(StationError, match="shapes the SET of ReRAM chips; kind is 'pcm'"):
+        parse_station("[simulation]\nkind = 'pcm'\nset_distribution = 'heavy'\n", "bad.toml")
+
+
+def test_empirical_table_is_read_against_the_station_folder(tmp_path):
+    import json
+
+    import numpy as np
+
+    (tmp_path / "shape.json").write_text(json.dumps({"gates": [1.4, 2.2], "probabilities": [0.1, 0.5, 0.9], "quantiles": [[1, 2, 5], [3, 4, 9]]}))
+    path = tmp_path / "st.toml"
+    path.write_text("[simulation]\nbench = 'shape'\nset_distribution = 'empirical:shape.json'\n")
+    st = load_station(path)
+    assert st.simulation.set_distribution == f"empirical:{tmp_path / 'shape.json'}"
+    chip = st.simulated_bench().chip
+    truth = chip.reveal_truth()
+    assert truth.set_family == "empirical" and np.array_equal(truth.set_table.gates, [1.4, 2.2])
+    (tmp_path / "bad.json").write_text(json.dumps({"gates": [1.4, 2.2], "probabilities": [0.1, 0.5], "quantiles": [[2, 1], [3, 4]]}))
+    path.write_text("[simulation]\nset_distribution = 'empirical:bad.json'\n")
+    with pytest.raises(StationError, match="bad.json: each gate's quantiles must not decrease"):
+        load_station(path)
+
+
+def test_with_simulation_changes_the_chips_family():
+    st = load_station().with_simulation(bench="fam", set_distribution="skewed")
+    assert st.simulated_bench().chip.reveal_truth().set_family == "skewed"
+    assert st.with_simulation(set_distribution="gaussian").simulated_bench().chip.reveal_truth().set_family == "gaussian"
+    with pytest.raises(StationError, match="set_distribution must be one of"):
+        st.with_simulation(set_distribution="uniform")

@@ -222,7 +222,8 @@ def _check_complete(kind: str, params: dict[str, Any], source: str) -> None:
     """Every parameter of the model is in the file (a missing one would silently mean a default)."""
     from dataclasses import fields
 
-    want = {f.name for f in fields(model_class(kind))}
+    cls = model_class(kind)
+    want = {f.name for f in fields(cls)} - set(getattr(cls, "optional_parameters", ()))
     missing = sorted(want - set(params))
     if missing:
         raise CalibrationError(f"{source}: model lacks parameter(s) {missing}")

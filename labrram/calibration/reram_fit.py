@@ -24,6 +24,13 @@ Estimators
 * stuck devices: post-RESET median above 30 uS (stuck at LRS) or top-level SET median below
   10 uS (stuck at HRS); they are excluded from every other estimate; Wilson intervals.
 
+SET distribution family: an Anderson–Darling test per gate level of the cycle-to-cycle
+residuals against the normal (:mod:`labrram.calibration.set_gof`, goodness of fit keys
+``ad_*`` and ``gaussian_rejected``), and the measured quantiles of the SET conductance per level
+(``model_.set_table``, the empirical model). ``family`` chooses which one the fitted model's
+``set_family`` names, that is which one programming uses: ``"auto"`` (default) takes the
+empirical model when the test rejects the Gaussian, and logs a warning.
+
 Intervals: 95 % percentile bootstrap that resamples the devices and, independently, the cells
 the transistor was measured on; every estimate is recomputed per resample, so the transistor's
 uncertainty reaches the laws written in compliance current.
@@ -31,6 +38,7 @@ uncertainty reaches the laws written in compliance current.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +48,11 @@ from scipy import stats
 from ..devices.reram import G_REF, I_REF, AccessTransistor, ReRAMModel
 from .estimates import Estimate, bootstrap, linear_fit
 from .reram_routine import ReRAMData
+from .set_gof import ALPHA, gaussian_test, quantile_table
+
+log = logging.getLogger("labrram.calibration")
+#: what ``ReRAMFit(family=...)`` accepts
+FIT_FAMILIES = ("auto", "gaussian", "empirical")
 
 STUCK_LRS_THRESHOLD = 30e-6
 STUCK_HRS_THRESHOLD = 10e-6
@@ -119,11 +132,28 @@ class ReRAMFit:
         Bootstrap resamples of the devices for the confidence intervals.
     seed : int
         Seed of the resampling.
+    family : str
+        SET distribution the fitted model programs with: ``"gaussian"`` (the laws),
+        ``"empirical"`` (the measured quantiles), or ``"auto"``: the empirical one when the
+        Gaussian test rejects (module docstring).
+    alpha : float
+        False-rejection rate of the Gaussian test over all levels.
+
+    Attributes
+    ----------
+    family_ : str
+        The family chosen (``model_.set_family``).
+    gaussian_rejected_ : bool
+        Whether the test rejected the Gaussian SET distribution.
     """
 
-    def __init__(self, n_boot: int = 200, seed: int = 0) -> None:
+    def __init__(self, n_boot: int = 200, seed: int = 0, family: str = "auto", alpha: float = ALPHA) -> None:
+        if family not in FIT_FAMILIES:
+            raise ValueError(f"family must be one of {list(FIT_FAMILIES)}, got {family!r}")
         self.n_boot = n_boot
         self.seed = seed
+        self.family = family
+        self.alpha = alpha
 
     def fit(self, data: ReRAMData) -> "ReRAMFit":
         g_set, g_reset = np.asarray(data.g_set, float), np.asarray(data.g_reset, float)
@@ -185,6 +215,17 @@ class ReRAMFit:
         self.model_ = replace(ReRAMModel(), transistor=AccessTransistor(v_th=values["v_th"], k=values["k"]), **{n: self.estimates_[n].value for n in fitted})
         icc = values["k"] * (gates - values["v_th"]) ** 2
         self.gof_ = self._goodness(arrays["gs"], icc, values, values["r2_transistor"])
+        self.gof_.update(gaussian_test(arrays["gs"], self.alpha))
+        lrel = float(np.log1p(read_delay / RELAX_TAU))
+        table = quantile_table(arrays["gs"], gates, values["read_noise_rel"], values["relax_mean"] * lrel, (values["relax_sigma"] * lrel) ** 2)
+        self.gaussian_rejected_ = bool(self.gof_["gaussian_rejected"])
+        self.family_ = self.family if self.family != "auto" else ("empirical" if self.gaussian_rejected_ else "gaussian")
+        self.gof_["set_family"] = self.family_
+        self.model_ = replace(self.model_, set_family=self.family_, set_table=table)
+        if self.gaussian_rejected_:
+            levels = ", ".join(f"{gates[i]:.3g} V (p={self.gof_['ad_pvalue_per_level'][i]:.2g})" for i in self.gof_["rejected_levels"])
+            log.warning("the SET conductance is not Gaussian at gate level(s) %s; programming uses the %s model", levels,
+                        "empirical-quantile" if self.family_ == "empirical" else "Gaussian (as asked)")  # fmt: skip
         self.levels_ = {**values["levels"], "i_cc": icc}
         self.n_devices_ = n_dev
         self.compliance_currents_ = icc

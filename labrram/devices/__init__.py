@@ -14,6 +14,7 @@ _WHERE = {
     "PCMModel": ".pcm",
     "preset_nandakumar2019": ".pcm",
     "PassiveDeviceModel": ".passive",
+    "QuantileTable": ".set_families",
 }
 
 __all__ = sorted(_WHERE)

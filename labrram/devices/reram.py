@@ -6,10 +6,11 @@ The model follows the compliance-limited SET picture of Bonnet et al. 2023 (Meth
 
 * the word-line (gate) voltage of the access transistor sets the SET compliance current
   ``I_cc = k (V_WL - V_th)^2`` (square-law saturation current);
-* after one SET the conductance is normal, ``G ~ N(mu(I_cc) * f_i, sigma_c2c)`` with the
-  median law ``mu = a (I_cc / I_ref)^b`` and the cycle-to-cycle spread law
-  ``sigma_c2c = c (mu / G_ref)^d``; ``f_i ~ N(1, d2d_rel)`` is a per-device factor
-  (device-to-device spread);
+* after one SET the conductance has median ``mu(I_cc) * f_i`` and standard deviation
+  ``sigma_c2c`` with the median law ``mu = a (I_cc / I_ref)^b`` and the cycle-to-cycle spread
+  law ``sigma_c2c = c (mu / G_ref)^d``; ``f_i ~ N(1, d2d_rel)`` is a per-device factor
+  (device-to-device spread); its shape is ``set_family`` (normal by default; log-normal,
+  skewed, heavy-tailed or a measured quantile table: :mod:`labrram.devices.set_families`);
 * SET only grows the filament: a SET whose compliance is below the present state leaves it;
 * RESET returns the device to a log-normal high-resistance state;
 * after programming, conductance relaxes as ``(m + s z) ln(1 + dt / tau)`` with a per-program
@@ -23,9 +24,11 @@ The same class is the simulator's hidden truth (with a chip-to-chip variant draw
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from .set_families import FAMILIES, QuantileTable, standard_draws, standard_mean
 
 I_REF = 100e-6
 """Reference compliance current of the median law, A."""
@@ -102,7 +105,17 @@ class ReRAMModel:
         Conductance of a stuck-LRS device, S.
     g_min : float
         Floor of any conductance, S.
+    set_family : str
+        Shape of the SET conductance distribution (:data:`~labrram.devices.set_families.FAMILIES`):
+        the simulator's draws take it; programming reads :meth:`set_conditions`, which for
+        ``"empirical"`` comes from ``set_table``.
+    set_table : QuantileTable or None
+        Measured quantiles of the conductance of one SET over the device population at a few
+        gate voltages (what calibration stores); needed by ``"empirical"``.
     """
+
+    #: parameters a calibration file may omit (their defaults: a Gaussian SET, no table)
+    optional_parameters: ClassVar[tuple[str, ...]] = ("set_family", "set_table")
 
     transistor: AccessTransistor = AccessTransistor()
     a: float = 160e-6
@@ -125,6 +138,16 @@ class ReRAMModel:
     p_stuck_hrs: float = 0.002
     g_stuck_lrs: float = 400e-6
     g_min: float = 0.1e-6
+    set_family: str = "gaussian"
+    set_table: QuantileTable | None = None
+
+    def __post_init__(self) -> None:
+        if self.set_family not in FAMILIES:
+            raise ValueError(f"set_family must be one of {list(FAMILIES)}, got {self.set_family!r}")
+        if self.set_family == "empirical" and self.set_table is None:
+            raise ValueError("set_family 'empirical' needs set_table (quantiles of the SET conductance per gate)")
+        if self.set_table is not None and not isinstance(self.set_table, QuantileTable):
+            raise ValueError("set_table must be a QuantileTable")
 
     # --- the laws -------------------------------------------------------------------------
     def median(self, i_cc: np.ndarray | float) -> np.ndarray:
@@ -144,6 +167,39 @@ class ReRAMModel:
         g = np.maximum(np.asarray(g_median, dtype=float), self.g_min)
         return self.c * (g / G_REF) ** self.d
 
+    def population_sigma(self, g_median: np.ndarray | float) -> np.ndarray:
+        """Standard deviation of the conductance of many devices each SET once at median
+        ``g_median`` (cycle-to-cycle and device-to-device spread together), S."""
+        mu = np.asarray(g_median, dtype=float)
+        return np.sqrt(self.sigma_c2c(mu) ** 2 + (self.d2d_rel * mu) ** 2)
+
+    def set_conditions(self, gates: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of the conductance of one SET at gate voltages ``gates``
+        (V) over the device population, S: what the stochastic-SET protocol and the posterior
+        mapping choose conditions by.
+
+        ``"gaussian"``: the median law and :meth:`population_sigma`. Log-normal, skewed and
+        heavy: the same spread, the mean of the family's shape. ``"empirical"``: the moments of
+        :attr:`set_table`'s quantiles, each stored level expressed in units of the laws (its
+        quantiles less the median law, over the population spread) and that normalized shape
+        interpolated linearly in the gate between levels (held beyond the first and last), so
+        the stored levels are reproduced exactly and the laws carry the trend between them.
+        """
+        gates = np.asarray(gates, dtype=float)
+        mu = self.median(self.transistor.compliance(gates))
+        sd = self.population_sigma(mu)
+        if self.set_family == "gaussian":
+            return mu, sd
+        if self.set_family != "empirical":
+            sc = self.sigma_c2c(mu)
+            return mu + sc * standard_mean(self.set_family, sc / np.maximum(mu, self.g_min)), sd
+        t = self.set_table
+        assert t is not None
+        center = self.median(self.transistor.compliance(t.gates))
+        z = t.interpolate(t.normalized(center, self.population_sigma(center)), gates)
+        _, mean, std = t.row_moments(mu[..., None] + sd[..., None] * z)
+        return mean, std
+
     # --- sampling -------------------------------------------------------------------------
     def sample_device_factors(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """Per-device multiplicative factors of the median (device-to-device spread)."""
@@ -152,10 +208,15 @@ class ReRAMModel:
     def sample_set(
         self, i_cc: np.ndarray, rng: np.random.Generator, device_factor: np.ndarray | float = 1.0
     ) -> np.ndarray:
-        """Conductance after one SET at compliance ``i_cc`` (no previous state), S."""
+        """Conductance after one SET at compliance ``i_cc`` (no previous state), S: median
+        ``median(i_cc) * device_factor``, standard deviation :meth:`sigma_c2c` of it, in the
+        shape of :attr:`set_family` (the empirical family: the shape of :attr:`set_table` at
+        the gate that gives ``i_cc``)."""
         mu = self.median(i_cc) * device_factor
-        g = mu + self.sigma_c2c(mu) * rng.standard_normal(np.shape(mu))
-        return np.maximum(g, self.g_min)
+        sigma = self.sigma_c2c(mu)
+        gate = self.transistor.gate_for(np.maximum(np.asarray(i_cc, dtype=float), 0.0)) if self.set_family == "empirical" else None
+        z = standard_draws(self.set_family, sigma / np.maximum(mu, self.g_min), rng, gate, self.set_table)
+        return np.maximum(mu + sigma * z, self.g_min)
 
     def sample_hrs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """Conductance after RESET, S."""
@@ -184,8 +245,11 @@ class ReRAMModel:
 
     # --- serialization -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON parameters (nested transistor as a dict)."""
-        return asdict(self)
+        """Plain-JSON parameters (nested transistor and quantile table as dicts)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["transistor"] = asdict(self.transistor)
+        out["set_table"] = None if self.set_table is None else self.set_table.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ReRAMModel":
@@ -197,4 +261,9 @@ class ReRAMModel:
             raise ValueError(f"unknown ReRAM model parameters: {sorted(unknown)}")
         tr = data.pop("transistor", None)
         transistor = AccessTransistor(**tr) if isinstance(tr, dict) else AccessTransistor()
-        return cls(transistor=transistor, **{k: float(v) for k, v in data.items()})
+        family = data.pop("set_family", "gaussian")
+        if not isinstance(family, str):
+            raise ValueError(f"set_family must be a string, one of {list(FAMILIES)}")
+        table = data.pop("set_table", None)
+        table = None if table is None else QuantileTable.from_dict(table, "set_table")
+        return cls(transistor=transistor, set_family=family, set_table=table, **{k: float(v) for k, v in data.items()})

@@ -12,13 +12,30 @@ RESET drives ``SL`` positive with ``BL`` grounded; the gate voltage sets the SET
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..devices.reram import ReRAMModel
+from ..devices.set_families import FAMILIES, QuantileTable
 from .clock import VirtualClock
+
+
+def set_family_option(value: str) -> tuple[str, QuantileTable | None]:
+    """``(family, table)`` of a chip's ``set_distribution`` option (see :class:`ReRAMChip`);
+    a ValueError names what is wrong."""
+    if not isinstance(value, str):
+        raise ValueError(f"set_distribution must be a string, got {value!r}")
+    name, sep, path = value.partition(":")
+    if name == "empirical":
+        if not sep or not path.strip():
+            raise ValueError('set_distribution "empirical" needs a quantile table file: "empirical:FILE"')
+        return "empirical", QuantileTable.load(path.strip())
+    if sep or name not in FAMILIES:
+        choices = [f for f in FAMILIES if f != "empirical"] + ["empirical:FILE"]
+        raise ValueError(f"set_distribution must be one of {choices}, got {value!r}")
+    return name, None
 
 PULSE_DTYPE = np.dtype(
     [
@@ -171,6 +188,12 @@ class ReRAMChip(ChipBase):
         The bench clock (time stamps of pulses, relaxation).
     nominal : ReRAMModel, optional
         Nominal model the chip's hidden truth is drawn around.
+    set_distribution : str
+        Shape of the chip's SET conductance distribution (the station's ``[simulation]
+        set_distribution``): ``"gaussian"``, ``"lognormal"``, ``"skewed"``, ``"heavy"``, or
+        ``"empirical:FILE"`` (the shape of a quantile table, :class:`QuantileTable` JSON or a
+        calibration file carrying one). The median and spread laws drawn for the chip are kept;
+        only the shape changes (:mod:`labrram.devices.set_families`).
     """
 
     kind = "reram"
@@ -182,9 +205,11 @@ class ReRAMChip(ChipBase):
         seed: int = 0,
         clock: VirtualClock | None = None,
         nominal: ReRAMModel | None = None,
+        set_distribution: str = "gaussian",
     ) -> None:
         self._setup(rows, cols, seed, clock, "RR", 0x1AB)
-        self._truth = (nominal or ReRAMModel()).variant(self._rng)
+        family, table = set_family_option(set_distribution)
+        self._truth = replace((nominal or ReRAMModel()).variant(self._rng), set_family=family, set_table=table)
         self._init_state()
 
     def _init_state(self) -> None:

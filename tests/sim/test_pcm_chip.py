@@ -76,7 +76,7 @@ def test_same_interface_as_the_reram_chip():
     def params(f):
         return list(inspect.signature(f).parameters)
 
-    assert params(PCMChip.__init__) == params(ReRAMChip.__init__)
+    assert params(PCMChip.__init__) == params(ReRAMChip.__init__)[: len(params(PCMChip.__init__))]  # then kind-specific options
     for name in ("read", "pulse_set", "pulse_reset", "mvm", "bias", "reveal_truth", "_conductance"):
         assert params(getattr(PCMChip, name))[:3] == params(getattr(ReRAMChip, name))[:3]
     chip = PCMChip(8, 16, seed=4)
