@@ -677,7 +677,7 @@ def serve(instrument: str | None = None, station: StationLike = None, *, host: s
         its clients, the instruments vanish). ``BenchServer.station_text()`` is a station file
         that drives the served bench with ``pyvisa-py`` and pyserial.
     """
-    from .sim.serve import BenchServer, PtyServer, TcpServer
+    from .sim.serve import BenchServer, PtyServer, TcpServer, url_instrument
 
     st = station if isinstance(station, Station) else load_station(station)
     if not st.simulated:
@@ -688,7 +688,7 @@ def serve(instrument: str | None = None, station: StationLike = None, *, host: s
     if entry is None:
         raise JobError(f"{st.source}: no instrument {instrument!r}; the station has {sorted(st.instruments)}")
     bench = st.simulated_bench()
-    if entry.address.startswith("labrram://"):
-        name = entry.address[len("labrram://") :].split("?", 1)[0].rstrip("/").split("/")[-1]
+    name = url_instrument(entry.address)
+    if name is not None:
         return PtyServer(bench.name, name).start()
     return TcpServer(bench.name, bench.instrument_for(entry.address).name, host, port).start()

@@ -20,7 +20,7 @@ import numpy as np
 import logging
 
 from .cells import Cells, as_cells
-from .drivers.board_base import Board
+from .drivers.board_base import BIAS_SCHEMES, Board
 from .drivers.smu import SourceMeter
 from .safety import SafeLimits
 
@@ -179,7 +179,7 @@ class Crossbar:
         scheme : str
             ``"HALF"`` (V/2), ``"THIRD"`` (V/3) or ``"FLOAT"``.
         """
-        if scheme not in ("HALF", "THIRD", "FLOAT"):
+        if scheme not in BIAS_SCHEMES:
             raise ValueError(f"bias scheme must be HALF, THIRD or FLOAT, got {scheme!r}")
         self._setup()
         self.board.set_bias(scheme)

@@ -113,6 +113,14 @@ class PtyServer:
         self.close()
 
 
+def url_instrument(address: str) -> str | None:
+    """The instrument a ``labrram://[<bench>/]<instrument>[?options]`` URL names (None for
+    another address)."""
+    if not address.startswith("labrram://"):
+        return None
+    return address[len("labrram://") :].split("?", 1)[0].rstrip("/").split("/")[-1]
+
+
 def _drain(session: Session) -> bytes:
     out = bytearray()
     while session.outq:
@@ -261,8 +269,8 @@ class BenchServer:
         next_port = port
         try:
             for name, entry in station.instruments.items():
-                if entry.address.startswith("labrram://"):
-                    target = entry.address[len("labrram://") :].split("?", 1)[0].rstrip("/").split("/")[-1]
+                target = url_instrument(entry.address)
+                if target is not None:
                     server: Any = PtyServer(bench.name, target)
                     address, library = f"ASRL{server.path}::INSTR", "@py"  # pyserial opens server.path alike
                 else:
