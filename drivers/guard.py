@@ -69,6 +69,11 @@ _SCPI_RULES: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(_scpi("SOURce", "VOLTage", "STARt") + r"\s+" + _NUM + r"\s*$", re.I), "sweep start voltage", "voltage"),
     (re.compile(_scpi("SOURce", "VOLTage", "STOP") + r"\s+" + _NUM + r"\s*$", re.I), "sweep stop voltage", "voltage"),
 ]
+#: commands that restore the instrument's power-on source limits (e.g. a 2600B's 100 mA current
+#: limit, a 2400's 21 V voltage compliance), which no station limit covers
+_SCPI_RESET = re.compile(r"^(?:\*RST|:?SYST(?:em)?:PRES(?:et)?)$", re.I)
+#: current sourcing: the terminal voltage is then bounded only by the voltage compliance
+_SCPI_CURRENT_SOURCE = re.compile(_scpi("SOURce", "FUNCtion", "[MODE]") + r"\s+CURR(?:ent)?\s*$", re.I)
 _SCPI_LIST = re.compile(_scpi("SOURce", "LIST", "VOLTage") + r"\s+(.+)$", re.I)
 _SCPI_LIST_B2900 = re.compile(_scpi("SOURce", "VOLTage", "LIST", "[STARt]") + r"\s+(.+)$", re.I)
 
@@ -82,12 +87,27 @@ def _check(limits: SafeLimits, kind: str, value: float, what: str) -> None:
         limits.check_gate(value, what)
 
 
+_RESET_ADVICE = "lift the guard with unguarded(reason) to do it, then set the compliance within the limits"
+
+
+def _parts(command: str) -> list[str]:
+    """The program message units of a write: ``;``-compounds and newline-separated messages."""
+    return [p.strip() for line in command.splitlines() for p in line.split(";") if p.strip()]
+
+
 def scpi_guard(limits: SafeLimits, command: str) -> None:
-    """Refuse a SCPI command (one of a ``;``-compound) that sets a source level or compliance
-    beyond ``limits`` (raises :class:`~labrram.safety.LimitError`)."""
-    for part in command.split(";"):
-        part = part.strip()
-        if not part or part.startswith("*"):
+    """Refuse a SCPI command (one of a ``;``-compound, or of several newline-separated messages)
+    that sets a source level or compliance beyond ``limits``, restores the instrument's
+    power-on limits (``*RST``, ``:SYST:PRES``) or selects current sourcing (raises
+    :class:`~labrram.safety.LimitError`)."""
+    for part in _parts(command):
+        if _SCPI_RESET.match(part):
+            raise LimitError(f"raw command {part!r} restores the instrument's power-on source limits, "
+                             f"which the station's limits do not cover; {_RESET_ADVICE}")  # fmt: skip
+        if _SCPI_CURRENT_SOURCE.match(part):
+            raise LimitError(f"raw command {part!r} selects current sourcing, whose terminal voltage only the "
+                             "voltage compliance bounds; labrram sources voltage (lift the guard with unguarded(reason))")  # fmt: skip
+        if part.startswith("*"):
             continue
         for rx, what, kind in _SCPI_RULES:
             m = rx.match(part)
@@ -108,9 +128,22 @@ _TSP_RULES = [
 ]
 
 
+_TSP_RESET = re.compile(r"(?<![\w.])(?:smu[ab]\s*\.\s*)?reset\s*\(", re.I)
+_TSP_CURRENT_SOURCE = re.compile(r"smu[ab]\s*\.\s*source\s*\.\s*func\s*=\s*(?:smu[ab]\s*\.\s*OUTPUT_DCAMPS|0)(?![\w.])", re.I)
+
+
 def tsp_guard(limits: SafeLimits, command: str) -> None:
-    """Refuse TSP that assigns a literal source level or limit beyond ``limits`` (expressions
-    cannot be read here; labrram's own scripts clamp every level they source)."""
+    """Refuse TSP that assigns a literal source level or limit beyond ``limits``, resets an SMU
+    or the instrument (restoring its 100 mA power-on current limit) or selects current sourcing
+    (expressions cannot be read here; labrram's own scripts clamp every level they source)."""
+    m = _TSP_RESET.search(command)
+    if m:
+        raise LimitError(f"raw TSP {m.group(0)}) restores the instrument's power-on source limits, "
+                         f"which the station's limits do not cover; {_RESET_ADVICE}")  # fmt: skip
+    m = _TSP_CURRENT_SOURCE.search(command)
+    if m:
+        raise LimitError(f"raw TSP {m.group(0)!r} selects current sourcing, whose terminal voltage only the "
+                         "voltage limit bounds; labrram sources voltage (lift the guard with unguarded(reason))")  # fmt: skip
     for rx, what, kind in _TSP_RULES:
         for m in rx.finditer(command):
             _check(limits, kind, _level(m.group(1), what), f"raw TSP: {what}")
@@ -126,8 +159,7 @@ def board_guard(limits: SafeLimits, command: str) -> None:
     voltage, a read or route gate — beyond ``limits`` (binary pulse batches are checked by the
     driver's :meth:`~labrram.drivers.board.CrossbarBoard.check_pulse`)."""
     head = command.split("#", 1)[0]  # binary blocks are not text
-    for part in head.split(";"):
-        part = part.strip()
+    for part in _parts(head):
         m = _BOARD_PULSE.match(part)
         if m:
             fields = [f.strip() for f in m.group(2).split(",")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +26,9 @@ class Keithley2400(SourceMeter):
     """
 
     guard = scpi_guard  # raw source-level commands are refused beyond the limits too
+    output_on_pattern = re.compile(r"(?<![\w*])OUTP(?:UT)?(?::STAT(?:E)?)?(?P<ch>)\s+(?:ON|1)\b", re.I)
+    compliance_pattern = re.compile(r"SENS(?:E)?(?P<ch>)(?::CURR(?:ENT)?)(?::DC)?:PROT", re.I)
+    reset_pattern = re.compile(r"\*RST|SYST(?:EM)?:PRES", re.I)
 
     source_voltage = Setting(
         ":SOUR:VOLT?", ":SOUR:VOLT {:.6g}", validate=lambda inst, v: inst.check_level(v), doc="DC source level, V."
@@ -83,6 +88,7 @@ class Keithley2400(SourceMeter):
     def measure_sweep(self, voltages: Sequence[float]) -> np.ndarray:
         """List sweep in chunks of 100 points: one ``:READ?`` per chunk."""
         v = self.check_sweep(voltages)
+        self.require_compliance()
         out = []
         try:
             for start in range(0, v.size, LIST_POINTS):

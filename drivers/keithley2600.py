@@ -13,6 +13,8 @@ style), so they run unchanged on hardware and on the simulated bench.
 
 from __future__ import annotations
 
+import re
+
 import contextlib
 import math
 from typing import Any, Iterator, Sequence
@@ -96,6 +98,13 @@ class Keithley2600(SourceMeter):
     """
 
     guard = tsp_guard  # raw source-level commands are refused beyond the limits too
+    output_on_pattern = re.compile(r"(?P<ch>smu[ab])\s*\.\s*source\s*\.\s*output\s*=\s*(?:smu[ab]\s*\.\s*OUTPUT_ON|1)(?![\w.])", re.I)
+    compliance_pattern = re.compile(r"(?P<ch>smu[ab])\s*\.\s*source\s*\.\s*limiti\s*=", re.I)
+    @property
+    def compliance_key(self) -> str:  # type: ignore[override]
+        return self.smu
+
+    reset_pattern = re.compile(r"(?<![\w.])(?:smu[ab]\s*\.\s*)?reset\s*\(", re.I)
 
     error_query = 'print(string.format("%d\\t%s", errorqueue.next()))'
 
@@ -339,6 +348,7 @@ class Keithley2600(SourceMeter):
         ±inf).
         """
         v = self.check_sweep(voltages)
+        self.require_compliance()
         if np.max(np.abs(v)) > MAX_VOLTAGE:
             raise ValueError(f"{self.name}: sweep voltage beyond the 2600B's +-{MAX_VOLTAGE:g} V")
         s, n = self.smu, v.size
@@ -393,6 +403,7 @@ class Keithley2600(SourceMeter):
             raise ValueError(f"{self.name}: pulse width {width:g} s outside the 2600B's [{PULSE_WIDTH_MIN:g}, {PULSE_WIDTH_MAX:g}] s")
         current_limit = self._compliance if self._compliance is not None else self.limits.max_current
         self.limits.check_energy(amplitude, current_limit, width, f"{self.name} pulse")
+        self.require_compliance()
         s, w = self.smu, _lua_number(width)
         script = "\n".join(
             [

@@ -7,6 +7,8 @@ address twice to use both channels of a B2902A. Bulk data come back as IEEE 488.
 
 from __future__ import annotations
 
+import re
+
 import logging
 from typing import Any, Sequence
 
@@ -54,6 +56,13 @@ class KeysightB2900(SourceMeter):
     """
 
     guard = scpi_guard  # raw source-level commands are refused beyond the limits too
+    output_on_pattern = re.compile(r"(?<![\w*])OUTP(?:UT)?(?P<ch>2)?1?(?::STAT(?:E)?)?\s+(?:ON|1)\b", re.I)
+    compliance_pattern = re.compile(r"SENS(?:E)?(?P<ch>2)?1?(?::CURR(?:ENT)?)(?::DC)?:PROT", re.I)
+    @property
+    def compliance_key(self) -> str:  # type: ignore[override]
+        return "" if self.channel == 1 else str(self.channel)
+
+    reset_pattern = re.compile(r"\*RST|SYST(?:EM)?:PRES", re.I)
 
     source_voltage = Setting(
         ":SOUR{ch}:VOLT?",
@@ -183,6 +192,7 @@ class KeysightB2900(SourceMeter):
     def measure_sweep(self, voltages: Sequence[float]) -> np.ndarray:
         """One list-sweep acquisition per 2500 points, read back as one binary block each."""
         v = self.check_sweep(voltages)
+        self.require_compliance()
         if np.max(np.abs(v)) > MAX_VOLTAGE:
             raise ValueError(f"{self.name}: sweep voltage beyond the B2900's +-{MAX_VOLTAGE:g} V")
         c = self.channel
@@ -228,6 +238,7 @@ class KeysightB2900(SourceMeter):
             raise ValueError(f"{self.name}: pulse width {width:g} s outside the B2900's [{PULSE_WIDTH_MIN:g}, {PULSE_WIDTH_MAX:g}] s")
         current_limit = self._compliance if self._compliance is not None else self.limits.max_current
         self.limits.check_energy(amplitude, current_limit, width, f"{self.name} pulse")
+        self.require_compliance()
         c = self.channel
         aperture = self.aperture
         window = min(aperture, width / 2)

@@ -7,11 +7,12 @@ Keithley 2400, Keithley 2600B or Keysight B2900 drivers can be a station's SMU.
 from __future__ import annotations
 
 import abc
+import re
 from typing import Sequence
 
 import numpy as np
 
-from .base import Instrument, InstrumentError, ReplyError, log, parse_bool
+from .base import Instrument, InstrumentError, LimitError, ReplyError, log, parse_bool
 
 
 class SourceMeter(Instrument, abc.ABC):
@@ -23,6 +24,48 @@ class SourceMeter(Instrument, abc.ABC):
 
     #: steps of the ramp-down in :meth:`shutdown`
     ramp_steps = 5
+    #: raw commands that turn an output on / set its current compliance / restore power-on
+    #: limits; the ``ch`` group names the channel (see :meth:`_guard`)
+    output_on_pattern: "re.Pattern[str] | None" = None
+    compliance_pattern: "re.Pattern[str] | None" = None
+    reset_pattern: "re.Pattern[str] | None" = None
+
+    #: this driver's channel as the ``ch`` group of the patterns names it
+    compliance_key = ""
+
+    def require_compliance(self) -> None:
+        """Refuse (:class:`~labrram.safety.LimitError`, before any byte) to drive a channel whose
+        current compliance this session has not set: see :meth:`_guard`."""
+        if self.compliance_key not in self.__dict__.get("_compliance_set", ()):
+            raise LimitError(
+                f"{self.name}: refused: no current compliance was set in this session, and the instrument's own may "
+                f"exceed the station's max_current of {self.limits.max_current:g} A; call configure_voltage_source(compliance) first"
+            )
+
+    def _guard(self, data: bytes) -> None:
+        """The raw-command guard, plus the session's record of compliances: an output is turned
+        on — by :meth:`enable_output` or by a raw command — only on a channel whose current
+        compliance this session has set (within the limits, which the guard checks). The
+        instrument's own setting, left by whoever used it last or restored by a reset, may
+        exceed the station's ``max_current``."""
+        super()._guard(data)
+        text = data.decode("latin-1", "replace")
+        known: set[str] = self.__dict__.setdefault("_compliance_set", set())
+        events = []
+        for kind, rx in (("reset", self.reset_pattern), ("compliance", self.compliance_pattern), ("on", self.output_on_pattern)):
+            if rx is not None:
+                events += [(m.start(), kind, (m.groupdict().get("ch") or "").lower()) for m in rx.finditer(text)]
+        for _, kind, ch in sorted(events):
+            if kind == "reset":
+                known.clear()
+            elif kind == "compliance":
+                known.add(ch)
+            elif ch not in known and not self._unguarded:
+                raise LimitError(
+                    f"{self.name}: output {ch or 'on'} refused: no current compliance was set on it in this session, and the "
+                    f"instrument's own may exceed the station's max_current of {self.limits.max_current:g} A; "
+                    "call configure_voltage_source(compliance) first"
+                )
 
     @abc.abstractmethod
     def configure_voltage_source(self, compliance: float, nplc: float = 1.0, auto_zero: bool = False) -> None:

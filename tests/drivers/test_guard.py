@@ -12,11 +12,13 @@ from labrram.safety import LimitError
 from labrram.station import load_station
 
 REFUSED = {
-    "smu": [":SOUR:VOLT 20", ":source:voltage:level:immediate:amplitude 7", ":SOUR:VOLT MAX", ":SOUR1:VOLT -3.5",
+    "smu": [":SOUR:VOLT 0.1\n:SOUR:VOLT 9", "*RST", ":SYST:PRES", "*CLS;*RST", ":SOUR:FUNC CURR", ":SOUR:FUNC:MODE CURRent",
+            ":SOUR:VOLT 20", ":source:voltage:level:immediate:amplitude 7", ":SOUR:VOLT MAX", ":SOUR1:VOLT -3.5",
             "*CLS;:SOUR:VOLT 0.5;:SENS:CURR:PROT 1", ":SOUR:LIST:VOLT 0.1,0.2,9", ":SOUR:CURR 0.5", ":SENS:CURR:PROT MAX"],
     "b2902": [":SOUR1:VOLT 12", ":SOUR2:VOLT:TRIG 4", ":SOUR:PULS:VOLT 9", ":SOUR:VOLT:STOP 5"],
-    "k2636b": ["smua.source.levelv = 20", "smub.source.limiti=1", "smua.source.levelv = 1e3 print('x')"],
-    "board": [":PULS:SET 0,0,4.0,1.8,1e-6", ":PULS:RES 1,1,2.0,9.0,1e-6", ":ROUT:GATE 9", ":READ:VOLT -7"],
+    "k2636b": ["smua.reset()", "reset()", "smub.reset ()", "smua.source.func = smua.OUTPUT_DCAMPS", "smua.source.func=0",
+               "smua.source.levelv = 20", "smub.source.limiti=1", "smua.source.levelv = 1e3 print('x')"],
+    "board": [":READ:VOLT 0.2\n:READ:VOLT 7", ":PULS:SET 0,0,4.0,1.8,1e-6", ":PULS:RES 1,1,2.0,9.0,1e-6", ":ROUT:GATE 9", ":READ:VOLT -7"],
 }  # fmt: skip
 ALLOWED = {"smu": [":SOUR:VOLT 0.1", ":SOUR:VOLT DEF", "*IDN?", ":SENS:CURR:PROT 1e-4"], "board": [":READ:VOLT 0.2", ":ARR:SIZE?"]}
 
@@ -69,3 +71,18 @@ def test_an_iv_sweep_beyond_the_limits_sends_nothing(station):
         station.crossbar.iv_sweep(0, 0, [0.1], gate=9.0)
     assert k2400.received == before and station.bench.instruments["board"].received == board_before
     station.crossbar.set(Cells.pairs([(0, 0)]), gate=1.8)  # and the station still works
+
+
+def test_an_output_turns_on_only_where_this_session_set_the_compliance(station):
+    """The instrument's own current limit is unknown to a new session (a 2600B resets to 100 mA)."""
+    k = station.instruments["k2636b"]
+    emulator = station.bench.instruments["k2636b"]
+    before = emulator.received
+    for raw in ("smub.source.output = smub.OUTPUT_ON", "smub.source.output=1"):
+        with pytest.raises(LimitError, match="output smub refused: no current compliance"):
+            k.write(raw)
+    assert emulator.received == before
+    k.write("smub.source.limiti = 1e-4 smub.source.output = 1")  # the compliance first, in the same chunk
+    k.write("smub.source.output = 0")
+    with pytest.raises(LimitError, match="refused: no current compliance"):
+        k.pulse_voltage(0.5, 1e-4)  # smua: never configured in this session

@@ -67,6 +67,11 @@ def test_garbage_reply_raises_a_clear_error(smu, fake_transport):
 
 def test_sweep_is_chunked_by_the_list_size(smu, fake_transport):
     v = np.linspace(0, 0.2, 150)
+    with pytest.raises(LimitError, match="no current compliance was set"):
+        smu.measure_sweep(v)
+    assert fake_transport.written == []
+    smu.write(":SENS:CURR:PROT 1e-4")
+    fake_transport.written.clear()
     fake_transport.replies.append((",".join("1,2" for _ in range(100)) + "\n").encode())
     fake_transport.replies.append((",".join("1,3" for _ in range(50)) + "\n").encode())
     i = smu.measure_sweep(v)

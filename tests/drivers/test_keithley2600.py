@@ -44,6 +44,10 @@ def test_configure_is_one_line_then_an_error_check(smu, fake_transport):
 def test_channel_b_commands_name_smub(fake_transport):
     smu = Keithley2600(fake_transport, channel="b")
     assert smu.name == "2600B smub"
+    with pytest.raises(LimitError, match="no current compliance was set"):
+        smu.enable_output()  # the instrument's own limit (100 mA after a reset) is unknown here
+    smu.compliance_current = 1e-4
+    fake_transport.written.clear()
     smu.set_voltage(0.1)
     smu.enable_output()
     smu.nplc = 1

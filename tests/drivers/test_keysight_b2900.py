@@ -44,6 +44,10 @@ def test_configure_is_one_compound_command_then_an_error_check(smu, fake_transpo
 def test_channel_two_commands_carry_the_suffix(fake_transport):
     smu = KeysightB2900(fake_transport, channel=2)
     assert smu.name == "B2900 ch2"
+    smu.compliance_current = 1e-4
+    with pytest.raises(LimitError, match="output on refused: no current compliance"):
+        smu.write(":OUTP1 ON;:OUTP2 ON")  # channel 1's compliance was never set
+    fake_transport.written.clear()
     smu.set_voltage(0.1)
     smu.enable_output()
     smu.nplc = 1

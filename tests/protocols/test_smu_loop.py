@@ -254,9 +254,9 @@ def test_outputs_off_and_route_open_after_an_exception_mid_run(mocker, failure):
             if calls["n"] < 6:
                 return real(source, timeout=timeout)
             if failure == "script":  # the instrument fails mid-script with the output on
-                return real(source + "\nsmua.source.levelv = 0.2 smua.source.output = smua.OUTPUT_ON error('boom')", timeout=timeout)
+                return real(source + "\nsmua.source.limiti = 1e-4 smua.source.levelv = 0.2 smua.source.output = smua.OUTPUT_ON error('boom')", timeout=timeout)
             # the instrument is sourcing when the link drops / the user hits Ctrl-C
-            smu.write("smua.source.levelv = 0.2 smua.source.output = smua.OUTPUT_ON")
+            smu.write("smua.source.limiti = 1e-4 smua.source.levelv = 0.2 smua.source.output = smua.OUTPUT_ON")
             assert cs.bench.outputs_on() == ["k2636b"] and cs.bench.instruments["board"].route is not None
             raise ConnectionError("link lost") if failure == "link" else KeyboardInterrupt()
 
