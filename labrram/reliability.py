@@ -152,6 +152,10 @@ class CaseResult:
     audit: AuditResult | None = None
     reason: str = ""
     wall: float = 0.0
+    #: closed-loop jobs: devices the store reports converged, and how many of them are outside
+    #: the job's band in truth (the chip's true conductance at the end of the run)
+    converged: int = 0
+    out_of_band: int = 0
 
     @property
     def ok(self) -> bool:
@@ -281,9 +285,30 @@ def run_case(
                 healthy = (b.chip._stuck == 0) & ~np.isnan(targets)
                 if np.any(sets[healthy] != 1):
                     return CaseResult(kind, protocol, seed, f"FAILED: {int(np.sum(sets[healthy] != 1))} healthy device(s) not SET exactly once", plan.fired(), result, reason)
-            return CaseResult(kind, protocol, seed, outcome, plan.fired(), result, reason, time.perf_counter() - t0)
+            converged, out = judged_in_truth(store, b.chip)
+            return CaseResult(kind, protocol, seed, outcome, plan.fired(), result, reason, time.perf_counter() - t0, converged, out)
         except Exception as exc:  # a bug: report it in the matrix instead of hiding it
             return CaseResult(kind, protocol, seed, f"FAILED: {type(exc).__name__}: {exc}", plan.fired(), wall=time.perf_counter() - t0)
+
+
+def judged_in_truth(store: RunStore, chip: Any) -> tuple[int, int]:
+    """Devices a closed-loop programming run (ReRAM or PCM write-verify) reports converged, and
+    how many of them lie outside the run's band in truth — the simulated chip's true
+    conductance now, read only to judge. ``(0, 0)`` for other jobs."""
+    plan = store.attrs.get("plan")
+    settings = (store.attrs.get("plan_params") or {}).get("settings") or {}
+    if plan not in ("write-verify", "write-verify-pcm"):
+        return 0, 0
+    converged = np.asarray(store.read("converged"), dtype=bool)
+    targets = np.asarray(store.read("targets"), dtype=float)
+    rows, cols = np.nonzero(converged)
+    truth = chip._conductance(rows, cols)
+    t = targets[rows, cols]
+    if plan == "write-verify":
+        band = np.maximum(settings.get("tolerance", 0.05) * t, settings.get("abs_tolerance", 1e-6))
+    else:
+        band = np.full(t.shape, settings.get("half_width", 1e-6))
+    return int(rows.size), int(np.sum(np.abs(truth - t) > band * (1 + 1e-9)))
 
 
 def matrix(kinds=None, seeds=range(10), protocols=("single-shot",), **options: Any) -> list[CaseResult]:
@@ -300,12 +325,15 @@ def matrix(kinds=None, seeds=range(10), protocols=("single-shot",), **options: A
 
 def table(results: list[CaseResult]) -> list[dict[str, Any]]:
     """Counts per (protocol, fault kind): runs, completed, stopped cleanly (then resumed),
-    failed, faults injected."""
+    failed, faults injected; devices reported converged and, of those, out of band in truth."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:
-        row = rows.setdefault((r.protocol, r.kind), {"protocol": r.protocol, "fault": r.kind, "runs": 0, "completed": 0, "stopped cleanly": 0, "failed": 0, "faults injected": 0})
+        row = rows.setdefault((r.protocol, r.kind), {"protocol": r.protocol, "fault": r.kind, "runs": 0, "completed": 0, "stopped cleanly": 0, "failed": 0,
+                                                     "faults injected": 0, "converged": 0, "out of band": 0})  # fmt: skip
         row["runs"] += 1
         row["faults injected"] += r.faults_fired
+        row["converged"] += r.converged
+        row["out of band"] += r.out_of_band
         if r.outcome == "completed":
             row["completed"] += 1
         elif r.outcome == "stopped cleanly":

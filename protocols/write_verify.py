@@ -77,6 +77,14 @@ class ReRAMWriteVerify:
         Iterations at a gate limit without reaching the band before a device is given up.
     guard : float
         Standard deviations of the calibrated read noise by which the band is narrowed.
+    touch_ups : int
+        Rounds of the final verify (:func:`final_check`): after the loop, every accepted device
+        is read again and judged as at acceptance; one that has left its band since (relaxation
+        moves a device up to 1.5 bands, a fault more) is programmed again, for at most
+        ``touch_up_iterations`` more iterations per round. After the last round a device outside
+        its band is not converged.
+    touch_up_iterations : int
+        Iterations of one touch-up round.
     gate_min, gate_max : float
         The gate (word-line) voltage range of the SETs, V.
     set_amplitude, set_width : float
@@ -96,6 +104,8 @@ class ReRAMWriteVerify:
     max_iterations: int = 200
     give_up: int = 6
     guard: float = 3.0
+    touch_ups: int = 2
+    touch_up_iterations: int = 60
     gate_min: float = 1.2
     gate_max: float = 2.4
     set_amplitude: float = 1.8
@@ -115,6 +125,8 @@ class ReRAMWriteVerify:
             raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
         if self.rereads < 0:
             raise ValueError("rereads must be >= 0")
+        if self.touch_ups < 0 or self.touch_up_iterations < 1:
+            raise ValueError("touch_ups must be >= 0 and touch_up_iterations >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready data, as a run store records them."""
@@ -181,7 +193,8 @@ class WriteVerifyReRAM(Plan):
 
     @classmethod
     def from_store(cls, params: dict[str, Any], store: Any) -> "WriteVerifyReRAM":
-        settings = {"policy": "ispp", **params["settings"]}  # runs stored before there was a choice stepped the gate
+        # runs stored before there was a choice stepped the gate, and before the final verify touched up
+        settings = {"policy": "ispp", "touch_ups": 0, **params["settings"]}
         return cls(store.read("targets"), model_from_json(params["calibration"]), ReRAMWriteVerify(**settings))
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
@@ -213,7 +226,25 @@ class WriteVerifyReRAM(Plan):
             yield from pulse("RESET", everyone, s.reset_gate, s.reset_amplitude, s.reset_width)
         st.converged[:] = np.abs(st.achieved - st.targets) <= band
         pilot = pilot_devices(st, s) if aim else None
-        while st.iteration < s.max_iterations:
+        cap, rounds = s.max_iterations, 0
+        while True:
+            yield from self._loop(st, cap, band, full, reset_failed, f_prec, f_sum, pilot, pulse)
+            left = yield from final_check(st, s, model, band, full)
+            if not left.size or rounds >= s.touch_ups:
+                break
+            rounds, cap, pilot = rounds + 1, st.iteration + s.touch_up_iterations, None
+            above = left[st.achieved[left] > st.targets[left] + band[left]]
+            if above.size:  # risen since acceptance: down first, then SET again
+                yield from pulse("RESET", above, s.reset_gate, s.reset_amplitude, s.reset_width)
+        return program_result(shape, "write-verify", targets, st, s.to_dict())
+
+    def _loop(self, st: DeviceState, cap: int, band: np.ndarray, full: np.ndarray, reset_failed: np.ndarray,
+              f_prec: np.ndarray, f_sum: np.ndarray, pilot: np.ndarray | None, pulse: Any) -> PlanRun:  # fmt: skip
+        """Iterations until every live device is accepted or ``cap`` iterations are done."""
+        s, model = self.settings, self.model
+        aim = s.policy == "aim"
+        everyone = np.arange(st.targets.size)
+        while st.iteration < cap:
             active = np.nonzero(~st.converged & ~np.isnan(st.param))[0]
             if active.size == 0:
                 break
@@ -277,8 +308,6 @@ class WriteVerifyReRAM(Plan):
                 b = yield from pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
                 reset_failed[over] = (b.status == DELIVERED) & (b.g > 0.9 * before)  # the RESET changed nothing: stuck or dead
             yield Report("write-verify", int(st.converged.sum()), st.targets.size)
-        yield from final_verify(st, full)
-        return program_result(shape, "write-verify", targets, st, s.to_dict())
 
 
 def aim_gates(model: ReRAMModel, s: ReRAMWriteVerify, lo: np.ndarray, hi: np.ndarray, factor: np.ndarray) -> np.ndarray:
@@ -349,6 +378,34 @@ def final_verify(st: DeviceState, band: np.ndarray) -> PlanRun:
         st.achieved[done] = g
         limit = np.maximum(BROKEN * band[done], BROKEN_REL * st.targets[done])
         st.converged[done[np.abs(g - st.targets[done]) > limit]] = False
+
+
+#: standard deviations of the averaged read's noise by which the final check narrows the tolerance
+FINAL_GUARD = 1.0
+
+
+def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel, band: np.ndarray, full: np.ndarray) -> PlanRun:
+    """The final verify of ReRAM write-verify: every accepted device is read once more and
+    judged as at acceptance — inside its guarded ``band`` (S), or, between it and the tolerance
+    ``full`` (S), on the mean of ``rereads`` more reads (``"aim"``). ``achieved`` is this
+    judgement's reading. Returns the devices that failed it, now not converged."""
+    done = np.flatnonzero(st.converged)
+    if not done.size:
+        return done
+    g = yield from in_steps(Read(st.rows[done], st.cols[done]))
+    st.achieved[done] = g
+    err = np.abs(g - st.targets[done])
+    ok = err <= band[done]
+    noise = model.read_noise_rel * st.targets[done]
+    edge = np.flatnonzero(~ok & (err <= full[done] + s.guard * noise)) if s.rereads else np.empty(0, int)
+    if edge.size:
+        again = yield from in_steps(Read(np.tile(st.rows[done[edge]], s.rereads), np.tile(st.cols[done[edge]], s.rereads)))
+        mean = (g[edge] + again.reshape(s.rereads, edge.size).sum(axis=0)) / (s.rereads + 1)
+        st.achieved[done[edge]] = mean
+        ok[edge] = np.abs(mean - st.targets[done[edge]]) <= full[done[edge]] - FINAL_GUARD * noise[edge] / np.sqrt(s.rereads + 1)
+    left = done[~ok]
+    st.converged[left] = False
+    return left
 
 
 def write_verify_reram(
