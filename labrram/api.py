@@ -65,6 +65,9 @@ PROTOCOLS = {
     "stochastic-set": ("reram",),
 }
 _WRITE_VERIFY = {"reram": "write-verify", "pcm": "write-verify-pcm", "passive": "tune-passive"}
+#: the chip kind each stored programming plan runs on
+_PLAN_KINDS = {"write-verify": "reram", "single-shot": "reram", "stochastic-set": "reram", "smu-write-verify": "reram",
+               "write-verify-pcm": "pcm", "tune-passive": "passive"}  # fmt: skip
 
 
 class JobError(ValueError):
@@ -449,8 +452,13 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
             if not other_chip:
                 raise StoreError(f"{out}: the run was on chip {attrs['chip']!r}; this station's board reports {chip_id!r} "
                                  "(resume it there, or say explicitly that another chip is meant)")  # fmt: skip
+            _same_kind_and_shape(out, attrs, connected)  # another chip when told; another kind or size never
             log.warning("%s: resumed on chip %r; the run began on %r", out, chip_id, attrs["chip"])
             journal.store.update_attrs(chips=[*attrs.get("chips", [attrs["chip"]]), chip_id])
+        name, stored = connected.station.name, _stored_station_name(attrs)
+        if stored not in (None, name):
+            log.warning("%s: resumed through station %r; the run began through %r", out, name, stored)
+            journal.store.update_attrs(stations=[*attrs.get("stations", [stored]), name])
         faults0 = _bench_faults(connected)
         engine = Engine(connected.crossbar, journal, timer=connected.timer, progress=progress)
         result = engine.run(plan)
@@ -458,6 +466,27 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
             return _characterization(attrs.get("device_kind", ""), result, chip_id, out, engine, attrs.get("settings", {}))
         _finish_program(result, engine, connected, faults0, out)
         return result
+
+
+def _stored_station_name(attrs: dict[str, Any]) -> str | None:
+    """The station name a run store records (None when it records none)."""
+    stored = attrs.get("station")
+    name = stored.get("name") if isinstance(stored, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _same_kind_and_shape(out: str | Path, attrs: dict[str, Any], connected: ConnectedStation) -> None:
+    """Refuse to resume a run on a chip of another kind or another array size (its plan cannot
+    run there, whatever the user says), before any byte is sent to the chip."""
+    kind = attrs.get("device_kind") or _PLAN_KINDS.get(attrs.get("plan"))  # stores written before device_kind: by their plan
+    if kind is not None:
+        chip = chip_kind(connected)
+        if chip != kind:
+            raise StoreError(f"{out}: the run was on a {kind!r} array; this station's board carries a {chip!r} array")
+    shape = attrs.get("array_shape")
+    if isinstance(shape, list) and tuple(shape) != tuple(connected.crossbar.shape):
+        raise StoreError(f"{out}: the run was on a {shape[0]}x{shape[1]} array; this station's board has "
+                         f"{connected.crossbar.shape[0]}x{connected.crossbar.shape[1]}")  # fmt: skip
 
 
 def _station_of(attrs: dict[str, Any]) -> StationLike:

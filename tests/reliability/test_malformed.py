@@ -282,6 +282,63 @@ def test_a_store_from_another_chip_resumes_only_when_told(bench, capsys, tmp_pat
                        .replace("labrram://default/", "labrram://corpus/").replace('"@labrram"', '"corpus@labrram"')
                        .replace('bench = "default"', 'bench = "corpus"').replace("rows = 128", "rows = 4").replace("cols = 128", "cols = 4"))  # fmt: skip
     assert load_station(station).simulation.rows == 4
+    code, err = cli(capsys, "program", "--resume", "--station", station, "--out", path)
+    assert_one_line_error(code, err, "the run was on chip")
     code = main(["program", "--resume", "--other-chip", "--station", str(station), "--out", str(path)])
     assert code == 0, capsys.readouterr().err
     assert RunStore.open(path).attrs["chips"][-1].startswith("labrram,XB-1T1R-4x4")
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({'kind = "reram"': 'kind = "pcm"'}, "the run was on a 'reram' array; this station's board carries a 'pcm' array"),
+    ({"rows = 4": "rows = 8"}, "the run was on a 4x4 array; this station's board has 8x4"),
+])  # fmt: skip
+def test_a_store_never_resumes_on_another_kind_or_size_of_array_even_when_told(bench, capsys, tmp_path, change, expected):
+    path = tmp_path / "other_chip.zarr"
+    shutil.copytree(CORPUS / "stores" / "other_chip.zarr", path)
+    name = f"corpus-{len(expected)}"  # a bench of its own for each case
+    text = (__import__("importlib.resources").resources.files("labrram").joinpath("stations", "default.toml").read_text()
+            .replace("labrram://default/", f"labrram://{name}/").replace('"@labrram"', f'"{name}@labrram"')
+            .replace('bench = "default"', f'bench = "{name}"').replace("rows = 128", "rows = 4").replace("cols = 128", "cols = 4"))  # fmt: skip
+    for old, new in change.items():
+        text = text.replace(old, new)
+    station = tmp_path / "s.toml"
+    station.write_text(text)
+    before = RunStore.open(path).attrs
+    code, err = cli(capsys, "program", "--resume", "--other-chip", "--station", station, "--out", path)
+    assert_one_line_error(code, err, expected)
+    assert RunStore.open(path).attrs == before  # nothing recorded, nothing sent to the other array
+
+
+def test_a_run_resumed_through_another_station_file_says_so(capsys, tmp_path, caplog):
+    from labrram import sim
+
+    sim.configure_bench("renamed", rows=4, cols=4, seed=3)
+    text = (__import__("importlib.resources").resources.files("labrram").joinpath("stations", "default.toml").read_text()
+            .replace("labrram://default/", "labrram://renamed/").replace('"@labrram"', '"renamed@labrram"')
+            .replace('bench = "default"', 'bench = "renamed"').replace("rows = 128", "rows = 4").replace("cols = 128", "cols = 4"))  # fmt: skip
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    first.write_text(text)
+    second.write_text(text.replace('name = "simulated-bench"', 'name = "bench-B"'))
+    path = tmp_path / "run.zarr"
+    from labrram import api
+    from labrram.protocols.engine import Engine
+
+    calls = {"n": 0}
+    real = Engine._step
+
+    def stop_after_two(self, *a, **k):  # the run stops (as on Ctrl-C) after its second step
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Engine, "_step", stop_after_two)
+        with pytest.raises(KeyboardInterrupt):
+            api.program("uniform:50e-6:100e-6", first, out=path)
+    with caplog.at_level("WARNING", logger="labrram"):
+        api.resume(path, second)
+    attrs = RunStore.open(path).attrs
+    assert attrs["status"] == "complete" and attrs["stations"] == ["simulated-bench", "bench-B"]
+    assert "resumed through station 'bench-B'; the run began through 'simulated-bench'" in caplog.text
