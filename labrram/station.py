@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .crossbar import Crossbar
+from .schema import unknown_keys
 from .drivers.base import InstrumentError
 from .textfile import check_depth
 from .drivers import driver_class
@@ -175,21 +176,6 @@ def _expect(table: Any, where: str) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise StationError(f"{where} must be a table")
     return table
-
-
-def unknown_keys(given: Any, known: Any, where: str) -> str | None:
-    """The message for keys of ``given`` that are not in ``known`` (with a "did you mean"
-    suggestion for each near miss), or None when every key is known."""
-    import difflib
-
-    bad = sorted(set(given) - set(known))
-    if not bad:
-        return None
-    hints = []
-    for key in bad:
-        close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
-        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return f"{where}: unknown key(s) {', '.join(hints)}; known: {sorted(known)}"
 
 
 def _refuse_unknown(given: Any, known: Any, where: str) -> None:

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from labrram.schema import check_run_attrs
 from labrram.signals import deferred_signals
 from labrram.store import UPGRADES, RunStore, StoreError
 
@@ -228,6 +229,9 @@ class Journal:
         array ``inputs`` (name -> (array, dimension names, units)); refuses an existing path."""
         if kind not in RUN_KINDS:
             raise ValueError(f"run kind must be one of {RUN_KINDS}, got {kind!r}")
+        problems = check_run_attrs(path, {"kind": kind, **(attrs or {})})
+        if problems:  # what the store would be refused for on resume: a bug of the caller
+            raise ValueError("; ".join(problems))
         store = RunStore.create(path, kind, {"plan": plan, "plan_params": params, "array_shape": list(shape), "status": "running", **(attrs or {})})
         group = store.group
         for name, fields, chunk, units in (("steps", STEP_FIELDS, _CHUNK["steps"], None), ("log", LOG_FIELDS, _CHUNK["log"], LOG_UNITS)):
@@ -255,6 +259,9 @@ class Journal:
             raise StoreError(f"{path} is already complete; nothing to resume")
         if attrs.get("kind") not in RUN_KINDS or "plan" not in attrs:
             raise StoreError(f"{path} is a {attrs.get('kind')!r} store, not a run of a plan; nothing to resume")
+        problems = check_run_attrs(path, attrs)
+        if problems:  # the first one, on one line; a store edited by hand drives nothing
+            raise StoreError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         return cls(store)
 
     @property

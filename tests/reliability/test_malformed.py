@@ -342,3 +342,40 @@ def test_a_run_resumed_through_another_station_file_says_so(capsys, tmp_path, ca
     attrs = RunStore.open(path).attrs
     assert attrs["status"] == "complete" and attrs["stations"] == ["simulated-bench", "bench-B"]
     assert "resumed through station 'bench-B'; the run began through 'simulated-bench'" in caplog.text
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"stauts": "running"}, "unknown key(s) 'stauts' (did you mean 'status'?)"),
+    ({"array_shape": [4, "4"]}, "attribute 'array_shape' must be [rows, cols], two integers"),
+    ({"array_shape": [4, 0]}, "attribute 'array_shape' must have 1 to 65536 rows and columns"),
+    ({"chip": 7}, "attribute 'chip' must be str, got int"),
+    ({"device_kind": "mram"}, "attribute 'device_kind' must be one of ['reram', 'pcm', 'passive']"),
+    ({"status": True}, "attribute 'status' must be one of"),
+    ({"bench_time": -1.0}, "attribute 'bench_time' must be a finite number >= 0"),
+    ({"chips": ["a", 3]}, "attribute 'chips' must be a list of strings"),
+    ({"plan_params": [1, 2]}, "attribute 'plan_params' must be dict, got list"),
+])  # fmt: skip
+def test_run_store_attributes_are_checked_against_their_schema(bench, capsys, tmp_path, change, expected):
+    """A store edited by hand (or by another tool) is refused on resume, naming the store and
+    the attribute, before anything is rebuilt from it or sent."""
+    import zarr
+
+    path = tmp_path / "edited.zarr"
+    shutil.copytree(CORPUS / "stores" / "other_chip.zarr", path)
+    group = zarr.open_group(path, mode="r+")
+    group.attrs.update(change)
+    code, err = cli(capsys, "program", "--resume", "--other-chip", "--out", path)
+    assert_one_line_error(code, err, expected)
+    assert str(path) in err
+    assert_nothing_sent(bench)
+
+
+def test_a_lab_keeps_its_own_metadata_in_the_user_attribute(tmp_path):
+    import zarr
+
+    from labrram.protocols.journal import Journal
+
+    path = tmp_path / "mine.zarr"
+    shutil.copytree(CORPUS / "stores" / "other_chip.zarr", path)
+    zarr.open_group(path, mode="r+").attrs.update({"user": {"operator": "A. N. Other", "wafer": "W12"}})
+    assert Journal.open(path).attrs["user"]["wafer"] == "W12"
