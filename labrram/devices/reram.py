@@ -317,7 +317,7 @@ class LevelInstability:
 
     peak: float = 12e-6
     center: float = 137e-6
-    width: float = 0.12
+    width: float = 0.08
     tau: float = 0.05
 
     def __post_init__(self) -> None:
