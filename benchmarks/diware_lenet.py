@@ -2,8 +2,8 @@
 (4 devices per 8-bit weight), programmed array image by array image on simulated 128×128 ReRAM
 chips whose third level is broad, against the conventional mapping.
 
-Per chip (``LABRRAM_BENCH_DIWARE_SEEDS``, default 3; bench "diware-lenet", the chip option
-``level_spread = "hfox-mlc"``):
+Per chip (``LABRRAM_BENCH_DIWARE_SEEDS``, default 3; bench "diware-lenet", the station's
+``[simulation] level_spread = "hfox-mlc"``):
 
 1. the level table is measured: 512 devices per level programmed by write-verify to the four
    levels (10, 73, 137, 200 µS), read back 1 s later; the states are ranked by error current
@@ -17,7 +17,8 @@ Per chip (``LABRRAM_BENCH_DIWARE_SEEDS``, default 3; bench "diware-lenet", the c
    ``LABRRAM_BENCH_DIWARE_TEST`` test images (default 2,000): each device's measured deviation
    scaled (``labrram.nn.offset_network.readback_logits``), nothing reprogrammed.
 
-One more chip without the broad level (``level_spread = "none"``) is the ablation.
+One more chip without the broad level (``level_spread = "none"``, read-back only, m = 100 %) is
+the ablation.
 The conventional network is trained once on the first ``LABRRAM_BENCH_DIWARE_TRAIN`` training
 images (default 20,000) for ``LABRRAM_BENCH_DIWARE_EPOCHS`` epochs (default 10).
 """
@@ -45,11 +46,9 @@ def _s(t: float) -> str:
 
 
 def _chip(seed: int, level_spread: str):
-    from labrram import sim
     from labrram.station import load_station
 
-    sim.configure_bench(BENCH, seed=seed, chip_options={"level_spread": level_spread})
-    return load_station().with_simulation(bench=BENCH, seed=seed).connect()
+    return load_station().with_simulation(bench=BENCH, seed=seed, level_spread=level_spread).connect()
 
 
 def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[int], finetune: int) -> dict:
@@ -92,7 +91,7 @@ def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[in
             values = code_values(codes, offset)
             key = tuple(map(tuple, forbid.astype(int)))
             nets = {"conventional": conv}
-            for frac in FRACTIONS:
+            for frac in FRACTIONS if spread != "none" else FRACTIONS[:1]:
                 ck = (key, frac)
                 if ck not in biased_cache:
                     t0 = time.perf_counter()

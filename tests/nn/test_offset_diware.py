@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from labrram import sim
+from labrram.station import StationError
 from labrram.calibration.files import default_calibration
 from labrram.devices.reram import LevelInstability
 from labrram.mapping import OffsetSlicedMapping
@@ -29,8 +30,7 @@ MP = OffsetSlicedMapping()
 
 
 def station(name: str, seed: int, spread: str, n: int = 32):
-    sim.configure_bench(name, seed=seed, rows=n, cols=n, chip_options={"level_spread": spread})
-    return load_station().with_simulation(bench=name, seed=seed, rows=n, cols=n).connect()
+    return load_station().with_simulation(bench=name, seed=seed, rows=n, cols=n, level_spread=spread).connect()
 
 
 def table(std):
@@ -47,6 +47,8 @@ def test_instability_is_a_bump_and_checks_its_parameters():
         LevelInstability(width=0.0)
     with pytest.raises(ValueError, match="level_spread must be one of"):
         ReRAMChip(8, 8, level_spread="broad")
+    with pytest.raises(ValueError, match="level_spread must be one of"):
+        sim.configure_bench("lt-bad", chip_options={"level_spread": 3})
 
 
 def test_default_chip_is_unchanged_by_the_option():
@@ -69,6 +71,16 @@ def test_level_table_measured_through_the_instruments_finds_the_broad_level(spre
         assert list(order) == [0, 1, 3, 2] and t.std[2] > 1.5 * t.std[3]
     else:  # write-verify's relative tolerance alone: the top level is the broadest
         assert order[-1] == 3 and t.std[2] < t.std[3]
+
+
+def test_station_selects_the_level_spread():
+    st = load_station().with_simulation(bench="lt-station", seed=4, rows=8, cols=8, level_spread="hfox-mlc")
+    assert st.simulated_bench().chip.reveal_instability() == LevelInstability()
+    assert load_station().with_simulation(bench="lt-station", seed=4, rows=8, cols=8).simulated_bench().chip.reveal_instability() is None
+    with pytest.raises(StationError, match="level_spread must be one of"):
+        load_station().with_simulation(level_spread="broad")
+    with pytest.raises(StationError, match="property of ReRAM chips"):
+        load_station().with_simulation(kind="pcm", level_spread="hfox-mlc")
 
 
 def test_level_cells_put_every_level_in_every_row():
