@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-MULTIPLIERS = (1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0)
+MULTIPLIERS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
 FRACTIONS = (1.0, 0.5)
 BENCH = "diware-lenet"
 
@@ -59,7 +59,7 @@ def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[in
     from labrram.mapping.offset import OffsetSlicedMapping
     from labrram.nn.datasets import load_fashion_mnist
     from labrram.nn.lenet import export_layers, prepare_images, train_lenet
-    from labrram.nn.lenet_biased import conventional_network, train_biased_lenet
+    from labrram.nn.lenet_biased import train_biased_lenet
     from labrram.nn.level_table import allowed_codes, choose_offset, code_values, forbidden_levels, level_ranking, measure_levels
     from labrram.nn.offset_network import plan_offset_network, readback_logits, readback_weights, run_offset_network
     from labrram.nn.tiled import forward, input_ranges
@@ -78,7 +78,10 @@ def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[in
     res: dict = {"n_train": n_train, "epochs": epochs, "n_test": n_test, "n_inarray": n_inarray, "train_time": t_train,
                  "sw_float": acc(forward(export_layers(base), Xt), yt), "chips": [], "nets": {}}  # fmt: skip
     biased_cache: dict = {}
-    conv = conventional_network(base, mp)
+    t0 = time.perf_counter()
+    conv, conv_model, _ = train_biased_lenet(base, X, y, None, None, mp, fraction=0.0, epochs=finetune, seed=0)  # the same fine-tuning, nothing constrained
+    res["conventional_finetune_time"] = time.perf_counter() - t0
+    res["sw_float_finetuned"] = acc(forward(export_layers(conv_model), Xt), yt)
     chips = [(s, "hfox-mlc") for s in seeds] + [(seeds[0], "none")]
     for seed, spread in chips:
         t_chip = time.perf_counter()
@@ -162,7 +165,8 @@ def _pages(res: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
         f"LeNet-5 on Fashion-MNIST in offset encoding: hardware accuracy vs variation multiplier ({len(chips)} chips with a broad level, mean [min, max]; first {res['n_test']:,} test images)",
         ["variation", "training", "sw acc %", "hw acc %", "hw vs conventional"], rows,
         "Hardware accuracy from the read-back conductance maps (one whole-array read per array image after programming), each device's measured deviation from its target scaled by the multiplier (×1: as measured). "
-        f"Software accuracy of the float network: {100 * res['sw_float']:.1f} %.",
+        f"Software accuracy of the float network: {100 * res['sw_float']:.1f} % after the conventional training, {100 * res['sw_float_finetuned']:.1f} % after the same fine-tuning as the biased networks "
+        "(the conventional mapping's network: every network has the same training budget).",
     ))  # fmt: skip
 
     # 3. in-array at the chip's own variation
@@ -251,8 +255,8 @@ def lenet_main() -> None:
         print()
         sections.append(markdown_table(title, head, rows, notes))
     sections.append(
-        f"Conventional network trained on the first {n_train:,} training images for {epochs} epochs ({res['train_time']:.0f} s); biased fine-tuning "
-        f"{finetune} epochs ({', '.join(f'm = {k}: {v:.0f} s' for k, v in res['biased_train_time'].items())}). Whole study: {_s(res['total_wall'])} wall."
+        f"Network trained on the first {n_train:,} training images for {epochs} epochs ({res['train_time']:.0f} s), then fine-tuned {finetune} epochs: "
+        f"with no column constrained for the conventional mapping ({res['conventional_finetune_time']:.0f} s), with the constraint for the biased ones ({', '.join(f'm = {k}: {v:.0f} s' for k, v in res['biased_train_time'].items())}). Whole study: {_s(res['total_wall'])} wall."
     )
     write_page("docs/bench/diware_lenet.md", sections)
     out = Path(__file__).resolve().parent.parent / "docs/bench/diware_lenet.json"

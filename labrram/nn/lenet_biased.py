@@ -19,7 +19,8 @@ runs the network):
    (:func:`labrram.nn.offset_network.quantize_network`).
 
 The conventional baseline is the same network quantized at the default offset
-``2^(bits−1)`` with no column constrained.
+``2^(bits−1)`` with no column constrained; :func:`train_biased_lenet` with ``fraction = 0``
+gives it the same fine-tuning as the biased networks (the same training budget).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def train_biased_lenet(
     X: Any,
     y: Any,
     values: Any,
-    offset: int,
+    offset: int | None,
     mapping: OffsetSlicedMapping,
     fraction: float = 1.0,
     epochs: int = 3,
@@ -119,10 +120,11 @@ def train_biased_lenet(
         The conventionally trained network (left untouched).
     X, y : array
         Training images ``(N, 1, H, W)`` in [0, 1] and labels.
-    values : array of int
-        Signed values a constrained column's codes may take (:func:`~labrram.nn.level_table.code_values`).
-    offset : int
-        Offset of the constrained columns.
+    values : array of int or None
+        Signed values a constrained column's codes may take (:func:`~labrram.nn.level_table.code_values`);
+        None only with ``fraction = 0``.
+    offset : int or None
+        Offset of the constrained columns (None only with ``fraction = 0``).
     mapping : OffsetSlicedMapping
     fraction : float
         Fraction of every layer's columns constrained (by importance).
@@ -140,7 +142,9 @@ def train_biased_lenet(
     """
     if not (math.isfinite(fraction) and 0 <= fraction <= 1):
         raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")
-    vals = np.unique(np.asarray(values, dtype=np.int64))
+    if fraction > 0 and (values is None or offset is None):
+        raise ValueError("constrained columns (fraction > 0) need their values and offset")
+    vals = np.unique(np.asarray([0, 1] if values is None else values, dtype=np.int64))
     if vals.size < 2 or 0 not in vals:
         raise ValueError("values must hold 0 and at least one other value")
     Xn = np.asarray(X, dtype=np.float32)
@@ -194,5 +198,5 @@ def train_biased_lenet(
     from .offset_network import _from_matrix
 
     layers = [_from_matrix(lay, m) for lay, m in zip(layers, final)]
-    net = quantize_network(layers, mapping, steps=steps, constrained=columns, offset=offset)
+    net = quantize_network(layers, mapping, steps=steps, constrained=columns, offset=offset if fraction > 0 else None)
     return net, model, importance

@@ -145,3 +145,8 @@ def test_biased_training_puts_constrained_columns_on_allowed_codes():
     assert not any(c.any() for c in conv.constrained) and conv.digit_histogram()[3, 2] > 0.2
     with pytest.raises(ValueError, match="values must hold 0"):
         train_biased_lenet(base, X, y, [1, 2], 64, MP)
+    with pytest.raises(ValueError, match="need their values and offset"):
+        train_biased_lenet(base, X, y, None, None, MP, fraction=0.5)
+    # the conventional mapping's network with the same fine-tuning: nothing constrained, offset 128
+    plain, _, _ = train_biased_lenet(base, X, y, None, None, MP, fraction=0.0, epochs=1, batch_size=32)
+    assert not any(c.any() for c in plain.constrained) and all(np.all(o == 128) for o in plain.offsets)
