@@ -1,6 +1,11 @@
 """Mapping-aware biased training (Diware et al., AICAS 2023) against conventional training.
 
-digits (8×8, scikit-learn bundled), 64-16-10 ReLU network, 8-bit weights as four 2-bit slices
+Two studies; ``LABRRAM_BENCH_DIWARE`` = ``lenet`` / ``digits`` / ``all`` (default) chooses.
+
+**LeNet-5 on Fashion-MNIST** (:func:`lenet_main`, docs/bench/diware_lenet.md; implemented in
+:mod:`benchmarks.diware_lenet`).
+
+**digits** (8×8, scikit-learn bundled), 64-16-10 ReLU network, 8-bit weights as four 2-bit slices
 (8 devices per weight, 9,680 devices: one 128×128 array). The networks are trained once; for
 every chip seed each one is programmed on the same array in turn (RESET of the level-0 devices,
 single-shot SET of the others, from the shipped calibration), read back in one batched read,
@@ -70,6 +75,22 @@ def study(seeds: list[int], settings: DiwareSettings = DiwareSettings(), multipl
 
 
 def main() -> None:
+    which = os.environ.get("LABRRAM_BENCH_DIWARE", "all")
+    if which not in ("all", "lenet", "digits"):
+        raise SystemExit(f"LABRRAM_BENCH_DIWARE must be all, lenet or digits, got {which!r}")
+    if which in ("all", "digits"):
+        digits_main()
+    if which in ("all", "lenet"):
+        from .diware_lenet import lenet_main
+
+        lenet_main()
+
+
+def digits_main() -> None:
+    """The digits study (docs/bench/diware.md)."""
+    from .common import PRINTED, markdown_table, write_page
+
+    start = len(PRINTED)
     n = int(os.environ.get("LABRRAM_BENCH_SEEDS", "3"))
     seeds = list(range(n))
     t0 = time.perf_counter()
@@ -89,6 +110,7 @@ def main() -> None:
         rows,
     )
     print(f"(total {time.perf_counter() - t0:.0f} s)")
+    write_page("docs/bench/diware.md", [markdown_table(t, h, r) for t, h, r in PRINTED[start:]])
 
 
 if __name__ == "__main__":

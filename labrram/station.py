@@ -69,6 +69,10 @@ class SimulationEntry:
     #: ``"skewed"``, ``"heavy"`` or ``"empirical:FILE"`` (a quantile table; the path is resolved
     #: against the station file's folder)
     set_distribution: str = "gaussian"
+    #: level-dependent post-programming instability of a ReRAM chip: ``"none"`` or a preset of
+    #: :data:`labrram.devices.reram.LEVEL_INSTABILITY_PRESETS` (``"hfox-mlc"``: one broad
+    #: intermediate level, docs/methods/diware.md)
+    level_spread: str = "none"
 
 
 @dataclass(frozen=True)
@@ -367,6 +371,13 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
         if not Path(state).is_absolute() and source and not source.startswith("<"):
             state = str(Path(source).resolve().parent / state)  # relative to the station file
     set_distribution = _set_distribution(sim, where, source)
+    from .devices.reram import LEVEL_INSTABILITY_PRESETS
+
+    spread = sim.get("level_spread", "none")
+    if not isinstance(spread, str) or spread not in LEVEL_INSTABILITY_PRESETS:
+        raise StationError(f"{where}: level_spread must be one of {sorted(LEVEL_INSTABILITY_PRESETS)}, got {spread!r}")
+    if spread != "none" and sim.get("kind", "reram") != "reram":
+        raise StationError(f"{where}: level_spread is a property of ReRAM chips; kind is {sim.get('kind')!r}")
     faults = sim.get("faults")
     if faults is not None:
         from .sim.faults import FaultError, FaultPlan
@@ -577,8 +588,11 @@ def _simulated_bench(sim: SimulationEntry):
 
     instruments = BOARDS[sim.board]
     options = {} if sim.set_distribution == "gaussian" else {"set_distribution": sim.set_distribution}
-    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults, instruments, sim.set_distribution)
-    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults, cfg.instruments, cfg.chip_options.get("set_distribution", "gaussian")) != wanted:
+    if sim.level_spread != "none":
+        options["level_spread"] = sim.level_spread
+    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults, instruments, sim.set_distribution, sim.level_spread)
+    have = (cfg.chip_options.get("set_distribution", "gaussian"), cfg.chip_options.get("level_spread", "none"))
+    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults, cfg.instruments, *have) != wanted:
         bench = simulator.configure_bench(
             sim.bench, seed=sim.seed, kind=sim.kind, rows=sim.rows, cols=sim.cols, state=sim.state, faults=sim.faults,
             instruments=instruments, chip_options=options,

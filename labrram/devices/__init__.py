@@ -11,6 +11,7 @@ from ..lazy import lazy_exports
 _WHERE = {
     "AccessTransistor": ".reram",
     "ReRAMModel": ".reram",
+    "LevelInstability": ".reram",
     "PCMModel": ".pcm",
     "preset_nandakumar2019": ".pcm",
     "PassiveDeviceModel": ".passive",

@@ -15,7 +15,11 @@ The model follows the compliance-limited SET picture of Bonnet et al. 2023 (Meth
 * RESET returns the device to a log-normal high-resistance state;
 * after programming, conductance relaxes as ``(m + s z) ln(1 + dt / tau)`` with a per-program
   random ``z ~ N(0, 1)`` (mean shift and spread both grow with ln t);
-* reads carry multiplicative Gaussian noise of ``read_noise_rel``.
+* reads carry multiplicative Gaussian noise of ``read_noise_rel``;
+* optionally (a property of a simulated chip, :class:`LevelInstability`, off by default), a
+  level-dependent post-programming instability: within ``tau`` of a SET the conductance moves
+  by ``sigma_b(G) z`` with ``sigma_b`` a bump in ``log G`` that makes one intermediate level of
+  a multi-level cell much broader than the others after write-verify.
 
 The same class is the simulator's hidden truth (with a chip-to-chip variant drawn by
 :meth:`ReRAMModel.variant`) and the model that calibration fits.
@@ -267,3 +271,75 @@ class ReRAMModel:
         table = data.pop("set_table", None)
         table = None if table is None else QuantileTable.from_dict(table, "set_table")
         return cls(transistor=transistor, set_family=family, set_table=table, **{k: float(v) for k, v in data.items()})
+
+
+# --- level-dependent post-programming instability (multi-level cells) ----------------------------
+@dataclass(frozen=True)
+class LevelInstability:
+    """Level-dependent post-programming instability of a multi-level HfOx cell.
+
+    Measured multi-level HfOx 1T1R data show that, once write-verify has placed a device inside
+    its band, the conductance does not stay there: within milliseconds to seconds after the
+    last pulse it relaxes, and this post-programming spread depends on the level. The lowest
+    levels (a thin, well-RESET filament) and the highest (a thick filament) stay narrow; an
+    intermediate range — a filament of a few conduction channels, near one to two conductance
+    quanta ``G0 = 2e²/h ≈ 77.5 µS`` — broadens most (Perez et al., IEEE J-EDS 7, 740 (2019):
+    post-algorithm instability of multi-level HfO2 RRAM arrays; Esmanhotto et al., IEDM 2020:
+    relaxation broadens intermediate levels of 1T1R multi-level cells most). Diware et al.
+    (AICAS 2023) rank the four levels of their measured 2-bit cell G00 > G01 > G11 > G10: the
+    third level (G10) is by far the broadest.
+
+    The shape here is stylized, not fitted: the extra spread is a Gaussian bump in ``log10 G``,
+
+    ``sigma_b(G) = peak · exp(-½ (log10(G / center) / width)²)``,
+
+    and a device SET at ``G`` moves by ``sigma_b(G) · z · (1 − exp(−dt / tau))``, ``z ~ N(0, 1)``
+    drawn anew by every program (the simulator reuses the draw of the relaxation term, so the
+    random streams of chips without instability are unchanged), ``dt`` the time since that
+    program. Verify reads right after a pulse do not see it; any read later than a few ``tau``
+    sees all of it, so write-verify cannot remove it.
+
+    The simulated chip holds it with its hidden truth (``ReRAMChip(level_spread=...)``);
+    calibration never sees it: a level table has to be measured by programming levels and
+    reading them back (:func:`labrram.nn.level_table.measure_levels`).
+
+    Parameters
+    ----------
+    peak : float
+        Largest extra standard deviation, S.
+    center : float
+        Conductance where it peaks, S.
+    width : float
+        Width of the bump, decades of conductance.
+    tau : float
+        Time constant of its onset after a program, s.
+    """
+
+    peak: float = 12e-6
+    center: float = 137e-6
+    width: float = 0.08
+    tau: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("peak", "center", "width", "tau"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and (v >= 0 if name == "peak" else v > 0)):
+                raise ValueError(f"LevelInstability.{name} must be {'>= 0' if name == 'peak' else '> 0'}, got {v!r}")
+
+    def sigma(self, g: np.ndarray | float) -> np.ndarray:
+        """Extra standard deviation at programmed conductance ``g`` (S), S."""
+        g = np.maximum(np.asarray(g, dtype=float), 1e-12)
+        return self.peak * np.exp(-0.5 * (np.log10(g / self.center) / self.width) ** 2)
+
+    def shift(self, g: np.ndarray, z: np.ndarray, dt: np.ndarray) -> np.ndarray:
+        """Conductance change ``dt`` s after programming to ``g`` (S) for draws ``z``, S."""
+        dt = np.maximum(np.asarray(dt, dtype=float), 0.0)
+        return self.sigma(g) * z * -np.expm1(-dt / self.tau)
+
+
+#: named presets of :class:`LevelInstability` for a simulated chip (``level_spread`` option)
+LEVEL_INSTABILITY_PRESETS: dict[str, LevelInstability | None] = {
+    "none": None,
+    # the broad level at ≈ 137 µS: the third of four levels evenly spaced over 10-200 µS
+    "hfox-mlc": LevelInstability(),
+}

@@ -2,6 +2,8 @@
 
 * :mod:`labrram.mapping.differential` — deterministic weights: differential pairs, bit slices,
   per-layer or per-column scales, clipping, and tiling onto arrays (:func:`place`).
+* :mod:`labrram.mapping.offset` — offset encoding: ``w = step·(code − offset)``, one device per
+  multi-level slice (4 devices per 8-bit weight), placed with the same packing.
 * :mod:`labrram.mapping.posterior` — Gaussian posteriors: each weight sample the difference of
   two devices SET once at the KL-nearest calibrated condition, ``M`` copies of the network.
 
@@ -19,6 +21,7 @@ from .differential import (
     place,
     tile_count,
 )
+from .offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, place_offset
 from .posterior import (
     Conditions,
     CopyPlacement,
@@ -37,6 +40,9 @@ __all__ = [
     "CopyPlacement",
     "DifferentialMapping",
     "MappedLayer",
+    "OffsetPlacement",
+    "OffsetSlicedLayer",
+    "OffsetSlicedMapping",
     "PairDomain",
     "Placement",
     "PlacementError",
@@ -47,5 +53,6 @@ __all__ = [
     "max_copies",
     "place",
     "place_copies",
+    "place_offset",
     "tile_count",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..devices.reram import ReRAMModel
+from ..devices.reram import LEVEL_INSTABILITY_PRESETS, LevelInstability, ReRAMModel
 from ..devices.set_families import FAMILIES, QuantileTable
 from .clock import VirtualClock
 
@@ -194,6 +194,12 @@ class ReRAMChip(ChipBase):
         ``"empirical:FILE"`` (the shape of a quantile table, :class:`QuantileTable` JSON or a
         calibration file carrying one). The median and spread laws drawn for the chip are kept;
         only the shape changes (:mod:`labrram.devices.set_families`).
+    level_spread : str or LevelInstability
+        Level-dependent post-programming instability of the chip
+        (:class:`~labrram.devices.reram.LevelInstability`): ``"none"`` (default) or a preset of
+        :data:`~labrram.devices.reram.LEVEL_INSTABILITY_PRESETS` (``"hfox-mlc"``: one broad
+        intermediate level, as measured multi-level HfOx cells show), or an instance. Hidden
+        like the rest of the truth; with ``"none"`` the chip is exactly the chip without it.
     """
 
     kind = "reram"
@@ -206,8 +212,15 @@ class ReRAMChip(ChipBase):
         clock: VirtualClock | None = None,
         nominal: ReRAMModel | None = None,
         set_distribution: str = "gaussian",
+        level_spread: str | LevelInstability = "none",
     ) -> None:
         self._setup(rows, cols, seed, clock, "RR", 0x1AB)
+        if isinstance(level_spread, LevelInstability):
+            self._instability: LevelInstability | None = level_spread
+        elif isinstance(level_spread, str) and level_spread in LEVEL_INSTABILITY_PRESETS:
+            self._instability = LEVEL_INSTABILITY_PRESETS[level_spread]
+        else:
+            raise ValueError(f"level_spread must be one of {sorted(LEVEL_INSTABILITY_PRESETS)} or a LevelInstability, got {level_spread!r}")
         family, table = set_family_option(set_distribution)
         self._truth = replace((nominal or ReRAMModel()).variant(self._rng), set_family=family, set_table=table)
         self._init_state()
@@ -228,6 +241,10 @@ class ReRAMChip(ChipBase):
         """The hidden device model of this chip. For tests that judge calibration only."""
         return self._truth
 
+    def reveal_instability(self) -> LevelInstability | None:
+        """The chip's hidden level-dependent instability (None: none). For tests only."""
+        return self._instability
+
     #: codes of ``_stuck``: 0 healthy, 1 stuck at LRS, 2 stuck at HRS, 3 dead (keeps its
     #: present conductance, no longer switches)
     FAULT_CODES = {"stuck_lrs": 1, "stuck_hrs": 2, "dead": 3}
@@ -247,7 +264,10 @@ class ReRAMChip(ChipBase):
     # --- state ---------------------------------------------------------------------------
     def _conductance(self, rows, cols) -> np.ndarray:
         m = self._truth
-        g = self._g[rows, cols] + m.relaxation(self.clock.now - self._t_prog[rows, cols], self._z[rows, cols])
+        dt = self.clock.now - self._t_prog[rows, cols]
+        g = self._g[rows, cols] + m.relaxation(dt, self._z[rows, cols])
+        if self._instability is not None:
+            g = g + self._instability.shift(self._g[rows, cols], self._z[rows, cols], dt)
         g = np.maximum(g, m.g_min)
         stuck = self._stuck[rows, cols]
         g = np.where(stuck == 1, m.g_stuck_lrs * self._factor[rows, cols], g)
