@@ -114,6 +114,9 @@ RUN_ATTRS: dict[str, Check] = {
     "safe_state": _text(none=True),
     "network": _is(dict, none=True),
     "network_job": _text(256, none=True),
+    "job": _text(256, none=True),
+    "encoding": _text(64, none=True),
+    "progress_v2": _is(dict, none=True),
     "imported_from": _is(dict, none=True),
     "user": _is(dict, str, none=True),
 }

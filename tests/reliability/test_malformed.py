@@ -379,3 +379,17 @@ def test_a_lab_keeps_its_own_metadata_in_the_user_attribute(tmp_path):
     shutil.copytree(CORPUS / "stores" / "other_chip.zarr", path)
     zarr.open_group(path, mode="r+").attrs.update({"user": {"operator": "A. N. Other", "wafer": "W12"}})
     assert Journal.open(path).attrs["user"]["wafer"] == "W12"
+
+
+def test_every_attribute_labrram_writes_is_in_the_schema():
+    """Every ``attrs={...}`` key the code base passes to a run store is one the schema knows."""
+    import re
+
+    from labrram.schema import RUN_ATTRS
+
+    root = Path(__file__).resolve().parents[2]
+    keys = set()
+    for path in [*root.joinpath("labrram").rglob("*.py"), *root.joinpath("protocols").rglob("*.py")]:
+        for block in re.findall(r"attrs\s*=\s*\{([^{}]*)", path.read_text()):
+            keys |= set(re.findall(r'"([a-z_0-9]+)":', block))
+    assert keys and keys <= set(RUN_ATTRS), sorted(keys - set(RUN_ATTRS))
