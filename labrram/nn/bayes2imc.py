@@ -122,7 +122,7 @@ class SamplerNoise:
         return g
 
 
-REFERENCES = ("digital", "devices")
+REFERENCES = ("digital", "tile", "column")
 """What a weight device is compared with (:class:`SamplerSettings`)."""
 
 
@@ -146,9 +146,9 @@ class SamplerSettings:
         ``g_ref``). Reference devices drift with the weights and need no scaling.
     reference : str
         ``"digital"``: each read is compared with the number ``g_ref`` (scaled by the drift when
-        ``drift_compensation``); ``"devices"``: with the mean read of the reference PCM devices
-        programmed at ``g_ref`` in the weight's tile column (a layout from
-        :meth:`BinaryLayout.tile_grid`).
+        ``drift_compensation``); ``"tile"`` / ``"column"``: with the mean read, in the same read,
+        of the reference PCM devices programmed at ``g_ref`` with the weights, all those of the
+        weight's tile or those of its tile column (a layout from :meth:`BinaryLayout.tile_grid`).
     """
 
     g_ref: float = 8e-6
@@ -248,11 +248,14 @@ def calibrate_sampler(
     if references is None:
         reads = _read_series(xb, timer, n_reads, interval, (rows, cols))
     else:
-        k = ref_r.shape[0]
-        both = _read_series(xb, timer, n_reads, interval, (np.r_[rows, ref_r.ravel()], np.r_[cols, ref_c.ravel()]))
-        refs = both[:, rows.size :].reshape(n_reads, k, rows.size)
-        reads = both[:, : rows.size] - refs.mean(axis=1)
-        ok &= np.all(res.converged[ref_r, ref_c], axis=0)
+        flat = np.r_[rows * xb.shape[1] + cols, (ref_r * xb.shape[1] + ref_c).ravel()]
+        cells_read, where = np.unique(flat, return_inverse=True)  # a reference shared by many cells is read once
+        got = _read_series(xb, timer, n_reads, interval, (cells_read // xb.shape[1], cells_read % xb.shape[1]))[:, where]
+        refs = got[:, rows.size :].reshape((n_reads,) + ref_r.shape)
+        ref_ok = res.converged[ref_r, ref_c] & res.mask[ref_r, ref_c]  # as in sampling: working references only
+        n_ok = ref_ok.sum(axis=0)
+        reads = got[:, : rows.size] - (refs * ref_ok).sum(axis=1) / np.maximum(n_ok, 1)
+        ok &= n_ok > 0
     sd = reads.std(axis=0, ddof=1)
     meds = np.array([np.median(sd[ok & (lvl == g)]) if np.any(ok & (lvl == g)) else np.nan for g in levels])
     good = np.isfinite(meds) & (meds > 0)
@@ -339,8 +342,8 @@ class BinaryDeployment:
         """Per layer, the weight devices that can be sampled: programmed into their window
         and, with reference devices, with at least one working reference in their column."""
         conv = self.converged()
-        if self.settings.reference == "devices":
-            conv = conv & np.isfinite(self.layout.reference_levels(np.ones(self.layout.shape), conv))
+        if self.settings.reference != "digital":
+            conv = conv & np.isfinite(self.layout.reference_levels(np.ones(self.layout.shape), conv, self.settings.reference))
         return [self.layout.layer(conv, l) for l in range(self.net.n_layers)]
 
     def thresholds(self, g: np.ndarray) -> list[Any]:
@@ -348,8 +351,8 @@ class BinaryDeployment:
         (digital reference, drift-compensated or fixed) or ``(n_in, n_out)`` per layer (the
         reference devices of every weight's column, read in the same read)."""
         g_ref = self.settings.g_ref
-        if self.settings.reference == "devices":
-            levels = self.layout.reference_levels(g, self.converged())
+        if self.settings.reference != "digital":
+            levels = self.layout.reference_levels(g, self.converged(), self.settings.reference)
             return [self.layout.layer(levels, l) for l in range(self.net.n_layers)]
         if not self.settings.drift_compensation:
             return [g_ref] * self.net.n_layers
@@ -432,7 +435,7 @@ class BinaryDeployment:
     def summary(self) -> dict[str, Any]:
         """Devices, write-verify convergence and the sampler's measured noise law."""
         out = self.result.summary()
-        refs = int(self.layout.reference_mask().sum()) if self.settings.reference == "devices" else 0
+        refs = int(self.layout.reference_mask().sum()) if self.settings.reference != "digital" else 0
         return {
             "devices": self.layout.weight_devices + refs,
             "weight_devices": self.layout.weight_devices,
@@ -478,11 +481,11 @@ def deploy_binary(
         raise ValueError(f"the layout holds matrices {layout.shapes}, the network has {net.shapes}")
     if tuple(layout.shape) != tuple(xb.shape):
         raise ValueError(f"the layout is for a {layout.shape} array, the station's array is {tuple(xb.shape)}")
-    if settings.reference == "devices" and not layout.ref_rows:
-        raise ValueError("reference='devices' needs a layout with reference devices (BinaryLayout.tile_grid)")
+    if settings.reference != "digital" and not layout.ref_rows:
+        raise ValueError(f"reference={settings.reference!r} needs a layout with reference devices (BinaryLayout.tile_grid)")
     dep = BinaryDeployment(net, layout, noise, settings, None, 0.0)  # type: ignore[arg-type]
     targets = layout.place(dep.targets())
-    if settings.reference == "devices":
+    if settings.reference != "digital":
         targets[layout.reference_mask()] = settings.g_ref  # programmed with the weights, in the same job
     wv = settings.write_verify()
     lo, hi = wv.g_range
@@ -513,6 +516,7 @@ def evaluate_deployment(
     refresh: bool = True,
     X_cal: np.ndarray | None = None,
     n_software: int = 64,
+    n_fixed: int | None = None,
 ) -> tuple[LogitCorrection, list[dict[str, Any]]]:
     """Score the deployment at times after programming, with and without the logit correction.
 
@@ -520,8 +524,8 @@ def evaluate_deployment(
     ``n_samples`` reads give the networks of the deployment's own reference, then
     ``n_calibration`` reads the :class:`LogitCorrection` (reads only, and ``X_cal`` when given:
     no labels), which is applied to those networks (it is digital and acts on the logits, so it
-    may be measured just after them); then ``n_samples`` more reads give the networks of a fixed
-    digital reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction
+    may be measured just after them); then ``n_fixed`` (default ``n_samples``) more reads give
+    the networks of a fixed digital reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction
     of the first time is used at every time. ``X_cal`` (unlabelled inputs) adds the per-class
     affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
 
@@ -551,7 +555,7 @@ def evaluate_deployment(
         corrected, uncorrected = dep.net.accuracies(X_test, y_test, samples, [current, None])
         row = {"t": t, "corrected": corrected, "uncorrected": uncorrected}
         fixed = replace(dep, settings=replace(dep.settings, reference="digital", drift_compensation=False))  # same array
-        row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_samples), current)
+        row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_fixed or n_samples), current)
         dep.last_read = fixed.last_read
         rows.append(row)
     assert first is not None

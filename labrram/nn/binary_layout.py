@@ -8,9 +8,11 @@ columns), each laid on a rectangle of the array. Two ways to lay a network:
   array, compared with a digital threshold);
 * :meth:`BinaryLayout.tile`: the array is a grid of ``tile`` sub-arrays (128×128 by default, the
   crossbar tile size of the project), all programmed at once. The last ``ref_rows`` rows of each
-  tile hold *reference devices*: a weight device at column ``c`` of a tile is compared with the
-  mean read of the reference devices of column ``c`` in the same tile — what a column's sense
-  amplifier sees when its reference is ``ref_rows`` devices in parallel, scaled. A layer larger
+  tile hold *reference devices*: a weight device is compared with the mean read of reference
+  devices of its tile — all of them (``pool="tile"``: one reference current per tile, made of
+  ``ref_rows × tile columns`` devices in parallel, scaled) or the ``ref_rows`` of its own column
+  (``pool="column"``: a reference per sense amplifier, whose own read noise is then shared by
+  every weight of the column in each read). A layer larger
   than a tile's weight rows or columns is cut into pieces; pieces are stacked in the columns
   of earlier pieces when they fit under them, else given new columns, else the next tile.
 """
@@ -172,35 +174,47 @@ class BinaryLayout:
         cols, rows = np.nonzero(free.T[::-1])
         return rows, self.shape[1] - 1 - cols
 
-    def references_of(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The reference devices of cells ``(rows, cols)``: two ``(ref_rows, n)`` index arrays
-        (the reference rows of each cell's tile, in the cell's column)."""
-        if self.tile is None or not self.ref_rows:
-            raise ValueError("this layout has no reference devices (BinaryLayout.tile_grid lays them)")
-        rows, cols = np.asarray(rows, dtype=int).ravel(), np.asarray(cols, dtype=int).ravel()
-        tr = self.tile[0]
-        base = (rows // tr) * tr + tr - self.ref_rows
-        ref_r = base[None, :] + np.arange(self.ref_rows)[:, None]
-        return ref_r, np.broadcast_to(cols, ref_r.shape).copy()
+    def references_of(self, rows: np.ndarray, cols: np.ndarray, pool: str = "tile") -> tuple[np.ndarray, np.ndarray]:
+        """The reference devices of cells ``(rows, cols)``: two ``(k, n)`` index arrays.
 
-    def reference_levels(self, g: np.ndarray, ok: np.ndarray | None = None) -> np.ndarray:
-        """Array-shaped: for every cell, the mean of its column's reference devices in one
-        whole-array read ``g`` (``(..., rows, cols)``); ``ok`` (array-shaped bool) leaves out
-        reference devices that failed to program (a column with none left gets NaN)."""
+        ``pool="column"``: the ``ref_rows`` reference devices of each cell's tile column;
+        ``pool="tile"``: every reference device of each cell's tile (``ref_rows × tile columns``).
+        """
+        self._check_pool(pool)
+        rows, cols = np.asarray(rows, dtype=int).ravel(), np.asarray(cols, dtype=int).ravel()
+        tr, tc = self.tile  # type: ignore[misc]
+        base = (rows // tr) * tr + tr - self.ref_rows
+        if pool == "column":
+            ref_r = base[None, :] + np.arange(self.ref_rows)[:, None]
+            return ref_r, np.broadcast_to(cols, ref_r.shape).copy()
+        rr, cc = np.meshgrid(np.arange(self.ref_rows), np.arange(tc), indexing="ij")
+        ref_r = base[None, :] + rr.ravel()[:, None]
+        ref_c = (cols // tc * tc)[None, :] + cc.ravel()[:, None]
+        return ref_r, ref_c
+
+    def _check_pool(self, pool: str) -> None:
         if self.tile is None or not self.ref_rows:
             raise ValueError("this layout has no reference devices (BinaryLayout.tile_grid lays them)")
-        tr = self.tile[0]
+        if pool not in ("column", "tile"):
+            raise ValueError(f"pool must be 'column' or 'tile', got {pool!r}")
+
+    def reference_levels(self, g: np.ndarray, ok: np.ndarray | None = None, pool: str = "tile") -> np.ndarray:
+        """Array-shaped: for every cell, the mean read of its reference devices
+        (:meth:`references_of`) in one whole-array read ``g`` (``(..., rows, cols)``); ``ok``
+        (array-shaped bool) leaves out reference devices that failed to program (a cell with
+        none left gets NaN)."""
+        self._check_pool(pool)
+        tr, tc = self.tile  # type: ignore[misc]
         g = np.asarray(g, dtype=float)
         lead = g.shape[:-2]
-        t = g.reshape(lead + (self.shape[0] // tr, tr, self.shape[1]))[..., tr - self.ref_rows :, :]
-        if ok is None:
-            ref = t.mean(axis=-2, keepdims=True)
-        else:
-            m = np.asarray(ok, dtype=bool).reshape(self.shape[0] // tr, tr, self.shape[1])[:, tr - self.ref_rows :, :]
-            n = m.sum(axis=-2, keepdims=True)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ref = np.where(n > 0, (t * m).sum(axis=-2, keepdims=True) / np.maximum(n, 1), np.nan)
-        full = np.broadcast_to(ref, lead + (self.shape[0] // tr, tr, self.shape[1]))
+        nr, nc = self.shape[0] // tr, self.shape[1] // tc
+        t = g.reshape(lead + (nr, tr, nc, tc))[..., tr - self.ref_rows :, :, :]
+        m = np.ones(t.shape[-4:], dtype=bool) if ok is None else np.asarray(ok, dtype=bool).reshape(nr, tr, nc, tc)[:, tr - self.ref_rows :, :, :]
+        axes = (-3,) if pool == "column" else (-3, -1)
+        n = m.sum(axis=axes, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ref = np.where(n > 0, (t * m).sum(axis=axes, keepdims=True) / np.maximum(n, 1), np.nan)
+        full = np.broadcast_to(ref, lead + (nr, tr, nc, tc))
         return full.reshape(g.shape)
 
     def layer(self, a: np.ndarray, l: int) -> np.ndarray:

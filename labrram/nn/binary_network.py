@@ -191,6 +191,35 @@ class BinaryBayesNetwork:
                 raise ValueError(f"layer {i}: the batch norm has {np.shape(self.norms[i].gamma)} features, the layer {lam.shape[1]} outputs")
         object.__setattr__(self, "_features", int(features))
 
+    def save(self, path: Any) -> None:
+        """Write the posteriors, batch norms and convolution shapes to a ``.npz`` file (plain
+        arrays: :meth:`load` reads it without unpickling anything)."""
+        arrays: dict[str, np.ndarray] = {"n_layers": np.array(self.n_layers)}
+        for i, (lam, bn, conv) in enumerate(zip(self.lambdas, self.norms, self.convs)):  # type: ignore[arg-type]
+            arrays[f"lambda{i}"] = lam
+            for name in ("gamma", "beta", "mean", "var"):
+                arrays[f"bn{i}_{name}"] = np.asarray(getattr(bn, name), dtype=float)
+            arrays[f"bn{i}_eps"] = np.array(bn.eps)
+            if conv is not None:
+                arrays[f"conv{i}"] = np.array([*conv.in_shape, conv.kernel, conv.pool, conv.padding])
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Any) -> "BinaryBayesNetwork":
+        """Read a network written by :meth:`save` (ValueError for a file of another form)."""
+        with np.load(path, allow_pickle=False) as f:
+            try:
+                n = int(f["n_layers"])
+                lambdas, norms, convs = [], [], []
+                for i in range(n):
+                    lambdas.append(f[f"lambda{i}"])
+                    norms.append(BatchNorm(*(f[f"bn{i}_{k}"] for k in ("gamma", "beta", "mean", "var")), eps=float(f[f"bn{i}_eps"])))
+                    c = f[f"conv{i}"] if f"conv{i}" in f.files else None
+                    convs.append(None if c is None else BinaryConv(tuple(int(v) for v in c[:3]), int(c[3]), int(c[4]), int(c[5])))  # type: ignore[arg-type]
+            except KeyError as exc:
+                raise ValueError(f"{path} is not a binary Bayesian network file (missing {exc})") from None
+        return cls(lambdas, norms, convs)
+
     @property
     def n_features(self) -> int:
         """Inputs of the network (flattened images for a convolutional one)."""
