@@ -12,9 +12,9 @@ programmed at ``G_ref`` with the weights, and every weight device is compared wi
 of the 1,024 reference devices of its tile in the same read (``LABRRAM_B2IMC_REFERENCE=column``:
 the 8 of its tile column). On each chip: the sampler's comparison noise is
 measured on spare devices against their own references, the network is programmed, and it is
-scored on the first ``LABRRAM_B2IMC_TEST`` test images (default 1,000) at 1 s, 10 min, 1 h and 1 d
+scored on the first ``LABRRAM_B2IMC_TEST`` test images (default 600) at 1 s, 10 min, 1 h and 1 d
 after programming, from ``M`` = 32 whole-array reads each (one network per read), with the
-logit correction (measured again at each time from 64 reads and 256 unlabelled training
+logit correction (measured again at each time from 32 reads and 128 unlabelled training
 images), without it, and against a fixed digital reference (no drift tracking, 8 reads).
 Software: the same posteriors sampled by a random-number generator, 32 networks per draw.
 
@@ -49,8 +49,8 @@ from .common import markdown_table, table, write_page
 TIMES = (1.0, 600.0, 3600.0, 86400.0)
 M = 32
 M_FIXED = 8
-N_CAL_READS = 64
-N_CAL_INPUTS = 256
+N_CAL_READS = 32
+N_CAL_INPUTS = 128
 TILE = (128, 128)
 TILES = 4
 REF_ROWS = 8
@@ -237,7 +237,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"LABRRAM_B2IMC_CONFIGS: unknown {sorted(unknown)}; known: {sorted(settings)}")
     n_dep = _env("LABRRAM_BENCH_DEPLOYMENTS", 16)
-    n_train, n_test = _env("LABRRAM_B2IMC_TRAIN", 30000), _env("LABRRAM_B2IMC_TEST", 1000)
+    n_train, n_test = _env("LABRRAM_B2IMC_TRAIN", 30000), _env("LABRRAM_B2IMC_TEST", 600)
     t0 = time.perf_counter()
     for name in chosen:
         run(name, n_dep, n_train, n_test)

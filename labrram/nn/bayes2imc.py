@@ -392,8 +392,19 @@ class BinaryDeployment:
             out.append(self.weights_from(g))
         return out
 
+    def software_logits(self, X_cal: np.ndarray, n_software: int = 64, seed: int = 0) -> np.ndarray:
+        """Mean logits ``(K, n_classes)`` of ``n_software`` software draws of the posteriors on
+        ``X_cal``: what :meth:`correction` fits the hardware's logits to (the same at every
+        time, so it may be computed once and passed in)."""
+        return self.net.sample_logits(X_cal, self.net.software_samples(n_software, seed)).mean(axis=0)
+
     def correction(
-        self, samples: Sequence[Sequence[np.ndarray]], X_cal: np.ndarray | None = None, n_software: int = 64, seed: int = 0
+        self,
+        samples: Sequence[Sequence[np.ndarray]],
+        X_cal: np.ndarray | None = None,
+        n_software: int = 64,
+        seed: int = 0,
+        software: np.ndarray | None = None,
     ) -> LogitCorrection:
         """The final-layer correction from calibration ``samples`` (:meth:`sample`).
 
@@ -407,6 +418,8 @@ class BinaryDeployment:
             match those of ``n_software`` software draws of the posteriors.
         n_software, seed : int
             Software draws for that fit, and their seed.
+        software : ndarray, optional
+            :meth:`software_logits` of ``X_cal``, computed beforehand.
         """
         if len(samples) < 2:
             raise ValueError("the logit correction needs at least 2 calibration reads")
@@ -420,7 +433,9 @@ class BinaryDeployment:
         if X_cal.ndim != 2 or X_cal.shape[0] < 3:
             raise ValueError(f"X_cal must hold at least 3 inputs (K, n_in), got shape {X_cal.shape}")
         hw = self.net.sample_logits(X_cal, samples, shift_only).mean(axis=0)
-        sw = self.net.sample_logits(X_cal, list(zip(*self.net.sample_weights(n_software, seed)))).mean(axis=0)
+        sw = self.software_logits(X_cal, n_software, seed) if software is None else np.asarray(software)
+        if sw.shape != hw.shape:
+            raise ValueError(f"software logits have shape {sw.shape}, the calibration inputs give {hw.shape}")
         scale, offset = np.ones(hw.shape[1]), np.zeros(hw.shape[1])
         for c in range(hw.shape[1]):
             a, b = np.polyfit(hw[:, c], sw[:, c], 1)
@@ -544,11 +559,12 @@ def evaluate_deployment(
     times = check_times(times)
     rows: list[dict[str, Any]] = []
     first: LogitCorrection | None = None
+    software = None if X_cal is None else dep.software_logits(np.asarray(X_cal), n_software)
     for t in times:
         wait_after_programming(timer, dep.t_programmed, t)
         samples = dep.sample(xb, timer, n_samples)
         if first is None or refresh:
-            current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software)
+            current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software, software=software)
             first = first or current
         else:
             current = first
