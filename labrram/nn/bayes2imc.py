@@ -40,6 +40,13 @@ Pipeline, all through the instruments:
    reads and inputs, no labels, so they can be measured again at any time
    (:func:`evaluate_deployment` does, with ``refresh``).
 
+**Reference devices** (``SamplerSettings(reference="tile")`` or ``"column"``, a layout from
+:meth:`BinaryLayout.tile_grid`): instead of the number ``G_ref``, each weight is compared with
+the mean read, in the same whole-array read, of reference PCM devices programmed at ``G_ref``
+in the same write-verify job as the weights (all those of its 128×128 tile, or those of its tile
+column). They drift as the weights do, so they track drift without any digital scaling, and
+:func:`calibrate_sampler` (with ``references``) measures the noise of that comparison.
+
 Only measured quantities enter: the sampler calibration, write-verify reads and inference
 reads. Devices the write-verify could not bring into its window (stuck) are masked out (their
 weight reads as 0).
