@@ -1,5 +1,10 @@
 """Binary Bayesian network on PCM with device noise as the sampler (Bayes2IMC, Katti et al. 2025).
 
+By default: a binary Bayesian CNN on Fashion-MNIST sampled against reference PCM devices on a
+multi-tile chip (:mod:`benchmarks.bayes2imc_fmnist`, which writes
+docs/bench/bayes2imc_fmnist_*.md). With ``LABRRAM_B2IMC_TASK=digits``: the earlier experiment
+below, written to docs/bench/bayes2imc.md.
+
 A 64-100-10 binary Bayesian network (Bernoulli posteriors, hardware-aware training) is trained
 once on the bundled digits, then deployed on ``LABRRAM_BENCH_DEPLOYMENTS`` (default 8)
 simulated 128×128 PCM chips. On each chip: the sampler's read-to-read noise is measured on
@@ -99,6 +104,19 @@ def plot(software: list[float], results: list[dict], path: str) -> None:
 
 
 def main() -> None:
+    """The Fashion-MNIST CNN (default), or the digits MLP with ``LABRRAM_B2IMC_TASK=digits``."""
+    task = os.environ.get("LABRRAM_B2IMC_TASK", "fmnist")
+    if task == "fmnist":
+        from .bayes2imc_fmnist import main as fmnist
+
+        return fmnist()
+    if task != "digits":
+        raise SystemExit(f"LABRRAM_B2IMC_TASK must be fmnist or digits, got {task!r}")
+    digits()
+
+
+def digits() -> None:
+    """The 64-100-10 digits network with a digital reference (docs/bench/bayes2imc.md)."""
     n = int(os.environ.get("LABRRAM_BENCH_DEPLOYMENTS", "8"))
     t0 = time.perf_counter()
     task = load_task("digits", seed=0)

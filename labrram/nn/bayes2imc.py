@@ -40,6 +40,13 @@ Pipeline, all through the instruments:
    reads and inputs, no labels, so they can be measured again at any time
    (:func:`evaluate_deployment` does, with ``refresh``).
 
+**Reference devices** (``SamplerSettings(reference="tile")`` or ``"column"``, a layout from
+:meth:`BinaryLayout.tile_grid`): instead of the number ``G_ref``, each weight is compared with
+the mean read, in the same whole-array read, of reference PCM devices programmed at ``G_ref``
+in the same write-verify job as the weights (all those of its 128×128 tile, or those of its tile
+column). They drift as the weights do, so they track drift without any digital scaling, and
+:func:`calibrate_sampler` (with ``references``) measures the noise of that comparison.
+
 Only measured quantities enter: the sampler calibration, write-verify reads and inference
 reads. Devices the write-verify could not bring into its window (stuck) are masked out (their
 weight reads as 0).
@@ -54,14 +61,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from labrram.crossbar import Crossbar
-from labrram.nn.drift import BatchNorm, Network, check_times, wait_after_programming
-from labrram.nn.sampled import softmax
+from labrram.nn.binary_layout import BinaryLayout
+from labrram.nn.binary_network import BinaryBayesNetwork, BinaryConv
+from labrram.nn.drift import check_times, wait_after_programming
 from labrram.protocols.results import ProgramResult
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
 
 __all__ = [
     "PROBIT_SCALE",
     "BinaryBayesNetwork",
+    "BinaryConv",
     "BinaryDeployment",
     "BinaryLayout",
     "LogitCorrection",
@@ -78,104 +87,7 @@ PROBIT_SCALE = 2.0 / 1.702
 """``c`` in ``z = c λ``: ``sigmoid(2 λ) ≈ Φ(c λ)`` (the 1.702 logistic-probit match)."""
 
 
-# --- the network -----------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class BinaryBayesNetwork:
-    """Bernoulli posteriors of a binary network and its digital batch norms.
-
-    Layer ``l`` computes ``BN_l(x @ W_l)`` with ``W_l ∈ {−1, 0, +1}^(n_in, n_out)`` (0: a masked
-    device), followed by ReLU except after the last layer (logits).
-
-    Attributes
-    ----------
-    lambdas : list of ndarray
-        Natural parameters ``λ`` ``(n_in, n_out)`` per layer: ``P(w = +1) = sigmoid(2 λ)``.
-    norms : list of BatchNorm
-        Batch norm after each layer's product.
-    """
-
-    lambdas: list[np.ndarray]
-    norms: list[BatchNorm]
-    _net: Network = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        lambdas = [np.asarray(lam, dtype=float) for lam in self.lambdas]
-        if not lambdas or any(not np.all(np.isfinite(lam)) for lam in lambdas):
-            raise ValueError("lambdas must be a non-empty list of finite (n_in, n_out) arrays")
-        object.__setattr__(self, "lambdas", lambdas)
-        net = Network([np.tanh(lam) for lam in lambdas], [None] * len(lambdas), list(self.norms))
-        object.__setattr__(self, "_net", net)
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return self._net.sizes
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.lambdas)
-
-    def probabilities(self) -> list[np.ndarray]:
-        """``P(w = +1) = sigmoid(2 λ)`` per layer."""
-        return [0.5 * (1.0 + np.tanh(lam)) for lam in self.lambdas]
-
-    def mean_weights(self) -> list[np.ndarray]:
-        """``E[w] = tanh λ`` per layer."""
-        return [np.tanh(lam) for lam in self.lambdas]
-
-    def sample_weights(self, n: int, seed: int | np.random.Generator = 0) -> list[np.ndarray]:
-        """``n`` software draws (a random-number generator), ``(n, n_in, n_out)`` per layer."""
-        rng = np.random.default_rng(seed)
-        return [np.where(rng.random((int(n),) + p.shape) < p, 1.0, -1.0) for p in self.probabilities()]
-
-    def logits(self, X: np.ndarray, weights: Sequence[np.ndarray], shift: np.ndarray | None = None) -> np.ndarray:
-        """Logits ``(N, n_classes)`` of one network ``weights`` (``(n_in, n_out)`` per layer);
-        ``shift`` ``(N, n_classes)`` is added to the output layer's pre-activations."""
-        return self._output(self.hidden(X, weights), weights[-1], shift)
-
-    def _output(self, h: np.ndarray, w_last: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
-        z = h @ np.asarray(w_last, dtype=float)
-        return self.norms[-1](z if shift is None else z + shift)
-
-    def hidden(self, X: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
-        """Input of the output layer ``(N, n_hidden)`` for one network ``weights``."""
-        x = np.asarray(X, dtype=float)
-        if x.ndim != 2 or x.shape[1] != self.sizes[0]:
-            raise ValueError(f"X must have shape (N, {self.sizes[0]}), got {x.shape}")
-        if len(weights) != self.n_layers:
-            raise ValueError(f"weights need one entry per layer ({self.n_layers}), got {len(weights)}")
-        for w, bn in zip(weights[:-1], self.norms[:-1]):
-            x = np.maximum(bn(x @ np.asarray(w, dtype=float)), 0.0)
-        return x
-
-    def predict_proba(
-        self, X: np.ndarray, samples: Sequence[Sequence[np.ndarray]], correction: "LogitCorrection | None" = None
-    ) -> np.ndarray:
-        """Class probabilities ``(M, N, n_classes)`` of ``M`` sampled networks.
-
-        ``samples[k][l]`` is layer ``l``'s weights in network ``k``; ``correction`` shifts the
-        output layer (:class:`LogitCorrection`).
-        """
-        return np.stack([softmax(z) for z in self.sample_logits(X, samples, correction)])
-
-    def sample_logits(
-        self, X: np.ndarray, samples: Sequence[Sequence[np.ndarray]], correction: "LogitCorrection | None" = None
-    ) -> np.ndarray:
-        """Logits ``(M, N, n_classes)`` of ``M`` sampled networks (see :meth:`predict_proba`)."""
-        out = []
-        for weights in samples:
-            h = self.hidden(X, weights)  # once per network: the correction's shift needs it too
-            if correction is None:
-                out.append(self._output(h, weights[-1], None))
-            else:
-                out.append(correction.apply(self._output(h, weights[-1], h @ correction.delta)))
-        return np.stack(out)
-
-    def accuracy(self, X: np.ndarray, y: np.ndarray, samples, correction: "LogitCorrection | None" = None) -> float:
-        """Accuracy of the arg-max of the sample-averaged probabilities."""
-        p = self.predict_proba(X, samples, correction).mean(axis=0)
-        return float(np.mean(p.argmax(axis=1) == np.asarray(y)))
-
-
+# --- the network: labrram.nn.binary_network ----------------------------------------------------
 def lambda_to_z(lam: Any, z_max: float = 6.0, c: float = PROBIT_SCALE) -> np.ndarray:
     """``z = clip(c λ, −z_max, z_max)``: the target offset from the reference in read-noise σ."""
     return np.clip(c * np.asarray(lam, dtype=float), -z_max, z_max)
@@ -217,6 +129,10 @@ class SamplerNoise:
         return g
 
 
+REFERENCES = ("digital", "tile", "column")
+"""What a weight device is compared with (:class:`SamplerSettings`)."""
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """How the binary network is sampled from the array.
@@ -233,7 +149,13 @@ class SamplerSettings:
     half_width : float
         Write-verify window half-width, S.
     drift_compensation : bool
-        Scale the reference by each layer's measured mean drift.
+        With a digital reference: scale it by each layer's measured mean drift (False: a fixed
+        ``g_ref``). Reference devices drift with the weights and need no scaling.
+    reference : str
+        ``"digital"``: each read is compared with the number ``g_ref`` (scaled by the drift when
+        ``drift_compensation``); ``"tile"`` / ``"column"``: with the mean read, in the same read,
+        of the reference PCM devices programmed at ``g_ref`` with the weights, all those of the
+        weight's tile or those of its tile column (a layout from :meth:`BinaryLayout.tile_grid`).
     """
 
     g_ref: float = 8e-6
@@ -241,12 +163,15 @@ class SamplerSettings:
     interval: float = 1.0
     half_width: float = 0.3e-6
     drift_compensation: bool = True
+    reference: str = "digital"
 
     def __post_init__(self) -> None:
         for name in ("g_ref", "z_max", "interval", "half_width"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
 
     def write_verify(self, max_iterations: int = 200) -> PCMWriteVerify:
         """The PCM write-verify settings with this window."""
@@ -271,6 +196,8 @@ def calibrate_sampler(
     interval: float = 1.0,
     settle: float = 60.0,
     half_width: float = 0.3e-6,
+    references: tuple[np.ndarray, np.ndarray] | None = None,
+    g_ref: float = 8e-6,
 ) -> SamplerNoise:
     """Measure the read-to-read noise of programmed devices and fit ``σ(G) = a (G/1 µS)^b``.
 
@@ -292,11 +219,19 @@ def calibrate_sampler(
         Wait after programming before reading, s.
     half_width : float
         Write-verify window, S.
+    references : (rows, cols), optional
+        Two ``(k, n_cells)`` index arrays: the reference devices each cell is compared with
+        (:meth:`BinaryLayout.references_of`). They are programmed to ``g_ref`` with the cells
+        and read with them, and σ is then the spread of ``G − mean(references)``: the noise of
+        the comparison that sampling makes, reference noise included.
+    g_ref : float
+        Level of the reference devices, S.
 
     Raises
     ------
     ValueError
-        For too few cells or reads, or when no level gives a usable spread.
+        For too few cells or reads, badly shaped references, or when no level gives a usable
+        spread.
     """
     rows, cols = (np.asarray(c, dtype=int).ravel() for c in cells)
     levels = np.asarray(levels, dtype=float)
@@ -306,11 +241,28 @@ def calibrate_sampler(
         raise ValueError(f"n_reads must be an integer >= 4, got {n_reads!r}")
     targets = np.full(xb.shape, np.nan)
     lvl = levels[np.arange(rows.size) % levels.size]
+    if references is not None:
+        ref_r, ref_c = (np.asarray(a, dtype=int) for a in references)
+        if ref_r.ndim != 2 or ref_r.shape != ref_c.shape or ref_r.shape[1] != rows.size:
+            raise ValueError(f"references must be two (k, {rows.size}) index arrays, got shapes {ref_r.shape} and {ref_c.shape}")
+        if not (math.isfinite(g_ref) and g_ref > 0):
+            raise ValueError(f"g_ref must be a finite number > 0, got {g_ref!r}")
+        targets[ref_r, ref_c] = g_ref
     targets[rows, cols] = lvl
     res = write_verify_pcm(xb, targets, PCMWriteVerify(half_width=half_width, max_iterations=200))
     timer.wait(settle)
-    reads = _read_series(xb, timer, n_reads, interval, (rows, cols))
     ok = res.converged[rows, cols] & res.mask[rows, cols]
+    if references is None:
+        reads = _read_series(xb, timer, n_reads, interval, (rows, cols))
+    else:
+        flat = np.r_[rows * xb.shape[1] + cols, (ref_r * xb.shape[1] + ref_c).ravel()]
+        cells_read, where = np.unique(flat, return_inverse=True)  # a reference shared by many cells is read once
+        got = _read_series(xb, timer, n_reads, interval, (cells_read // xb.shape[1], cells_read % xb.shape[1]))[:, where]
+        refs = got[:, rows.size :].reshape((n_reads,) + ref_r.shape)
+        ref_ok = res.converged[ref_r, ref_c] & res.mask[ref_r, ref_c]  # as in sampling: working references only
+        n_ok = ref_ok.sum(axis=0)
+        reads = got[:, : rows.size] - (refs * ref_ok).sum(axis=1) / np.maximum(n_ok, 1)
+        ok &= n_ok > 0
     sd = reads.std(axis=0, ddof=1)
     meds = np.array([np.median(sd[ok & (lvl == g)]) if np.any(ok & (lvl == g)) else np.nan for g in levels])
     good = np.isfinite(meds) & (meds > 0)
@@ -320,55 +272,7 @@ def calibrate_sampler(
     return SamplerNoise(float(np.exp(log_a)), float(b), float(interval), levels, meds)
 
 
-# --- layout and deployment -------------------------------------------------------------------
-@dataclass(frozen=True)
-class BinaryLayout:
-    """One device per weight: layer ``l`` occupies rows ``[0, n_in)`` and a block of columns.
-
-    Attributes
-    ----------
-    shape : (int, int)
-        Array shape.
-    blocks : list of (int, int, int)
-        ``(n_in, col0, n_out)`` per layer.
-    """
-
-    shape: tuple[int, int]
-    blocks: list[tuple[int, int, int]]
-
-    @classmethod
-    def pack(cls, sizes: Sequence[int], shape: tuple[int, int], col0: int = 0) -> "BinaryLayout":
-        """Layers side by side from column ``col0``; raises ValueError when they do not fit."""
-        rows, cols = int(shape[0]), int(shape[1])
-        blocks, c = [], int(col0)
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            if n_in > rows:
-                raise ValueError(f"a layer with {n_in} inputs needs {n_in} rows, the array has {rows}")
-            blocks.append((int(n_in), c, int(n_out)))
-            c += int(n_out)
-        if c > cols:
-            raise ValueError(f"the network needs {c - col0} columns from column {col0}, the array has {cols}")
-        return cls((rows, cols), blocks)
-
-    @property
-    def used_columns(self) -> int:
-        n_in, c0, n_out = self.blocks[-1]
-        return c0 + n_out
-
-    def layer(self, a: np.ndarray, l: int) -> np.ndarray:
-        """Layer ``l``'s ``(n_in, n_out)`` part of a whole-array map ``a`` (``(..., rows, cols)``)."""
-        n_in, c0, n_out = self.blocks[l]
-        return a[..., :n_in, c0 : c0 + n_out]
-
-    def place(self, per_layer: Sequence[np.ndarray], fill: float = np.nan) -> np.ndarray:
-        """A whole-array map holding ``per_layer[l]`` in layer ``l``'s block."""
-        out = np.full(self.shape, fill, dtype=float)
-        for l, v in enumerate(per_layer):
-            n_in, c0, n_out = self.blocks[l]
-            out[:n_in, c0 : c0 + n_out] = v
-        return out
-
-
+# --- deployment (the layout: labrram.nn.binary_layout) -------------------------------------------
 @dataclass(frozen=True)
 class LogitCorrection:
     """Final-layer correction of a deployment.
@@ -436,14 +340,27 @@ class BinaryDeployment:
     reference_means: list[float] | None = None
     last_read: float | None = None
 
+    def converged(self) -> np.ndarray:
+        """Array-shaped: the devices (weights and references) the write-verify brought into
+        their window."""
+        return np.where(self.result.mask, self.result.converged, False)
+
     def ok(self) -> list[np.ndarray]:
-        """Per layer, the devices the write-verify brought into their window."""
-        conv = np.where(self.result.mask, self.result.converged, False)
+        """Per layer, the weight devices that can be sampled: programmed into their window
+        and, with reference devices, with at least one working reference in their column."""
+        conv = self.converged()
+        if self.settings.reference != "digital":
+            conv = conv & np.isfinite(self.layout.reference_levels(np.ones(self.layout.shape), conv, self.settings.reference))
         return [self.layout.layer(conv, l) for l in range(self.net.n_layers)]
 
-    def thresholds(self, g: np.ndarray) -> list[float]:
-        """Each layer's comparison level for one whole-array read ``g`` (drift-compensated)."""
+    def thresholds(self, g: np.ndarray) -> list[Any]:
+        """Each layer's comparison level for one whole-array read ``g``: a number per layer
+        (digital reference, drift-compensated or fixed) or ``(n_in, n_out)`` per layer (the
+        reference devices of every weight's column, read in the same read)."""
         g_ref = self.settings.g_ref
+        if self.settings.reference != "digital":
+            levels = self.layout.reference_levels(g, self.converged(), self.settings.reference)
+            return [self.layout.layer(levels, l) for l in range(self.net.n_layers)]
         if not self.settings.drift_compensation:
             return [g_ref] * self.net.n_layers
         if self.reference_means is None:
@@ -463,8 +380,9 @@ class BinaryDeployment:
         """The ±1 network one whole-array read ``g`` gives (masked devices: 0)."""
         out = []
         for l, (ok, th) in enumerate(zip(self.ok(), self.thresholds(g))):
-            w = np.where(self.layout.layer(g, l) > th, 1.0, -1.0)
-            out.append(np.where(ok, w, 0.0))
+            with np.errstate(invalid="ignore"):
+                w = np.where(self.layout.layer(g, l) > th, 1.0, -1.0)
+            out.append(np.where(ok, w, 0.0).astype(np.float32))
         return out
 
     def sample(self, xb: Crossbar, timer, n: int) -> list[list[np.ndarray]]:
@@ -481,8 +399,19 @@ class BinaryDeployment:
             out.append(self.weights_from(g))
         return out
 
+    def software_logits(self, X_cal: np.ndarray, n_software: int = 64, seed: int = 0) -> np.ndarray:
+        """Mean logits ``(K, n_classes)`` of ``n_software`` software draws of the posteriors on
+        ``X_cal``: what :meth:`correction` fits the hardware's logits to (the same at every
+        time, so it may be computed once and passed in)."""
+        return self.net.sample_logits(X_cal, self.net.software_samples(n_software, seed)).mean(axis=0)
+
     def correction(
-        self, samples: Sequence[Sequence[np.ndarray]], X_cal: np.ndarray | None = None, n_software: int = 64, seed: int = 0
+        self,
+        samples: Sequence[Sequence[np.ndarray]],
+        X_cal: np.ndarray | None = None,
+        n_software: int = 64,
+        seed: int = 0,
+        software: np.ndarray | None = None,
     ) -> LogitCorrection:
         """The final-layer correction from calibration ``samples`` (:meth:`sample`).
 
@@ -496,6 +425,8 @@ class BinaryDeployment:
             match those of ``n_software`` software draws of the posteriors.
         n_software, seed : int
             Software draws for that fit, and their seed.
+        software : ndarray, optional
+            :meth:`software_logits` of ``X_cal``, computed beforehand.
         """
         if len(samples) < 2:
             raise ValueError("the logit correction needs at least 2 calibration reads")
@@ -509,7 +440,9 @@ class BinaryDeployment:
         if X_cal.ndim != 2 or X_cal.shape[0] < 3:
             raise ValueError(f"X_cal must hold at least 3 inputs (K, n_in), got shape {X_cal.shape}")
         hw = self.net.sample_logits(X_cal, samples, shift_only).mean(axis=0)
-        sw = self.net.sample_logits(X_cal, list(zip(*self.net.sample_weights(n_software, seed)))).mean(axis=0)
+        sw = self.software_logits(X_cal, n_software, seed) if software is None else np.asarray(software)
+        if sw.shape != hw.shape:
+            raise ValueError(f"software logits have shape {sw.shape}, the calibration inputs give {hw.shape}")
         scale, offset = np.ones(hw.shape[1]), np.zeros(hw.shape[1])
         for c in range(hw.shape[1]):
             a, b = np.polyfit(hw[:, c], sw[:, c], 1)
@@ -524,8 +457,13 @@ class BinaryDeployment:
     def summary(self) -> dict[str, Any]:
         """Devices, write-verify convergence and the sampler's measured noise law."""
         out = self.result.summary()
+        refs = int(self.layout.reference_mask().sum()) if self.settings.reference != "digital" else 0
         return {
-            "devices": int(sum(b[0] * b[2] for b in self.layout.blocks)),
+            "devices": self.layout.weight_devices + refs,
+            "weight_devices": self.layout.weight_devices,
+            "reference_devices": refs,
+            "tiles": self.layout.n_tiles,
+            "array_shape": tuple(self.layout.shape),
             "converged_fraction": out["converged_fraction"],
             "sigma_a": self.noise.a,
             "sigma_b": self.noise.b,
@@ -561,8 +499,16 @@ def deploy_binary(
     if not math.isclose(noise.interval, settings.interval):
         raise ValueError(f"the sampler noise was measured at {noise.interval} s spacing, sampling uses {settings.interval} s")
     layout = layout or BinaryLayout.pack(net.sizes, tuple(xb.shape))
+    if tuple(layout.shapes) != tuple(net.shapes):
+        raise ValueError(f"the layout holds matrices {layout.shapes}, the network has {net.shapes}")
+    if tuple(layout.shape) != tuple(xb.shape):
+        raise ValueError(f"the layout is for a {layout.shape} array, the station's array is {tuple(xb.shape)}")
+    if settings.reference != "digital" and not layout.ref_rows:
+        raise ValueError(f"reference={settings.reference!r} needs a layout with reference devices (BinaryLayout.tile_grid)")
     dep = BinaryDeployment(net, layout, noise, settings, None, 0.0)  # type: ignore[arg-type]
     targets = layout.place(dep.targets())
+    if settings.reference != "digital":
+        targets[layout.reference_mask()] = settings.g_ref  # programmed with the weights, in the same job
     wv = settings.write_verify()
     lo, hi = wv.g_range
     finite = targets[np.isfinite(targets)]
@@ -575,8 +521,9 @@ def deploy_binary(
 
 
 VARIANTS = ("corrected", "uncorrected", "uncompensated")
-"""What :func:`evaluate_deployment` scores at each time: drift compensation with and without the
-logit correction, and neither (the fixed reference ``G_ref``)."""
+"""What :func:`evaluate_deployment` scores at each time: the deployment's own reference (drift
+tracking: reference devices, or the digital reference scaled by the measured drift) with and
+without the logit correction, and a fixed digital reference ``G_ref`` (no drift tracking)."""
 
 
 def evaluate_deployment(
@@ -591,23 +538,23 @@ def evaluate_deployment(
     refresh: bool = True,
     X_cal: np.ndarray | None = None,
     n_software: int = 64,
+    n_fixed: int | None = None,
 ) -> tuple[LogitCorrection, list[dict[str, Any]]]:
-    """Measure the logit correction, then score the deployment at times after programming.
+    """Score the deployment at times after programming, with and without the logit correction.
 
-    Right after ``dep`` was programmed, ``n_calibration`` reads give the
-    :class:`LogitCorrection`. Then for every ``t`` (s after the end of programming, increasing)
-    the timer waits until ``t`` and ``n_samples`` reads give the drift-compensated networks
-    (scored with and without the correction) and ``n_samples`` more reads the uncompensated
-    ones (fixed reference, with the correction). With ``refresh`` the correction is measured
-    again at each ``t`` from ``n_calibration`` new reads (reads only: no inputs, no labels), so
-    it follows the devices that drift faster or slower than the reference. ``X_cal``
-    (unlabelled inputs) adds the per-class affine part (:meth:`BinaryDeployment.correction`,
-    with ``n_software`` software draws).
+    For every ``t`` (s after the end of programming, increasing) the timer waits until ``t``;
+    ``n_samples`` reads give the networks of the deployment's own reference, then
+    ``n_calibration`` reads the :class:`LogitCorrection` (reads only, and ``X_cal`` when given:
+    no labels), which is applied to those networks (it is digital and acts on the logits, so it
+    may be measured just after them); then ``n_fixed`` (default ``n_samples``) more reads give
+    the networks of a fixed digital reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction
+    of the first time is used at every time. ``X_cal`` (unlabelled inputs) adds the per-class
+    affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
 
     Returns
     -------
     correction : LogitCorrection
-        The correction measured right after programming.
+        The correction measured at the first time.
     rows : list of dict
         One per time: ``t``, and the accuracies of :data:`VARIANTS`.
 
@@ -617,19 +564,22 @@ def evaluate_deployment(
         For times that are negative, not increasing, or already past.
     """
     times = check_times(times)
-    correction = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    first: LogitCorrection | None = None
+    software = None if X_cal is None else dep.software_logits(np.asarray(X_cal), n_software)
     for t in times:
         wait_after_programming(timer, dep.t_programmed, t)
-        current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software) if refresh and rows else correction
         samples = dep.sample(xb, timer, n_samples)
-        row = {
-            "t": t,
-            "corrected": dep.net.accuracy(X_test, y_test, samples, current),
-            "uncorrected": dep.net.accuracy(X_test, y_test, samples),
-        }
-        fixed = replace(dep, settings=replace(dep.settings, drift_compensation=False))  # same array, fixed reference
-        row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_samples), current)
+        if first is None or refresh:
+            current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software, software=software)
+            first = first or current
+        else:
+            current = first
+        corrected, uncorrected = dep.net.accuracies(X_test, y_test, samples, [current, None])
+        row = {"t": t, "corrected": corrected, "uncorrected": uncorrected}
+        fixed = replace(dep, settings=replace(dep.settings, reference="digital", drift_compensation=False))  # same array
+        row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_fixed or n_samples), current)
         dep.last_read = fixed.last_read
         rows.append(row)
-    return correction, rows
+    assert first is not None
+    return first, rows

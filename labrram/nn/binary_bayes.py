@@ -11,7 +11,8 @@ by ``kl_weight / N``.
 
 The network (:class:`BinaryBayesMLP`) is ``BernoulliLinear → BatchNorm → ReLU`` for hidden
 layers and ``BernoulliLinear → BatchNorm`` for the logits (no biases: the batch norms have them;
-they stay digital). :meth:`BinaryBayesMLP.to_numpy` exports the posteriors as a numpy
+they stay digital). :class:`BinaryBayesCNN` puts ``BernoulliConv2d → BatchNorm2d → ReLU →
+max pooling`` layers in front (:class:`BinaryCNNSpec`); its inputs are flattened images. :meth:`BinaryBayesMLP.to_numpy` exports the posteriors as a numpy
 :class:`~labrram.nn.bayes2imc.BinaryBayesNetwork`, the form the array deployment uses.
 """
 
@@ -28,10 +29,11 @@ from torch import nn
 
 from labrram.nn.bayes import check_sizes
 from labrram.nn.bayes2imc import PROBIT_SCALE, BinaryBayesNetwork
+from labrram.nn.binary_network import BinaryConv
 from labrram.nn.drift import BatchNorm
 from labrram.nn.train import _batches, _check_data, _threads
 
-__all__ = ["BernoulliLinear", "BinaryBayesMLP", "BinarySettings", "train_binary_bayes"]
+__all__ = ["BernoulliConv2d", "BernoulliLinear", "BinaryBayesCNN", "BinaryBayesMLP", "BinaryCNNSpec", "BinarySettings", "train_binary_bayes"]
 
 
 def bernoulli_kl(lam: torch.Tensor) -> torch.Tensor:
@@ -87,6 +89,120 @@ class BernoulliLinear(nn.Module):
         return x @ w.t()
 
 
+class BernoulliConv2d(BernoulliLinear):
+    """A convolution with ±1 kernels drawn from ``P(w = +1) = sigmoid(2 λ)``.
+
+    ``λ`` is ``(out_channels, in_channels·k·k)``, ordered as ``weight.reshape(out, -1)`` (and as
+    :func:`labrram.nn.tiled.im2col` orders a patch), so the exported matrix is the one the
+    array holds. Other parameters: :class:`BernoulliLinear`.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, padding: int = 0, temperature: float = 1.0, z_noise: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(int(in_channels) * int(kernel) ** 2, out_channels, temperature, z_noise, generator)
+        self.in_channels, self.kernel, self.padding = int(in_channels), int(kernel), int(padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.sample() if self.training else torch.tanh(self.lam)
+        return F.conv2d(x, w.view(self.out_features, self.in_channels, self.kernel, self.kernel), padding=self.padding)
+
+
+@dataclass(frozen=True)
+class BinaryCNNSpec:
+    """A binary convolutional network: ``k×k`` convolutions with ``channels`` maps, each followed
+    by batch norm, ReLU and ``pool×pool`` max pooling, then fully connected ``hidden`` layers
+    and ``n_classes`` logits.
+
+    Attributes
+    ----------
+    image : (int, int, int)
+        Input ``(C, H, W)``.
+    channels : tuple of int
+    kernel, pool, padding : int
+    hidden : tuple of int
+    n_classes : int
+    """
+
+    image: tuple[int, int, int] = (1, 28, 28)
+    channels: tuple[int, ...] = (8, 16)
+    kernel: int = 5
+    pool: int = 2
+    padding: int = 0
+    hidden: tuple[int, ...] = (100,)
+    n_classes: int = 10
+
+    def convs(self) -> list[BinaryConv]:
+        """The convolutions, with their input shapes (ValueError when they do not fit)."""
+        out, shape = [], tuple(int(s) for s in self.image)
+        for c in self.channels:
+            conv = BinaryConv(shape, self.kernel, self.pool, self.padding)  # type: ignore[arg-type]
+            out.append(conv)
+            shape = conv.out_shape(int(c))
+        return out
+
+    @property
+    def features(self) -> int:
+        """Inputs of the first fully connected layer."""
+        convs = self.convs()
+        return int(np.prod(convs[-1].out_shape(self.channels[-1]))) if convs else int(np.prod(self.image))
+
+
+class BinaryBayesCNN(nn.Module):
+    """Binary Bayesian convolutional network (:class:`BinaryCNNSpec`); inputs ``(N, C·H·W)``.
+
+    Parameters
+    ----------
+    spec : BinaryCNNSpec
+    temperature, z_noise, generator
+        As for :class:`BinaryBayesMLP`.
+    """
+
+    def __init__(self, spec: BinaryCNNSpec, temperature: float = 1.0, z_noise: float = 0.0, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        convs = spec.convs()
+        chans = (spec.image[0],) + tuple(spec.channels)
+        self.convs = nn.ModuleList(
+            BernoulliConv2d(a, b, spec.kernel, spec.padding, temperature, z_noise, generator) for a, b in zip(chans[:-1], chans[1:])
+        )
+        self.conv_norms = nn.ModuleList(nn.BatchNorm2d(b) for b in spec.channels)
+        sizes = check_sizes((spec.features, *spec.hidden, spec.n_classes))
+        self.dense = BinaryBayesMLP(sizes, temperature, z_noise, generator)
+        self._conv_shapes = convs
+
+    @property
+    def layers(self) -> list[BernoulliLinear]:
+        """Every Bernoulli layer, input first."""
+        return [*self.convs, *self.dense.layers]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view((x.shape[0],) + tuple(self.spec.image))
+        for conv, norm in zip(self.convs, self.conv_norms):
+            x = F.max_pool2d(F.relu(norm(conv(x))), self.spec.pool)
+        return self.dense(torch.flatten(x, 1))
+
+    def kl(self) -> torch.Tensor:
+        return sum(bernoulli_kl(layer.lam) for layer in self.layers)
+
+    def to_numpy(self) -> BinaryBayesNetwork:
+        """The posteriors (``(C_in·k·k, C_out)`` per convolution) and eval-mode batch norms."""
+        dense = self.dense.to_numpy()
+        with torch.no_grad():
+            lambdas = [c.lam.t().double().numpy().copy() for c in self.convs]
+            norms = [_numpy_norm(bn) for bn in self.conv_norms]
+        convs: list[BinaryConv | None] = [*self._conv_shapes, *([None] * dense.n_layers)]
+        return BinaryBayesNetwork(lambdas + dense.lambdas, norms + list(dense.norms), convs)
+
+
+def _numpy_norm(bn: nn.Module) -> BatchNorm:
+    return BatchNorm(
+        gamma=bn.weight.double().numpy().copy(), beta=bn.bias.double().numpy().copy(),
+        mean=bn.running_mean.double().numpy().copy(), var=bn.running_var.double().numpy().copy(), eps=float(bn.eps),
+    )  # fmt: skip
+
+
 class BinaryBayesMLP(nn.Module):
     """A multilayer perceptron of :class:`BernoulliLinear` layers with batch norms.
 
@@ -126,14 +242,7 @@ class BinaryBayesMLP(nn.Module):
         """The trained posteriors ``λ`` (``(n_in, n_out)`` per layer) and eval-mode batch norms."""
         with torch.no_grad():
             lambdas = [layer.lam.t().double().numpy().copy() for layer in self.layers]
-            norms = [
-                BatchNorm(
-                    gamma=bn.weight.double().numpy().copy(), beta=bn.bias.double().numpy().copy(),
-                    mean=bn.running_mean.double().numpy().copy(), var=bn.running_var.double().numpy().copy(),
-                    eps=float(bn.eps),
-                )
-                for bn in self.norms
-            ]  # fmt: skip
+            norms = [_numpy_norm(bn) for bn in self.norms]
         return BinaryBayesNetwork(lambdas, norms)
 
 
@@ -184,24 +293,25 @@ class BinarySettings:
 
 
 def train_binary_bayes(
-    X: np.ndarray, y: np.ndarray, sizes: Sequence[int], settings: BinarySettings = BinarySettings()
-) -> tuple[BinaryBayesMLP, list[dict]]:
-    """Train a :class:`BinaryBayesMLP` by variational inference on Bernoulli posteriors.
+    X: np.ndarray, y: np.ndarray, sizes: "Sequence[int] | BinaryCNNSpec", settings: BinarySettings = BinarySettings()
+) -> tuple["BinaryBayesMLP | BinaryBayesCNN", list[dict]]:
+    """Train a :class:`BinaryBayesMLP` or :class:`BinaryBayesCNN` by variational inference on
+    Bernoulli posteriors.
 
     Parameters
     ----------
     X : numpy.ndarray
-        Inputs ``(N, sizes[0])``.
+        Inputs ``(N, sizes[0])`` (flattened images ``(N, C·H·W)`` for a CNN).
     y : numpy.ndarray
         Integer labels ``(N,)``.
-    sizes : sequence of int
-        Layer widths.
+    sizes : sequence of int or BinaryCNNSpec
+        Layer widths of a multilayer perceptron, or a convolutional network.
     settings : BinarySettings
         Optimization settings.
 
     Returns
     -------
-    model : BinaryBayesMLP
+    model : BinaryBayesMLP or BinaryBayesCNN
         The trained network, in eval mode.
     history : list of dict
         Per epoch: ``epoch``, ``loss`` (cross-entropy + weighted KL per sample), ``kl`` and
@@ -212,11 +322,17 @@ def train_binary_bayes(
     ValueError
         If ``X``, ``y`` and ``sizes`` do not fit together.
     """
+    spec = sizes if isinstance(sizes, BinaryCNNSpec) else None
+    if spec is not None:
+        spec.convs()  # checks that the convolutions fit the images
+        sizes = (int(np.prod(spec.image)), spec.n_classes)  # what the data must match
     Xt, yt, sizes = _check_data(X, y, sizes)
     s = settings
     with _threads(s.num_threads):
         gen = torch.Generator().manual_seed(int(s.seed))
-        model = BinaryBayesMLP(sizes, s.temperature, s.z_noise, gen)
+        model: BinaryBayesMLP | BinaryBayesCNN = (
+            BinaryBayesCNN(spec, s.temperature, s.z_noise, gen) if spec is not None else BinaryBayesMLP(sizes, s.temperature, s.z_noise, gen)
+        )
         opt = torch.optim.Adam(model.parameters(), lr=s.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(s.epochs))
         n = Xt.shape[0]
