@@ -11,13 +11,14 @@ weight matrices (convolutions unrolled to ``(C_in·k·k, C_out)`` matrices) are 
 the one array as differential pairs with one scale per column (:func:`labrram.nn.drift.deploy_pcm`,
 persistent placement) and programmed by PCM write-verify through the engine and the drivers;
 then the network is scored 1 s, 1 min, 1 h, 1 day, 1 week and 30 days after programming (the
-bench's virtual clock) with no compensation, global drift compensation (per column, 8 ±1
+bench's virtual clock) with no compensation, global drift compensation (per column, 4 ±1
 calibration vectors through the array by analog MVM) and batch-norm recalibration (256 training
 images), on weights read back through the instruments (:func:`labrram.nn.drift.evaluate_drift`).
 Batch norms are applied digitally, not folded, so they can be recalibrated.
 
 Chip ``s`` is scored on its own slice of a fixed permutation of the 10,000 test images
-(``LABRRAM_JOSHI_TEST`` images, default 2000), so five chips cover the whole test set once.
+(``LABRRAM_JOSHI_TEST`` images, default 1000), so five chips cover half the test set, each image
+once.
 ``LABRRAM_BENCH_SEEDS`` (default 5) sets the chips; ``LABRRAM_BENCH_WORKERS`` (default 1) runs
 chips in that many processes.
 """
@@ -48,6 +49,8 @@ WIDTHS = (16, 32, 64)
 TIMES = (1.0, 60.0, 3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0)
 LABELS = {"none": "no compensation", "gdc": "GDC", "bn": "BN recal"}
 ARRAY = (512, 512)
+#: GDC calibration vectors per layer (each one MVM per tile, through the array)
+N_CAL = 4
 
 
 def out_dir() -> Path:
@@ -98,7 +101,7 @@ def study(seed: int, n_test: int, times=TIMES, n_bn: int = 256) -> dict:
     with station.connect() as st:
         for name, twin in twins.items():
             dep = deploy_pcm(st.crossbar, st.timer, twin, model, DeploySettings(scale="column"))
-            rows = evaluate_drift(st.crossbar, st.timer, dep, twin, X, y, X_bn, times, granularity="column", seed=seed)
+            rows = evaluate_drift(st.crossbar, st.timer, dep, twin, X, y, X_bn, times, granularity="column", n_calibration=N_CAL, seed=seed)
             out[name] = {"software": twin.accuracy(X, y), "rows": rows, **dep.summary()}
             print(f"  chip {seed} {name}: software {100 * out[name]['software']:.1f} %, "
                   + ", ".join(f"{format_time(r['t'])} {100 * r['none']:.1f}/{100 * r['gdc']:.1f}/{100 * r['bn']:.1f}" for r in rows)
@@ -146,7 +149,7 @@ def targets(results: list[dict], software_full: dict[str, float]) -> list[list[s
 
 def main() -> None:
     n = int(os.environ.get("LABRRAM_BENCH_SEEDS", "5"))
-    n_test = int(os.environ.get("LABRRAM_JOSHI_TEST", "2000"))
+    n_test = int(os.environ.get("LABRRAM_JOSHI_TEST", "1000"))
     workers = int(os.environ.get("LABRRAM_BENCH_WORKERS", "1"))
     t0 = time.perf_counter()
     metas = {name: trained(name)[1] for name in VARIANTS}  # trains (once) before any chip

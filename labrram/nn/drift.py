@@ -336,6 +336,20 @@ class PCMDeployment:
         """``X @ W_layer`` computed in the array (row voltages ``v_read·x``, one MVM per input and tile)."""
         return self.placement.mvm(layer, X, lambda _i, v: xb.mvm(v), v_read=v_read)
 
+    def matvec(self, xb: Crossbar, v_max: float = 0.1):
+        """``matvec(layer, v) -> v @ W_layer`` computed in the array, for a network's forward
+        (e.g. :meth:`labrram.nn.resnet_twin.ResNetTwin.forward`): each call's inputs are scaled so
+        that the largest ``|v|`` is ``v_max`` volts (the DAC range set per layer and batch), one
+        MVM per input vector and tile."""
+        if not 0 < v_max <= 0.2:
+            raise ValueError(f"v_max must be in (0, 0.2] V (a read, far below the SET threshold), got {v_max!r}")
+
+        def mv(layer: int, v: np.ndarray) -> np.ndarray:
+            top = float(np.max(np.abs(v), initial=0.0)) or 1.0
+            return self.mvm(xb, layer, np.asarray(v, dtype=float) / top, v_read=v_max) * top
+
+        return mv
+
 
 def deploy_pcm(xb: Crossbar, timer, net: Any, model: PCMModel, settings: DeploySettings = DeploySettings(), out: str | None = None) -> PCMDeployment:
     """Map ``net``'s weights onto differential pairs and program them by write-verify.

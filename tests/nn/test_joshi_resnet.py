@@ -13,6 +13,7 @@ from labrram.calibration.files import default_calibration
 from labrram.mapping import PlacementError
 from labrram.nn.drift import DeploySettings, deploy_pcm, evaluate_drift, recalibrate_batchnorm
 from labrram.nn.noise_injection import NoiseSettings
+from labrram.nn.tiled import im2col
 from labrram.nn.resnet import NoisyConv2d, ResNet, export_resnet, load_resnet_npz, save_resnet_npz, train_resnet
 from labrram.station import load_station
 
@@ -121,6 +122,17 @@ def test_whole_network_stays_programmed_on_one_pcm_array_and_drifts(tiny):
         s = dep.summary()
         assert s["arrays"] == 1 and s["devices"] == 2 * twin.n_weights and s["tiles"] >= 10
         assert s["converged_fraction"] > 0.97 and s["program_bench_time"] > 0
+        # the network computed by MVMs in the array agrees with the forward on read-back weights
+        # (unmasked: the array's MVM cannot drop the pairs the write-verify flagged)
+        w_back = dep.read_weights(st.crossbar, mask_faulty=False)
+        v = im2col(X[:2], 3, 1, 1).reshape(-1, 9)
+        y_array = dep.matvec(st.crossbar)(1, np.hstack([v] * 2))  # layer 1 takes 2 channels × 3×3
+        assert np.abs(y_array - np.hstack([v] * 2) @ w_back[1]).mean() < 0.04 * np.abs(y_array).max()  # 1/f noise apart
+        in_array = twin.forward(X[:2], matvec=dep.matvec(st.crossbar))[0]
+        read_back = twin.logits(X[:2], w_back)
+        assert np.corrcoef(in_array.ravel(), read_back.ravel())[0, 1] > 0.9
+        with pytest.raises(ValueError, match="v_max"):
+            dep.matvec(st.crossbar, v_max=2.0)
         rows = evaluate_drift(st.crossbar, st.timer, dep, twin, X[:60], y[:60], X[60:], (1.0, 86400.0), granularity="column")
     sw = twin.accuracy(X[:60], y[:60])
     assert rows[0]["none"] >= sw - 0.1  # right after programming
