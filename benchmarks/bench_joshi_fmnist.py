@@ -19,7 +19,7 @@ Batch norms are applied digitally, not folded, so they can be recalibrated.
 Chip ``s`` is scored on its own slice of a fixed permutation of the 10,000 test images
 (``LABRRAM_JOSHI_TEST`` images, default 1000), so five chips cover half the test set, each image
 once.
-``LABRRAM_BENCH_SEEDS`` (default 5) sets the chips; ``LABRRAM_BENCH_WORKERS`` (default 1) runs
+``LABRRAM_BENCH_SEEDS`` (default 5) sets the chips, ``LABRRAM_JOSHI_EPOCHS`` (default 8) the training epochs; ``LABRRAM_BENCH_WORKERS`` (default 1) runs
 chips in that many processes.
 """
 
@@ -44,8 +44,10 @@ from labrram.nn.resnet_twin import ResNetTwin
 from .common import markdown_table, table, write_page, write_section
 
 #: the two trainings: Joshi's noise (3.8 % of W_max, clipping at 2.5 sigma_W) and plain
-TRAIN = NoiseSettings(epochs=4, batch_size=128, lr=3e-3, weight_decay=1e-4, num_threads=1)
-VARIANTS = {"noise-trained": TRAIN, "plain": NoiseSettings.plain(epochs=4, batch_size=128, lr=3e-3, weight_decay=1e-4, num_threads=1)}
+#: training epochs (``LABRRAM_JOSHI_EPOCHS``, default 8); the cache keeps each count apart
+EPOCHS = int(os.environ.get("LABRRAM_JOSHI_EPOCHS", "8"))
+TRAIN = NoiseSettings(epochs=EPOCHS, batch_size=128, lr=3e-3, weight_decay=1e-4, num_threads=1)
+VARIANTS = {"noise-trained": TRAIN, "plain": NoiseSettings.plain(epochs=EPOCHS, batch_size=128, lr=3e-3, weight_decay=1e-4, num_threads=1)}
 WIDTHS = (8, 16, 32)
 TIMES = (1.0, 60.0, 3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0)
 LABELS = {"none": "no compensation", "gdc": "GDC", "bn": "BN recal"}
