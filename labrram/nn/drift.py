@@ -426,6 +426,7 @@ def evaluate_drift(
     gdc_in_array: bool = True,
     v_read: float = 0.1,
     seed: int = 0,
+    also_in_array: bool = False,
 ) -> list[dict[str, Any]]:
     """Accuracy of the programmed network at times after programming, with each compensation.
 
@@ -437,11 +438,16 @@ def evaluate_drift(
     2. one whole-array read gives weights for batch-norm recalibration on ``X_bn``;
     3. one more whole-array read gives the weights used for inference on ``X_test``.
 
+    With ``gdc_in_array=False`` and ``also_in_array``, the calibration input also goes through
+    the array by MVM, and the rows carry the accuracy with those factors as ``gdc_array``: the
+    two differ where devices the write-verify flagged (read back as weight 0) still add their
+    current to the MVM.
+
     Returns
     -------
     list of dict
-        One row per time: ``t``, ``none``, ``gdc``, ``bn`` (accuracies) and ``alpha`` (the
-        per-layer mean GDC factors).
+        One row per time: ``t``, ``none``, ``gdc``, ``bn`` (accuracies), ``gdc_array`` (with
+        ``also_in_array``) and ``alpha`` (the per-layer mean GDC factors).
 
     Raises
     ------
@@ -455,8 +461,16 @@ def evaluate_drift(
     def outputs() -> list[np.ndarray]:
         return _gdc_outputs(dep, xb, x_cal, None if gdc_in_array else dep.read_weights(xb), v_read)
 
+    array_gdc = [GlobalDriftCompensation(granularity) for _ in range(net.n_layers)] if (also_in_array and not gdc_in_array) else None
+
+    def array_outputs() -> list[np.ndarray]:
+        return _gdc_outputs(dep, xb, x_cal, None, v_read)
+
     for g, y0 in zip(gdc, outputs()):
         g.reference(y0)
+    if array_gdc is not None:
+        for g, y0 in zip(array_gdc, array_outputs()):
+            g.reference(y0)
     rows = []
     for t in times:
         if t > 0:
@@ -472,6 +486,8 @@ def evaluate_drift(
             "bn": net.accuracy(X_test, y_test, w, alpha, norms),
             "alpha": [float(np.mean(a)) for a in alpha],
         })  # fmt: skip
+        if array_gdc is not None:
+            rows[-1]["gdc_array"] = net.accuracy(X_test, y_test, w, [g.factors(y) for g, y in zip(array_gdc, array_outputs())])
     return rows
 
 

@@ -133,11 +133,12 @@ def test_whole_network_stays_programmed_on_one_pcm_array_and_drifts(tiny):
         assert np.corrcoef(in_array.ravel(), read_back.ravel())[0, 1] > 0.9
         with pytest.raises(ValueError, match="v_max"):
             dep.matvec(st.crossbar, v_max=2.0)
-        rows = evaluate_drift(st.crossbar, st.timer, dep, twin, X[:60], y[:60], X[60:], (1.0, 86400.0), granularity="column")
+        rows = evaluate_drift(st.crossbar, st.timer, dep, twin, X[:60], y[:60], X[60:], (1.0, 86400.0), gdc_in_array=False, also_in_array=True)
     sw = twin.accuracy(X[:60], y[:60])
     assert rows[0]["none"] >= sw - 0.1  # right after programming
     assert all(1.3 < a < 2.5 for a in rows[1]["alpha"])  # a day of drift, measured in the array
     assert rows[1]["none"] < rows[1]["gdc"] and rows[1]["gdc"] >= sw - 0.1  # GDC undoes it
+    assert 0 <= rows[1]["gdc_array"] <= 1 and "gdc_array" in rows[0]
     too_small = load_station().with_simulation(bench="joshi-resnet-test2", seed=4, kind="pcm", rows=16, cols=16)
     with too_small.connect() as st, pytest.raises(PlacementError, match="does not fit"):
         deploy_pcm(st.crossbar, st.timer, twin, pcm, DeploySettings(scale="column"))
