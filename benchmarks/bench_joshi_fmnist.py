@@ -18,8 +18,7 @@ read back through the instruments (:func:`labrram.nn.drift.evaluate_drift`).
 Batch norms are applied digitally, not folded, so they can be recalibrated.
 
 Chip ``s`` is scored on its own slice of a fixed permutation of the 10,000 test images
-(``LABRRAM_JOSHI_TEST`` images, default 1000), so five chips cover half the test set, each image
-once.
+(``LABRRAM_JOSHI_TEST`` images, default 2000), so five chips cover the whole test set once.
 ``LABRRAM_BENCH_SEEDS`` (default 5) sets the chips, ``LABRRAM_JOSHI_EPOCHS`` (default 8) the training epochs; ``LABRRAM_BENCH_WORKERS`` (default 1) runs
 chips in that many processes.
 """
@@ -169,7 +168,7 @@ def targets(results: list[dict], software_full: dict[str, float]) -> list[list[s
 
 def main() -> None:
     n = int(os.environ.get("LABRRAM_BENCH_SEEDS", "5"))
-    n_test = int(os.environ.get("LABRRAM_JOSHI_TEST", "1000"))
+    n_test = int(os.environ.get("LABRRAM_JOSHI_TEST", "2000"))
     workers = int(os.environ.get("LABRRAM_BENCH_WORKERS", "1"))
     t0 = time.perf_counter()
     metas = {name: trained(name)[1] for name in VARIANTS}  # trains (once) before any chip
