@@ -229,13 +229,19 @@ def calibration_inputs(n_in: int, k: int = 8, seed: int = 0) -> np.ndarray:
 
 
 def recalibrate_batchnorm(
-    net: Network, X: np.ndarray, weights: Sequence[np.ndarray] | None = None, gains: Sequence[Any] | None = None
+    net: Any, X: np.ndarray, weights: Sequence[np.ndarray] | None = None, gains: Sequence[Any] | None = None
 ) -> list[BatchNorm | None]:
     """Batch norms with running statistics recomputed on inputs ``X`` through ``weights``.
+
+    ``net`` is a :class:`Network` or a network with its own ``recalibrate_norms(X, weights,
+    gains)`` (:class:`~labrram.nn.resnet_twin.ResNetTwin`: images in, batch-norm statistics per
+    channel).
 
     Layers are recalibrated in order, each with the statistics of its pre-activations given the
     already recalibrated layers before it (as a forward pass in training mode would).
     """
+    if hasattr(net, "recalibrate_norms"):  # networks with their own forward (ResNetTwin)
+        return net.recalibrate_norms(X, weights, gains)
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 2:
         raise ValueError(f"need at least 2 inputs (N, n_in) to recompute statistics, got shape {X.shape}")
@@ -292,6 +298,19 @@ class PCMDeployment:
     placement: Placement
     result: ProgramResult
     t_programmed: float
+    program_bench_time: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Arrays, tiles, devices, the used fraction of the array, the write-verify's convergence
+        and the programming's bench time (s), as JSON-ready numbers."""
+        res = self.result.summary()
+        return {
+            "arrays": self.placement.n_arrays, "array_shape": list(self.placement.array_shape),
+            "tiles": len(self.placement.tiles), "devices": self.placement.n_devices,
+            "utilization": float(np.mean([self.placement.utilization(a) for a in range(self.placement.n_arrays)])),
+            "converged_fraction": res["converged_fraction"], "faulty_weights": int(sum(f.sum() for f in self.faulty())),
+            "program_bench_time": float(self.program_bench_time),
+        }  # fmt: skip
 
     def faulty(self) -> list[np.ndarray]:
         """Per layer, the weights with a device the write-verify could not bring into its window
@@ -317,22 +336,44 @@ class PCMDeployment:
         """``X @ W_layer`` computed in the array (row voltages ``v_read·x``, one MVM per input and tile)."""
         return self.placement.mvm(layer, X, lambda _i, v: xb.mvm(v), v_read=v_read)
 
+    def matvec(self, xb: Crossbar, v_max: float = 0.1):
+        """``matvec(layer, v) -> v @ W_layer`` computed in the array, for a network's forward
+        (e.g. :meth:`labrram.nn.resnet_twin.ResNetTwin.forward`): each call's inputs are scaled so
+        that the largest ``|v|`` is ``v_max`` volts (the DAC range set per layer and batch), one
+        MVM per input vector and tile."""
+        if not 0 < v_max <= 0.2:
+            raise ValueError(f"v_max must be in (0, 0.2] V (a read, far below the SET threshold), got {v_max!r}")
 
-def deploy_pcm(xb: Crossbar, timer, net: Network, model: PCMModel, settings: DeploySettings = DeploySettings()) -> PCMDeployment:
+        def mv(layer: int, v: np.ndarray) -> np.ndarray:
+            top = float(np.max(np.abs(v), initial=0.0)) or 1.0
+            return self.mvm(xb, layer, np.asarray(v, dtype=float) / top, v_read=v_max) * top
+
+        return mv
+
+
+def deploy_pcm(xb: Crossbar, timer, net: Any, model: PCMModel, settings: DeploySettings = DeploySettings(), out: str | None = None) -> PCMDeployment:
     """Map ``net``'s weights onto differential pairs and program them by write-verify.
+
+    Every layer's tiles are packed onto the one array together (persistent placement): after
+    this one programming job the whole network stays programmed, so it can be read or run by
+    MVMs at any later time (drift) without reprogramming. A network that does not fit raises
+    :class:`~labrram.mapping.PlacementError` naming the layer; a larger array
+    (``station.with_simulation(rows=..., cols=...)`` on the simulated bench) holds it.
 
     Parameters
     ----------
     xb : Crossbar
         The PCM array (all layers must fit it: see :func:`labrram.mapping.place`).
     timer : BenchTimer
-        The station's timer (time stamp of the end of programming).
-    net : Network
-        Weights to program.
+        The station's timer (time stamp of the end of programming, bench time).
+    net : Network or ResNetTwin
+        Weights to program: any network whose ``weights`` are ``(n_in, n_out)`` matrices.
     model : PCMModel
         Calibrated PCM model (its ``g_max`` when ``settings.g_max`` is None).
     settings : DeploySettings
         Mapping and write-verify settings.
+    out : str, optional
+        Run store of the write-verify (recorded and resumable through the engine).
     """
     if not isinstance(model, PCMModel):
         raise ValueError(f"model must be a calibrated PCMModel, got {type(model).__name__}")
@@ -342,8 +383,9 @@ def deploy_pcm(xb: Crossbar, timer, net: Network, model: PCMModel, settings: Dep
         raise ValueError(f"need {lo} <= g_min < g_max <= {hi} S (the write-verify's range), got {settings.g_min}, {g_max}")
     mapping = DifferentialMapping(settings.g_min, g_max, scale=settings.scale, clip_sigma=settings.clip_sigma)
     placement = place([mapping.map(w) for w in net.weights], xb.shape, max_arrays=1)
-    result = write_verify_pcm(xb, placement.targets(0), settings.write_verify)
-    return PCMDeployment(placement, result, float(timer.now()))
+    t0 = float(timer.now())
+    result = write_verify_pcm(xb, placement.targets(0), settings.write_verify, out=out, timer=timer)
+    return PCMDeployment(placement, result, float(timer.now()), float(timer.now()) - t0)
 
 
 def check_times(times: Sequence[float]) -> list[float]:
@@ -384,6 +426,7 @@ def evaluate_drift(
     gdc_in_array: bool = True,
     v_read: float = 0.1,
     seed: int = 0,
+    also_in_array: bool = False,
 ) -> list[dict[str, Any]]:
     """Accuracy of the programmed network at times after programming, with each compensation.
 
@@ -395,11 +438,16 @@ def evaluate_drift(
     2. one whole-array read gives weights for batch-norm recalibration on ``X_bn``;
     3. one more whole-array read gives the weights used for inference on ``X_test``.
 
+    With ``gdc_in_array=False`` and ``also_in_array``, the calibration input also goes through
+    the array by MVM, and the rows carry the accuracy with those factors as ``gdc_array``: the
+    two differ where devices the write-verify flagged (read back as weight 0) still add their
+    current to the MVM.
+
     Returns
     -------
     list of dict
-        One row per time: ``t``, ``none``, ``gdc``, ``bn`` (accuracies) and ``alpha`` (the
-        per-layer mean GDC factors).
+        One row per time: ``t``, ``none``, ``gdc``, ``bn`` (accuracies), ``gdc_array`` (with
+        ``also_in_array``) and ``alpha`` (the per-layer mean GDC factors).
 
     Raises
     ------
@@ -408,13 +456,21 @@ def evaluate_drift(
     """
     times = check_times(times)
     gdc = [GlobalDriftCompensation(granularity) for _ in range(net.n_layers)]
-    x_cal = [calibration_inputs(n, n_calibration, seed + i) for i, n in enumerate(net.sizes[:-1])]
+    x_cal = [calibration_inputs(np.shape(w)[0], n_calibration, seed + i) for i, w in enumerate(net.weights)]
 
     def outputs() -> list[np.ndarray]:
         return _gdc_outputs(dep, xb, x_cal, None if gdc_in_array else dep.read_weights(xb), v_read)
 
+    array_gdc = [GlobalDriftCompensation(granularity) for _ in range(net.n_layers)] if (also_in_array and not gdc_in_array) else None
+
+    def array_outputs() -> list[np.ndarray]:
+        return _gdc_outputs(dep, xb, x_cal, None, v_read)
+
     for g, y0 in zip(gdc, outputs()):
         g.reference(y0)
+    if array_gdc is not None:
+        for g, y0 in zip(array_gdc, array_outputs()):
+            g.reference(y0)
     rows = []
     for t in times:
         if t > 0:
@@ -430,6 +486,8 @@ def evaluate_drift(
             "bn": net.accuracy(X_test, y_test, w, alpha, norms),
             "alpha": [float(np.mean(a)) for a in alpha],
         })  # fmt: skip
+        if array_gdc is not None:
+            rows[-1]["gdc_array"] = net.accuracy(X_test, y_test, w, [g.factors(y) for g, y in zip(array_gdc, array_outputs())])
     return rows
 
 

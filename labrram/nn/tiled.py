@@ -232,8 +232,10 @@ Layer = Conv | Dense
 def im2col(x: np.ndarray, kernel: int, stride: int = 1, padding: int = 0) -> np.ndarray:
     """Patches of ``x`` (N, C, H, W) under a ``kernel × kernel`` window: ``(N, P, C·k·k)``, P the
     output positions in row-major order, each patch ordered (channel, kernel row, kernel
-    column) like ``weight.reshape(C_out, -1)``."""
-    x = np.asarray(x, dtype=float)
+    column) like ``weight.reshape(C_out, -1)``. float32 inputs stay float32; anything else
+    becomes float64."""
+    x = np.asarray(x)
+    x = x if x.dtype == np.float32 else x.astype(float)
     if x.ndim != 4:
         raise ValueError(f"im2col takes (N, C, H, W) inputs, got shape {x.shape}")
     if padding:
