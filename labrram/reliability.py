@@ -294,7 +294,12 @@ def run_case(
 def judged_in_truth(store: RunStore, chip: Any) -> tuple[int, int]:
     """Devices a closed-loop programming run (ReRAM or PCM write-verify) reports converged, and
     how many of them lie outside the run's band in truth — the simulated chip's true
-    conductance now, read only to judge. ``(0, 0)`` for other jobs."""
+    conductance now, read only to judge. ReRAM: the tolerance band. PCM, whose devices drift by
+    design (a ±1 µS band holds at the verify read, and drift afterwards is the deployment's to
+    compensate): beyond :data:`~labrram.protocols.write_verify.BROKEN` bands and
+    ``BROKEN_REL`` of the target, a broken device. ``(0, 0)`` for other jobs."""
+    from .protocols.write_verify import BROKEN, BROKEN_REL
+
     plan = store.attrs.get("plan")
     settings = (store.attrs.get("plan_params") or {}).get("settings") or {}
     if plan not in ("write-verify", "write-verify-pcm"):
@@ -306,8 +311,8 @@ def judged_in_truth(store: RunStore, chip: Any) -> tuple[int, int]:
     t = targets[rows, cols]
     if plan == "write-verify":
         band = np.maximum(settings.get("tolerance", 0.05) * t, settings.get("abs_tolerance", 1e-6))
-    else:
-        band = np.full(t.shape, settings.get("half_width", 1e-6))
+    else:  # PCM drifts by design (G ~ t^-nu): its band holds at the verify read; out of band here is broken
+        band = np.maximum(BROKEN * settings.get("half_width", 1e-6), BROKEN_REL * t)
     return int(rows.size), int(np.sum(np.abs(truth - t) > band * (1 + 1e-9)))
 
 

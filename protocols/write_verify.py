@@ -380,23 +380,28 @@ def final_verify(st: DeviceState, band: np.ndarray) -> PlanRun:
         st.converged[done[np.abs(g - st.targets[done]) > limit]] = False
 
 
-#: standard deviations of the averaged read's noise by which the final check narrows the tolerance
-FINAL_GUARD = 1.0
+#: the final check: standard deviations of one read's noise by which the tolerance is narrowed
+#: for a device judged on one read (wider than the loop's ``guard``: every accepted device is
+#: judged again, so a rarer false acceptance matters), and of the averaged read's noise for a
+#: device judged on ``1 + rereads`` reads
+FINAL_SINGLE, FINAL_GUARD = 4.0, 1.0
 
 
 def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel, band: np.ndarray, full: np.ndarray) -> PlanRun:
     """The final verify of ReRAM write-verify: every accepted device is read once more and
-    judged as at acceptance — inside its guarded ``band`` (S), or, between it and the tolerance
-    ``full`` (S), on the mean of ``rereads`` more reads (``"aim"``). ``achieved`` is this
-    judgement's reading. Returns the devices that failed it, now not converged."""
+    judged — inside the tolerance ``full`` (S) narrowed by :data:`FINAL_SINGLE` standard
+    deviations of the read noise, or, near the edge, on the mean of ``1 + rereads`` reads inside
+    the tolerance narrowed by :data:`FINAL_GUARD` standard deviations of that mean's noise.
+    ``achieved`` is this judgement's reading. Returns the devices that failed it, now not
+    converged."""
     done = np.flatnonzero(st.converged)
     if not done.size:
         return done
     g = yield from in_steps(Read(st.rows[done], st.cols[done]))
     st.achieved[done] = g
     err = np.abs(g - st.targets[done])
-    ok = err <= band[done]
     noise = model.read_noise_rel * st.targets[done]
+    ok = err <= np.maximum(full[done] - FINAL_SINGLE * noise, 0.4 * full[done])  # surely inside on one read
     edge = np.flatnonzero(~ok & (err <= full[done] + s.guard * noise)) if s.rereads else np.empty(0, int)
     if edge.size:
         again = yield from in_steps(Read(np.tile(st.rows[done[edge]], s.rereads), np.tile(st.cols[done[edge]], s.rereads)))
