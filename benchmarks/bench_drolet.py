@@ -35,18 +35,26 @@ from .common import table
 TRIAL = "labrram.nn.hardware_aware:transfer_trial"
 
 
-def run(n_transfers: int, out_dir: Path, workers: int | None = None, seed: int = 0) -> dict:
-    """Train the networks and run every study; returns the rows and per-point fractions."""
-    model = default_calibration("passive").model
+def train(seed: int = 0) -> dict:
+    """The regular network and one hardware-aware network per scheme, trained with the error
+    model of the shipped (measured) passive calibration."""
+    cal = default_calibration("passive")
+    tuning = ha.TransferModel.of_calibration(cal)
     task = load_task("moons", seed=0)
     settings = ha.HardwareAwareSettings(seed=seed)
     t0 = time.perf_counter()
     nets = {"regular": ha.train_network(task.X_train, task.y_train, settings)}
     errors = {}
     for scheme in ("V/2", "V/3"):
-        errors[scheme] = ha.estimate_errors(model, scheme, seed=seed)
+        errors[scheme] = ha.estimate_errors(cal.model, scheme, seed=seed, tuning=tuning)
         nets[f"hardware-aware {scheme}"] = ha.train_network(task.X_train, task.y_train, settings, errors[scheme])
-    t_train = time.perf_counter() - t0
+    return {"nets": nets, "errors": errors, "task": task, "t_train": time.perf_counter() - t0, "calibration": cal, "tuning": tuning}
+
+
+def run(n_transfers: int, out_dir: Path, workers: int | None = None, seed: int = 0) -> dict:
+    """Train the networks and run every fast-path study; returns the rows and per-point fractions."""
+    trained = train(seed)
+    nets, errors, task, t_train = trained["nets"], trained["errors"], trained["task"], trained["t_train"]
     rows, maps = [], {}
     for scheme in ("V/2", "V/3"):
         for training in ("regular", "hardware-aware"):
@@ -67,7 +75,7 @@ def run(n_transfers: int, out_dir: Path, workers: int | None = None, seed: int =
                 "mean_acc": float(np.mean(res["accuracy"])), "min_acc": float(np.min(res["accuracy"])),
                 "wall": wall,
             })
-    return {"rows": rows, "maps": maps, "errors": errors, "task": task, "t_train": t_train, "nets": nets}
+    return {"rows": rows, "maps": maps, **trained}
 
 
 def run_pulse_level(result: dict, n_transfers: int, seed: int = 0) -> list[dict]:
@@ -117,6 +125,25 @@ def run_pulse_level(result: dict, n_transfers: int, seed: int = 0) -> list[dict]
                 "g_err_rms": float(np.mean(err)),
             })
     return out
+
+
+PULSE_TRIAL = "labrram.nn.hardware_aware:pulse_transfer_trial"
+
+
+def pulse_study(weights: list[np.ndarray], scheme: str, name: str, n_transfers: int, out_dir: Path, seed: int = 0,
+                workers: int = 1, scheduler: str | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """``n_transfers`` pulse-level transfers of ``weights`` (one fresh simulated chip each) as a
+    Monte Carlo study on Dask (an embedded ``LocalCluster`` of ``workers`` processes, or the
+    cluster at ``scheduler``), written to ``out_dir/pulse-NAME.zarr`` as chunks complete and
+    resumed from it."""
+    t0 = time.perf_counter()
+    res = run_study(
+        PULSE_TRIAL, n_transfers, {"weights": [x.tolist() for x in weights], "scheme": scheme},
+        seed=seed + 2, out=out_dir / f"pulse-{name}.zarr", workers=workers, resume=True, chunk=10,
+        backend="dask", scheduler=scheduler,
+        progress=lambda d, n: print(f"  pulse {name}: {d}/{n} transfers ({time.perf_counter() - t0:.0f} s)", flush=True),
+    )  # fmt: skip
+    return res
 
 
 def plot(result: dict, path: str | Path) -> None:
