@@ -15,8 +15,11 @@ simulator, not from the calibration), through the instruments with the pulse-lev
 (:func:`labrram.nn.hardware_aware.pulse_transfer_trial`: half-select disturb and read noise
 included), as a Monte Carlo study on Dask: an embedded ``LocalCluster`` of
 ``LABRRAM_DROLET_WORKERS`` processes (default 2) or the cluster at ``LABRRAM_DASK_SCHEDULER``.
+They run in blocks of :data:`BLOCK` transfers, one block of every configuration in turn.
 Every study writes its zarr store under ``LABRRAM_BENCH_OUT`` (default a temporary directory)
-as chunks complete and resumes from it, so an interrupted run loses nothing.
+as chunks complete and resumes from it, so an interrupted run loses nothing;
+``LABRRAM_DROLET_PULSE_STORED=1`` makes the tables from the stored transfers only (a study
+still running elsewhere).
 """
 
 from __future__ import annotations
