@@ -173,6 +173,13 @@ class TransferModel:
 
         A calibration without the tuning measurement (an older file) falls back to the
         model's nominal relative ``tuning_sigma_rel``; one without the read noise to none.
+
+        Parameters
+        ----------
+        cal : labrram.calibration.Calibration
+            A passive calibration.
+        **changes
+            Fields to override (e.g. ``rounds``).
         """
         from labrram.protocols.tune_passive import PassiveTuning
 
@@ -186,7 +193,19 @@ class TransferModel:
         return cls(**{**base, **changes})
 
     def land(self, nominal: np.ndarray, target: np.ndarray, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
-        """Conductances tuned toward ``nominal`` (S): the imprecision of ``target``, inside ``[lo, hi]``."""
+        """Conductances tuned toward ``nominal`` (S): the imprecision of ``target``, inside ``[lo, hi]``.
+
+        Parameters
+        ----------
+        nominal : ndarray
+            Where the tuner aims each device, S.
+        target : ndarray
+            The devices' targets (they set the relative part of the imprecision), S.
+        rng : numpy.random.Generator
+            Source of the draws.
+        lo, hi : float
+            The chip's window, S.
+        """
         sigma = np.sqrt(self.sigma_abs**2 + (self.sigma_rel * target) ** 2)
         return np.clip(nominal + sigma * rng.standard_normal(np.shape(nominal)), lo, hi)
 
@@ -639,10 +658,34 @@ def pulse_transfer_trial(
     the programmed array (its hidden state, only to judge the transfer) classifies the moons
     test set with :func:`array_forward`.
 
-    Returns ``correct`` (n_test,) 0/1 per test point, ``accuracy``, ``g_err_rms`` (S, true
-    conductance minus target over the used devices), ``pulses_per_device``,
-    ``converged_fraction`` and ``unused_drift_rms`` (relative rms drift of the unused cells during
-    programming: half-select disturb).
+    Parameters
+    ----------
+    trial_index : int
+        Index of the trial in its study (unused: the seed makes the trial).
+    seed : int
+        Seed of the simulated chip (its hidden parameters, state and noise).
+    weights : list
+        Augmented weights as nested lists (JSON).
+    scheme : str
+        ``"V/2"`` or ``"V/3"``: biasing of every pulse and verify read.
+    task_seed : int
+        Seed of the moons data set.
+    calibration : str, optional
+        Calibration JSON path (default: the shipped passive calibration): the tuner's model.
+    v_max : float
+        Largest inference row voltage, V.
+    max_iterations : int
+        Iteration cap of the tuning protocol.
+    rows : int
+        Array size (rows = columns; the network is laid out on 32×32).
+
+    Returns
+    -------
+    dict
+        ``correct`` (n_test,) 0/1 per test point, ``accuracy``, ``g_err_rms`` (S, true
+        conductance minus target over the used devices), ``pulses_per_device``,
+        ``converged_fraction`` and ``unused_drift_rms`` (relative rms drift of the unused cells
+        during programming: half-select disturb).
     """
     import os
 
