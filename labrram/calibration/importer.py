@@ -301,7 +301,7 @@ def import_measurements(source: str | Path, kind: str, out: str | Path, settings
         if np.any(arrays["level"] != np.round(arrays["level"])) or np.any(arrays["level"] >= levels):
             raise MeasurementError(f"{source}: level must hold integer indexes below {levels} (the number of targets)")
     data_cls = _data_class(kind)
-    sizes = {d: n for name, q in SCHEMAS[kind].items() for d, n in zip(q.dims, arrays[name].shape)}
+    sizes = {d: n for name, q in SCHEMAS[kind].items() if name in arrays for d, n in zip(q.dims, arrays[name].shape)}
     store = RunStore.create(out, "characterize", {
         "device_kind": kind, "status": "complete", "settings": full, "chip": f"imported, {Path(source).name}",
         "imported_from": {"path": str(source), "format": Path(source).suffix.lower().lstrip(".")},
