@@ -72,14 +72,25 @@ SCHEMAS: dict[str, dict[str, Quantity]] = {
         "set_threshold": Quantity(("device",), "V", "amplitude at which each device first SETs (NaN: never)"),
         "reset_threshold": Quantity(("device",), "V", "amplitude at which each device first RESETs (NaN: never)"),
         "read_repeats": Quantity(("repeat", "device"), "S", "repeated reads of an untouched device (read noise)", 0.0),
+        "fab_cols": Quantity(("map_col",), "1", "optional: columns read cell by cell before any pulse (as-fabricated map)", 0.0),
+        "fab_current": Quantity(("map_repeat", "row", "map_col"), "A", "optional: sensed current of every cell of those columns, each selected in turn, per repeat"),
+        "tune_rows": Quantity(("tuned",), "1", "optional: row of each device tuned to a target (one per column)", 0.0),
+        "tune_cols": Quantity(("tuned",), "1", "optional: column of each tuned device", 0.0),
+        "tune_targets": Quantity(("tuned",), "S", "optional: the target of each tuned device", 0.0),
+        "tune_current": Quantity(("map_repeat", "row", "tuned"), "A", "optional: sensed current of every cell of each tuned device's column after tuning, per repeat"),
     },
 }
+#: quantities a file may leave out (the fit then skips what they measure)
+OPTIONAL = {("passive", n) for n in ("fab_cols", "fab_current", "tune_rows", "tune_cols", "tune_targets", "tune_current")}
 
 #: kind -> settings the fit reads (name -> (default, meaning))
 SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
     "reram": {"read_delay": (6.0, "time between each SET and the read of g_set, s")},
     "pcm": {"reads_per_time": (1, "reads averaged into each drift_g value")},
-    "passive": {"scheme": ("V/2", "biasing of the half-selected lines during the ramps: V/2 or V/3")},
+    "passive": {
+        "scheme": ("V/2", "biasing of the half-selected lines during the ramps and the column reads: V/2 or V/3"),
+        "map_voltage": (0.2, "read voltage of the column reads (fab_current, tune_current), V"),
+    },
 }
 
 #: quantities that may hold NaN (a value not measured)
@@ -217,11 +228,13 @@ def read_measurements(path: str | Path, kind: str) -> dict[str, np.ndarray]:
         raise MeasurementError(f"{path}: no such file")
     schema = SCHEMAS[kind]
     arrays = reader(path, schema)
-    missing = sorted(set(schema) - set(arrays))
+    missing = sorted(set(schema) - set(arrays) - {n for k, n in OPTIONAL if k == kind})
     if missing:
         raise MeasurementError(f"{path}: {kind} measurements need {', '.join(missing)} (docs/calibration.md lists each quantity)")
     sizes: dict[str, tuple[int, str]] = {}
     for name, q in schema.items():
+        if name not in arrays:
+            continue
         arr = arrays[name]
         if arr.dtype.kind not in "biuf":
             raise MeasurementError(f"{path}: {name} must be numbers, not {arr.dtype}")
@@ -266,6 +279,17 @@ def import_measurements(source: str | Path, kind: str, out: str | Path, settings
             raise MeasurementError(f"read_delay must be between 0 and 1e6 s, got {full['read_delay']!r}")
     if kind == "passive" and full["scheme"] not in ("V/2", "V/3"):
         raise MeasurementError(f"scheme must be V/2 or V/3, got {full['scheme']!r}")
+    if kind == "passive":
+        try:
+            full["map_voltage"] = float(full["map_voltage"])
+        except (TypeError, ValueError):
+            raise MeasurementError(f"map_voltage must be a voltage in volts, got {full['map_voltage']!r}") from None
+        if not 0 < full["map_voltage"] <= 0.5:
+            raise MeasurementError(f"map_voltage must lie in (0, 0.5] V, got {full['map_voltage']!r}")
+        for group in (("fab_cols", "fab_current"), ("tune_rows", "tune_cols", "tune_targets", "tune_current")):
+            have = [n for n in group if n in arrays]
+            if have and len(have) < len(group):
+                raise MeasurementError(f"{source}: {', '.join(have)} given without {', '.join(n for n in group if n not in arrays)} (they go together)")
     if kind == "pcm":
         try:
             full["reads_per_time"] = int(full["reads_per_time"])
@@ -277,7 +301,7 @@ def import_measurements(source: str | Path, kind: str, out: str | Path, settings
         if np.any(arrays["level"] != np.round(arrays["level"])) or np.any(arrays["level"] >= levels):
             raise MeasurementError(f"{source}: level must hold integer indexes below {levels} (the number of targets)")
     data_cls = _data_class(kind)
-    sizes = {d: n for name, q in SCHEMAS[kind].items() for d, n in zip(q.dims, arrays[name].shape)}
+    sizes = {d: n for name, q in SCHEMAS[kind].items() if name in arrays for d, n in zip(q.dims, arrays[name].shape)}
     store = RunStore.create(out, "characterize", {
         "device_kind": kind, "status": "complete", "settings": full, "chip": f"imported, {Path(source).name}",
         "imported_from": {"path": str(source), "format": Path(source).suffix.lower().lstrip(".")},

@@ -8,10 +8,20 @@ works with what the board measures (column currents) and leaves their separation
 2. **threshold ramps**: fresh devices get SET pulses of rising amplitude, each followed by a
    read, until their conductance moves by ``switch_fraction``; then RESET pulses likewise;
 3. **read noise**: ``read_repeats`` reads of the I–V devices.
+4. **as-fabricated map**: every cell of ``map_columns`` untouched columns is read at
+   ``map_voltage``, ``map_repeats`` times (before any pulse). On a column read cell by cell
+   under V/2 or V/3, ``I_k = G_k (s(V) - s(u)) + S s(u)`` (``s(v) = sinh(a v)/a``, ``u`` the
+   half-selected voltage, ``S`` the column sum), so the fit separates every cell from the sneak
+   background of its column without assuming what the column holds: the as-fabricated median
+   and spread of the cells that a transfer leaves unused.
+5. **tuning imprecision**: ``tune_devices`` fresh devices, one per further column, are tuned to
+   targets spread over the window by :mod:`labrram.protocols.tune_passive` (``"measured"``
+   background: every read separates the device from its column), then their columns are read
+   ``map_repeats`` times as in step 4. The relative deviation of each tuned device from its
+   target is what the tuning protocol achieves (a protocol estimate, apart from the device
+   parameters).
 
-(Conductance tuning imprecision is not measured yet: a verify loop on a passive array must
-separate each device from the sneak background of its column, which changes as neighbours are
-programmed; the model's nominal ``tuning_sigma_rel`` stands until it is.)
+Steps 4 and 5 need a driven scheme (V/2 or V/3); with ``"float"`` they are skipped.
 """
 
 from __future__ import annotations
@@ -23,12 +33,16 @@ from typing import Any
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..devices.passive import PassiveDeviceModel
 from ..protocols.engine import Progress, run_plan
 from ..protocols.messages import BIAS_SCHEMES, Bias, Measure, Pulse, Read, Report
 from ..protocols.plan import PlanRun, check_pulse_settings, register
+from ..protocols.tune_passive import PassiveTuning, TunePassive
 from ..timing import BenchTimer
 from .routine import CharacterizationPlan, select_devices
 
+#: schemes under which a column read separates each cell from its column (steps 4 and 5)
+TUNE_SCHEMES = ("V/2", "V/3")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,15 @@ class PassiveCharacterization:
         Relative change of conductance that counts as switching.
     read_repeats : int
         Back-to-back reads for the read noise.
+    map_columns : int
+        Untouched columns read cell by cell for the as-fabricated map (0 skips it).
+    map_repeats : int
+        Reads of every cell of the map and of the tuned devices' columns.
+    map_voltage : float
+        Read voltage of the column reads, V.
+    tune_devices : int
+        Devices tuned for the tuning imprecision, one per column (0 skips it; capped at the
+        columns the map leaves).
     seed : int
         Seed of the device selection.
     """
@@ -65,6 +88,10 @@ class PassiveCharacterization:
     ramp_width: float = 1e-6
     switch_fraction: float = 0.05
     read_repeats: int = 16
+    map_columns: int = 4
+    map_repeats: int = 4
+    map_voltage: float = 0.2
+    tune_devices: int = 24
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,6 +101,21 @@ class PassiveCharacterization:
             raise ValueError("n_devices must be at least 8")
         if len(self.iv_voltages) < 4:
             raise ValueError("iv_voltages needs at least 4 voltages")
+        for name in ("map_columns", "tune_devices"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if int(self.map_repeats) != self.map_repeats or self.map_repeats < 2:
+            raise ValueError(f"map_repeats must be an integer >= 2 (the read noise of the map), got {self.map_repeats!r}")
+        if not 0 < self.map_voltage <= 0.5:
+            raise ValueError(f"map_voltage must lie in (0, 0.5] V (below the switching thresholds), got {self.map_voltage!r}")
+
+    def columns(self, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """Columns of the as-fabricated map and of the tuned devices (distinct, seeded)."""
+        if self.scheme not in TUNE_SCHEMES:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        perm = np.random.default_rng([self.seed, 1]).permutation(n_cols)
+        k = min(int(self.map_columns), n_cols)
+        return np.sort(perm[:k]), perm[k : k + int(self.tune_devices)]
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready data (tuples as lists), as a run store records them."""
@@ -92,6 +134,12 @@ class PassiveData:
     set_threshold: np.ndarray  # (device,), V, NaN if it never switched
     reset_threshold: np.ndarray  # (device,), V
     read_repeats: np.ndarray  # (repeat, device), S
+    fab_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (map_col,)
+    fab_current: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # (map_repeat, row, map_col), A
+    tune_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (tuned,)
+    tune_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (tuned,)
+    tune_targets: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (tuned,), S
+    tune_current: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # (map_repeat, row, tuned), A
     settings: dict[str, Any] = field(default_factory=dict)
 
     DIMS = {
@@ -103,11 +151,20 @@ class PassiveData:
         "set_threshold": ("device",),
         "reset_threshold": ("device",),
         "read_repeats": ("repeat", "device"),
+        "fab_cols": ("map_col",),
+        "fab_current": ("map_repeat", "row", "map_col"),
+        "tune_rows": ("tuned",),
+        "tune_cols": ("tuned",),
+        "tune_targets": ("tuned",),
+        "tune_current": ("map_repeat", "row", "tuned"),
     }
     UNITS = {
         "rows": "1", "cols": "1", "iv_voltages": "V", "iv_current": "A", "ramp_amplitudes": "V",
-        "set_threshold": "V", "reset_threshold": "V", "read_repeats": "S",
+        "set_threshold": "V", "reset_threshold": "V", "read_repeats": "S", "fab_cols": "1", "fab_current": "A",
+        "tune_rows": "1", "tune_cols": "1", "tune_targets": "S", "tune_current": "A",
     }  # fmt: skip
+    #: measured only by this routine's steps 4 and 5 (absent from older or imported runs)
+    OPTIONAL = ("fab_cols", "fab_current", "tune_rows", "tune_cols", "tune_targets", "tune_current")
 
     def save(self, store) -> None:
         for name, dims in self.DIMS.items():
@@ -115,7 +172,9 @@ class PassiveData:
 
     @classmethod
     def load(cls, store) -> "PassiveData":
-        return cls(**{name: store.read(name) for name in cls.DIMS}, settings=store.attrs.get("settings", {}))
+        have = set(store.group.array_keys())
+        values = {name: store.read(name) for name in cls.DIMS if name in have or name not in cls.OPTIONAL}
+        return cls(**values, settings=store.attrs.get("settings", {}))
 
 
 def _ramp(rows: np.ndarray, cols: np.ndarray, amplitudes: np.ndarray, width: float, kind: str, fraction: float) -> PlanRun:
@@ -137,6 +196,18 @@ def _ramp(rows: np.ndarray, cols: np.ndarray, amplitudes: np.ndarray, width: flo
     return threshold
 
 
+def _column_reads(m: int, cols: np.ndarray, repeats: int, voltage: float) -> PlanRun:
+    """Every cell of ``cols`` read ``repeats`` times at ``voltage``: ``(repeat, row, col)`` currents, A."""
+    out = np.empty((repeats, m, cols.size))
+    if cols.size == 0:
+        return out
+    rr = np.repeat(np.arange(m), cols.size)
+    cc = np.tile(cols, m)
+    for k in range(repeats):
+        out[k] = (yield Measure(rr, cc, voltage=float(voltage))).reshape(m, cols.size)
+    return out
+
+
 @register
 class CharacterizePassive(CharacterizationPlan):
     """The passive characterization as a plan (module docstring); returns :class:`PassiveData`."""
@@ -148,9 +219,31 @@ class CharacterizePassive(CharacterizationPlan):
     def check(self, xb: Crossbar) -> None:
         s = self.settings
         check_pulse_settings(xb, "passive characterization ramps", list(s.ramp_amplitudes), 0.0, s.ramp_width)
-        for v in s.iv_voltages:
-            xb.limits.check_voltage(v, "iv_voltages")
+        for v in [*s.iv_voltages, s.map_voltage]:
+            xb.limits.check_voltage(v, "iv_voltages and map_voltage")
         select_devices(xb.shape, 2 * s.n_devices, s.seed)  # enough devices
+        self._tuner = None
+        _, tune_cols = s.columns(xb.shape[1])
+        if tune_cols.size:
+            tuner = TunePassive(self._tune_targets(xb.shape), PassiveDeviceModel(), PassiveTuning(scheme=s.scheme, background="measured"))
+            tuner.check(xb)  # the protocol's own limits and half-select checks, before any byte
+            self._tuner = tuner
+
+    def _tune_targets(self, shape: tuple[int, int]) -> np.ndarray:
+        """Targets of step 5 (NaN elsewhere): one device per tuned column, the targets spread
+        log-evenly over the inner part of the nominal window (2 g_min .. 0.8 g_max), in a random
+        row that none of the other steps touches."""
+        s, nominal = self.settings, PassiveDeviceModel()
+        _, tune_cols = s.columns(shape[1])
+        rows, cols = select_devices(shape, 2 * s.n_devices, s.seed)
+        touched = set(zip(rows.tolist(), cols.tolist()))
+        rng = np.random.default_rng([s.seed, 2])
+        values = np.geomspace(2 * nominal.g_min, 0.8 * nominal.g_max, tune_cols.size)
+        targets = np.full(shape, np.nan)
+        for c, g in zip(tune_cols.tolist(), rng.permutation(values).tolist()):
+            free = [r for r in range(shape[0]) if (r, c) not in touched]
+            targets[int(rng.choice(free)), c] = g
+        return targets
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
         s = self.settings
@@ -164,20 +257,38 @@ class CharacterizePassive(CharacterizationPlan):
         current = np.empty((volts.size, s.n_devices))
         for k, v in enumerate(volts):
             current[k] = yield Measure(iv_rows, iv_cols, voltage=float(v))
-        yield Report("I-V", 1, 3)
+        yield Report("I-V", 1, 5)
+
+        # 4. (before any pulse) the as-fabricated map: untouched columns, cell by cell
+        fab_cols, tune_cols = s.columns(shape[1])
+        fab_current = yield from _column_reads(shape[0], fab_cols, s.map_repeats, s.map_voltage)
+        yield Report("as-fabricated map", 2, 5)
 
         # 2. threshold ramps on fresh devices
         amps = np.asarray(s.ramp_amplitudes, dtype=float)
         v_set = yield from _ramp(ramp_rows, ramp_cols, amps, s.ramp_width, "SET", s.switch_fraction)
         v_reset = yield from _ramp(ramp_rows, ramp_cols, amps, s.ramp_width, "RESET", s.switch_fraction)
-        yield Report("thresholds", 2, 3)
+        yield Report("thresholds", 3, 5)
 
         # 3. read noise
         repeats = np.empty((s.read_repeats, s.n_devices))
         for k in range(s.read_repeats):
             repeats[k] = yield Read(iv_rows, iv_cols)
-        yield Report("done", 3, 3)
-        return PassiveData(iv_rows, iv_cols, volts, current, amps, v_set, v_reset, repeats, settings=s.to_dict())
+        yield Report("read noise", 4, 5)
+
+        # 5. tuning imprecision: the tuning protocol on fresh devices, then their columns read
+        tune_rows, tune_targets = np.zeros(0, np.int64), np.zeros(0)
+        tune_current = np.zeros((s.map_repeats, shape[0], 0))
+        if tune_cols.size and self._tuner is not None:
+            targets = self._tuner.targets
+            tune_rows = np.array([int(np.flatnonzero(np.isfinite(targets[:, c]))[0]) for c in tune_cols])
+            tune_targets = targets[tune_rows, tune_cols]
+            yield from self._tuner.run(shape)
+            yield Bias.of(s.scheme)
+            tune_current = yield from _column_reads(shape[0], tune_cols, s.map_repeats, s.map_voltage)
+        yield Report("done", 5, 5)
+        return PassiveData(iv_rows, iv_cols, volts, current, amps, v_set, v_reset, repeats, fab_cols, fab_current,
+                           tune_rows, tune_cols, tune_targets, tune_current, settings=s.to_dict())  # fmt: skip
 
 
 def characterize_passive(

@@ -66,12 +66,14 @@ __all__ = [
     "ErrorModel",
     "HardwareAwareSettings",
     "PassiveTransfer",
+    "TransferModel",
     "correct_fraction",
     "estimate_errors",
     "forward",
     "robust_fraction",
     "train_network",
     "transfer",
+    "pulse_transfer_trial",
     "transfer_pulse_level",
     "transfer_trial",
 ]
@@ -128,6 +130,102 @@ class PassiveTransfer:
     r_col: float
 
 
+@dataclass(frozen=True)
+class TransferModel:
+    """What the fast path knows of the tuning and the verify reads (SI units).
+
+    Attributes
+    ----------
+    sigma_abs, sigma_rel : float
+        Tuning imprecision: a tuned device lands at ``target + e``,
+        ``e ~ N(0, sqrt(sigma_abs^2 + (sigma_rel target)^2))``, relative to a sneak-free read
+        (the calibration's protocol estimates ``tune_sigma_abs``, ``tune_sigma_rel``).
+    read_noise_rel : float
+        Relative noise of a sensed verify current (``read_noise_sensed_rel``; the last verify
+        read, reported as ``read_error``).
+    tolerance, abs_tolerance, reenter : float
+        The tuner's band ``max(tolerance * target, abs_tolerance)`` and its re-entry factor
+        (:class:`~labrram.protocols.tune_passive.PassiveTuning`).
+    rounds : int
+        Most verify-and-correct rounds of the fixed-point solve (it stops once every device
+        reads within a tenth of its band, or sits at a window edge).
+    """
+
+    sigma_abs: float = 0.0
+    sigma_rel: float = 0.01
+    read_noise_rel: float = 0.0
+    tolerance: float = 0.02
+    abs_tolerance: float = 1e-6
+    reenter: float = 2.0
+    rounds: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("sigma_abs", "sigma_rel", "read_noise_rel", "tolerance", "abs_tolerance"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
+        if self.reenter < 1 or int(self.rounds) != self.rounds or self.rounds < 0:
+            raise ValueError("reenter must be >= 1 and rounds a non-negative integer")
+
+    @classmethod
+    def of_calibration(cls, cal: Any, **changes: Any) -> "TransferModel":
+        """From a passive :class:`~labrram.calibration.Calibration`: its measured tuning
+        imprecision and sensed read noise, and the tuning protocol's default band.
+
+        A calibration without the tuning measurement (an older file) falls back to the
+        model's nominal relative ``tuning_sigma_rel``; one without the read noise to none.
+
+        Parameters
+        ----------
+        cal : labrram.calibration.Calibration
+            A passive calibration.
+        **changes
+            Fields to override (e.g. ``rounds``).
+        """
+        from labrram.protocols.tune_passive import PassiveTuning
+
+        pe, est, t = cal.protocol_estimates, cal.estimates, PassiveTuning()
+        if "tune_sigma_abs" in pe and "tune_sigma_rel" in pe:
+            sa, sr = pe["tune_sigma_abs"].value, pe["tune_sigma_rel"].value
+        else:
+            sa, sr = 0.0, cal.model.tuning_sigma_rel
+        rn = est["read_noise_sensed_rel"].value if "read_noise_sensed_rel" in est else 0.0
+        base = dict(sigma_abs=sa, sigma_rel=sr, read_noise_rel=rn, tolerance=t.tolerance, abs_tolerance=t.abs_tolerance, reenter=t.reenter)
+        return cls(**{**base, **changes})
+
+    def land(self, nominal: np.ndarray, target: np.ndarray, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
+        """Conductances tuned toward ``nominal`` (S): the imprecision of ``target``, inside ``[lo, hi]``.
+
+        Parameters
+        ----------
+        nominal : ndarray
+            Where the tuner aims each device, S.
+        target : ndarray
+            The devices' targets (they set the relative part of the imprecision), S.
+        rng : numpy.random.Generator
+            Source of the draws.
+        lo, hi : float
+            The chip's window, S.
+        """
+        sigma = np.sqrt(self.sigma_abs**2 + (self.sigma_rel * target) ** 2)
+        return np.clip(nominal + sigma * rng.standard_normal(np.shape(nominal)), lo, hi)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _column_step(err: np.ndarray, cols: np.ndarray, free: np.ndarray, s_sel: float, s_half: float) -> np.ndarray:
+    """Moves ``d`` of the devices (S) that zero their read-out errors ``err`` under the column
+    model: a device's read-out changes by ``d_i + (s_half / s_sel) sum_{k != i} d_k`` over the
+    free devices ``k`` of its column (fixed ones do not move)."""
+    r = s_half / s_sel
+    e = np.where(free, err, 0.0)
+    n = np.bincount(cols, weights=free.astype(float), minlength=int(cols.max()) + 1)
+    e_sum = np.bincount(cols, weights=e, minlength=n.size)
+    # (1 - r) d_i + r D = -e_i with D the column sum of d:  D = -E / (1 - r + r n)
+    D = -e_sum / (1.0 - r + r * n)
+    return np.where(free, (-e - r * D[cols]) / (1.0 - r), 0.0)
+
+
 def transfer(
     weights: Sequence[np.ndarray],
     model: PassiveDeviceModel,
@@ -135,6 +233,7 @@ def transfer(
     scheme: str = "V/2",
     v_read: float = 0.2,
     chip_variation: bool = True,
+    tuning: TransferModel | None = None,
 ) -> PassiveTransfer:
     """Program augmented ``weights`` on a simulated passive array (fast path, module docstring).
 
@@ -143,7 +242,8 @@ def transfer(
     weights : sequence of ndarray
         Augmented ``(n_in + 1, n_out)`` matrices.
     model : PassiveDeviceModel
-        The calibrated model (what the tuner knows).
+        The calibrated model (what the tuner knows; its as-fabricated median and spread make
+        the unused cells).
     rng : numpy.random.Generator
         Source of the chip draw, the as-fabricated states and the tuning draws.
     scheme : str
@@ -152,35 +252,57 @@ def transfer(
         Verify read voltage, V.
     chip_variation : bool
         Draw the chip around the calibrated model (True) or use the model itself.
+    tuning : TransferModel, optional
+        Tuning imprecision, verify-read noise and the tuner's band (default: the model's
+        nominal relative imprecision, no read noise, the protocol's band).
     """
     scheme = _check_scheme(scheme)
     if not (0 < v_read <= 0.5):
         raise ValueError(f"v_read must lie in (0, 0.5] V, got {v_read!r}")
+    tm = tuning if tuning is not None else TransferModel(sigma_rel=model.tuning_sigma_rel)
     chip = model.variant(rng) if chip_variation else model
     mapping = DifferentialMapping(g_min=model.g_min, g_max=model.g_max)
     mapped = [mapping.map(np.asarray(W, float)) for W in weights]
     placement = place(mapped, ARRAY_SHAPE, max_arrays=1)
     targets = placement.targets(0)
     used = np.isfinite(targets)
+    rows, cols = np.nonzero(used)
+    tgt = np.clip(targets[rows, cols], model.g_min, model.g_max)  # what the tuner aims at
     g = chip.sample_initial(ARRAY_SHAPE, rng)
-    g[used] = chip.sample_tuned(targets[used], rng)
+    lo, hi = chip.g_min, chip.g_max
+    g[rows, cols] = tgt
     from labrram.circuit import CrossbarCircuit
 
-    circuit = CrossbarCircuit.of_model(chip, g)
-    rows, cols = np.nonzero(used)
-    sensed = circuit.read_cells(rows, cols, v_read, scheme)
     # the tuner's read-out: calibrated column-background model, believed column contents
     u = v_read / 2.0 if scheme == "V/2" else v_read / 3.0
     believed = np.where(used, targets, model.g_init_median)
+    believed[rows, cols] = tgt
     col_sum = believed.sum(axis=0)
-    s_sel = device_current(1.0, model.a, v_read)
-    s_half = device_current(1.0, model.a, u)
+    s_sel = float(device_current(1.0, model.a, v_read))
+    s_half = float(device_current(1.0, model.a, u))
     background = (col_sum[cols] - believed[rows, cols]) * s_half
-    g_read = (sensed - background) / s_sel
+    band = np.maximum(tm.tolerance * tgt, tm.abs_tolerance)
     read_error = np.zeros(ARRAY_SHAPE)
-    read_error[rows, cols] = g_read - g[rows, cols]
-    # one more tuning step on the read error (fresh imprecision draw)
-    g[rows, cols] = chip.sample_tuned(targets[rows, cols] - read_error[rows, cols], rng)
+    # the state the verify loop converges to: every device reads its target through the chip's
+    # circuit (the sneak paths of the true column), or sits at the window edge that its
+    # read-out offset pushes it to (the pulse-level tuner gets there by small pulses; here
+    # Newton steps of the column-background model, each checked on the circuit); then every
+    # device lands with the measured imprecision of the tuning protocol
+    g_nom = g[rows, cols].copy()
+    for _ in range(int(tm.rounds)):
+        g[rows, cols] = g_nom
+        sensed = CrossbarCircuit.of_model(chip, g).read_cells(rows, cols, v_read, scheme)
+        err = (sensed - background) / s_sel - tgt
+        # a device its read-out pushes beyond the window stays at the edge
+        free = ~(((g_nom <= lo) & (err > 0)) | ((g_nom >= hi) & (err < 0)))
+        if np.all(~free | (np.abs(err) <= 0.1 * band)):
+            break
+        g_nom = np.clip(g_nom + _column_step(err, cols, free, s_sel, s_half), lo, hi)
+    g[rows, cols] = tm.land(g_nom, tgt, rng, lo, hi)
+    sensed = CrossbarCircuit.of_model(chip, g).read_cells(rows, cols, v_read, scheme)
+    if tm.read_noise_rel > 0:
+        sensed = sensed * (1.0 + tm.read_noise_rel * rng.standard_normal(sensed.shape))
+    read_error[rows, cols] = (sensed - background) / s_sel - g[rows, cols]
     eff = []
     for k, lay in enumerate(mapped):
         _, r, c = placement.cells(k)
@@ -330,13 +452,15 @@ def estimate_errors(
     n_transfers: int = 8,
     seed: int = 0,
     sizes: Sequence[int] = (2, 8, 2),
+    tuning: TransferModel | None = None,
 ) -> ErrorModel:
     """Fit :class:`ErrorModel` to simulated transfers of random networks on the calibrated model.
 
     Each transfer programs random weights with :func:`transfer` on the calibrated model (no
     chip variation) and records ``G - target`` of every used device. ``s_col`` is the spread of
     the column means of the error, ``s_add`` what is left of the within-column spread after
-    the nominal tuning imprecision ``s_rel = model.tuning_sigma_rel``.
+    tuning imprecision ``s_rel`` (``tuning.sigma_rel``; default the model's nominal
+    ``tuning_sigma_rel``). ``tuning`` is passed to :func:`transfer`.
     """
     _check_scheme(scheme)
     if int(n_transfers) != n_transfers or n_transfers < 1:
@@ -345,7 +469,7 @@ def estimate_errors(
     col_means, within, tgt, allerr = [], [], [], []
     for _ in range(int(n_transfers)):
         ws = [rng.standard_normal((a + 1, b)) for a, b in zip(sizes[:-1], sizes[1:])]
-        tr = transfer(ws, model, rng, scheme, chip_variation=False)
+        tr = transfer(ws, model, rng, scheme, chip_variation=False, tuning=tuning)
         used = np.isfinite(tr.targets)
         err = np.where(used, tr.g - np.nan_to_num(tr.targets), np.nan)
         for j in np.flatnonzero(used.any(axis=0)):
@@ -355,7 +479,7 @@ def estimate_errors(
         tgt.append(tr.targets[used])
         allerr.append(err[used])
     bias = float(np.mean(np.concatenate(allerr)))
-    s_rel = float(model.tuning_sigma_rel)
+    s_rel = float(model.tuning_sigma_rel if tuning is None else tuning.sigma_rel)
     t = np.concatenate(tgt)
     s_col = float(np.std(col_means))
     s_add2 = float(np.mean(np.concatenate(within) ** 2)) - s_rel**2 * float(np.mean(t**2))
@@ -497,7 +621,7 @@ def transfer_trial(
     task = load_task("moons", seed=int(task_seed))
     ws = [np.asarray(W, float) for W in weights]
     scales = activation_scales(ws, task.X_train)
-    tr = transfer(ws, cal.model, np.random.default_rng(seed), scheme)
+    tr = transfer(ws, cal.model, np.random.default_rng(seed), scheme, tuning=TransferModel.of_calibration(cal))
     logits = array_forward(tr, task.X_test, scales, v_max)
     correct = (np.argmax(logits, axis=1) == task.y_test).astype(np.int8)
     used = np.isfinite(tr.targets)
@@ -505,6 +629,99 @@ def transfer_trial(
         "correct": correct,
         "accuracy": float(correct.mean()),
         "read_error_rms": float(np.sqrt(np.mean(tr.read_error[used] ** 2))),
+    }
+
+
+#: tuning settings of the pulse-level study: the protocol's defaults, iterations capped at 60
+#: (past ~50 iterations the devices left are the ones a column offset puts beyond their window
+#: edge; more iterations change the programmed array by < 0.2 µS rms, see docs/methods/drolet.md)
+PULSE_MAX_ITERATIONS = 60
+
+
+def pulse_transfer_trial(
+    trial_index: int,
+    seed: int,
+    weights: list,
+    scheme: str = "V/2",
+    task_seed: int = 0,
+    calibration: str | None = None,
+    v_max: float = 0.2,
+    max_iterations: int = PULSE_MAX_ITERATIONS,
+    rows: int = ARRAY_SHAPE[0],
+) -> dict[str, Any]:
+    """One pulse-level transfer of ``weights`` on a fresh simulated passive chip (Monte Carlo trial).
+
+    A simulated 32×32 passive bench is built with chip seed ``seed`` (its hidden parameters
+    drawn around the simulator's own nominal model, not the calibration), the weights are
+    programmed through the station's instruments by :func:`transfer_pulse_level` (SET/RESET
+    staircases under ``scheme``, half-select disturb and read noise of the chip included), and
+    the programmed array (its hidden state, only to judge the transfer) classifies the moons
+    test set with :func:`array_forward`.
+
+    Parameters
+    ----------
+    trial_index : int
+        Index of the trial in its study (unused: the seed makes the trial).
+    seed : int
+        Seed of the simulated chip (its hidden parameters, state and noise).
+    weights : list
+        Augmented weights as nested lists (JSON).
+    scheme : str
+        ``"V/2"`` or ``"V/3"``: biasing of every pulse and verify read.
+    task_seed : int
+        Seed of the moons data set.
+    calibration : str, optional
+        Calibration JSON path (default: the shipped passive calibration): the tuner's model.
+    v_max : float
+        Largest inference row voltage, V.
+    max_iterations : int
+        Iteration cap of the tuning protocol.
+    rows : int
+        Array size (rows = columns; the network is laid out on 32×32).
+
+    Returns
+    -------
+    dict
+        ``correct`` (n_test,) 0/1 per test point, ``accuracy``, ``g_err_rms`` (S, true
+        conductance minus target over the used devices), ``pulses_per_device``,
+        ``converged_fraction`` and ``unused_drift_rms`` (relative rms drift of the unused cells
+        during programming: half-select disturb).
+    """
+    import os
+
+    from labrram import sim
+    from labrram.calibration.files import default_calibration, load_calibration
+    from labrram.nn.datasets import load_task
+    from labrram.protocols.tune_passive import PassiveTuning
+    from labrram.station import load_station
+
+    cal = default_calibration("passive") if calibration is None else load_calibration(calibration)
+    task = load_task("moons", seed=int(task_seed))
+    ws = [np.asarray(W, float) for W in weights]
+    scales = activation_scales(ws, task.X_train)
+    bench = f"drolet-pulse-{os.getpid()}"
+    n = int(rows)
+    sim.configure_bench(bench, seed=int(seed), kind="passive", rows=n, cols=n)
+    station = load_station().with_simulation(bench=bench, seed=int(seed), kind="passive", rows=n, cols=n)
+    with station.connect() as st:
+        chip = st.bench.chip
+        truth = chip.reveal_truth()  # only to judge the transfer, never given to the tuner
+        g0 = chip._g.copy()
+        tr, res = transfer_pulse_level(
+            ws, st.crossbar, cal.model, scheme, PassiveTuning(max_iterations=int(max_iterations)),
+            truth=lambda: (chip._g, truth.a, truth.r_wire_row, truth.r_wire_col),
+        )
+    logits = array_forward(tr, task.X_test, scales, v_max)
+    correct = (np.argmax(logits, axis=1) == task.y_test).astype(np.int8)
+    used = np.isfinite(tr.targets)
+    summ = res.summary()
+    return {
+        "correct": correct,
+        "accuracy": float(correct.mean()),
+        "g_err_rms": float(np.sqrt(np.mean((tr.g - np.clip(tr.targets, cal.model.g_min, cal.model.g_max))[used] ** 2))),
+        "pulses_per_device": float(summ["pulses_per_device"]),
+        "converged_fraction": float(summ["converged_fraction"]),
+        "unused_drift_rms": float(np.sqrt(np.mean(((tr.g - g0) / g0)[~used] ** 2))),
     }
 
 

@@ -108,3 +108,27 @@ def test_every_kind_round_trips_through_the_tidy_csv(tmp_path, kind, settings):
     own, imported = labrram.calibrate(tmp_path / "own.zarr", bootstrap=10), labrram.calibrate(tmp_path / "imp.zarr", bootstrap=10)
     for name, e in own.estimates.items():
         assert imported.estimates[name].value == pytest.approx(e.value, rel=1e-9, abs=1e-30), name
+
+
+def _passive_arrays(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    v = np.linspace(0.05, 0.6, 6)
+    g = rng.uniform(5e-6, 20e-6, 8)
+    return {
+        "iv_voltages": v, "iv_current": np.outer(np.sinh(3 * v) / 3, g) + np.outer(np.sinh(1.5 * v) / 3, 30 * g),
+        "ramp_amplitudes": np.array([0.9, 1.0, 1.1, 1.2]), "set_threshold": np.full(8, 1.1), "reset_threshold": np.full(8, 1.2),
+        "read_repeats": g[None] * (1 + 0.01 * rng.standard_normal((4, 8))),
+    }  # fmt: skip
+
+
+def test_passive_column_reads_are_optional_but_go_together(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = _passive_arrays(rng)
+    np.savez(tmp_path / "plain.npz", **arrays)
+    import_measurements(tmp_path / "plain.npz", "passive", tmp_path / "plain.zarr")  # without them: fine
+    fit = labrram.calibrate(tmp_path / "plain.zarr", bootstrap=10)
+    assert "g_init_median" not in fit.estimates and not fit.protocol_estimates
+    np.savez(tmp_path / "half.npz", **arrays, fab_cols=np.array([0, 1]))
+    with pytest.raises(MeasurementError, match="fab_cols given without fab_current"):
+        import_measurements(tmp_path / "half.npz", "passive", tmp_path / "half.zarr")
+    with pytest.raises(MeasurementError, match="map_voltage"):
+        import_measurements(tmp_path / "plain.npz", "passive", tmp_path / "mv.zarr", {"map_voltage": 2.0})
