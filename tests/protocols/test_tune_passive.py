@@ -53,8 +53,8 @@ def test_believed_background_leaves_a_column_offset(model):
         t, sel = _targets(1)
         r = tune_passive(st.crossbar, t, model, PassiveTuning(scheme="V/3"))
         assert r.summary()["converged_fraction"] > 0.9
-        # the read-out is on target; the truth carries the unprogrammed cells' offset
-        assert np.median(np.abs(r.achieved[sel] / t[sel] - 1)) < 0.02
+        # the read-out is on target (inside the 3 % tolerance); the truth carries the unprogrammed cells' offset
+        assert np.median(np.abs(r.achieved[sel] / t[sel] - 1)) < 0.025
 
 
 def test_refuses_bad_settings_before_any_byte(model):
