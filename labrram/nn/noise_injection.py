@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -220,24 +220,33 @@ def train_noise_injection(X: np.ndarray, y: np.ndarray, sizes: Sequence[int], se
     with _threads(s.num_threads):
         gen = torch.Generator().manual_seed(int(s.seed))
         model = NoisyMLP(sizes, eta=s.eta, batch_norm=s.batch_norm, generator=gen)
-        model.clip_(s.clip_sigma)
-        opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(s.epochs))
-        n = Xt.shape[0]
-        history: list[dict] = []
-        model.train()
-        for epoch in range(int(s.epochs)):
-            loss_sum, acc_sum, batches = 0.0, 0.0, [b for b in _batches(n, s.batch_size, gen) if b.numel() > 1]
-            for idx in batches:
-                logits = model(Xt[idx])
-                loss = F.cross_entropy(logits, yt[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                model.clip_(s.clip_sigma)
-                loss_sum += loss.item()
-                acc_sum += (logits.argmax(dim=1) == yt[idx]).float().mean().item()
-            sched.step()
-            history.append({"epoch": epoch, "loss": loss_sum / len(batches), "train_acc": acc_sum / len(batches)})
-        model.eval()
+        history = fit_noisy(model, Xt, yt, s, gen)
     return model, history
+
+
+def fit_noisy(model: Any, Xt: Any, yt: Any, s: NoiseSettings, gen: Any) -> list[dict]:
+    """Train a network with weight noise in its forward pass (``model.clip_(sigmas)`` clips
+    its weights): Adam with cosine annealing over ``s.epochs``, the weights clipped after
+    every step; ``model`` is left in eval mode. Returns the per-epoch ``epoch``, ``loss`` and
+    ``train_acc`` (of the noisy forward passes). Shared by every network trained with noise
+    injection (the MLP here, :mod:`labrram.nn.resnet`)."""
+    model.clip_(s.clip_sigma)
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(s.epochs))
+    history: list[dict] = []
+    model.train()
+    for epoch in range(int(s.epochs)):
+        loss_sum, acc_sum, batches = 0.0, 0.0, [b for b in _batches(int(yt.shape[0]), s.batch_size, gen) if b.numel() > 1]
+        for idx in batches:
+            logits = model(Xt[idx])
+            loss = F.cross_entropy(logits, yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            model.clip_(s.clip_sigma)
+            loss_sum += loss.item()
+            acc_sum += (logits.argmax(dim=1) == yt[idx]).float().mean().item()
+        sched.step()
+        history.append({"epoch": epoch, "loss": loss_sum / len(batches), "train_acc": acc_sum / len(batches)})
+    model.eval()
+    return history

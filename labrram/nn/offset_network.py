@@ -47,7 +47,7 @@ from labrram.mapping.offset import OffsetPlacement, OffsetSlicedLayer, OffsetSli
 from labrram.protocols.engine import run_plan
 from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM
 
-from .tiled import MAX_MVM_VOLTAGE, Conv, Dense, forward, replicate
+from .tiled import MAX_MVM_VOLTAGE, Conv, Dense, LayerPlan, forward, replicate
 
 __all__ = [
     "OffsetImage",
@@ -147,41 +147,10 @@ def quantize_network(
 
 
 @dataclass(frozen=True, eq=False)
-class OffsetLayerPlan:
-    """One layer of an :class:`OffsetNetworkPlan` (fields as :class:`labrram.nn.tiled.LayerPlan`)."""
-
-    index: int
-    kind: str
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    positions: int
-    replicas: int
-    mapped: OffsetSlicedLayer
-    placement: OffsetPlacement
-
-    @property
-    def tiles(self) -> int:
-        """Tiles of the layer."""
-        return len(self.placement.tiles)
-
-    @property
-    def arrays(self) -> int:
-        """Array images of the layer."""
-        return self.placement.n_arrays
-
-    @property
-    def devices(self) -> int:
-        """Devices of the layer (4 per entry of the replicated matrix)."""
-        return self.placement.n_devices
-
-    @property
-    def mvms_per_image(self) -> int:
-        """MVMs of one input image."""
-        return -(-self.positions // self.replicas) * self.tiles
-
-    def mvms(self, n_images: int) -> int:
-        """MVMs for a batch (copies take consecutive positions across images)."""
-        return -(-int(n_images) * self.positions // self.replicas) * self.tiles
+class OffsetLayerPlan(LayerPlan):
+    """One layer of an :class:`OffsetNetworkPlan`: the fields and counts of
+    :class:`labrram.nn.tiled.LayerPlan`, with ``mapped`` an :class:`OffsetSlicedLayer` and
+    ``placement`` an :class:`OffsetPlacement` (4 devices per entry of the replicated matrix)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from labrram.nn.drift import BatchNorm
-from labrram.nn.noise_injection import NoiseSettings, NoisyLinear
+from labrram.nn.noise_injection import NoiseSettings, NoisyLinear, fit_noisy
 from labrram.nn.resnet_twin import MatrixConv, ResNetTwin
-from labrram.nn.train import _batches, _threads
+from labrram.nn.train import _threads
 
 __all__ = ["NoisyConv2d", "ResNet", "export_resnet", "load_resnet_npz", "save_resnet_npz", "train_resnet"]
 
@@ -171,26 +171,7 @@ def train_resnet(images: Any, labels: Any, settings: NoiseSettings = NoiseSettin
     with _threads(s.num_threads):
         gen = torch.Generator().manual_seed(int(s.seed))
         model = ResNet(widths, eta=s.eta, generator=gen)
-        model.clip_(s.clip_sigma)
-        opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(s.epochs))
-        history: list[dict] = []
-        model.train()
-        for epoch in range(int(s.epochs)):
-            loss_sum = acc_sum = 0.0
-            batches = [b for b in _batches(len(yt), s.batch_size, gen) if b.numel() > 1]
-            for idx in batches:
-                logits = model(Xt[idx])
-                loss = F.cross_entropy(logits, yt[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                model.clip_(s.clip_sigma)
-                loss_sum += loss.item()
-                acc_sum += (logits.argmax(1) == yt[idx]).float().mean().item()
-            sched.step()
-            history.append({"epoch": epoch, "loss": loss_sum / len(batches), "train_acc": acc_sum / len(batches)})
-        model.eval()
+        history = fit_noisy(model, Xt, yt, s, gen)
     return model, history
 
 
