@@ -27,7 +27,7 @@ class Keithley2400(SourceMeter):
 
     guard = scpi_guard  # raw source-level commands are refused beyond the limits too
     output_on_pattern = re.compile(r"(?<![\w*])OUTP(?:UT)?(?::STAT(?:E)?)?(?P<ch>)\s+(?:ON|1)\b", re.I)
-    compliance_pattern = re.compile(r"SENS(?:E)?(?P<ch>)(?::CURR(?:ENT)?)(?::DC)?:PROT", re.I)
+    compliance_pattern = re.compile(r"SENS(?:E)?(?P<ch>)(?::CURR(?:ENT)?)(?::DC)?:PROT(?:ECTION)?(?::LEV(?:EL)?)?\s+[-+.\d]", re.I)
     reset_pattern = re.compile(r"\*RST|SYST(?:EM)?:PRES", re.I)
 
     source_voltage = Setting(

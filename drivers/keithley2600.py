@@ -98,8 +98,8 @@ class Keithley2600(SourceMeter):
     """
 
     guard = tsp_guard  # raw source-level commands are refused beyond the limits too
-    output_on_pattern = re.compile(r"(?P<ch>smu[ab])\s*\.\s*source\s*\.\s*output\s*=\s*(?:smu[ab]\s*\.\s*OUTPUT_ON|1)(?![\w.])", re.I)
-    compliance_pattern = re.compile(r"(?P<ch>smu[ab])\s*\.\s*source\s*\.\s*limiti\s*=", re.I)
+    output_on_pattern = re.compile(r"(?P<ch>smu[ab])\s*\.\s*source\s*\.\s*output\s*=(?!=)\s*(?:smu[ab]\s*\.\s*OUTPUT_ON|1)(?![\w.])", re.I)
+    compliance_pattern = re.compile(r"(?P<ch>smu[ab])\s*\.\s*source\s*\.\s*limiti\s*=(?!=)\s*[-+.\d]", re.I)
     @property
     def compliance_key(self) -> str:  # type: ignore[override]
         return self.smu

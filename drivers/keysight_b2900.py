@@ -57,7 +57,7 @@ class KeysightB2900(SourceMeter):
 
     guard = scpi_guard  # raw source-level commands are refused beyond the limits too
     output_on_pattern = re.compile(r"(?<![\w*])OUTP(?:UT)?(?P<ch>2)?1?(?::STAT(?:E)?)?\s+(?:ON|1)\b", re.I)
-    compliance_pattern = re.compile(r"SENS(?:E)?(?P<ch>2)?1?(?::CURR(?:ENT)?)(?::DC)?:PROT", re.I)
+    compliance_pattern = re.compile(r"SENS(?:E)?(?P<ch>2)?1?(?::CURR(?:ENT)?)(?::DC)?:PROT(?:ECTION)?(?::LEV(?:EL)?)?\s+[-+.\d]", re.I)
     @property
     def compliance_key(self) -> str:  # type: ignore[override]
         return "" if self.channel == 1 else str(self.channel)

@@ -50,7 +50,7 @@ class SourceMeter(Instrument, abc.ABC):
         exceed the station's ``max_current``."""
         super()._guard(data)
         text = data.decode("latin-1", "replace")
-        known: set[str] = self.__dict__.setdefault("_compliance_set", set())
+        known = set(self.__dict__.get("_compliance_set", ()))  # committed only if the message may go
         events = []
         for kind, rx in (("reset", self.reset_pattern), ("compliance", self.compliance_pattern), ("on", self.output_on_pattern)):
             if rx is not None:
@@ -66,6 +66,7 @@ class SourceMeter(Instrument, abc.ABC):
                     f"instrument's own may exceed the station's max_current of {self.limits.max_current:g} A; "
                     "call configure_voltage_source(compliance) first"
                 )
+        self.__dict__["_compliance_set"] = known
 
     @abc.abstractmethod
     def configure_voltage_source(self, compliance: float, nplc: float = 1.0, auto_zero: bool = False) -> None:

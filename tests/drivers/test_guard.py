@@ -86,3 +86,17 @@ def test_an_output_turns_on_only_where_this_session_set_the_compliance(station):
     k.write("smub.source.output = 0")
     with pytest.raises(LimitError, match="refused: no current compliance"):
         k.pulse_voltage(0.5, 1e-4)  # smua: never configured in this session
+
+
+def test_a_query_or_a_refused_message_does_not_count_as_setting_the_compliance(station):
+    b = station.instruments["b2902"]
+    b.query(":SENS2:CURR:PROT?")  # reading the instrument's limit does not set it
+    with pytest.raises(LimitError, match="output 2 refused"):
+        b.write(":OUTP2 ON")
+    with pytest.raises(LimitError):  # refused as a whole: its compliance never reached the instrument
+        b.write(":SENS2:CURR:PROT 1e-4;:SOUR2:VOLT 9")
+    with pytest.raises(LimitError, match="output 2 refused"):
+        b.write(":OUTP2 ON")
+    k = station.instruments["k2636b"]
+    with pytest.raises(LimitError, match="output smua refused"):  # a comparison is not an assignment
+        k.write("if smua.source.limiti == 1 then smua.source.output = 1 end")
