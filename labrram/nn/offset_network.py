@@ -47,7 +47,7 @@ from labrram.mapping.offset import OffsetPlacement, OffsetSlicedLayer, OffsetSli
 from labrram.protocols.engine import run_plan
 from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM
 
-from .tiled import MAX_MVM_VOLTAGE, Conv, Dense, LayerPlan, forward, replicate
+from .tiled import MAX_MVM_VOLTAGE, BatchTotals, Conv, Dense, LayerPlan, forward, replicate
 
 __all__ = [
     "OffsetImage",
@@ -279,7 +279,7 @@ class OffsetImage:
 
 
 @dataclass
-class OffsetRun:
+class OffsetRun(BatchTotals):
     """Outcome of :func:`run_offset_network`.
 
     Attributes
@@ -298,25 +298,8 @@ class OffsetRun:
     ranges: list[float] = field(default_factory=list)
     v_max: float = 0.2
 
-    @property
-    def program_bench_time(self) -> float:
-        """Bench time of programming every image (settle wait and read-back included), s."""
-        return float(sum(j.program_bench_time for j in self.images))
-
-    @property
-    def mvms(self) -> int:
-        """MVMs issued."""
-        return sum(j.mvms for j in self.images)
-
-    @property
-    def mvm_bench_time(self) -> float:
-        """Bench time of the MVMs, s."""
-        return float(sum(j.mvm_bench_time for j in self.images))
-
-    @property
-    def devices_programmed(self) -> int:
-        """Devices of every image."""
-        return int(sum(j.devices for j in self.images))
+    def _records(self) -> list[OffsetImage]:
+        return self.images
 
     @property
     def converged_fraction(self) -> float:

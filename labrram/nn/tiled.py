@@ -571,8 +571,38 @@ class ArrayJob:
     out: str | None = None
 
 
+class BatchTotals:
+    """The bench accounting of a network run image by image on one array, summed over its
+    per-image records (``_records()``: each with ``mvms``, ``program_bench_time`` (repairs
+    included), ``mvm_bench_time`` and ``devices``); shared by :class:`InArrayRun` and
+    :class:`labrram.nn.offset_network.OffsetRun`."""
+
+    def _records(self) -> Sequence[Any]:  # pragma: no cover - each run says where its records are
+        raise NotImplementedError
+
+    @property
+    def mvms(self) -> int:
+        """MVMs issued in the run."""
+        return sum(j.mvms for j in self._records())
+
+    @property
+    def program_bench_time(self) -> float:
+        """Bench time of programming every array image (repairs, settle waits and read-backs included), s."""
+        return float(sum(j.program_bench_time for j in self._records()))
+
+    @property
+    def mvm_bench_time(self) -> float:
+        """Bench time of every MVM, s."""
+        return float(sum(j.mvm_bench_time for j in self._records()))
+
+    @property
+    def devices_programmed(self) -> int:
+        """Devices of every array image."""
+        return int(sum(j.devices for j in self._records()))
+
+
 @dataclass
-class InArrayRun:
+class InArrayRun(BatchTotals):
     """Inference of a batch by in-array MVMs (:func:`run_in_array`).
 
     Attributes
@@ -599,25 +629,8 @@ class InArrayRun:
         """Images of the batch."""
         return int(self.logits.shape[0])
 
-    @property
-    def mvms(self) -> int:
-        """MVMs issued in the run."""
-        return sum(j.mvms for j in self.jobs)
-
-    @property
-    def program_bench_time(self) -> float:
-        """Bench time of every programming job (repairs included), s."""
-        return float(sum(j.program_bench_time for j in self.jobs))
-
-    @property
-    def mvm_bench_time(self) -> float:
-        """Bench time of every MVM, s."""
-        return float(sum(j.mvm_bench_time for j in self.jobs))
-
-    @property
-    def devices_programmed(self) -> int:
-        """Devices of every array image."""
-        return int(sum(j.devices for j in self.jobs))
+    def _records(self) -> list[ArrayJob]:
+        return self.jobs
 
     def predictions(self) -> np.ndarray:
         """Predicted class of every image (argmax of :attr:`logits`)."""
