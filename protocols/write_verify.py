@@ -229,7 +229,7 @@ class WriteVerifyReRAM(Plan):
         cap, rounds = s.max_iterations, 0
         while True:
             yield from self._loop(st, cap, band, full, reset_failed, f_prec, f_sum, pilot, pulse)
-            left = yield from final_check(st, s, model, band, full)
+            left = yield from final_check(st, s, model, full)
             if not left.size or rounds >= s.touch_ups:
                 break
             rounds, cap, pilot = rounds + 1, st.iteration + s.touch_up_iterations, None
@@ -387,7 +387,7 @@ def final_verify(st: DeviceState, band: np.ndarray) -> PlanRun:
 FINAL_SINGLE, FINAL_GUARD = 4.0, 1.0
 
 
-def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel, band: np.ndarray, full: np.ndarray) -> PlanRun:
+def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel, full: np.ndarray) -> PlanRun:
     """The final verify of ReRAM write-verify: every accepted device is read once more and
     judged — inside the tolerance ``full`` (S) narrowed by :data:`FINAL_SINGLE` standard
     deviations of the read noise, or, near the edge, on the mean of ``1 + rereads`` reads inside
