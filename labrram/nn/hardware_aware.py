@@ -600,6 +600,18 @@ def train_network(
 # --------------------------------------------------------------------------------------------
 # the Monte Carlo trial and the metric
 # --------------------------------------------------------------------------------------------
+def _trial_inputs(weights: list, task_seed: int, calibration: str | None) -> tuple[Any, Any, list[np.ndarray], list[float]]:
+    """What a transfer trial starts from: the calibration (default: the shipped passive one),
+    the moons task, the weights as arrays and their activation scales."""
+    from labrram.calibration.files import default_calibration, load_calibration
+    from labrram.nn.datasets import load_task
+
+    cal = default_calibration("passive") if calibration is None else load_calibration(calibration)
+    task = load_task("moons", seed=int(task_seed))
+    ws = [np.asarray(W, float) for W in weights]
+    return cal, task, ws, activation_scales(ws, task.X_train)
+
+
 def transfer_trial(
     trial_index: int,
     seed: int,
@@ -614,13 +626,7 @@ def transfer_trial(
     Returns ``correct`` (n_test,) 0/1 per test point, ``accuracy`` and ``read_error_rms`` (S).
     ``calibration`` is a calibration JSON path (default: the shipped passive calibration).
     """
-    from labrram.calibration.files import default_calibration, load_calibration
-    from labrram.nn.datasets import load_task
-
-    cal = default_calibration("passive") if calibration is None else load_calibration(calibration)
-    task = load_task("moons", seed=int(task_seed))
-    ws = [np.asarray(W, float) for W in weights]
-    scales = activation_scales(ws, task.X_train)
+    cal, task, ws, scales = _trial_inputs(weights, task_seed, calibration)
     tr = transfer(ws, cal.model, np.random.default_rng(seed), scheme, tuning=TransferModel.of_calibration(cal))
     logits = array_forward(tr, task.X_test, scales, v_max)
     correct = (np.argmax(logits, axis=1) == task.y_test).astype(np.int8)
@@ -690,15 +696,10 @@ def pulse_transfer_trial(
     import os
 
     from labrram import sim
-    from labrram.calibration.files import default_calibration, load_calibration
-    from labrram.nn.datasets import load_task
     from labrram.protocols.tune_passive import PassiveTuning
     from labrram.station import load_station
 
-    cal = default_calibration("passive") if calibration is None else load_calibration(calibration)
-    task = load_task("moons", seed=int(task_seed))
-    ws = [np.asarray(W, float) for W in weights]
-    scales = activation_scales(ws, task.X_train)
+    cal, task, ws, scales = _trial_inputs(weights, task_seed, calibration)
     bench = f"drolet-pulse-{os.getpid()}"
     n = int(rows)
     sim.configure_bench(bench, seed=int(seed), kind="passive", rows=n, cols=n)
