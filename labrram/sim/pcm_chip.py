@@ -115,6 +115,11 @@ class PCMChip(ChipBase):
         g = m.drift(self._g_prog[rows, cols], dt, self._nu[rows, cols])
         return np.maximum(g, m.g_min)
 
+    def _programmed_conductance(self, rows, cols) -> np.ndarray:
+        """True conductance the cells were left at by their last programming, before any drift
+        (a stuck cell: where it is stuck), S. For judges only."""
+        return np.maximum(self._g_prog[rows, cols], self._truth.g_min)
+
     def _noisy_conductance(self, rows, cols) -> np.ndarray:
         """Instantaneous conductance ``G (1 + Q_s Y)`` with the 1/f state advanced to now, S."""
         now = self.clock.now
