@@ -46,6 +46,7 @@ class CrossbarBoard(Board):
         self._configured = False
         self._read_settings: tuple[float, float] | None = None
         self._counter: int | None = None  # the board's pulse counter, when known
+        self._trusted_counter: int | None = None  # the last count read (it never falls within a boot)
 
     #: what the board can apply (docs/board-protocol.md)
     read_voltage_range = HW_READ_VOLTAGE
@@ -135,15 +136,20 @@ class CrossbarBoard(Board):
     #: the pulse counter as the driver reports it: ``boot * BOOT_STRIDE + pulses since power-on``
     BOOT_STRIDE = 1 << 40
 
-    def pulse_counter(self) -> int:
+    def pulse_counter(self, expect: int | None = None) -> int:
         """The board's pulse count, read once then counted by the driver (read again after any
         link recovery), tagged with the board's boot count: ``boot * BOOT_STRIDE + pulses
         delivered since power-on`` (boot 0 on a board without ``:SYST:BOOT?``). A board that
-        restarted is therefore never mistaken for one whose counter did not move."""
-        if self._counter is None:
+        restarted is therefore never mistaken for one whose counter did not move.
 
-            def read() -> int:
-                reply = self.query(":SYST:PULS?")
+        A reply is a bare number, so a corrupted one can look valid (a dropped digit makes 2434
+        read 234). A read that is not ``expect`` (what the driver's own count predicts, when it
+        has one) is confirmed: it may not fall below a count read earlier on the same boot, and a
+        second read must agree; otherwise the read is retried."""
+        if self._counter is None:
+            boot = self._boot_count()
+
+            def parse(reply: str) -> int:
                 try:
                     n = int(reply.strip())
                 except ValueError:
@@ -152,11 +158,23 @@ class CrossbarBoard(Board):
                     raise ReplyError(f"{self.name}: pulse counter reply {reply!r}")
                 return n
 
-            boot = self._boot_count()
+            def read() -> int:
+                n = parse(self.query(":SYST:PULS?"))
+                if boot * self.BOOT_STRIDE + n == expect:
+                    return n
+                floor = self._trusted_counter
+                if floor is not None and floor // self.BOOT_STRIDE == boot and n < floor % self.BOOT_STRIDE:
+                    raise ReplyError(f"{self.name}: pulse counter reply {n} is below the {floor % self.BOOT_STRIDE} read before on this boot (a corrupted reply)")
+                again = parse(self.query(":SYST:PULS?"))
+                if again != n:
+                    raise ReplyError(f"{self.name}: pulse counter replies {n} and {again} disagree (a corrupted reply)")
+                return n
+
             count = self.retrying(read, "':SYST:PULS?'")
             if self._boot_count() != boot:  # it restarted while we asked: the count may be from before
                 raise ReplyError(f"{self.name}: the board restarted while its pulse counter was read")
             self._counter = boot * self.BOOT_STRIDE + count  # (after the reads: a recovery forgets the counter)
+            self._trusted_counter = self._counter
         return self._counter
 
     def _boot_count(self) -> int:
@@ -186,7 +204,7 @@ class CrossbarBoard(Board):
         1 yes, 0 no, -1 unknown (counter unknown or unreadable, or the board restarted)."""
         self._counter = None
         try:
-            now = self.pulse_counter()
+            now = self.pulse_counter(expect=None if before is None else before + n)
         except InstrumentError:
             return UNKNOWN
         if before is None or before // self.BOOT_STRIDE != now // self.BOOT_STRIDE:  # unknown, or the board restarted
@@ -293,7 +311,7 @@ class CrossbarBoard(Board):
                     # a command without a reply can be lost on the way with no error at all: the
                     # counter proves it arrived (one query per batch)
                     self._counter = None
-                    if self.pulse_counter() != before + rec.size:
+                    if self.pulse_counter(expect=before + rec.size) != before + rec.size:
                         raise ReplyError(f"{self.name}: the {kind} batch is not in the board's pulse counter")
                     continue
             except LINK_ERRORS as exc:

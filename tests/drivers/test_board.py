@@ -17,15 +17,17 @@ def board(fake_transport):
 
 
 def test_pulse_list_is_one_binary_block(board, fake_transport):
-    """A batch without a reply: the counter (tagged with the board's boot count) before it, the
-    block, the error queue, and the counter again — a command lost on the way is not taken for
-    delivered."""
-    fake_transport.replies += [b"1\n", b"40\n", b"1\n", b'+0,"No error"\n', b"1\n", b"42\n", b"1\n"]
+    """A batch without a reply: the counter (tagged with the board's boot count; read twice, as
+    the driver has no count of its own yet) before it, the block, the error queue, and the
+    counter again (once: it is the count the driver expects) — a command lost on the way is not
+    taken for delivered."""
+    fake_transport.replies += [b"1\n", b"40\n", b"40\n", b"1\n", b'+0,"No error"\n', b"1\n", b"42\n", b"1\n"]
     board._configured = True
     board.pulse("SET", [0, 3], [1, 2], 1.8, [1.5, 2.0], 1e-6)
     rec = np.zeros(2, dtype=PULSE_RECORD)
     rec["row"], rec["col"], rec["amplitude"], rec["gate"], rec["width"] = [0, 3], [1, 2], 1.8, [1.5, 2.0], 1e-6
-    assert fake_transport.written == [b":SYST:BOOT?\n", b":SYST:PULS?\n", b":SYST:BOOT?\n", b":PULS:LIST SET," + encode_block(rec.tobytes()) + b"\n",
+    assert fake_transport.written == [b":SYST:BOOT?\n", b":SYST:PULS?\n", b":SYST:PULS?\n", b":SYST:BOOT?\n",
+                                      b":PULS:LIST SET," + encode_block(rec.tobytes()) + b"\n",
                                       b":SYST:ERR?\n", b":SYST:BOOT?\n", b":SYST:PULS?\n", b":SYST:BOOT?\n"]  # fmt: skip
     assert board.pulse_counter() == board.BOOT_STRIDE + 42
 
@@ -33,11 +35,37 @@ def test_pulse_list_is_one_binary_block(board, fake_transport):
 def test_a_write_only_batch_lost_on_the_way_is_not_delivered(board, fake_transport):
     from labrram.drivers.board import NOT_DELIVERED, PulseDeliveryError
 
-    fake_transport.replies += [b"1\n", b"40\n", b"1\n", b'+0,"No error"\n', b"1\n", b"40\n", b"1\n", b"1\n", b"40\n", b"1\n"]
+    # a count that is not the expected one is confirmed by a second read
+    fake_transport.replies += [b"1\n", b"40\n", b"40\n", b"1\n", b'+0,"No error"\n', b"1\n", b"40\n", b"40\n", b"1\n", b"1\n", b"40\n", b"40\n", b"1\n"]
     board._configured = True
     with pytest.raises(PulseDeliveryError) as info:
         board.pulse("SET", [0, 3], [1, 2], 1.8, 1.5, 1e-6)
     assert list(info.value.status) == [NOT_DELIVERED, NOT_DELIVERED]
+
+
+@pytest.mark.parametrize(
+    "after, verdict",
+    [
+        # the true count 2434 with digits dropped reads 2: below the 2432 read before, re-read
+        ([b"1\n", b"2\n", b"2434\n", b"1\n"], "DELIVERED"),
+        # replaced digits that a second read does not repeat: re-read
+        ([b"1\n", b"2932\n", b"2434\n", b"2434\n", b"1\n"], "DELIVERED"),
+        # the batch never arrived: the same count, twice
+        ([b"1\n", b"2432\n", b"2432\n", b"1\n"], "NOT_DELIVERED"),
+    ],
+)
+def test_a_corrupted_pulse_count_never_settles_a_delivered_batch_as_not_delivered(board, fake_transport, after, verdict):
+    """A count is a bare number: a reply with a digit dropped or replaced still parses. A count
+    below one read earlier on the same boot, or one that a second read does not repeat, is read
+    again before it settles a batch."""
+    import labrram.drivers.board as board_module
+
+    fake_transport.replies += [b"1\n", b"2432\n", b"2432\n", b"1\n"]
+    before = board.pulse_counter()
+    board._counter = None  # as after a failed exchange
+    fake_transport.replies += after
+    assert board.delivery(before, 2) == getattr(board_module, verdict)
+    assert not fake_transport.replies  # every reply consumed: no read more or fewer than said
 
 
 def test_pulse_read_returns_currents(board, fake_transport):
