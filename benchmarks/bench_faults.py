@@ -9,7 +9,8 @@ fault: every output off, the store saying where it stopped; it then completed wi
 once the fault was gone). In both cases the run store and the chip's pulse log must agree pulse
 for pulse — exactly once after every resume — (and for the open-loop protocols every healthy
 device is SET exactly once); anything else is *failed*. For the write-verify jobs, the devices
-the store reports converged are judged on the chip's true conductance at the end of the run.
+the store reports converged are judged on the chip's hidden state when the job returned
+(labrram.reliability.truth_of_claims).
 
 ``LABRRAM_FAULT_SEEDS`` (default 20) sets the seeds per cell; ``LABRRAM_FAULT_JOBS`` (comma
 separated) restricts the jobs.
@@ -52,8 +53,9 @@ def main() -> None:
         f"total: {total['runs']} runs, {total['completed']} completed, {total['stopped cleanly']} stopped cleanly "
         f"and completed on resume, {total['failed']} failed; {total['faults injected']} faults injected; "
         f"{total['converged']} devices reported converged by the write-verify jobs, {total['out of band']} of them outside "
-        "their band in truth (the chip's true conductance at the end of the run, read only to judge; ReRAM: the ±5 % "
-        "tolerance; PCM, which drifts by design after its verify read: beyond 3 bands and 30 % of the target, i.e. broken)"
+        "their band in truth (the chip's hidden state when the job returned, read only to judge; ReRAM: the true "
+        "conductance against the ±5 % tolerance; PCM, which drifts by design after its verify read: the state its last "
+        "programming left, before drift, beyond 3 bands and 30 % of the target, i.e. broken)"
     )
     print(summary)
     write_markdown("docs/bench/faults.md", title, header, body, summary)
