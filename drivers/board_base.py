@@ -210,25 +210,27 @@ class Board(Instrument):
         go beyond them, else count it."""
         shape = self.shape
         if self._spent is None:
-            self._spent = (np.zeros(shape), np.zeros(shape))
-        pulses, energy = np.zeros(shape), np.zeros(shape)
-        np.add.at(pulses, (rows, cols), 1.0)
-        np.add.at(energy, (rows, cols), self.limits.pulse_energy(amplitude, width))
-        pulses += self._spent[0]
-        energy += self._spent[1]
-        if np.max(pulses) > self.limits.max_pulses_per_device:
-            r, c = np.unravel_index(np.argmax(pulses), shape)
+            self._spent = (np.zeros(shape, dtype=np.int32), np.zeros(shape))  # pulses, energy (J)
+        # the batch's own devices only: memory and time grow with the batch, not the array
+        flat, where = np.unique(np.ravel_multi_index((rows, cols), shape), return_inverse=True)
+        pulses = self._spent[0].ravel()[flat] + np.bincount(where, minlength=flat.size)
+        energy = self._spent[1].ravel()[flat] + np.bincount(where, weights=np.broadcast_to(self.limits.pulse_energy(amplitude, width), where.shape), minlength=flat.size)
+        if flat.size and np.max(pulses) > self.limits.max_pulses_per_device:
+            i = int(np.argmax(pulses))
+            r, c = np.unravel_index(flat[i], shape)
             raise LimitError(
-                f"device ({r}, {c}) would receive {int(pulses[r, c])} pulses on this connection, "
+                f"device ({r}, {c}) would receive {int(pulses[i])} pulses on this connection, "
                 f"beyond the per-device budget of {int(self.limits.max_pulses_per_device)}"
             )
-        if np.max(energy) > self.limits.max_energy_per_device:
-            r, c = np.unravel_index(np.argmax(energy), shape)
+        if flat.size and np.max(energy) > self.limits.max_energy_per_device:
+            i = int(np.argmax(energy))
+            r, c = np.unravel_index(flat[i], shape)
             raise LimitError(
-                f"device ({r}, {c}) would receive {energy[r, c]:.3g} J of pulses on this connection, "
+                f"device ({r}, {c}) would receive {energy[i]:.3g} J of pulses on this connection, "
                 f"beyond the per-device budget of {self.limits.max_energy_per_device:.3g} J"
             )
-        self._spent = (pulses, energy)
+        self._spent[0].ravel()[flat] = pulses
+        self._spent[1].ravel()[flat] = energy
 
     def shutdown(self) -> None:
         """Open any SMU route (boards' own drivers idle at 0 V)."""

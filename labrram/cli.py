@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -583,6 +584,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # the drivers log every retry; the command reports link faults in its summary instead
     logging.getLogger("labrram").addHandler(logging.NullHandler())
+    # a run store is written one chunk at a time: one zarr encoding thread is enough, and every
+    # further thread keeps a malloc arena of its own (about 10 MB at 512x512); a value in the
+    # environment wins. Set before zarr is first imported, which reads it then.
+    if "zarr" not in sys.modules:
+        os.environ.setdefault("ZARR_THREADING__MAX_WORKERS", "1")
     parser = build_parser()
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     try:

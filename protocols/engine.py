@@ -85,7 +85,7 @@ class Engine:
         self.read_retries = int(read_retries)
         self.limits = xb.limits
         self.shape = tuple(xb.shape)
-        self.spent = np.zeros(self.shape, dtype=np.int64)  # pulses that (may have) reached each device in this run
+        self.spent = np.zeros(self.shape, dtype=np.int32)  # pulses that (may have) reached each device in this run
         self.energy = np.zeros(self.shape)  # their worst-case energy, J
         prior = journal.accounting if journal is not None else {}
         self.physical_limit = float(prior.get("physical_limit", 0.0))

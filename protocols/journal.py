@@ -83,29 +83,40 @@ class _Appender:
         start = self.length - self.length % self.chunk
         self.tail = np.asarray(array[start : self.length]) if self.length > start else np.empty((0,) + array.shape[1:])
 
-    def append(self, rows: np.ndarray) -> list[Path]:
-        """Append ``rows``; returns the chunk files written (relative to the array's folder)."""
-        rows = np.asarray(rows, dtype=float)
-        if rows.shape[0] == 0:
+    def append(self, parts: list[np.ndarray]) -> list[Path]:
+        """Append the rows of ``parts`` (arrays that follow each other), one chunk at a time so
+        that no more than a chunk is ever joined or encoded at once; returns the chunk files
+        written (relative to the array's folder)."""
+        parts = [np.asarray(p, dtype=float) for p in parts if p.shape[0]]
+        if not parts:
             return []
-        start = self.length - self.length % self.chunk
-        data = np.concatenate([self.tail, rows]) if self.tail.shape[0] else rows
-        end = start + data.shape[0]
-        padded_end = -(-end // self.chunk) * self.chunk
+        c = self.chunk
+        first = self.length - self.length % c
+        end = self.length + sum(p.shape[0] for p in parts)
+        padded_end = -(-end // c) * c
         written = []
         if padded_end > self.array.shape[0]:
             capacity = max(padded_end, 2 * self.array.shape[0])
             self.array.resize((capacity,) + self.array.shape[1:])
             written.append(Path("zarr.json"))
-        if padded_end > end:
-            data = np.concatenate([data, np.full((padded_end - end,) + data.shape[1:], np.nan)])
-        self.array[start:padded_end] = data
+        pending, have = [self.tail] if self.tail.shape[0] else [], self.tail.shape[0]
+        at = first
+        for part in parts:
+            i = 0
+            while i < part.shape[0]:
+                take = min(c - have, part.shape[0] - i)
+                pending.append(part[i : i + take])
+                have, i = have + take, i + take
+                if have == c:  # a whole chunk: written, then forgotten
+                    self.array[at : at + c] = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                    at, pending, have = at + c, [], 0
+        self.tail = np.concatenate(pending) if pending else np.empty((0,) + self.array.shape[1:])
+        if have:  # the tail chunk, padded (kept in memory to be completed by the next append)
+            self.array[at : at + c] = np.concatenate([self.tail, np.full((c - have,) + self.tail.shape[1:], np.nan)])
         self.length = end
-        keep = end - end % self.chunk
-        self.tail = data[keep - start : end - start].copy()
         # zarr v3's default chunk keys: c/<i> (1-D), c/<i>/0 (2-D, one chunk of columns)
         extra = ("0",) if self.array.ndim == 2 else ()
-        return written + [Path("c", str(i), *extra) for i in range(start // self.chunk, padded_end // self.chunk)]
+        return written + [Path("c", str(i), *extra) for i in range(first // c, padded_end // c)]
 
     def read(self) -> np.ndarray:
         return np.asarray(self.array[: self.length])
@@ -349,12 +360,9 @@ class Journal:
         starts = tuple(self._total(name) for name in self._appenders)
         rows = {}
         for name in self._appenders:
-            width = {"steps": len(STEP_FIELDS), "values": 0, "log": len(LOG_FIELDS)}[name]
-            empty = np.empty((0, width)) if width else np.empty(0)
-            rows[name] = np.concatenate(self._buf[name]) if self._buf[name] else empty
+            rows[name] = [a for a in self._buf[name] if a.shape[0]]  # written as they are, never joined
             self._buf[name] = []
-            if rows[name].shape[0]:
-                self._unsaved[name].append(rows[name])
+            self._unsaved[name] += rows[name]
         self._buffered = 0
         self._flushed_at = time.monotonic()
         rec = {"steps": self._total("steps"), "values": self._total("values"), "log": self._total("log"), **self.accounting, "pending": pending, **extra}
@@ -378,7 +386,7 @@ class Journal:
         touched: list[Path] = [Path("zarr.json")]
         for name, app in self._appenders.items():
             if self._unsaved[name]:
-                touched += [Path(name) / p for p in app.append(np.concatenate(self._unsaved[name]))]
+                touched += [Path(name) / p for p in app.append(self._unsaved[name])]
                 self._unsaved[name] = []
         self.store.update_attrs(journal=_plain(self._commit_record))
         for p in touched:
@@ -448,9 +456,12 @@ def label_dimensions(group: Any) -> None:
         for dim, n in zip(arr.metadata.dimension_names or (), arr.shape):
             if dim is not None:
                 sizes.setdefault(dim, n)
+    chunk = 1 << 20  # written a chunk at a time: a long log's index never sits whole in memory
     for dim, n in sizes.items():
         if dim not in group:
-            group.create_array(dim, data=np.arange(n, dtype=np.int64), dimension_names=[dim], attributes={"units": "1"})
+            arr = group.create_array(dim, shape=(n,), chunks=(min(max(n, 1), chunk),), dtype=np.int64, dimension_names=[dim], attributes={"units": "1"})
+            for start in range(0, n, chunk):
+                arr[start : start + chunk] = np.arange(start, min(n, start + chunk), dtype=np.int64)
 
 
 def read_log(store: RunStore) -> dict[str, np.ndarray]:

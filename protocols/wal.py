@@ -34,9 +34,12 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
+
+#: an array, or a list of arrays that follow each other (written without joining them)
+ArrayParts = Union[np.ndarray, list[np.ndarray]]
 
 MAGIC = b"LRJ\x01"
 _HEADER = struct.Struct("<4sQI")
@@ -58,12 +61,14 @@ class Record:
     commit: dict[str, Any]
 
 
-def encode(starts: tuple[int, int, int], steps: np.ndarray, values: np.ndarray, log: np.ndarray, commit: dict[str, Any]) -> list[Any]:
-    """One record (module docstring), as buffers to write in order (no copy of the arrays)."""
+def encode(starts: tuple[int, int, int], steps: ArrayParts, values: ArrayParts, log: ArrayParts, commit: dict[str, Any]) -> list[Any]:
+    """One record (module docstring), as buffers to write in order (no copy of the arrays).
+    ``steps``, ``values`` and ``log`` are arrays, or lists of arrays that follow each other."""
     text = json.dumps(commit, separators=(",", ":")).encode()
-    steps, values, log = (np.ascontiguousarray(a, dtype="<f8") for a in (steps, values, log))
-    parts = [_COUNTS.pack(starts[0], steps.shape[0], starts[1], values.size, starts[2], log.shape[0], len(text)),
-             *(a.reshape(-1).view(np.uint8) for a in (steps, values, log)), text]  # fmt: skip
+    steps, values, log = ([np.ascontiguousarray(a, dtype="<f8") for a in (x if isinstance(x, list) else [x])] for x in (steps, values, log))
+    counts = (sum(a.shape[0] for a in steps), sum(a.size for a in values), sum(a.shape[0] for a in log))
+    parts = [_COUNTS.pack(starts[0], counts[0], starts[1], counts[1], starts[2], counts[2], len(text)),
+             *(a.reshape(-1).view(np.uint8) for group in (steps, values, log) for a in group), text]  # fmt: skip
     crc, length = 0, 0
     for part in parts:
         crc = zlib.crc32(part, crc)

@@ -20,7 +20,7 @@ from labrram.devices.reram import ReRAMModel
 
 from . import set_policy
 from .engine import Progress, run_plan
-from .messages import DELIVERED, NOT_DELIVERED, Pulse, Read, Report, in_steps
+from .messages import DELIVERED, NOT_DELIVERED, STEP_DEVICES, Pulse, Read, Report, in_steps
 from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
 
@@ -200,8 +200,6 @@ class WriteVerifyReRAM(Plan):
     def run(self, shape: tuple[int, int]) -> PlanRun:
         s, model, targets = self.settings, self.model, self.targets
         st = DeviceState.start(targets, 0.0)
-        band = acceptance_band(s, model, st.targets)
-        full = tolerance_band(s, st.targets)
         reset_failed = np.zeros(st.targets.size, dtype=bool)  # the last RESET left the device where it was
         aim = s.policy == "aim"
         # the device factor's posterior (aim): precision and precision-weighted mean, prior N(1, d2d^2)
@@ -218,96 +216,108 @@ class WriteVerifyReRAM(Plan):
         everyone = np.arange(st.targets.size)
         if aim:  # read first: only a device above its band needs a RESET before it can be SET
             st.achieved[:] = yield from in_steps(Read(st.rows, st.cols))
-            above = everyone[st.achieved > st.targets + band]
+            above = everyone[st.achieved > st.targets + acceptance_band(s, model, st.targets)]
             if above.size:
                 yield from pulse("RESET", above, s.reset_gate, s.reset_amplitude, s.reset_width)
         else:
             st.param = start_gates(model, st.targets, s.start_margin, s.gate_min, s.gate_max)
             yield from pulse("RESET", everyone, s.reset_gate, s.reset_amplitude, s.reset_width)
-        st.converged[:] = np.abs(st.achieved - st.targets) <= band
+        st.converged[:] = np.abs(st.achieved - st.targets) <= acceptance_band(s, model, st.targets)
         pilot = pilot_devices(st, s) if aim else None
         cap, rounds = s.max_iterations, 0
         while True:
-            yield from self._loop(st, cap, band, full, reset_failed, f_prec, f_sum, pilot, pulse)
-            left = yield from final_check(st, s, model, full)
+            yield from self._loop(st, cap, reset_failed, f_prec, f_sum, pilot, pulse)
+            left = yield from final_check(st, s, model)
             if not left.size or rounds >= s.touch_ups:
                 break
             rounds, cap, pilot = rounds + 1, st.iteration + s.touch_up_iterations, None
-            above = left[st.achieved[left] > st.targets[left] + band[left]]
+            above = left[st.achieved[left] > st.targets[left] + acceptance_band(s, model, st.targets[left])]
             if above.size:  # risen since acceptance: down first, then SET again
                 yield from pulse("RESET", above, s.reset_gate, s.reset_amplitude, s.reset_width)
         return program_result(shape, "write-verify", targets, st, s.to_dict())
 
-    def _loop(self, st: DeviceState, cap: int, band: np.ndarray, full: np.ndarray, reset_failed: np.ndarray,
+    def _loop(self, st: DeviceState, cap: int, reset_failed: np.ndarray,
               f_prec: np.ndarray, f_sum: np.ndarray, pilot: np.ndarray | None, pulse: Any) -> PlanRun:  # fmt: skip
-        """Iterations until every live device is accepted or ``cap`` iterations are done."""
-        s, model = self.settings, self.model
-        aim = s.policy == "aim"
-        everyone = np.arange(st.targets.size)
+        """Iterations until every live device is accepted or ``cap`` iterations are done. An
+        iteration takes its devices in blocks of at most :data:`.messages.STEP_DEVICES` (SET,
+        re-reads, RESET of one block, then the next), so that its memory stays flat however large
+        the array."""
         while st.iteration < cap:
             active = np.nonzero(~st.converged & ~np.isnan(st.param))[0]
             if active.size == 0:
                 break
-            if pilot is not None and st.iteration == 0:
-                active = np.intersect1d(active, pilot)
-            if aim:
-                wide = averaged_band(s, model, st.targets[active])  # what a landing in the tolerance is judged on
-                st.param[active] = aim_gates(model, s, st.targets[active] - wide, st.targets[active] + wide, f_sum[active] / f_prec[active])
-            gate = st.param[active].copy()
-            g_before = st.achieved[active].copy()
-            b = yield from pulse("SET", active, gate, s.set_amplitude, s.set_width)
-            live = ~b.refused
-            active, gate, status, g_new, g_before = active[live], gate[live], b.status[live], b.g[live], g_before[live]
-            if aim:
-                factor = f_sum[active] / f_prec[active]
-                learn_factor(model, gate, g_before, g_new, status == DELIVERED, factor, f_prec, f_sum, active)
-                if pilot is not None and st.iteration == 0:  # the chip's offset from its calibration
-                    others = np.setdiff1d(everyone, active)
-                    f_sum[others] = f_prec[others] * chip_factor(model, gate, g_before, g_new, status == DELIVERED, factor)
-            err = g_new - st.targets[active]
-            ok = np.abs(err) <= band[active]
-            edge = np.flatnonzero(~ok & (np.abs(err) <= full[active])) if aim and s.rereads else np.empty(0, int)
-            if edge.size:  # inside the tolerance but not surely: judge the mean of more reads
-                again = yield from in_steps(Read(np.tile(st.rows[active[edge]], s.rereads), np.tile(st.cols[active[edge]], s.rereads)))  # one exchange
-                g_new[edge] = (g_new[edge] + again.reshape(s.rereads, edge.size).sum(axis=0)) / (s.rereads + 1)
-                st.achieved[active[edge]] = g_new[edge]
-                err = g_new - st.targets[active]
-                averaged = averaged_band(s, model, st.targets[active[edge]])
-                ok[edge] = np.abs(err[edge]) <= averaged
-                band_now = band[active].copy()
-                band_now[edge] = averaged
+            if pilot is not None and st.iteration == 0:  # the pilot devices alone, in one block
+                blocks = [np.intersect1d(active, pilot)]
             else:
-                band_now = band[active]
-            st.converged[active[ok]] = True
-            tried = status != NOT_DELIVERED  # a pulse that provably never left does not step the gate
-            under_m = (err < -band_now) & tried
-            over_m = err > band_now
-            under = active[under_m]
-            if not aim:
-                st.param[under] = np.minimum(st.param[under] + s.gate_step, s.gate_max)
-            over = active[over_m]
-            # no way left to move: below the band at the highest gate, or above it at the lowest
-            # or not responding at all (a device stuck at HRS stays far below any target)
-            silent = g_new < 0.25 * st.targets[active]
-            if aim:  # at the aimed gate a draw that low is unlikely only where the spread is small
-                mu = f_sum[active] / f_prec[active] * model.median(model.transistor.compliance(gate))
-                silent &= mu - 2 * model.sigma_c2c(mu) > 0.25 * st.targets[active]
-            stuck = under_m & ((gate >= s.gate_max) | silent)
-            # above the band with no way down: at the lowest gate (ISPP: where it aims, an overshoot
-            # there is the spread, not a fault), or a RESET that does nothing
-            stuck |= over_m & tried & (((gate <= s.gate_min) & (not aim)) | reset_failed[active])
-            st.stall[active] = np.where(stuck, st.stall[active] + 1, np.where(tried, 0, st.stall[active]))
-            if not aim:
-                st.param[over] = np.maximum(st.param[over] - s.backoff, s.gate_min)
-            failed = active[st.stall[active] >= s.give_up]
-            st.param[failed] = np.nan
-            over = over[~np.isin(over, failed)]
+                blocks = [active[i : i + STEP_DEVICES] for i in range(0, active.size, STEP_DEVICES)]
+            for block in blocks:
+                yield from self._block(st, block, reset_failed, f_prec, f_sum, pilot is not None and st.iteration == 0, pulse)
             st.iteration += 1
-            if over.size:
-                before = st.achieved[over].copy()
-                b = yield from pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
-                reset_failed[over] = (b.status == DELIVERED) & (b.g > 0.9 * before)  # the RESET changed nothing: stuck or dead
             yield Report("write-verify", int(st.converged.sum()), st.targets.size)
+
+    def _block(self, st: DeviceState, active: np.ndarray, reset_failed: np.ndarray,
+               f_prec: np.ndarray, f_sum: np.ndarray, pilot: bool, pulse: Any) -> PlanRun:  # fmt: skip
+        """One iteration on the devices ``active``: a SET each, the re-reads of those near their
+        band's edge, the bookkeeping, a RESET of those above their band (``pilot``: these are
+        the pilot devices, whose SETs measure the chip's offset for every other device)."""
+        s, model = self.settings, self.model
+        aim = s.policy == "aim"
+        if aim:
+            wide = averaged_band(s, model, st.targets[active])  # what a landing in the tolerance is judged on
+            st.param[active] = aim_gates(model, s, st.targets[active] - wide, st.targets[active] + wide, f_sum[active] / f_prec[active])
+        gate = st.param[active].copy()
+        g_before = st.achieved[active].copy()
+        b = yield from pulse("SET", active, gate, s.set_amplitude, s.set_width)
+        live = ~b.refused
+        active, gate, status, g_new, g_before = active[live], gate[live], b.status[live], b.g[live], g_before[live]
+        if aim:
+            factor = f_sum[active] / f_prec[active]
+            learn_factor(model, gate, g_before, g_new, status == DELIVERED, factor, f_prec, f_sum, active)
+            if pilot:  # the chip's offset from its calibration
+                others = np.setdiff1d(np.arange(st.targets.size), active)
+                f_sum[others] = f_prec[others] * chip_factor(model, gate, g_before, g_new, status == DELIVERED, factor)
+        err = g_new - st.targets[active]
+        band = acceptance_band(s, model, st.targets[active])
+        ok = np.abs(err) <= band
+        edge = np.flatnonzero(~ok & (np.abs(err) <= tolerance_band(s, st.targets[active]))) if aim and s.rereads else np.empty(0, int)
+        if edge.size:  # inside the tolerance but not surely: judge the mean of more reads
+            g_new[edge] = (yield from _mean_of_reads(st, active[edge], g_new[edge], s.rereads)) / (s.rereads + 1)
+            st.achieved[active[edge]] = g_new[edge]
+            err = g_new - st.targets[active]
+            averaged = averaged_band(s, model, st.targets[active[edge]])
+            ok[edge] = np.abs(err[edge]) <= averaged
+            band_now = band.copy()
+            band_now[edge] = averaged
+        else:
+            band_now = band
+        st.converged[active[ok]] = True
+        tried = status != NOT_DELIVERED  # a pulse that provably never left does not step the gate
+        under_m = (err < -band_now) & tried
+        over_m = err > band_now
+        under = active[under_m]
+        if not aim:
+            st.param[under] = np.minimum(st.param[under] + s.gate_step, s.gate_max)
+        over = active[over_m]
+        # no way left to move: below the band at the highest gate, or above it at the lowest
+        # or not responding at all (a device stuck at HRS stays far below any target)
+        silent = g_new < 0.25 * st.targets[active]
+        if aim:  # at the aimed gate a draw that low is unlikely only where the spread is small
+            mu = f_sum[active] / f_prec[active] * model.median(model.transistor.compliance(gate))
+            silent &= mu - 2 * model.sigma_c2c(mu) > 0.25 * st.targets[active]
+        stuck = under_m & ((gate >= s.gate_max) | silent)
+        # above the band with no way down: at the lowest gate (ISPP: where it aims, an overshoot
+        # there is the spread, not a fault), or a RESET that does nothing
+        stuck |= over_m & tried & (((gate <= s.gate_min) & (not aim)) | reset_failed[active])
+        st.stall[active] = np.where(stuck, st.stall[active] + 1, np.where(tried, 0, st.stall[active]))
+        if not aim:
+            st.param[over] = np.maximum(st.param[over] - s.backoff, s.gate_min)
+        failed = active[st.stall[active] >= s.give_up]
+        st.param[failed] = np.nan
+        over = over[~np.isin(over, failed)]
+        if over.size:
+            before = st.achieved[over].copy()
+            b = yield from pulse("RESET", over, s.reset_gate, s.reset_amplitude, s.reset_width)
+            reset_failed[over] = (b.status == DELIVERED) & (b.g > 0.9 * before)  # the RESET changed nothing: stuck or dead
 
 
 def aim_gates(model: ReRAMModel, s: ReRAMWriteVerify, lo: np.ndarray, hi: np.ndarray, factor: np.ndarray) -> np.ndarray:
@@ -390,19 +400,27 @@ FINAL_CONFIRM = 4
 
 
 def _mean_of_reads(st: DeviceState, idx: np.ndarray, first: np.ndarray, n: int) -> PlanRun:
-    """The mean of ``first`` (the sums of the reads so far, one per device ``idx``, over ``k``
-    reads) and ``n`` more reads of every device in ``idx``, in one exchange; returns the new
-    sums."""
+    """``first`` (the sums of the reads so far, one per device ``idx``) plus ``n`` more reads of
+    every device in ``idx``: as few messages as :func:`.messages.in_steps` would send, each summed
+    as it comes (never all the reads at once). Returns the new sums."""
+    total = np.array(first, dtype=float)
     if not idx.size or n < 1:
-        return first
-    again = yield from in_steps(Read(np.tile(st.rows[idx], n), np.tile(st.cols[idx], n)))
-    return first + again.reshape(n, idx.size).sum(axis=0)
+        return total
+    per = max(1, STEP_DEVICES // idx.size)  # rounds of reads in one message
+    rows, cols = st.rows[idx], st.cols[idx]
+    done = 0
+    while done < n:
+        k = min(per, n - done)
+        again = yield from in_steps(Read(np.tile(rows, k), np.tile(cols, k)))
+        total += again.reshape(k, idx.size).sum(axis=0)
+        done += k
+    return total
 
 
-def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel, full: np.ndarray) -> PlanRun:
+def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel) -> PlanRun:
     """The final verify of ReRAM write-verify, a sequential test on every accepted device.
 
-    1. One read: inside the tolerance ``full`` (S) narrowed by :data:`FINAL_SINGLE` standard
+    1. One read: inside the tolerance (:func:`tolerance_band`) narrowed by :data:`FINAL_SINGLE` standard
        deviations of the read noise — surely in.
     2. Otherwise, near the edge: the mean of ``1 + rereads`` reads inside the tolerance narrowed
        by ``guard`` standard deviations of that mean's noise (the loop's own averaged band) —
@@ -413,31 +431,39 @@ def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel, full: n
     A device truly at the tolerance's edge passes step 3 with a probability of about 2 %
     (one-sided, :data:`FINAL_GUARD` sigma); step 1 lets it through with about 0.2 % (the
     narrowed band's floor, 40 % of the tolerance, is about 3 sigma of one read inside the edge
-    at the calibrated 1 % read noise). ``achieved`` is the judgement's reading. Returns the
-    devices that failed, now not converged."""
+    at the calibrated 1 % read noise). ``achieved`` is the judgement's reading. The devices go
+    in blocks of at most :data:`.messages.STEP_DEVICES`. Returns the devices that failed, now
+    not converged."""
     done = np.flatnonzero(st.converged)
-    if not done.size:
-        return done
+    left = [done[:0]]
+    for i in range(0, done.size, STEP_DEVICES):
+        left.append((yield from _final_block(st, s, model, done[i : i + STEP_DEVICES])))
+    return np.concatenate(left)
+
+
+def _final_block(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel, done: np.ndarray) -> PlanRun:
+    """:func:`final_check` on the accepted devices ``done``; returns those that failed."""
+    full = tolerance_band(s, st.targets[done])
     g = yield from in_steps(Read(st.rows[done], st.cols[done]))
     st.achieved[done] = g
     err = np.abs(g - st.targets[done])
     noise = model.read_noise_rel * st.targets[done]
-    ok = err <= np.maximum(full[done] - FINAL_SINGLE * noise, 0.4 * full[done])  # surely inside on one read
-    edge = np.flatnonzero(~ok & (err <= full[done] + s.guard * noise)) if s.rereads else np.empty(0, int)
+    ok = err <= np.maximum(full - FINAL_SINGLE * noise, 0.4 * full)  # surely inside on one read
+    edge = np.flatnonzero(~ok & (err <= full + s.guard * noise)) if s.rereads else np.empty(0, int)
     if edge.size:
         k = 1 + s.rereads
         total = yield from _mean_of_reads(st, done[edge], g[edge], s.rereads)
         err_k = np.abs(total / k - st.targets[done[edge]])
         sigma_k = noise[edge] / np.sqrt(k)
-        ok[edge] = err_k <= full[done[edge]] - s.guard * sigma_k
+        ok[edge] = err_k <= full[edge] - s.guard * sigma_k
         st.achieved[done[edge]] = total / k
-        unsure = np.flatnonzero(~ok[edge] & (err_k <= full[done[edge]] + sigma_k))
+        unsure = np.flatnonzero(~ok[edge] & (err_k <= full[edge] + sigma_k))
         if unsure.size:
             n = FINAL_CONFIRM * k
             total[unsure] = yield from _mean_of_reads(st, done[edge[unsure]], total[unsure], n - k)
             mean = total[unsure] / n
             st.achieved[done[edge[unsure]]] = mean
-            ok[edge[unsure]] = np.abs(mean - st.targets[done[edge[unsure]]]) <= full[done[edge[unsure]]] - FINAL_GUARD * noise[edge[unsure]] / np.sqrt(n)
+            ok[edge[unsure]] = np.abs(mean - st.targets[done[edge[unsure]]]) <= full[edge[unsure]] - FINAL_GUARD * noise[edge[unsure]] / np.sqrt(n)
     left = done[~ok]
     st.converged[left] = False
     return left

@@ -66,7 +66,7 @@ class PulseLog:
     on big arrays."""
 
     #: records held in memory before they move to the file
-    memory_records = 1 << 17
+    memory_records = 1 << 16
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []

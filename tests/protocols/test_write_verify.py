@@ -187,16 +187,15 @@ def _judge(true_err_bands: float, n: int = 20000, seed: int = 0):
     Returns the fraction still converged and the reads spent per device."""
     from labrram.protocols.messages import Read
     from labrram.protocols.results import DeviceState
-    from labrram.protocols.write_verify import final_check, tolerance_band
+    from labrram.protocols.write_verify import final_check
 
     s = ReRAMWriteVerify()
     targets = np.full((n // 100, 100), 100e-6)
     st = DeviceState.start(targets, 0.0)
     st.converged[:] = True
-    full = tolerance_band(s, st.targets)
     truth = st.targets * (1 + true_err_bands * s.tolerance)
     rng, reads = np.random.default_rng(seed), 0
-    gen = final_check(st, s, MODEL, full)
+    gen = final_check(st, s, MODEL)
     msg = next(gen)
     try:
         while True:
