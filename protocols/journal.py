@@ -174,6 +174,8 @@ class Journal:
             raise StoreError(f"{store.path}: the run's record is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
         self._appenders = {"steps": self._steps, "values": self._values, "log": self._log}
         self._unsaved: dict[str, list[np.ndarray]] = {name: [] for name in self._appenders}  # in the log, not yet in zarr
+        self._unsaved_rows = {name: 0 for name in self._appenders}  # their rows, and their values in all
+        self._unsaved_values = 0
         self._wal: wal.WriteAheadLog | None = None
         self._checkpointed_at = time.monotonic()
         rec = self._recover(rec)
@@ -218,7 +220,7 @@ class Journal:
                 if skip < 0:
                     raise StoreError(f"{self.path}: the write-ahead log skips {name} rows {have}..{start}; the run's record is damaged")
                 if skip < rows.shape[0]:
-                    self._unsaved[name].append(rows[skip:])
+                    self._keep_unsaved(name, [rows[skip:]])
             rec = r.commit
         self._commit_record = rec
         self._checkpoint()
@@ -352,7 +354,7 @@ class Journal:
 
     def _total(self, name: str) -> int:
         """Rows of ``name`` committed: in zarr, or in the write-ahead log."""
-        return self._appenders[name].length + sum(a.shape[0] for a in self._unsaved[name])
+        return self._appenders[name].length + self._unsaved_rows[name]
 
     def _flush(self, pending: dict[str, Any] | None, **extra: Any) -> None:
         """Write the buffered steps and the commit record as one record of the write-ahead log
@@ -362,15 +364,21 @@ class Journal:
         for name in self._appenders:
             rows[name] = [a for a in self._buf[name] if a.shape[0]]  # written as they are, never joined
             self._buf[name] = []
-            self._unsaved[name] += rows[name]
+            self._keep_unsaved(name, rows[name])
         self._buffered = 0
         self._flushed_at = time.monotonic()
         rec = {"steps": self._total("steps"), "values": self._total("values"), "log": self._total("log"), **self.accounting, "pending": pending, **extra}
         self._commit_record = rec
         self._open_wal().append(wal.encode(starts, rows["steps"], rows["values"], rows["log"], _plain(rec)), durable=pending is not None)
-        unsaved = sum(a.size for parts in self._unsaved.values() for a in parts)
+        unsaved = self._unsaved_values
         if time.monotonic() - self._checkpointed_at > self.checkpoint_interval or unsaved > self.checkpoint_values:
             self._checkpoint()
+
+    def _keep_unsaved(self, name: str, parts: list[np.ndarray]) -> None:
+        """Hold ``parts`` (rows of ``name`` in the log) until the next checkpoint, counted."""
+        self._unsaved[name] += parts
+        self._unsaved_rows[name] += sum(a.shape[0] for a in parts)
+        self._unsaved_values += sum(a.size for a in parts)
 
     def _open_wal(self) -> wal.WriteAheadLog:
         if self._wal is None:
@@ -388,6 +396,8 @@ class Journal:
             if self._unsaved[name]:
                 touched += [Path(name) / p for p in app.append(self._unsaved[name])]
                 self._unsaved[name] = []
+                self._unsaved_rows[name] = 0
+        self._unsaved_values = 0
         self.store.update_attrs(journal=_plain(self._commit_record))
         for p in touched:
             wal.fsync_path(self.path / p)
