@@ -68,6 +68,8 @@ DAMAGED = "records.damaged"
 RUN_KINDS = ("program", "characterize")
 
 _CHUNK = {"steps": 4096, "values": 1 << 17, "log": 1 << 14}  # about 1 MB: rewritten only at checkpoints
+#: bytes of whole chunks a checkpoint writes in one zarr call (they are encoded together)
+GROUP_BYTES = 4 << 20
 
 
 class _Appender:
@@ -99,17 +101,26 @@ class _Appender:
             capacity = max(padded_end, 2 * self.array.shape[0])
             self.array.resize((capacity,) + self.array.shape[1:])
             written.append(Path("zarr.json"))
+        # whole chunks go out in groups of about GROUP_BYTES (one zarr call each, which encodes
+        # them together), then are forgotten
+        row_bytes = 8 * int(np.prod(self.array.shape[1:], dtype=int))
+        group = c * max(1, GROUP_BYTES // (c * row_bytes))
         pending, have = [self.tail] if self.tail.shape[0] else [], self.tail.shape[0]
         at = first
         for part in parts:
             i = 0
             while i < part.shape[0]:
-                take = min(c - have, part.shape[0] - i)
+                take = min(group - have, part.shape[0] - i)
                 pending.append(part[i : i + take])
                 have, i = have + take, i + take
-                if have == c:  # a whole chunk: written, then forgotten
-                    self.array[at : at + c] = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                    at, pending, have = at + c, [], 0
+                if have == group:
+                    self.array[at : at + group] = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                    at, pending, have = at + group, [], 0
+        if have >= c:  # the whole chunks of the last group
+            whole = have - have % c
+            data = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            self.array[at : at + whole] = data[:whole]
+            at, pending, have = at + whole, [data[whole:]], have - whole
         self.tail = np.concatenate(pending) if pending else np.empty((0,) + self.array.shape[1:])
         if have:  # the tail chunk, padded (kept in memory to be completed by the next append)
             self.array[at : at + c] = np.concatenate([self.tail, np.full((c - have,) + self.tail.shape[1:], np.nan)])
