@@ -204,6 +204,14 @@ class Board(Instrument):
         self._charge(rows, cols, amplitude, width)
         return kind, rows, cols, amplitude, gate, width
 
+    def spent(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pulses, and their worst-case energy (J), this connection has sent to each of the cells
+        ``(rows, cols)`` — what counts against ``max_pulses_per_device`` and
+        ``max_energy_per_device`` before the next pulse."""
+        if self._spent is None:
+            return np.zeros(np.size(rows), dtype=np.int32), np.zeros(np.size(rows))
+        return self._spent[0][rows, cols], self._spent[1][rows, cols]
+
     def _charge(self, rows: np.ndarray, cols: np.ndarray, amplitude: np.ndarray, width: np.ndarray) -> None:
         """Per-device budgets of this connection (``max_pulses_per_device``,
         ``max_energy_per_device``): refuse the whole batch before any byte when one device would

@@ -263,7 +263,9 @@ class Engine:
         board's pulse counter (recorded with the intent) whether it was delivered."""
         assert isinstance(msg, Pulse)
         cells = (msg.rows, msg.cols)
-        over = self._over_budget(msg)
+        # the run's own budget only: the connection the batch went out on is gone (a device that
+        # one refused makes the count, and so the verdict, unknown: never a wrong one)
+        over = self._over_budget(msg, connection=False)
         g = self._retry(lambda: self.xb.read(cells), "read-back of the batch in flight") if msg.n else np.empty(0)
         sent = int(np.count_nonzero(~over))
         verdict = UNKNOWN if counter is None else self.xb.delivery(int(counter), sent)
@@ -274,12 +276,20 @@ class Engine:
         self._charge(msg, result)
         return result, self._log_rows(self.step, msg, result)
 
-    def _over_budget(self, msg: Pulse) -> np.ndarray:
+    def _over_budget(self, msg: Pulse, connection: bool = True) -> np.ndarray:
         """Devices of ``msg`` that one more of its pulses would take beyond their per-run pulse
-        or energy budget."""
+        or energy budget — or, with ``connection``, beyond what the board's driver still allows
+        them on this connection (which also counts the jobs run before this one on it): such a
+        device is given up on, the batch goes on without it, where the driver would refuse the
+        whole batch."""
         cells = (msg.rows, msg.cols)
         e = self.limits.pulse_energy(msg.amplitude, msg.width)
-        return (self.spent[cells] + 1 > self.limits.max_pulses_per_device) | (self.energy[cells] + e > self.limits.max_energy_per_device)
+        pulses, energy = self.spent[cells], self.energy[cells]
+        spent_on = getattr(getattr(self.xb, "board", None), "spent", None)
+        if connection and spent_on is not None:
+            on_link = spent_on(*cells)
+            pulses, energy = np.maximum(pulses, on_link[0]), np.maximum(energy, on_link[1])
+        return (pulses + 1 > self.limits.max_pulses_per_device) | (energy + e > self.limits.max_energy_per_device)
 
     def _charge(self, msg: Pulse, result: PulseResult) -> None:
         """Count the pulses that (may have) reached their devices against their budgets."""

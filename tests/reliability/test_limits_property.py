@@ -229,6 +229,26 @@ def test_a_protocol_gives_up_on_a_device_at_its_budget(bench):
     assert_within(bench.chip.pulse_log.records[n0:], lim)
 
 
+def test_a_second_job_on_the_same_connection_gives_up_on_devices_the_first_one_wore_out(bench):
+    """The budget is the connection's, across jobs: a device the first run took to its budget is
+    given up on by the second (the batch goes on without it) instead of the board refusing the
+    whole batch, and no device goes beyond the budget on the die."""
+    lim = SafeLimits(max_pulses_per_device=5)
+    n0 = len(bench.chip.pulse_log)
+    hard = ReRAMWriteVerify(tolerance=0.01, abs_tolerance=1e-9, guard=0.0)
+    with CrossbarBoard.open("labrram://prop/board", limits=lim) as board:
+        xb = Crossbar(board, None, lim)
+        first = write_verify_reram(xb, np.full(SHAPE, 150e-6), MODEL, hard)
+        second = write_verify_reram(xb, np.full(SHAPE, 60e-6), MODEL, hard)
+    worn = first.pulses >= 5
+    assert worn.any() and np.all(second.pulses[worn] == 0) and not second.converged[worn].any()
+    p = die_pulses(bench.chip.pulse_log.records[n0:])
+    count = np.zeros(SHAPE)
+    np.add.at(count, (p["row"], p["col"]), 1)
+    assert count.max() == 5
+    np.testing.assert_array_equal(count, first.pulses + second.pulses)
+
+
 def test_settings_beyond_the_limits_are_refused_before_any_byte(bench):
     lim = SafeLimits(max_voltage=2.0)
     inst = bench.instruments["board"]
