@@ -213,15 +213,14 @@ class WriteVerifyReRAM(Plan):
             st.achieved[idx] = np.where(r.refused, st.achieved[idx], r.g)
             return r
 
-        everyone = np.arange(st.targets.size)
         if aim:  # read first: only a device above its band needs a RESET before it can be SET
             st.achieved[:] = yield from in_steps(Read(st.rows, st.cols))
-            above = everyone[st.achieved > st.targets + acceptance_band(s, model, st.targets)]
+            above = np.flatnonzero(st.achieved > st.targets + acceptance_band(s, model, st.targets))
             if above.size:
                 yield from pulse("RESET", above, s.reset_gate, s.reset_amplitude, s.reset_width)
         else:
             st.param = start_gates(model, st.targets, s.start_margin, s.gate_min, s.gate_max)
-            yield from pulse("RESET", everyone, s.reset_gate, s.reset_amplitude, s.reset_width)
+            yield from pulse("RESET", np.arange(st.targets.size), s.reset_gate, s.reset_amplitude, s.reset_width)
         st.converged[:] = np.abs(st.achieved - st.targets) <= acceptance_band(s, model, st.targets)
         pilot = pilot_devices(st, s) if aim else None
         cap, rounds = s.max_iterations, 0
