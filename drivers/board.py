@@ -139,6 +139,8 @@ class CrossbarBoard(Board):
         if self._array_count == 1:
             self._array = n
             return
+        if self._array is None:  # sizes read before any selection are of whichever array the board had
+            self._shapes.clear()
         self._array, self._selection_ok = n, False  # until the board confirms: re-sent if this fails
         self._shape = self._shapes.get(n)
         gen = self._recoveries
