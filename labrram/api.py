@@ -176,7 +176,7 @@ def info(station: StationLike = None) -> dict[str, Any]:
     with _connected(station) as connected:
         st = connected.station
         if st.crossbar:
-            connected.crossbar.shape  # the station's array selected first: the board's *IDN? names its chip
+            connected.crossbar.identify()  # the station's array selected first: the board's *IDN? names its chip
         instruments = {name: {"driver": st.instruments[name].driver, "address": st.instruments[name].address, "idn": inst.idn}
                        for name, inst in connected.instruments.items()}  # fmt: skip
         summary: dict[str, Any] = {"labrram": __version__, "station": st.name, "source": st.source, "simulated": st.simulated,

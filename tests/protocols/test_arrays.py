@@ -129,3 +129,12 @@ def test_the_stored_station_resumes_on_the_runs_array(tmp_path):
     logs = [len(c.pulse_log) for c in bench.chips]
     assert len(logs) == 4 and logs[0] == logs[1] == logs[3] == 0
     sim.configure_bench("default")
+
+
+def test_characterize_measures_the_chosen_array(tmp_path):
+    out = tmp_path / "char.zarr"
+    run = labrram.characterize(_station("tiles-char"), kind="reram", n_devices=8, cycles=2, array_index=1, out=out)
+    bench = sim.get_bench("tiles-char")
+    logs = [len(c.pulse_log) for c in bench.chips]
+    assert logs[1] > 0 and logs[0] == logs[2] == logs[3] == 0
+    assert RunStore.open(out).attrs["array_index"] == 1 and bench.chips[1].info.serial in run.chip
