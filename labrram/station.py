@@ -454,6 +454,10 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
             if rule.instrument not in ("*", *emulated):
                 raise StationError(f"{source}: [simulation.faults].{rule.kind}: instrument {rule.instrument!r} is not on the simulated bench "
                                    f"(it would never fire); the bench has {emulated} ('*': all)")  # fmt: skip
+        for rule in plan.faults:
+            if rule.array is not None and rule.array >= sim.get("arrays", 1):
+                raise StationError(f"{source}: [simulation.faults].{rule.kind}: array {rule.array} is not on the simulated board "
+                                   f"(arrays = {sim.get('arrays', 1)}; numbered from 0)")  # fmt: skip
         if any(k in faults for k in ("stuck", "dead")) and sim.get("kind", "reram") != "reram":
             raise StationError(f"{source}: [simulation.faults]: stuck and dead devices are available for reram chips only")
     return SimulationEntry(**{**sim, "state": state, "set_distribution": set_distribution})

@@ -131,3 +131,26 @@ def test_every_array_persists_and_a_one_array_state_directory_still_loads(tmp_pa
     np.testing.assert_array_equal(one.chip._g, g[0])
     assert len(one.chip.pulse_log) == 2
     sim.configure_bench("arr-state", rows=4, cols=4)  # release the directory
+
+
+def test_device_faults_land_on_their_array():
+    from labrram.sim.faults import Fault, FaultError
+    from labrram.station import StationError, load_station
+
+    bench = sim.configure_bench("arr-faults", rows=4, cols=4, arrays=3)
+    codes = bench.chips[0].FAULT_CODES
+    bench.inject([Fault("dead", at=1, fraction=1.0, array=2), Fault("stuck", at=2, cells=((1, 1),), state="lrs")])
+    before = [c._stuck.copy() for c in bench.chips]
+    port = _port("arr-faults")
+    port.write(b":ARR:SEL 1\n")  # fires "dead" on array 2 (not the selected one)
+    port.write(b":ARR:SEL?\n")  # fires "stuck" on the selected array, 1
+    assert port.read_until(b"\n") == b"1\n"
+    port.close()
+    assert (bench.chips[2]._stuck == codes["dead"]).all()
+    assert bench.chips[1]._stuck[1, 1] == codes["stuck_lrs"]
+    changed = [np.argwhere(c._stuck != b).tolist() for c, b in zip(bench.chips, before)]
+    assert changed[0] == [] and set(map(tuple, changed[1])) <= {(1, 1)}
+    with pytest.raises(FaultError, match="array must be a whole number"):
+        Fault("dead", at=1, array=-1)
+    with pytest.raises(StationError, match=r"\[simulation.faults\].dead: array 3 is not on the simulated board \(arrays = 3"):
+        load_station().with_simulation(arrays=3, faults={"dead": {"at": 1, "array": 3}})
