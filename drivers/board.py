@@ -3,7 +3,10 @@
 The board is reached over a serial URL (``labrram://default/board`` on the simulated bench,
 ``/dev/ttyACM0`` or ``COM5`` for hardware) or as a VISA ``ASRL`` resource. Bulk operations
 travel as binary blocks: a whole-array read is one transaction, a batch of pulses is one
-transaction, and pulse-then-read batches return the currents of every pulsed cell.
+transaction, and pulse-then-read batches return the currents of every pulsed cell. On a board
+that carries several arrays, :meth:`CrossbarBoard.select_array` chooses the one every array
+command addresses; the driver selects it again after any link recovery before anything else
+reaches the board's arrays.
 """
 
 from __future__ import annotations
