@@ -24,6 +24,10 @@ Writes docs/bench/program.md (three tables, each with the commit and machine tha
    policy beats (:func:`labrram.protocols.set_policy.expected_pulses` on the same bands).
 3. **Array size**: ``labrram program`` (CLI, run store) from 32×32 to 512×512: wall time and the
    process's peak memory (its own ``ru_maxrss``).
+4. **Several 128×128 arrays on one board**: a simulated board carrying four arrays; one process
+   programs 1, 2 and 4 of them one after the other (``labrram.program(..., array_index=i)``, a
+   run store each): wall time and the process's peak memory, which stays flat as arrays are
+   added (the board's four chips are in memory in every row).
 
 Bench times are the virtual clock of the timing model (labrram/timing.py,
 docs/board-protocol.md "Timing model").
@@ -298,6 +302,43 @@ def scale(folder: Path) -> list[list[str]]:
     return rows
 
 
+TILES = """
+import json, sys
+import labrram
+station, count, folder = labrram.load_station(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+results = []
+with station.connect() as connected:
+    for i in range(count):  # one array after the other, a run store each
+        results.append(labrram.program("uniform:40e-6:200e-6", connected, array_index=i, out=f"{folder}/tile-{count}-{i}.zarr").summary())
+print(json.dumps({k: sum(r[k] for r in results) / len(results) for k in ("pulses_per_device", "converged_fraction")}
+                 | {"bench_time": sum(r["bench_time"] for r in results), "devices": sum(r["devices"] for r in results)}))
+"""
+
+
+def tiles(folder: Path, n: int = 128, counts: tuple[int, ...] = (1, 2, 4), arrays: int = 4) -> list[list[str]]:
+    """Program 1, 2, ... of the ``arrays`` arrays of one simulated board, one after the other in
+    one process (API, a run store each): wall time and peak memory (VmHWM) per row."""
+    station = station_file(folder, 0, n)
+    text = station.read_text().replace(f"cols = {n}", f"cols = {n}\narrays = {arrays}", 1)
+    if f"arrays = {arrays}" not in text:
+        raise RuntimeError("the default station has no 'cols' line to put 'arrays' after")
+    station = folder / f"tiles-{n}.toml"
+    station.write_text(text)
+    rows = []
+    for count in counts:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", PEAK.replace('sys.argv = ["labrram", *sys.argv[1:]]\nrunpy.run_module("labrram.cli", run_name="__main__")', TILES),
+                               str(station), str(count), str(folder)], cwd=folder, capture_output=True, text=True, timeout=1800, env=child_env(folder))  # fmt: skip
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"programming {count} arrays failed: {proc.stderr[-500:]}")
+        peak = [float(line.split()[1]) / 1024 for line in proc.stderr.splitlines() if line.startswith("PEAK-KB ")][-1]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append([f"{count} of {arrays}", f"{out['devices']:,}", f"{wall:.2f} s", f"{peak:.0f} MB", f"{out['pulses_per_device']:.2f}",
+                     f"{out['converged_fraction'] * 100:.2f} %", f"{out['bench_time']:.2f} s"])  # fmt: skip
+    return rows
+
+
 def main() -> None:
     model = default_calibration("reram").model
     with tempfile.TemporaryDirectory() as tmp:
@@ -305,12 +346,16 @@ def main() -> None:
         speed_rows, speed_notes = speed(model, folder)
         acc_rows, acc_note, acc_header = accuracy(model)
         size_rows = scale(folder)
+        tile_rows = tiles(folder)
     speed_title = "Write-verify of 16,384 ReRAM devices (targets uniform 40–200 µS, tolerance 5 %), default simulated station, medians of 3 chips"
     speed_header = ["method", "wall (median)", "bench time", "physical limit", "bench/limit", "pulses/device", "converged", "within ±5 % (truth)", "RMS err (conv.)"]
     acc_title = "Write-verify over the whole reachable range: pulses and accuracy judged on the chip, full stack, medians of 3 chips"
     size_title = "`labrram program` (CLI, run store) by array size, one chip each"
     size_header = ["array", "devices", "wall", "peak memory", "pulses/device", "converged", "bench time"]
-    for t, h, r in ((speed_title, speed_header, speed_rows), (acc_title, acc_header, acc_rows), (size_title, size_header, size_rows)):
+    tile_title = "Several 128×128 arrays on one board: one process programs them one after the other (API, a run store each)"
+    tile_header = ["arrays programmed", "devices", "wall", "peak memory", "pulses/device", "converged", "bench time"]
+    for t, h, r in ((speed_title, speed_header, speed_rows), (acc_title, acc_header, acc_rows), (size_title, size_header, size_rows),
+                    (tile_title, tile_header, tile_rows)):  # fmt: skip
         table(t, h, r)
     print(speed_notes)
     write_page(
@@ -319,5 +364,8 @@ def main() -> None:
             markdown_table(speed_title, speed_header, speed_rows, speed_notes),
             markdown_table(acc_title, acc_header, acc_rows, acc_note),
             markdown_table(size_title, size_header, size_rows, "Peak memory: the process's own high-water resident set (`VmHWM`), simulated bench included."),
+            markdown_table(tile_title, tile_header, tile_rows, "A simulated board with four arrays (`[simulation] arrays = 4`, chip 0 from seed 0, the others "
+                           "from derived seeds); peak memory: the process's own `VmHWM`, the board's four chips included in every row; "
+                           "bench time: summed over the arrays."),  # fmt: skip
         ],
     )

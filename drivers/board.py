@@ -3,7 +3,10 @@
 The board is reached over a serial URL (``labrram://default/board`` on the simulated bench,
 ``/dev/ttyACM0`` or ``COM5`` for hardware) or as a VISA ``ASRL`` resource. Bulk operations
 travel as binary blocks: a whole-array read is one transaction, a batch of pulses is one
-transaction, and pulse-then-read batches return the currents of every pulsed cell.
+transaction, and pulse-then-read batches return the currents of every pulsed cell. On a board
+that carries several arrays, :meth:`CrossbarBoard.select_array` chooses the one every array
+command addresses; the driver selects it again after any link recovery before anything else
+reaches the board's arrays.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class CrossbarBoard(Board):
         self._read_settings: tuple[float, float] | None = None
         self._counter: int | None = None  # the board's pulse counter, when known
         self._trusted_counter: int | None = None  # the last count read (it never falls within a boot)
+        self._array_count: int | None = None  # ``:ARR:COUN?``, read once per connection
+        self._shapes: dict[int, tuple[int, int]] = {}  # ``:ARR:SIZE?`` of each array read so far
+        self._selection_ok = False  # the board has ``_array`` selected since the last recovery
+        self._recoveries = 0  # link recoveries so far (a configuration they interrupted is redone)
 
     #: what the board can apply (docs/board-protocol.md)
     read_voltage_range = HW_READ_VOLTAGE
@@ -62,10 +69,12 @@ class CrossbarBoard(Board):
     # --- identity ----------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
-        """Array size (rows, cols)."""
+        """Size (rows, cols) of the selected array (``:ARR:SIZE?``, read once per array)."""
         if self._shape is None:
+            array = self.selected_array
 
             def size() -> tuple[int, int]:
+                self._ready_array()
                 reply = self.query(":ARR:SIZE?")
                 try:
                     r, c = (int(x) for x in reply.split(","))
@@ -75,8 +84,77 @@ class CrossbarBoard(Board):
                     raise ReplyError(f"{self.name}: array size reply {reply!r}")
                 return r, c
 
-            self._shape = self.retrying(size, "':ARR:SIZE?'")
+            self._shape = self._shapes[array] = self.retrying(size, "':ARR:SIZE?'")
         return self._shape
+
+    # --- arrays (tiles) ------------------------------------------------------------------
+    @property
+    def _selecting(self) -> bool:
+        """Whether an array was selected on a board that carries several (and so must be
+        selected again after any recovery before an array command)."""
+        return self._array is not None and (self._array_count or 1) > 1
+
+    def array_count(self) -> int:
+        """Number of arrays the board carries (``:ARR:COUN?``, read once per connection); 1 on
+        an older board that does not know the query (it answers nothing and queues an error)."""
+        if self._array_count is None:
+
+            def read() -> int:
+                reply = self.query(":ARR:COUN?")
+                try:
+                    n = int(reply.strip())
+                except ValueError:
+                    raise ReplyError(f"{self.name}: array count reply {reply!r}") from None
+                if n < 1:
+                    raise ReplyError(f"{self.name}: array count reply {reply!r}")
+                return n
+
+            try:
+                self._array_count = self.retrying(read, "':ARR:COUN?'")
+            except ReplyError:
+                raise
+            except InstrumentError:
+                if not self.read_errors():  # silence and no error: a link fault, not an older board
+                    raise
+                self._array_count = 1  # an older board: the query is unknown to it
+        return self._array_count
+
+    def select_array(self, index: int) -> None:
+        """Address array ``index`` with every later read, pulse, MVM, size and SMU route
+        (``:ARR:SEL``, checked through the error queue).
+
+        The index is checked against :meth:`array_count` before any byte of the selection. The
+        selection is remembered and sent again after any link recovery (a board that rebooted
+        selects array 0) before the next array command, so pulses never land on another array.
+        On a board with one array nothing is sent.
+
+        Parameters
+        ----------
+        index : int
+            The array, 0-based.
+
+        Raises
+        ------
+        ValueError
+            An index outside ``0 .. array_count() - 1``; nothing is sent.
+        """
+        n = self._check_array(index)
+        if self._array_count == 1:
+            self._array = n
+            return
+        if self._array is None:  # sizes read before any selection are of whichever array the board had
+            self._shapes.clear()
+        self._array, self._selection_ok = n, False  # until the board confirms: re-sent if this fails
+        self._shape = self._shapes.get(n)
+        gen = self._recoveries
+        self.write_checked(f":ARR:SEL {n}")
+        self._selection_ok = gen == self._recoveries  # a recovery in between: send it again before use
+
+    def _ready_array(self) -> None:
+        """Before an array command: with an array selected on a multi-array board, the link
+        recovered and the selection (with the read settings) applied since the last recovery."""
+        if self._selecting:
+            self._ready_link()
 
     def configure(self, read_voltage: float | None = None, read_gate: float | None = None) -> None:
         """Binary data format, a clean error queue and (when given, remembered for later
@@ -86,21 +164,35 @@ class CrossbarBoard(Board):
             v = self._check_read_voltage(0.2 if read_voltage is None else read_voltage)
             g = self._check_gate(3.3 if read_gate is None else read_gate)
             self._read_settings = (v, g)
+        self._configured = False
+        gen = self._recoveries
         self.write("*CLS;:FORM REAL")
-        self._configured = True
+        if self._selecting and not self._selection_ok:  # the array first: nothing reaches another one
+            self.write_checked(f":ARR:SEL {self._array}")
+            self._selection_ok = gen == self._recoveries
         if self._read_settings is not None:
             v, g = self._read_settings
             self.write_checked(f":READ:VOLT {v:.6g};:READ:GATE {g:.6g}")
+        self._configured = gen == self._recoveries  # a recovery on the way (a reboot?): again
 
     def after_recovery(self) -> None:
-        self._configured = False  # the board may have reset: format and read settings again
+        self._configured = False  # the board may have reset: format, array and read settings again
+        self._selection_ok = False  # (a rebooted board selects array 0)
         self._counter = None  # and its pulse counter may have restarted
+        self._recoveries += 1
 
     def _ready_link(self) -> None:
-        if self._link_dirty:
-            self.recover_link()
-        if not self._configured:
+        """Recover a failed link, then configure the board until a configuration completes
+        with no recovery in between (a reboot during it would undo part of it)."""
+        for _ in range(2 + self.retries):
+            if self._link_dirty:
+                self.recover_link()
+            if self._configured and (self._selection_ok or not self._selecting):
+                return
             self.configure()
+        if not self._link_dirty and self._configured and (self._selection_ok or not self._selecting):
+            return
+        raise ReplyError(f"{self.name}: the link failed during every attempt to configure the board")
 
     def _bulk_once(self, command: str) -> np.ndarray:
         self._ready_link()
@@ -219,13 +311,19 @@ class CrossbarBoard(Board):
         return header + encode_block(records.tobytes()).decode("latin-1")
 
     def array_kind(self) -> str:
-        """What the board carries (``:ARR:TYPE?``): ``"reram"``, ``"pcm"`` or ``"passive"``."""
-        return self.query(":ARR:TYPE?", idempotent=True).strip().lower()
+        """What the selected array is (``:ARR:TYPE?``): ``"reram"``, ``"pcm"`` or ``"passive"``."""
+
+        def once() -> str:
+            self._ready_array()
+            return self.query(":ARR:TYPE?").strip().lower()
+
+        return self.retrying(once, "':ARR:TYPE?'")
 
     def set_bias(self, scheme: str) -> None:
-        """Biasing of the unselected lines of a passive array (``:ARR:BIAS``)."""
+        """Biasing of the unselected lines of the selected passive array (``:ARR:BIAS``)."""
         if scheme not in self.bias_schemes:
             raise ValueError(f"bias scheme must be one of {list(self.bias_schemes)}, got {scheme!r}")
+        self._ready_array()
         self.write(f":ARR:BIAS {scheme}")
         self.check_errors()
 
@@ -299,7 +397,9 @@ class CrossbarBoard(Board):
                     self._ready_link()
                     out[sl] = self._bulk(self._block_command(f":PULS:READ:LIST? {kind},", rec), expect=rec.size)
                 else:
-                    if self._link_dirty:
+                    if self._selecting:  # the array selected again first, if the link recovered
+                        self._ready_link()
+                    elif self._link_dirty:
                         self.recover_link()
                     self.write(self._block_command(f":PULS:LIST {kind},", rec))
                     # not retried: a link fault here (a board that rebooted on the pulse command
@@ -336,6 +436,7 @@ class CrossbarBoard(Board):
         cmd = f":ROUT:SMU {r[0]},{c[0]}"
         if gate is not None:
             cmd = f":ROUT:GATE {self._check_gate(gate):.6g};" + cmd
+        self._ready_array()
         self.write(cmd)
 
     def open_route(self) -> None:

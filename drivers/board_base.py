@@ -86,8 +86,10 @@ class Board(Instrument):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._shape: tuple[int, int] | None = None
-        self._spent: tuple[np.ndarray, np.ndarray] | None = None  # pulses and energy per device, this connection
+        self._shape: tuple[int, int] | None = None  # of the selected array
+        #: pulses and energy per device of each array, this connection
+        self._spent_by_array: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._array: int | None = None  # the array selected by :meth:`select_array` (None: never asked)
 
     # --- what every board implements -----------------------------------------------------
     @property
@@ -118,6 +120,39 @@ class Board(Instrument):
         raise NotImplementedError
 
     # --- shared, overridable -----------------------------------------------------------------
+    def array_count(self) -> int:
+        """Number of arrays (tiles) the board carries; 1 on a board that cannot select among several."""
+        return 1
+
+    @property
+    def selected_array(self) -> int:
+        """The array (0-based) that reads, pulses, MVM and SMU routing address."""
+        return 0 if self._array is None else self._array
+
+    def _check_array(self, index: int) -> int:
+        """``index`` as a checked array index of this board (before any byte of a selection)."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise ValueError(f"array index must be a whole number, got {index!r}")
+        count = self.array_count()
+        if not 0 <= int(index) < count:
+            raise ValueError(f"{self.name}: array {int(index)} outside 0..{count - 1} ({self.board_name} carries {count} array{'s' if count != 1 else ''})")
+        return int(index)
+
+    def select_array(self, index: int) -> None:
+        """Address array ``index`` (0-based) with every later read, pulse, MVM and SMU route.
+
+        Parameters
+        ----------
+        index : int
+            The array, checked against :meth:`array_count` before any byte of the selection.
+
+        Raises
+        ------
+        ValueError
+            An index that is not a whole number in ``0 .. array_count() - 1``; nothing changes.
+        """
+        self._array = self._check_array(index)
+
     def measure_cell(self, row: int, col: int) -> float:
         """Current of one cell at the read voltage, A."""
         return float(self.measure_cells(np.array([row]), np.array([col]))[0])
@@ -217,28 +252,32 @@ class Board(Instrument):
         ``max_energy_per_device``): refuse the whole batch before any byte when one device would
         go beyond them, else count it."""
         shape = self.shape
-        if self._spent is None:
-            self._spent = (np.zeros(shape, dtype=np.int32), np.zeros(shape))  # pulses, energy (J)
+        spent = self._spent_by_array.get(self.selected_array)
+        if spent is None or spent[0].shape != shape:
+            spent = self._spent_by_array[self.selected_array] = (np.zeros(shape, dtype=np.int32), np.zeros(shape))  # pulses, energy (J)
         # the batch's own devices only: memory and time grow with the batch, not the array
         flat, where = np.unique(np.ravel_multi_index((rows, cols), shape), return_inverse=True)
-        pulses = self._spent[0].ravel()[flat] + np.bincount(where, minlength=flat.size)
-        energy = self._spent[1].ravel()[flat] + np.bincount(where, weights=np.broadcast_to(self.limits.pulse_energy(amplitude, width), where.shape), minlength=flat.size)
+        pulses = spent[0].ravel()[flat] + np.bincount(where, minlength=flat.size)
+        energy = spent[1].ravel()[flat] + np.bincount(where, weights=np.broadcast_to(self.limits.pulse_energy(amplitude, width), where.shape), minlength=flat.size)
         if flat.size and np.max(pulses) > self.limits.max_pulses_per_device:
             i = int(np.argmax(pulses))
             r, c = np.unravel_index(flat[i], shape)
             raise LimitError(
-                f"device ({r}, {c}) would receive {int(pulses[i])} pulses on this connection, "
+                f"device ({r}, {c}){self._on_array()} would receive {int(pulses[i])} pulses on this connection, "
                 f"beyond the per-device budget of {int(self.limits.max_pulses_per_device)}"
             )
         if flat.size and np.max(energy) > self.limits.max_energy_per_device:
             i = int(np.argmax(energy))
             r, c = np.unravel_index(flat[i], shape)
             raise LimitError(
-                f"device ({r}, {c}) would receive {energy[i]:.3g} J of pulses on this connection, "
+                f"device ({r}, {c}){self._on_array()} would receive {energy[i]:.3g} J of pulses on this connection, "
                 f"beyond the per-device budget of {self.limits.max_energy_per_device:.3g} J"
             )
-        self._spent[0].ravel()[flat] = pulses
-        self._spent[1].ravel()[flat] = energy
+        spent[0].ravel()[flat] = pulses
+        spent[1].ravel()[flat] = energy
+
+    def _on_array(self) -> str:
+        return "" if self._array is None else f" of array {self._array}"
 
     def shutdown(self) -> None:
         """Open any SMU route (boards' own drivers idle at 0 V)."""

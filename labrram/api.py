@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .crossbar import Crossbar
 from .calibration.files import Calibration, CalibrationError, default_calibration, load_calibration
 from .protocols.engine import Engine, start_plan
 from .protocols.journal import Journal
@@ -107,13 +108,24 @@ def _connected(station: StationLike, kind: str | None = None, array: tuple[int, 
         yield connected
 
 
-def chip_kind(connected: ConnectedStation) -> str:
+def _crossbar(connected: ConnectedStation, array_index: int | None) -> Crossbar:
+    """The crossbar a job runs on: array ``array_index`` of the board, default the station's."""
+    if array_index is None:
+        return connected.crossbar
+    if isinstance(array_index, bool) or not isinstance(array_index, (int, np.integer)) or array_index < 0:
+        raise JobError(f"array_index must be a whole number >= 0 (which of the board's arrays), got {array_index!r}")
+    return connected.crossbar_for(int(array_index))
+
+
+def chip_kind(connected: ConnectedStation, array_index: int | None = None) -> str:
     """What the station's board says it carries.
 
     Parameters
     ----------
     connected : ConnectedStation
         An open station (``station.connect()``).
+    array_index : int, optional
+        Which of the board's arrays (default the station's ``[crossbar] array``).
 
     Returns
     -------
@@ -121,15 +133,14 @@ def chip_kind(connected: ConnectedStation) -> str:
         ``"reram"``, ``"pcm"`` or ``"passive"``: labrram's board answers ``:ARR:TYPE?``; for a
         board that cannot tell, the kind its station file declares.
     """
-    board = connected.crossbar.board
-    kind = board.array_kind()
+    kind = _crossbar(connected, array_index).array_kind()
     if kind not in CHIP_KINDS:
         raise JobError(f"the board reports an array of type {kind!r}; labrram programs {CHIP_KINDS}")
     return kind
 
 
-def _chip_id(connected: ConnectedStation) -> str:
-    return str(connected.crossbar.board.idn)
+def _chip_id(connected: ConnectedStation, array_index: int | None = None) -> str:
+    return _crossbar(connected, array_index).identify()
 
 
 def _bench_faults(connected: ConnectedStation) -> int:
@@ -156,19 +167,24 @@ def info(station: StationLike = None) -> dict[str, Any]:
     -------
     dict
         ``station`` and ``source`` (names), ``simulated`` (bool), ``instruments`` (name ->
-        driver, address and ``*IDN?`` reply), ``limits`` (the station's safe limits, SI) and
-        ``array`` ([rows, cols]).
+        driver, address and ``*IDN?`` reply), ``limits`` (the station's safe limits, SI),
+        ``array`` ([rows, cols]), ``arrays`` (how many the board carries) and ``array_index``
+        (the one the station's crossbar addresses).
     """
     from . import __version__
 
     with _connected(station) as connected:
         st = connected.station
+        if st.crossbar:
+            connected.crossbar.identify()  # the station's array selected first: the board's *IDN? names its chip
         instruments = {name: {"driver": st.instruments[name].driver, "address": st.instruments[name].address, "idn": inst.idn}
                        for name, inst in connected.instruments.items()}  # fmt: skip
         summary: dict[str, Any] = {"labrram": __version__, "station": st.name, "source": st.source, "simulated": st.simulated,
                                    "limits": st.limits.to_dict(), "instruments": instruments}  # fmt: skip
         if st.crossbar:
             summary["array"] = list(connected.crossbar.shape)
+            summary["arrays"] = connected.array_count()
+            summary["array_index"] = st.array_index
         return summary
 
 
@@ -207,6 +223,7 @@ def program(
     seed: int = 0,
     kind: str | None = None,
     array: tuple[int, int] | None = None,
+    array_index: int | None = None,
     progress: Progress | None = None,
 ) -> ProgramResult:
     """Program conductance targets into the station's array.
@@ -237,6 +254,9 @@ def program(
         must report.
     array : (rows, cols), optional
         Simulated stations only: the size of the simulated chip.
+    array_index : int, optional
+        Which of the board's arrays to program, 0-based (boards that carry several); default
+        the station's ``[crossbar] array``. Recorded in the run store.
     progress : callable, optional
         ``progress(label, done, total)`` as the run goes (raise ``KeyboardInterrupt`` in it to
         stop the run cleanly).
@@ -269,8 +289,8 @@ def program(
     if out is not None and Path(out).exists():
         raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
     with _unsafe_noted(out), _connected(station, kind, array) as connected:  # the chip is the station's (or kind's), never the calibration's
-        xb = connected.crossbar
-        chip = chip_kind(connected)
+        xb = _crossbar(connected, array_index)
+        chip = chip_kind(connected, xb.array)
         if kind is not None and chip != kind:
             raise JobError(f"the board reports a {chip!r} array, not {kind!r}")
         if chip not in fits:
@@ -281,8 +301,8 @@ def program(
         from .targets import resolve_targets
 
         plan = _program_plan(chip, protocol, resolve_targets(targets, xb.shape, seed), cal, sigma, settings)
-        attrs = {"station": connected.station.to_dict(), "calibration": cal.provenance, "chip": _chip_id(connected), "device_kind": chip,
-                 "targets_spec": spec}  # fmt: skip
+        attrs = {"station": connected.station.to_dict(), "calibration": cal.provenance, "chip": _chip_id(connected, xb.array), "device_kind": chip,
+                 "targets_spec": spec, "array_index": xb.array}  # fmt: skip
         engine = start_plan(xb, plan, out, timer=connected.timer, progress=progress, attrs=attrs)  # checks before any byte and file
         faults0 = _bench_faults(connected)
         result = engine.run(plan, checked=True)
@@ -342,6 +362,7 @@ def characterize(
     out: str | Path | None = None,
     settings: Any = None,
     array: tuple[int, int] | None = None,
+    array_index: int | None = None,
     progress: Progress | None = None,
     **options: Any,
 ) -> Characterization:
@@ -362,6 +383,8 @@ def characterize(
         :class:`~labrram.calibration.passive_routine.PassiveCharacterization`).
     array : (rows, cols), optional
         Simulated stations only: the size of the simulated chip.
+    array_index : int, optional
+        Which of the board's arrays, 0-based; default the station's ``[crossbar] array``.
     progress : callable, optional
         ``progress(label, done, total)`` as the run goes.
     **options
@@ -388,16 +411,18 @@ def characterize(
     if settings is None and kind is not None:
         settings = _settings(KINDS[kind].settings, options)
     with _unsafe_noted(out), _connected(station, kind, array) as connected:
-        chip = chip_kind(connected)
+        xb = _crossbar(connected, array_index)
+        chip = chip_kind(connected, xb.array)
         if kind is not None and chip != kind:
             raise JobError(f"the board reports a {chip!r} array, not {kind!r}")
         tech = KINDS[chip]
         if settings is None:
             settings = _settings(tech.settings, options)
         plan = tech.plan(settings)
-        chip_id = _chip_id(connected)
-        attrs = {"device_kind": chip, "settings": settings.to_dict(), "station": connected.station.to_dict(), "chip": chip_id}
-        engine = start_plan(connected.crossbar, plan, out, timer=connected.timer, progress=progress, attrs=attrs)
+        chip_id = _chip_id(connected, xb.array)
+        attrs = {"device_kind": chip, "settings": settings.to_dict(), "station": connected.station.to_dict(), "chip": chip_id,
+                 "array_index": xb.array}  # fmt: skip
+        engine = start_plan(xb, plan, out, timer=connected.timer, progress=progress, attrs=attrs)
         data = engine.run(plan, checked=True)
         return _characterization(chip, data, chip_id, out, engine, settings.to_dict())
 
@@ -418,7 +443,8 @@ def _settings(cls: type, options: dict[str, Any]) -> Any:
 
 
 # --- resume -------------------------------------------------------------------------------------
-def resume(out: str | Path, station: StationLike = None, *, progress: Progress | None = None, other_chip: bool = False) -> Any:
+def resume(out: str | Path, station: StationLike = None, *, progress: Progress | None = None, other_chip: bool = False,
+           array_index: int | None = None) -> Any:
     """Continue an interrupted run from its store alone.
 
     The plan is rebuilt from the store, its stored steps are answered from the store without
@@ -435,8 +461,11 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
     progress : callable, optional
         ``progress(label, done, total)`` as the run goes.
     other_chip : bool
-        Continue on a chip other than the run's (the board's ``*IDN?`` differs): refused
-        unless asked explicitly; logged and recorded in the store.
+        Continue on a chip other than the run's (the board's ``*IDN?`` differs, or another
+        array of the board): refused unless asked explicitly; logged and recorded in the store.
+    array_index : int, optional
+        Which of the board's arrays: default the run's own when the station is the stored one,
+        else the station's ``[crossbar] array``. Another array than the run's is another chip.
 
     Returns
     -------
@@ -446,13 +475,24 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
     journal = Journal.open(out)
     attrs = journal.attrs
     plan = plan_from_store(journal.store)
+    ran_on = attrs.get("array_index", 0)  # stores written before arrays were recorded: the board's only array
     with _unsafe_noted(out), _connected(_station_of(attrs) if station is None else station) as connected:
-        chip_id = _chip_id(connected)
+        if array_index is None:
+            array_index = ran_on if station is None else connected.station.array_index
+        xb = _crossbar(connected, array_index)
+        if xb.array != ran_on:
+            if not other_chip:
+                raise StoreError(f"{out}: the run was on array {ran_on} of the board; this job addresses array {xb.array} "
+                                 f"(resume it on array {ran_on}, or say explicitly that another chip is meant)")  # fmt: skip
+            _same_kind_and_shape(out, attrs, connected, xb)
+            log.warning("%s: resumed on array %d; the run began on array %d", out, xb.array, ran_on)
+            journal.store.update_attrs(array_indices=[*attrs.get("array_indices", [ran_on]), xb.array])
+        chip_id = _chip_id(connected, xb.array)
         if attrs.get("chip") not in (None, chip_id):
             if not other_chip:
                 raise StoreError(f"{out}: the run was on chip {attrs['chip']!r}; this station's board reports {chip_id!r} "
                                  "(resume it there, or say explicitly that another chip is meant)")  # fmt: skip
-            _same_kind_and_shape(out, attrs, connected)  # another chip when told; another kind or size never
+            _same_kind_and_shape(out, attrs, connected, xb)  # another chip when told; another kind or size never
             log.warning("%s: resumed on chip %r; the run began on %r", out, chip_id, attrs["chip"])
             journal.store.update_attrs(chips=[*attrs.get("chips", [attrs["chip"]]), chip_id])
         name, stored = connected.station.name, _stored_station_name(attrs)
@@ -460,7 +500,7 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
             log.warning("%s: resumed through station %r; the run began through %r", out, name, stored)
             journal.store.update_attrs(stations=[*attrs.get("stations", [stored]), name])
         faults0 = _bench_faults(connected)
-        engine = Engine(connected.crossbar, journal, timer=connected.timer, progress=progress)
+        engine = Engine(xb, journal, timer=connected.timer, progress=progress)
         result = engine.run(plan)
         if plan.kind == "characterize":
             return _characterization(attrs.get("device_kind", ""), result, chip_id, out, engine, attrs.get("settings", {}))
@@ -475,18 +515,17 @@ def _stored_station_name(attrs: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _same_kind_and_shape(out: str | Path, attrs: dict[str, Any], connected: ConnectedStation) -> None:
+def _same_kind_and_shape(out: str | Path, attrs: dict[str, Any], connected: ConnectedStation, xb: Crossbar) -> None:
     """Refuse to resume a run on a chip of another kind or another array size (its plan cannot
     run there, whatever the user says), before any byte is sent to the chip."""
     kind = attrs.get("device_kind") or _PLAN_KINDS.get(attrs.get("plan"))  # stores written before device_kind: by their plan
     if kind is not None:
-        chip = chip_kind(connected)
+        chip = chip_kind(connected, xb.array)
         if chip != kind:
             raise StoreError(f"{out}: the run was on a {kind!r} array; this station's board carries a {chip!r} array")
     shape = attrs.get("array_shape")
-    if isinstance(shape, list) and tuple(shape) != tuple(connected.crossbar.shape):
-        raise StoreError(f"{out}: the run was on a {shape[0]}x{shape[1]} array; this station's board has "
-                         f"{connected.crossbar.shape[0]}x{connected.crossbar.shape[1]}")  # fmt: skip
+    if isinstance(shape, list) and tuple(shape) != tuple(xb.shape):
+        raise StoreError(f"{out}: the run was on a {shape[0]}x{shape[1]} array; this station's board has {xb.shape[0]}x{xb.shape[1]}")
 
 
 def _station_of(attrs: dict[str, Any]) -> StationLike:
@@ -495,7 +534,7 @@ def _station_of(attrs: dict[str, Any]) -> StationLike:
     sim = stored.get("simulation") if isinstance(stored, dict) else None
     if not isinstance(sim, dict):
         return None
-    changes = {k: sim[k] for k in ("kind", "rows", "cols", "seed", "state") if sim.get(k) is not None}
+    changes = {k: sim[k] for k in ("kind", "rows", "cols", "seed", "state", "arrays") if sim.get(k) is not None}
     try:
         return load_station().with_simulation(**changes)
     except (StationError, TypeError, ValueError) as exc:

@@ -44,7 +44,10 @@ def show_info(summary: dict[str, Any], console) -> None:
         table.add_row(name, i["driver"], i["address"], i["idn"])
     console.print(table)
     if "array" in summary:
-        console.print(f"array: {summary['array'][0]} x {summary['array'][1]}")
+        line = f"array: {summary['array'][0]} x {summary['array'][1]}"
+        if summary.get("arrays", 1) > 1:
+            line += f" (array {summary['array_index']} of the {summary['arrays']} on the board)"
+        console.print(line)
     limits = ", ".join(f"{k}={v:g}" for k, v in summary["limits"].items())
     console.print(f"limits: {limits}")
 
@@ -102,10 +105,10 @@ def cmd_characterize(args: argparse.Namespace) -> dict[str, Any]:
         if args.resume:
             if args.devices is not None or args.cycles is not None or args.array:
                 raise UsageError("--devices, --cycles and --array cannot be combined with --resume: the run's settings are in its store")
-            run = resume(args.out, args.station, progress=tick, other_chip=args.other_chip)
+            run = resume(args.out, args.station, progress=tick, other_chip=args.other_chip, array_index=args.array_index)
         else:
             options = {"seed": args.seed, **({"n_devices": args.devices} if args.devices is not None else {}), **({"cycles": args.cycles} if args.cycles is not None else {})}
-            run = characterize(args.station, kind=args.kind, out=args.out, array=_array(args.array), progress=tick, **options)
+            run = characterize(args.station, kind=args.kind, out=args.out, array=_array(args.array), array_index=args.array_index, progress=tick, **options)
     return run.summary()
 
 
@@ -206,10 +209,11 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
         if args.resume:
             if args.kind or args.array:
                 raise UsageError("--kind and --array cannot be combined with --resume: the run's chip is in its store")
-            result = resume(args.out, args.station, progress=tick, other_chip=args.other_chip)
+            result = resume(args.out, args.station, progress=tick, other_chip=args.other_chip, array_index=args.array_index)
         else:
             result = program(args.targets, args.station, protocol=args.protocol, calibration=args.calibration, sigma=args.sigma,
-                             out=args.out, seed=args.seed, kind=args.kind, array=_array(args.array), progress=tick)  # fmt: skip
+                             out=args.out, seed=args.seed, kind=args.kind, array=_array(args.array), array_index=args.array_index,
+                             progress=tick)  # fmt: skip
     summary = result.summary()
     summary.update(out=str(args.out), link_faults=result.link_faults, settled_batches=result.settled)
     return _finite_json(summary)
@@ -508,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cycles", type=_count(1), help="ReRAM: RESET/SET cycles per level (default 8)")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of the device selection")
     p.add_argument("--array", metavar="ROWSxCOLS", help="simulated stations only: size of the simulated chip (e.g. 32x32)")
+    p.add_argument("--array-index", type=_count(0), metavar="N", help="which of the board's arrays, 0-based (boards that carry several; default: the station's [crossbar] array)")
     p = sub.add_parser("calibrate", help=COMMANDS["calibrate"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a characterization run")
     p.add_argument("--out", required=True, metavar="CAL.json", help="calibration file to write")
@@ -535,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--other-chip", action="store_true", help="with --resume: continue on a chip other than the run's (explicit; recorded in the store)")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of random target patterns")
     p.add_argument("--array", metavar="ROWSxCOLS", help="simulated stations only: size of the simulated chip (e.g. 32x32)")
+    p.add_argument("--array-index", type=_count(0), metavar="N", help="which of the board's arrays, 0-based (boards that carry several; default: the station's [crossbar] array)")
     p = sub.add_parser("report", help=COMMANDS["report"][2])
     p.add_argument("run", metavar="RUN.zarr", help="a programming run")
     p.add_argument("--out", metavar="DIR", help="folder for the plots (default RUN-report/)")

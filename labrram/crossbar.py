@@ -60,6 +60,10 @@ class Crossbar:
         SMU current compliance, A.
     smu_nplc : float
         SMU integration time, power-line cycles.
+    array : int
+        Which array of the board, 0-based (boards that carry several arrays, ``:ARR:COUN?``);
+        selected before this crossbar's first operation and again whenever another crossbar
+        on the same board selected another array.
     """
 
     def __init__(
@@ -71,8 +75,13 @@ class Crossbar:
         read_gate: float = 3.3,
         smu_compliance: float = 1e-3,
         smu_nplc: float = 1.0,
+        array: int = 0,
     ) -> None:
+        if isinstance(array, bool) or not isinstance(array, (int, np.integer)) or array < 0:
+            raise ValueError(f"array must be a whole number >= 0, got {array!r}")
         self.board = board
+        self.array = int(array)
+        self._selected = False
         self.smu = smu
         self.limits = limits or board.limits
         self.limits.check_voltage(read_voltage, "read voltage")
@@ -89,7 +98,10 @@ class Crossbar:
     # --- set-up ------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
-        """(rows, cols) of the array."""
+        """(rows, cols) of the array (no byte when the board knows it: limits and cells are
+        checked before any byte; the array is selected when another one is)."""
+        if self.board.selected_array != self.array:
+            self._select()
         return self.board.shape
 
     @property
@@ -98,7 +110,15 @@ class Crossbar:
         r, c = self.shape
         return r * c
 
+    def _select(self) -> None:
+        """This crossbar's array selected on the board (checked against the board's count
+        before any byte; nothing is sent when it already is)."""
+        if not self._selected or self.board.selected_array != self.array:
+            self.board.select_array(self.array)
+            self._selected = True
+
     def _setup(self) -> None:
+        self._select()
         if not self._ready:
             # the board remembers the read settings and re-applies them after any link recovery
             self.board.configure(read_voltage=self.read_voltage, read_gate=self.read_gate)
@@ -114,6 +134,29 @@ class Crossbar:
             self.smu.configure_voltage_source(self.smu_compliance, nplc=self.smu_nplc)
             self._smu_ready = True
         return self.smu
+
+    def identify(self) -> str:
+        """The board's identification (``*IDN?``) with this crossbar's array selected (labrram's
+        board names the selected array's chip in it).
+
+        Returns
+        -------
+        str
+            The identification reply.
+        """
+        self._select()
+        return str(self.board.idn)
+
+    def array_kind(self) -> str:
+        """What this crossbar's array is: ``"reram"``, ``"pcm"`` or ``"passive"``.
+
+        Returns
+        -------
+        str
+            The board's answer for the selected array.
+        """
+        self._select()
+        return self.board.array_kind()
 
     # --- reads -------------------------------------------------------------------------
     def read(self, cells: Any = None) -> np.ndarray:
@@ -255,6 +298,21 @@ class Crossbar:
         finally:
             smu.shutdown()
             self.board.open_route()
+
+    def route_smu(self, row: int, col: int, gate: float) -> None:
+        """Connect the SMU connector to one device of this array (for an SMU script; the next
+        route replaces it, :meth:`shutdown` opens it).
+
+        Parameters
+        ----------
+        row, col : int
+            The device.
+        gate : float
+            Its word-line voltage while routed, V (checked against the limits before any byte).
+        """
+        self.limits.check_gate(gate, "SMU route gate")
+        self._select()
+        self.board.route_smu(int(row), int(col), gate=float(gate))
 
     # --- pulses ------------------------------------------------------------------------
     def _pulse(self, kind: str, cells: Any, settings: PulseSettings, amplitude, gate, width, read: bool):

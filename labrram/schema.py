@@ -86,6 +86,18 @@ def _texts(v: Any) -> str | None:
     return None
 
 
+def _index(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        return f"must be a whole number >= 0, got {v!r}"
+    return None
+
+
+def _indices(v: Any) -> str | None:
+    if not isinstance(v, list) or not v:
+        return f"must be a non-empty list of whole numbers >= 0, got {type(v).__name__}"
+    return next((f"holds {x!r}: {p}" for x in v if (p := _index(x))), None)
+
+
 #: every group attribute a run store of a plan (``kind`` program or characterize) may hold
 RUN_ATTRS: dict[str, Check] = {
     "labrram_format": _is(int),
@@ -101,6 +113,8 @@ RUN_ATTRS: dict[str, Check] = {
     "calibration": _is(dict, none=True),
     "chip": _text(),
     "chips": _texts,
+    "array_index": _index,
+    "array_indices": _indices,
     "stations": _texts,
     "device_kind": _one_of("reram", "pcm", "passive"),
     "targets_spec": _text(none=True),

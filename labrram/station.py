@@ -73,6 +73,8 @@ class SimulationEntry:
     #: :data:`labrram.devices.reram.LEVEL_INSTABILITY_PRESETS` (``"hfox-mlc"``: one broad
     #: intermediate level, docs/methods/diware.md)
     level_spread: str = "none"
+    #: arrays (tiles) of the same kind and size on the simulated board (labrram's board only)
+    arrays: int = 1
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class Station:
     instruments : dict
         Instrument name -> driver, address and options.
     crossbar : dict
-        Which instruments are the board and the SMU, read voltage (V) and gate (V).
+        Which instruments are the board and the SMU, which of the board's arrays (``array``,
+        0-based), read voltage (V) and gate (V).
     simulation : SimulationEntry or None
         The simulated bench (chip kind, size, seed, faults); None on a real bench.
     """
@@ -144,6 +147,42 @@ class Station:
             instruments = {n: _retarget(e, self.simulation.bench, simulation.bench) for n, e in instruments.items()}
         return replace(self, simulation=simulation, instruments=instruments)
 
+    @property
+    def array_index(self) -> int:
+        """The board's array this station's crossbar addresses (``[crossbar] array``, default 0)."""
+        return int(self.crossbar.get("array", 0))
+
+    def with_crossbar(self, **changes: Any) -> "Station":
+        """The same station with other ``[crossbar]`` settings.
+
+        Parameters
+        ----------
+        **changes
+            Keys of the ``[crossbar]`` table (docs/station.md), e.g. ``array=2`` for the third
+            array of a board that carries several.
+
+        Returns
+        -------
+        Station
+            A new station; this one is unchanged.
+
+        Raises
+        ------
+        StationError
+            For a value the station file would refuse.
+        """
+        from dataclasses import replace
+
+        crossbar = {**self.crossbar, **changes}
+        where = f"{self.source}: [crossbar]"
+        _check_crossbar_keys(crossbar, self.instruments, where)
+        if "board" not in crossbar:
+            raise StationError(f"{where} needs 'board' naming the board instrument")
+        _check_crossbar(crossbar, self.limits, where)
+        _check_roles(crossbar, self.instruments, where)
+        _check_array_index(crossbar, self.simulation, where)
+        return replace(self, crossbar=crossbar)
+
     def simulated_bench(self):
         """The simulated bench as this station describes it (configured now; kept when it
         already matches), without opening any instrument."""
@@ -170,10 +209,12 @@ class Station:
         }
 
 
-_CROSSBAR_KEYS = {"board": str, "smu": str, "read_voltage": float, "read_gate": float, "smu_compliance": float, "smu_nplc": float}
+_CROSSBAR_KEYS = {"board": str, "smu": str, "read_voltage": float, "read_gate": float, "smu_compliance": float, "smu_nplc": float, "array": int}
 _INSTRUMENT_KEYS = {"driver", "address", "visa_library", "timeout", "options", "retries", "retry_delay"}
 _CHIP_KINDS = ("reram", "pcm", "passive")
 MAX_ARRAY = 4096
+#: most arrays (tiles) a station's board may carry
+MAX_ARRAYS = 64
 
 
 def _expect(table: Any, where: str) -> dict[str, Any]:
@@ -248,14 +289,7 @@ def parse_station(text: str, source: str = "<string>") -> Station:
         )
 
     crossbar = _expect(data.get("crossbar", {}), f"{source}: [crossbar]")
-    for key, value in crossbar.items():
-        kind = _CROSSBAR_KEYS.get(key)
-        if kind is None:
-            _refuse_unknown([key], _CROSSBAR_KEYS, f"{source}: [crossbar]")
-        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-            raise StationError(f"{source}: [crossbar]: {key} must be a finite number in SI units")
-        if kind is str and value not in instruments:
-            raise StationError(f"{source}: [crossbar]: {key} = {value!r} names no instrument of this station")
+    _check_crossbar_keys(crossbar, instruments, f"{source}: [crossbar]")
     if crossbar and "board" not in crossbar:
         raise StationError(f"{source}: [crossbar] needs 'board' naming the board instrument")
     _check_crossbar(crossbar, limits, f"{source}: [crossbar]")
@@ -265,7 +299,32 @@ def parse_station(text: str, source: str = "<string>") -> Station:
     if "simulation" in data:
         simulation = _parse_simulation(_expect(data["simulation"], f"{source}: [simulation]"), source)
         _check_bench_addresses(instruments, simulation.bench, source)
+    _check_array_index(crossbar, simulation, f"{source}: [crossbar]")
     return Station(name, source, limits, instruments, dict(crossbar), simulation)
+
+
+def _check_crossbar_keys(crossbar: dict[str, Any], instruments: dict[str, InstrumentEntry], where: str) -> None:
+    """Every ``[crossbar]`` key known and of its type (instrument names among the station's)."""
+    for key, value in crossbar.items():
+        kind = _CROSSBAR_KEYS.get(key)
+        if kind is None:
+            _refuse_unknown([key], _CROSSBAR_KEYS, where)
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise StationError(f"{where}: {key} must be a finite number in SI units")
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_ARRAYS):
+            raise StationError(f"{where}: {key} must be a whole number in 0..{MAX_ARRAYS - 1} (which of the board's arrays, 0-based), got {value!r}")
+        if kind is str and value not in instruments:
+            raise StationError(f"{where}: {key} = {value!r} names no instrument of this station")
+
+
+def _check_array_index(crossbar: dict[str, Any], simulation: "SimulationEntry | None", where: str) -> None:
+    """On a simulated station the array must be one the simulated board carries (on hardware
+    the board's own count is checked when the crossbar is first used)."""
+    index = crossbar.get("array", 0)
+    if simulation is not None and index >= simulation.arrays:
+        raise StationError(f"{where}: array {index} is not on the simulated board, which carries "
+                           f"{simulation.arrays} array{'s' if simulation.arrays != 1 else ''} ([simulation] arrays = {simulation.arrays}); "
+                           f"arrays are numbered from 0")  # fmt: skip
 
 
 def _check_roles(crossbar: dict[str, Any], instruments: dict[str, InstrumentEntry], where: str) -> None:
@@ -337,9 +396,11 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
     """Validate the ``[simulation]`` table (and its ``[simulation.faults]``)."""
     where = f"{source}: [simulation]"
     _refuse_unknown(sim, SimulationEntry.__dataclass_fields__, where)
-    for key in ("seed", "rows", "cols"):
+    for key in ("seed", "rows", "cols", "arrays"):
         if key in sim and (isinstance(sim[key], bool) or not isinstance(sim[key], int)):
             raise StationError(f"{where}: {key} must be an integer")
+    if not 1 <= sim.get("arrays", 1) <= MAX_ARRAYS:
+        raise StationError(f"{where}: arrays must be in 1..{MAX_ARRAYS} (arrays on the simulated board), got {sim['arrays']}")
     if sim.get("seed", 0) < 0:
         raise StationError(f"{where}: seed must be >= 0")
     for key in ("rows", "cols"):
@@ -362,6 +423,8 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
             raise StationError(f"{where}: an ArC ONE (board = \"arc1\") carries passive arrays: set kind = \"passive\"")
         if sim.get("rows", 128) > MAX_LINES or sim.get("cols", 128) > MAX_LINES:
             raise StationError(f"{where}: an ArC ONE addresses at most {MAX_LINES}x{MAX_LINES} devices; set rows and cols to <= {MAX_LINES}")
+        if sim.get("arrays", 1) != 1:
+            raise StationError(f"{where}: an ArC ONE carries one array; arrays = {sim['arrays']} needs labrram's board (board = \"labrram\")")
     state = sim.get("state")
     if state is not None:
         if not isinstance(state, str) or not state.strip():
@@ -391,6 +454,10 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
             if rule.instrument not in ("*", *emulated):
                 raise StationError(f"{source}: [simulation.faults].{rule.kind}: instrument {rule.instrument!r} is not on the simulated bench "
                                    f"(it would never fire); the bench has {emulated} ('*': all)")  # fmt: skip
+        for rule in plan.faults:
+            if rule.array is not None and rule.array >= sim.get("arrays", 1):
+                raise StationError(f"{source}: [simulation.faults].{rule.kind}: array {rule.array} is not on the simulated board "
+                                   f"(arrays = {sim.get('arrays', 1)}; numbered from 0)")  # fmt: skip
         if any(k in faults for k in ("stuck", "dead")) and sim.get("kind", "reram") != "reram":
             raise StationError(f"{source}: [simulation.faults]: stuck and dead devices are available for reram chips only")
     return SimulationEntry(**{**sim, "state": state, "set_distribution": set_distribution})
@@ -489,26 +556,72 @@ class ConnectedStation:
             for inst in self.instruments.values():
                 if inst is not self.remote_clock:  # the clock's own retries wait in wall time
                     inst.wait = timer.wait
-        self._crossbar: Crossbar | None = None
+        self._crossbars: dict[int, Crossbar] = {}
 
     @property
     def crossbar(self) -> Crossbar:
-        """The station's array under test (needs a ``[crossbar]`` table)."""
-        if self._crossbar is None:
+        """The station's array under test (needs a ``[crossbar]`` table): array
+        ``[crossbar] array`` (default 0) of the board."""
+        return self.crossbar_for(self.station.array_index)
+
+    def array_count(self) -> int:
+        """Number of arrays the station's board carries (``:ARR:COUN?``; 1 on boards that carry one).
+
+        Returns
+        -------
+        int
+            The board's count.
+        """
+        return self._board().array_count()  # type: ignore[attr-defined]
+
+    def crossbar_for(self, array: int) -> Crossbar:
+        """The crossbar of one array of the station's board (same SMU, read settings and limits).
+
+        Crossbars of different arrays share the board: each selects its own array before it
+        reads or pulses, so they may be used in turn.
+
+        Parameters
+        ----------
+        array : int
+            The array, 0-based; checked against the board's count (:meth:`array_count`).
+
+        Returns
+        -------
+        Crossbar
+            The same object for the same array.
+
+        Raises
+        ------
+        StationError
+            No ``[crossbar]`` table, or an array the board does not carry.
+        """
+        if isinstance(array, bool) or not isinstance(array, int) or array < 0:
+            raise StationError(f"{self.station.source}: array must be a whole number >= 0, got {array!r}")
+        xb = self._crossbars.get(array)
+        if xb is None:
+            board = self._board()
+            count = 1 if array == 0 else board.array_count()  # type: ignore[attr-defined]  # (every board has an array 0)
+            if array >= count:
+                raise StationError(f"{self.station.source}: array {array} is not on the board {self.station.crossbar['board']!r}, "
+                                   f"which carries {count} array{'s' if count != 1 else ''} (numbered from 0)")  # fmt: skip
             cfg = self.station.crossbar
-            if not cfg:
-                raise StationError(f"{self.station.source}: no [crossbar] table")
             smu = self.instruments[cfg["smu"]] if "smu" in cfg else None
-            board = self.instruments[cfg["board"]]
             if not getattr(board, "has_gate", True):
                 cfg = {"read_gate": 0.0, **cfg}  # a board without word-line gates reads at none
-            self._crossbar = Crossbar(
+            xb = self._crossbars[array] = Crossbar(
                 board,  # type: ignore[arg-type]
                 smu,  # type: ignore[arg-type]
                 self.station.limits,
-                **{k: float(v) for k, v in cfg.items() if k not in ("board", "smu")},
+                array=array,
+                **{k: float(v) for k, v in cfg.items() if k not in ("board", "smu", "array")},
             )
-        return self._crossbar
+        return xb
+
+    def _board(self) -> Instrument:
+        cfg = self.station.crossbar
+        if not cfg:
+            raise StationError(f"{self.station.source}: no [crossbar] table")
+        return self.instruments[cfg["board"]]
 
     @property
     def timer(self):
@@ -590,11 +703,11 @@ def _simulated_bench(sim: SimulationEntry):
     options = {} if sim.set_distribution == "gaussian" else {"set_distribution": sim.set_distribution}
     if sim.level_spread != "none":
         options["level_spread"] = sim.level_spread
-    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults, instruments, sim.set_distribution, sim.level_spread)
+    wanted = (sim.seed, sim.kind, sim.rows, sim.cols, sim.state, sim.faults, instruments, sim.arrays, sim.set_distribution, sim.level_spread)
     have = (cfg.chip_options.get("set_distribution", "gaussian"), cfg.chip_options.get("level_spread", "none"))
-    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults, cfg.instruments, *have) != wanted:
+    if (cfg.seed, cfg.kind, cfg.rows, cfg.cols, cfg.state, cfg.faults, cfg.instruments, cfg.arrays, *have) != wanted:
         bench = simulator.configure_bench(
             sim.bench, seed=sim.seed, kind=sim.kind, rows=sim.rows, cols=sim.cols, state=sim.state, faults=sim.faults,
-            instruments=instruments, chip_options=options,
+            instruments=instruments, chip_options=options, arrays=sim.arrays,
         )  # fmt: skip
     return bench

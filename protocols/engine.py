@@ -247,7 +247,7 @@ class Engine:
         return smu
 
     def _smu_script(self, k: int, msg: SmuScript) -> str:
-        smu, board = self._tsp(), self.xb.board
+        smu = self._tsp()
         try:
             self.limits.check_gate(msg.gate, "SMU route gate")
         except LimitError as exc:
@@ -255,7 +255,7 @@ class Engine:
         if self.journal is not None:
             self.journal.intend(k, msg, None)
         self._smu_used = True
-        board.route_smu(int(msg.row), int(msg.col), gate=float(msg.gate))  # the next route replaces it
+        self.xb.route_smu(int(msg.row), int(msg.col), gate=float(msg.gate))  # (this array's cell) the next route replaces it
         return smu.run_script(msg.script, timeout=msg.timeout)
 
     def _settle(self, msg: Message, counter: int | None) -> tuple[Any, np.ndarray | None]:

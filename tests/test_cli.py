@@ -339,3 +339,46 @@ def test_calibrate_warns_when_the_set_distribution_is_not_gaussian(capsys, tmp_p
     code, out, err = run(capsys, "calibrate", str(run_path), "--out", str(tmp_path / "g.json"), "--bootstrap", "5", "--family", "gaussian")
     assert code == 0 and "--family gaussian asked for it" in err
     assert load_calibration(tmp_path / "g.json").model.set_family == "gaussian"
+
+
+TILES = """
+[simulation]
+bench = "cli-tiles"
+rows = 8
+cols = 8
+arrays = 4
+
+[instruments.board]
+driver = "labrram_board"
+address = "labrram://cli-tiles/board"
+
+[crossbar]
+board = "board"
+array = 1
+"""
+
+
+def test_info_and_program_on_a_board_with_several_arrays(capsys, tmp_path):
+    from labrram import sim
+
+    station = tmp_path / "tiles.toml"
+    station.write_text(TILES)
+    code, out, _ = run(capsys, "info", "--station", str(station), "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["arrays"] == 4 and summary["array_index"] == 1 and summary["array"] == [8, 8]
+    chip_1 = sim.get_bench("cli-tiles").chips[1].info.serial
+    assert summary["instruments"]["board"]["idn"].endswith(f"/{chip_1},1.0")  # the station's array named
+    code, out, _ = run(capsys, "info", "--station", str(station))
+    assert "array 1 of the 4 on the board" in out
+    out_path = tmp_path / "run.zarr"
+    code, out, err = run(capsys, "program", "--station", str(station), "--targets", "uniform:50e-6:150e-6",
+                         "--out", str(out_path), "--array-index", "3", "--json")  # fmt: skip
+    assert code == 0, err
+    assert RunStore.open(out_path).attrs["array_index"] == 3
+    assert [len(c.pulse_log) > 0 for c in sim.get_bench("cli-tiles").chips] == [False, False, False, True]
+    code, _, err = run(capsys, "program", "--station", str(station), "--targets", "uniform:50e-6:150e-6",
+                       "--out", str(tmp_path / "other.zarr"), "--array-index", "4")  # fmt: skip
+    assert code == 2 and "array 4 is not on the board 'board', which carries 4 arrays" in err
+    code, _, err = run(capsys, "program", "--station", str(station), "--targets", "uniform:50e-6:150e-6",
+                       "--out", str(tmp_path / "neg.zarr"), "--array-index", "-1")  # fmt: skip
+    assert code == 2 and "--array-index" in err

@@ -148,3 +148,70 @@ def test_with_simulation_changes_the_chips_family():
     assert st.with_simulation(set_distribution="gaussian").simulated_bench().chip.reveal_truth().set_family == "gaussian"
     with pytest.raises(StationError, match="set_distribution must be one of"):
         st.with_simulation(set_distribution="uniform")
+
+
+# --- several arrays on one board -----------------------------------------------------------------
+MULTI = """
+[simulation]
+bench = "station-tiles"
+rows = 8
+cols = 8
+arrays = {arrays}
+[instruments.board]
+driver = "labrram_board"
+address = "labrram://station-tiles/board"
+[crossbar]
+board = "board"
+{crossbar}
+"""
+
+
+@pytest.mark.parametrize(
+    "arrays, crossbar, message",
+    [
+        (4, "array = 4", r"\[crossbar\]: array 4 is not on the simulated board, which carries 4 arrays"),
+        (1, "array = 1", r"carries 1 array \(\[simulation\] arrays = 1\)"),
+        (4, "array = -1", r"\[crossbar\]: array must be a whole number in 0..63"),
+        (4, "array = 1.0", r"array must be a whole number"),
+        (4, "array = true", r"array must be a whole number"),
+        (4, 'array = "2"', r"array must be a whole number"),
+        (4, "arrray = 2", r"unknown key\(s\) 'arrray' \(did you mean 'array'\?\)"),
+        (0, "", r"\[simulation\]: arrays must be in 1..64"),
+        (65, "", r"arrays must be in 1..64"),
+        ('"4"', "", r"arrays must be an integer"),
+    ],
+)
+def test_the_array_keys_are_checked_with_clear_messages(arrays, crossbar, message):
+    with pytest.raises(StationError, match=message) as exc:
+        parse_station(MULTI.format(arrays=arrays, crossbar=crossbar), "tiles.toml")
+    assert "tiles.toml" in str(exc.value)
+
+
+def test_an_arc_one_carries_one_array():
+    with pytest.raises(StationError, match="an ArC ONE carries one array"):
+        load_station("arc1-simulated").with_simulation(arrays=2)
+
+
+def test_the_station_crossbar_addresses_its_array():
+    st = parse_station(MULTI.format(arrays=3, crossbar="array = 2"), "tiles.toml")
+    assert st.array_index == 2 and st.simulation.arrays == 3 and st.to_dict()["crossbar"]["array"] == 2
+    assert st.with_crossbar(array=0).array_index == 0 and st.array_index == 2
+    with pytest.raises(StationError, match="array 3 is not on the simulated board"):
+        st.with_crossbar(array=3)
+    with st.connect() as connected:
+        assert connected.array_count() == 3 and connected.crossbar.array == 2
+        connected.crossbar.set(Cells.pairs([[1, 1]]), gate=1.8)
+        assert [len(c.pulse_log) for c in connected.bench.chips] == [0, 0, 1]
+        with pytest.raises(StationError, match="array must be a whole number >= 0"):
+            connected.crossbar_for(-1)
+
+
+def test_a_hardware_station_array_is_checked_against_the_board_when_used(bench):
+    """Without [simulation] the station cannot know the board's count: the crossbar checks it
+    against ``:ARR:COUN?`` before any selection byte."""
+    st = parse_station(GOOD + "array = 3\n", "real.toml")
+    assert st.array_index == 3
+    with st.connect() as connected:
+        with pytest.raises(StationError, match="array 3 is not on the board 'board', which carries 1 array"):
+            connected.crossbar.read()
+        assert not any(w.startswith(b":ARR:SEL") for _, w in connected.instruments["board"].log)

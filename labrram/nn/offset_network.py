@@ -361,7 +361,7 @@ def run_offset_network(
         ``progress(label, done, total)`` after every image.
     """
     xb, timer = station.crossbar, station.timer
-    if xb.board.array_kind() != "reram":
+    if xb.array_kind() != "reram":
         raise ValueError("run_offset_network programs 1T1R ReRAM arrays by write-verify")
     cal = calibration if isinstance(calibration, Calibration) else (default_calibration("reram") if calibration is None else load_calibration(calibration))
     if tuple(xb.shape) != tuple(plan.array_shape):
@@ -380,7 +380,7 @@ def run_offset_network(
             raise FileExistsError(f"{out_dir} already exists; choose a new directory for the run stores")
         out_dir.mkdir(parents=True)
     wv = settings or ReRAMWriteVerify()
-    attrs = {"calibration": cal.provenance, "chip": str(xb.board.idn), "device_kind": "reram", "encoding": "offset"}
+    attrs = {"calibration": cal.provenance, "chip": xb.identify(), "device_kind": "reram", "encoding": "offset"}
     images: list[OffsetImage] = []
 
     def program(i: int, a: int) -> OffsetImage:

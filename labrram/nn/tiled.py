@@ -715,7 +715,7 @@ def run_in_array(
         ``progress(label, done, total)`` after every array image.
     """
     xb, timer = station.crossbar, station.timer
-    kind = xb.board.array_kind()
+    kind = xb.array_kind()
     if kind != "reram":
         raise ValueError(f"run_in_array programs 1T1R ReRAM arrays by write-verify; the station's board reports {kind!r}")
     cal = calibration if isinstance(calibration, Calibration) else (default_calibration("reram") if calibration is None else load_calibration(calibration))
@@ -723,7 +723,7 @@ def run_in_array(
         raise ValueError(f"the calibration is for {cal.kind!r} devices, the array is ReRAM")
     wv = settings or ReRAMWriteVerify()
     g_range = reachable_range(cal.model, wv.gate_min, wv.gate_max)
-    attrs = {"station": station.station.to_dict(), "calibration": cal.provenance, "chip": str(xb.board.idn), "device_kind": "reram"}
+    attrs = {"station": station.station.to_dict(), "calibration": cal.provenance, "chip": xb.identify(), "device_kind": "reram"}
 
     def program(targets: np.ndarray, out: str | None, what: str) -> ProgramResult:
         return run_plan(xb, WriteVerifyReRAM(targets, cal.model, wv), out, timer=timer, attrs={**attrs, "network_job": what})

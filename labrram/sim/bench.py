@@ -1,4 +1,5 @@
-"""The simulated bench: one chip, its board, the SMUs wired to the board, one virtual clock.
+"""The simulated bench: one chip (or several arrays on one board), its board, the SMUs wired to
+the board, one virtual clock.
 
 Benches live in a registry by name (``"default"`` unless told otherwise). Transports (the PyVISA
 backend, the pyserial URL handler) look instruments up there by resource name, so any client
@@ -57,6 +58,35 @@ ARC1_INSTRUMENTS = (
 #: which board carries the chip -> the bench's instruments (``[simulation] board``)
 BOARDS = {"labrram": DEFAULT_INSTRUMENTS, "arc1": ARC1_INSTRUMENTS}
 
+#: most arrays one simulated board carries
+MAX_ARRAYS = 64
+
+
+def array_seed(seed: int, index: int) -> int:
+    """The seed of array ``index`` of a bench drawn from ``seed``.
+
+    Array 0 is the bench's chip as on a one-array bench (``seed`` itself); array ``i > 0`` is
+    drawn from ``numpy.random.SeedSequence(seed, spawn_key=(i,)).generate_state(1)[0]``, a
+    32-bit number distinct for every ``i``, so every array has its own devices, noise and serial.
+
+    Parameters
+    ----------
+    seed : int
+        The bench's seed (``[simulation] seed``).
+    index : int
+        The array, 0-based.
+
+    Returns
+    -------
+    int
+        The seed its chip is drawn from.
+    """
+    import numpy as np
+
+    if index == 0:
+        return int(seed)
+    return int(np.random.SeedSequence(int(seed), spawn_key=(int(index),)).generate_state(1)[0])
+
 
 @dataclass
 class BenchConfig:
@@ -72,6 +102,13 @@ class BenchConfig:
     faults: Any = None
     #: a directory where the chip's state and pulse log persist across processes (None: in memory)
     state: str | None = None
+    #: arrays (tiles) of the same kind and size on the board; array 0 is drawn from ``seed``,
+    #: array ``i`` from :func:`array_seed` (``seed``, ``i``)
+    arrays: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.arrays, bool) or not isinstance(self.arrays, int) or not 1 <= self.arrays <= MAX_ARRAYS:
+            raise ValueError(f"arrays must be a whole number in 1..{MAX_ARRAYS}, got {self.arrays!r}")
 
 
 def _emulator_class(kind: str) -> type[EmulatedInstrument]:
@@ -91,18 +128,27 @@ CHIPS = {
 }
 
 
-def make_chip(config: BenchConfig, clock: VirtualClock):
-    """The chip of a bench: a ReRAM, PCM or passive array drawn from ``config.seed``."""
+def make_chip(config: BenchConfig, clock: VirtualClock, index: int = 0):
+    """Array ``index`` of a bench: a ReRAM, PCM or passive array drawn from
+    :func:`array_seed` (``config.seed``, ``index``) — array 0 from ``config.seed`` itself."""
     try:
         module, _, name = CHIPS[config.kind].partition(":")
     except KeyError:
         raise ValueError(f"unknown chip kind {config.kind!r}; known: {sorted(CHIPS)}") from None
     cls = getattr(importlib.import_module(module), name)
-    return cls(config.rows, config.cols, config.seed, clock, **config.chip_options)
+    return cls(config.rows, config.cols, array_seed(config.seed, index), clock, **config.chip_options)
 
 
 class Bench:
-    """A simulated bench built from a :class:`BenchConfig`."""
+    """A simulated bench built from a :class:`BenchConfig`.
+
+    Attributes
+    ----------
+    chips : list
+        Every array the board carries (one unless ``config.arrays`` says more).
+    chip
+        The array the board has selected (``:ARR:SEL``; array 0 on a one-array bench).
+    """
 
     def __init__(self, name: str = "default", config: BenchConfig | None = None) -> None:
         self.name = name
@@ -115,7 +161,7 @@ class Bench:
 
     def _build(self) -> None:
         self.clock = VirtualClock()
-        self.chip = make_chip(self.config, self.clock)
+        self.chips = [make_chip(self.config, self.clock, i) for i in range(self.config.arrays)]
         self.instruments: dict[str, EmulatedInstrument] = {}
         self.resources: dict[str, str] = {}
         for spec in self.config.instruments:
@@ -123,6 +169,8 @@ class Bench:
             self.instruments[spec.name] = inst
             self.resources[spec.resource] = spec.name
         self._wire()
+        if self.config.arrays > 1 and not hasattr(self.board, "array"):
+            raise ValueError(f"arrays = {self.config.arrays}: this bench's board carries one array (only labrram's board selects among several)")
         if self.config.state:
             from .persist import ChipState
 
@@ -141,6 +189,12 @@ class Bench:
             if ch is not None:
                 ch.load = board.smu_port
                 board.smu_port.channels.append(ch)
+
+    @property
+    def chip(self):
+        """The array the board has selected (the only one on a one-array bench)."""
+        board = self.board
+        return self.chips[getattr(board, "array", 0) if board is not None else 0]
 
     @property
     def board(self):
@@ -168,7 +222,7 @@ class Bench:
         """Hook called after every program message an instrument has processed (before its
         reply can be read): a persistent bench commits the chip's state here."""
         persist = self._persist
-        if persist is not None and self.chip.dirty:
+        if persist is not None and any(chip.dirty for chip in self.chips):
             persist.save()
 
     def inject(self, faults: "FaultPlan | list[Fault] | dict | None") -> FaultPlan | None:

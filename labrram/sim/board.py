@@ -1,6 +1,8 @@
 """Emulator of the labrram crossbar test board (protocol: docs/board-protocol.md).
 
-The board carries the chip, one pulse driver per line, one sense amplifier per bit line (so a
+The board carries one chip or several arrays of the same kind and size (tiles, ``:ARR:COUN?``);
+``:ARR:SEL`` chooses the array that every array command addresses (array 0 at power-on and
+after ``*RST``). The board carries the chip, one pulse driver per line, one sense amplifier per bit line (so a
 whole row is read in one conversion), and a relay matrix that connects the external SMU
 connector to one cell: the SMU drives that cell's bit line, its source line is grounded and its
 word line sits at the routing gate voltage. Commands follow SCPI syntax (short/long forms,
@@ -21,6 +23,7 @@ from ..timing import T_MVM, T_RELAY, pulses_time, reads_time  # the timing model
 from .instrument import OpenCircuit, SourceChannel
 from .scpi import (
     DATA_OUT_OF_RANGE,
+    ILLEGAL_PARAMETER,
     DATA_TYPE_ERROR,
     SETTINGS_CONFLICT,
     Call,
@@ -81,7 +84,7 @@ class SmuPort:
 
 
 class CrossbarBoard(ScpiInstrument):
-    """The crossbar test board holding the bench's chip."""
+    """The crossbar test board holding the bench's chip (or its arrays, ``bench.chips``)."""
 
     vendor = "labrram"
     model = "XB-1T1R"
@@ -95,7 +98,8 @@ class CrossbarBoard(ScpiInstrument):
 
     @property
     def chip(self):
-        return self.bench.chip
+        """The selected array's chip."""
+        return self.bench.chips[self.array]
 
     def idn(self) -> str:
         c = self.chip
@@ -106,6 +110,7 @@ class CrossbarBoard(ScpiInstrument):
         if getattr(self, "route", None) is not None:
             self.smu_port.flush()
         self.route: tuple[int, int] | None = None
+        self.array = 0  # the selected array (``:ARR:SEL``)
         self.route_gate = 3.3
         self.read_voltage = 0.2
         self.read_gate = 3.3
@@ -159,6 +164,30 @@ class CrossbarBoard(ScpiInstrument):
         return encode_block(values.astype(VALUE).tobytes()).decode("latin-1")
 
     # --- configuration -----------------------------------------------------------------
+    @command(":ARRay:COUNt", write=False)
+    def _count(self, call: Call) -> str:
+        return str(len(self.bench.chips))
+
+    @command(":ARRay:SELect")
+    def _select(self, call: Call) -> str | None:
+        """The array every array command addresses; a change opens the SMU route first."""
+        if call.query:
+            return str(self.array)
+        call.expect_args(1)
+        value = call.number(0)
+        if value != int(value):
+            raise error(ILLEGAL_PARAMETER, f"array index must be a whole number, got {value:g}")
+        n = len(self.bench.chips)
+        if not 0 <= value < n:
+            raise error(DATA_OUT_OF_RANGE, f"array {value:g} outside 0..{n - 1}")
+        if int(value) != self.array:
+            if self.route is not None:  # the relays of one array must not stay closed while another is addressed
+                self.smu_port.flush()
+                self.route = None
+                self.clock.advance(T_RELAY, "operation")
+            self.array = int(value)
+        return None
+
     @command(":ARRay:SIZE", write=False)
     def _size(self, call: Call) -> str:
         return f"{self.chip.rows},{self.chip.cols}"

@@ -31,7 +31,8 @@ Kinds (see :data:`KINDS`):
     powered on).
 ``stuck``
     A ``fraction`` of the chip's devices (or the given ``cells``) becomes stuck at ``state``
-    (``"lrs"`` or ``"hrs"``) from this command on.
+    (``"lrs"`` or ``"hrs"``) from this command on. On a board with several arrays: those of
+    ``array``, default the array selected when the rule fires (also for ``dead``).
 ``dead``
     A ``fraction`` of the chip's devices (1.0: all) stops switching: pulses no longer change
     them (a chip worn out or broken down mid-run).
@@ -112,6 +113,9 @@ class Fault:
         ``stuck``/``dead``: these devices instead of a random ``fraction``.
     state : str
         ``stuck``: ``"lrs"`` or ``"hrs"``.
+    array : int, optional
+        ``stuck``/``dead``: which array of a board with several (0-based; default the one
+        selected when the rule fires).
     code : int
         ``error``: the error code queued (negative SCPI code).
     signal : str
@@ -130,6 +134,7 @@ class Fault:
     fraction: float = 0.01
     cells: tuple[tuple[int, int], ...] | None = None
     state: str = "hrs"
+    array: int | None = None
     code: int = -240
     signal: str = "SIGINT"
 
@@ -155,6 +160,8 @@ class Fault:
             raise FaultError(f"{where}: executed must be true or false")
         if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)) or not 0.0 < self.fraction <= 1.0:
             raise FaultError(f"{where}: fraction must be in (0, 1], got {self.fraction!r}")
+        if self.array is not None and (isinstance(self.array, bool) or not isinstance(self.array, int) or self.array < 0):
+            raise FaultError(f"{where}: array must be a whole number >= 0 (which of the board's arrays), got {self.array!r}")
         if self.state not in ("lrs", "hrs"):
             raise FaultError(f"{where}: state must be 'lrs' or 'hrs', got {self.state!r}")
         if isinstance(self.code, bool) or not isinstance(self.code, int) or self.code >= 0:
@@ -377,6 +384,10 @@ class FaultPlan:
     def _chip_fault(self, rule: Fault) -> None:
         bench = self.bench
         chip = None if bench is None else bench.chip
+        if bench is not None and rule.array is not None:
+            if rule.array >= len(bench.chips):
+                raise FaultError(f"fault {rule.kind!r}: array {rule.array} is not on the board, which carries {len(bench.chips)}")
+            chip = bench.chips[rule.array]
         if chip is None or not hasattr(chip, "inject_fault"):
             raise FaultError(f"fault {rule.kind!r} needs a chip that supports device faults (reram)")
         shape = (chip.rows, chip.cols)

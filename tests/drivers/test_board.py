@@ -136,3 +136,131 @@ def test_mvm_matches_the_weighted_sum(bench):
         g = bench.chip._conductance(*np.indices((128, 128)))
         v = np.random.default_rng(0).uniform(0, 0.2, 128)
         np.testing.assert_allclose(board.mvm(v), v @ g, rtol=0.03)  # a few stuck-LRS cells dominate some columns
+
+
+# --- several arrays on one board -------------------------------------------------------------------
+def _silent_to_count():
+    """A fake transport whose board does not know ``:ARR:COUN?``: no reply to it."""
+    from labrram.drivers.base import InstrumentTimeout
+    from tests.conftest import FakeTransport
+
+    class OlderBoard(FakeTransport):
+        def read_message(self):
+            if self.written[-1] == b":ARR:COUN?\n":
+                raise InstrumentTimeout("no reply")
+            return super().read_message()
+
+    return OlderBoard()
+
+
+def test_array_count_is_read_once(board, fake_transport):
+    fake_transport.replies += [b"4\n"]
+    assert board.array_count() == 4 and board.array_count() == 4
+    assert fake_transport.written == [b":ARR:COUN?\n"]
+
+
+def test_an_older_board_without_the_count_query_carries_one_array(fake_transport):
+    """It answers nothing to ``:ARR:COUN?`` (tried 1 + retries times) and queues -113; selecting
+    its array 0 then sends nothing."""
+    fake_transport = _silent_to_count()
+    board = CrossbarBoard(fake_transport, limits=SafeLimits(), retries=1, retry_delay=0)
+    fake_transport.replies += [b'-113,"Undefined header"\n', b'-113,"Undefined header"\n', b'+0,"No error"\n']
+    board.select_array(0)
+    assert board.array_count() == 1 and board.selected_array == 0
+    assert fake_transport.written == [b":ARR:COUN?\n", b":ARR:COUN?\n", b":SYST:ERR?\n", b":SYST:ERR?\n", b":SYST:ERR?\n"]
+    with pytest.raises(ValueError, match=r"array 1 outside 0\.\.0"):
+        board.select_array(1)
+
+
+def test_a_silent_board_with_a_clean_error_queue_is_a_link_fault_not_an_older_board(fake_transport):
+    from labrram.drivers.base import InstrumentTimeout
+
+    fake_transport = _silent_to_count()
+    board = CrossbarBoard(fake_transport, limits=SafeLimits(), retries=0)
+    fake_transport.replies += [b'+0,"No error"\n']
+    with pytest.raises(InstrumentTimeout):
+        board.array_count()
+    assert board._array_count is None  # asked again next time
+
+
+def test_select_array_is_checked_against_the_count_before_any_byte(board, fake_transport):
+    fake_transport.replies += [b"4\n", b'+0,"No error"\n']
+    board.select_array(2)
+    assert fake_transport.written == [b":ARR:COUN?\n", b":ARR:SEL 2\n", b":SYST:ERR?\n"]
+    assert board.selected_array == 2
+    for bad in (4, -1, 1.0, True, "2"):
+        with pytest.raises(ValueError, match="array"):
+            board.select_array(bad)
+    assert fake_transport.written == [b":ARR:COUN?\n", b":ARR:SEL 2\n", b":SYST:ERR?\n"]  # nothing more was sent
+    assert board.selected_array == 2
+
+
+def test_a_refused_selection_is_sent_again_then_raised(fake_transport):
+    from labrram.drivers.base import InstrumentError
+
+    board = CrossbarBoard(fake_transport, limits=SafeLimits(), retries=1, retry_delay=0)
+    fake_transport.replies += [b"4\n", b'-222,"Data out of range"\n', b'+0,"No error"\n', b'-222,"Data out of range"\n', b'+0,"No error"\n']
+    with pytest.raises(InstrumentError, match="-222"):
+        board.select_array(3)
+    assert fake_transport.written.count(b":ARR:SEL 3\n") == 2
+    assert not board._selection_ok  # whatever the board did, the next array command selects 3 first
+
+
+def test_the_size_is_read_for_each_selected_array(board, fake_transport):
+    board._shape = None
+    fake_transport.replies += [b"4\n", b'+0,"No error"\n', b"8,16\n", b'+0,"No error"\n', b"32,32\n"]
+    board.select_array(1)
+    board._configured = True
+    assert board.shape == (8, 16)
+    board.select_array(3)
+    assert board.shape == (32, 32)
+    fake_transport.replies += [b'+0,"No error"\n']
+    board.select_array(1)
+    assert board.shape == (8, 16)  # remembered per array: no second :ARR:SIZE?
+    assert fake_transport.written[-2:] == [b":ARR:SEL 1\n", b":SYST:ERR?\n"]
+
+
+@pytest.mark.parametrize("read", [True, False])
+def test_after_a_recovery_the_array_is_selected_again_before_the_next_pulse(board, fake_transport, read):
+    """A board that rebooted selects array 0: the driver sends ``:ARR:SEL`` (checked) before the
+    pulse, with the data format and before anything else reaches the array."""
+    fake_transport.replies += [b"4\n", b'+0,"No error"\n']
+    board.select_array(2)
+    board._shape = (4, 4)  # its size known
+    board._configured = True
+    board._link_dirty = True  # the last exchange failed (the board may have rebooted)
+    del fake_transport.written[:]
+    if read:
+        fake_transport.replies += [b'+0,"No error"\n', np.array([1e-5], dtype="<f4").tobytes()]
+        board.pulse("SET", [1], [1], 1.8, 1.5, 1e-6, read=True)
+        pulse_at = next(i for i, w in enumerate(fake_transport.written) if w.startswith(b":PULS:READ:LIST?"))
+    else:  # the counter (the recovery happens on its first query), then the selection, then the batch
+        fake_transport.replies += [b"1\n", b"0\n", b"0\n", b"1\n", b'+0,"No error"\n', b'+0,"No error"\n', b"1\n", b"1\n", b"1\n"]
+        board.pulse("SET", [1], [1], 1.8, 1.5, 1e-6)
+        pulse_at = next(i for i, w in enumerate(fake_transport.written) if w.startswith(b":PULS:LIST"))
+    before = fake_transport.written[:pulse_at]
+    assert b":ARR:SEL 2\n" in before and before.index(b":ARR:SEL 2\n") < pulse_at
+    assert before[before.index(b":ARR:SEL 2\n") + 1] == b":SYST:ERR?\n"  # checked before the pulse
+    assert before.count(b":ARR:SEL 2\n") == 1
+
+
+def test_a_one_array_board_sees_no_selection(board, fake_transport):
+    fake_transport.replies += [b"1\n"]
+    board.select_array(0)
+    board._configured, board._link_dirty = True, True
+    fake_transport.replies += [np.zeros(4, dtype="<f4").tobytes()]
+    board.measure_row(0)
+    assert fake_transport.written == [b":ARR:COUN?\n", b"*CLS;:FORM REAL\n", b":MEAS:ROW? 0\n"]
+
+
+def test_per_device_budgets_are_per_array(fake_transport):
+    from labrram.safety import LimitError
+
+    board = CrossbarBoard(fake_transport, limits=SafeLimits(max_pulses_per_device=2))
+    board._shape, board._array_count = (4, 4), 2
+    board._shapes = {0: (4, 4), 1: (4, 4)}
+    for array in (0, 1):
+        board._array = array
+        board._pulse_arrays("SET", [0, 0], [0, 0], 1.8, 1.5, 1e-6)  # two pulses: the budget of (0, 0) on each array
+    with pytest.raises(LimitError, match=r"device \(0, 0\) of array 1 would receive 3 pulses"):
+        board._pulse_arrays("SET", [0], [0], 1.8, 1.5, 1e-6)

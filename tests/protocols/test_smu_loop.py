@@ -167,12 +167,12 @@ def test_the_verify_loop_runs_on_the_instrument(mocker):
     # the per-device scripts are calls, not the loop text again
     sizes = [len(c.args[0]) for c in spy["run_script"].call_args_list]
     assert sizes[0] > 1000 and max(sizes[1:]) < 150
-    # the board: its size (once), one route (a new cell or a gate change) per script, the final
-    # open and an error check
+    # the board: its size and array count (once), one route (a new cell or a gate change) per
+    # script, the final open and an error check
     assert run["routes"] == scripts
     assert sum(b.startswith(b":ROUT:GATE") for b in board_writes) == scripts
-    assert board_writes[0] == b":ARR:SIZE?\n" and board_writes[-2:] == [b":ROUT:OPEN\n", b":SYST:ERR?\n"]
-    assert counts["board_write"] == scripts + 3
+    assert board_writes[:2] == [b":ARR:SIZE?\n", b":ARR:COUN?\n"] and board_writes[-2:] == [b":ROUT:OPEN\n", b":SYST:ERR?\n"]
+    assert counts["board_write"] == scripts + 4
     assert n_bias > 2 * writes
 
 
