@@ -239,13 +239,14 @@ class Board(Instrument):
         self._charge(rows, cols, amplitude, width)
         return kind, rows, cols, amplitude, gate, width
 
-    def spent(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def spent(self, rows: np.ndarray, cols: np.ndarray, array: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pulses, and their worst-case energy (J), this connection has sent to each of the cells
-        ``(rows, cols)`` — what counts against ``max_pulses_per_device`` and
-        ``max_energy_per_device`` before the next pulse."""
-        if self._spent is None:
+        ``(rows, cols)`` of ``array`` (default: the selected one) — what counts against
+        ``max_pulses_per_device`` and ``max_energy_per_device`` before the next pulse."""
+        spent = self._spent_by_array.get(self.selected_array if array is None else int(array))
+        if spent is None:
             return np.zeros(np.size(rows), dtype=np.int32), np.zeros(np.size(rows))
-        return self._spent[0][rows, cols], self._spent[1][rows, cols]
+        return spent[0][rows, cols], spent[1][rows, cols]
 
     def _charge(self, rows: np.ndarray, cols: np.ndarray, amplitude: np.ndarray, width: np.ndarray) -> None:
         """Per-device budgets of this connection (``max_pulses_per_device``,

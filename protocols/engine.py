@@ -287,7 +287,7 @@ class Engine:
         pulses, energy = self.spent[cells], self.energy[cells]
         spent_on = getattr(getattr(self.xb, "board", None), "spent", None)
         if connection and spent_on is not None:
-            on_link = spent_on(*cells)
+            on_link = spent_on(*cells, array=getattr(self.xb, "array", None))
             pulses, energy = np.maximum(pulses, on_link[0]), np.maximum(energy, on_link[1])
         return (pulses + 1 > self.limits.max_pulses_per_device) | (energy + e > self.limits.max_energy_per_device)
 

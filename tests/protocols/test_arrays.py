@@ -17,8 +17,17 @@ from labrram.reliability import audit
 from labrram.sim.faults import Fault, FaultPlan
 from labrram.store import RunStore, StoreError
 
-for _name in ("labrram.drivers", "labrram.engine", "labrram.crossbar", "labrram.api"):  # retries and resumes warn
-    logging.getLogger(_name).setLevel(logging.ERROR)
+
+@pytest.fixture(autouse=True)
+def _quiet_retries():
+    """Retries and resumes warn; quiet here, and as they were for every other test module."""
+    loggers = [logging.getLogger(n) for n in ("labrram.drivers", "labrram.engine", "labrram.crossbar", "labrram.api")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    yield
+    for lg, level in zip(loggers, levels):
+        lg.setLevel(level)
 
 N = 12
 
