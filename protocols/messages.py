@@ -395,7 +395,7 @@ OPS = {1: "SET", 2: "RESET", 3: "read", 4: "measure", 5: "sweep", 6: "bias", 7: 
 
 #: devices in one step at most: :func:`in_steps` splits a bigger batch, so that the memory one
 #: step needs (its message, its result, its log rows) stays flat however large the array
-STEP_DEVICES = 1 << 15
+STEP_DEVICES = 1 << 16
 
 
 def in_steps(msg: "Pulse | Read", size: int = STEP_DEVICES) -> Generator[Any, Any, Any]:

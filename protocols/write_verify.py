@@ -20,9 +20,14 @@ from labrram.devices.reram import ReRAMModel
 
 from . import set_policy
 from .engine import Progress, run_plan
-from .messages import DELIVERED, NOT_DELIVERED, STEP_DEVICES, Pulse, Read, Report, in_steps
+from .messages import DELIVERED, NOT_DELIVERED, Pulse, Read, Report, in_steps
 from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
+
+#: devices an iteration of ReRAM write-verify, and its final check, take at a time (SET,
+#: re-reads, RESET of one block, then the next): the plan's memory stays flat however large the
+#: array (a 512x512 run peaks near 140 MB)
+BLOCK_DEVICES = 1 << 15
 
 
 #: how write-verify chooses each SET's gate (:class:`ReRAMWriteVerify`)
@@ -238,9 +243,9 @@ class WriteVerifyReRAM(Plan):
     def _loop(self, st: DeviceState, cap: int, reset_failed: np.ndarray,
               f_prec: np.ndarray, f_sum: np.ndarray, pilot: np.ndarray | None, pulse: Any) -> PlanRun:  # fmt: skip
         """Iterations until every live device is accepted or ``cap`` iterations are done. An
-        iteration takes its devices in blocks of at most :data:`.messages.STEP_DEVICES` (SET,
-        re-reads, RESET of one block, then the next), so that its memory stays flat however large
-        the array."""
+        iteration takes its devices in blocks of at most :data:`BLOCK_DEVICES` (SET, re-reads,
+        RESET of one block, then the next), so that its memory stays flat however large the
+        array."""
         while st.iteration < cap:
             active = np.nonzero(~st.converged & ~np.isnan(st.param))[0]
             if active.size == 0:
@@ -248,7 +253,7 @@ class WriteVerifyReRAM(Plan):
             if pilot is not None and st.iteration == 0:  # the pilot devices alone, in one block
                 blocks = [np.intersect1d(active, pilot)]
             else:
-                blocks = [active[i : i + STEP_DEVICES] for i in range(0, active.size, STEP_DEVICES)]
+                blocks = [active[i : i + BLOCK_DEVICES] for i in range(0, active.size, BLOCK_DEVICES)]
             for block in blocks:
                 yield from self._block(st, block, reset_failed, f_prec, f_sum, pilot is not None and st.iteration == 0, pulse)
             st.iteration += 1
@@ -400,12 +405,12 @@ FINAL_CONFIRM = 4
 
 def _mean_of_reads(st: DeviceState, idx: np.ndarray, first: np.ndarray, n: int) -> PlanRun:
     """``first`` (the sums of the reads so far, one per device ``idx``) plus ``n`` more reads of
-    every device in ``idx``: as few messages as :func:`.messages.in_steps` would send, each summed
-    as it comes (never all the reads at once). Returns the new sums."""
+    every device in ``idx``, in messages of at most :data:`BLOCK_DEVICES` reads, each summed as it
+    comes (never all the reads at once). Returns the new sums."""
     total = np.array(first, dtype=float)
     if not idx.size or n < 1:
         return total
-    per = max(1, STEP_DEVICES // idx.size)  # rounds of reads in one message
+    per = max(1, BLOCK_DEVICES // idx.size)  # rounds of reads in one message
     rows, cols = st.rows[idx], st.cols[idx]
     done = 0
     while done < n:
@@ -431,12 +436,12 @@ def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel) -> Plan
     (one-sided, :data:`FINAL_GUARD` sigma); step 1 lets it through with about 0.2 % (the
     narrowed band's floor, 40 % of the tolerance, is about 3 sigma of one read inside the edge
     at the calibrated 1 % read noise). ``achieved`` is the judgement's reading. The devices go
-    in blocks of at most :data:`.messages.STEP_DEVICES`. Returns the devices that failed, now
+    in blocks of at most :data:`BLOCK_DEVICES`. Returns the devices that failed, now
     not converged."""
     done = np.flatnonzero(st.converged)
     left = [done[:0]]
-    for i in range(0, done.size, STEP_DEVICES):
-        left.append((yield from _final_block(st, s, model, done[i : i + STEP_DEVICES])))
+    for i in range(0, done.size, BLOCK_DEVICES):
+        left.append((yield from _final_block(st, s, model, done[i : i + BLOCK_DEVICES])))
     return np.concatenate(left)
 
 
