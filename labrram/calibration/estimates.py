@@ -77,11 +77,10 @@ def bootstrap(
     n_boot: int = 200,
     seed: int = 0,
     strata: np.ndarray | None = None,
-    method: str = "bca",
+    bca: tuple[str, ...] = (),
     jackknife_groups: int = 40,
     full: dict[str, float] | None = None,
     jackknife: Callable[[np.ndarray], dict[str, float]] | None = None,
-    bca: tuple[str, ...] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """95 % intervals of ``fit(indices)`` over resamples of the units (devices).
 
@@ -103,14 +102,14 @@ def bootstrap(
         Seed of the resampling (and of the jackknife's groups).
     strata : ndarray, optional
         One label per unit; each stratum is resampled within itself.
-    method : {"bca", "percentile"}
-        ``"percentile"``: the 2.5 and 97.5 percentiles of the resampled values.
-        ``"bca"`` (default): bias-corrected and accelerated percentiles (Efron 1987): the
-        percentiles are moved by the median bias ``z0`` (the fraction of resampled values
-        below the full-sample value) and by the skewness of the estimator's influence
-        (``a``, from a grouped delete-a-group jackknife), which makes the interval right to
-        second order where a percentile interval of a skewed or biased statistic (a standard
-        deviation, a noise-subtracted spread) sits low and narrow.
+    bca : tuple of str
+        Names that get bias-corrected and accelerated intervals (BCa, Efron 1987): the
+        percentiles are moved by the median bias ``z0`` (the fraction of resampled values below
+        the full-sample value) and by the skewness of the estimator's influence (``a``, from a
+        grouped delete-a-group jackknife), which makes the interval right to second order where
+        a percentile interval of a skewed or biased statistic (a standard deviation, a
+        noise-subtracted spread) sits low and narrow. The others get the 2.5 and 97.5
+        percentiles of the resampled values.
     jackknife_groups : int
         Groups of units the jackknife deletes one at a time (each stratum is shared out over
         the groups); the units themselves when there are fewer.
@@ -119,17 +118,12 @@ def bootstrap(
     jackknife : callable, optional
         What the jackknife evaluates on its subsets; ``fit`` by default. Give it when ``fit``
         also resamples something else (a deterministic version of ``fit``).
-    bca : tuple of str, optional
-        With ``method="bca"``, the names that get BCa intervals (all by default); the others
-        keep percentile intervals.
 
     Returns
     -------
     dict
         Name -> (low, high).
     """
-    if method not in ("bca", "percentile"):
-        raise ValueError(f"bootstrap method must be 'bca' or 'percentile', got {method!r}")
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {}
     failures = 0
@@ -154,8 +148,8 @@ def bootstrap(
     if failures > n_boot // 10:
         raise ValueError(f"bootstrap: {failures} of {n_boot} resamples failed to fit; too little data")
     out = {k: _percentiles(np.asarray(v, float), 0.025, 0.975) for k, v in samples.items()}
-    names = [k for k in samples if bca is None or k in bca]
-    if method == "percentile" or not names:
+    names = [k for k in samples if k in bca]
+    if not names:
         return out
     full = fit(np.arange(n_units)) if full is None else full
     jack = _grouped_jackknife(jackknife or fit, n_units, groups, jackknife_groups, np.random.default_rng(seed + 7919))
