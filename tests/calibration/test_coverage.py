@@ -9,6 +9,7 @@ Slow (about 8 s of CPU per PCM chip, 2 s per ReRAM chip):
 """
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,10 @@ _spec = importlib.util.spec_from_file_location("calibration_chips", Path(__file_
 chips = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(chips)
 
-N_CHIPS = 100
+#: chips per kind (``LABRRAM_COVERAGE_CHIPS`` overrides). At 100 the coverage of an exact 95 %
+#: interval has a binomial standard deviation of 2.2 points: each interval lands outside
+#: [0.91, 0.99] with 3.4 % probability, so one of the 34 does with ~69 %; at 200 chips, 19 %
+N_CHIPS = int(os.environ.get("LABRRAM_COVERAGE_CHIPS", "100"))
 LOW, HIGH = 0.91, 0.99
 
 
