@@ -38,9 +38,12 @@ residuals against the normal (:mod:`labrram.calibration.set_gof`, goodness of fi
 ``set_family`` names, that is which one programming uses: ``"auto"`` (default) takes the
 empirical model when the test rejects the Gaussian, and logs a warning.
 
-Intervals: 95 % BCa bootstrap (:func:`~labrram.calibration.estimates.bootstrap`) that resamples
-the devices and, independently, the cells the transistor was measured on; every estimate is recomputed per resample, so the transistor's
-uncertainty reaches the laws written in compliance current.
+Intervals: 95 % bootstrap (:func:`~labrram.calibration.estimates.bootstrap`) that resamples
+the devices and, independently, the cells the transistor was measured on; every estimate is
+recomputed per resample, so the transistor's uncertainty reaches the laws written in compliance
+current. Percentile intervals, BCa for the three spreads (:data:`SPREADS`), whose percentile
+interval sits low; the jackknife of the BCa keeps every transistor cell. Stuck fractions:
+Jeffreys intervals.
 """
 
 from __future__ import annotations
