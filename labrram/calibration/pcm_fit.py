@@ -162,7 +162,7 @@ def _clipped_log_law(x: np.ndarray, y: np.ndarray, w: np.ndarray, hi: float, x0:
     return float(p[0]), float(p[1]), float(p[2])
 
 
-def _profile_bound(x, y, w, hi, best: np.ndarray, cost0: float, j: int, direction: float, limit: float | None, scale: float, delta: float) -> float:
+def _profile_bound(x: np.ndarray, y: np.ndarray, w: np.ndarray, hi: float, best: np.ndarray, cost0: float, j: int, direction: float, limit: float | None, scale: float, delta: float) -> float:
     """Where the profile of parameter ``j`` (the others refitted) rises ``delta`` above the
     minimum ``cost0``, on one side of ``best[j]``; ``limit`` (or ±inf) when it never does."""
     start = float(best[j])
@@ -206,12 +206,13 @@ def profile_intervals(x: np.ndarray, y: np.ndarray, w: np.ndarray, hi: float, x0
     The levels' values ``y`` are taken as normal with variances ``1 / w``; when the best fit's
     weighted sum of squares exceeds its degrees of freedom (levels less three), the threshold
     is scaled by their ratio (the Birge ratio, as the Particle Data Group scales its errors):
-    a law that misses the levels by more than their intervals allow says those are narrow. Unlike a bootstrap of
-    the fit, the profile sees the fits of every regime: when a level sits near the corner of the
-    clip, the slope of a fit that puts it on the floor and that of one that puts it on the line
-    both enter the interval; where the design cannot bound a parameter (a law with one level
-    above its floor has no measured slope), the interval runs to the search limit
-    (:data:`PROFILE_LIMITS`), honestly wide.
+    a law that misses the levels by more than their intervals allow says those are narrow.
+
+    Unlike a bootstrap of the fit, the profile sees the fits of every regime: when a level sits
+    near the corner of the clip, the slope of a fit that puts it on the floor and that of one
+    that puts it on the line both enter the interval; where the design cannot bound a parameter
+    (a law with one level above its floor has no measured slope), the interval runs to the
+    search limit (:data:`PROFILE_LIMITS`), honestly wide.
 
     Returns
     -------
