@@ -57,6 +57,8 @@ SCHEMAS: dict[str, dict[str, Quantity]] = {
         "read_repeats": Quantity(("repeat", "device"), "S", "repeated reads of an untouched device (read noise)", 0.0),
         "relax_times": Quantity(("delay",), "s", "delays after a fresh SET", 0.0),
         "relax_g": Quantity(("delay", "device"), "S", "conductance at each delay after that SET (relaxation)", 0.0),
+        "survey_g_reset": Quantity(("survey_cell",), "S", "optional: conductance of each other cell of the array after a RESET (stuck-device survey)", 0.0),
+        "survey_g_set": Quantity(("survey_cell",), "S", "optional: conductance of each of those cells after a SET at the top gate", 0.0),
     },
     "pcm": {
         "targets": Quantity(("level",), "S", "the programmed levels", 0.0),
@@ -81,7 +83,9 @@ SCHEMAS: dict[str, dict[str, Quantity]] = {
     },
 }
 #: quantities a file may leave out (the fit then skips what they measure)
-OPTIONAL = {("passive", n) for n in ("fab_cols", "fab_current", "tune_rows", "tune_cols", "tune_targets", "tune_current")}
+OPTIONAL = {("passive", n) for n in ("fab_cols", "fab_current", "tune_rows", "tune_cols", "tune_targets", "tune_current")} | {
+    ("reram", n) for n in ("survey_g_reset", "survey_g_set")
+}
 
 #: kind -> settings the fit reads (name -> (default, meaning))
 SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
@@ -277,6 +281,9 @@ def import_measurements(source: str | Path, kind: str, out: str | Path, settings
             raise MeasurementError(f"read_delay must be a time in seconds, got {full['read_delay']!r}") from None
         if not (np.isfinite(full["read_delay"]) and 0 <= full["read_delay"] <= 1e6):
             raise MeasurementError(f"read_delay must be between 0 and 1e6 s, got {full['read_delay']!r}")
+    if kind == "reram" and ("survey_g_reset" in arrays) != ("survey_g_set" in arrays):
+        have, lack = ("survey_g_reset", "survey_g_set") if "survey_g_reset" in arrays else ("survey_g_set", "survey_g_reset")
+        raise MeasurementError(f"{source}: {have} given without {lack} (they go together)")
     if kind == "passive" and full["scheme"] not in ("V/2", "V/3"):
         raise MeasurementError(f"scheme must be V/2 or V/3, got {full['scheme']!r}")
     if kind == "passive":

@@ -8,7 +8,12 @@ The routine measures, through the instruments only:
    read ``read_delay`` seconds after its SET (the relaxation of the first seconds is the same
    for every level, as in Bonnet et al. 2023);
 3. read noise: ``read_repeats`` reads of devices SET at the middle level;
-4. relaxation: reads of freshly SET devices at ``relaxation_delays`` after the SET.
+4. relaxation: reads of freshly SET devices at ``relaxation_delays`` after the SET;
+5. stuck-device survey (``survey``): every other cell of the array is RESET and read, SET at
+   the top gate and read, and RESET again: a stuck device is one in ~500, so the stuck
+   fractions need the whole array, not ``n_devices`` (with 256 devices the expected count of
+   stuck-at-HRS devices is 0.5, and no interval on it can hold a 95 % coverage). It leaves every
+   surveyed cell RESET.
 
 A plan (:class:`CharacterizeReRAM`) that the engine runs: waiting uses the bench clock (virtual
 time on the simulated bench), every step is recorded as it is measured, and an interrupted
@@ -61,6 +66,8 @@ class ReRAMCharacterization:
         Times after a SET of the relaxation reads, s.
     relaxation_reads : int
         Devices read for the relaxation.
+    survey : bool
+        Survey every other cell of the array for stuck devices (step 5).
     seed : int
         Seed of the device selection.
     """
@@ -79,6 +86,7 @@ class ReRAMCharacterization:
     read_repeats: int = 32
     relaxation_delays: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
     relaxation_reads: int = 32
+    survey: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -112,6 +120,10 @@ class ReRAMData:
     relax_g0: np.ndarray  # (device,), S, read back in the SET pulse's own transaction
     relax_times: np.ndarray  # (delay,), s after the SET
     relax_g: np.ndarray  # (delay, device), S
+    survey_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (survey_cell,)
+    survey_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (survey_cell,)
+    survey_g_reset: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (survey_cell,), S, after a RESET
+    survey_g_set: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (survey_cell,), S, after a SET at the top gate
     settings: dict[str, Any] = field(default_factory=dict)
 
     DIMS = {
@@ -125,6 +137,10 @@ class ReRAMData:
         "relax_g0": ("device",),
         "relax_times": ("delay",),
         "relax_g": ("delay", "device"),
+        "survey_rows": ("survey_cell",),
+        "survey_cols": ("survey_cell",),
+        "survey_g_reset": ("survey_cell",),
+        "survey_g_set": ("survey_cell",),
     }
     UNITS = {
         "rows": "1",
@@ -137,7 +153,14 @@ class ReRAMData:
         "relax_g0": "S",
         "relax_times": "s",
         "relax_g": "S",
+        "survey_rows": "1",
+        "survey_cols": "1",
+        "survey_g_reset": "S",
+        "survey_g_set": "S",
     }
+    #: measured only by step 5 (absent from older or imported runs: the fit then counts stuck
+    #: devices among the characterized ones)
+    OPTIONAL = ("survey_rows", "survey_cols", "survey_g_reset", "survey_g_set")
 
     def save(self, store) -> None:
         for name, dims in self.DIMS.items():
@@ -145,7 +168,8 @@ class ReRAMData:
 
     @classmethod
     def load(cls, store) -> "ReRAMData":
-        arrays = {name: store.read(name) for name in cls.DIMS}
+        have = set(store.group.array_keys())
+        arrays = {name: store.read(name) for name in cls.DIMS if name in have or name not in cls.OPTIONAL}
         return cls(**arrays, settings=store.attrs.get("settings", {}))
 
 
@@ -169,7 +193,7 @@ class CharacterizeReRAM(CharacterizationPlan):
         rows, cols = select_devices(shape, s.n_devices, s.seed)
         gates = np.asarray(s.gates, dtype=float)
         n_lv = gates.size
-        total = 1 + s.cycles * n_lv + 2
+        total = 1 + s.cycles * n_lv + 2 + int(s.survey)
 
         def reset(r=rows, c=cols):
             return Pulse("RESET", r, c, s.reset_amplitude, s.reset_gate, s.reset_width, read=True)
@@ -225,8 +249,20 @@ class CharacterizeReRAM(CharacterizationPlan):
             for k in range(s.relaxation_reads):
                 reads[k] = yield Read(rows, cols)
             relax[j] = reads.mean(axis=0)
-        yield Report("relaxation", total, total)
-        return ReRAMData(rows, cols, gates, transistor, g_set, g_reset, repeats, g0, times, relax, settings=s.to_dict())
+        yield Report("relaxation", total - int(s.survey), total)
+
+        # 5. stuck-device survey: every other cell RESET and read, SET at the top gate and read, RESET
+        survey = {}
+        if s.survey:
+            other = np.ones(shape, dtype=bool)
+            other[rows, cols] = False
+            sr, sc = np.nonzero(other)
+            survey["survey_rows"], survey["survey_cols"] = sr, sc
+            survey["survey_g_reset"] = (yield reset(sr, sc)).g
+            survey["survey_g_set"] = (yield set_(float(gates[-1]), sr, sc, read=True)).g
+            yield Pulse("RESET", sr, sc, s.reset_amplitude, s.reset_gate, s.reset_width)
+            yield Report("stuck-device survey", total, total)
+        return ReRAMData(rows, cols, gates, transistor, g_set, g_reset, repeats, g0, times, relax, **survey, settings=s.to_dict())
 
 
 def characterize_reram(

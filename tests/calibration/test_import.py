@@ -71,7 +71,7 @@ def tidy(tmp_path: Path, edit) -> Path:
         (lambda ls: ls + [ls[-1]], "is given 2 times"),
         (lambda ls: [ls[0]] + ls[2:], "gates misses 1 value"),
         (lambda ls: [ls[0].replace("value", "value,shelf")] + [l + "," for l in ls[1:]], "unknown column"),
-        (lambda ls: ls + ["g_sett,0,,0,0,,,1e-5"], "unknown quantity 'g_sett'"),
+        (lambda ls: ls + ["g_sett,0,,0,0,,,,1e-5"], "unknown quantity 'g_sett'"),
         (lambda ls: [l.replace(",1.4", ",abc") if l.startswith("gates") else l for l in ls], "not a number"),
         (lambda ls: [(l.rsplit(",", 1)[0] + ",nan") if l.startswith("g_set,0,,0,0") else l for l in ls], "not finite"),
         (lambda ls: [(l.rsplit(",", 1)[0] + ",-1e-5") if l.startswith("g_set,0,,0,0") else l for l in ls], "must lie in"),
