@@ -3,12 +3,19 @@ byte-exact driver tests."""
 
 from __future__ import annotations
 
+import signal
 from collections import deque
 
 import pytest
 
 import labrram  # noqa: F401  (registers the labrram:// serial handler)
 from labrram import sim
+
+# A runner that starts the tests with SIGINT ignored (an asynchronous command of a shell without
+# job control) would hide every Ctrl-C path, in this process and in the ones it starts: give the
+# tests Python's own handler, as a terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
