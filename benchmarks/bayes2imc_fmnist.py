@@ -44,6 +44,7 @@ from labrram.nn.bayes2imc import (
 from labrram.nn.drift import format_time
 from labrram.station import load_station
 
+from .bench_bayes2imc import drift_tables
 from .common import markdown_table, table, write_page
 
 TIMES = (1.0, 600.0, 3600.0, 86400.0)
@@ -137,11 +138,6 @@ def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dic
         return {"scores": scores, **dep.summary(), "t_calibrate": t1 - t0, "t_program": t2 - t1, "t_read": t_read, "spares": int(rows.size)}
 
 
-def _fmt(v) -> str:
-    a = 100 * np.asarray(v)
-    return f"{a.mean():.1f} [{a.min():.1f}, {a.max():.1f}]"
-
-
 def _s(t: float) -> str:
     return f"{t:.1f} s" if t < 120 else f"{t / 60:.1f} min"
 
@@ -166,34 +162,23 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
 
     conv = [r["converged_fraction"] for r in results]
     header = ["variant"] + [format_time(t) for t in TIMES]
-    rows = [["software (RNG)"] + [_fmt(software)] * len(TIMES)]
-    for v in VARIANTS:
-        rows.append([LABELS[v]] + [_fmt([r["scores"][i][v] for r in results]) for i in range(len(TIMES))])
+    i0, i_day = 0, TIMES.index(86400.0)
+    tabs = drift_tables(results, software, LABELS, len(TIMES), i0, i_day)
     add(
         f"Fashion-MNIST binary Bayesian CNN ({name} training), test accuracy % on {n_test} test images "
         f"(mean [min, max] over {n_dep} deployments; {M} sampled networks each, {M_FIXED} for the fixed reference); "
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of the devices",
         header,
-        rows,
+        tabs["accuracy"],
     )
-    i0, i_day = 0, TIMES.index(86400.0)
-    sw = 100 * np.mean(software)
-    acc = {v: 100 * np.array([[r["scores"][i][v] for i in range(len(TIMES))] for r in results]) for v in VARIANTS}
-    rows = []
-    for v in VARIANTS:
-        a = acc[v]
-        drop = a[:, i0] - a[:, i_day]
-        rows.append([LABELS[v], f"{sw - a[:, i0].mean():+.2f}", f"{drop.mean():+.2f} [{drop.min():+.1f}, {drop.max():+.1f}]", f"{sw - a[:, i_day].mean():+.2f}"])
     add(
         "points: software − hardware at 1 s; accuracy drop from 1 s to 1 day (mean [min, max] over deployments); software − hardware at 1 day",
         ["variant", "sw − hw, 1 s", "drop 1 s → 1 d", "sw − hw, 1 d"],
-        rows,
+        tabs["drop"],
     )
-    spread = {v: acc[v].std(axis=0, ddof=1) for v in ("uncorrected", "corrected")}
-    rows = [[LABELS[v]] + [f"{x:.2f}" for x in spread[v]] for v in ("uncorrected", "corrected")]
-    rows.append(["ratio uncorrected / corrected"] + [f"{a / b:.2f}" for a, b in zip(spread["uncorrected"], spread["corrected"])])
-    rows.append(["software (RNG), same M (sampling floor)"] + [f"{100 * np.std(software, ddof=1):.2f}"] * len(TIMES))
+    rows = tabs["spread"] + [["software (RNG), same M (sampling floor)"] + [f"{100 * np.std(software, ddof=1):.2f}"] * len(TIMES)]
     add(f"deployment-to-deployment spread (std of accuracy over {n_dep} deployments, points)", header, rows)
+    sw, acc, spread = tabs["sw"], tabs["acc"], tabs["std"]
     gap = sw - acc["corrected"].mean(axis=0)
     drop = (acc["corrected"][:, i0] - acc["corrected"][:, i_day]).mean()
     ratios = spread["uncorrected"] / spread["corrected"]

@@ -75,6 +75,28 @@ def _fmt(v) -> str:
     return f"{a.mean():.1f} [{a.min():.1f}, {a.max():.1f}]"
 
 
+def drift_tables(results: list[dict], software: list[float], labels: dict[str, str], n_times: int, i0: int, i_day: int) -> dict:
+    """The rows both Bayes2IMC benchmarks print from their deployments: accuracy per variant and
+    time (``accuracy``, software first), software − hardware at time ``i0`` and ``i_day`` with
+    the drop between them (``drop``), and the deployment-to-deployment spread with the ratio the
+    logit correction gives (``spread``; the caller adds the software row it names). Also the
+    accuracies (``acc``, % per variant, deployments x times) and spreads (``std``) they come from."""
+    accuracy = [["software (RNG)"] + [_fmt(software)] * n_times]
+    for v in VARIANTS:
+        accuracy.append([labels[v]] + [_fmt([r["scores"][i][v] for r in results]) for i in range(n_times)])
+    sw = 100 * np.mean(software)
+    acc = {v: 100 * np.array([[r["scores"][i][v] for i in range(n_times)] for r in results]) for v in VARIANTS}
+    drop_rows = []
+    for v in VARIANTS:
+        a = acc[v]
+        drop = a[:, i0] - a[:, i_day]
+        drop_rows.append([labels[v], f"{sw - a[:, i0].mean():+.2f}", f"{drop.mean():+.2f} [{drop.min():+.1f}, {drop.max():+.1f}]", f"{sw - a[:, i_day].mean():+.2f}"])
+    std = {v: acc[v].std(axis=0, ddof=1) for v in ("uncorrected", "corrected")}
+    spread = [[labels[v]] + [f"{x:.2f}" for x in std[v]] for v in ("uncorrected", "corrected")]
+    spread.append(["ratio uncorrected / corrected"] + [f"{a / b:.2f}" for a, b in zip(std["uncorrected"], std["corrected"])])
+    return {"accuracy": accuracy, "drop": drop_rows, "spread": spread, "acc": acc, "std": std, "sw": sw}
+
+
 def plot(software: list[float], results: list[dict], path: str) -> None:
     """Accuracy versus time after programming: mean and every deployment, per variant."""
     import matplotlib
@@ -130,35 +152,22 @@ def digits() -> None:
     results = [deployment(net, task, seed) for seed in range(n)]
     conv = [r["converged_fraction"] for r in results]
     header = ["variant"] + [format_time(t) for t in TIMES]
-    rows = [["software (RNG)"] + [_fmt(software)] * len(TIMES)]
-    for v in VARIANTS:
-        rows.append([LABELS[v]] + [_fmt([r["scores"][i][v] for r in results]) for i in range(len(TIMES))])
+    rows = drift_tables(results, software, LABELS, len(TIMES), TIMES.index(120.0), TIMES.index(86400.0))
     table(
         f"digits {'-'.join(map(str, SIZES))}, test accuracy % (mean [min, max] over {n} deployments, {M} sampled networks each); "
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of {results[0]['devices']} devices",
         header,
-        rows,
+        rows["accuracy"],
     )
     print()
-    i_min, i_day = TIMES.index(120.0), TIMES.index(86400.0)
-    sw = 100 * np.mean(software)
-    acc = {v: 100 * np.array([[r["scores"][i][v] for i in range(len(TIMES))] for r in results]) for v in VARIANTS}
-    rows = []
-    for v in VARIANTS:
-        a = acc[v]
-        drop = a[:, i_min] - a[:, i_day]
-        rows.append([LABELS[v], f"{sw - a[:, i_min].mean():+.2f}", f"{drop.mean():+.2f} [{drop.min():+.1f}, {drop.max():+.1f}]", f"{sw - a[:, i_day].mean():+.2f}"])
     table(
         "points: software − hardware at 2 min; accuracy drop from 2 min to 1 day (mean [min, max]); software − hardware at 1 day",
         ["variant", "sw − hw, 2 min", "drop 2 min → 1 d", "sw − hw, 1 d"],
-        rows,
+        rows["drop"],
     )
     print()
-    spread = {v: acc[v].std(axis=0, ddof=1) for v in ("uncorrected", "corrected")}
-    rows = [[LABELS[v]] + [f"{x:.2f}" for x in spread[v]] for v in ("uncorrected", "corrected")]
-    rows.append(["ratio uncorrected / corrected"] + [f"{a / b:.2f}" for a, b in zip(spread["uncorrected"], spread["corrected"])])
-    rows.append(["software (RNG), same M"] + [f"{100 * np.std(software, ddof=1):.2f}"] * len(TIMES))
-    table("deployment-to-deployment spread (std of accuracy across deployments, points)", ["variant"] + [format_time(t) for t in TIMES], rows)
+    spread = rows["spread"] + [["software (RNG), same M"] + [f"{100 * np.std(software, ddof=1):.2f}"] * len(TIMES)]
+    table("deployment-to-deployment spread (std of accuracy across deployments, points)", header, spread)
     s = [r["sigma_a"] * 1e6 for r in results]
     print(f"\nsampler noise measured per chip: sigma(G) = a (G/1 uS)^b, a = {np.mean(s):.3f} uS, b = {np.mean([r['sigma_b'] for r in results]):.2f}")
     path = os.environ.get("LABRRAM_B2IMC_PLOT")
