@@ -424,11 +424,11 @@ def _mean_of_reads(st: DeviceState, idx: np.ndarray, first: np.ndarray, n: int) 
 def final_check(st: DeviceState, s: ReRAMWriteVerify, model: ReRAMModel) -> PlanRun:
     """The final verify of ReRAM write-verify, a sequential test on every accepted device.
 
-    1. One read: inside the tolerance (:func:`tolerance_band`) narrowed by :data:`FINAL_SINGLE` standard
-       deviations of the read noise — surely in.
+    1. One read: inside the tolerance (:func:`tolerance_band`) narrowed by :data:`FINAL_SINGLE`
+       standard deviations of the read noise, but never to less than 40 % of it — surely in.
     2. Otherwise, near the edge: the mean of ``1 + rereads`` reads inside the tolerance narrowed
-       by ``guard`` standard deviations of that mean's noise (the loop's own averaged band) —
-       surely in; beyond the tolerance by more than one of them — out.
+       by ``guard`` standard deviations of that mean's noise (the loop's averaged band, without
+       its 40 % floor) — surely in; beyond the tolerance by more than one of them — out.
     3. In between: the mean of :data:`FINAL_CONFIRM` ``* (1 + rereads)`` reads inside the
        tolerance narrowed by :data:`FINAL_GUARD` standard deviations of its noise.
 
