@@ -380,18 +380,27 @@ def learn_factor(model: ReRAMModel, gate: np.ndarray, g_before: np.ndarray, g_ne
 BROKEN, BROKEN_REL = 3.0, 0.3
 
 
-def final_verify(st: DeviceState, band: np.ndarray) -> PlanRun:
+def final_verify(st: DeviceState, band: np.ndarray, above: np.ndarray | None = None) -> PlanRun:
     """One last read of every accepted device: one that has since moved beyond :data:`BROKEN`
     times its band (``band``: the tolerance half-width per device, S) and :data:`BROKEN_REL` of
     its target — a device that broke or got stuck after it was accepted — is not reported
     converged. Ordinary relaxation (up to 1.5 bands on the simulated ReRAM chip), PCM drift and
-    read noise stay within. ``achieved`` is this read."""
+    read noise stay within. ``achieved`` is this read.
+
+    With ``above`` (a limit per device, S), returns the indices (into ``st``) of the accepted
+    devices read more than ``above`` over their target, left for the caller to judge; otherwise
+    an empty array."""
     done = np.flatnonzero(st.converged)
+    high = np.zeros(0, dtype=np.int64)
     if done.size:
         g = yield from in_steps(Read(st.rows[done], st.cols[done]))
         st.achieved[done] = g
         limit = np.maximum(BROKEN * band[done], BROKEN_REL * st.targets[done])
-        st.converged[done[np.abs(g - st.targets[done]) > limit]] = False
+        broken = np.abs(g - st.targets[done]) > limit
+        st.converged[done[broken]] = False
+        if above is not None:
+            high = done[~broken & (g - st.targets[done] > above[done])]
+    return high
 
 
 #: the final check: standard deviations of one read's noise by which the tolerance is narrowed

@@ -35,3 +35,56 @@ def test_ladder_converges_within_joshis_band(station, tmp_path):
 def test_ladder_bounds_are_validated():
     with pytest.raises(ValueError):
         PCMWriteVerify(v_set_max=2.8, v_reset_min=2.7)
+
+
+
+def _drive(targets, bias):
+    """Run :class:`WriteVerifyPCM` on an ideal toy PCM array (RESET -> 0.5 uS, each SET +1 uS,
+    reads exact, the device's k-th read off by ``bias.get((device, k), 0)``); returns the result
+    and the messages sent. A 5 uS target is accepted at 4.5 uS on its 5th read, so the 6th is
+    the final read."""
+    from labrram.protocols.messages import Pulse, PulseResult, Read
+    from labrram.protocols.write_verify_pcm import WriteVerifyPCM
+
+    g = np.zeros(targets.size)
+    reads = np.zeros(targets.size, int)
+    sent, reply = [], None
+    gen = WriteVerifyPCM(targets).run(targets.shape)
+    while True:
+        try:
+            msg = gen.send(reply)
+        except StopIteration as stop:
+            return stop.value, sent
+        sent.append(msg)
+        dev = np.ravel_multi_index((msg.rows, msg.cols), targets.shape) if hasattr(msg, "rows") else None
+        if isinstance(msg, Pulse):
+            g[dev] = 0.5e-6 if msg.kind == "RESET" else g[dev] + 1e-6
+            reply = PulseResult(np.full(msg.n, np.nan), np.ones(msg.n, np.int8))
+        elif isinstance(msg, Read):
+            reads[dev] += 1
+            reply = g[dev] + np.array([bias.get((d, k), 0.0) for d, k in zip(dev, reads[dev])])
+        else:
+            reply = None
+
+
+def test_a_final_read_far_above_target_gets_a_touch_up():
+    """Drift only lowers a PCM device: a final read 2.5 bands above target is programmed again
+    and then judged on a last read; the same distance below (drift) is left alone."""
+    from labrram.protocols.messages import Pulse
+
+    targets = np.array([[5.0e-6, 5.0e-6]])
+    res, sent = _drive(targets, {(0, 6): 3.0e-6, (1, 6): -2.0e-6})
+    assert res.converged.all()
+    after_final = sent[[i for i, m in enumerate(sent) if getattr(m, "n", 0) == 2][-1] + 1 :]  # what follows the final read
+    assert after_final and all(list(m.cols) == [0] for m in after_final if hasattr(m, "cols"))
+    assert any(isinstance(m, Pulse) and m.kind == "RESET" for m in after_final)
+    assert res.pulses[0, 0] == 2 * res.pulses[0, 1]  # the whole ladder again: RESET and four SETs
+    assert res.achieved[0, 0] == pytest.approx(4.5e-6) and res.achieved[0, 1] == pytest.approx(2.5e-6)
+
+
+def test_still_far_above_after_the_touch_up_is_not_converged():
+    targets = np.array([[5.0e-6, 5.0e-6]])
+    res, _ = _drive(targets, {(0, 6): 3.0e-6, (0, 12): 3.0e-6})
+    assert not res.converged[0, 0] and res.converged[0, 1]
+    res, _ = _drive(targets, {(0, 6): 2.4e-6})  # 1.9 uS above the target: within two bands: no touch-up
+    assert res.converged.all() and res.pulses[0, 0] == res.pulses[0, 1]
