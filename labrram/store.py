@@ -108,9 +108,11 @@ class RunStore:
         path = Path(path)
         if path.exists() and not overwrite:
             raise StoreError(f"{path} already exists; choose another --out or remove it")
-        group = zarr.open_group(store=str(path), mode="w", zarr_format=3)
-        group.attrs.update(
-            _jsonable(
+        group = zarr.open_group(
+            store=str(path),
+            mode="w",
+            zarr_format=3,
+            attributes=_jsonable(
                 {
                     "labrram_format": FORMAT_VERSION,
                     "kind": kind,
@@ -118,7 +120,7 @@ class RunStore:
                     "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     **(attrs or {}),
                 }
-            )
+            ),
         )
         return cls(group, path)
 
@@ -173,7 +175,7 @@ class RunStore:
                     raise
                 except Exception as exc:
                     raise StoreError(f"{path}: upgrading run format {fmt} to {FORMAT_VERSION} failed ({type(exc).__name__}: {exc})") from None
-                group.attrs.update({"labrram_format": FORMAT_VERSION})
+                group.update_attributes({"labrram_format": FORMAT_VERSION})
         return cls(group, path)
 
     @property
@@ -190,7 +192,7 @@ class RunStore:
         **attrs
             Names and JSON-ready values (numpy scalars and arrays are converted).
         """
-        self.group.attrs.update(_jsonable(attrs))
+        self.group.update_attributes(_jsonable(attrs))  # one write of the metadata (attrs.update writes once per key)
 
     # --- side files: labrram 0.1 kept a run's progress record beside the group -----------
     def read_sidecar(self, name: str, default: Any = None) -> Any:

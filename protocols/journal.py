@@ -473,16 +473,23 @@ def label_dimensions(group: Any) -> None:
     """Give every dimension of the group's arrays an index coordinate (0, 1, ...) unless it has
     one, so that xarray shows every dimension labelled."""
     sizes: dict[str, int] = {}
-    for _, arr in group.arrays():
-        for dim, n in zip(arr.metadata.dimension_names or (), arr.shape):
-            if dim is not None:
-                sizes.setdefault(dim, n)
+    names = set()
+    for name, arr in group.members():  # one listing of the group (a lookup per name costs a store read)
+        names.add(name)
+        if hasattr(arr, "shape"):
+            for dim, n in zip(arr.metadata.dimension_names or (), arr.shape):
+                if dim is not None:
+                    sizes.setdefault(dim, n)
     chunk = 1 << 20  # written a chunk at a time: a long log's index never sits whole in memory
     for dim, n in sizes.items():
-        if dim not in group:
-            arr = group.create_array(dim, shape=(n,), chunks=(min(max(n, 1), chunk),), dtype=np.int64, dimension_names=[dim], attributes={"units": "1"})
-            for start in range(0, n, chunk):
-                arr[start : start + chunk] = np.arange(start, min(n, start + chunk), dtype=np.int64)
+        if dim in names:
+            continue
+        if n <= chunk:  # the usual case: created with its values in one call
+            group.create_array(dim, data=np.arange(n, dtype=np.int64), chunks=(max(n, 1),), dimension_names=[dim], attributes={"units": "1"})
+            continue
+        arr = group.create_array(dim, shape=(n,), chunks=(chunk,), dtype=np.int64, dimension_names=[dim], attributes={"units": "1"})
+        for start in range(0, n, chunk):
+            arr[start : start + chunk] = np.arange(start, min(n, start + chunk), dtype=np.int64)
 
 
 def read_log(store: RunStore) -> dict[str, np.ndarray]:
@@ -559,7 +566,7 @@ def _upgrade_program_v2(group: Any, path: Path) -> None:
     attrs = {"progress_v2": prog}
     if group.attrs.get("status") != "complete":
         attrs.update(status="interrupted", reason="written by labrram 0.1 (run format 2); such runs cannot be resumed")
-    group.attrs.update(attrs)
+    group.update_attributes(attrs)
     prog_path.unlink()
 
 
