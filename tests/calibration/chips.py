@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from scipy import stats
 
 from labrram.calibration import PCMCharacterization, PCMFit, ReRAMCharacterization, ReRAMFit, characterize_pcm, characterize_reram
 from labrram.calibration.pcm_fit import level_label
@@ -121,3 +122,39 @@ def pcm_model_data(model, n_devices: int, seed: int, correlation: str = "indepen
     empty = np.zeros((0, n_devices))
     data = PCMData(idx // 128, idx % 128, level, targets, np.ones(n_devices, bool), np.zeros(n_devices), empty, empty, t, g, np.zeros((2, n_devices)), settings=settings.to_dict())
     return data, g_prog
+
+
+# --- interval coverage over many chips (tests/calibration/test_coverage.py, benchmarks/bench_coverage.py)
+#: the range every stored 95 % interval's coverage must lie in
+LOW, HIGH = 0.91, 0.99
+#: family-wise error rate of the per-interval tests (Bonferroni over the intervals of a file)
+ALPHA = 0.05
+#: the coverage pooled over every interval of a file must lie here (at 100 chips its standard
+#: deviation is 0.4 points if the intervals miss independently, 2.2 if those of one chip missed
+#: together)
+POOLED = (0.92, 0.98)
+
+
+def coverage(records: list[dict]) -> dict[str, float]:
+    out = {}
+    for name in records[0]:
+        v = np.array([r[name] for r in records])  # value, low, high, truth
+        out[name] = float(np.mean((v[:, 1] <= v[:, 3]) & (v[:, 3] <= v[:, 2])))
+    return out
+
+
+def refuted(cov: dict[str, float], n: int, alpha: float = ALPHA) -> dict[str, str]:
+    """The intervals whose coverage over ``n`` chips refutes a true coverage within
+    [:data:`LOW`, :data:`HIGH`]: an exact one-sided binomial test at ``alpha`` divided by the
+    number of intervals. An observed coverage is a binomial draw: at 100 chips an exact 95 %
+    interval lands outside [0.91, 0.99] with 3.4 % probability, so one of 34 would with ~69 %;
+    this asks instead whether the chips show the coverage to be outside."""
+    level = alpha / max(len(cov), 1)
+    out = {}
+    for name, c in cov.items():
+        k = round(c * n)
+        if stats.binom.cdf(k, n, LOW) < level:
+            out[name] = f"{k}/{n} covered: below {LOW} (p = {stats.binom.cdf(k, n, LOW):.1e})"
+        elif stats.binom.sf(k - 1, n, HIGH) < level:
+            out[name] = f"{k}/{n} covered: above {HIGH} (p = {stats.binom.sf(k - 1, n, HIGH):.1e})"
+    return out

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
 
 _spec = importlib.util.spec_from_file_location("calibration_chips", Path(__file__).with_name("chips.py"))
 chips = importlib.util.module_from_spec(_spec)
@@ -24,37 +23,7 @@ _spec.loader.exec_module(chips)
 
 #: chips per kind (``LABRRAM_COVERAGE_CHIPS`` overrides)
 N_CHIPS = int(os.environ.get("LABRRAM_COVERAGE_CHIPS", "100"))
-LOW, HIGH = 0.91, 0.99
-#: family-wise error rate of the per-interval tests (Bonferroni over the intervals of a file)
-ALPHA = 0.05
-#: the coverage pooled over every interval of a file must lie here (its spread over 100 chips
-#: and ~30 intervals, which share the chips, is about a point)
-POOLED = (0.92, 0.98)
-
-
-def coverage(records: list[dict]) -> dict[str, float]:
-    out = {}
-    for name in records[0]:
-        v = np.array([r[name] for r in records])  # value, low, high, truth
-        out[name] = float(np.mean((v[:, 1] <= v[:, 3]) & (v[:, 3] <= v[:, 2])))
-    return out
-
-
-def refuted(cov: dict[str, float], n: int, alpha: float = ALPHA) -> dict[str, str]:
-    """The intervals whose coverage over ``n`` chips refutes a true coverage within
-    [:data:`LOW`, :data:`HIGH`]: an exact one-sided binomial test at ``alpha`` divided by the
-    number of intervals. An observed coverage is a binomial draw: at 100 chips an exact 95 %
-    interval lands outside [0.91, 0.99] with 3.4 % probability, so one of 34 would with ~69 %;
-    this asks instead whether the chips show the coverage to be outside."""
-    level = alpha / max(len(cov), 1)
-    out = {}
-    for name, c in cov.items():
-        k = round(c * n)
-        if stats.binom.cdf(k, n, LOW) < level:
-            out[name] = f"{k}/{n} covered: below {LOW} (p = {stats.binom.cdf(k, n, LOW):.1e})"
-        elif stats.binom.sf(k - 1, n, HIGH) < level:
-            out[name] = f"{k}/{n} covered: above {HIGH} (p = {stats.binom.sf(k - 1, n, HIGH):.1e})"
-    return out
+coverage, refuted, LOW, HIGH, POOLED = chips.coverage, chips.refuted, chips.LOW, chips.HIGH, chips.POOLED
 
 
 @pytest.mark.slow
