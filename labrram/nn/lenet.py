@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from labrram.nn.tiled import Conv, Dense
-from labrram.nn.train import TrainSettings, _batches, _threads
+from labrram.nn.train import TrainSettings, _threads, fit_classifier
 
 __all__ = ["LeNet", "export_layers", "prepare_images", "train_lenet"]
 
@@ -109,21 +109,7 @@ def train_lenet(
         torch.manual_seed(int(settings.seed))
         model = LeNet(X.shape[2], channels, hidden)
         opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-        history = []
-        model.train()
-        for epoch in range(int(settings.epochs)):
-            loss_sum = acc_sum = 0.0
-            batches = _batches(len(yt), settings.batch_size, gen)
-            for idx in batches:
-                logits = model(Xt[idx])
-                loss = F.cross_entropy(logits, yt[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.item()
-                acc_sum += (logits.argmax(1) == yt[idx]).float().mean().item()
-            history.append({"epoch": epoch, "loss": loss_sum / len(batches), "train_acc": acc_sum / len(batches)})
-        model.eval()
+        history = fit_classifier(model, Xt, yt, opt, settings.epochs, settings.batch_size, gen)
     return model, history
 
 

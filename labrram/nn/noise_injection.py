@@ -30,7 +30,7 @@ from torch import nn
 
 from labrram.nn.bayes import check_sizes
 from labrram.nn.drift import BatchNorm, Network
-from labrram.nn.train import _batches, _check_data, _threads
+from labrram.nn.train import _check_data, _threads, fit_classifier
 
 __all__ = ["NoiseSettings", "NoisyLinear", "NoisyMLP", "train_noise_injection"]
 
@@ -233,20 +233,4 @@ def fit_noisy(model: Any, Xt: Any, yt: Any, s: NoiseSettings, gen: Any) -> list[
     model.clip_(s.clip_sigma)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(s.epochs))
-    history: list[dict] = []
-    model.train()
-    for epoch in range(int(s.epochs)):
-        loss_sum, acc_sum, batches = 0.0, 0.0, [b for b in _batches(int(yt.shape[0]), s.batch_size, gen) if b.numel() > 1]
-        for idx in batches:
-            logits = model(Xt[idx])
-            loss = F.cross_entropy(logits, yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.clip_(s.clip_sigma)
-            loss_sum += loss.item()
-            acc_sum += (logits.argmax(dim=1) == yt[idx]).float().mean().item()
-        sched.step()
-        history.append({"epoch": epoch, "loss": loss_sum / len(batches), "train_acc": acc_sum / len(batches)})
-    model.eval()
-    return history
+    return fit_classifier(model, Xt, yt, opt, s.epochs, s.batch_size, gen, scheduler=sched, after_step=lambda: model.clip_(s.clip_sigma), min_batch=2)

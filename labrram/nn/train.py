@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -146,6 +146,52 @@ def _batches(n: int, batch_size: int | None, generator: torch.Generator) -> list
         return [torch.arange(n)]
     perm = torch.randperm(n, generator=generator)
     return list(torch.split(perm, int(batch_size)))
+
+
+def fit_classifier(
+    model: torch.nn.Module,
+    Xt: torch.Tensor,
+    yt: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    epochs: int,
+    batch_size: int | None,
+    gen: torch.Generator,
+    *,
+    scheduler: Any = None,
+    after_step: Callable[[], None] | None = None,
+    min_batch: int = 1,
+) -> list[dict]:
+    """Train a classifier on cross-entropy: ``epochs`` passes over shuffled minibatches (drawn
+    from ``gen``), one ``opt`` step per minibatch, then ``after_step()`` (e.g. weight clipping);
+    ``scheduler.step()`` after every epoch; minibatches of fewer than ``min_batch`` samples are
+    skipped (batch norm needs two). ``model`` is left in eval mode.
+
+    Returns
+    -------
+    list of dict
+        Per epoch: ``epoch``, and the mean over its minibatches of ``loss`` and ``train_acc``
+        (of the training-mode forward passes).
+    """
+    history: list[dict] = []
+    model.train()
+    for epoch in range(int(epochs)):
+        batches = [b for b in _batches(int(yt.shape[0]), batch_size, gen) if b.numel() >= min_batch]
+        loss_sum = acc_sum = 0.0
+        for idx in batches:
+            logits = model(Xt[idx])
+            loss = F.cross_entropy(logits, yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step()
+            loss_sum += loss.item()
+            acc_sum += (logits.argmax(dim=1) == yt[idx]).float().mean().item()
+        if scheduler is not None:
+            scheduler.step()
+        history.append({"epoch": epoch, "loss": loss_sum / len(batches), "train_acc": acc_sum / len(batches)})
+    model.eval()
+    return history
 
 
 def train_bayesian(
