@@ -36,7 +36,7 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def provenance() -> str:
     """Which commit and machine produced a table: ``commit abc1234 (+ local changes), Linux
-    x86_64, 2 CPUs, Python 3.11.7, 2026-12-01``."""
+    x86_64 (AMD EPYC, torch AVX512), 2 CPUs, Python 3.11.7, 2026-12-01``."""
     import datetime as dt
     import os
     import platform
@@ -49,8 +49,31 @@ def provenance() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "unknown", ""
-    where = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    where = f"{platform.system()} {platform.machine()}{_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     return f"commit {commit or 'unknown'}{' (+ local changes)' if dirty else ''}, {where}, {dt.date.today().isoformat()}"
+
+
+def _cpu() -> str:
+    """`` (AMD EPYC, torch AVX512)``: the processor model, and the instruction set torch's CPU
+    kernels chose when torch is loaded — a network trained on another processor can come out
+    different from the same code and seeds."""
+    import sys
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")
+    isa = ""
+    if torch is not None:
+        try:
+            isa = f"torch {torch.backends.cpu.get_cpu_capability()}"
+        except Exception:  # an older torch without the query
+            isa = ""
+    parts = [x for x in (model, isa) if x]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def markdown_table(title: str, header: list[str], rows: list[list[str]], notes: str = "") -> str:
