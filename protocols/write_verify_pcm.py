@@ -106,9 +106,9 @@ class PCMWriteVerify:
 
 #: a device whose final read is this many bands, and this fraction of its target, above its
 #: target (which drift, lowering a PCM device, cannot explain) is programmed again. Not lower:
-#: on the simulated chip the final reads of healthy devices near 8 µS (0.3 µS bands) lie 15 %
-#: above target for ~5 % of them, 25 % above for 0.1-0.4 %; and a device programmed again is
-#: younger than the others, which a deployment read one second after programming sees
+#: on the simulated chip the final reads of a Bayes2IMC array (0.3 µS bands near 8 µS) lie 15 %
+#: above target for 3.6-5.4 % of its devices, 25 % above for 0.07-1.7 %; and a device programmed
+#: again is younger than the others, which a deployment read one second after programming sees
 ABOVE, ABOVE_REL = 2.0, 0.25
 
 
