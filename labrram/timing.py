@@ -52,10 +52,14 @@ def reads_time(rows: np.ndarray, cols: np.ndarray) -> float:
     rows, cols = np.asarray(rows, dtype=np.int64).ravel(), np.asarray(cols, dtype=np.int64).ravel()
     if rows.size == 0:
         return 0.0
-    cells, counts = np.unique(rows * (int(cols.max()) + 1) + cols, return_counts=True)
-    cell_rows = cells // (int(cols.max()) + 1)
-    per_row = np.zeros(int(cell_rows.max()) + 1, dtype=np.int64)
-    np.maximum.at(per_row, cell_rows, counts)
+    n_cols = int(cols.max()) + 1
+    flat = rows * n_cols + cols
+    n_cells = (int(rows.max()) + 1) * n_cols
+    if 8 * rows.size >= n_cells:  # a large read: count every cell of the rows spanned (no sort)
+        return T_ROW_READ * float(np.bincount(flat, minlength=n_cells).reshape(-1, n_cols).max(axis=1).sum())
+    cells, counts = np.unique(flat, return_counts=True)
+    per_row = np.zeros(int(rows.max()) + 1, dtype=np.int64)
+    np.maximum.at(per_row, cells // n_cols, counts)
     return T_ROW_READ * float(per_row.sum())
 
 
