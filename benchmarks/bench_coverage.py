@@ -14,6 +14,7 @@ CPUs) processes share the chips.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import time
@@ -26,8 +27,9 @@ from scipy import stats
 from .common import markdown_table, write_page
 
 
+@functools.lru_cache(maxsize=1)
 def _chips():
-    """tests/calibration/chips.py, the helpers the coverage test uses."""
+    """tests/calibration/chips.py, the helpers the coverage test uses (loaded once per process)."""
     path = Path(__file__).resolve().parent.parent / "tests" / "calibration" / "chips.py"
     spec = importlib.util.spec_from_file_location("calibration_chips", path)
     mod = importlib.util.module_from_spec(spec)
