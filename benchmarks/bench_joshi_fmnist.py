@@ -6,9 +6,12 @@ images twice — with Joshi's weight noise (3.8 % of each layer's W_max, clippin
 and plainly — on one torch thread; the trained weights are cached as .npz under
 ``$LABRRAM_BENCH_OUT/joshi_fmnist/cache`` (default ``runs/bench``), so later runs skip training.
 
-Each chip (a simulated 256×256 PCM array, seeds 0, 1, ...) gets both networks in turn. All ten
-weight matrices (convolutions unrolled to ``(C_in·k·k, C_out)`` matrices) are packed together on
-the one array as differential pairs with one scale per column (:func:`labrram.nn.drift.deploy_pcm`,
+Each chip (a simulated PCM array, seeds 0, 1, ...) gets both networks in turn, in each
+configuration of :data:`CONFIGS`: the paper's two devices per weight on a 256×256 array, and four
+copies of every weight (eight devices, the copies averaged on read-back: the multi-device
+synapse of Boybat et al., Nat. Commun. 2018) on a 512×512 array. All ten weight matrices
+(convolutions unrolled to ``(C_in·k·k, C_out)`` matrices) are packed together on the one array
+as differential pairs with one scale per column (:func:`labrram.nn.drift.deploy_pcm`,
 persistent placement) and programmed by PCM write-verify through the engine and the drivers;
 then the network is scored 1 s, 1 min, 1 h, 1 day, 1 week and 30 days after programming (the
 bench's virtual clock) with no compensation, global drift compensation (one factor per layer
@@ -20,7 +23,8 @@ Batch norms are applied digitally, not folded, so they can be recalibrated.
 Chip ``s`` is scored on its own slice of a fixed permutation of the 10,000 test images
 (``LABRRAM_JOSHI_TEST`` images, default 2000), so five chips cover the whole test set once.
 ``LABRRAM_BENCH_SEEDS`` (default 5) sets the chips, ``LABRRAM_JOSHI_EPOCHS`` (default 8) the training epochs; ``LABRRAM_BENCH_WORKERS`` (default 1) runs
-chips in that many processes.
+chips in that many processes; ``LABRRAM_JOSHI_CONFIGS`` (comma-separated keys of
+:data:`CONFIGS`, default all) the configurations.
 """
 
 from __future__ import annotations
@@ -60,7 +64,9 @@ PAPER = {
     "accuracy after programming": "93.7 %",
     "accuracy over one day, with compensation": "above 93.5 %",
 }
-ARRAY = (256, 256)
+#: deployments: devices per weight -> (array, copies of every weight)
+CONFIGS = {"2": ((256, 256), 1), "8": ((512, 512), 4)}
+CONFIG_LABELS = {"2": "2 devices/weight (paper)", "8": "8 devices/weight (4 copies)"}
 #: GDC calibration vectors per layer (each one MVM per tile, through the array)
 N_CAL = 4
 
@@ -77,7 +83,7 @@ def trained(name: str, seed: int = 0) -> tuple[ResNetTwin, dict[str, float]]:
     from labrram.nn.resnet import export_resnet, load_resnet_npz, save_resnet_npz, train_resnet
 
     s = replace(VARIANTS[name], seed=seed)
-    path = out_dir() / "cache" / f"{name}-seed{seed}-e{s.epochs}.npz"
+    path = out_dir() / "cache" / f"{name}-w{'-'.join(map(str, WIDTHS))}-seed{seed}-e{s.epochs}.npz"
     if path.exists():
         return load_resnet_npz(str(path))
     X, y = load_fashion_mnist("train")
@@ -102,8 +108,18 @@ def software_accuracy(name: str) -> float:
     return trained(name)[0].accuracy(prepare_images(X_te), y_te)
 
 
-def study(seed: int, n_test: int, times=TIMES, n_bn: int = 256) -> dict:
-    """One chip: both networks programmed in turn, read back over time and scored."""
+def configs() -> list[str]:
+    """The configurations to run (``LABRRAM_JOSHI_CONFIGS``, default all of :data:`CONFIGS`)."""
+    keys = [k.strip() for k in os.environ.get("LABRRAM_JOSHI_CONFIGS", ",".join(CONFIGS)).split(",") if k.strip()]
+    bad = [k for k in keys if k not in CONFIGS]
+    if bad or not keys:
+        raise SystemExit(f"LABRRAM_JOSHI_CONFIGS: unknown configuration(s) {bad}; known: {', '.join(CONFIGS)}")
+    return keys
+
+
+def study(seed: int, n_test: int, times=TIMES, n_bn: int = 256, keys: tuple[str, ...] = tuple(CONFIGS)) -> dict:
+    """One chip: both networks programmed in turn in every configuration, read back over time
+    and scored; ``out[config][training]``."""
     from labrram.station import load_station
 
     twins = {name: trained(name)[0] for name in VARIANTS}
@@ -115,16 +131,19 @@ def study(seed: int, n_test: int, times=TIMES, n_bn: int = 256) -> dict:
     model = default_calibration("pcm").model
     out: dict = {"seed": seed}
     t0 = time.perf_counter()
-    station = load_station().with_simulation(bench="joshi-fmnist", seed=seed, kind="pcm", rows=ARRAY[0], cols=ARRAY[1])
-    with station.connect() as st:
-        for name, twin in twins.items():
-            dep = deploy_pcm(st.crossbar, st.timer, twin, model, DeploySettings(scale="column"))
-            rows = evaluate_drift(st.crossbar, st.timer, dep, twin, X, y, X_bn, times, granularity="layer", n_calibration=N_CAL,
-                                  gdc_in_array=False, also_in_array=True, seed=seed)  # fmt: skip
-            out[name] = {"software": twin.accuracy(X, y), "rows": rows, **dep.summary()}
-            print(f"  chip {seed} {name}: software {100 * out[name]['software']:.1f} %, "
-                  + ", ".join(f"{format_time(r['t'])} " + "/".join(f"{100 * r[c]:.1f}" for c in COMPS) for r in rows)
-                  + f" ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    for key in keys:
+        (rows_, cols_), copies = CONFIGS[key]
+        out[key] = {}
+        station = load_station().with_simulation(bench=f"joshi-fmnist-{key}", seed=seed, kind="pcm", rows=rows_, cols=cols_)
+        with station.connect() as st:
+            for name, twin in twins.items():
+                dep = deploy_pcm(st.crossbar, st.timer, twin, model, DeploySettings(scale="column", copies=copies))
+                rows = evaluate_drift(st.crossbar, st.timer, dep, twin, X, y, X_bn, times, granularity="layer", n_calibration=N_CAL,
+                                      gdc_in_array=False, also_in_array=True, seed=seed)  # fmt: skip
+                out[key][name] = {"software": twin.accuracy(X, y), "rows": rows, **dep.summary()}
+                print(f"  chip {seed} {CONFIG_LABELS[key]} {name}: software {100 * out[key][name]['software']:.1f} %, "
+                      + ", ".join(f"{format_time(r['t'])} " + "/".join(f"{100 * r[c]:.1f}" for c in COMPS) for r in rows)
+                      + f" ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
     return out
 
 
@@ -137,32 +156,31 @@ def _mean(v) -> float:
     return float(100 * np.mean(v))
 
 
-def targets(results: list[dict], software_full: dict[str, float]) -> list[list[str]]:
-    """The issue's targets, each checked on the results (mean over chips, points)."""
+def targets(results: list[dict], software_full: dict[str, float], key: str) -> list[list[str]]:
+    """The issue's targets in configuration ``key``, each checked on the results (mean over
+    chips, points); the software targets once (they do not depend on the deployment)."""
     t1, day, month = TIMES.index(1.0), TIMES.index(86400.0), TIMES.index(30 * 86400.0)
+    cfg = CONFIG_LABELS[key]
 
     def drop(name: str, comp: str, i: int) -> float:
-        return _mean([r[name]["software"] - r[name]["rows"][i][comp] for r in results])
+        return _mean([r[key][name]["software"] - r[key][name]["rows"][i][comp] for r in results])
 
     def acc(name: str, comp: str, i: int) -> float:
-        return _mean([r[name]["rows"][i][comp] for r in results])
+        return _mean([r[key][name]["rows"][i][comp] for r in results])
 
     rows = []
-    for name in VARIANTS:
-        sw = 100 * software_full[name]
-        rows.append([f"software >= 90 % ({name}, 10,000 test images)", f"{sw:.1f} %", "met" if sw >= 90 else "not met"])
     d = drop("noise-trained", "none", t1)
-    rows.append(["after programming (1 s, no compensation) <= 1 point below software (noise-trained)", f"{d:.2f} points", "met" if d <= 1 else "not met"])
+    rows.append([cfg, "after programming (1 s, no compensation) <= 1 point below software (noise-trained)", f"{d:.2f} points", "met" if d <= 1 else "not met"])
     for comp in ("gdc", "gdc_array", "bn"):
         d = drop("noise-trained", comp, day)
-        rows.append([f"1 day, {LABELS[comp]}: drop <= 0.5 point (noise-trained)", f"{d:.2f} points", "met" if d <= 0.5 else "not met"])
+        rows.append([cfg, f"1 day, {LABELS[comp]}: drop <= 0.5 point (noise-trained)", f"{d:.2f} points", "met" if d <= 0.5 else "not met"])
     for name in VARIANTS:
         d = drop(name, "none", day)
-        rows.append([f"1 day, no compensation: >= 20 points lost ({name})", f"{d:.1f} points", "met" if d >= 20 else "not met"])
+        rows.append([cfg, f"1 day, no compensation: >= 20 points lost ({name})", f"{d:.1f} points", "met" if d >= 20 else "not met"])
     for comp in ("gdc", "gdc_array", "bn"):
         for i, when in ((day, "1 day"), (month, "30 days")):
             a, b = acc("noise-trained", comp, i), acc("plain", comp, i)
-            rows.append([f"noise-trained ahead of plain, {LABELS[comp]}, {when}", f"{a:.1f} % vs {b:.1f} %", "met" if a > b else "not met"])
+            rows.append([cfg, f"noise-trained ahead of plain, {LABELS[comp]}, {when}", f"{a:.1f} % vs {b:.1f} %", "met" if a > b else "not met"])
     return rows
 
 
@@ -170,64 +188,64 @@ def main() -> None:
     n = int(os.environ.get("LABRRAM_BENCH_SEEDS", "5"))
     n_test = int(os.environ.get("LABRRAM_JOSHI_TEST", "2000"))
     workers = int(os.environ.get("LABRRAM_BENCH_WORKERS", "1"))
+    keys = tuple(configs())
     t0 = time.perf_counter()
     metas = {name: trained(name)[1] for name in VARIANTS}  # trains (once) before any chip
     names = list(VARIANTS)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             soft = pool.map(software_accuracy, names)
-            results = list(pool.map(study, range(n), [n_test] * n))
+            results = list(pool.map(study, range(n), [n_test] * n, [TIMES] * n, [256] * n, [keys] * n))
             software_full = dict(zip(names, soft))
     else:
         software_full = {name: software_accuracy(name) for name in names}
-        results = [study(seed, n_test) for seed in range(n)]
-    arrays_128 = tile_count([w.shape for w in trained("plain")[0].weights], (128, 128))
-    header = ["training", "compensation", "software"] + [format_time(t) for t in TIMES]
-    acc_rows = []
-    for name in VARIANTS:
-        sw = [r[name]["software"] for r in results]
-        for comp in COMPS:
-            acc_rows.append([name, LABELS[comp], _fmt(sw)] + [_fmt([r[name]["rows"][i][comp] for r in results]) for i in range(len(TIMES))])
-    s0 = results[0]["noise-trained"]
-    title = (f"Fashion-MNIST ResNet ({trained('plain')[0].n_weights:,} weights, {len(trained('plain')[0].convs)} batch norms) on one "
-             f"{s0['array_shape'][0]}×{s0['array_shape'][1]} PCM array, test accuracy % (mean [min, max] over {n} chips, "
-             f"{n_test} test images per chip), time after programming")  # fmt: skip
+        results = [study(seed, n_test, keys=keys) for seed in range(n)]
+    plain = trained("plain")[0]
+    header = ["devices/weight", "training", "compensation", "software"] + [format_time(t) for t in TIMES]
+    acc_rows, drop_rows, dep_rows, target_rows = [], [], [], []
+    for key in keys:
+        for name in VARIANTS:
+            rs = [r[key][name] for r in results]
+            sw = [x["software"] for x in rs]
+            for comp in COMPS:
+                acc_rows.append([CONFIG_LABELS[key], name, LABELS[comp], _fmt(sw)] + [_fmt([x["rows"][i][comp] for x in rs]) for i in range(len(TIMES))])
+                drop_rows.append([CONFIG_LABELS[key], name, LABELS[comp]] + [_fmt([x["software"] - x["rows"][i][comp] for x in rs]) for i in range(len(TIMES))])
+            copies = rs[0]["copies"]
+            arrays_128 = tile_count({(i, m): w.shape for i, (w, c) in enumerate(zip(plain.weights, copies)) for m in range(c)}, (128, 128))
+            dep_rows.append([
+                CONFIG_LABELS[key], name, f"{100 * software_full[name]:.2f}", f"{metas[name]['train_seconds'] / 60:.0f} min ({metas[name]['epochs']:.0f} epochs)",
+                f"{rs[0]['arrays']} × {rs[0]['array_shape'][0]}×{rs[0]['array_shape'][1]} (or {arrays_128} × 128×128)", str(rs[0]["tiles"]), f"{rs[0]['devices']:,}",
+                f"{100 * rs[0]['utilization']:.0f} %", _fmt([x["converged_fraction"] for x in rs]),
+                f"{np.mean([x['faulty_copies'] for x in rs]):.0f}", f"{np.mean([x['faulty_weights'] for x in rs]):.0f}", f"{np.mean([x['program_bench_time'] for x in rs]):.2f} s",
+            ])  # fmt: skip
+        target_rows += targets(results, software_full, key)
+    title = (f"Fashion-MNIST ResNet ({plain.n_weights:,} weights, {len(plain.convs)} batch norms) on one PCM array, test accuracy % "
+             f"(mean [min, max] over {n} chips, {n_test} test images per chip), time after programming")  # fmt: skip
     table(title, header, acc_rows)
-    drop_rows = []
-    for name in VARIANTS:
-        for comp in COMPS:
-            drop_rows.append([name, LABELS[comp]] + [_fmt([r[name]["software"] - r[name]["rows"][i][comp] for r in results]) for i in range(len(TIMES))])
-    table("accuracy drop, software − hardware on the same images (points, mean [min, max] over chips)", ["training", "compensation"] + [format_time(t) for t in TIMES], drop_rows)
-    dep_rows = []
-    for name in VARIANTS:
-        rs = [r[name] for r in results]
-        dep_rows.append([
-            name, f"{100 * software_full[name]:.2f}", f"{metas[name]['train_seconds'] / 60:.0f} min ({metas[name]['epochs']:.0f} epochs)",
-            f"{rs[0]['arrays']} × {rs[0]['array_shape'][0]}×{rs[0]['array_shape'][1]} (or {arrays_128} × 128×128)", str(rs[0]["tiles"]), f"{rs[0]['devices']:,}",
-            f"{100 * rs[0]['utilization']:.0f} %", _fmt([x["converged_fraction"] for x in rs]),
-            f"{np.mean([x['faulty_weights'] for x in rs]):.0f}", f"{np.mean([x['program_bench_time'] for x in rs]):.2f} s",
-        ])  # fmt: skip
+    table("accuracy drop, software − hardware on the same images (points, mean [min, max] over chips)", header[:3] + [format_time(t) for t in TIMES], drop_rows)
     table(
         "deployment: arrays and devices held at once, write-verify and projected bench time to program the whole network (mean over chips)",
-        ["training", "software % (10,000 test images)", "training time (1 thread)", "arrays", "tiles", "devices", "array used",
-         "write-verify converged %", "faulty weights", "bench time to program"],
+        ["devices/weight", "training", "software % (10,000 test images)", "training time (1 thread)", "arrays", "tiles", "devices",
+         "array used", "write-verify converged %", "faulty copies", "faulty weights (no healthy copy)", "bench time to program"],
         dep_rows,
     )  # fmt: skip
-    target_rows = targets(results, software_full)
-    table("the issue's targets (means over chips)", ["target", "measured", "status"], target_rows)
+    soft_rows = [["-", f"software >= 90 % ({name}, 10,000 test images)", f"{100 * software_full[name]:.1f} %", "met" if software_full[name] >= 0.9 else "not met"] for name in VARIANTS]
+    table("the issue's targets (means over chips)", ["devices/weight", "target", "measured", "status"], soft_rows + target_rows)
     day = TIMES.index(86400.0)
 
-    def mean(name: str, comp: str, i: int) -> str:
-        return f"{_mean([r[name]['rows'][i][comp] for r in results]):.1f} %"
+    def mean(key: str, name: str, comp: str, i: int) -> str:
+        return f"{_mean([r[key][name]['rows'][i][comp] for r in results]):.1f} %"
 
-    best = max(("gdc", "bn"), key=lambda c: _mean([r["noise-trained"]["rows"][day][c] for r in results]))
-    ours = {
-        "network, data": f"ResNet {'/'.join(map(str, WIDTHS))} channels ({len(trained('plain')[0].convs)} batch norms), Fashion-MNIST",
-        "weights (devices)": f"{s0['devices'] // 2:,} ({s0['devices']:,} devices on one {s0['array_shape'][0]}×{s0['array_shape'][1]} array)",
-        "accuracy after programming": f"{mean('noise-trained', 'none', 0)} at 1 s (software {_mean([r['noise-trained']['software'] for r in results]):.1f} %)",
-        "accuracy over one day, with compensation": f"{mean('noise-trained', best, day)} ({LABELS[best]}), {mean('noise-trained', 'none', day)} without",
-    }  # fmt: skip
-    table("Joshi 2020 (paper, abstract) beside this project (noise-trained network, means over chips)", ["", "paper", "this project"], [[k, v, ours[k]] for k, v in PAPER.items()])
+    ours: dict[str, list[str]] = {k: [] for k in PAPER}
+    for key in keys:
+        s0 = results[0][key]["noise-trained"]
+        best = max(("gdc", "bn"), key=lambda c: _mean([r[key]["noise-trained"]["rows"][day][c] for r in results]))
+        ours["network, data"].append(f"ResNet {'/'.join(map(str, WIDTHS))} channels ({len(plain.convs)} batch norms), Fashion-MNIST")
+        ours["weights (devices)"].append(f"{plain.n_weights:,} ({s0['devices']:,} devices on one {s0['array_shape'][0]}×{s0['array_shape'][1]} array)")
+        ours["accuracy after programming"].append(f"{mean(key, 'noise-trained', 'none', 0)} at 1 s (software {_mean([r[key]['noise-trained']['software'] for r in results]):.1f} %)")
+        ours["accuracy over one day, with compensation"].append(f"{mean(key, 'noise-trained', best, day)} ({LABELS[best]}), {mean(key, 'noise-trained', 'none', day)} without")
+    table("Joshi 2020 (paper, abstract) beside this project (noise-trained network, means over chips)", ["", "paper"] + [f"this project, {CONFIG_LABELS[k]}" for k in keys],
+          [[k, v, *ours[k]] for k, v in PAPER.items()])  # fmt: skip
     sections = [markdown_table(t, h, r) for t, h, r in _printed()]
     write_page("docs/bench/joshi_fmnist.md", sections)
     write_section("docs/methods/joshi.md", "joshi_fmnist", [sections[-1], sections[-2]])

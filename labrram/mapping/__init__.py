@@ -6,6 +6,8 @@
   multi-level slice (4 devices per 8-bit weight), placed with the same packing.
 * :mod:`labrram.mapping.posterior` — Gaussian posteriors: each weight sample the difference of
   two devices SET once at the KL-nearest calibrated condition, ``M`` copies of the network.
+* :mod:`labrram.mapping.copies` — several differential pairs per weight: copies of a network
+  (samples) or of its smallest layers (redundancy), read back per copy.
 
 numpy only: this room never imports torch, the simulator, the drivers or ``labrram.nn``.
 """
@@ -21,6 +23,7 @@ from .differential import (
     place,
     tile_count,
 )
+from .copies import copy_weights, fill_copies, max_copies
 from .offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, place_offset
 from .posterior import (
     Conditions,
@@ -28,8 +31,6 @@ from .posterior import (
     PairDomain,
     PosteriorLayer,
     PosteriorMapping,
-    copy_weights,
-    max_copies,
     place_copies,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "PosteriorMapping",
     "Tile",
     "copy_weights",
+    "fill_copies",
     "max_copies",
     "place",
     "place_copies",

@@ -33,6 +33,7 @@ import numpy as np
 from labrram.devices.reram import ReRAMModel
 from labrram.protocols.single_shot import OneShotSettings, condition_table, kl_normal
 
+from .copies import copy_weights, max_copies
 from .differential import MappedLayer, Placement, PlacementError, _frozen, place
 
 __all__ = [
@@ -370,14 +371,6 @@ class CopyPlacement:
         }
 
 
-def copy_weights(placement: Placement, n_layers: int, copies: int, conductances: Mapping[int, Any]) -> list[np.ndarray]:
-    """Networks read back from a placement whose layer ``(l, m)`` is copy ``m`` of layer
-    ``l``: one ``(copies, n_in + 1, n_out)`` array per layer, from conductance maps
-    ``{array index: (rows, cols), S}``."""
-    w = placement.weights(conductances)
-    return [np.stack([w[(li, m)] for m in range(copies)]) for li in range(n_layers)]
-
-
 def _copy_layers(layers: Sequence[PosteriorLayer], conditions: Conditions, copies: int) -> dict[Hashable, MappedLayer]:
     lo, hi = float(np.min(conditions.mu)), float(np.max(conditions.mu))
     out: dict[Hashable, MappedLayer] = {}
@@ -414,27 +407,3 @@ def place_copies(
         raise PlacementError("no layers to place")
     pl = place(_copy_layers(layers, conditions, int(copies)), array_shape, max_arrays)
     return CopyPlacement(pl, list(layers), conditions, int(copies))
-
-
-def max_copies(shapes: Sequence[tuple[int, int]], array_shape: tuple[int, int] = (128, 128), max_arrays: int = 1) -> int:
-    """Most copies of a network with augmented layer ``shapes`` that fit ``max_arrays`` arrays
-    (0 if not even one does)."""
-    from .differential import tile_count
-
-    def fits(m: int) -> bool:
-        try:
-            tile_count({(i, k): s for i, s in enumerate(shapes) for k in range(m)}, array_shape, max_arrays)
-        except PlacementError:
-            return False
-        return True
-
-    per_copy = 2 * sum(int(a) * int(b) for a, b in shapes)
-    hi = max(1, (array_shape[0] * array_shape[1] * max_arrays) // per_copy)
-    lo = 0
-    while lo < hi:  # largest m in [0, hi] that fits
-        mid = (lo + hi + 1) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo

@@ -34,7 +34,7 @@ import numpy as np
 
 from labrram.crossbar import Crossbar
 from labrram.devices.pcm import PCMModel
-from labrram.mapping import DifferentialMapping, Placement, place
+from labrram.mapping import DifferentialMapping, Placement, copy_weights, fill_copies, place
 from labrram.protocols.results import ProgramResult
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
 
@@ -272,6 +272,14 @@ class DeploySettings:
         Clip at ±clip_sigma·std(W) while mapping (None: the training already clipped).
     write_verify : PCMWriteVerify
         Ladder settings of the write-verify.
+    copies : int, tuple of int, or "fill"
+        Differential pairs per weight, each programmed to the whole weight
+        (:mod:`labrram.mapping.copies`): one number for every layer, one per layer, or
+        ``"fill"`` — the room the network leaves on the array goes to its smallest layers
+        first (:func:`~labrram.mapping.fill_copies`, at most ``max_copies``). A weight reads
+        back as the mean of its healthy copies, so a stuck device costs a copy, not the weight.
+    max_copies : int
+        Most copies of a layer with ``copies="fill"``.
     """
 
     g_min: float = 0.5e-6
@@ -279,6 +287,36 @@ class DeploySettings:
     scale: str = "layer"
     clip_sigma: float | None = None
     write_verify: PCMWriteVerify = PCMWriteVerify()
+    copies: int | tuple[int, ...] | str = 1
+    max_copies: int = 4
+
+    def __post_init__(self) -> None:
+        c = self.copies
+        if isinstance(c, str):
+            if c != "fill":
+                raise ValueError(f'copies must be a positive integer, one per layer, or "fill"; got {c!r}')
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+            if c < 1:
+                raise ValueError(f"copies must be >= 1, got {c!r}")
+        else:
+            try:
+                object.__setattr__(self, "copies", tuple(int(x) for x in c))
+            except (TypeError, ValueError):
+                raise ValueError(f'copies must be a positive integer, one per layer, or "fill"; got {c!r}') from None
+            if not self.copies or min(self.copies) < 1 or any(float(x) != int(x) for x in c):
+                raise ValueError(f"copies per layer must be integers >= 1, got {c!r}")
+        if not isinstance(self.max_copies, (int, np.integer)) or self.max_copies < 1:
+            raise ValueError(f"max_copies must be a positive integer, got {self.max_copies!r}")
+
+    def copies_for(self, shapes: Sequence[tuple[int, int]], array_shape: tuple[int, int]) -> list[int]:
+        """Copies of each layer of weight ``shapes`` on one array of ``array_shape``."""
+        if self.copies == "fill":
+            return fill_copies(shapes, array_shape, self.max_copies)
+        if isinstance(self.copies, tuple):
+            if len(self.copies) != len(shapes):
+                raise ValueError(f"copies names {len(self.copies)} layers, the network has {len(shapes)}")
+            return list(self.copies)
+        return [int(self.copies)] * len(shapes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,7 +326,7 @@ class PCMDeployment:
     Attributes
     ----------
     placement : Placement
-        Where every differential pair sits (layer ``i`` is key ``i``).
+        Where every differential pair sits: layer ``(i, m)`` is copy ``m`` of layer ``i``.
     result : ProgramResult
         The write-verify's outcome.
     t_programmed : float
@@ -300,32 +338,52 @@ class PCMDeployment:
     t_programmed: float
     program_bench_time: float = 0.0
 
+    @property
+    def copies(self) -> list[int]:
+        """Copies (differential pairs per weight) of every layer."""
+        n: dict[int, int] = {}
+        for i, m in self.placement.layers:
+            n[i] = max(n.get(i, 0), m + 1)
+        return [n[i] for i in range(len(n))]
+
     def summary(self) -> dict[str, Any]:
-        """Arrays, tiles, devices, the used fraction of the array, the write-verify's convergence
-        and the programming's bench time (s), as JSON-ready numbers."""
+        """Arrays, tiles, devices, the used fraction of the array, copies per layer, the
+        write-verify's convergence and the programming's bench time (s), as JSON-ready numbers."""
         res = self.result.summary()
         return {
             "arrays": self.placement.n_arrays, "array_shape": list(self.placement.array_shape),
             "tiles": len(self.placement.tiles), "devices": self.placement.n_devices,
             "utilization": float(np.mean([self.placement.utilization(a) for a in range(self.placement.n_arrays)])),
-            "converged_fraction": res["converged_fraction"], "faulty_weights": int(sum(f.sum() for f in self.faulty())),
+            "copies": self.copies, "converged_fraction": res["converged_fraction"],
+            "faulty_weights": int(sum(f.sum() for f in self.faulty())),
+            "faulty_copies": int(sum((~h).sum() for h in self.healthy())),
             "program_bench_time": float(self.program_bench_time),
         }  # fmt: skip
 
-    def faulty(self) -> list[np.ndarray]:
-        """Per layer, the weights with a device the write-verify could not bring into its window
-        (stuck or unconverged), as boolean ``(n_in, n_out)`` masks."""
+    def healthy(self) -> list[np.ndarray]:
+        """Per layer, boolean ``(copies, n_in, n_out)``: copies whose two devices the
+        write-verify brought into their windows (neither stuck nor unconverged)."""
         conv = np.where(self.result.mask, self.result.converged, True).astype(float)
-        return [(gp < 1) | (gm < 1) for _, (gp, gm) in sorted(self.placement.gather({0: conv}).items())]
+        g = self.placement.gather({0: conv})
+        return [np.stack([(g[(i, m)][0] >= 1) & (g[(i, m)][1] >= 1) for m in range(c)]) for i, c in enumerate(self.copies)]
+
+    def faulty(self) -> list[np.ndarray]:
+        """Per layer, the weights none of whose copies the write-verify could bring into its
+        window (stuck or unconverged), as boolean ``(n_in, n_out)`` masks."""
+        return [~h.any(axis=0) for h in self.healthy()]
 
     def weights_from(self, g: np.ndarray, mask_faulty: bool = True) -> list[np.ndarray]:
-        """Effective weights ``(G⁺ − G⁻)/γ`` of every layer from a whole-array read (S); with
-        ``mask_faulty`` the weights of :meth:`faulty` pairs are set to 0 (the digital read-back
-        drops them)."""
-        w = self.placement.weights({0: g})
-        out = [w[i] for i in range(len(w))]
-        if mask_faulty:
-            out = [np.where(f, 0.0, x) for f, x in zip(self.faulty(), out)]
+        """Effective weights of every layer from a whole-array read (S): the mean over copies of
+        ``(G⁺ − G⁻)/γ``. With ``mask_faulty`` the copies that are not :meth:`healthy` are left
+        out, and a weight with none left is 0 (the digital read-back drops it)."""
+        copies = self.copies
+        w = copy_weights(self.placement, len(copies), copies, {0: g})
+        if not mask_faulty:
+            return [x.mean(axis=0) for x in w]
+        out = []
+        for x, h in zip(w, self.healthy()):
+            n = h.sum(axis=0)
+            out.append(np.where(h, x, 0.0).sum(axis=0) / np.maximum(n, 1))
         return out
 
     def read_weights(self, xb: Crossbar, mask_faulty: bool = True) -> list[np.ndarray]:
@@ -333,14 +391,17 @@ class PCMDeployment:
         return self.weights_from(xb.read(), mask_faulty)
 
     def mvm(self, xb: Crossbar, layer: int, X: np.ndarray, v_read: float = 0.1) -> np.ndarray:
-        """``X @ W_layer`` computed in the array (row voltages ``v_read·x``, one MVM per input and tile)."""
-        return self.placement.mvm(layer, X, lambda _i, v: xb.mvm(v), v_read=v_read)
+        """``X @ W_layer`` computed in the array (row voltages ``v_read·x``, one MVM per input,
+        tile and copy; the copies' results averaged digitally — every copy's current counts,
+        a stuck device's included)."""
+        outs = [self.placement.mvm((layer, m), X, lambda _i, v: xb.mvm(v), v_read=v_read) for m in range(self.copies[layer])]
+        return outs[0] if len(outs) == 1 else np.mean(outs, axis=0)
 
     def matvec(self, xb: Crossbar, v_max: float = 0.1):
         """``matvec(layer, v) -> v @ W_layer`` computed in the array, for a network's forward
         (e.g. :meth:`labrram.nn.resnet_twin.ResNetTwin.forward`): each call's inputs are scaled so
         that the largest ``|v|`` is ``v_max`` volts (the DAC range set per layer and batch), one
-        MVM per input vector and tile."""
+        MVM per input vector, tile and copy."""
         if not 0 < v_max <= 0.2:
             raise ValueError(f"v_max must be in (0, 0.2] V (a read, far below the SET threshold), got {v_max!r}")
 
@@ -359,6 +420,9 @@ def deploy_pcm(xb: Crossbar, timer, net: Any, model: PCMModel, settings: DeployS
     MVMs at any later time (drift) without reprogramming. A network that does not fit raises
     :class:`~labrram.mapping.PlacementError` naming the layer; a larger array
     (``station.with_simulation(rows=..., cols=...)`` on the simulated bench) holds it.
+    ``settings.copies`` puts each weight of a layer on several pairs (redundancy: the layer
+    ``(i, m)`` of the placement is copy ``m`` of layer ``i``); the write-verify programs them
+    all in the same job.
 
     Parameters
     ----------
@@ -382,7 +446,9 @@ def deploy_pcm(xb: Crossbar, timer, net: Any, model: PCMModel, settings: DeployS
     if not (lo <= settings.g_min < g_max <= hi):
         raise ValueError(f"need {lo} <= g_min < g_max <= {hi} S (the write-verify's range), got {settings.g_min}, {g_max}")
     mapping = DifferentialMapping(settings.g_min, g_max, scale=settings.scale, clip_sigma=settings.clip_sigma)
-    placement = place([mapping.map(w) for w in net.weights], xb.shape, max_arrays=1)
+    mapped = [mapping.map(w) for w in net.weights]
+    copies = settings.copies_for([m.shape for m in mapped], xb.shape)
+    placement = place({(i, m): lay for i, (lay, c) in enumerate(zip(mapped, copies)) for m in range(c)}, xb.shape, max_arrays=1)
     t0 = float(timer.now())
     result = write_verify_pcm(xb, placement.targets(0), settings.write_verify, out=out, timer=timer)
     return PCMDeployment(placement, result, float(timer.now()), float(timer.now()) - t0)
