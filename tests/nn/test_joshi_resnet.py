@@ -166,3 +166,15 @@ def test_method_page_section_is_replaced_between_its_markers(tmp_path):
     page.write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         write_section(str(page), "x", ["t"])
+
+
+def test_benchmark_configurations_come_from_the_environment(monkeypatch):
+    from benchmarks.bench_joshi_fmnist import CONFIGS, configs
+
+    monkeypatch.delenv("LABRRAM_JOSHI_CONFIGS", raising=False)
+    assert configs() == list(CONFIGS)
+    monkeypatch.setenv("LABRRAM_JOSHI_CONFIGS", " 8 ")
+    assert configs() == ["8"]
+    monkeypatch.setenv("LABRRAM_JOSHI_CONFIGS", "2,16")
+    with pytest.raises(SystemExit, match="unknown configuration"):
+        configs()
