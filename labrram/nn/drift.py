@@ -180,13 +180,13 @@ class Network:
 class GlobalDriftCompensation:
     """``alpha = r0 / r_t`` from the mean absolute outputs of a fixed calibration input.
 
+    Use :meth:`reference` once right after programming with the calibration outputs
+    ``y0`` (K, n_out), then :meth:`factors` with the outputs of the same input at time t.
+
     Parameters
     ----------
     granularity : str
         ``"layer"``: one factor per layer (Joshi's GDC); ``"column"``: one per output column.
-
-    Use :meth:`reference` once right after programming with the calibration outputs
-    ``y0`` (K, n_out), then :meth:`factors` with the outputs of the same input at time t.
     """
 
     granularity: str = "layer"

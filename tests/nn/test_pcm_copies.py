@@ -59,6 +59,9 @@ def test_deploy_settings_check_copies():
     with pytest.raises(ValueError, match="names 2 layers"):
         DeploySettings(copies=(2, 1)).copies_for([(4, 4)] * 3, (32, 32))
     assert DeploySettings(copies=2).copies_for([(4, 4)] * 3, (32, 32)) == [2, 2, 2]
+    shapes = [(20, 10), (4, 3)]
+    filled = DeploySettings(copies="fill", max_copies=3).copies_for(shapes, (32, 32))
+    assert filled == fill_copies(shapes, (32, 32), 3) and filled[1] == 3
 
 
 # --- on a small simulated PCM array ---------------------------------------------------------
