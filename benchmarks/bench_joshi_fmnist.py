@@ -8,8 +8,8 @@ and plainly — on one torch thread; the trained weights are cached as .npz unde
 
 Each chip (a simulated PCM array, seeds 0, 1, ...) gets both networks in turn, in each
 configuration of :data:`CONFIGS`: the paper's two devices per weight on a 256×256 array, and four
-copies of every weight (eight devices, the copies averaged on read-back: the multi-device
-synapse of Boybat et al., Nat. Commun. 2018) on a 512×512 array. All ten weight matrices
+or six copies of every weight (eight or twelve devices, the copies averaged on read-back: the
+multi-device synapse of Boybat et al., Nat. Commun. 2018) on a 512×512 array. All ten weight matrices
 (convolutions unrolled to ``(C_in·k·k, C_out)`` matrices) are packed together on the one array
 as differential pairs with one scale per column (:func:`labrram.nn.drift.deploy_pcm`,
 persistent placement) and programmed by PCM write-verify through the engine and the drivers;
@@ -65,8 +65,8 @@ PAPER = {
     "accuracy over one day, with compensation": "above 93.5 %",
 }
 #: deployments: devices per weight -> (array, copies of every weight)
-CONFIGS = {"2": ((256, 256), 1), "8": ((512, 512), 4)}
-CONFIG_LABELS = {"2": "2 devices/weight (paper)", "8": "8 devices/weight (4 copies)"}
+CONFIGS = {"2": ((256, 256), 1), "8": ((512, 512), 4), "12": ((512, 512), 6)}
+CONFIG_LABELS = {"2": "2 devices/weight (paper)", "8": "8 devices/weight (4 copies)", "12": "12 devices/weight (6 copies)"}
 #: GDC calibration vectors per layer (each one MVM per tile, through the array)
 N_CAL = 4
 
