@@ -57,6 +57,12 @@ class PCMWriteVerify:
         Iteration cap.
     g_range : (float, float)
         The targets a PCM device can reach, S.
+    reads : int
+        Reads in a row that each verify averages (1: one read). The 1/f noise of a read taken
+        milliseconds after a pulse can be as large as a tight band, so a device accepted on
+        one read lies off target by about that much; averaging back-to-back reads removes the
+        fast part of that noise (the slow part stays), at ``reads`` times the read time per
+        verify.
     """
 
     half_width: float = 1.0e-6
@@ -71,10 +77,13 @@ class PCMWriteVerify:
     reset_width: float = 50e-9
     max_iterations: int = 100
     g_range: tuple[float, float] = (0.5e-6, 30e-6)
+    reads: int = 1
 
     def __post_init__(self) -> None:
         if self.half_width <= 0 or self.max_iterations < 1:
             raise ValueError("half_width must be > 0 and max_iterations >= 1")
+        if isinstance(self.reads, bool) or not isinstance(self.reads, (int, np.integer)) or not 1 <= self.reads <= 64:
+            raise ValueError(f"reads must be an integer from 1 to 64, got {self.reads!r}")
         if not (self.v_set0 <= self.v_set_max < self.v_reset_min <= self.v_reset0):
             raise ValueError("need v_set0 <= v_set_max < v_reset_min <= v_reset0")
         object.__setattr__(self, "g_range", tuple(float(x) for x in self.g_range))
@@ -138,6 +147,9 @@ def pcm_ladder(rows: np.ndarray, cols: np.ndarray, targets: np.ndarray, s: PCMWr
         if idx.size == 0:
             break
         g = yield Read(rows[idx], cols[idx])
+        for _ in range(s.reads - 1):  # the verify averages reads in a row
+            g = g + (yield Read(rows[idx], cols[idx]))
+        g = g / s.reads
         out.achieved[idx] = g
         read_row = np.full(n, np.nan)
         read_row[idx] = g
