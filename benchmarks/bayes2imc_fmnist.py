@@ -18,7 +18,9 @@ logit correction (measured again at each time from 32 reads and 128 unlabelled t
 images), without it, and against a fixed digital reference (no drift tracking, 8 reads).
 Software: the same posteriors sampled by a random-number generator, 32 networks per draw.
 
-Each configuration writes docs/bench/bayes2imc_fmnist_<config>.md.
+Each configuration writes docs/bench/bayes2imc_fmnist_<config>.md (``_column`` with the column
+reference; ``_reads<N>`` with ``LABRRAM_B2IMC_READS=N`` verify reads averaged by the
+write-verify).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ TILES = 4
 REF_ROWS = 8
 N_SPARE = 1000
 REFERENCE = os.environ.get("LABRRAM_B2IMC_REFERENCE", "tile")
+#: reads averaged by every verify of the write-verify (``LABRRAM_B2IMC_READS``, default 1);
+#: more than one writes its own page, ``..._reads<N>.md``
+READS = int(os.environ.get("LABRRAM_B2IMC_READS", "1"))
 """Every weight is compared with all the reference devices of its tile (``column``: those of its
 tile column only)."""
 LABELS = {
@@ -117,7 +122,7 @@ def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dic
     shape = (TILE[0], TILE[1] * TILES)
     kw = dict(seed=seed, kind="pcm", rows=shape[0], cols=shape[1])
     sim.configure_bench("bayes2imc-fmnist", **kw)
-    settings = SamplerSettings(reference=REFERENCE)
+    settings = SamplerSettings(reference=REFERENCE, reads=READS)
     with load_station().with_simulation(bench="bayes2imc-fmnist", **kw).connect() as st:
         xb, timer = st.crossbar, st.timer
         layout = BinaryLayout.tile_grid(net.shapes, tuple(xb.shape), TILE, REF_ROWS)
@@ -207,7 +212,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["sampler noise measured (comparison G − references)", f"σ(G) = a (G/1 µS)^b, a = {np.mean([r['sigma_a'] for r in results]) * 1e6:.3f} µS, b = {np.mean([r['sigma_b'] for r in results]):.2f} (mean over chips)"],
     ]
     add("arrays, devices and projected bench time (virtual clock of the simulated bench)", ["", ""], rows)
-    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}.md", sections)
+    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}.md", sections)
 
 
 def main() -> None:

@@ -156,6 +156,10 @@ class SamplerSettings:
         ``drift_compensation``); ``"tile"`` / ``"column"``: with the mean read, in the same read,
         of the reference PCM devices programmed at ``g_ref`` with the weights, all those of the
         weight's tile or those of its tile column (a layout from :meth:`BinaryLayout.tile_grid`).
+    reads : int
+        Reads in a row averaged by every verify of the write-verify
+        (:class:`~labrram.protocols.write_verify_pcm.PCMWriteVerify` ``reads``): the window is
+        as narrow as one read's 1/f noise, so averaging lands the devices closer to target.
     """
 
     g_ref: float = 8e-6
@@ -164,6 +168,7 @@ class SamplerSettings:
     half_width: float = 0.3e-6
     drift_compensation: bool = True
     reference: str = "digital"
+    reads: int = 1
 
     def __post_init__(self) -> None:
         for name in ("g_ref", "z_max", "interval", "half_width"):
@@ -172,10 +177,11 @@ class SamplerSettings:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         if self.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
+        self.write_verify()  # refuses a bad ``reads``
 
     def write_verify(self, max_iterations: int = 200) -> PCMWriteVerify:
         """The PCM write-verify settings with this window."""
-        return PCMWriteVerify(half_width=self.half_width, max_iterations=max_iterations)
+        return PCMWriteVerify(half_width=self.half_width, max_iterations=max_iterations, reads=self.reads)
 
 
 def _read_series(xb: Crossbar, timer, n: int, interval: float, cells=None) -> np.ndarray:

@@ -229,3 +229,6 @@ def test_bad_deployment_requests_are_refused_before_programming(iris_net):
             calibrate_sampler(xb, timer, (np.arange(3), np.arange(3)))
         with pytest.raises(ValueError, match="g_ref"):
             SamplerSettings(g_ref=-1.0)
+        with pytest.raises(ValueError, match="reads"):
+            SamplerSettings(reads=0)
+        assert SamplerSettings(reads=4).write_verify().reads == 4
