@@ -21,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -48,6 +49,7 @@ __all__ = [
     "import_measurements",
     "info",
     "program",
+    "protocol_settings",
     "read",
     "resume",
     "serve",
@@ -189,6 +191,67 @@ def info(station: StationLike = None) -> dict[str, Any]:
 
 
 # --- program ----------------------------------------------------------------------------------
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _parse_like(default: Any, text: str) -> Any:
+    """``text`` (a command-line value) converted to the type of a setting's ``default``."""
+    t = text.strip()
+    if isinstance(default, bool):
+        if t.lower() in _TRUE + _FALSE:
+            return t.lower() in _TRUE
+        raise ValueError("true or false")
+    if isinstance(default, int):
+        return int(t)
+    if isinstance(default, float) or default is None:
+        return float(t)
+    if isinstance(default, tuple):
+        return tuple(float(x) for x in t.split(","))
+    return t
+
+
+def protocol_settings(cls: type, settings: Any = None) -> Any:
+    """The settings of a protocol as an instance of its settings class ``cls`` (a dataclass such
+    as :class:`~labrram.protocols.write_verify_pcm.PCMWriteVerify`).
+
+    ``settings`` is None (the defaults), an instance of ``cls``, or a mapping of field names to
+    values that replace those of the defaults; values given as text (``"4"``, ``"1.5e-6"``,
+    ``"true"``, ``"0.5e-6,30e-6"``, as from ``labrram program --setting``) are converted to the
+    type of the field's default. The class's own checks then apply.
+
+    Raises
+    ------
+    JobError
+        For a name that is not a setting of ``cls`` (the message lists those that are), a value
+        that does not convert, or one the class refuses.
+    """
+    if settings is None:
+        return cls()
+    if isinstance(settings, cls):
+        return settings
+    if not isinstance(settings, Mapping):
+        raise JobError(f"settings must be a {cls.__name__} or a mapping of its fields, got {type(settings).__name__}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(settings) - set(names))
+    if unknown:
+        raise JobError(f"{cls.__name__} has no setting {', '.join(map(repr, unknown))}; its settings: {', '.join(names)}")
+    base = cls()
+    values = {}
+    for key, value in settings.items():
+        if isinstance(value, str):
+            default = getattr(base, key)
+            try:
+                value = _parse_like(default, value)
+            except ValueError:
+                kind = "true or false" if isinstance(default, bool) else type(default).__name__ if default is not None else "a number"
+                raise JobError(f"setting {key}={value!r}: expected {kind}") from None
+        values[key] = value
+    try:
+        return dataclasses.replace(base, **values)
+    except (TypeError, ValueError) as exc:
+        raise JobError(f"{cls.__name__}: {exc}") from None
+
+
 def _program_plan(kind: str, protocol: str, targets: np.ndarray, cal: Calibration, sigma: Any, settings: Any) -> Any:
     from .targets import resolve_sigma
 
@@ -196,19 +259,19 @@ def _program_plan(kind: str, protocol: str, targets: np.ndarray, cal: Calibratio
         if kind == "reram":
             from .protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM
 
-            return WriteVerifyReRAM(targets, cal.model, settings or ReRAMWriteVerify())
+            return WriteVerifyReRAM(targets, cal.model, protocol_settings(ReRAMWriteVerify, settings))
         if kind == "pcm":
             from .protocols.write_verify_pcm import PCMWriteVerify, WriteVerifyPCM
 
-            return WriteVerifyPCM(targets, settings or PCMWriteVerify())
+            return WriteVerifyPCM(targets, protocol_settings(PCMWriteVerify, settings))
         from .protocols.tune_passive import PassiveTuning, TunePassive
 
-        return TunePassive(targets, cal.model, settings or PassiveTuning())
+        return TunePassive(targets, cal.model, protocol_settings(PassiveTuning, settings))
     from .protocols.single_shot import OneShotSettings, SingleShot, StochasticSet
 
     if protocol == "single-shot":
-        return SingleShot(targets, cal.model, settings or OneShotSettings())
-    return StochasticSet(targets, resolve_sigma(sigma, np.asarray(targets, dtype=float)), cal.model, settings or OneShotSettings())
+        return SingleShot(targets, cal.model, protocol_settings(OneShotSettings, settings))
+    return StochasticSet(targets, resolve_sigma(sigma, np.asarray(targets, dtype=float)), cal.model, protocol_settings(OneShotSettings, settings))
 
 
 def program(
@@ -243,8 +306,10 @@ def program(
         the chip's.
     sigma : None, "calibrated", float, array or str, optional
         ``stochastic-set`` only: the wanted spread per device, S.
-    settings : dataclass, optional
-        The protocol's settings (e.g. :class:`~labrram.protocols.write_verify.ReRAMWriteVerify`).
+    settings : dataclass or dict, optional
+        The protocol's settings (e.g. :class:`~labrram.protocols.write_verify.ReRAMWriteVerify`),
+        or a dict of some of them by name (``{"reads": 4}`` for PCM write-verify), the rest
+        at their defaults (:func:`protocol_settings`).
     out : str or Path, optional
         A new run store: every step recorded, resumable with :func:`resume`.
     seed : int

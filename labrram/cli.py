@@ -147,17 +147,22 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _key_values(items: list[str] | None) -> dict[str, str]:
+    """``--setting KEY=VALUE`` options as a dict (values as text)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--setting must look like KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
     from .api import import_measurements
     from .store import RunStore
 
-    settings = {}
-    for item in args.setting or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--setting must look like KEY=VALUE, got {item!r}")
-        settings[key.strip()] = value.strip()
-    out = import_measurements(args.file, args.kind, out=args.out, settings=settings)
+    out = import_measurements(args.file, args.kind, out=args.out, settings=_key_values(args.setting))
     store = RunStore.open(out)
     arrays = {name: list(store.group[name].shape) for name in sorted(store.group.array_keys()) if store.array_attrs(name).get("measured")}
     return {"out": str(out), "kind": args.kind, "source": str(args.file), "arrays": arrays, "settings": store.attrs.get("settings", {})}
@@ -196,8 +201,8 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
     from .api import program, resume
     from .targets import PATTERNS
 
-    if args.resume and (args.targets or args.sigma):
-        raise UsageError("--targets and --sigma cannot be combined with --resume: the run's targets are in its store")
+    if args.resume and (args.targets or args.sigma or args.setting):
+        raise UsageError("--targets, --sigma and --setting cannot be combined with --resume: the run's targets and settings are in its store")
     if not args.resume and not args.targets:
         raise UsageError("--targets is required (FILE.npy or a pattern: " + PATTERNS + ")")
     with _progress() as progress:
@@ -212,8 +217,8 @@ def cmd_program(args: argparse.Namespace) -> dict[str, Any]:
             result = resume(args.out, args.station, progress=tick, other_chip=args.other_chip, array_index=args.array_index)
         else:
             result = program(args.targets, args.station, protocol=args.protocol, calibration=args.calibration, sigma=args.sigma,
-                             out=args.out, seed=args.seed, kind=args.kind, array=_array(args.array), array_index=args.array_index,
-                             progress=tick)  # fmt: skip
+                             settings=_key_values(args.setting) or None, out=args.out, seed=args.seed, kind=args.kind,
+                             array=_array(args.array), array_index=args.array_index, progress=tick)  # fmt: skip
     summary = result.summary()
     summary.update(out=str(args.out), link_faults=result.link_faults, settled_batches=result.settled)
     return _finite_json(summary)
@@ -534,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["reram", "pcm", "passive"], help="the chip's kind (on a simulated station: the simulated chip; on a real one: what the board must report)")
     p.add_argument("--targets", metavar="FILE.npy|PATTERN", help=f"conductance targets, S: a .npy array (NaN = leave alone) or {PATTERNS}")
     p.add_argument("--sigma", metavar="calibrated|S|FILE.npy", help="stochastic-set: wanted spread per device (default: the calibrated one)")
+    p.add_argument("--setting", action="append", metavar="KEY=VALUE",
+                   help="a setting of the protocol by name, SI units (e.g. reads=4 or half_width=0.5e-6 for PCM, tolerance=0.02 for ReRAM); repeatable; an unknown name is refused with the list of known ones")
     p.add_argument("--calibration", metavar="CAL.json", help="device calibration (default: the shipped one for the chip's kind)")
     p.add_argument("--out", required=True, metavar="RUN.zarr", help="run store to create (or, with --resume, to continue)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its store")

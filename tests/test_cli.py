@@ -382,3 +382,39 @@ def test_info_and_program_on_a_board_with_several_arrays(capsys, tmp_path):
     code, _, err = run(capsys, "program", "--station", str(station), "--targets", "uniform:50e-6:150e-6",
                        "--out", str(tmp_path / "neg.zarr"), "--array-index", "-1")  # fmt: skip
     assert code == 2 and "--array-index" in err
+
+
+def test_program_takes_protocol_settings_by_name(capsys, tmp_path):
+    from labrram import sim
+
+    bench = sim.configure_bench("default", seed=0)
+    out = tmp_path / "p.zarr"
+    code, text, _ = run(capsys, "program", "--kind", "pcm", "--array", "8x8", "--targets", "constant:8e-6", "--setting", "reads=2",
+                        "--setting", "half_width=0.5e-6", "--out", str(out), "--json")  # fmt: skip
+    assert code == 0 and json.loads(text)["converged_fraction"] > 0.9
+    stored = RunStore.open(out).attrs["plan_params"]["settings"]
+    assert stored["reads"] == 2 and stored["half_width"] == 0.5e-6
+    pulses = len(bench.chip.pulse_log)
+    for bad, why in (("nope=1", "has no setting 'nope'"), ("reads=two", "expected int"), ("reads=0", "reads must be"), ("reads", "KEY=VALUE")):
+        code, _, err = run(capsys, "program", "--kind", "pcm", "--array", "8x8", "--targets", "constant:8e-6", "--setting", bad, "--out", str(tmp_path / "q.zarr"))
+        assert code == 2 and why in err, (bad, err)
+    assert "half_width" in run(capsys, "program", "--kind", "pcm", "--array", "8x8", "--targets", "constant:8e-6", "--setting", "nope=1",
+                               "--out", str(tmp_path / "q.zarr"))[2]  # the known names are listed  # fmt: skip
+    assert not (tmp_path / "q.zarr").exists() and len(bench.chip.pulse_log) == pulses  # refused before any pulse
+    code, _, err = run(capsys, "program", "--resume", "--setting", "reads=2", "--out", str(out))
+    assert code == 2 and "--setting" in err
+
+
+def test_protocol_settings_convert_text_by_the_field_type():
+    from labrram.api import JobError, protocol_settings
+    from labrram.protocols.write_verify import ReRAMWriteVerify
+    from labrram.protocols.write_verify_pcm import PCMWriteVerify
+
+    s = protocol_settings(PCMWriteVerify, {"reads": "4", "half_width": "1.5e-6", "g_range": "0.5e-6,25e-6", "max_iterations": 50})
+    assert (s.reads, s.half_width, s.g_range, s.max_iterations) == (4, 1.5e-6, (0.5e-6, 25e-6), 50)
+    assert protocol_settings(PCMWriteVerify) == PCMWriteVerify() and protocol_settings(PCMWriteVerify, s) is s
+    assert protocol_settings(ReRAMWriteVerify, {"tolerance": "0.02", "policy": "ispp"}).tolerance == 0.02
+    with pytest.raises(JobError, match="mapping"):
+        protocol_settings(PCMWriteVerify, [("reads", 2)])
+    with pytest.raises(JobError, match="expected float"):
+        protocol_settings(PCMWriteVerify, {"half_width": "wide"})
