@@ -31,7 +31,7 @@ _EXPORTS = {
     "watch": "labrram.live",
     "Characterization": "labrram.api",
     "ReadResult": "labrram.api",
-    "JobError": "labrram.api",
+    "JobError": "labrram.job_settings",
     "ProgramResult": "labrram.protocols.results",
     "Cells": "labrram.cells",
     "Station": "labrram.station",

@@ -21,14 +21,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import numpy as np
 
 from .crossbar import Crossbar
+from .job_settings import JobError, protocol_settings
 from .calibration.files import Calibration, CalibrationError, default_calibration, load_calibration
 from .protocols.engine import Engine, start_plan
 from .protocols.journal import Journal
@@ -71,11 +71,6 @@ _WRITE_VERIFY = {"reram": "write-verify", "pcm": "write-verify-pcm", "passive": 
 #: the chip kind each stored programming plan runs on
 _PLAN_KINDS = {"write-verify": "reram", "single-shot": "reram", "stochastic-set": "reram", "smu-write-verify": "reram",
                "write-verify-pcm": "pcm", "tune-passive": "passive"}  # fmt: skip
-
-
-class JobError(ValueError):
-    """A job that cannot run as asked (kinds that disagree, a protocol that does not fit the
-    chip); nothing was sent."""
 
 
 # --- stations ---------------------------------------------------------------------------------
@@ -191,67 +186,6 @@ def info(station: StationLike = None) -> dict[str, Any]:
 
 
 # --- program ----------------------------------------------------------------------------------
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
-def _parse_like(default: Any, text: str) -> Any:
-    """``text`` (a command-line value) converted to the type of a setting's ``default``."""
-    t = text.strip()
-    if isinstance(default, bool):
-        if t.lower() in _TRUE + _FALSE:
-            return t.lower() in _TRUE
-        raise ValueError("true or false")
-    if isinstance(default, int):
-        return int(t)
-    if isinstance(default, float) or default is None:
-        return float(t)
-    if isinstance(default, tuple):
-        return tuple(float(x) for x in t.split(","))
-    return t
-
-
-def protocol_settings(cls: type, settings: Any = None) -> Any:
-    """The settings of a protocol as an instance of its settings class ``cls`` (a dataclass such
-    as :class:`~labrram.protocols.write_verify_pcm.PCMWriteVerify`).
-
-    ``settings`` is None (the defaults), an instance of ``cls``, or a mapping of field names to
-    values that replace those of the defaults; values given as text (``"4"``, ``"1.5e-6"``,
-    ``"true"``, ``"0.5e-6,30e-6"``, as from ``labrram program --setting``) are converted to the
-    type of the field's default. The class's own checks then apply.
-
-    Raises
-    ------
-    JobError
-        For a name that is not a setting of ``cls`` (the message lists those that are), a value
-        that does not convert, or one the class refuses.
-    """
-    if settings is None:
-        return cls()
-    if isinstance(settings, cls):
-        return settings
-    if not isinstance(settings, Mapping):
-        raise JobError(f"settings must be a {cls.__name__} or a mapping of its fields, got {type(settings).__name__}")
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(settings) - set(names))
-    if unknown:
-        raise JobError(f"{cls.__name__} has no setting {', '.join(map(repr, unknown))}; its settings: {', '.join(names)}")
-    base = cls()
-    values = {}
-    for key, value in settings.items():
-        if isinstance(value, str):
-            default = getattr(base, key)
-            try:
-                value = _parse_like(default, value)
-            except ValueError:
-                kind = "true or false" if isinstance(default, bool) else type(default).__name__ if default is not None else "a number"
-                raise JobError(f"setting {key}={value!r}: expected {kind}") from None
-        values[key] = value
-    try:
-        return dataclasses.replace(base, **values)
-    except (TypeError, ValueError) as exc:
-        raise JobError(f"{cls.__name__}: {exc}") from None
-
-
 def _program_plan(kind: str, protocol: str, targets: np.ndarray, cal: Calibration, sigma: Any, settings: Any) -> Any:
     from .targets import resolve_sigma
 
@@ -474,7 +408,7 @@ def characterize(
     if out is not None and Path(out).exists():
         raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
     if settings is None and kind is not None:
-        settings = _settings(KINDS[kind].settings, options)
+        settings = protocol_settings(KINDS[kind].settings, options)
     with _unsafe_noted(out), _connected(station, kind, array) as connected:
         xb = _crossbar(connected, array_index)
         chip = chip_kind(connected, xb.array)
@@ -482,7 +416,7 @@ def characterize(
             raise JobError(f"the board reports a {chip!r} array, not {kind!r}")
         tech = KINDS[chip]
         if settings is None:
-            settings = _settings(tech.settings, options)
+            settings = protocol_settings(tech.settings, options)
         plan = tech.plan(settings)
         chip_id = _chip_id(connected, xb.array)
         attrs = {"device_kind": chip, "settings": settings.to_dict(), "station": connected.station.to_dict(), "chip": chip_id,
@@ -495,16 +429,6 @@ def characterize(
 def _characterization(kind: str, data: Any, chip: str, out: Any, engine: Engine, settings: dict[str, Any]) -> Characterization:
     acc = engine.accounting()
     return Characterization(kind, data, chip, None if out is None else str(out), acc["wall_time"], acc["bench_time"], acc["physical_limit"], settings)
-
-
-def _settings(cls: type, options: dict[str, Any]) -> Any:
-    from dataclasses import fields
-
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise JobError(f"{cls.__name__} has no setting(s) {unknown}; it has {sorted(known)}")
-    return cls(**options)
 
 
 # --- resume -------------------------------------------------------------------------------------

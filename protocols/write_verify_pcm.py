@@ -147,7 +147,7 @@ def pcm_ladder(rows: np.ndarray, cols: np.ndarray, targets: np.ndarray, s: PCMWr
         if idx.size == 0:
             break
         g = yield Read(rows[idx], cols[idx])
-        for _ in range(s.reads - 1):  # the verify averages reads in a row
+        for _ in range(s.reads - 1):  # the verify averages reads in a row, one message each, so each read is timed as a read
             g = g + (yield Read(rows[idx], cols[idx]))
         g = g / s.reads
         out.achieved[idx] = g

@@ -395,7 +395,7 @@ def test_program_takes_protocol_settings_by_name(capsys, tmp_path):
     stored = RunStore.open(out).attrs["plan_params"]["settings"]
     assert stored["reads"] == 2 and stored["half_width"] == 0.5e-6
     pulses = len(bench.chip.pulse_log)
-    for bad, why in (("nope=1", "has no setting 'nope'"), ("reads=two", "expected int"), ("reads=0", "reads must be"), ("reads", "KEY=VALUE")):
+    for bad, why in (("nope=1", "has no setting(s) ['nope']"), ("reads=two", "expected int"), ("reads=0", "reads must be"), ("reads", "KEY=VALUE")):
         code, _, err = run(capsys, "program", "--kind", "pcm", "--array", "8x8", "--targets", "constant:8e-6", "--setting", bad, "--out", str(tmp_path / "q.zarr"))
         assert code == 2 and why in err, (bad, err)
     assert "half_width" in run(capsys, "program", "--kind", "pcm", "--array", "8x8", "--targets", "constant:8e-6", "--setting", "nope=1",

@@ -41,12 +41,9 @@ def copy_weights(placement: Placement, n_layers: int, copies: int | Sequence[int
 def max_copies(shapes: Sequence[tuple[int, int]], array_shape: tuple[int, int] = (128, 128), max_arrays: int = 1) -> int:
     """Most copies of a network with augmented layer ``shapes`` that fit ``max_arrays`` arrays
     (0 if not even one does)."""
+
     def fits(m: int) -> bool:
-        try:
-            tile_count({(i, k): s for i, s in enumerate(shapes) for k in range(m)}, array_shape, max_arrays)
-        except PlacementError:
-            return False
-        return True
+        return _fits(shapes, [m] * len(shapes), array_shape, max_arrays)
 
     per_copy = 2 * sum(int(a) * int(b) for a, b in shapes)
     hi = max(1, (array_shape[0] * array_shape[1] * max_arrays) // per_copy)
@@ -76,17 +73,25 @@ def fill_copies(shapes: Sequence[tuple[int, int]], array_shape: tuple[int, int] 
         raise ValueError(f"max_copies must be a positive integer, got {max_copies!r}")
     shapes = [(int(a), int(b)) for a, b in shapes]
     copies = [1] * len(shapes)
-
-    def layout() -> dict[tuple[int, int], tuple[int, int]]:
-        return {(i, m): s for i, s in enumerate(shapes) for m in range(copies[i])}
-
-    tile_count(layout(), array_shape, max_arrays)  # one copy of everything must fit: raises if not
+    tile_count(_layout(shapes, copies), array_shape, max_arrays)  # one copy of everything must fit: raises if not
     for i in sorted(range(len(shapes)), key=lambda k: (shapes[k][0] * shapes[k][1], k)):
         while copies[i] < max_copies:
             copies[i] += 1
-            try:
-                tile_count(layout(), array_shape, max_arrays)
-            except PlacementError:
+            if not _fits(shapes, copies, array_shape, max_arrays):
                 copies[i] -= 1
                 break
     return copies
+
+
+def _layout(shapes: Sequence[tuple[int, int]], copies: Sequence[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """Layer ``(l, m)``: copy ``m`` of layer ``l``, for ``copies[l]`` copies of each."""
+    return {(i, m): s for i, s in enumerate(shapes) for m in range(copies[i])}
+
+
+def _fits(shapes: Sequence[tuple[int, int]], copies: Sequence[int], array_shape: tuple[int, int], max_arrays: int) -> bool:
+    """Whether ``copies[l]`` copies of every layer fit ``max_arrays`` arrays."""
+    try:
+        tile_count(_layout(shapes, copies), array_shape, max_arrays)
+    except PlacementError:
+        return False
+    return True
