@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labrram.mapping import OffsetSlicedMapping, PlacementError, place_offset
+from labrram.mapping import OffsetSlicedMapping, PlacementError, misprogrammed, place_offset
 
 
 def test_codes_digits_and_decoding_round_trip():
@@ -72,3 +72,21 @@ def test_bad_input_is_named():
         mp.map(np.ones((2, 2))).weights_from(np.zeros((4, 3, 2)))
     with pytest.raises(PlacementError, match="not an OffsetSlicedLayer"):
         place_offset([np.ones((2, 2))])
+
+
+def test_misprogrammed_is_a_failed_device_half_a_level_step_or_more_off():
+    lv = OffsetSlicedMapping().levels  # 10, 73.3, 136.7, 200 µS: half a step 31.7 µS
+    t = np.array([lv[0], lv[2], lv[2], lv[3], np.nan, lv[3], lv[1]])
+    g = np.array([0.1e-6, lv[2] + 30e-6, lv[2] + 33e-6, 400e-6, 5e-6, np.nan, lv[1] - 40e-6])
+    failed = np.zeros(t.size, bool)
+    # level 0 read at 0.1 µS: 9.9 µS off, its level; 30 µS off: still its level (variation);
+    # 33 µS or a stuck 400 µS: a level step off; no device (NaN target): never; a NaN read: off
+    assert misprogrammed(t, g, failed, lv).tolist() == [False, False, True, True, False, True, True]
+    assert not misprogrammed(t, g, ~failed, lv).any()  # write-verify placed them: never misprogrammed
+    assert misprogrammed(t.reshape(1, -1), g.reshape(1, -1), failed.reshape(1, -1), lv).shape == (1, 7)
+    with pytest.raises(ValueError, match="one of the levels"):
+        misprogrammed(np.array([50e-6]), np.array([50e-6]), np.array([False]), lv)
+    with pytest.raises(ValueError, match="at least two distinct"):
+        misprogrammed(t, g, failed, [lv[0], lv[0]])
+    with pytest.raises(ValueError, match="one shape"):
+        misprogrammed(t, g[:3], failed, lv)

@@ -24,7 +24,7 @@ from .differential import (
     tile_count,
 )
 from .copies import copy_weights, fill_copies, max_copies
-from .offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, place_offset
+from .offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, misprogrammed, place_offset
 from .posterior import (
     Conditions,
     CopyPlacement,
@@ -53,6 +53,7 @@ __all__ = [
     "copy_weights",
     "fill_copies",
     "max_copies",
+    "misprogrammed",
     "place",
     "place_copies",
     "place_offset",

@@ -34,9 +34,53 @@ import numpy as np
 
 from .differential import PlacementError, Tile, _array_shape, _frozen, _pack
 
-__all__ = ["OffsetSlicedLayer", "OffsetSlicedMapping", "OffsetPlacement", "place_offset"]
+__all__ = ["OffsetSlicedLayer", "OffsetSlicedMapping", "OffsetPlacement", "misprogrammed", "place_offset"]
 
 ReadFn = Callable[[int, np.ndarray], np.ndarray]
+
+
+def misprogrammed(targets: Any, achieved: Any, converged: Any, levels: Any) -> np.ndarray:
+    """Devices left a level step or more from their target: write-verify gave up on them and
+    their last read lies more than half the gap to the nearest other level from their target.
+
+    A device write-verify gave up on but whose last read is within half a level step of its
+    target (a broad level that relaxed out of the verify band, a device that ran out of pulses
+    close to its target) holds its level with an error — variation, like any converged
+    device's. One farther out (stuck, or driven past a neighbouring level) holds the wrong
+    level: an error of a level step or more, known from its last read.
+
+    Parameters
+    ----------
+    targets : array
+        Target conductance of every device, S (NaN: no device); each must be one of ``levels``.
+    achieved : array, same shape
+        Last read of every device by write-verify, S.
+    converged : array of bool, same shape
+        Devices write-verify placed inside their verify band.
+    levels : array (n_levels,)
+        The levels, S (at least two, distinct).
+
+    Returns
+    -------
+    ndarray of bool, the shape of ``targets``
+    """
+    t = np.asarray(targets, dtype=float)
+    g = np.asarray(achieved, dtype=float)
+    ok = np.asarray(converged, dtype=bool)
+    lv = np.sort(np.asarray(levels, dtype=float).ravel())
+    if lv.size < 2 or not np.all(np.isfinite(lv)) or np.any(np.diff(lv) <= 0):
+        raise ValueError("levels must be at least two distinct finite conductances (S)")
+    if g.shape != t.shape or ok.shape != t.shape:
+        raise ValueError(f"targets {t.shape}, achieved {g.shape} and converged {ok.shape} must have one shape")
+    have = np.isfinite(t)
+    tt = np.where(have, t, lv[0])
+    k = np.argmin(np.abs(tt[..., None] - lv), axis=-1)
+    if np.any(have & ~np.isclose(tt, lv[k], rtol=1e-9, atol=0.0)):
+        raise ValueError("every target must be one of the levels")
+    gaps = np.diff(lv)
+    half = np.minimum(np.concatenate(([np.inf], gaps)), np.concatenate((gaps, [np.inf])))[k] / 2
+    far = ~(np.abs(g - tt) <= half)  # a NaN read counts as far
+    return have & ~ok & far
 
 
 @dataclass(frozen=True, eq=False)

@@ -37,6 +37,7 @@ import numpy as np
 
 from labrram.crossbar import Crossbar
 from labrram.devices.reram import ReRAMModel
+from labrram.mapping.offset import misprogrammed
 from labrram.protocols.engine import run_plan
 from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM
 
@@ -61,8 +62,11 @@ class LevelTable:
     targets : ndarray (n_levels,)
         Write-verify target of each level, S.
     mean, std : ndarray (n_levels,)
-        Mean and standard deviation of the read-back conductance of the devices of each level
-        that write-verify accepted, S.
+        Mean and standard deviation of the read-back conductance of each level's devices, S:
+        all but the misprogrammed ones (write-verify gave up on them more than half a level
+        step from the level, :func:`labrram.mapping.offset.misprogrammed`: stuck devices, not
+        the level's spread). A device that relaxed out of its verify band is the level's
+        spread and counts.
     count : ndarray (n_levels,)
         Devices programmed per level.
     converged : ndarray (n_levels,)
@@ -163,12 +167,13 @@ def measure_levels(
     g = xb.read()
     bench = (timer.now() - t0) if timer is not None else float(res.bench_time or 0.0)
     mean, std, count, conv = (np.zeros(t.size) for _ in range(4))
+    wrong = misprogrammed(tmap, res.achieved, res.converged, t)  # a level step or more off: not the level's spread
     for lv in range(t.size):
         on = lev == lv
-        ok = on & res.converged
+        ok = on & ~wrong
         gl = g[ok] if ok.any() else g[on]
         mean[lv], std[lv] = float(np.mean(gl)), float(np.std(gl, ddof=1)) if gl.size > 1 else 0.0
-        count[lv], conv[lv] = on.sum(), ok.sum() / max(on.sum(), 1)
+        count[lv], conv[lv] = on.sum(), (on & res.converged).sum() / max(on.sum(), 1)
     return LevelTable(t, mean, std, count.astype(int), conv, float(delay), float(bench))
 
 

@@ -15,13 +15,17 @@ after programming; every read of the image comes after it), the whole array is r
 *read-back* map of that image), and every MVM of the image's tiles is issued for the batch
 through :meth:`labrram.crossbar.Crossbar.mvm`.
 
-Failed devices: offset encoding has no partner device to retarget (the repair of
+Misprogrammed devices: offset encoding has no partner device to retarget (the repair of
 :func:`labrram.nn.tiled.compensate_pairs`), and a device stuck at LRS (≈ 400 µS) in the most
 significant slice is an error of hundreds of codes. A device write-verify gives up on is known
-after programming, with its last read; its error ``G_last − T`` is subtracted digitally from its
-column's current (``I ← I − v_row·(G_last − T)``: a sparse correction over the ≈ 0.3 % of the
-devices that failed, :attr:`OffsetImage.correction`), the way the read-back maps are corrected
-too.
+after programming, with its last read. When that read lies more than half a level step from its
+target (:func:`labrram.mapping.offset.misprogrammed`: stuck, or past a neighbouring level), its
+error ``G_last − T`` is subtracted digitally from its column's current
+(``I ← I − v_row·(G_last − T)``: a sparse correction over the ≈ 0.3 % of the devices,
+:attr:`OffsetImage.correction`), the way the read-back maps are corrected too. The other devices
+write-verify gave up on — a broad level that relaxed out of its verify band, on a chip where one
+level is unstable a tenth of that level's devices — keep their error: it is the level's
+variation, as measured, and correcting it would hide exactly what a level table ranks.
 
 Amplified variation without reprogramming (:func:`readback_logits`): each device's measured
 deviation from its target in the read-back map is scaled by ``alpha``,
@@ -43,7 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from labrram.calibration.files import Calibration, default_calibration, load_calibration
-from labrram.mapping.offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, place_offset
+from labrram.mapping.offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, misprogrammed, place_offset
 from labrram.protocols.engine import run_plan
 from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM
 
@@ -252,9 +256,13 @@ class OffsetImage:
     read : ndarray
         The whole-array read after programming and ``settle``, S.
     correction : ndarray
-        ``G_last − T`` of every device write-verify gave up on, 0 elsewhere, S.
+        ``G_last − T`` of every misprogrammed device (write-verify gave up on it more than
+        half a level step from its target, :func:`labrram.mapping.offset.misprogrammed`),
+        0 elsewhere, S.
     failed : int
         Devices write-verify gave up on.
+    corrected : int
+        The misprogrammed ones among them, whose error is corrected digitally.
     converged_fraction : float
     program_bench_time, program_wall_time : float
         Programming (and the settle wait and read), s.
@@ -270,6 +278,7 @@ class OffsetImage:
     read: np.ndarray
     correction: np.ndarray
     failed: int
+    corrected: int
     converged_fraction: float
     program_bench_time: float
     program_wall_time: float
@@ -393,11 +402,12 @@ def run_offset_network(
             timer.wait(settle)
         g = xb.read()
         mask = np.isfinite(targets)
-        bad = mask & ~res.converged
+        bad = misprogrammed(targets, res.achieved, res.converged, lp.mapped.levels)
         corr = np.where(bad, np.nan_to_num(res.achieved) - np.nan_to_num(targets), 0.0)
         tiles = lp.placement.tiles_on(a)
         img = OffsetImage(i, a, len(tiles), sum(lp.placement.tile_devices(t) for t in tiles), targets, g, corr,
-                          int(bad.sum()), float(res.converged[mask].mean()), timer.now() - t0, time.perf_counter() - w0)  # fmt: skip
+                          int((mask & ~res.converged).sum()), int(bad.sum()), float(res.converged[mask].mean()), timer.now() - t0,
+                          time.perf_counter() - w0)  # fmt: skip
         images.append(img)
         if progress is not None:
             progress(f"layer {i} array {a}", len(images), plan.arrays)
@@ -424,7 +434,7 @@ def run_offset_network(
 
                 def read(_a: int, volts: np.ndarray, corr: np.ndarray = img.correction) -> np.ndarray:
                     count[0] += 1
-                    return xb.mvm(volts) - volts @ corr  # the failed devices' known error, digitally
+                    return xb.mvm(volts) - volts @ corr  # the misprogrammed devices' known error, digitally
 
                 t0, w0 = timer.now(), time.perf_counter()
                 y += lp.placement.mvm(0, xa, read, v_read=v_read, tiles=lp.placement.tiles_on(a))
@@ -438,7 +448,7 @@ def run_offset_network(
 
 
 def readback_weights(run: OffsetRun, alpha: float = 1.0) -> list[np.ndarray]:
-    """Effective (replicated) matrices of every layer from the read-back maps (failed devices
+    """Effective (replicated) matrices of every layer from the read-back maps (misprogrammed devices
     corrected as in the MVMs) with each device's deviation from its target scaled by ``alpha``."""
     if not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")

@@ -21,7 +21,7 @@ from labrram.nn.level_table import (
     level_ranking,
     measure_levels,
 )
-from labrram.nn.offset_network import plan_offset_network, quantize_network, readback_logits, run_offset_network
+from labrram.nn.offset_network import plan_offset_network, quantize_network, readback_logits, readback_weights, run_offset_network
 from labrram.nn.tiled import Conv, Dense, forward, input_ranges
 from labrram.sim.chip import ReRAMChip
 from labrram.station import load_station
@@ -125,6 +125,31 @@ def test_offset_network_in_array_agrees_with_its_read_back():
     assert rms(run.logits - rb) < 0.1 * rms(ref) and rms(run.logits - ref) < 0.3 * rms(ref)
     assert run.mvms == plan.mvms(6) and run.program_bench_time > plan.arrays * 1.0  # 1 s settle per image
     assert rms(readback_logits(run, X, 8.0) - ref) > rms(rb - ref)
+
+
+def test_only_misprogrammed_devices_are_corrected_digitally():
+    """On a chip with a broad level, devices that relaxed out of their verify band keep their
+    error (the level's variation); stuck devices, a level step or more off, are corrected."""
+    rng = np.random.default_rng(0)
+    layers = [Conv(rng.normal(0, 0.5, (3, 1, 3, 3)), rng.normal(0, 0.1, 3), pool=2), Dense(rng.normal(0, 0.3, (4, 27)), np.zeros(4))]
+    net = quantize_network(layers, MP)
+    X = rng.random((6, 1, 8, 8))
+    plan = plan_offset_network(net, (1, 8, 8), MP, array_shape=(32, 32))
+    stuck = [[0, 1], [0, 2]]  # targets 73 and 10 µS in both images
+    st = load_station().with_simulation(bench="offnet-stuck", seed=2, rows=32, cols=32, level_spread="hfox-mlc",
+                                        faults={"stuck": {"at": 1, "cells": stuck, "state": "lrs"}})  # fmt: skip
+    with st.connect() as s:
+        run = run_offset_network(s, plan, None, input_ranges(net.layers, X))
+    half = np.diff(MP.levels).min() / 2
+    for img in run.images:
+        fixed = np.argwhere(img.correction != 0).tolist()
+        assert all(c in fixed for c in stuck) and img.corrected == len(fixed)
+        assert img.failed > img.corrected  # the broad level's devices that moved out of band
+        assert np.all(np.abs(img.correction[img.correction != 0]) > half)
+        assert np.all(img.read[0, 1:3] > 300e-6)
+        # what the read-back maps (and the MVMs) see of the stuck devices: their level (read noise aside)
+        assert np.all(np.abs((img.read - img.correction - img.targets)[0, 1:3]) < half)
+    assert all(np.all(np.isfinite(w)) for w in readback_weights(run, 1.0))
 
 
 def test_biased_training_puts_constrained_columns_on_allowed_codes():
