@@ -21,6 +21,8 @@ One more chip without the broad level (``level_spread = "none"``, read-back only
 the ablation.
 The conventional network is trained once on the first ``LABRRAM_BENCH_DIWARE_TRAIN`` training
 images (default 20,000) for ``LABRRAM_BENCH_DIWARE_EPOCHS`` epochs (default 10).
+Write-verify's relative tolerance is ``LABRRAM_BENCH_DIWARE_TOLERANCE`` (default 0.05, the
+protocol's default); another tolerance writes ``docs/bench/diware_lenet_tol<percent>.md``.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def _chip(seed: int, level_spread: str):
     return load_station().with_simulation(bench=BENCH, seed=seed, level_spread=level_spread).connect()
 
 
-def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[int], finetune: int) -> dict:
-    """Run the study (module docstring); returns JSON-ready results."""
+def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[int], finetune: int, tolerance: float = 0.05) -> dict:
+    """Run the study (module docstring) with write-verify at relative ``tolerance``; returns
+    JSON-ready results."""
     import torch
 
     from labrram.calibration.files import default_calibration
@@ -64,6 +67,7 @@ def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[in
     from labrram.nn.offset_network import plan_offset_network, readback_logits, readback_weights, run_offset_network
     from labrram.nn.tiled import forward, input_ranges
     from labrram.nn.train import TrainSettings
+    from labrram.protocols.write_verify import ReRAMWriteVerify
 
     torch.set_num_threads(1)
     x, y = load_fashion_mnist("train", limit=n_train)
@@ -74,8 +78,9 @@ def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[in
     t_train = time.perf_counter() - t0
     mp = OffsetSlicedMapping()
     model = default_calibration("reram").model
+    wv = ReRAMWriteVerify(tolerance=tolerance)
     acc = lambda logits, yy: float(np.mean(np.argmax(logits, axis=1) == yy))  # noqa: E731
-    res: dict = {"n_train": n_train, "epochs": epochs, "n_test": n_test, "n_inarray": n_inarray, "train_time": t_train,
+    res: dict = {"n_train": n_train, "epochs": epochs, "n_test": n_test, "n_inarray": n_inarray, "train_time": t_train, "tolerance": tolerance,
                  "sw_float": acc(forward(export_layers(base), Xt), yt), "chips": [], "nets": {}}  # fmt: skip
     biased_cache: dict = {}
     t0 = time.perf_counter()
@@ -86,7 +91,7 @@ def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[in
     for seed, spread in chips:
         t_chip = time.perf_counter()
         with _chip(seed, spread) as st:
-            table = measure_levels(st.crossbar, mp.levels, model, per_level=512, delay=1.0, timer=st.timer)
+            table = measure_levels(st.crossbar, mp.levels, model, per_level=512, delay=1.0, timer=st.timer, settings=wv)
             ranking = level_ranking(table, 4)
             forbid = forbidden_levels(ranking)
             codes = allowed_codes(forbid)
@@ -109,7 +114,7 @@ def study(n_train: int, epochs: int, n_test: int, n_inarray: int, seeds: list[in
                 plan = plan_offset_network(net, (1, 28, 28), mp)
                 ranges = input_ranges(net.layers, X[:1000])
                 t0 = time.perf_counter()
-                run = run_offset_network(st, plan, Xt[:inarray], ranges)
+                run = run_offset_network(st, plan, Xt[:inarray], ranges, settings=wv)
                 wall = time.perf_counter() - t0
                 hw = {}
                 for a in MULTIPLIERS:
@@ -248,8 +253,16 @@ def lenet_main() -> None:
     n_test, n_in = _env("LABRRAM_BENCH_DIWARE_TEST", 2000), _env("LABRRAM_BENCH_DIWARE_INARRAY", 100)
     seeds = list(range(_env("LABRRAM_BENCH_DIWARE_SEEDS", 3)))
     finetune = _env("LABRRAM_BENCH_DIWARE_FINETUNE", 3)
+    tol_text = os.environ.get("LABRRAM_BENCH_DIWARE_TOLERANCE", "0.05")
+    try:
+        tolerance = float(tol_text)
+    except ValueError:
+        raise SystemExit(f"LABRRAM_BENCH_DIWARE_TOLERANCE must be a fraction such as 0.02, got {tol_text!r}") from None
+    if not 0 < tolerance < 1:
+        raise SystemExit(f"LABRRAM_BENCH_DIWARE_TOLERANCE must lie in (0, 1), got {tolerance!r}")
+    name = "diware_lenet" if tolerance == 0.05 else f"diware_lenet_tol{100 * tolerance:g}"
     t0 = time.perf_counter()
-    res = study(n_train, epochs, n_test, n_in, seeds, finetune)
+    res = study(n_train, epochs, n_test, n_in, seeds, finetune, tolerance)
     res["total_wall"] = time.perf_counter() - t0
     sections = []
     for title, head, rows, notes in _pages(res):
@@ -257,9 +270,10 @@ def lenet_main() -> None:
         print()
         sections.append(markdown_table(title, head, rows, notes))
     sections.append(
+        f"Write-verify tolerance ±{100 * tolerance:g} % of the target (level table and networks alike). "
         f"Network trained on the first {n_train:,} training images for {epochs} epochs ({res['train_time']:.0f} s), then fine-tuned {finetune} epochs: "
         f"with no column constrained for the conventional mapping ({res['conventional_finetune_time']:.0f} s), with the constraint for the biased ones ({', '.join(f'm = {k}: {v:.0f} s' for k, v in res['biased_train_time'].items())}). Whole study: {_s(res['total_wall'])} wall."
     )
-    write_page("docs/bench/diware_lenet.md", sections)
-    out = Path(__file__).resolve().parent.parent / "docs/bench/diware_lenet.json"
+    write_page(f"docs/bench/{name}.md", sections)
+    out = Path(__file__).resolve().parent.parent / f"docs/bench/{name}.json"
     out.write_text(json.dumps(res, indent=1, default=float) + "\n")
