@@ -48,8 +48,10 @@ column). They drift as the weights do, so they track drift without any digital s
 :func:`calibrate_sampler` (with ``references``) measures the noise of that comparison.
 
 Only measured quantities enter: the sampler calibration, write-verify reads and inference
-reads. Devices the write-verify could not bring into its window (stuck) are masked out (their
-weight reads as 0).
+reads. A device the write-verify could not bring into its window is sampled as it is when its
+last read realizes the weight's mean better than leaving it out (a confident weight's device
+stuck far on the right side of the reference still always gives the right sign); otherwise it
+is masked out (its weight reads as 0).
 """
 
 from __future__ import annotations
@@ -160,6 +162,12 @@ class SamplerSettings:
         Reads in a row averaged by every verify of the write-verify
         (:class:`~labrram.protocols.write_verify_pcm.PCMWriteVerify` ``reads``): the window is
         as narrow as one read's 1/f noise, so averaging lands the devices closer to target.
+    keep_unconverged : bool
+        Sample a weight device the write-verify gave up on as it is when its last read
+        realizes the weight's mean better than leaving it out would
+        (:meth:`BinaryDeployment.ok`): a confident weight's device that ended far on the right
+        side of the reference still always gives the right sign. False: every such device is
+        left out (its weight reads as 0).
     """
 
     g_ref: float = 8e-6
@@ -169,6 +177,7 @@ class SamplerSettings:
     drift_compensation: bool = True
     reference: str = "digital"
     reads: int = 1
+    keep_unconverged: bool = True
 
     def __post_init__(self) -> None:
         for name in ("g_ref", "z_max", "interval", "half_width"):
@@ -177,6 +186,8 @@ class SamplerSettings:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         if self.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
+        if not isinstance(self.keep_unconverged, (bool, np.bool_)):
+            raise ValueError(f"keep_unconverged must be True or False, got {self.keep_unconverged!r}")
         self.write_verify()  # refuses a bad ``reads``
 
     def write_verify(self, max_iterations: int = 200) -> PCMWriteVerify:
@@ -335,6 +346,10 @@ class BinaryDeployment:
         Each layer's mean conductance right after programming (S): the drift reference.
     last_read : float or None
         Timer time of the last sampling read, s.
+    check : ndarray or None
+        The whole-array read right after programming (``settings.keep_unconverged``), S: where
+        the devices the write-verify gave up on ended (its last verify read may precede its
+        last pulse).
     """
 
     net: BinaryBayesNetwork
@@ -345,19 +360,59 @@ class BinaryDeployment:
     t_programmed: float
     reference_means: list[float] | None = None
     last_read: float | None = None
+    check: np.ndarray | None = None
+    _ok: list[np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def converged(self) -> np.ndarray:
         """Array-shaped: the devices (weights and references) the write-verify brought into
         their window."""
         return np.where(self.result.mask, self.result.converged, False)
 
-    def ok(self) -> list[np.ndarray]:
-        """Per layer, the weight devices that can be sampled: programmed into their window
-        and, with reference devices, with at least one working reference in their column."""
-        conv = self.converged()
-        if self.settings.reference != "digital":
-            conv = conv & np.isfinite(self.layout.reference_levels(np.ones(self.layout.shape), conv, self.settings.reference))
+    def _with_reference(self) -> np.ndarray:
+        """Array-shaped: cells with at least one working reference device (every cell with a
+        digital reference)."""
+        if self.settings.reference == "digital":
+            return np.ones(self.layout.shape, dtype=bool)
+        return np.isfinite(self.layout.reference_levels(np.ones(self.layout.shape), self.converged(), self.settings.reference))
+
+    def programmed(self) -> list[np.ndarray]:
+        """Per layer, the weight devices the write-verify brought into their window, with at
+        least one working reference in their column (reference devices: those of their tile
+        or tile column)."""
+        conv = self.converged() & self._with_reference()
         return [self.layout.layer(conv, l) for l in range(self.net.n_layers)]
+
+    def realized_means(self, g: np.ndarray) -> list[np.ndarray]:
+        """Per layer, the mean weight ``2 Φ((G − level) / σ(G)) − 1`` each device realizes in
+        one whole-array read ``g``, against the reference ``level`` of that read (its reference
+        devices' mean, or ``g_ref``) with the measured sampling noise σ."""
+        g = np.asarray(g, dtype=float)
+        if self.settings.reference == "digital":
+            level: Any = self.settings.g_ref
+        else:
+            level = self.layout.reference_levels(g, self.converged(), self.settings.reference)
+        with np.errstate(invalid="ignore"):
+            x = (g - level) / self.noise.sigma(np.nan_to_num(g)) / math.sqrt(2.0)
+        mu = np.where(np.isfinite(x), np.vectorize(math.erf, otypes=[float])(np.nan_to_num(x)), np.nan)
+        return [self.layout.layer(mu, l) for l in range(self.net.n_layers)]
+
+    def ok(self) -> list[np.ndarray]:
+        """Per layer, the weight devices that are sampled: those of :meth:`programmed`, and
+        (``settings.keep_unconverged``) those the write-verify gave up on whose realized mean
+        weight in the read right after programming (:attr:`check`, :meth:`realized_means`) is
+        nearer the trained one, ``tanh λ``, than the 0 of a device left out — each with a
+        working reference. Computed once per deployment."""
+        if self._ok is None:
+            ok = self.programmed()
+            if self.settings.keep_unconverged and self.check is not None:
+                has_ref = self._with_reference()
+                for l, (mu, lam) in enumerate(zip(self.realized_means(self.check), self.net.lambdas)):
+                    target = np.tanh(lam)
+                    with np.errstate(invalid="ignore"):
+                        closer = np.abs(mu - target) < np.abs(target)
+                    ok[l] = ok[l] | (closer & self.layout.layer(has_ref, l))
+            self._ok = ok
+        return self._ok
 
     def thresholds(self, g: np.ndarray) -> list[Any]:
         """Each layer's comparison level for one whole-array read ``g``: a number per layer
@@ -375,7 +430,7 @@ class BinaryDeployment:
 
     def layer_means(self, g: np.ndarray) -> list[float]:
         """Each layer's mean conductance (programmed devices only) in one whole-array read, S."""
-        return [float(self.layout.layer(g, l)[ok].mean()) for l, ok in enumerate(self.ok())]
+        return [float(self.layout.layer(g, l)[ok].mean()) for l, ok in enumerate(self.programmed())]
 
     def reference(self) -> list[float]:
         """Each layer's mean accepted write-verify read (S): the drift reference, as programmed."""
@@ -522,6 +577,8 @@ def deploy_binary(
         raise ValueError(f"targets span {finite.min():.3g}–{finite.max():.3g} S, outside the write-verify range {lo}–{hi} S: lower z_max or move g_ref")
     dep.result = write_verify_pcm(xb, targets, wv)
     dep.t_programmed = float(timer.now())
+    if settings.keep_unconverged:  # where the devices it gave up on ended, and their references with them
+        dep.check = np.asarray(xb.read(), dtype=float)
     dep.reference()
     return dep
 

@@ -176,6 +176,37 @@ def test_device_noise_samples_the_posterior_and_drift_compensation_keeps_it():
         assert np.mean(p_fixed[ok]) < 0.15  # a fixed reference reads nearly every weight as -1
 
 
+def test_devices_write_verify_gave_up_on_are_sampled_when_they_realize_their_weight():
+    """A device left out of its window still samples its weight when, in the read right after
+    programming, it realizes the weight's mean better than a 0; one that ended on the wrong side
+    of the reference (its last pulse came after its last verify read) is left out."""
+    from labrram.nn.drift import BatchNorm
+
+    rng = np.random.default_rng(0)
+    lam = rng.permutation(np.r_[np.linspace(-2.2, 2.2, 320), np.full(32, 8.0), np.full(32, -8.0)]).reshape(16, 24)
+    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(24), np.zeros(24), np.zeros(24), np.ones(24))])
+    target = np.tanh(lam)
+    with _station(3) as st:
+        xb, timer = st.crossbar, st.timer
+        _, dep = _deploy(st, net)
+        prog, ok = dep.programmed()[0], dep.ok()[0]
+        mu = dep.realized_means(dep.check)[0]
+        kept, dropped = ok & ~prog, ~ok
+        assert kept.any() and dropped.any()  # this chip has one of each
+        assert np.all(np.abs(mu[kept] - target[kept]) < np.abs(target[kept]))
+        assert np.all(~(np.abs(mu[dropped] - target[dropped]) < np.abs(target[dropped])))
+        timer.wait(1.0)
+        w = np.array([n[0] for n in dep.sample(xb, timer, 40)])
+        mean_kept = w[:, kept].mean(axis=0)  # sampled after programming, the kept devices realize their weight
+        assert np.all(np.abs(mean_kept - target[kept]) < np.abs(target[kept]))
+        assert np.all(w[:, dropped] == 0)
+    with _station(3) as st:
+        _, off = _deploy(st, net, SamplerSettings(keep_unconverged=False))
+        assert off.check is None and np.array_equal(off.ok()[0], off.programmed()[0])
+    with pytest.raises(ValueError, match="keep_unconverged"):
+        SamplerSettings(keep_unconverged="yes")
+
+
 def test_end_to_end_accuracy_correction_and_collapse_without_compensation(iris_net):
     task, net = iris_net
     sw = np.mean([net.accuracy(task.X_test, task.y_test, list(zip(*net.sample_weights(32, s)))) for s in range(4)])
