@@ -48,10 +48,10 @@ column). They drift as the weights do, so they track drift without any digital s
 :func:`calibrate_sampler` (with ``references``) measures the noise of that comparison.
 
 Only measured quantities enter: the sampler calibration, write-verify reads and inference
-reads. A device the write-verify could not bring into its window is sampled as it is when its
-last read realizes the weight's mean better than leaving it out (a confident weight's device
-stuck far on the right side of the reference still always gives the right sign); otherwise it
-is masked out (its weight reads as 0).
+reads. A device the write-verify could not bring into its window is sampled as it is when a
+whole-array read right after programming shows it realizes the weight's mean better than leaving
+it out (a confident weight's device stuck far on the right side of the reference still always
+gives the right sign); otherwise it is masked out (its weight reads as 0).
 """
 
 from __future__ import annotations
@@ -163,8 +163,8 @@ class SamplerSettings:
         (:class:`~labrram.protocols.write_verify_pcm.PCMWriteVerify` ``reads``): the window is
         as narrow as one read's 1/f noise, so averaging lands the devices closer to target.
     keep_unconverged : bool
-        Sample a weight device the write-verify gave up on as it is when its last read
-        realizes the weight's mean better than leaving it out would
+        Sample a weight device the write-verify gave up on as it is when a whole-array read
+        right after programming shows it realizes the weight's mean better than leaving it out
         (:meth:`BinaryDeployment.ok`): a confident weight's device that ended far on the right
         side of the reference still always gives the right sign. False: every such device is
         left out (its weight reads as 0).
