@@ -59,11 +59,11 @@ TILES = 4
 REF_ROWS = 8
 N_SPARE = 1000
 REFERENCE = os.environ.get("LABRRAM_B2IMC_REFERENCE", "tile")
+"""Every weight is compared with all the reference devices of its tile (``column``: those of its
+tile column only)."""
 #: reads averaged by every verify of the write-verify (``LABRRAM_B2IMC_READS``, default 1);
 #: more than one writes its own page, ``..._reads<N>.md``
 READS = int(os.environ.get("LABRRAM_B2IMC_READS", "1"))
-"""Every weight is compared with all the reference devices of its tile (``column``: those of its
-tile column only)."""
 LABELS = {
     "corrected": "reference devices + logit correction",
     "uncorrected": "reference devices, no correction",

@@ -63,6 +63,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from labrram.crossbar import Crossbar
+from labrram.devices.set_families import normal_cdf
 from labrram.nn.binary_layout import BinaryLayout
 from labrram.nn.binary_network import BinaryBayesNetwork, BinaryConv
 from labrram.nn.drift import check_times, wait_after_programming
@@ -392,8 +393,7 @@ class BinaryDeployment:
         else:
             level = self.layout.reference_levels(g, self.converged(), self.settings.reference)
         with np.errstate(invalid="ignore"):
-            x = (g - level) / self.noise.sigma(np.nan_to_num(g)) / math.sqrt(2.0)
-        mu = np.where(np.isfinite(x), np.vectorize(math.erf, otypes=[float])(np.nan_to_num(x)), np.nan)
+            mu = 2.0 * normal_cdf((g - level) / self.noise.sigma(np.nan_to_num(g))) - 1.0  # NaN where no device
         return [self.layout.layer(mu, l) for l in range(self.net.n_layers)]
 
     def ok(self) -> list[np.ndarray]:
