@@ -20,7 +20,9 @@ by analog MVM — "GDC in array") and batch-norm recalibration (``LABRRAM_JOSHI_
 images, default 1,024: with 256 the estimate's own sampling noise moves a chip's accuracy by
 up to half a point even on the software weights), on weights
 read back through the instruments (:func:`labrram.nn.drift.evaluate_drift`).
-Batch norms are applied digitally, not folded, so they can be recalibrated.
+Batch norms are applied digitally, not folded, so they can be recalibrated. The targets "with
+compensation" are judged with batch-norm recalibration, the compensation the paper proposes and
+its one-day figure is for (:data:`PAPER_COMP`); GDC's rows beside them are for reference.
 
 Chip ``s`` is scored on its own slice of a fixed permutation of the 10,000 test images
 (``LABRRAM_JOSHI_TEST`` images, default 2000), so five chips cover the whole test set once.
@@ -64,13 +66,17 @@ PAPER = {
     "network, data": "ResNet-32, CIFAR-10",
     "weights (devices)": "361,722 (2 PCM devices each)",
     "accuracy after programming": "93.7 %",
-    "accuracy over one day, with compensation": "above 93.5 %",
+    "accuracy over one day, with compensation": "above 93.5 % (its batch-norm compensation)",
 }
 #: deployments: devices per weight -> (array, copies of every weight)
 CONFIGS = {"2": ((256, 256), 1), "8": ((512, 512), 4), "12": ((512, 512), 6)}
 CONFIG_LABELS = {"2": "2 devices/weight (paper)", "8": "8 devices/weight (4 copies)", "12": "12 devices/weight (6 copies)"}
 #: GDC calibration vectors per layer (each one MVM per tile, through the array)
 N_CAL = 4
+#: the compensation the paper's one-day figure is for: its own technique, which "exploits the
+#: batch normalization parameters" (the abstract) — batch-norm recalibration, which the targets
+#: are judged with; GDC, the baseline it improves on, is checked beside it for reference
+PAPER_COMP = "bn"
 #: training images that batch-norm recalibration runs through the weights read back
 N_BN = int(os.environ.get("LABRRAM_JOSHI_BN", "1024"))
 
@@ -172,19 +178,28 @@ def targets(results: list[dict], software_full: dict[str, float], key: str) -> l
     def acc(name: str, comp: str, i: int) -> float:
         return _mean([r[key][name]["rows"][i][comp] for r in results])
 
+    def status(ok: bool, comp: str) -> str:
+        if comp == PAPER_COMP:
+            return "met" if ok else "not met"
+        return ("holds" if ok else "does not hold") + " (reference)"
+
+    def which(comp: str) -> str:
+        return f"{LABELS[comp]}, the paper's compensation" if comp == PAPER_COMP else f"{LABELS[comp]}, for reference"
+
+    others = tuple(c for c in ("gdc", "gdc_array", "bn") if c != PAPER_COMP)
     rows = []
     d = drop("noise-trained", "none", t1)
     rows.append([cfg, "after programming (1 s, no compensation) <= 1 point below software (noise-trained)", f"{d:.2f} points", "met" if d <= 1 else "not met"])
-    for comp in ("gdc", "gdc_array", "bn"):
+    for comp in (PAPER_COMP, *others):
         d = drop("noise-trained", comp, day)
-        rows.append([cfg, f"1 day, {LABELS[comp]}: drop <= 0.5 point (noise-trained)", f"{d:.2f} points", "met" if d <= 0.5 else "not met"])
+        rows.append([cfg, f"1 day with compensation ({which(comp)}): drop <= 0.5 point (noise-trained)", f"{d:.2f} points", status(d <= 0.5, comp)])
     for name in VARIANTS:
         d = drop(name, "none", day)
         rows.append([cfg, f"1 day, no compensation: >= 20 points lost ({name})", f"{d:.1f} points", "met" if d >= 20 else "not met"])
-    for comp in ("gdc", "gdc_array", "bn"):
+    for comp in (PAPER_COMP, *others):
         for i, when in ((day, "1 day"), (month, "30 days")):
             a, b = acc("noise-trained", comp, i), acc("plain", comp, i)
-            rows.append([cfg, f"noise-trained ahead of plain, {LABELS[comp]}, {when}", f"{a:.1f} % vs {b:.1f} %", "met" if a > b else "not met"])
+            rows.append([cfg, f"noise-trained ahead of plain with compensation ({which(comp)}), {when}", f"{a:.1f} % vs {b:.1f} %", status(a > b, comp)])
     return rows
 
 
@@ -234,7 +249,7 @@ def main() -> None:
         dep_rows,
     )  # fmt: skip
     soft_rows = [["-", f"software >= 90 % ({name}, 10,000 test images)", f"{100 * software_full[name]:.1f} %", "met" if software_full[name] >= 0.9 else "not met"] for name in VARIANTS]
-    table("the issue's targets (means over chips)", ["devices/weight", "target", "measured", "status"], soft_rows + target_rows)
+    table("the issue's targets (means over chips; \"with compensation\" judged with the paper's batch-norm compensation, GDC beside it for reference)", ["devices/weight", "target", "measured", "status"], soft_rows + target_rows)
     day = TIMES.index(86400.0)
 
     def mean(key: str, name: str, comp: str, i: int) -> str:
@@ -243,11 +258,12 @@ def main() -> None:
     ours: dict[str, list[str]] = {k: [] for k in PAPER}
     for key in keys:
         s0 = results[0][key]["noise-trained"]
-        best = max(("gdc", "bn"), key=lambda c: _mean([r[key]["noise-trained"]["rows"][day][c] for r in results]))
         ours["network, data"].append(f"ResNet {'/'.join(map(str, WIDTHS))} channels ({len(plain.convs)} batch norms), Fashion-MNIST")
         ours["weights (devices)"].append(f"{plain.n_weights:,} ({s0['devices']:,} devices on one {s0['array_shape'][0]}×{s0['array_shape'][1]} array)")
         ours["accuracy after programming"].append(f"{mean(key, 'noise-trained', 'none', 0)} at 1 s (software {_mean([r[key]['noise-trained']['software'] for r in results]):.1f} %)")
-        ours["accuracy over one day, with compensation"].append(f"{mean(key, 'noise-trained', best, day)} ({LABELS[best]}), {mean(key, 'noise-trained', 'none', day)} without")
+        ours["accuracy over one day, with compensation"].append(
+            f"{mean(key, 'noise-trained', PAPER_COMP, day)} ({LABELS[PAPER_COMP]}; {mean(key, 'noise-trained', 'gdc', day)} with GDC), {mean(key, 'noise-trained', 'none', day)} without"
+        )
     table("Joshi 2020 (paper, abstract) beside this project (noise-trained network, means over chips)", ["", "paper"] + [f"this project, {CONFIG_LABELS[k]}" for k in keys],
           [[k, v, *ours[k]] for k, v in PAPER.items()])  # fmt: skip
     sections = [markdown_table(t, h, r) for t, h, r in _printed()]
