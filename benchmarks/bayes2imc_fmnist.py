@@ -192,7 +192,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         [f"logit correction cuts the spread over ≥ 16 deployments ≥ 2×, every time", f"{ratios.min():.2f}× at worst over {n_dep} deployments", "met" if n_dep >= 16 and ratios.min() >= 2.0 else "not met"],
         ["≤ 0.5 point drop from 1 s to 1 day with drift tracking (reference devices + correction)", f"{drop:+.2f} points (mean over deployments)", "met" if drop <= 0.5 else "not met"],
     ]
-    add("the issue's targets, from the numbers above", ["target", "measured", "status"], rows)
+    add("reproduction targets, from the numbers above", ["target", "measured", "status"], rows)
     r0 = results[0]
     t_prog = [r["t_program"] for r in results]
     t_cal = [r["t_calibrate"] for r in results]

@@ -167,7 +167,7 @@ def _mean(v) -> float:
 
 
 def targets(results: list[dict], software_full: dict[str, float], key: str) -> list[list[str]]:
-    """The issue's targets in configuration ``key``, each checked on the results (mean over
+    """The reproduction targets in configuration ``key``, each checked on the results (mean over
     chips, points); the software targets once (they do not depend on the deployment)."""
     t1, day, month = TIMES.index(1.0), TIMES.index(86400.0), TIMES.index(30 * 86400.0)
     cfg = CONFIG_LABELS[key]
@@ -249,7 +249,7 @@ def main() -> None:
         dep_rows,
     )  # fmt: skip
     soft_rows = [["-", f"software >= 90 % ({name}, 10,000 test images)", f"{100 * software_full[name]:.1f} %", "met" if software_full[name] >= 0.9 else "not met"] for name in VARIANTS]
-    table("the issue's targets (means over chips; \"with compensation\" judged with the paper's batch-norm compensation, GDC beside it for reference)", ["devices/weight", "target", "measured", "status"], soft_rows + target_rows)
+    table("reproduction targets (means over chips; \"with compensation\" judged with the paper's batch-norm compensation, GDC beside it for reference)", ["devices/weight", "target", "measured", "status"], soft_rows + target_rows)
     day = TIMES.index(86400.0)
 
     def mean(key: str, name: str, comp: str, i: int) -> str:

@@ -224,7 +224,7 @@ def _pages(res: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
         d_in = 100 * (np.mean([c["nets"][n]["inarray"] for c in chips]) - np.mean([c["nets"]["conventional"]["inarray"] for c in chips]))
         d_rb = 100 * (np.mean([c["nets"][n]["hw"][1.0] for c in chips]) - conv_hw[1.0])
         rows.append([f"no loss at the chip's own variation ({n})", f"in-array {d_in:+.1f} points, read-back {d_rb:+.1f} points vs conventional", "met" if min(d_in, d_rb) >= -0.5 else "not met"])
-    out.append(("Targets of the issue", ["target", "measured", "status"], rows, "No loss: within 0.5 point of the conventional mapping or better."))
+    out.append(("Reproduction targets", ["target", "measured", "status"], rows, "No loss: within 0.5 point of the conventional mapping or better."))
 
     # 6. ablation
     if abl:
