@@ -16,7 +16,9 @@ compensation and the correction, without the correction, and without drift compe
 Software: the same posteriors sampled by a random-number generator, 64 networks per draw. The correction also fits a per-class scale and
 offset on 256 unlabelled training inputs.
 
-``LABRRAM_B2IMC_PLOT`` saves the accuracy-versus-time plot as a PNG; ``LABRRAM_B2IMC_TRAINING=ideal``
+The accuracy-versus-time plot of the hardware-aware network goes to
+docs/methods/bayes2imc/accuracy_vs_time.png, which the method page shows beside the tables
+(``LABRRAM_B2IMC_PLOT``: another PNG path, also for the ablation); ``LABRRAM_B2IMC_TRAINING=ideal``
 trains for an ideal sampler (no hardware-aware jitter), the ablation.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +38,7 @@ from labrram.nn.bayes2imc import (
     calibrate_sampler,
     deploy_binary,
     evaluate_deployment,
+    realization_error,
 )
 from labrram.nn.binary_bayes import BinarySettings, train_binary_bayes
 from labrram.nn.datasets import load_task
@@ -46,6 +50,8 @@ from .common import table
 SIZES = (64, 100, 10)
 TIMES = (120.0, 3600.0, 86400.0, 7 * 86400.0)
 M = 64
+#: where the digits run draws its accuracy-versus-time plot (the method page shows it)
+PLOT = "docs/methods/bayes2imc/accuracy_vs_time.png"
 N_CAL = 256
 TRAININGS = {
     "hardware-aware": BinarySettings(seed=0, z_noise=2.0, kl_weight=0.05),
@@ -67,7 +73,13 @@ def deployment(net, task, seed: int, settings: SamplerSettings = SamplerSettings
         noise = calibrate_sampler(xb, timer, (rows.ravel()[:1000], cols.ravel()[:1000]), interval=settings.interval)
         dep = deploy_binary(xb, timer, net, noise, settings, layout)
         _, scores = evaluate_deployment(xb, timer, dep, task.X_test, task.y_test, TIMES, n_samples=M, X_cal=task.X_train[:N_CAL])
-        return {"scores": scores, **dep.summary()}
+        realized = [realization_error(row.pop("p_plus"), net.lambdas, M, settings.z_max) for row in scores]
+        return {"scores": scores, "realized": realized, **dep.summary()}
+
+
+def _spread(v, scale: float, fmt: str) -> str:
+    a = scale * np.asarray(v, dtype=float)
+    return f"{fmt.format(a.mean())} [{fmt.format(a.min())}, {fmt.format(a.max())}]"
 
 
 def _fmt(v) -> str:
@@ -149,7 +161,11 @@ def digits() -> None:
     model, _ = train_binary_bayes(task.X_train, task.y_train, SIZES, TRAININGS[training])
     net = model.to_numpy()
     software = [net.accuracy(task.X_test, task.y_test, list(zip(*net.sample_weights(M, seed)))) for seed in range(n)]
-    results = [deployment(net, task, seed) for seed in range(n)]
+    results, walls = [], []
+    for seed in range(n):
+        t1 = time.perf_counter()
+        results.append(deployment(net, task, seed))
+        walls.append(time.perf_counter() - t1)
     conv = [r["converged_fraction"] for r in results]
     header = ["variant"] + [format_time(t) for t in TIMES]
     rows = drift_tables(results, software, LABELS, len(TIMES), TIMES.index(120.0), TIMES.index(86400.0))
@@ -168,9 +184,30 @@ def digits() -> None:
     print()
     spread = rows["spread"] + [["software (RNG), same M"] + [f"{100 * np.std(software, ddof=1):.2f}"] * len(TIMES)]
     table("deployment-to-deployment spread (std of accuracy across deployments, points)", header, spread)
+    print()
+    realized = [
+        ["z error of the realized probabilities, RMS (read-noise σ)"] + [_spread([r["realized"][i]["z_rms"] for r in results], 1, "{:.2f}") for i in range(len(TIMES))],
+        ["confident weights (|z| = 6): reads with the wrong sign, %"] + [_spread([r["realized"][i]["flip_rate"] for r in results], 100, "{:.2f}") for i in range(len(TIMES))],
+    ]  # fmt: skip
+    r0 = results[0]["realized"][0]
+    table(
+        f"what the array does to the probabilities: each weight's fraction of +1 over the {M} reads of an evaluation against its "
+        f"posterior's (mean [min, max] over deployments; the z error over the {r0['informative']:,} weights with |z| ≤ 1.5 of the first "
+        f"chip and the like, less the binomial spread of {M} independent reads; {r0['confident']:,} confident weights on the first chip)",
+        header,
+        realized,
+    )  # fmt: skip
+    print()
     s = [r["sigma_a"] * 1e6 for r in results]
-    print(f"\nsampler noise measured per chip: sigma(G) = a (G/1 uS)^b, a = {np.mean(s):.3f} uS, b = {np.mean([r['sigma_b'] for r in results]):.2f}")
-    path = os.environ.get("LABRRAM_B2IMC_PLOT")
+    table(
+        "the deployments",
+        ["", ""],
+        [
+            ["sampler noise measured (mean over chips)", f"σ(G) = a (G/1 µS)^b, a = {np.mean(s):.3f} µS, b = {np.mean([r['sigma_b'] for r in results]):.2f}"],
+            ["wall time per deployment on this machine (sampler calibration, write-verify, reads, scoring)", f"{np.median(walls):.1f} s (median of {n})"],
+        ],
+    )  # fmt: skip
+    path = os.environ.get("LABRRAM_B2IMC_PLOT") or (str(Path(__file__).resolve().parent.parent / PLOT) if training == "hardware-aware" else None)
     if path:
         plot(software, results, path)
         print(f"plot: {path}")

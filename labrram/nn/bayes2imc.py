@@ -57,6 +57,7 @@ gives the right sign); otherwise it is masked out (its weight reads as 0).
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -619,7 +620,9 @@ def evaluate_deployment(
     correction : LogitCorrection
         The correction measured at the first time.
     rows : list of dict
-        One per time: ``t``, and the accuracies of :data:`VARIANTS`.
+        One per time: ``t``, the accuracies of :data:`VARIANTS`, and ``p_plus``: per layer, the
+        fraction of the ``n_samples`` reads in which each weight read +1 (NaN for a weight that
+        is not sampled), what :func:`realization_error` compares with the posterior.
 
     Raises
     ------
@@ -639,10 +642,75 @@ def evaluate_deployment(
         else:
             current = first
         corrected, uncorrected = dep.net.accuracies(X_test, y_test, samples, [current, None])
-        row = {"t": t, "corrected": corrected, "uncorrected": uncorrected}
+        row = {"t": t, "corrected": corrected, "uncorrected": uncorrected, "p_plus": plus_fraction(samples, dep.ok())}
         fixed = replace(dep, settings=replace(dep.settings, reference="digital", drift_compensation=False))  # same array
         row["uncompensated"] = dep.net.accuracy(X_test, y_test, fixed.sample(xb, timer, n_fixed or n_samples), current)
         dep.last_read = fixed.last_read
         rows.append(row)
     assert first is not None
     return first, rows
+
+
+def plus_fraction(samples: Sequence[Sequence[np.ndarray]], ok: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Per layer, the fraction of the sampled networks ``samples`` in which each weight is +1;
+    NaN where ``ok`` (per layer) says the weight is not sampled."""
+    if not samples:
+        raise ValueError("no sampled networks")
+    return [np.where(m, np.mean([net[l] > 0 for net in samples], axis=0), np.nan) for l, m in enumerate(ok)]
+
+
+def realization_error(
+    p_plus: Sequence[np.ndarray], lambdas: Sequence[np.ndarray], n_reads: int, z_max: float = 6.0, z_informative: float = 1.5
+) -> dict[str, float]:
+    """How far the probabilities a deployment realizes are from its posterior's.
+
+    Parameters
+    ----------
+    p_plus : sequence of ndarray
+        Per layer, the fraction of ``n_reads`` reads in which each weight read +1 (NaN: not
+        sampled), as :func:`evaluate_deployment`'s rows give it.
+    lambdas : sequence of ndarray
+        The posterior's natural parameters, per layer (``P(+1) = sigmoid(2 λ)``).
+    n_reads : int
+        Reads the fractions come from.
+    z_max : float
+        The clipping of the targets (:func:`lambda_to_z`): weights at ``|z| = z_max`` are the
+        confident ones.
+    z_informative : float
+        Weights with ``|z| <= z_informative`` measure the error in ``z`` (nearer 0 or 1, a few
+        reads cannot tell two probabilities apart).
+
+    Returns
+    -------
+    dict
+        ``z_rms``: the root-mean-square of ``Φ⁻¹(p̂) − z`` over the informative weights, in
+        read-noise σ, less the spread that ``n_reads`` independent reads would give on their
+        own (binomial): what programming error, drift and read noise slower than the reads'
+        spacing leave. ``flip_rate``: over the confident weights, the fraction of reads whose
+        sign is not that of ``λ``. ``informative`` and ``confident``: how many weights each
+        figure rests on.
+    """
+    if int(n_reads) != n_reads or n_reads < 2:
+        raise ValueError(f"n_reads must be an integer >= 2, got {n_reads!r}")
+    if len(p_plus) != len(lambdas):
+        raise ValueError(f"{len(p_plus)} layers of fractions for {len(lambdas)} layers of posteriors")
+    p = np.concatenate([np.asarray(a, dtype=float).ravel() for a in p_plus])
+    z = np.concatenate([lambda_to_z(lam, z_max).ravel() for lam in lambdas])
+    if p.shape != z.shape:
+        raise ValueError(f"the fractions hold {p.size} weights, the posteriors {z.size}")
+    sampled = np.isfinite(p)
+    informative = sampled & (np.abs(z) <= z_informative)
+    confident = sampled & (np.abs(z) >= z_max)
+    out = {"informative": int(informative.sum()), "confident": int(confident.sum()), "z_rms": float("nan"), "flip_rate": float("nan")}
+    if informative.any():
+        n = int(n_reads)
+        inv = np.vectorize(statistics.NormalDist().inv_cdf, otypes=[float])
+        z_hat = inv(np.clip(p[informative], 0.5 / n, 1 - 0.5 / n))
+        zi = z[informative]
+        q = normal_cdf(zi)
+        binomial = q * (1 - q) / (n * (np.exp(-0.5 * zi**2) / math.sqrt(2 * math.pi)) ** 2)  # var of Φ⁻¹(p̂), delta method
+        out["z_rms"] = float(np.sqrt(max(np.mean((z_hat - zi) ** 2) - np.mean(binomial), 0.0)))
+    if confident.any():
+        wrong = np.where(z[confident] > 0, 1.0 - p[confident], p[confident])
+        out["flip_rate"] = float(wrong.mean())
+    return out

@@ -20,6 +20,8 @@ from labrram.nn.bayes2imc import (
     deploy_binary,
     evaluate_deployment,
     lambda_to_z,
+    plus_fraction,
+    realization_error,
 )
 from labrram.nn.binary_bayes import BernoulliLinear, BinarySettings, bernoulli_kl, train_binary_bayes
 from labrram.nn.datasets import load_task
@@ -219,6 +221,41 @@ def test_end_to_end_accuracy_correction_and_collapse_without_compensation(iris_n
     for r in rows:
         assert r["corrected"] >= sw - 0.08  # within a few test points (38 test flowers)
     assert rows[1]["uncompensated"] < 0.6  # fixed reference after a day: far below
+    for r in rows:  # the realized probabilities, for realization_error
+        assert [a.shape for a in r["p_plus"]] == [lam.shape for lam in net.lambdas]
+        assert np.array_equal(np.isnan(r["p_plus"][0]), ~dep.ok()[0])
+        err = realization_error(r["p_plus"], net.lambdas, 32)
+        assert err["informative"] > 0 and 0 <= err["z_rms"] < 3
+
+
+def test_realization_error_recovers_a_known_probit_error():
+    rng = np.random.default_rng(0)
+    lam = [np.clip(rng.normal(0, 1.5, shape), -3, 3) for shape in ((64, 100), (100, 10))]
+    lam[1][0, :] = 20.0  # confident weights (|z| clipped at 6)
+    n = 64
+    for err in (0.0, 0.5, 1.0):
+        p = [rng.binomial(n, norm.cdf(lambda_to_z(l) + rng.normal(0, err, l.shape))) / n for l in lam]
+        p[1][0, :3] = 1 - 2 / n  # confident weights that read -1 twice in 64 reads
+        out = realization_error(p, lam, n)
+        assert out["z_rms"] == pytest.approx(err, abs=0.08)  # the binomial spread of 64 reads is taken out
+        assert out["confident"] == 10 and out["flip_rate"] == pytest.approx(3 * 2 / n / 10)
+    p[0][:] = np.nan  # a layer that is not sampled counts for nothing
+    assert realization_error(p, lam, n)["informative"] < realization_error([np.zeros_like(lam[0]), p[1]], lam, n)["informative"]
+    with pytest.raises(ValueError, match="n_reads"):
+        realization_error(p, lam, 1)
+    with pytest.raises(ValueError, match="layers"):
+        realization_error(p[:1], lam, n)
+    with pytest.raises(ValueError, match="weights"):
+        realization_error([p[0], p[1][:5]], lam, n)
+
+
+def test_plus_fraction_counts_the_reads_that_gave_plus_one():
+    nets = [[np.array([[1.0, -1.0], [1.0, 0.0]])], [np.array([[1.0, 1.0], [-1.0, 0.0]])]]
+    ok = [np.array([[True, True], [True, False]])]
+    frac = plus_fraction(nets, ok)[0]
+    assert np.array_equal(frac[:, :], np.array([[1.0, 0.5], [0.5, np.nan]]), equal_nan=True)
+    with pytest.raises(ValueError, match="no sampled"):
+        plus_fraction([], ok)
 
 
 def test_correction_brings_the_output_layer_mean_back():
