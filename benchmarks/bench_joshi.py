@@ -9,14 +9,16 @@ compensation, with global drift compensation (per column, calibration input thro
 array by analog MVM) and with batch-norm recalibration (256 training inputs). Conductances
 are scaled per column; pairs the write-verify could not program (stuck devices) read as 0. The mapping and write-verify use the shipped PCM calibration only.
 
-``LABRRAM_BENCH_SEEDS`` (default 3) sets the number of chips; ``LABRRAM_JOSHI_PLOT`` a PNG
-path for the accuracy-versus-time plot.
+``LABRRAM_BENCH_SEEDS`` (default 3) sets the number of chips. The accuracy-versus-time plot goes
+to docs/methods/joshi/accuracy_vs_time.png, which the method page shows (``LABRRAM_JOSHI_PLOT``:
+another PNG path).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -33,6 +35,8 @@ from .common import table
 TIMES = (1.0, 60.0, 3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0)
 VARIANTS = {"noise-trained": NoiseSettings(), "plain": NoiseSettings.plain()}
 LABELS = {"none": "no compensation", "gdc": "GDC", "bn": "BN recal"}
+#: where the run draws its accuracy-versus-time plot (the method page shows it)
+PLOT = "docs/methods/joshi/accuracy_vs_time.png"
 
 
 def study(seed: int, times=TIMES, n_bn: int = 256) -> dict:
@@ -118,10 +122,15 @@ def main() -> None:
             drop = [r[name]["software"] - r[name]["rows"][day][comp] for r in results]
             rows.append([name, LABELS[comp], _fmt(drop)])
     table("accuracy drop after one day, software − hardware (points)", ["training", "compensation", "drop"], rows)
-    path = os.environ.get("LABRRAM_JOSHI_PLOT")
-    if path:
-        plot(results, TIMES, path)
-        print(f"plot: {path}")
+    print()
+    rows = []
+    for name in VARIANTS:  # GDC's factor r0 / r_t: how much the layers' outputs have shrunk
+        alpha = [[float(np.mean(r[name]["rows"][i]["alpha"])) for r in results] for i in range(len(TIMES))]
+        rows.append([name] + [f"{np.mean(a):.2f} [{min(a):.2f}, {max(a):.2f}]" for a in alpha])
+    table("GDC's factor α = r0 / r_t, mean over the layers' columns (mean [min, max] over chips): the drift the array measures", ["training"] + [format_time(t) for t in TIMES], rows)
+    path = os.environ.get("LABRRAM_JOSHI_PLOT") or str(Path(__file__).resolve().parent.parent / PLOT)
+    plot(results, TIMES, path)
+    print(f"plot: {path}")
     print(f"(total {time.perf_counter() - t0:.0f} s)")
 
 
