@@ -86,11 +86,39 @@ def main() -> None:
         lenet_main()
 
 
+def ranking_table(settings: DiwareSettings = DiwareSettings()) -> tuple[str, list[str], list[list[str]]]:
+    """The state ranking on the shipped calibration: each (slice, level) state's error current
+    ``σ_level · significance`` (µS, in read-voltage units), the unused states marked and the
+    dropped ones in bold, the level spreads in the title."""
+    from labrram.calibration.files import default_calibration
+    from labrram.nn.mapping_aware import robust_mask, usable_states
+
+    model = default_calibration("reram").model
+    ranking = settings.ranking(model)
+    usable = usable_states(settings.bits, settings.slice_bits)
+    robust = robust_mask(ranking, settings.n_drop, usable)
+    cur = ranking.error_current / ranking.v_read * 1e6  # σ · significance, µS
+    rows = []
+    for k, w in enumerate(ranking.significance):
+        cells = []
+        for l in range(cur.shape[1]):
+            v = f"{cur[k, l]:.3g}"
+            cells.append("(unused)" if not usable[k, l] else v if robust[k, l] else f"**{v}** (dropped)")
+        rows.append([f"{k} (×{w:g})"] + cells)
+    sig = ", ".join(f"{x * 1e6:.2f}" for x in ranking.sigma)
+    title = (f"state ranking on the shipped calibration: σ by level {sig} µS; error current σ · significance "
+             f"(µS · V_read) of every slice and level, n_drop = {settings.n_drop}")  # fmt: skip
+    return title, ["slice (significance)"] + [f"level {l}" for l in range(cur.shape[1])], rows
+
+
 def digits_main() -> None:
-    """The digits study (docs/bench/diware.md)."""
-    from .common import PRINTED, markdown_table, write_page
+    """The digits study (docs/bench/diware.md; the state ranking also in docs/methods/diware.md)."""
+    from .common import PRINTED, markdown_table, write_page, write_section
 
     start = len(PRINTED)
+    rank = ranking_table()
+    table(*rank)
+    print()
     n = int(os.environ.get("LABRRAM_BENCH_SEEDS", "3"))
     seeds = list(range(n))
     t0 = time.perf_counter()
@@ -111,6 +139,7 @@ def digits_main() -> None:
     )
     print(f"(total {time.perf_counter() - t0:.0f} s)")
     write_page("docs/bench/diware.md", [markdown_table(t, h, r) for t, h, r in PRINTED[start:]])
+    write_section("docs/methods/diware.md", "diware digits", [markdown_table(*rank)])
 
 
 if __name__ == "__main__":

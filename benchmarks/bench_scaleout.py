@@ -110,8 +110,6 @@ def main() -> None:
             ["backend", "workers", "wall", "trials/s", "overhead per task"],
             rows_a,
         )
-        print(f"Dask LocalCluster start-up (2 workers): {statistics.median(startups):.2f} s (median of {repeat}); "
-              f"client zarr write per chunk: {write_ms:.2f} ms\n")  # fmt: skip
 
         # (b) realistic trial
         rows_b, walls = [], {}
@@ -126,11 +124,21 @@ def main() -> None:
             rows_b,
         )
         t_trial = walls[("serial", 1)] / n_real
-        print(f"per trial (serial): {t_trial * 1e3:.1f} ms; Dask 1 -> 2 workers: "
-              f"{walls[('dask', 1)] / walls[('dask', 2)]:.2f}x; cores on this machine: {os.cpu_count()}")  # fmt: skip
         t0 = time.perf_counter()
         run_study(REALISTIC, n_real, REAL_PARAMS, chunk=real_chunk, backend="dask", workers=2)
-        print(f"same study on an embedded LocalCluster (2 workers, start-up and cold imports included): {time.perf_counter() - t0:.2f} s")
+        embedded = time.perf_counter() - t0
+        table(
+            "(c) this machine, measured in the same run",
+            ["quantity", "value"],
+            [
+                ["parallel capacity with 2 busy workers", f"{capacity:.2f} workers' worth of CPU ({os.cpu_count()} CPUs reported)"],
+                ["Dask LocalCluster start-up (2 workers)", f"{statistics.median(startups):.2f} s (median of {repeat})"],
+                ["client zarr write per chunk (one trivial trial per chunk)", f"{write_ms:.2f} ms"],
+                ["one realistic trial (64x64 chip, 16 reads), serial", f"{t_trial * 1e3:.1f} ms"],
+                ["Dask 1 -> 2 workers, realistic trial", f"{walls[('dask', 1)] / walls[('dask', 2)]:.2f}x"],
+                [f"the realistic study on an embedded LocalCluster (2 workers, start-up and cold imports included)", f"{embedded:.2f} s"],
+            ],
+        )  # fmt: skip
     finally:
         for c in reversed(list(clusters.values())):  # the reverse order restores the log level set before them
             c.close()
