@@ -187,14 +187,14 @@ def digits() -> None:
     print()
     realized = [
         ["z error of the realized probabilities, RMS (read-noise σ)"] + [_spread([r["realized"][i]["z_rms"] for r in results], 1, "{:.2f}") for i in range(len(TIMES))],
-        ["confident weights (|z| = 6): reads with the wrong sign, %"] + [_spread([r["realized"][i]["flip_rate"] for r in results], 100, "{:.2f}") for i in range(len(TIMES))],
+        ["confident weights (z = ±6): reads with the wrong sign, %"] + [_spread([r["realized"][i]["flip_rate"] for r in results], 100, "{:.2f}") for i in range(len(TIMES))],
     ]  # fmt: skip
     r0 = results[0]["realized"][0]
     table(
         f"what the array does to the probabilities: each weight's fraction of +1 over the {M} reads of an evaluation against its "
         f"posterior's (mean [min, max] over deployments; the z error over the {r0['informative']:,} weights with |z| ≤ 1.5 of the first "
         f"chip and the like, less the binomial spread of {M} independent reads; {r0['confident']:,} confident weights on the first chip)",
-        header,
+        ["measure"] + header[1:],
         realized,
     )  # fmt: skip
     print()
