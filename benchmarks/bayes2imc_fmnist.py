@@ -14,7 +14,7 @@ the 8 of its tile column). On each chip: the sampler's comparison noise is
 measured on spare devices against their own references, the network is programmed, and it is
 scored on the first ``LABRRAM_B2IMC_TEST`` test images (default 600) at 1 s, 10 min, 1 h and 1 d
 after programming, from ``M`` = 32 whole-array reads each (one network per read), with the
-logit correction (measured again at each time from 32 reads and 128 unlabelled training
+logit correction (measured again at each time from 32 reads and 512 unlabelled training
 images), without it, and against a fixed digital reference (no drift tracking, 8 reads).
 Software: the same posteriors sampled by a random-number generator, 32 networks per draw.
 
@@ -53,7 +53,7 @@ TIMES = (1.0, 600.0, 3600.0, 86400.0)
 M = 32
 M_FIXED = 8
 N_CAL_READS = 32
-N_CAL_INPUTS = 128
+N_CAL_INPUTS = 512
 TILE = (128, 128)
 TILES = 4
 REF_ROWS = 8

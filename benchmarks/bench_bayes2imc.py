@@ -13,8 +13,8 @@ calibration reads give the final-layer logit correction, and the network is scor
 ``M`` = 64 whole-array reads (each read thresholded at the reference is one network; no
 random-number generator) 2 min, 1 h, 1 day and 1 week after programming, with drift
 compensation and the correction, without the correction, and without drift compensation.
-Software: the same posteriors sampled by a random-number generator, 64 networks per draw. The correction also fits a per-class scale and
-offset on 256 unlabelled training inputs.
+Software: the same posteriors sampled by a random-number generator, 64 networks per draw. The correction also fits an affine map of the
+logits on 256 unlabelled training inputs.
 
 The accuracy-versus-time plot of the hardware-aware network goes to
 docs/methods/bayes2imc/accuracy_vs_time.png, which the method page shows beside the tables

@@ -34,8 +34,10 @@ Pipeline, all through the instruments:
    next. Right after programming, ``K`` calibration reads measure each output-layer device's
    realized mean weight ``μ̂ = 2 p̂ − 1`` (the fraction of reads above the reference). From
    then on the output layer's pre-activations get ``h · (tanh λ − μ̂)`` added: the hardware's
-   mean output is brought back to the trained one. Given unlabelled calibration inputs, each
-   class's logit also gets a scale and offset fitted to the software logits. Both act on the
+   mean output is brought back to the trained one. Given unlabelled calibration inputs, the
+   logits also get an affine map fitted to the software logits (:func:`fit_logit_map`: each
+   corrected logit a combination of all the hardware's logits, plus an offset, which undoes
+   much of what the hidden layers' programming error does to them). Both act on the
    ``n_classes`` logits only (digitally; the hidden layers are left as programmed) and need
    reads and inputs, no labels, so they can be measured again at any time
    (:func:`evaluate_deployment` does, with ``refresh``).
@@ -84,7 +86,10 @@ __all__ = [
     "calibrate_sampler",
     "deploy_binary",
     "evaluate_deployment",
+    "fit_logit_map",
     "lambda_to_z",
+    "plus_fraction",
+    "realization_error",
 ]
 
 PROBIT_SCALE = 2.0 / 1.702
@@ -297,9 +302,9 @@ class LogitCorrection:
     """Final-layer correction of a deployment.
 
     The output layer's pre-activations get ``h · delta`` added (``delta = tanh λ − μ̂``: the
-    trained mean weights minus those measured on the array); then each class's logit is mapped
-    ``scale_c · logit + offset_c`` (fitted to the software logits of calibration inputs; 1 and
-    0 without them).
+    trained mean weights minus those measured on the array); then the logits are mapped
+    ``logits @ matrix + offset`` (an affine map of the ``n_classes`` logits, fitted to the
+    software logits of calibration inputs; the identity without them).
 
     Attributes
     ----------
@@ -307,7 +312,10 @@ class LogitCorrection:
         ``(n_hidden, n_classes)``.
     reads : int
         Calibration reads it was measured from.
-    scale, offset : ndarray
+    matrix : ndarray or None
+        ``(n_classes, n_classes)``: column ``c`` gives class ``c``'s corrected logit as a
+        combination of the hardware's logits (the identity: no change).
+    offset : ndarray or None
         ``(n_classes,)``.
     inputs : int
         Calibration inputs the affine part was fitted on (0: none).
@@ -315,15 +323,50 @@ class LogitCorrection:
 
     delta: np.ndarray
     reads: int
-    scale: np.ndarray | None = None
+    matrix: np.ndarray | None = None
     offset: np.ndarray | None = None
     inputs: int = 0
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
-        """The per-class affine map of (already shifted) logits."""
-        if self.scale is None:
+        """The affine map of (already shifted) logits ``(..., n_classes)``."""
+        if self.matrix is None:
             return logits
-        return logits * self.scale + self.offset
+        return logits @ self.matrix.astype(logits.dtype) + self.offset.astype(logits.dtype)
+
+
+def fit_logit_map(hw: np.ndarray, sw: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Affine map ``hw @ matrix + offset ≈ sw`` of logits, by least squares.
+
+    The fit is pulled toward the identity (no change) by ``ridge`` times the mean squared
+    centred logit per class, so that few or nearly collinear calibration inputs give a map
+    close to the identity rather than a wild one.
+
+    Parameters
+    ----------
+    hw, sw : ndarray
+        ``(K, n_classes)``: the hardware's and the software's sample-mean logits of the same
+        ``K`` calibration inputs.
+    ridge : float
+        Relative pull toward the identity (0: plain least squares).
+
+    Returns
+    -------
+    matrix : ndarray
+        ``(n_classes, n_classes)``.
+    offset : ndarray
+        ``(n_classes,)``.
+    """
+    hw, sw = np.asarray(hw, dtype=float), np.asarray(sw, dtype=float)
+    if hw.ndim != 2 or hw.shape != sw.shape:
+        raise ValueError(f"hardware and software logits must have the same shape (K, n_classes), got {hw.shape} and {sw.shape}")
+    if not ridge >= 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+    mh, ms = hw.mean(axis=0), sw.mean(axis=0)
+    xc, yc = hw - mh, sw - ms
+    n = hw.shape[1]
+    lam = ridge * float(np.sum(xc * xc)) / n + 1e-12
+    matrix = np.linalg.solve(xc.T @ xc + lam * np.eye(n), xc.T @ yc + lam * np.eye(n))
+    return matrix, ms - mh @ matrix
 
 
 @dataclass(eq=False)
@@ -482,8 +525,8 @@ class BinaryDeployment:
         samples : list
             Networks read from the array right now (at least 2).
         X_cal : ndarray, optional
-            Unlabelled calibration inputs ``(K, n_in)``: with them, each class's logit also gets
-            a scale and offset fitted (least squares) so that the hardware's sample-mean logits
+            Unlabelled calibration inputs ``(K, n_in)``: with them, the logits also get an
+            affine map (:func:`fit_logit_map`) fitted so that the hardware's sample-mean logits
             match those of ``n_software`` software draws of the posteriors.
         n_software, seed : int
             Software draws for that fit, and their seed.
@@ -505,11 +548,8 @@ class BinaryDeployment:
         sw = self.software_logits(X_cal, n_software, seed) if software is None else np.asarray(software)
         if sw.shape != hw.shape:
             raise ValueError(f"software logits have shape {sw.shape}, the calibration inputs give {hw.shape}")
-        scale, offset = np.ones(hw.shape[1]), np.zeros(hw.shape[1])
-        for c in range(hw.shape[1]):
-            a, b = np.polyfit(hw[:, c], sw[:, c], 1)
-            scale[c], offset[c] = float(np.clip(a, 0.25, 4.0)), float(b)
-        return LogitCorrection(delta, len(samples), scale, offset, int(X_cal.shape[0]))
+        matrix, offset = fit_logit_map(hw, sw)
+        return LogitCorrection(delta, len(samples), matrix, offset, int(X_cal.shape[0]))
 
     def targets(self) -> list[np.ndarray]:
         """Programmed conductance per weight, S."""
@@ -612,7 +652,7 @@ def evaluate_deployment(
     no labels), which is applied to those networks (it is digital and acts on the logits, so it
     may be measured just after them); then ``n_fixed`` (default ``n_samples``) more reads give
     the networks of a fixed digital reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction
-    of the first time is used at every time. ``X_cal`` (unlabelled inputs) adds the per-class
+    of the first time is used at every time. ``X_cal`` (unlabelled inputs) adds the
     affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
 
     Returns

@@ -19,6 +19,7 @@ from labrram.nn.bayes2imc import (
     calibrate_sampler,
     deploy_binary,
     evaluate_deployment,
+    fit_logit_map,
     lambda_to_z,
     plus_fraction,
     realization_error,
@@ -216,7 +217,7 @@ def test_end_to_end_accuracy_correction_and_collapse_without_compensation(iris_n
         _, dep = _deploy(st, net)
         corr, rows = evaluate_deployment(st.crossbar, st.timer, dep, task.X_test, task.y_test, [120.0, 86400.0], n_samples=32, X_cal=task.X_train[:64])
     assert corr.reads == 64 and corr.inputs == 64 and corr.delta.shape == (16, 3)
-    assert np.all(corr.scale > 0)
+    assert corr.matrix.shape == (3, 3) and corr.offset.shape == (3,)
     assert [r["t"] for r in rows] == [120.0, 86400.0]
     for r in rows:
         assert r["corrected"] >= sw - 0.08  # within a few test points (38 test flowers)
@@ -300,3 +301,25 @@ def test_bad_deployment_requests_are_refused_before_programming(iris_net):
         with pytest.raises(ValueError, match="reads"):
             SamplerSettings(reads=0)
         assert SamplerSettings(reads=4).write_verify().reads == 4
+
+
+def test_fit_logit_map_recovers_a_mixing_of_the_logits_and_stays_near_identity_without_data():
+    rng = np.random.default_rng(1)
+    sw = rng.normal(0, 3, (400, 10))
+    mix = np.eye(10) * 0.8 + rng.normal(0, 0.05, (10, 10))
+    hw = (sw - 0.5) @ np.linalg.inv(mix) + rng.normal(0, 0.01, (400, 10))  # what the array did
+    matrix, offset = fit_logit_map(hw, sw)
+    assert np.abs(hw @ matrix + offset - sw).max() < 0.1
+    assert np.abs(matrix - mix).max() < 0.01
+    # the map is the least-squares one: a per-class scale and offset fits worse
+    diag = [np.polyfit(hw[:, c], sw[:, c], 1) for c in range(10)]
+    per_class = np.stack([hw[:, c] * a + b for c, (a, b) in enumerate(diag)], axis=1)
+    assert np.mean((hw @ matrix + offset - sw) ** 2) < 0.1 * np.mean((per_class - sw) ** 2)
+    # identical logits on every input say nothing about the mixing: the identity, shifted
+    flat = np.tile(rng.normal(0, 1, 10), (5, 1))
+    matrix, offset = fit_logit_map(flat, flat + 2.0)
+    assert np.allclose(matrix, np.eye(10)) and np.allclose(offset, 2.0)
+    with pytest.raises(ValueError, match="same shape"):
+        fit_logit_map(hw, sw[:, :3])
+    with pytest.raises(ValueError, match="ridge"):
+        fit_logit_map(hw, sw, ridge=-1.0)
