@@ -143,6 +143,13 @@ def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dic
         return {"scores": scores, **dep.summary(), "t_calibrate": t1 - t0, "t_program": t2 - t1, "t_read": t_read, "spares": int(rows.size)}
 
 
+def _near(v: float, limit: float, sign: str = "") -> str:
+    """``v`` to 2 decimals, or 3 when 2 would show it equal to ``limit`` (the status is judged
+    on the unrounded value)."""
+    digits = 3 if round(v, 2) == limit else 2
+    return f"{v:{sign}.{digits}f}"
+
+
 def _s(t: float) -> str:
     return f"{t:.1f} s" if t < 120 else f"{t / 60:.1f} min"
 
@@ -188,9 +195,9 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
     drop = (acc["corrected"][:, i0] - acc["corrected"][:, i_day]).mean()
     ratios = spread["uncorrected"] / spread["corrected"]
     rows = [
-        ["hardware ≤ 1 point below software (with the correction), every time", f"{gap.max():.2f} points at worst ({', '.join(f'{g:+.2f}' for g in gap)})", "met" if gap.max() <= 1.0 else "not met"],
+        ["hardware ≤ 1 point below software (with the correction), every time", f"{_near(gap.max(), 1.0)} points at worst ({', '.join(f'{g:+.2f}' for g in gap)})", "met" if gap.max() <= 1.0 else "not met"],
         [f"logit correction cuts the spread over ≥ 16 deployments ≥ 2×, every time", f"{ratios.min():.2f}× at worst over {n_dep} deployments", "met" if n_dep >= 16 and ratios.min() >= 2.0 else "not met"],
-        ["≤ 0.5 point drop from 1 s to 1 day with drift tracking (reference devices + correction)", f"{drop:+.2f} points (mean over deployments)", "met" if drop <= 0.5 else "not met"],
+        ["≤ 0.5 point drop from 1 s to 1 day with drift tracking (reference devices + correction)", f"{_near(drop, 0.5, '+')} points (mean over deployments)", "met" if drop <= 0.5 else "not met"],
     ]
     add("reproduction targets, from the numbers above", ["target", "measured", "status"], rows)
     r0 = results[0]
