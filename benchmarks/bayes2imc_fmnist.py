@@ -64,6 +64,9 @@ tile column only)."""
 #: reads averaged by every verify of the write-verify (``LABRRAM_B2IMC_READS``, default 1);
 #: more than one writes its own page, ``..._reads<N>.md``
 READS = int(os.environ.get("LABRRAM_B2IMC_READS", "1"))
+EPS = 1e-9
+"""Slack of the target comparisons: accuracies are whole test images, so a mean over deployments
+can equal a limit exactly, and floating-point sums must not tip it over."""
 LABELS = {
     "corrected": "reference devices + logit correction",
     "uncorrected": "reference devices, no correction",
@@ -195,9 +198,9 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
     drop = (acc["corrected"][:, i0] - acc["corrected"][:, i_day]).mean()
     ratios = spread["uncorrected"] / spread["corrected"]
     rows = [
-        ["hardware ≤ 1 point below software (with the correction), every time", f"{_near(gap.max(), 1.0)} points at worst ({', '.join(f'{g:+.2f}' for g in gap)})", "met" if gap.max() <= 1.0 else "not met"],
-        [f"logit correction cuts the spread over ≥ 16 deployments ≥ 2×, every time", f"{ratios.min():.2f}× at worst over {n_dep} deployments", "met" if n_dep >= 16 and ratios.min() >= 2.0 else "not met"],
-        ["≤ 0.5 point drop from 1 s to 1 day with drift tracking (reference devices + correction)", f"{_near(drop, 0.5, '+')} points (mean over deployments)", "met" if drop <= 0.5 else "not met"],
+        ["hardware ≤ 1 point below software (with the correction), every time", f"{_near(gap.max(), 1.0)} points at worst ({', '.join(f'{g:+.2f}' for g in gap)})", "met" if gap.max() <= 1.0 + EPS else "not met"],
+        [f"logit correction cuts the spread over ≥ 16 deployments ≥ 2×, every time", f"{ratios.min():.2f}× at worst over {n_dep} deployments", "met" if n_dep >= 16 and ratios.min() >= 2.0 - EPS else "not met"],
+        ["≤ 0.5 point drop from 1 s to 1 day with drift tracking (reference devices + correction)", f"{_near(drop, 0.5, '+')} points (mean over deployments)", "met" if drop <= 0.5 + EPS else "not met"],
     ]
     add("reproduction targets, from the numbers above", ["target", "measured", "status"], rows)
     r0 = results[0]
