@@ -361,6 +361,8 @@ def fit_logit_map(hw: np.ndarray, sw: np.ndarray, ridge: float = 1e-3) -> tuple[
         raise ValueError(f"hardware and software logits must have the same shape (K, n_classes), got {hw.shape} and {sw.shape}")
     if not ridge >= 0:
         raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+    if not (np.isfinite(hw).all() and np.isfinite(sw).all()):
+        raise ValueError("the logits to fit hold NaN or infinite values")
     mh, ms = hw.mean(axis=0), sw.mean(axis=0)
     xc, yc = hw - mh, sw - ms
     n = hw.shape[1]

@@ -323,3 +323,5 @@ def test_fit_logit_map_recovers_a_mixing_of_the_logits_and_stays_near_identity_w
         fit_logit_map(hw, sw[:, :3])
     with pytest.raises(ValueError, match="ridge"):
         fit_logit_map(hw, sw, ridge=-1.0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fit_logit_map(np.where(hw > 5, np.nan, hw), sw)
