@@ -17,6 +17,23 @@ def timed(fn: Callable[[], object], repeat: int = 5) -> tuple[float, list[float]
     return statistics.median(times), times
 
 
+#: slack of a target comparison: accuracies count whole test images, so a mean over deployments
+#: can equal a target's limit exactly, and a floating-point sum must not tip it over
+TARGET_SLACK = 1e-9
+
+
+def against(value: float, limit: float, at_most: bool, sign: str = "") -> tuple[str, str]:
+    """A measured value judged against a target's limit: its text, and ``"met"`` / ``"not met"``.
+
+    The text has 2 decimals, or 3 when 2 would show it equal to ``limit`` (the status is judged
+    on the unrounded value, with :data:`TARGET_SLACK`). ``at_most``: the target is
+    ``value ≤ limit`` (else ``value ≥ limit``); ``sign``: ``"+"`` to always show the sign.
+    """
+    digits = 3 if round(value, 2) == limit else 2
+    ok = value <= limit + TARGET_SLACK if at_most else value >= limit - TARGET_SLACK
+    return f"{value:{sign}.{digits}f}", "met" if ok else "not met"
+
+
 #: the tables printed since the current benchmark started, and whether it wrote its own page
 #: (``python -m benchmarks`` writes docs/bench/NAME.md from the tables when it did not)
 PRINTED: list[tuple[str, list[str], list[list[str]]]] = []
