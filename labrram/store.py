@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import __version__
+from . import __version__, zarrfile
 
 #: the run-store format this labrram writes (attribute ``labrram_format`` of every run).
 #: History:
@@ -180,19 +180,33 @@ class RunStore:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        """The group's attributes (a copy): ``kind``, ``status``, ``chip``, ``station``,
-        ``labrram_format``..."""
-        return dict(self.group.attrs)
+        """The group's attributes (a copy, as on disk now): ``kind``, ``status``, ``chip``,
+        ``station``, ``labrram_format``..."""
+        return dict(self._metadata().get("attributes") or {})
 
     def update_attrs(self, **attrs: Any) -> None:
-        """Set group attributes.
+        """Set group attributes (one atomic write of the group's ``zarr.json``).
 
         Parameters
         ----------
         **attrs
             Names and JSON-ready values (numpy scalars and arrays are converted).
         """
-        self.group.update_attributes(_jsonable(attrs))  # one write of the metadata (attrs.update writes once per key)
+        if self.group.read_only:
+            raise StoreError(f"{self.path}: opened read-only; its attributes cannot change")
+        meta = self._metadata()
+        meta["attributes"] = {**(meta.get("attributes") or {}), **_jsonable(attrs)}
+        meta.pop("consolidated_metadata", None)  # written to: a finished run's consolidation would go stale
+        zarrfile.write_metadata(self.path, meta)
+
+    def _metadata(self) -> dict[str, Any]:
+        try:
+            meta = json.loads((self.path / "zarr.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path}: the group's metadata is unreadable ({type(exc).__name__})") from None
+        if not isinstance(meta, dict):
+            raise StoreError(f"{self.path}: the group's metadata is not a JSON object")
+        return meta
 
     # --- side files: labrram 0.1 kept a run's progress record beside the group -----------
     def read_sidecar(self, name: str, default: Any = None) -> Any:
@@ -236,10 +250,18 @@ class RunStore:
             More array attributes (``long_name=...``).
         """
         data = np.asarray(data)
+        if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("__"):
+            raise ValueError(f"{name!r} is not an array name (no '/', '\\' or leading '__'; not '.' or '..')")
         if data.ndim != len(dims):
             raise ValueError(f"{name}: {data.ndim}-D data needs {data.ndim} dimension names, got {list(dims)}")
         if chunks is None:
             chunks = tuple(max(n, 1) for n in data.shape)  # one chunk: these are small arrays
+        if data.ndim and zarrfile.direct(data.dtype):  # the files written straight (labrram.zarrfile)
+            try:
+                zarrfile.write_array(self.path / name, data, chunks, list(dims), _jsonable({"units": units, **attrs}), overwrite=overwrite)
+            except zarrfile.ZarrFileError as exc:
+                raise StoreError(f"{self.path}: cannot write array {name!r}: {exc}") from None
+            return
         self.group.create_array(
             name,
             data=data,

@@ -23,9 +23,10 @@ everything a batch's choice rests on is recorded before the batch is sent), when
 or ends, and at least every ``Journal.flush_interval`` seconds — as one record of the store's
 write-ahead log (:mod:`.wal`: one ``writev``, CRC-checked, ``fdatasync``'d when it states an
 intent). Every ``Journal.checkpoint_interval`` seconds, and when the run stops or ends, the
-records are moved into the zarr arrays (whole chunks; the tail chunk is kept in memory), the
-commit record is written in the group, all of it is flushed to the disk, and the log is
-emptied. zarr replaces every chunk and metadata file atomically, so a run killed at any point
+records are moved into the zarr arrays (whole chunks, written directly by
+:mod:`labrram.zarrfile`; the tail chunk is kept in memory), the commit record is written in the
+group, all of it is flushed to the disk, and the log is emptied. Every chunk and metadata file
+is replaced atomically (a temporary file renamed over it), so a run killed at any point
 leaves a store whose committed part is intact (zarr, plus the whole records of the log); rows
 past the committed counts are unused capacity (NaN), trimmed when the run ends or stops
 cleanly. A run killed with steps still buffered redoes its idempotent steps (reads, waits) and
@@ -40,8 +41,8 @@ op, devices, checksum), settles a pulse batch that was in flight, and goes live 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ import numpy as np
 
 from labrram.schema import check_run_attrs
 from labrram.signals import deferred_signals
+from labrram import zarrfile
 from labrram.store import UPGRADES, RunStore, StoreError
 
 from . import wal
@@ -68,74 +70,78 @@ DAMAGED = "records.damaged"
 RUN_KINDS = ("program", "characterize")
 
 _CHUNK = {"steps": 4096, "values": 1 << 17, "log": 1 << 14}  # about 1 MB: rewritten only at checkpoints
-#: bytes of whole chunks a checkpoint writes in one zarr call (they are encoded together)
-GROUP_BYTES = 4 << 20
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 class _Appender:
-    """An append-only zarr array (1-D, or 2-D with fixed columns) with a committed length.
+    """An append-only array of the run store (1-D, or 2-D with fixed columns) with a committed
+    length, written a chunk file at a time (:mod:`labrram.zarrfile`).
 
     The tail chunk is kept in memory, so every append writes whole chunks and never reads one
-    back; capacity grows by doubling (a multiple of the chunk length)."""
+    back; capacity grows by doubling (a multiple of the chunk length), the metadata written
+    after the chunks it covers."""
 
-    def __init__(self, array: Any, length: int) -> None:
-        self.array = array
-        self.chunk = int(array.chunks[0])
+    def __init__(self, folder: Path, length: int) -> None:
+        self.folder = Path(folder)
+        self.meta = zarrfile.read_metadata(self.folder)
+        self.shape = tuple(int(n) for n in self.meta["shape"])
+        self.chunk = int(self.meta["chunk_grid"]["configuration"]["chunk_shape"][0])
         self.length = int(length)
         start = self.length - self.length % self.chunk
-        self.tail = np.asarray(array[start : self.length]) if self.length > start else np.empty((0,) + array.shape[1:])
+        self.tail = self._read(start, self.length) if self.length > start else self._empty()
+
+    def _empty(self) -> np.ndarray:
+        return np.empty((0,) + self.shape[1:])
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        import zarr
+
+        return np.asarray(zarr.open_array(str(self.folder), mode="r")[start:stop])
 
     def append(self, parts: list[np.ndarray]) -> list[Path]:
         """Append the rows of ``parts`` (arrays that follow each other), one chunk at a time so
-        that no more than a chunk is ever joined or encoded at once; returns the chunk files
-        written (relative to the array's folder)."""
+        that no more than a chunk is ever joined or encoded at once; returns the files written."""
         parts = [np.asarray(p, dtype=float) for p in parts if p.shape[0]]
         if not parts:
             return []
         c = self.chunk
-        first = self.length - self.length % c
+        at = self.length - self.length % c
         end = self.length + sum(p.shape[0] for p in parts)
-        padded_end = -(-end // c) * c
-        written = []
-        if padded_end > self.array.shape[0]:
-            capacity = max(padded_end, 2 * self.array.shape[0])
-            self.array.resize((capacity,) + self.array.shape[1:])
-            written.append(Path("zarr.json"))
-        # whole chunks go out in groups of about GROUP_BYTES (one zarr call each, which encodes
-        # them together), then are forgotten
-        row_bytes = 8 * int(np.prod(self.array.shape[1:], dtype=int))
-        group = c * max(1, GROUP_BYTES // (c * row_bytes))
+        written: list[Path] = []
         pending, have = [self.tail] if self.tail.shape[0] else [], self.tail.shape[0]
-        at = first
         for part in parts:
             i = 0
             while i < part.shape[0]:
-                take = min(group - have, part.shape[0] - i)
+                take = min(c - have, part.shape[0] - i)
                 pending.append(part[i : i + take])
                 have, i = have + take, i + take
-                if have == group:
-                    self.array[at : at + group] = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                    at, pending, have = at + group, [], 0
-        if have >= c:  # the whole chunks of the last group
-            whole = have - have % c
-            data = np.concatenate(pending) if len(pending) > 1 else pending[0]
-            self.array[at : at + whole] = data[:whole]
-            at, pending, have = at + whole, [data[whole:]], have - whole
-        self.tail = np.concatenate(pending) if pending else np.empty((0,) + self.array.shape[1:])
-        if have:  # the tail chunk, padded (kept in memory to be completed by the next append)
-            self.array[at : at + c] = np.concatenate([self.tail, np.full((c - have,) + self.tail.shape[1:], np.nan)])
+                if have == c:  # a whole chunk: written, then forgotten
+                    written += zarrfile.write_chunks(self.folder, self.meta, at, _join(pending))
+                    at, pending, have = at + c, [], 0
+        self.tail = _join(pending) if pending else self._empty()
+        if have:  # the tail chunk, padded with NaN (completed by the next append)
+            written += zarrfile.write_chunks(self.folder, self.meta, at, self.tail)
+        padded_end = -(-end // c) * c
+        if padded_end > self.shape[0]:  # after the chunks: a reader never sees rows not yet there
+            self._set_shape(max(padded_end, 2 * self.shape[0]))
+            written.append(self.folder / "zarr.json")
         self.length = end
-        # zarr v3's default chunk keys: c/<i> (1-D), c/<i>/0 (2-D, one chunk of columns)
-        extra = ("0",) if self.array.ndim == 2 else ()
-        return written + [Path("c", str(i), *extra) for i in range(first // c, padded_end // c)]
+        return written
+
+    def _set_shape(self, rows: int) -> None:
+        self.shape = (rows,) + self.shape[1:]
+        zarrfile.set_shape(self.folder, self.meta, self.shape)
 
     def read(self) -> np.ndarray:
-        return np.asarray(self.array[: self.length])
+        return self._read(0, self.length) if self.length else np.empty((0,) + self.shape[1:])
 
     def trim(self) -> None:
         """Drop the unused capacity (after a commit: the length is the committed one)."""
-        if self.array.shape[0] != self.length:
-            self.array.resize((self.length,) + self.array.shape[1:])
+        if self.shape[0] != self.length:
+            self._set_shape(self.length)
 
 
 class _Rewriting:
@@ -169,20 +175,21 @@ class Journal:
             n_steps, n_values, n_log = (int(rec[k]) for k in ("steps", "values", "log"))
         except (KeyError, TypeError, ValueError):
             raise StoreError(f"{store.path}: the commit record {str(rec)[:80]!r} is malformed") from None
-        group = store.group
         try:
-            arrays = {name: group[name] for name in ("steps", "values", "log")}
-        except KeyError as exc:
-            raise StoreError(f"{store.path}: no {exc.args[0]!r} array; not a run the engine can resume") from None
-        for name, n in (("steps", n_steps), ("values", n_values), ("log", n_log)):
-            if not 0 <= n <= arrays[name].shape[0]:
-                raise StoreError(f"{store.path}: the commit record says {n} {name}, the store holds {arrays[name].shape[0]}")
-        try:
-            self._steps = _Appender(arrays["steps"], n_steps)
-            self._values = _Appender(arrays["values"], n_values)
-            self._log = _Appender(arrays["log"], n_log)
+            appenders = {name: _Appender(store.path / name, n) for name, n in (("steps", n_steps), ("values", n_values), ("log", n_log))}
+        except zarrfile.ZarrFileError:
+            missing = [name for name in ("steps", "values", "log") if not (store.path / name / "zarr.json").exists()]
+            if missing:
+                raise StoreError(f"{store.path}: no {missing[0]!r} array; not a run the engine can resume") from None
+            raise StoreError(f"{store.path}: the run's record is not one labrram appends to (its steps, values or log array)") from None
+        except StoreError:
+            raise
         except Exception as exc:  # a truncated or corrupted chunk
             raise StoreError(f"{store.path}: the run's record is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+        for name, n in (("steps", n_steps), ("values", n_values), ("log", n_log)):
+            if not 0 <= n <= appenders[name].shape[0]:
+                raise StoreError(f"{store.path}: the commit record says {n} {name}, the store holds {appenders[name].shape[0]}")
+        self._steps, self._values, self._log = appenders["steps"], appenders["values"], appenders["log"]
         self._appenders = {"steps": self._steps, "values": self._values, "log": self._log}
         self._unsaved: dict[str, list[np.ndarray]] = {name: [] for name in self._appenders}  # in the log, not yet in zarr
         self._unsaved_rows = {name: 0 for name in self._appenders}  # their rows, and their values in all
@@ -257,18 +264,18 @@ class Journal:
         if problems:  # what the store would be refused for on resume: a bug of the caller
             raise ValueError("; ".join(problems))
         store = RunStore.create(path, kind, {"plan": plan, "plan_params": params, "array_shape": list(shape), "status": "running", **(attrs or {})})
-        group = store.group
-        for name, fields, chunk, units in (("steps", STEP_FIELDS, _CHUNK["steps"], None), ("log", LOG_FIELDS, _CHUNK["log"], LOG_UNITS)):
-            group.create_array(name, shape=(chunk, len(fields)), chunks=(chunk, len(fields)), dtype="f8", fill_value=np.nan,
-                               dimension_names=[{"steps": "run_step", "log": "pulse"}[name], "step_field" if name == "steps" else "field"],
-                               attributes={"units": "mixed", **({"field_units": list(units)} if units else {})})  # fmt: skip
-        group.create_array("values", shape=(_CHUNK["values"],), chunks=(_CHUNK["values"],), dtype="f8", fill_value=np.nan,
-                           dimension_names=["value"], attributes={"units": "mixed", "long_name": "results of every step, concatenated"})  # fmt: skip
+        for name, fields, units in (("steps", STEP_FIELDS, None), ("log", LOG_FIELDS, LOG_UNITS)):
+            chunk = _CHUNK[name]
+            zarrfile.write_array(store.path / name, np.empty((0, len(fields))), chunks=(chunk, len(fields)), shape=(chunk, len(fields)), fill_value=np.nan,
+                                 dimension_names=[{"steps": "run_step", "log": "pulse"}[name], "step_field" if name == "steps" else "field"],
+                                 attributes={"units": "mixed", **({"field_units": list(units)} if units else {})})  # fmt: skip
+        zarrfile.write_array(store.path / "values", np.empty(0), chunks=(_CHUNK["values"],), shape=(_CHUNK["values"],), fill_value=np.nan,
+                             dimension_names=["value"], attributes={"units": "mixed", "long_name": "results of every step, concatenated"})  # fmt: skip
         for coord, names in (("step_field", STEP_FIELDS), ("field", LOG_FIELDS)):
-            arr = group.create_array(coord, shape=(len(names),), dtype=str, dimension_names=[coord])
-            arr[:] = np.array(names, dtype=object)
+            zarrfile.write_array(store.path / coord, np.array(names), dimension_names=[coord])
         for name, (data, dims, units) in (inputs or {}).items():
             store.write(name, data, dims, units)
+        # last: a store killed before this is not a run to resume
         store.update_attrs(journal={"steps": 0, "values": 0, "log": 0, "pending": None, "physical_limit": 0.0, "bench_time": 0.0, "wall_time": 0.0})
         return cls(store)
 
@@ -393,8 +400,8 @@ class Journal:
 
     def _open_wal(self) -> wal.WriteAheadLog:
         if self._wal is None:
-            if WAL_GROUP not in self.store.group:
-                self.store.group.create_group(WAL_GROUP, attributes={"description": "write-ahead log of the running run (records); removed when it ends"})
+            if not (self.path / WAL_GROUP / "zarr.json").exists():
+                zarrfile.write_group(self.path / WAL_GROUP, {"description": "write-ahead log of the running run (records); removed when it ends"})
             self._wal = wal.WriteAheadLog(self.path)
         return self._wal
 
@@ -402,18 +409,18 @@ class Journal:
         """Move the log's records into the zarr arrays, write the commit record there, flush
         what was written to the disk, then empty the log (a run killed in between finds its
         records already moved and skips them)."""
-        touched: list[Path] = [Path("zarr.json")]
+        touched: list[Path] = [self.path / "zarr.json"]
         for name, app in self._appenders.items():
             if self._unsaved[name]:
-                touched += [Path(name) / p for p in app.append(self._unsaved[name])]
+                touched += app.append(self._unsaved[name])
                 self._unsaved[name] = []
                 self._unsaved_rows[name] = 0
         self._unsaved_values = 0
         self.store.update_attrs(journal=_plain(self._commit_record))
         for p in touched:
-            wal.fsync_path(self.path / p)
+            wal.fsync_path(p)
         for folder in {p.parent for p in touched}:
-            wal.fsync_path(self.path / folder)
+            wal.fsync_path(folder)
         self._open_wal().cut(0)
         self._checkpointed_at = time.monotonic()
 
@@ -433,8 +440,6 @@ class Journal:
     def finish(self, result: Any, summary: dict[str, Any] | None = None) -> None:
         """Trim, store the plan's result arrays (``result.save(store)``), mark complete and
         consolidate the metadata."""
-        import zarr
-
         with deferred_signals():
             self._flush(pending=None)
             self._checkpoint()
@@ -442,15 +447,13 @@ class Journal:
                 a.trim()
             if self._wal is not None:
                 self._wal.close(remove=True)
-            if WAL_GROUP in self.store.group and not (self.path / WAL_GROUP / DAMAGED).exists():
-                del self.store.group[WAL_GROUP]
+            if (self.path / WAL_GROUP).exists() and not (self.path / WAL_GROUP / DAMAGED).exists():
+                shutil.rmtree(self.path / WAL_GROUP)
             if hasattr(result, "save"):
                 result.save(_Rewriting(self.store))  # a run killed while finishing finishes again
-            label_dimensions(self.store.group)
+            label_dimensions(self.path)
             self.store.update_attrs(status="complete", reason=None, summary=summary, **self.accounting)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in the v3 spec yet
-                zarr.consolidate_metadata(str(self.path))
+            zarrfile.consolidate(self.path)
 
 
 def latest_record(path: str | Path) -> dict[str, Any]:
@@ -469,27 +472,33 @@ def latest_record(path: str | Path) -> dict[str, Any]:
     return rec if isinstance(rec, dict) else {}
 
 
-def label_dimensions(group: Any) -> None:
-    """Give every dimension of the group's arrays an index coordinate (0, 1, ...) unless it has
-    one, so that xarray shows every dimension labelled."""
+def label_dimensions(folder: str | Path) -> None:
+    """Give every dimension of the arrays of the group at ``folder`` an index coordinate (0, 1,
+    ...) unless it has one, so that xarray shows every dimension labelled."""
+    import json
+
+    folder = Path(folder)
     sizes: dict[str, int] = {}
     names = set()
-    for name, arr in group.members():  # one listing of the group (a lookup per name costs a store read)
-        names.add(name)
-        if hasattr(arr, "shape"):
-            for dim, n in zip(arr.metadata.dimension_names or (), arr.shape):
+    for member in sorted(folder.iterdir()):
+        try:
+            meta = json.loads((member / "zarr.json").read_text())
+        except (OSError, ValueError):
+            continue  # not a member (a file of the group's own)
+        names.add(member.name)
+        if isinstance(meta, dict) and meta.get("node_type") == "array":
+            for dim, n in zip(meta.get("dimension_names") or (), meta.get("shape", ())):
                 if dim is not None:
-                    sizes.setdefault(dim, n)
+                    sizes.setdefault(dim, int(n))
     chunk = 1 << 20  # written a chunk at a time: a long log's index never sits whole in memory
     for dim, n in sizes.items():
         if dim in names:
             continue
-        if n <= chunk:  # the usual case: created with its values in one call
-            group.create_array(dim, data=np.arange(n, dtype=np.int64), chunks=(max(n, 1),), dimension_names=[dim], attributes={"units": "1"})
-            continue
-        arr = group.create_array(dim, shape=(n,), chunks=(chunk,), dtype=np.int64, dimension_names=[dim], attributes={"units": "1"})
+        meta = zarrfile.metadata((n,), np.int64, (max(min(n, chunk), 1),), 0, [dim], {"units": "1"})
+        (folder / dim).mkdir()
         for start in range(0, n, chunk):
-            arr[start : start + chunk] = np.arange(start, min(n, start + chunk), dtype=np.int64)
+            zarrfile.write_chunks(folder / dim, meta, start, np.arange(start, min(n, start + chunk), dtype=np.int64))
+        zarrfile.write_metadata(folder / dim, meta)  # last: until it is there, the index does not exist
 
 
 def read_log(store: RunStore) -> dict[str, np.ndarray]:

@@ -267,28 +267,35 @@ def test_the_2636b_on_instrument_loop_stops_cleanly_and_resumes(how, tmp_path, m
 
 
 @pytest.mark.parametrize("width", [0, 3])
-def test_journal_appender_writes_any_parts_as_whole_chunks_and_reads_them_back(tmp_path, width, monkeypatch):
-    """The run store's append-only arrays: parts of any sizes, across chunk and group edges,
-    appended over several checkpoints, read back exactly; the array's capacity grows in whole
-    chunks."""
+def test_journal_appender_writes_any_parts_as_whole_chunks_and_reads_them_back(tmp_path, width):
+    """The run store's append-only arrays: parts of any sizes, across chunk edges, appended
+    over several checkpoints, read back exactly by zarr; the array's capacity grows in whole
+    chunks, and the metadata is written after the chunks it covers."""
     import zarr
 
+    from labrram import zarrfile
     from labrram.protocols import journal
 
-    monkeypatch.setattr(journal, "GROUP_BYTES", 3 * 8 * 8 * max(width, 1))  # groups of 3 chunks of 8 rows
     shape = (8,) + ((width,) if width else ())
-    arr = zarr.create_array(str(tmp_path / "a.zarr"), shape=shape, chunks=shape, dtype="f8", fill_value=np.nan)
-    app = journal._Appender(arr, 0)
+    folder = tmp_path / "a"
+    zarrfile.write_array(folder, np.empty((0,) + shape[1:]), chunks=shape, shape=shape, fill_value=np.nan)
+    app = journal._Appender(folder, 0)
     rng = np.random.default_rng(0)
     expected = []
     for _ in range(12):  # one checkpoint each
         parts = [rng.normal(size=(int(n),) + shape[1:]) for n in rng.integers(0, 30, size=rng.integers(1, 4))]
-        app.append(parts)
+        written = app.append(parts)
         expected += parts
         want = np.concatenate(expected)
+        arr = zarr.open_array(str(folder), mode="r")
         np.testing.assert_array_equal(np.asarray(arr[: want.shape[0]]), want)
-        assert app.length == want.shape[0] and arr.shape[0] % 8 == 0
-    reopened = journal._Appender(zarr.open_array(str(tmp_path / "a.zarr")), app.length)  # the tail read back
+        assert np.isnan(np.asarray(arr[want.shape[0] :])).all()  # the unused capacity reads as NaN
+        assert app.length == want.shape[0] and arr.shape[0] % 8 == 0 and arr.shape[0] >= want.shape[0]
+        if written and written[-1].name == "zarr.json":
+            assert all(p.name != "zarr.json" for p in written[:-1])
+    reopened = journal._Appender(folder, app.length)  # the tail read back
     reopened.append([np.ones((5,) + shape[1:])])
     want = np.concatenate([want, np.ones((5,) + shape[1:])])
-    np.testing.assert_array_equal(np.asarray(zarr.open_array(str(tmp_path / "a.zarr"))[: want.shape[0]]), want)
+    np.testing.assert_array_equal(reopened.read(), want)
+    reopened.trim()
+    np.testing.assert_array_equal(np.asarray(zarr.open_array(str(folder), mode="r")[...]), want)
