@@ -214,7 +214,7 @@ def write_array(folder: str | Path, data: np.ndarray, chunks: Sequence[int] | No
     folder : str or Path
         The array's folder.
     data : ndarray
-        Its values (boolean, integer or float; see :data:`DTYPES`).
+        Its values (boolean, integer, float — :data:`DTYPES` — or numpy strings).
     chunks : sequence of int, optional
         Chunk shape; default one chunk.
     dimension_names : sequence of str, optional
