@@ -199,6 +199,19 @@ class RunStore:
         meta.pop("consolidated_metadata", None)  # written to: a finished run's consolidation would go stale
         zarrfile.write_metadata(self.path, meta)
 
+    def consolidate(self, **attrs: Any) -> None:
+        """Set group attributes and consolidate the metadata of every member into the group's
+        ``zarr.json``, in one atomic write (a finished run: readers open it with one file read).
+
+        Parameters
+        ----------
+        **attrs
+            Names and JSON-ready values, as :meth:`update_attrs`.
+        """
+        if self.group.read_only:
+            raise StoreError(f"{self.path}: opened read-only; it cannot be consolidated")
+        zarrfile.consolidate(self.path, _jsonable(attrs))
+
     def _metadata(self) -> dict[str, Any]:
         try:
             meta = json.loads((self.path / "zarr.json").read_text(encoding="utf-8"))

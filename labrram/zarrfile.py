@@ -270,10 +270,10 @@ def write_group(folder: str | Path, attributes: dict[str, Any] | None = None) ->
     write_metadata(folder, {"attributes": attributes or {}, "zarr_format": 3, "node_type": "group"})
 
 
-def consolidate(folder: str | Path) -> None:
+def consolidate(folder: str | Path, attributes: dict[str, Any] | None = None) -> None:
     """Gather the metadata of every member of the group at ``folder`` (at any depth) into its own
     ``zarr.json`` (``consolidated_metadata``, in zarr-python's layout), so that a reader opens the
-    group with one file read."""
+    group with one file read; ``attributes`` (JSON-ready) are set in the same write."""
     folder = Path(folder)
     members: dict[str, Any] = {}
     for path in sorted(folder.rglob("zarr.json")):
@@ -284,5 +284,7 @@ def consolidate(folder: str | Path) -> None:
             meta["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": {}}
         members[path.parent.relative_to(folder).as_posix()] = meta
     root = json.loads((folder / "zarr.json").read_text())
+    if attributes:
+        root["attributes"] = {**(root.get("attributes") or {}), **attributes}
     root["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": members}
     write_metadata(folder, root)

@@ -452,8 +452,8 @@ class Journal:
             if hasattr(result, "save"):
                 result.save(_Rewriting(self.store))  # a run killed while finishing finishes again
             label_dimensions(self.path)
-            self.store.update_attrs(status="complete", reason=None, summary=summary, **self.accounting)
-            zarrfile.consolidate(self.path)
+            # complete and consolidated in one write: a run cut short before it finishes again on resume
+            self.store.consolidate(status="complete", reason=None, summary=summary, **self.accounting)
 
 
 def latest_record(path: str | Path) -> dict[str, Any]:
@@ -495,7 +495,7 @@ def label_dimensions(folder: str | Path) -> None:
         if dim in names:
             continue
         meta = zarrfile.metadata((n,), np.int64, (max(min(n, chunk), 1),), 0, [dim], {"units": "1"})
-        (folder / dim).mkdir()
+        (folder / dim).mkdir(exist_ok=True)  # a folder without zarr.json: a finish cut short
         for start in range(0, n, chunk):
             zarrfile.write_chunks(folder / dim, meta, start, np.arange(start, min(n, start + chunk), dtype=np.int64))
         zarrfile.write_metadata(folder / dim, meta)  # last: until it is there, the index does not exist

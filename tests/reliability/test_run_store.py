@@ -108,6 +108,36 @@ def test_a_death_at_any_write_of_a_step_resumes_exactly(station, store_dir, monk
     assert not (path / "wal").exists()  # the write-ahead log is gone with the run complete
 
 
+@pytest.mark.parametrize("at", ["pulse", "achieved", "zarr.json of the group"])
+def test_a_death_while_finishing_finishes_again_on_resume(station, store_dir, monkeypatch, at):
+    """Death while the finished run writes its results, its index coordinates (chunks written,
+    the metadata not yet: an array that does not exist) or its consolidated metadata with the
+    status "complete" (one write): the run is not complete, resume replays it without touching
+    the chip and finishes it."""
+    from labrram import zarrfile
+
+    path = store_dir / "run.zarr"
+    real = zarrfile.write_metadata
+
+    def write_metadata(folder, meta):
+        name = "zarr.json of the group" if meta.get("consolidated_metadata") else folder.name
+        if name == at:
+            raise Died
+        real(folder, meta)
+
+    monkeypatch.setattr(zarrfile, "write_metadata", write_metadata)
+    with pytest.raises(Died):
+        write_verify_reram(station.crossbar, targets(), MODEL, out=path)
+    monkeypatch.undo()
+    assert RunStore.open(path).attrs["status"] == "running"
+    n = len(station.bench.chip.pulse_log)
+    res = labrram.resume(path, station)
+    assert len(station.bench.chip.pulse_log) == n  # every step was committed: nothing is sent again
+    store = check(station, path)
+    np.testing.assert_array_equal(store.read("pulses"), res.pulses)
+    assert store.read("pulse").shape == (read_log(store)["step"].size,)
+
+
 def test_a_changed_plan_is_refused_on_resume(station, store_dir):
     path = store_dir / "run.zarr"
     interrupted_run(station, path)
