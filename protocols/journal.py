@@ -345,11 +345,13 @@ class Journal:
         redoes its idempotent steps on resume and settles its last pulse batch by the board's
         pulse counter and a read-back (its intent is on disk), so nothing is lost."""
         values = msg.encode(result)
-        counter = np.nan
-        if self.pending is not None and self.pending.get("counter") is not None:
-            counter = float(self.pending["counter"])
+        counter, crc = np.nan, None
+        if self.pending is not None and int(self.pending["step"]) == k:  # its intent: checked to be this step
+            crc = int(self.pending["crc"])
+            if self.pending.get("counter") is not None:
+                counter = float(self.pending["counter"])
         start = self._total("values") + self._buffered
-        self._buf["steps"].append(np.array([[msg.op, msg.n, msg.crc(), start, values.size, counter, clock]], dtype=float))
+        self._buf["steps"].append(np.array([[msg.op, msg.n, msg.crc() if crc is None else crc, start, values.size, counter, clock]], dtype=float))
         self._buf["values"].append(values)
         if log_rows is not None and log_rows.shape[0]:
             self._buf["log"].append(log_rows)
