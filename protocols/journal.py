@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
+from labrram import zarrfile
 from labrram.schema import check_run_attrs
 from labrram.signals import deferred_signals
-from labrram import zarrfile
 from labrram.store import UPGRADES, RunStore, StoreError
 
 from . import wal
