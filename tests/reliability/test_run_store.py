@@ -138,6 +138,30 @@ def test_a_death_while_finishing_finishes_again_on_resume(station, store_dir, mo
     assert store.read("pulse").shape == (read_log(store)["step"].size,)
 
 
+def test_a_run_whose_arrays_zarr_python_wrote_resumes(station, store_dir):
+    """Runs interrupted under labrram versions whose run stores zarr-python wrote (its default
+    codecs, zstd level 0): resume appends to those arrays in their own codecs."""
+    import shutil
+
+    import zarr
+
+    path = store_dir / "run.zarr"
+    interrupted_run(station, path)
+    for name in ("steps", "values", "log"):  # the same arrays, written by zarr-python
+        old = zarr.open_array(str(path / name), mode="r")
+        data, meta = np.asarray(old[...]), old.metadata
+        shutil.rmtree(path / name)
+        group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+        new = group.create_array(name, shape=data.shape, chunks=old.chunks, dtype="f8", fill_value=np.nan,
+                                 dimension_names=list(meta.dimension_names), attributes=dict(old.attrs))  # fmt: skip
+        new[...] = data
+        assert new.metadata.to_dict()["codecs"][-1]["configuration"]["level"] == 0
+    res = labrram.resume(path, station)
+    check(station, path)
+    assert res.converged[~np.isnan(targets())].mean() > 0.99
+    assert zarr.open_array(str(path / "log"), mode="r").metadata.to_dict()["codecs"][-1]["configuration"]["level"] == 0
+
+
 def test_a_changed_plan_is_refused_on_resume(station, store_dir):
     path = store_dir / "run.zarr"
     interrupted_run(station, path)
