@@ -181,27 +181,42 @@ def _write(
     store, batch: list[tuple[int, dict[str, np.ndarray]]], n_trials: int, chunk: int, arrays: dict[str, Any] | None = None
 ) -> None:
     """Write a task's trials, values first and their ``done`` flags last. ``arrays`` caches the
-    opened zarr arrays between calls (opening them costs more than writing a small chunk)."""
+    opened zarr arrays and their metadata between calls (opening them costs more than writing a
+    small chunk). A task that covers whole chunks of an array (as tasks of the study's own
+    chunking do) is written a chunk file at a time (:mod:`labrram.zarrfile`); any other rows
+    through zarr-python."""
+    from labrram import zarrfile
+
     arrays = {} if arrays is None else arrays
     keys = list(batch[0][1])
     if not all(k in arrays for k in keys) or "done" not in arrays:
         _ensure_arrays(store, batch[0][1], n_trials, chunk)
-        arrays.update({k: store.group[k] for k in [*keys, "done"]})
+        for k in [*keys, "done"]:
+            try:
+                meta = zarrfile.read_metadata(store.path / k)
+            except zarrfile.ZarrFileError:  # codecs not written directly: zarr-python writes it
+                meta = None
+            arrays[k] = (store.group[k], meta)
     for k, r in batch:
         if list(r) != keys:
             raise StudyError(f"trial {k}: result keys {sorted(r)} differ from the other trials' {sorted(keys)}")
         for key in keys:
-            if r[key].shape != tuple(arrays[key].shape[1:]):
-                raise StudyError(f"trial {k}: result {key!r} has shape {r[key].shape}, the store holds {tuple(arrays[key].shape[1:])}")
+            if r[key].shape != tuple(arrays[key][0].shape[1:]):
+                raise StudyError(f"trial {k}: result {key!r} has shape {r[key].shape}, the store holds {tuple(arrays[key][0].shape[1:])}")
     idx = np.array([k for k, _ in batch])
     contiguous = bool(np.all(np.diff(idx) == 1))
-    where = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else None
+    start, stop = int(idx[0]), int(idx[-1]) + 1
     for key in [*keys, "done"]:
+        array, meta = arrays[key]
         values = np.ones(idx.size, bool) if key == "done" else np.stack([r[key] for _, r in batch])
-        if contiguous:
-            arrays[key][where] = values
+        c = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0]) if meta is not None else 0
+        if contiguous and c and start % c == 0 and ((stop - start) % c == 0 or stop == int(meta["shape"][0])) and stop <= int(meta["shape"][0]):
+            # whole chunks (the last one may end the array): every row of each chunk is this task's
+            zarrfile.write_chunks(store.path / key, meta, start, values.astype(np.dtype(meta["data_type"]), copy=False))
+        elif contiguous:
+            array[start:stop] = values
         else:
-            arrays[key].set_orthogonal_selection((idx,), values)
+            array.set_orthogonal_selection((idx,), values)
 
 
 def load_study(out: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:

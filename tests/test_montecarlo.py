@@ -116,3 +116,34 @@ def test_backend_and_scheduler_arguments():
         run_study(REF, 2, {}, scheduler="127.0.0.1:8786")
     with pytest.raises(StudyError, match="chunk"):
         run_study(REF, 2, {}, backend="serial", chunk=0)
+
+
+def test_tasks_of_whole_chunks_are_written_as_chunk_files_and_others_do_not_clobber(tmp_path, monkeypatch):
+    """A task covering whole chunks of the study's arrays (or the last, shorter one) is written a
+    chunk file at a time; a task covering part of a chunk goes through zarr-python and leaves
+    the rest of that chunk as it was."""
+    from labrram import montecarlo, zarrfile
+    from labrram.store import RunStore
+
+    written = []
+    real = zarrfile.write_chunks
+    monkeypatch.setattr(zarrfile, "write_chunks", lambda folder, meta, start, data: written.append((folder.name, start)) or real(folder, meta, start, data))
+    n, chunk = 21, 8  # chunks [0, 8), [8, 16), [16, 21)
+    store = RunStore.create(tmp_path / "s.zarr", "montecarlo", {"study": {"n_trials": n}})
+    arrays: dict = {}
+
+    def batch(ks):
+        return [(k, {"x": np.array(float(k)), "v": np.array([k, -k], dtype=np.int64)}) for k in ks]
+
+    montecarlo._write(store, batch(range(8, 16)), n, chunk, arrays)  # a whole chunk
+    montecarlo._write(store, batch(range(16, 21)), n, chunk, arrays)  # the last, shorter chunk
+    assert sorted(set(written)) == [("done", 8), ("done", 16), ("v", 8), ("v", 16), ("x", 8), ("x", 16)]
+    written.clear()
+    montecarlo._write(store, batch(range(0, 4)), n, chunk, arrays)  # half a chunk, then the other half
+    montecarlo._write(store, batch(range(4, 8)), n, chunk, arrays)
+    assert written == []
+    montecarlo._write(store, batch([2, 5]), n, chunk, arrays)  # not contiguous: rewritten in place
+    results, done, _ = load_study(tmp_path / "s.zarr")
+    assert done.all()
+    np.testing.assert_array_equal(results["x"], np.arange(n, dtype=float))
+    np.testing.assert_array_equal(results["v"], np.stack([np.arange(n), -np.arange(n)], axis=1))
