@@ -9,8 +9,9 @@ per-result statistics).
 
 Reading never writes to the store and takes no lock:
 
-* the group attributes are read from ``zarr.json`` as it stands (zarr replaces every metadata
-  and chunk file atomically, so a reader sees the old file or the new one, never half of one);
+* the group attributes are read from ``zarr.json`` as it stands (every metadata and chunk file
+  is replaced atomically, written to a temporary name and renamed, so a reader sees the old
+  file or the new one, never half of one);
 * the pulse log is read *incrementally*: rows already seen are never read again; the rows
   committed to the zarr arrays (the ``journal`` attribute's counts) come from their chunks, the
   rows not checkpointed yet from the write-ahead log's whole records
