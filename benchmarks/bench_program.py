@@ -37,6 +37,7 @@ docs/board-protocol.md "Timing model").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -61,6 +62,46 @@ CHIPS = (0, 1, 2)
 REPEATS = 3
 V_READ = 0.2
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: the parts of the run store's time the speed table reports: timed method -> what it is
+STORE_PARTS = {
+    "create": "creating the store",
+    "intend": "writing the intents of the pulse batches",
+    "_datasync": "of which flushing them to the disk",
+    "commit": "buffering the steps",
+    "finish": "finishing (the last checkpoint, results, coordinates, consolidation)",
+}
+
+
+@contextlib.contextmanager
+def store_timer():
+    """Time the run store's parts (:data:`STORE_PARTS`) while the block runs: yields a dict of
+    seconds per part (wall time spent in each, filled as the run goes)."""
+    from labrram.protocols import journal, wal
+
+    spent = {k: 0.0 for k in STORE_PARTS}
+    owners = {k: wal if k == "_datasync" else journal.Journal for k in STORE_PARTS}
+    raw = {k: vars(owners[k])[k] for k in STORE_PARTS}  # as defined (a classmethod stays one)
+    bound = {k: getattr(owners[k], k) for k in STORE_PARTS}  # what a call through the class reaches
+
+    def timed(k):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return bound[k](*args, **kwargs)
+            finally:
+                spent[k] += time.perf_counter() - t0
+
+        return call
+
+    for k in STORE_PARTS:
+        setattr(owners[k], k, timed(k))
+    try:
+        yield spent
+    finally:
+        for k in STORE_PARTS:
+            setattr(owners[k], k, raw[k])
 
 
 def run_bare(plan, chip):
@@ -213,6 +254,7 @@ def speed(model, folder: Path, measured: dict[str, float]) -> tuple[list[list[st
     # the three are run in turn on each chip, REPEATS times, so that the machine's moods fall on
     # all of them alike; walls are medians over chips and repeats, outcomes those of each chip
     labels = ("full stack + run store", "full stack", "bare device model")
+    store_parts: list[dict[str, float]] = []  # where each run's store time went
     w: dict[str, list[float]] = {k: [] for k in labels}
     res_j: dict[str, list] = {k: [] for k in labels}
     for seed in CHIPS:
@@ -227,11 +269,13 @@ def speed(model, folder: Path, measured: dict[str, float]) -> tuple[list[list[st
                         res_j[label].append((res, judged(res, chip, targets), None))
                     continue
                 sim.drop_benches()  # a fresh chip: a station that asks for the same bench again gets the programmed one
-                with load_station().with_simulation(seed=seed).connect() as st:
+                with load_station().with_simulation(seed=seed).connect() as st, store_timer() as spent:
                     out = folder / f"{label[:4]}-{seed}-{rep}.zarr" if label == "full stack + run store" else None
                     t0, b0 = time.perf_counter(), st.bench.clock.now
                     res = write_verify_reram(st.crossbar, targets, model, out=out)
                     w[label].append(time.perf_counter() - t0)
+                    if out is not None:
+                        store_parts.append(dict(spent))
                     if rep == 0:
                         res_j[label].append((res, judged(res, st.bench.chip, targets), st.bench.clock.now - b0))
     walls = {label: float(np.median(w[label])) for label in labels}
@@ -261,6 +305,8 @@ def speed(model, folder: Path, measured: dict[str, float]) -> tuple[list[list[st
     notes.append(f"- walls of the full stack and the bare model: medians of {len(CHIPS)} chips × {REPEATS} runs each, the three run in turn")
     notes.append(f"- full stack with the run store / bare device model: {walls['full stack + run store'] / walls['bare']:.1f}× "
                  f"(without the store: {walls['full stack'] / walls['bare']:.1f}×)")  # fmt: skip
+    parts = {k: float(np.median([p[k] for p in store_parts])) for k in STORE_PARTS}
+    notes.append("- the run store's time per run (medians): " + ", ".join(f"{what} {parts[k]:.3f} s" for k, what in STORE_PARTS.items()))
     notes.append(f"- naive / batched bench time: {bench_n * scale / batched_bench:.0f}×")
     notes.append(f"- time to first byte of `labrram program` (median of {len(first_bytes)}; bytecode cached, as after `pip install`): {np.median(first_bytes):.2f} s")
     notes.append("- converged and within ±5 % in truth: of the chip's healthy devices (stuck ones excluded), judged on the chip's "
