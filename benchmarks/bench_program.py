@@ -286,8 +286,7 @@ def speed(model, folder: Path, measured: dict[str, float]) -> tuple[list[list[st
                      f"{np.median([x[1]['pulses'] for x in res_j[label]]):.2f}", f"{np.median([x[1]['converged'] for x in res_j[label]]) * 100:.2f} %",
                      f"{np.median([x[1]['truth'] for x in res_j[label]]) * 100:.2f} %", f"{s['rms_error_converged'] * 1e6:.2f} µS"])  # fmt: skip
     js = [x[1] for x in res_j["bare device model"]]
-    walls["bare"] = walls["bare device model"]
-    rows.append(["bare device model", f"{walls['bare']:.2f} s", "-", "-", "-", f"{np.median([j['pulses'] for j in js]):.2f}",
+    rows.append(["bare device model", f"{walls['bare device model']:.2f} s", "-", "-", "-", f"{np.median([j['pulses'] for j in js]):.2f}",
                  f"{np.median([j['converged'] for j in js]) * 100:.2f} %", f"{np.median([j['truth'] for j in js]) * 100:.2f} %", "-"])  # fmt: skip
 
     n_naive = 256
@@ -303,15 +302,15 @@ def speed(model, folder: Path, measured: dict[str, float]) -> tuple[list[list[st
     rows.append([f"naive, per device ({n_naive} ×{scale:.0f})", f"{wall_n * scale:.1f} s", f"{bench_n * scale:.1f} s", "-", "-", f"{pulses.mean():.2f}", "-", "-", "-"])
     batched_bench = float(rows[1][2].split()[0])
     notes.append(f"- walls of the full stack and the bare model: medians of {len(CHIPS)} chips × {REPEATS} runs each, the three run in turn")
-    notes.append(f"- full stack with the run store / bare device model: {walls['full stack + run store'] / walls['bare']:.1f}× "
-                 f"(without the store: {walls['full stack'] / walls['bare']:.1f}×)")  # fmt: skip
+    notes.append(f"- full stack with the run store / bare device model: {walls['full stack + run store'] / walls['bare device model']:.1f}× "
+                 f"(without the store: {walls['full stack'] / walls['bare device model']:.1f}×)")  # fmt: skip
     parts = {k: float(np.median([p[k] for p in store_parts])) for k in STORE_PARTS}
     notes.append("- the run store's time per run (medians): " + ", ".join(f"{what} {parts[k]:.3f} s" for k, what in STORE_PARTS.items()))
     notes.append(f"- naive / batched bench time: {bench_n * scale / batched_bench:.0f}×")
     notes.append(f"- time to first byte of `labrram program` (median of {len(first_bytes)}; bytecode cached, as after `pip install`): {np.median(first_bytes):.2f} s")
     notes.append("- converged and within ±5 % in truth: of the chip's healthy devices (stuck ones excluded), judged on the chip's "
                  "true conductance at the end of the run (the simulator's hidden state, read only to judge)")  # fmt: skip
-    measured.update(cli_wall=float(np.median(cli_walls)), stack_ratio=walls["full stack + run store"] / walls["bare"], ttfb=float(np.median(first_bytes)),
+    measured.update(cli_wall=float(np.median(cli_walls)), stack_ratio=walls["full stack + run store"] / walls["bare device model"], ttfb=float(np.median(first_bytes)),
                     bench_over_limit=float(rows[1][4]), naive_ratio=bench_n * scale / batched_bench)  # fmt: skip
     return rows, "\n".join(notes)
 

@@ -172,8 +172,15 @@ def _level(meta: dict[str, Any]) -> int:
     return int(meta["codecs"][-1]["configuration"]["level"])
 
 
-def _chunk_path(folder: Path, index: Sequence[int]) -> Path:
-    return folder.joinpath("c", *(str(i) for i in index))
+def _write_chunk(folder: Path, meta: dict[str, Any], index: Sequence[int], block: np.ndarray) -> Path:
+    """Write the chunk at grid ``index`` (default chunk key ``c/i/j``) of the array at ``folder``
+    (metadata ``meta``) holding ``block``, padded to the chunk's shape; returns its file."""
+    chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    dtype, fill = (block.dtype, "") if meta["data_type"] == "string" else (np.dtype(meta["data_type"]), _fill_value(meta))
+    path = folder.joinpath("c", *(str(int(i)) for i in index))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _put(path, _encode(block, chunks, fill, dtype, _level(meta)))
+    return path
 
 
 def write_chunks(folder: str | Path, meta: dict[str, Any], start: int, data: np.ndarray) -> list[Path]:
@@ -187,14 +194,7 @@ def write_chunks(folder: str | Path, meta: dict[str, Any], start: int, data: np.
     c = int(chunks[0])
     if start % c or any(int(ch) != int(n) for ch, n in zip(chunks[1:], shape[1:])) or tuple(data.shape[1:]) != tuple(shape[1:]):
         raise ZarrFileError(f"{folder}: writes start on a chunk boundary (every {c} rows), whole along the other axes")
-    dtype, fill = np.dtype(meta["data_type"]), _fill_value(meta)
-    written = []
-    for at in range(0, data.shape[0], c):
-        path = _chunk_path(folder, (start // c + at // c,) + (0,) * (len(shape) - 1))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _put(path, _encode(data[at : at + c], chunks, fill, dtype, _level(meta)))
-        written.append(path)
-    return written
+    return [_write_chunk(folder, meta, (start // c + at // c,) + (0,) * (len(shape) - 1), data[at : at + c]) for at in range(0, data.shape[0], c)]
 
 
 def set_shape(folder: str | Path, meta: dict[str, Any], shape: Sequence[int]) -> None:
@@ -251,14 +251,11 @@ def write_array(folder: str | Path, data: np.ndarray, chunks: Sequence[int] | No
             raise ZarrFileError(f"{folder}: an array or group already exists there")
         shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
     folder.mkdir()
-    dtype, fill = (data.dtype, "") if data.dtype.kind == "U" else (np.dtype(meta["data_type"]), _fill_value(meta))
     grid = [range(0, max(n, 1), int(c)) for n, c in zip(data.shape, chunks)] if data.size else []
     for corner in np.ndindex(*(len(g) for g in grid)) if grid else ():
         lo = [g[i] for g, i in zip(grid, corner)]
         block = data[tuple(slice(a, a + int(c)) for a, c in zip(lo, chunks))]
-        path = _chunk_path(folder, [a // int(c) for a, c in zip(lo, chunks)])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _put(path, _encode(block, chunks, fill, dtype, _level(meta)))
+        _write_chunk(folder, meta, [a // int(c) for a, c in zip(lo, chunks)], block)
     write_metadata(folder, meta)  # last: until it is there, the array does not exist
     return meta
 

@@ -136,7 +136,7 @@ class _Appender:
         zarrfile.set_shape(self.folder, self.meta, self.shape)
 
     def read(self) -> np.ndarray:
-        return self._read(0, self.length) if self.length else np.empty((0,) + self.shape[1:])
+        return self._read(0, self.length) if self.length else self._empty()
 
     def trim(self) -> None:
         """Drop the unused capacity (after a commit: the length is the committed one)."""
