@@ -34,7 +34,7 @@ from .protocols.engine import Engine, start_plan
 from .protocols.journal import Journal
 from .protocols.plan import plan_from_store
 from .protocols.results import ProgramResult, Progress
-from .station import ConnectedStation, ShutdownError, Station, StationError, load_station
+from .station import ConnectedStation, ShutdownError, Station, StationError, load_station, recorded_station
 from .store import RunStore, StoreError
 
 __all__ = [
@@ -445,8 +445,9 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
     out : str or Path
         The run store of the interrupted run (programming or characterization).
     station : None, str, Path, Station or ConnectedStation
-        Where the chip is; default the simulated station the run was made on (from its store),
-        else the default station.
+        Where the chip is; default the simulated station the run was made on, rebuilt from its
+        store (:func:`labrram.station.recorded_station`: its chip's settings, limits and read
+        settings, without its scripted faults), else the default station.
     progress : callable, optional
         ``progress(label, done, total)`` as the run goes.
     other_chip : bool
@@ -518,14 +519,10 @@ def _same_kind_and_shape(out: str | Path, attrs: dict[str, Any], connected: Conn
 
 
 def _station_of(attrs: dict[str, Any]) -> StationLike:
-    """The simulated station a run was made on, from its store (None: the default station)."""
-    stored = attrs.get("station")
-    sim = stored.get("simulation") if isinstance(stored, dict) else None
-    if not isinstance(sim, dict):
-        return None
-    changes = {k: sim[k] for k in ("kind", "rows", "cols", "seed", "state", "arrays") if sim.get(k) is not None}
+    """The simulated station a run was made on, rebuilt from its store (``recorded_station``;
+    None: the default station)."""
     try:
-        return load_station().with_simulation(**changes)
+        return recorded_station(attrs.get("station"))
     except (StationError, TypeError, ValueError) as exc:
         raise StoreError(f"the run's stored simulated station is not usable ({exc}); pass the station") from None
 

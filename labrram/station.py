@@ -515,13 +515,74 @@ def load_station(path: str | Path | None = None) -> Station:
     """
     if path is None:
         path = DEFAULT_STATION.removesuffix(".toml")
-    if isinstance(path, str) and path.replace("-", "").replace("_", "").isalnum() and not Path(path).exists():
-        shipped = resources.files("labrram").joinpath("stations", f"{path}.toml")
-        if shipped.is_file():
-            text = shipped.read_text()
-            label = "default station" if path == DEFAULT_STATION.removesuffix(".toml") else "shipped station"
-            return parse_station(text, f"<{label}: labrram/stations/{path}.toml>")
+    if isinstance(path, str) and not Path(path).exists():
+        shipped = _shipped_station(path)
+        if shipped is not None:
+            return shipped
     return parse_station(read_user_text(path, "station", "TOML", StationError), str(Path(path)))
+
+
+def _shipped_station(name: str) -> Station | None:
+    """The station ``labrram/stations/NAME.toml`` that ships with labrram (None: there is none)."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        return None
+    shipped = resources.files("labrram").joinpath("stations", f"{name}.toml")
+    if not shipped.is_file():
+        return None
+    label = "default station" if name == DEFAULT_STATION.removesuffix(".toml") else "shipped station"
+    return parse_station(shipped.read_text(), f"<{label}: labrram/stations/{name}.toml>")
+
+
+def recorded_station(record: Any) -> Station | None:
+    """The simulated station a run store recorded (:meth:`Station.to_dict`), rebuilt to resume
+    the run on the same simulated chip.
+
+    The base is the shipped station the record was loaded from (its instruments and their
+    options), else the default station. On top of it come the run's own limits, every
+    ``[simulation]`` field it recorded (the chip's kind, size, seed, state folder, SET
+    distribution, level spread, arrays, bench) except ``faults`` (scripted failures happened
+    once; the resume runs without them), and the ``[crossbar]`` read and SMU settings.
+
+    Parameters
+    ----------
+    record : dict
+        A store's ``station`` attribute.
+
+    Returns
+    -------
+    Station or None
+        None when the record holds no ``[simulation]`` table: a real station must be named.
+
+    Raises
+    ------
+    StationError
+        The record does not rebuild into a valid station on the base (another board, a value
+        the station file would refuse): the station must be named.
+    """
+    from dataclasses import replace
+
+    if not isinstance(record, dict) or not isinstance(record.get("simulation"), dict):
+        return None
+    source, name = record.get("source"), record.get("name")
+    shipped = None
+    if isinstance(source, str) and source.startswith("<") and source.endswith(".toml>") and "labrram/stations/" in source:
+        shipped = _shipped_station(source.rsplit("/", 1)[-1].removesuffix(".toml>"))
+    base = shipped or load_station()
+    sim = {k: v for k, v in record["simulation"].items() if k in SimulationEntry.__dataclass_fields__ and k != "faults" and v is not None}
+    if sim.get("board", "labrram") != base.simulation.board:
+        raise StationError(f"the run was made through station {name!r} ({source}), whose simulated board is {sim.get('board')!r}; "
+                           f"{base.name!r} has {base.simulation.board!r}: pass the station file")  # fmt: skip
+    station = base.with_simulation(**sim)
+    limits = record.get("limits")
+    if isinstance(limits, dict):
+        try:
+            station = replace(station, limits=SafeLimits.from_dict(limits))
+        except ValueError as exc:
+            raise StationError(f"the run's recorded limits: {exc}") from None
+    crossbar = record.get("crossbar")
+    if isinstance(crossbar, dict):
+        station = station.with_crossbar(**{k: v for k, v in crossbar.items() if _CROSSBAR_KEYS.get(k) is float})
+    return station
 
 
 class ConnectedStation:

@@ -1,11 +1,14 @@
 """Station files: the default, validation with clear messages, connect and shut down."""
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from labrram.cells import Cells
 
 from labrram.safety import SafeLimits
-from labrram.station import StationError, load_station, parse_station
+from labrram.station import StationError, load_station, parse_station, recorded_station
 
 GOOD = """
 [station]
@@ -148,6 +151,21 @@ def test_with_simulation_changes_the_chips_family():
     assert st.with_simulation(set_distribution="gaussian").simulated_bench().chip.reveal_truth().set_family == "gaussian"
     with pytest.raises(StationError, match="set_distribution must be one of"):
         st.with_simulation(set_distribution="uniform")
+
+
+def test_a_recorded_station_rebuilds_its_simulated_chip_without_its_faults():
+    st = load_station().with_simulation(bench="recorded", seed=3, rows=16, cols=24, set_distribution="heavy", level_spread="hfox-mlc",
+                                        faults={"seed": 1, "interrupt": {"at": 50, "signal": "SIGINT"}})  # fmt: skip
+    st = replace(st, limits=replace(st.limits, max_voltage=2.5)).with_crossbar(read_voltage=0.15)
+    again = recorded_station(json.loads(json.dumps(st.to_dict())))  # as a run store keeps it
+    assert again.simulation == replace(st.simulation, faults=None)  # scripted failures happened once
+    assert again.limits == st.limits and again.crossbar == st.crossbar and again.instruments == st.instruments
+    arc1 = load_station("arc1-simulated")
+    assert recorded_station(arc1.to_dict()) == arc1  # a shipped station: its own instruments and options
+    elsewhere = {**arc1.to_dict(), "source": "/lab/stations/my-arc1.toml"}
+    with pytest.raises(StationError, match="whose simulated board is 'arc1'.*pass the station file"):
+        recorded_station(elsewhere)
+    assert recorded_station({**st.to_dict(), "simulation": None}) is None  # a real station is named, never guessed
 
 
 # --- several arrays on one board -----------------------------------------------------------------

@@ -140,6 +140,27 @@ def test_the_stored_station_resumes_on_the_runs_array(tmp_path):
     sim.configure_bench("default")
 
 
+def test_the_stored_station_keeps_its_chip_physics_and_drops_its_faults(tmp_path):
+    out = tmp_path / "physics.zarr"
+    station = _station("resume-physics", arrays=1).with_simulation(set_distribution="heavy", level_spread="hfox-mlc",
+                                                                    faults=FaultPlan([Fault("timeout", rate=0.02)], seed=3))  # fmt: skip
+    calls = {"n": 0}
+
+    def stop(label, done, total):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        labrram.program("uniform:50e-6:150e-6", station, out=out, progress=stop)
+    result = labrram.resume(out)  # no station: the one the store recorded
+    assert result.summary()["converged_fraction"] > 0.9
+    cfg = sim.get_bench("resume-physics").config
+    assert cfg.chip_options == {"set_distribution": "heavy", "level_spread": "hfox-mlc"} and cfg.faults is None
+    assert (cfg.seed, cfg.rows, cfg.cols) == (2, N, N)
+    assert "stations" not in RunStore.open(out).attrs  # the same station, by name
+
+
 def test_characterize_measures_the_chosen_array(tmp_path):
     out = tmp_path / "char.zarr"
     run = labrram.characterize(_station("tiles-char"), kind="reram", n_devices=8, cycles=2, array_index=1, out=out)
