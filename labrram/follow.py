@@ -12,10 +12,14 @@ Reading never writes to the store and takes no lock:
 * the group attributes are read from ``zarr.json`` as it stands (every metadata and chunk file
   is replaced atomically, written to a temporary name and renamed, so a reader sees the old
   file or the new one, never half of one);
-* the pulse log is read *incrementally*: rows already seen are never read again; the rows
-  committed to the zarr arrays (the ``journal`` attribute's counts) come from their chunks, the
-  rows not checkpointed yet from the write-ahead log's whole records
+* the steps and the pulse log are read *incrementally*: rows already seen are never read
+  again; the rows committed to the zarr arrays (the ``journal`` attribute's counts) come from
+  their chunks, the rows not checkpointed yet from the write-ahead log's whole records
   (:func:`labrram.protocols.wal.read`, which leaves a torn tail out);
+* a device's read-back is the last conductance read of it: a pulse's own read (the log's
+  ``g_after``) or a read step (a PCM or passive verify, a reread). A read step stores its
+  values, not its devices, so the follower steps the run's plan through the stored results,
+  as a resume replays them, and the plan says which devices each read step read;
 * a checkpoint between two of those reads only delays rows to the next poll: a write-ahead log
   that no longer starts where the rows already seen end is ignored until the zarr arrays have
   caught up; a read that fails mid-change (a file replaced under it) keeps the last snapshot
@@ -38,6 +42,7 @@ import numpy as np
 
 from .protocols import wal
 from .protocols.journal import LOG_FIELDS, STEP_FIELDS, read_log
+from .protocols.messages import Read, Report
 from .store import FORMAT_VERSION, RunStore, StoreError
 
 __all__ = ["RunFollower", "StudyFollower", "follower", "DEFAULT_TOLERANCE"]
@@ -120,6 +125,47 @@ class _Rates:
         return (b[name] - a[name]) / dx
 
 
+class _Replay:
+    """The run's plan stepped through its stored results, one step at a time as they are read
+    (as a resume replays them): which devices each step addressed. It stops for good at a step
+    the plan does not ask for (a store it cannot follow), and the follower goes on with the log."""
+
+    def __init__(self, path: Path, shape: tuple[int, int]) -> None:
+        from .protocols.plan import plan_from_store
+
+        self.gen: Any = None
+        try:
+            plan = plan_from_store(RunStore.open(path))
+            self.gen = plan.run(shape) if hasattr(plan, "run") else plan
+            self.msg = self._next(None)
+        except Exception:
+            self.gen = None
+
+    def _next(self, reply: Any) -> Any:
+        while True:
+            msg = self.gen.send(reply)
+            if not isinstance(msg, Report):
+                return msg
+            reply = None
+
+    def step(self, row: np.ndarray, values: np.ndarray) -> Any:
+        """The message of the stored step ``row`` (a ``steps`` row; ``values`` its stored
+        values), the plan then stepped with its result; None once the replay has stopped."""
+        if self.gen is None:
+            return None
+        msg = self.msg
+        try:
+            if (int(row[0]), int(row[1]), int(row[2])) != (msg.op, msg.n, msg.crc()):
+                raise ValueError("another step")
+            self.msg = self._next(msg.decode(values))
+        except StopIteration:
+            self.gen = None
+        except Exception:
+            self.gen = None
+            return None
+        return msg
+
+
 class RunFollower:
     """A programming or characterization run store, read as it grows (module docstring).
 
@@ -142,6 +188,8 @@ class RunFollower:
         self.pulses = np.zeros(self.shape, dtype=np.int64)
         self.converged: np.ndarray | None = None  # the plan's verdict, once the run is complete
         self.n_log = 0  # log rows consumed
+        self.n_steps = 0  # steps consumed
+        self._replay: _Replay | None = None  # made when the first step is read
         self.counts = {"SET": 0, "RESET": 0, "uncertain": 0}
         self.curve: list[tuple[int, float]] = []  # (SET batch, % of devices within their band after it)
         self._step: int | None = None  # the step whose rows are being consumed
@@ -155,7 +203,10 @@ class RunFollower:
         self._snapshot: dict[str, Any] | None = None
         settings = (attrs.get("plan_params") or {}).get("settings") if isinstance(attrs.get("plan_params"), dict) else None
         settings = settings if isinstance(settings, dict) else {}
-        self.tolerance = (float(settings.get("tolerance", DEFAULT_TOLERANCE[0])), float(settings.get("abs_tolerance", DEFAULT_TOLERANCE[1])))
+        if "half_width" in settings:  # PCM write-verify: a window of fixed width around each target
+            self.tolerance = (0.0, float(settings["half_width"]))
+        else:
+            self.tolerance = (float(settings.get("tolerance", DEFAULT_TOLERANCE[0])), float(settings.get("abs_tolerance", DEFAULT_TOLERANCE[1])))
         self.max_iterations = settings.get("max_iterations") if isinstance(settings.get("max_iterations"), int) else None
 
     # --- reading -------------------------------------------------------------------------------
@@ -203,6 +254,32 @@ class RunFollower:
             self.achieved[r[read], c[read]] = g[read]  # later rows overwrite earlier ones
         self.rev += 1
 
+    def _fold(self, steps: np.ndarray, values: np.ndarray, v0: int, log: np.ndarray) -> None:
+        """Fold the next steps (``steps`` rows; ``values`` the stored values from the run's value
+        ``v0`` on, covering theirs) and the log rows of those steps, in step order: a batch's
+        pulses, then what a read step read."""
+        at = 0
+        log_steps = log[:, _COL["step"]] if log.shape[0] else np.empty(0)
+        for i, row in enumerate(steps):
+            k = self.n_steps + i
+            upto = at + int(np.searchsorted(log_steps[at:], k, side="right"))
+            if upto > at:
+                self._consume(log[at:upto])
+                at = upto
+            if self._replay is None:
+                self._replay = _Replay(self.path, self.shape)
+            start, n = int(row[3]) - v0, int(row[4])
+            msg = self._replay.step(row, values[start : start + n])
+            if type(msg) is Read:  # conductances (a Measure's currents are not)
+                g = values[start : start + n]
+                ok = np.isfinite(g) & (msg.rows < self.shape[0]) & (msg.cols < self.shape[1])
+                self.achieved[msg.rows[ok], msg.cols[ok]] = g[ok]  # later reads overwrite earlier ones
+                self.rev += 1
+        if at < log.shape[0]:
+            self._consume(log[at:])
+        self.n_steps += steps.shape[0]
+        self.n_log += log.shape[0]
+
     def _close_batch(self) -> None:
         sets, self._step_sets = self._step_sets, 0
         if not sets:
@@ -214,23 +291,28 @@ class RunFollower:
             if n:
                 self.curve.append((self._batches, 100.0 * float(self._in_band().sum()) / n))
 
+    def _read_zarr(self, n_steps: int, n_log: int) -> None:
+        """Fold the steps and log rows committed to the zarr arrays past those seen."""
+        if n_steps <= self.n_steps and n_log <= self.n_log:
+            return
+        steps = np.asarray(_open_array(self.path, "steps")[self.n_steps : n_steps], dtype=float).reshape(-1, len(STEP_FIELDS))
+        v0 = int(steps[0, 3]) if steps.shape[0] else 0
+        v1 = int(steps[-1, 3] + steps[-1, 4]) if steps.shape[0] else 0
+        values = np.asarray(_open_array(self.path, "values")[v0:v1], dtype=float) if v1 > v0 else np.empty(0)
+        log = np.asarray(_open_array(self.path, "log")[self.n_log : n_log], dtype=float).reshape(-1, len(LOG_FIELDS)) if n_log > self.n_log else np.empty((0, len(LOG_FIELDS)))
+        self._fold(steps, values, v0, log)
+
     def _read_new_rows(self, rec_zarr: dict[str, Any]) -> dict[str, Any]:
-        """Consume the log rows past those seen; returns the latest commit record."""
-        n_zarr = int(rec_zarr.get("log", 0))
-        if n_zarr > self.n_log:
-            log = _open_array(self.path, "log")
-            rows = np.asarray(log[self.n_log : min(n_zarr, log.shape[0])], dtype=float)
-            self._consume(rows)
-            self.n_log += rows.shape[0]
+        """Consume the steps and log rows past those seen; returns the latest commit record."""
+        self._read_zarr(int(rec_zarr.get("steps", 0)), int(rec_zarr.get("log", 0)))
         records, _ = wal.read(self.path / wal.FILE_NAME, (len(STEP_FIELDS), len(LOG_FIELDS)))
         commit = rec_zarr
         for r in records:
-            skip = self.n_log - r.starts[2]
-            if skip < 0:
+            skip_steps, skip_log = self.n_steps - r.starts[0], self.n_log - r.starts[2]
+            if skip_steps < 0 or skip_log < 0:
                 break  # moved into zarr since the attributes were read: the next poll finds it there
-            if skip < r.log.shape[0]:
-                self._consume(r.log[skip:])
-                self.n_log += r.log.shape[0] - skip
+            if skip_steps < r.steps.shape[0] or skip_log < r.log.shape[0]:
+                self._fold(r.steps[skip_steps:], r.values, r.starts[1], r.log[skip_log:])
             commit = r.commit
         return commit
 
@@ -239,11 +321,15 @@ class RunFollower:
         from .protocols.journal import program_outcome
 
         store = RunStore.open(self.path)
-        log = read_log(store)
-        rows = np.stack([log[name] for name in LOG_FIELDS], axis=1) if log["step"].size else np.empty((0, len(LOG_FIELDS)))
-        if rows.shape[0] > self.n_log:
-            self._consume(rows[self.n_log :])
-            self.n_log = rows.shape[0]
+        rec = store.attrs.get("journal")
+        if isinstance(rec, dict):  # the steps too: read steps give read-backs
+            self._read_zarr(int(rec.get("steps", 0)), int(rec.get("log", 0)))
+        else:  # a store of an older format: its pulse log
+            log = read_log(store)
+            rows = np.stack([log[name] for name in LOG_FIELDS], axis=1) if log["step"].size else np.empty((0, len(LOG_FIELDS)))
+            if rows.shape[0] > self.n_log:
+                self._consume(rows[self.n_log :])
+                self.n_log = rows.shape[0]
         if self._step is not None:
             self._close_batch()
             self._step = None

@@ -20,7 +20,10 @@ from labrram.cli import main
 from labrram.follow import RunFollower, StudyFollower, follower
 from labrram.live import WatchError, watch
 from labrram.protocols import wal
+from labrram.protocols.engine import simulate
 from labrram.protocols.journal import program_outcome, read_log
+from labrram.protocols.messages import Read
+from labrram.protocols.plan import plan_from_store
 from labrram.store import RunStore, StoreError
 
 SHAPE = (24, 24)
@@ -48,7 +51,7 @@ def growing(tmp_path_factory):
         f = state["follower"]
         snap = f.poll()
         committed = read_log(RunStore.open(out))["step"].size  # what the store holds now, read whole
-        seen.append({"snap": snap, "committed": committed, "n_log": f.n_log, "achieved": f.achieved.copy()})
+        seen.append({"snap": snap, "committed": committed, "n_log": f.n_log, "n_steps": f.n_steps, "achieved": f.achieved.copy()})
         if (out / wal.FILE_NAME).exists() and (out / wal.FILE_NAME).stat().st_size and "mid" not in state:
             state["mid"] = copies / f"mid{len(seen)}.zarr"
             shutil.copytree(out, state["mid"])
@@ -67,16 +70,59 @@ def test_the_follower_reads_every_committed_row_as_the_run_goes(growing):
     assert all(s["snap"]["status"] == "running" for s in seen)
 
 
+def _read_backs(out: Path, upto: int | None = None) -> np.ndarray:
+    """The last conductance read of each device after the first ``upto`` steps (all: None), from
+    the whole finished store: pulses' own reads from the log, read steps' devices from the plan
+    stepped through the stored results by ``simulate``."""
+    store = RunStore.open(out)
+    steps, values, log = store.read("steps"), store.read("values"), read_log(store)
+    reads, k = {}, [0]
+
+    def answer(msg):
+        i = k[0]
+        k[0] += 1
+        v = values[int(steps[i, 3]) : int(steps[i, 3] + steps[i, 4])]
+        if type(msg) is Read:
+            reads[i] = (msg.rows, msg.cols, v)
+        return msg.decode(v)
+
+    shape = tuple(store.attrs["array_shape"])
+    simulate(plan_from_store(store), shape, answer)
+    expected = np.full(shape, np.nan)
+    for i in range(steps.shape[0] if upto is None else upto):
+        sel = (log["step"] == i) & np.isfinite(log["g_after"])
+        expected[log["row"][sel].astype(int), log["col"][sel].astype(int)] = log["g_after"][sel]
+        if i in reads:
+            r, c, v = reads[i]
+            ok = np.isfinite(v)
+            expected[r[ok], c[ok]] = v[ok]
+    return expected
+
+
 def test_the_map_during_the_run_is_the_last_read_back_of_each_device(growing):
-    s = seen = growing["seen"][len(growing["seen"]) // 2]
-    store = RunStore.open(growing["out"])
-    log = read_log(store)
-    upto = s["n_log"]
-    expected = np.full(SHAPE, np.nan)
-    g = log["g_after"][:upto]
-    ok = np.isfinite(g)
-    expected[log["row"][:upto][ok].astype(int), log["col"][:upto][ok].astype(int)] = g[ok]
-    np.testing.assert_array_equal(seen["achieved"], expected)
+    seen = growing["seen"][len(growing["seen"]) // 2]
+    assert seen["n_steps"] > 0
+    np.testing.assert_array_equal(seen["achieved"], _read_backs(growing["out"], seen["n_steps"]))
+
+
+def test_a_pcm_run_shows_its_verify_reads_as_it_goes(tmp_path):
+    """PCM write-verify reads in steps of their own (its pulses carry no read): the map follows them."""
+    out = tmp_path / "pcm.zarr"
+    seen: list = []
+    state: dict = {}
+
+    def tick(label: str, done: int, total: int) -> None:
+        if out.exists():
+            f = state.setdefault("f", RunFollower(out))
+            snap = f.poll()
+            seen.append((snap["within_band"], f.n_steps, f.achieved.copy(), snap["tolerance"]))
+
+    labrram.program("uniform:5e-6:20e-6", array=(16, 16), kind="pcm", out=out, progress=tick, settings={"half_width": 0.5e-6})
+    assert seen and all(tol == [0.0, 0.5e-6] for *_, tol in seen)  # the PCM window, not the ReRAM default
+    within, n_steps, achieved, _ = seen[len(seen) // 2]
+    assert 0 < within < 256  # read-backs arrive while the run goes on
+    np.testing.assert_array_equal(achieved, _read_backs(out, n_steps))
+    assert np.all(np.isnan(read_log(RunStore.open(out))["g_after"]))  # none of it came from the pulse log
 
 
 def test_a_finished_run_shows_the_stored_result(growing):
@@ -92,12 +138,9 @@ def test_a_finished_run_shows_the_stored_result(growing):
     log = read_log(RunStore.open(growing["out"]))
     set_steps = np.unique(log["step"][(log["kind"] == 0) | (log["kind"] == 2)])
     assert [b for b, _ in snap["convergence"]] == list(range(1, set_steps.size + 1))  # one point per SET batch
-    last = {}  # the log's last read-back of each device: what the curve's last point counts
-    for r, c, g in zip(log["row"], log["col"], log["g_after"]):
-        if np.isfinite(g):
-            last[int(r), int(c)] = g
+    last = _read_backs(growing["out"])  # the last read of each device: what the curve's last point counts
     t = result.targets
-    inside = sum(abs(g - t[rc]) <= max(0.05 * t[rc], 1e-6) for rc, g in last.items())
+    inside = np.sum(np.abs(last - t) <= np.maximum(0.05 * t, 1e-6))
     assert snap["convergence"][-1][1] == pytest.approx(100 * inside / t.size, abs=1e-3)
     maps = f.maps()
     achieved = np.frombuffer(base64.b64decode(maps["achieved"]), "<f4").reshape(SHAPE)
