@@ -285,8 +285,7 @@ def program(
             parse_pattern(str(targets))
     if isinstance(sigma, (str, Path)) and str(sigma).endswith(".npy"):
         sigma = load_npy(sigma, "sigma")
-    if out is not None and Path(out).exists():
-        raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
+    _refuse_existing(out)
     with _unsafe_noted(out), _connected(station, kind, array) as connected:  # the chip is the station's (or kind's), never the calibration's
         xb = _crossbar(connected, array_index)
         chip = chip_kind(connected, xb.array)
@@ -405,8 +404,7 @@ def characterize(
         raise JobError(f"characterization of {kind!r} chips is not available; choose from {sorted(KINDS)}")
     if settings is not None and options:
         raise JobError(f"give settings or options {sorted(options)}, not both")
-    if out is not None and Path(out).exists():
-        raise StoreError(f"{out} already exists; resume it with labrram.resume, or choose another out")
+    _refuse_existing(out)
     if settings is None and kind is not None:
         settings = protocol_settings(KINDS[kind].settings, options)
     with _unsafe_noted(out), _connected(station, kind, array) as connected:
@@ -496,6 +494,13 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
             return _characterization(attrs.get("device_kind", ""), result, chip_id, out, engine, attrs.get("settings", {}))
         _finish_program(result, engine, connected, faults0, out)
         return result
+
+
+def _refuse_existing(out: str | Path | None) -> None:
+    """A new run never writes over a store: an existing one is resumed or left alone."""
+    if out is not None and Path(out).exists():
+        raise StoreError(f"{out} already exists: continue an interrupted run there with resume (labrram.resume; "
+                         "--resume on the command line), or choose another out")  # fmt: skip
 
 
 def _stored_station_name(attrs: dict[str, Any]) -> str | None:

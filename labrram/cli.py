@@ -624,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         from .drivers.base import InstrumentError
         from .safety import LimitError
 
-        if isinstance(exc, (InstrumentError, LimitError, OSError, ValueError)):
+        if isinstance(exc, (InstrumentError, LimitError, OSError, ValueError, ModuleNotFoundError)):  # the last: an optional dependency
             err.print(f"[red]error:[/red] {type(exc).__name__}: {_one_line(exc)}{_resume_hint(args)}")
             return 1
         raise

@@ -15,7 +15,10 @@ from .calibration.reram_routine import ReRAMData
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("plots need matplotlib, an optional dependency: pip install 'labrram[plot]'", name="matplotlib") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

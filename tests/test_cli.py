@@ -122,7 +122,18 @@ def test_program_then_report(capsys, tmp_path):
     assert rep["pulses_logged"] == round(rep["pulses_per_device"] * rep["devices"])
     # a finished run cannot be resumed, an existing one not overwritten
     assert run(capsys, "program", "--resume", "--out", str(run_path))[0] == 2
-    assert run(capsys, "program", "--targets", "constant:1e-4", "--out", str(run_path))[0] == 2
+    code, _, err = run(capsys, "program", "--targets", "constant:1e-4", "--out", str(run_path))
+    assert code == 2 and "already exists" in err and "--resume" in err
+
+
+def test_report_without_matplotlib_says_what_to_install(capsys, tmp_path, monkeypatch):
+    import sys
+
+    run_path = tmp_path / "p.zarr"
+    assert run(capsys, "program", "--targets", "constant:1e-4", "--array", "8x8", "--out", str(run_path))[0] == 0
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    code, _, err = run(capsys, "report", str(run_path), "--out", str(tmp_path / "rep"))
+    assert code == 1 and "plots need matplotlib" in err and "labrram[plot]" in err and "Traceback" not in err
 
 
 def test_program_refuses_bad_targets_before_anything(capsys, tmp_path):
