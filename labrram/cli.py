@@ -229,7 +229,9 @@ def show_program(summary: dict[str, Any], console) -> None:
 
     table = Table("quantity", "value", title=f"{summary['protocol']} on {summary['devices']} devices")
     table.add_row("converged", f"{summary['converged_fraction'] * 100:.2f} %")
-    table.add_row("RMS error", f"{summary['rms_error'] * 1e6:.3f} µS ({summary['rms_relative_error'] * 100:.2f} %)")
+    if summary.get("rms_error_converged") is not None:
+        table.add_row("RMS error, converged devices", f"{summary['rms_error_converged'] * 1e6:.3f} µS")
+    table.add_row("RMS error, all devices", f"{summary['rms_error'] * 1e6:.3f} µS (relative: {summary['rms_relative_error'] * 100:.2f} %)")
     table.add_row("pulses per device", f"{summary['pulses_per_device']:.2f} (max {summary['max_pulses']})")
     table.add_row("wall time", f"{summary['wall_time']:.2f} s")
     if summary.get("bench_time") is not None:

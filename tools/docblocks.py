@@ -165,7 +165,7 @@ class Runner:
     def __init__(self, folder: Path, *, check_outputs: bool = True):
         self.folder = folder
         self.check_outputs = check_outputs
-        self.namespace: dict[str, object] = {"__name__": "__docs__"}
+        self.namespace: dict[str, object] = {"__name__": "__main__"}  # as a script saved from the page runs
         for name in LINKED:
             if not (folder / name).exists():
                 (folder / name).symlink_to(ROOT / name, target_is_directory=True)
