@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Callable
 
 from labrram.safety import LimitError, SafeLimits
@@ -29,53 +30,145 @@ def _level(token: str, what: str) -> float:
         return 0.0
     if t.startswith(("MIN", "MAX")) or t in ("INF", "NAN"):
         raise LimitError(f"{what} {token.strip()} is the instrument's full range, not a level within the bench limits")
-    value = float(t)
+    try:
+        value = float(t)
+    except ValueError:
+        raise LimitError(f"{what} {token.strip()!r} is not a number the guard can read (lift the guard with unguarded(reason))") from None
     if not math.isfinite(value):
         raise LimitError(f"{what} {token.strip()} is not a finite level")
     return value
 
 
-def _words(*names: str) -> str:
-    """SCPI long/short forms: ``SOURce`` matches SOUR and SOURCE (case-insensitive)."""
-    out = []
-    for name in names:
-        short = "".join(ch for ch in name if ch.isupper() or ch.isdigit())
-        rest = name[len(short) :].upper()
-        out.append(f"{short}(?:{rest})?" if rest else short)
+#: the SCPI mnemonics the guard reads, in long form (the capitals are the short form)
+_MNEMONICS = ("SOURce", "SENSe", "VOLTage", "CURRent", "LEVel", "IMMediate", "AMPLitude", "TRIGgered", "PULSe", "PROTection",
+              "POSitive", "NEGative", "DC", "LIST", "APPend", "STARt", "STOP", "CENTer", "SPAN", "FUNCtion", "MODE", "OUTPut",
+              "STATe", "SYSTem", "PRESet", "INITiate", "READ", "MEASure")  # fmt: skip
+_CANONICAL = {form: "".join(ch for ch in name if ch.isupper()) for name in _MNEMONICS for form in (name.upper(), "".join(ch for ch in name if ch.isupper()))}
+#: nodes a header may leave out ([LEVel], [IMMediate], ...); SOURce and SENSe are optional roots
+_OPTIONAL = frozenset({"LEV", "IMM", "AMPL", "DC"})
+
+
+@dataclass(frozen=True)
+class ScpiUnit:
+    """One program message unit of a SCPI write, its header resolved as the instrument resolves
+    it: a header without a leading colon after a ``;`` continues the path of the one before it
+    (IEEE 488.2), a new message (a newline) starts at the root.
+
+    Attributes
+    ----------
+    nodes : tuple of str
+        The absolute header, each node in its short form (``SOURce1`` -> ``SOUR``; a mnemonic
+        the guard does not read stays as written, upper case); empty for a common command.
+    suffixes : tuple of str
+        Each node's numeric suffix (a channel: ``SOUR2`` -> ``"2"``), ``""`` without one.
+    common : str
+        The common command (``"*RST"``), or ``""``.
+    query : bool
+        A query (the header ends with ``?``).
+    args : str
+        The parameters as written.
+    text : str
+        The unit as written.
+    """
+
+    nodes: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    common: str
+    query: bool
+    args: str
+    text: str
+
+    @property
+    def root(self) -> str:
+        """``"SOUR"`` or ``"SENS"`` when the header names that optional root, else ``""``."""
+        return self.nodes[0] if self.nodes and self.nodes[0] in ("SOUR", "SENS") else ""
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The header without its optional nodes: ``:SOUR1:VOLT:LEV:IMM`` and ``:VOLT`` are both
+        ``("VOLT",)``."""
+        nodes = self.nodes[1:] if self.root else self.nodes
+        return tuple(n for n in nodes if n not in _OPTIONAL)
+
+    def suffix(self, node: str) -> str:
+        """The numeric suffix of the header's first ``node`` (``""`` when absent)."""
+        return self.suffixes[self.nodes.index(node)] if node in self.nodes else ""
+
+
+def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    out, cur, quote = [], [], ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == sep:
+            out.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    out.append("".join(cur))
     return out
 
 
-def _scpi(*path: str) -> str:
-    """A SCPI header regex: ``[:]SOURce[1|2]:VOLTage[:LEVel][:IMMediate][:AMPLitude]``; parts in
-    brackets in the name are optional nodes."""
-    parts = []
-    for node in path:
-        optional = node.startswith("[")
-        name = node.strip("[]")
-        suffix = r"[12]?" if name in ("SOURce", "SENSe") else ""
-        (word,) = _words(name)
-        parts.append(f"(?::{word}{suffix})?" if optional else f":?{word}{suffix}" if not parts else f":{word}{suffix}")
-    return "".join(parts)
+def scpi_units(command: str) -> list[ScpiUnit]:
+    """The program message units of a SCPI write (``;``-compounds and newline-separated
+    messages; ``;`` inside quotes is text), each with its header resolved against the path."""
+    units = []
+    for line in command.splitlines():
+        path: tuple[tuple[str, str], ...] = ()
+        for raw in _split_outside_quotes(line, ";"):
+            raw = raw.strip()
+            if not raw:
+                continue
+            header, _, args = raw.replace("\t", " ").partition(" ")
+            query = header.endswith("?")
+            header = header.rstrip("?")
+            if header.startswith("*"):  # a common command leaves the path as it is
+                units.append(ScpiUnit((), (), header.upper(), query, args.strip(), raw))
+                continue
+            nodes = []
+            for word in (w for w in header.split(":") if w):
+                name = word.rstrip("0123456789")
+                nodes.append((_CANONICAL.get(name.upper(), name.upper()), word[len(name) :]))
+            full = (() if header.startswith(":") else path) + tuple(nodes)
+            units.append(ScpiUnit(tuple(n for n, _ in full), tuple(x for _, x in full), "", query, args.strip(), raw))
+            path = full[:-1]
+    return units
 
 
-#: (header regex, what, check) — the SCPI source-level commands of the 2400 and the B2900
-_SCPI_RULES: list[tuple[re.Pattern[str], str, str]] = [
-    (re.compile(_scpi("SOURce", "VOLTage", "[LEVel]", "[IMMediate]", "[AMPLitude]") + r"\s+" + _NUM + r"\s*$", re.I), "source voltage", "voltage"),
-    (re.compile(_scpi("SOURce", "VOLTage", "[LEVel]", "TRIGgered", "[AMPLitude]") + r"\s+" + _NUM + r"\s*$", re.I), "triggered source voltage", "voltage"),
-    (re.compile(_scpi("SOURce", "PULSe", "VOLTage") + r"\s+" + _NUM + r"\s*$", re.I), "pulse voltage", "voltage"),
-    (re.compile(_scpi("SOURce", "CURRent", "[LEVel]", "[IMMediate]", "[AMPLitude]") + r"\s+" + _NUM + r"\s*$", re.I), "source current", "current"),
-    (re.compile(_scpi("SENSe", "CURRent", "[DC]", "PROTection", "[LEVel]") + r"\s+" + _NUM + r"\s*$", re.I), "current compliance", "current"),
-    (re.compile(_scpi("SENSe", "VOLTage", "[DC]", "PROTection", "[LEVel]") + r"\s+" + _NUM + r"\s*$", re.I), "voltage compliance", "voltage"),
-    (re.compile(_scpi("SOURce", "VOLTage", "STARt") + r"\s+" + _NUM + r"\s*$", re.I), "sweep start voltage", "voltage"),
-    (re.compile(_scpi("SOURce", "VOLTage", "STOP") + r"\s+" + _NUM + r"\s*$", re.I), "sweep stop voltage", "voltage"),
-]
-#: commands that restore the instrument's power-on source limits (e.g. a 2600B's 100 mA current
-#: limit, a 2400's 21 V voltage compliance), which no station limit covers
-_SCPI_RESET = re.compile(r"^(?:\*RST|:?SYST(?:em)?:PRES(?:et)?)$", re.I)
-#: current sourcing: the terminal voltage is then bounded only by the voltage compliance
-_SCPI_CURRENT_SOURCE = re.compile(_scpi("SOURce", "FUNCtion", "[MODE]") + r"\s+CURR(?:ent)?\s*$", re.I)
-_SCPI_LIST = re.compile(_scpi("SOURce", "LIST", "VOLTage") + r"\s+(.+)$", re.I)
-_SCPI_LIST_B2900 = re.compile(_scpi("SOURce", "VOLTage", "LIST", "[STARt]") + r"\s+(.+)$", re.I)
+#: header keys that set a level, a compliance or a sweep end: key -> (what, voltage or current)
+_SCPI_LEVELS = {
+    ("VOLT",): ("source voltage", "voltage"),
+    ("VOLT", "TRIG"): ("triggered source voltage", "voltage"),
+    ("PULS", "VOLT"): ("pulse voltage", "voltage"),
+    ("VOLT", "STAR"): ("sweep start voltage", "voltage"),
+    ("VOLT", "STOP"): ("sweep stop voltage", "voltage"),
+    ("CURR",): ("source current", "current"),
+    ("CURR", "TRIG"): ("triggered source current", "current"),
+    ("CURR", "STAR"): ("sweep start current", "current"),
+    ("CURR", "STOP"): ("sweep stop current", "current"),
+    ("CURR", "PROT"): ("current compliance", "current"),
+    ("CURR", "PROT", "POS"): ("positive current compliance", "current"),
+    ("CURR", "PROT", "NEG"): ("negative current compliance", "current"),
+}
+#: a voltage compliance (``SENSe`` named: without it, the 2400 reads ``VOLT:PROT`` as its
+#: overvoltage protection, an upper bound that the source levels' own checks stay under)
+_SCPI_SENSE_LEVELS = {
+    ("VOLT", "PROT"): ("voltage compliance", "voltage"),
+    ("VOLT", "PROT", "POS"): ("positive voltage compliance", "voltage"),
+    ("VOLT", "PROT", "NEG"): ("negative voltage compliance", "voltage"),
+}
+#: header keys that take a list of levels
+_SCPI_LISTS = {("LIST", "VOLT"): "voltage", ("LIST", "VOLT", "APP"): "voltage", ("VOLT", "LIST"): "voltage",
+               ("LIST", "CURR"): "current", ("LIST", "CURR", "APP"): "current", ("CURR", "LIST"): "current"}  # fmt: skip
+#: a sweep set by its centre or span: its ends depend on the other, which the guard does not see
+_SCPI_UNBOUNDED = {("VOLT", "CENT"), ("VOLT", "SPAN"), ("CURR", "CENT"), ("CURR", "SPAN")}
+
+
+def _is_reset(unit: ScpiUnit) -> bool:
+    """``*RST``, ``:SYST:PRES`` (power-on limits) or ``*RCL`` (a saved setup's limits)."""
+    return unit.common in ("*RST", "*RCL") or unit.key == ("SYST", "PRES")
 
 
 def _check(limits: SafeLimits, kind: str, value: float, what: str) -> None:
@@ -96,28 +189,62 @@ def _parts(command: str) -> list[str]:
 
 
 def scpi_guard(limits: SafeLimits, command: str) -> None:
-    """Refuse a SCPI command (one of a ``;``-compound, or of several newline-separated messages)
-    that sets a source level or compliance beyond ``limits``, restores the instrument's
-    power-on limits (``*RST``, ``:SYST:PRES``) or selects current sourcing (raises
-    :class:`~labrram.safety.LimitError`)."""
-    for part in _parts(command):
-        if _SCPI_RESET.match(part):
-            raise LimitError(f"raw command {part!r} restores the instrument's power-on source limits, "
+    """Refuse a SCPI command (one of a ``;``-compound, or of several newline-separated messages,
+    headers resolved as the instrument resolves them: :func:`scpi_units`) that sets a source
+    level, a list of levels or a compliance beyond ``limits``, sets a sweep by its centre or
+    span, restores the instrument's power-on or saved limits (``*RST``, ``:SYST:PRES``,
+    ``*RCL``) or selects current sourcing (raises :class:`~labrram.safety.LimitError`)."""
+    for unit in scpi_units(command):
+        part = unit.text
+        if _is_reset(unit):
+            raise LimitError(f"raw command {part!r} restores the instrument's power-on (or a saved setup's) source limits, "
                              f"which the station's limits do not cover; {_RESET_ADVICE}")  # fmt: skip
-        if _SCPI_CURRENT_SOURCE.match(part):
+        if unit.query or unit.common:
+            continue
+        key, args = unit.key, unit.args
+        if key in (("FUNC",), ("FUNC", "MODE")) and unit.root != "SENS" and args.strip("'\"").upper().startswith("CURR"):
             raise LimitError(f"raw command {part!r} selects current sourcing, whose terminal voltage only the "
                              "voltage compliance bounds; labrram sources voltage (lift the guard with unguarded(reason))")  # fmt: skip
-        if part.startswith("*"):
+        if key in _SCPI_UNBOUNDED:
+            raise LimitError(f"raw command {part!r} sets a sweep by its centre or span, whose ends the guard cannot bound; "
+                             "set its STARt and STOP levels (lift the guard with unguarded(reason))")  # fmt: skip
+        rule = _SCPI_LEVELS.get(key) or (_SCPI_SENSE_LEVELS.get(key) if unit.root == "SENS" else None)
+        if rule is not None and args:
+            what, kind = rule
+            _check(limits, kind, _level(args, what), f"raw command {part!r}: {what}")
+        if key in _SCPI_LISTS and args:
+            for token in args.split(","):
+                _check(limits, _SCPI_LISTS[key], _level(token, "list level"), f"raw command {part!r}: list level")
+
+
+#: headers that can turn an SMU output on without naming it: a 2400's ``:MEASure?`` (and its
+#: ``:INITiate``/``:READ?`` with auto output-off disabled), a B2900's ``:INITiate``, ``:READ?`` and
+#: ``:MEASure?`` with its auto output-on (the default)
+_SCPI_AUTO_ON = ("INIT", "READ", "MEAS")
+
+
+def scpi_events(command: str) -> list[tuple[str, str]]:
+    """What a SCPI write does to an SMU's outputs, in order: ``("reset", "")`` (power-on or
+    saved limits), ``("compliance", channel)`` (a current compliance set; the positive or
+    negative one alone does not count), ``("on", channel)`` (an output turned on, by
+    ``:OUTPut ON`` or by a measurement that turns it on by itself); ``channel`` is the numeric
+    suffix or channel list entry (``""``: the instrument's first)."""
+    events = []
+    for unit in scpi_units(command):
+        key = unit.key
+        if _is_reset(unit):
+            events.append(("reset", ""))
+        elif unit.common:
             continue
-        for rx, what, kind in _SCPI_RULES:
-            m = rx.match(part)
-            if m:
-                _check(limits, kind, _level(m.group(1), what), f"raw command {part!r}: {what}")
-        for rx in (_SCPI_LIST, _SCPI_LIST_B2900):
-            m = rx.match(part)
-            if m:
-                for token in m.group(1).split(","):
-                    _check(limits, "voltage", _level(token, "list voltage"), f"raw command {part!r}: list voltage")
+        elif key == ("CURR", "PROT") and unit.root in ("SENS", "") and not unit.query and unit.args:
+            events.append(("compliance", unit.suffix("SENS")))
+        elif key in (("OUTP",), ("OUTP", "STAT")) and not unit.query and unit.args.upper() in ("ON", "1"):
+            events.append(("on", unit.suffix("OUTP")))
+        elif key and key[0] in _SCPI_AUTO_ON:
+            channels = re.search(r"\(@([^)]*)\)", unit.args)
+            listed = re.findall(r"\d+", channels.group(1)) if channels else [""]
+            events += [("on", ch) for ch in listed]
+    return events
 
 
 _TSP_RULES = [
@@ -125,21 +252,46 @@ _TSP_RULES = [
     (re.compile(r"smu[ab]\s*\.\s*source\s*\.\s*leveli\s*=\s*" + _NUM + r"(?![\w.])", re.I), "source current", "current"),
     (re.compile(r"smu[ab]\s*\.\s*source\s*\.\s*limiti\s*=\s*" + _NUM + r"(?![\w.])", re.I), "current limit", "current"),
     (re.compile(r"smu[ab]\s*\.\s*source\s*\.\s*limitv\s*=\s*" + _NUM + r"(?![\w.])", re.I), "voltage limit", "voltage"),
+    (re.compile(r"smu[ab]\s*\.\s*trigger\s*\.\s*source\s*\.\s*limiti\s*=\s*" + _NUM + r"(?![\w.])", re.I), "triggered current limit", "current"),
+    (re.compile(r"smu[ab]\s*\.\s*trigger\s*\.\s*source\s*\.\s*limitv\s*=\s*" + _NUM + r"(?![\w.])", re.I), "triggered voltage limit", "voltage"),
 ]
 
 
-_TSP_RESET = re.compile(r"(?<![\w.])(?:smu[ab]\s*\.\s*)?reset\s*\(", re.I)
+#: ``reset()``, ``smua.reset()``, ``localnode.reset()`` and ``*RST``: the power-on source limits again
+TSP_RESET = re.compile(r"(?:(?<![\w.])(?:(?:smu[ab]|localnode)\s*\.\s*)?reset\s*\(|\*RST\b)", re.I)
+_TSP_NUMBERS = r"[-+.\deE\s,]*"
+#: the trigger model's source levels: a list (``listv({...})``) or a sweep's ends (``linearv(start, stop, n)``, ``logv(...)``)
+_TSP_TRIGGER_LIST = re.compile(r"smu[ab]\s*\.\s*trigger\s*\.\s*source\s*\.\s*listv\s*\(\s*\{(" + _TSP_NUMBERS + r")\}", re.I)
+_TSP_TRIGGER_SWEEP = re.compile(r"smu[ab]\s*\.\s*trigger\s*\.\s*source\s*\.\s*(?:linear|log)v\s*\(\s*" + _NUM + r"\s*,\s*" + _NUM + r"\s*,", re.I)
+#: current sourcing by the trigger model, and a limit switched off
+_TSP_REFUSED = [
+    (re.compile(r"smu[ab]\s*\.\s*trigger\s*\.\s*source\s*\.\s*(?:listi|lineari|logi)\s*\(", re.I),
+     "sources current, whose terminal voltage only the voltage limit bounds; labrram sources voltage"),
+    (re.compile(r"=(?!=)\s*smu[ab]\s*\.\s*LIMIT_OFF(?![\w.])", re.I), "switches a source limit off"),
+]  # fmt: skip
 _TSP_CURRENT_SOURCE = re.compile(r"smu[ab]\s*\.\s*source\s*\.\s*func\s*=\s*(?:smu[ab]\s*\.\s*OUTPUT_DCAMPS|0)(?![\w.])", re.I)
 
 
 def tsp_guard(limits: SafeLimits, command: str) -> None:
-    """Refuse TSP that assigns a literal source level or limit beyond ``limits``, resets an SMU
-    or the instrument (restoring its 100 mA power-on current limit) or selects current sourcing
+    """Refuse TSP that assigns a literal source level or limit beyond ``limits`` (the trigger
+    model's included: a literal source list, a sweep's literal ends, its limits), switches a
+    limit off (``LIMIT_OFF``), resets an SMU or the instrument (``reset()``, ``smua.reset()``,
+    ``localnode.reset()``, ``*RST``: its 100 mA power-on current limit) or sources current
     (expressions cannot be read here; labrram's own scripts clamp every level they source)."""
-    m = _TSP_RESET.search(command)
+    m = TSP_RESET.search(command)
     if m:
-        raise LimitError(f"raw TSP {m.group(0)}) restores the instrument's power-on source limits, "
+        raise LimitError(f"raw TSP {m.group(0).rstrip('(').strip()} restores the instrument's power-on source limits, "
                          f"which the station's limits do not cover; {_RESET_ADVICE}")  # fmt: skip
+    for rx, why in _TSP_REFUSED:
+        m = rx.search(command)
+        if m:
+            raise LimitError(f"raw TSP {m.group(0)!r} {why} (lift the guard with unguarded(reason))")
+    for m in _TSP_TRIGGER_LIST.finditer(command):
+        for token in (t for t in m.group(1).split(",") if t.strip()):
+            _check(limits, "voltage", _level(token, "trigger list voltage"), "raw TSP: trigger list voltage")
+    for m in _TSP_TRIGGER_SWEEP.finditer(command):
+        for token in m.group(1, 2):
+            _check(limits, "voltage", _level(token, "trigger sweep voltage"), "raw TSP: trigger sweep voltage")
     m = _TSP_CURRENT_SOURCE.search(command)
     if m:
         raise LimitError(f"raw TSP {m.group(0)!r} selects current sourcing, whose terminal voltage only the "

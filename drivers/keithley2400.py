@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .guard import scpi_guard
+from .guard import scpi_events, scpi_guard
 from .base import ReplyError, Setting, in_range, parse_bool
 from .smu import SourceMeter
 
@@ -26,9 +26,9 @@ class Keithley2400(SourceMeter):
     """
 
     guard = scpi_guard  # raw source-level commands are refused beyond the limits too
-    output_on_pattern = re.compile(r"(?<![\w*])OUTP(?:UT)?(?::STAT(?:E)?)?(?P<ch>)\s+(?:ON|1)\b", re.I)
-    compliance_pattern = re.compile(r"SENS(?:E)?(?P<ch>)(?::CURR(?:ENT)?)(?::DC)?:PROT(?:ECTION)?(?::LEV(?:EL)?)?\s+[-+.\d]", re.I)
-    reset_pattern = re.compile(r"\*RST|SYST(?:EM)?:PRES", re.I)
+
+    def _output_events(self, text: str) -> list[tuple[str, str]]:
+        return [(kind, "") for kind, _ in scpi_events(text)]  # one channel, whatever the suffix
 
     source_voltage = Setting(
         ":SOUR:VOLT?", ":SOUR:VOLT {:.6g}", validate=lambda inst, v: inst.check_level(v), doc="DC source level, V."

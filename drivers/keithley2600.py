@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .guard import tsp_guard
+from .guard import TSP_RESET, tsp_guard
 from .base import (
     InstrumentError,
     InstrumentTimeout,
@@ -104,7 +104,7 @@ class Keithley2600(SourceMeter):
     def compliance_key(self) -> str:  # type: ignore[override]
         return self.smu
 
-    reset_pattern = re.compile(r"(?<![\w.])(?:smu[ab]\s*\.\s*)?reset\s*\(", re.I)
+    reset_pattern = TSP_RESET
 
     error_query = 'print(string.format("%d\\t%s", errorqueue.next()))'
 

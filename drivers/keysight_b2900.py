@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .guard import scpi_guard
+from .guard import scpi_events, scpi_guard
 from .base import ReplyError, SafeLimits, Setting, Transport, in_range, parse_bool
 from .smu import SourceMeter
 
@@ -56,13 +56,13 @@ class KeysightB2900(SourceMeter):
     """
 
     guard = scpi_guard  # raw source-level commands are refused beyond the limits too
-    output_on_pattern = re.compile(r"(?<![\w*])OUTP(?:UT)?(?P<ch>2)?1?(?::STAT(?:E)?)?\s+(?:ON|1)\b", re.I)
-    compliance_pattern = re.compile(r"SENS(?:E)?(?P<ch>2)?1?(?::CURR(?:ENT)?)(?::DC)?:PROT(?:ECTION)?(?::LEV(?:EL)?)?\s+[-+.\d]", re.I)
+
     @property
     def compliance_key(self) -> str:  # type: ignore[override]
         return "" if self.channel == 1 else str(self.channel)
 
-    reset_pattern = re.compile(r"\*RST|SYST(?:EM)?:PRES", re.I)
+    def _output_events(self, text: str) -> list[tuple[str, str]]:
+        return [(kind, "" if ch in ("", "1") else ch) for kind, ch in scpi_events(text)]  # channel 1 is the default
 
     source_voltage = Setting(
         ":SOUR{ch}:VOLT?",

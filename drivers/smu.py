@@ -49,13 +49,8 @@ class SourceMeter(Instrument, abc.ABC):
         instrument's own setting, left by whoever used it last or restored by a reset, may
         exceed the station's ``max_current``."""
         super()._guard(data)
-        text = data.decode("latin-1", "replace")
         known = set(self.__dict__.get("_compliance_set", ()))  # committed only if the message may go
-        events = []
-        for kind, rx in (("reset", self.reset_pattern), ("compliance", self.compliance_pattern), ("on", self.output_on_pattern)):
-            if rx is not None:
-                events += [(m.start(), kind, (m.groupdict().get("ch") or "").lower()) for m in rx.finditer(text)]
-        for _, kind, ch in sorted(events):
+        for kind, ch in self._output_events(data.decode("latin-1", "replace")):
             if kind == "reset":
                 known.clear()
             elif kind == "compliance":
@@ -67,6 +62,17 @@ class SourceMeter(Instrument, abc.ABC):
                     "call configure_voltage_source(compliance) first"
                 )
         self.__dict__["_compliance_set"] = known
+
+    def _output_events(self, text: str) -> list[tuple[str, str]]:
+        """What a raw write does to the outputs, in order: ``(kind, channel key)`` with kind
+        ``"reset"``, ``"compliance"`` or ``"on"``, found by :attr:`reset_pattern`,
+        :attr:`compliance_pattern` and :attr:`output_on_pattern` (SCPI drivers resolve headers
+        instead: :func:`~labrram.drivers.guard.scpi_events`)."""
+        events = []
+        for kind, rx in (("reset", self.reset_pattern), ("compliance", self.compliance_pattern), ("on", self.output_on_pattern)):
+            if rx is not None:
+                events += [(m.start(), kind, (m.groupdict().get("ch") or "").lower()) for m in rx.finditer(text)]
+        return [(kind, ch) for _, kind, ch in sorted(events)]
 
     @abc.abstractmethod
     def configure_voltage_source(self, compliance: float, nplc: float = 1.0, auto_zero: bool = False) -> None:

@@ -51,12 +51,18 @@ def test_limits_refuse_before_any_byte(smu, fake_transport, mocker):
 
 
 def test_measure_current_parses_volt_curr(smu, fake_transport):
+    with pytest.raises(LimitError, match="no current compliance was set"):  # :READ? may turn the output on
+        smu.measure_current()
+    assert fake_transport.written == []
+    smu.write(":SENS:CURR:PROT 1e-4")
+    fake_transport.written.clear()
     fake_transport.replies.append(b"+2.000000E-01,+1.234000E-05\n")
     assert smu.measure_current() == pytest.approx(1.234e-5)
     assert fake_transport.written == [b":READ?\n"]
 
 
 def test_garbage_reply_raises_a_clear_error(smu, fake_transport):
+    smu.write(":SENS:CURR:PROT 1e-4")
     fake_transport.replies.append(b"+2.0E-01,garbage\n")
     with pytest.raises(ReplyError, match="not numeric"):
         smu.measure_current()

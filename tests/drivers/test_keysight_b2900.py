@@ -117,6 +117,11 @@ def test_measure_current_is_one_binary_spot_measurement(configured, fake_transpo
 
 
 def test_unconfigured_driver_sets_the_binary_format_first(smu, fake_transport):
+    with pytest.raises(LimitError, match="no current compliance was set"):  # :MEAS? turns the output on by itself
+        smu.measure_current()
+    assert fake_transport.written == []
+    smu.write(":SENS:CURR:PROT 1e-4")
+    fake_transport.written.clear()
     fake_transport.replies.extend([block(2e-6), block(3e-6)])
     assert smu.measure_current() == pytest.approx(2e-6)
     assert smu.measure_current() == pytest.approx(3e-6)

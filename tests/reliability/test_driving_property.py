@@ -146,12 +146,16 @@ SCPI_TEMPLATES = (
     ":SOUR:VOLT:STAR {v}", ":SOUR:VOLT:STOP {v}", ":SOUR:PULS:VOLT {v}", ":SOUR:VOLT:LIST {v},{v2}", ":SENS:VOLT:PROT {v}",
     ":SOUR:FUNC CURR", ":SOUR:FUNC VOLT", ":SOUR:FUNC:MODE CURR", ":SOUR:FUNC:MODE VOLT", ":OUTP ON", ":OUTP OFF", "*RST",
     ":SOUR:VOLT:MODE LIST", ":SOUR:VOLT:MODE FIX", ":SOUR:VOLT:MODE SWE", ":INIT", ":READ?", ":MEAS:CURR?", "*IDN?",
+    # the optional roots left out, and headers that continue the path of the one before them
+    ":VOLT {v}", ":CURR:PROT {i}", ":SOUR:FUNC VOLT;VOLT {v}", ":SENS:CURR:PROT {i};PROT {i}", ":SOUR:LIST:VOLT:APP {v},{v2}",
+    ":OUTP1 ON", ":OUTP:SMOD NORM;STAT ON", ":FUNC:MODE CURR", "*RCL 1", ":SOUR:VOLT:CENT {v}", ":LIST:VOLT {v}",
 )  # fmt: skip
 TSP_TEMPLATES = (
     "smua.source.levelv = {v}", "smua.source.leveli = {i}", "smua.source.limiti = {i}", "smua.source.limitv = {v}",
     "smua.source.func = smua.OUTPUT_DCAMPS", "smua.source.func = smua.OUTPUT_DCVOLTS", "smua.source.output = 1",
     "smua.source.output = smua.OUTPUT_OFF", "smua.reset()", "print(smua.measure.i())", "smub.source.levelv={v}",
-    "smua.source.output = smua.OUTPUT_ON",
+    "smua.source.output = smua.OUTPUT_ON", "*RST", "localnode.reset()", "smua.trigger.source.listv({{{v}, {v2}}})",
+    "smua.trigger.source.limiti = {i}", "smua.trigger.source.limiti = smua.LIMIT_OFF",
 )  # fmt: skip
 BOARD_TEMPLATES = (":PULS:SET {r},{c},{v},{g},{w}", ":PULS:RES {r},{c},{v},{g},{w}", ":READ:VOLT {v}", ":ROUT:GATE {g}", ":READ:GATE {g}")
 
