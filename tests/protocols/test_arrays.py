@@ -88,7 +88,9 @@ def test_two_crossbars_on_one_board_take_turns():
             connected.crossbar_for(4)
 
 
-def _interrupted(tmp_path, name: str):
+def _interrupted(tmp_path, name: str, station=None, array_index: int | None = 2):
+    """A program run on ``station`` (default: the 4-array one of bench ``name``) interrupted by
+    Ctrl-C at its third progress report."""
     out = tmp_path / f"{name}.zarr"
     calls = {"n": 0}
 
@@ -98,7 +100,7 @@ def _interrupted(tmp_path, name: str):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        labrram.program("uniform:50e-6:150e-6", _station(name), array_index=2, out=out, progress=stop)
+        labrram.program("uniform:50e-6:150e-6", station or _station(name), array_index=array_index, out=out, progress=stop)
     assert RunStore.open(out).attrs["status"] == "interrupted"
     return out
 
@@ -141,18 +143,9 @@ def test_the_stored_station_resumes_on_the_runs_array(tmp_path):
 
 
 def test_the_stored_station_keeps_its_chip_physics_and_drops_its_faults(tmp_path):
-    out = tmp_path / "physics.zarr"
     station = _station("resume-physics", arrays=1).with_simulation(set_distribution="heavy", level_spread="hfox-mlc",
                                                                     faults=FaultPlan([Fault("timeout", rate=0.02)], seed=3))  # fmt: skip
-    calls = {"n": 0}
-
-    def stop(label, done, total):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        labrram.program("uniform:50e-6:150e-6", station, out=out, progress=stop)
+    out = _interrupted(tmp_path, "resume-physics", station, array_index=None)
     result = labrram.resume(out)  # no station: the one the store recorded
     assert result.summary()["converged_fraction"] > 0.9
     cfg = sim.get_bench("resume-physics").config
