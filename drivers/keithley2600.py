@@ -322,9 +322,11 @@ class Keithley2600(SourceMeter):
         have ended a message early on line-based transports, so keep reading until complete."""
         expected = 2 + 4 * n + 1
         data = first
-        # VISA reads end at the message END, so a short message is complete; serial-style
-        # transports end a read at every 0x0A byte, so a short read may be a split message
-        while len(data) < expected and data.startswith(b"#0") and not isinstance(self.transport, VisaTransport):
+        # GPIB and USBTMC reads end at the message END, so a short message is complete; byte
+        # streams (serial ports, raw LAN sockets, VISA ASRL and SOCKET resources) end a read at
+        # every 0x0A byte, so a short read may be a split message
+        by_end = isinstance(self.transport, VisaTransport) and not self.transport.stream
+        while len(data) < expected and data.startswith(b"#0") and not by_end:
             try:
                 data += self.transport.read_message()
             except InstrumentTimeout:

@@ -187,6 +187,34 @@ def test_binary_reply_split_at_a_newline_byte_is_reassembled(configured, fake_tr
         configured.measure_sweep([0.1, 0.2])
 
 
+class _SocketResource:
+    """A pyvisa resource on a raw LAN socket: a read ends at each newline byte."""
+
+    resource_name = "TCPIP::192.0.2.7::5025::SOCKET"
+    timeout = 2000
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.written = data, []
+
+    def write_raw(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def read_raw(self) -> bytes:
+        k = self.data.index(b"\n") + 1
+        out, self.data = self.data[:k], self.data[k:]
+        return out
+
+
+def test_a_binary_reply_over_a_visa_socket_is_reassembled_too():
+    from labrram.drivers.transports import VisaTransport
+
+    values = np.frombuffer(b"\x0a\x00\x80\x3f" + b"\x00\x00\x00\x40", dtype="<f4")
+    resource = _SocketResource(NO_ERROR + real32(*values))
+    smu = Keithley2600(VisaTransport(resource), limits=SafeLimits(max_voltage=2.0, max_current=1e-3, max_pulse_width=1e-3, max_energy=1e-6))
+    smu.configure_voltage_source(1e-4, nplc=0.1)
+    np.testing.assert_array_equal(smu.measure_sweep([0.1, 0.2]), values.astype(float))
+
+
 def test_a_failing_script_body_raises(configured, fake_transport):
     fake_transport.replies.append(f"{SCRIPT_ERROR}\tParameter too big: smua.source.levelv = 300\n".encode())
     with pytest.raises(InstrumentError, match="refused the script: Parameter too big"):
