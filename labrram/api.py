@@ -83,7 +83,7 @@ def _unsafe_noted(out: Any) -> Iterator[None]:
         if out is not None and Path(out).exists():
             with contextlib.suppress(Exception):
                 RunStore.open(out, mode="r+").update_attrs(safe_state=f"failed: {exc}")
-            raise ShutdownError(f"the job ended and is stored in {out}, but {exc}") from None
+            raise ShutdownError(f"the job ended and is stored in {out}, but {exc}") from exc.__cause__  # what stopped it, if anything
         raise
 
 

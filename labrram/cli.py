@@ -625,9 +625,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # instrument and run errors: one clear line, not a traceback
         from .drivers.base import InstrumentError
         from .safety import LimitError
+        from .station import ShutdownError
 
         if isinstance(exc, (InstrumentError, LimitError, OSError, ValueError, ModuleNotFoundError)):  # the last: an optional dependency
             err.print(f"[red]error:[/red] {type(exc).__name__}: {_one_line(exc)}{_resume_hint(args)}")
+            if isinstance(exc, ShutdownError) and isinstance(exc.__cause__, KeyboardInterrupt):  # stopped, but not safe
+                return 128 + exc.__cause__.signum if isinstance(exc.__cause__, Terminated) else 130
             return 1
         raise
     if args.json:

@@ -732,9 +732,12 @@ class ConnectedStation:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        else:
-            with contextlib.suppress(Exception):
-                self.close()
+            return
+        try:
+            self.close()
+        except ShutdownError as failed:  # never hidden by the error that stopped the job
+            why = " ".join(str(exc).split())[:200]
+            raise ShutdownError(f"{failed} (the job had stopped on {exc_type.__name__}{': ' + why if why else ''})") from exc
 
 
 def _retarget(entry: InstrumentEntry, old: str, new: str) -> InstrumentEntry:

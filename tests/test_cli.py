@@ -233,6 +233,22 @@ def test_program_a_pcm_or_passive_station_then_resume_after_ctrl_c(capsys, tmp_p
     assert RunStore.open(out).attrs["device_kind"] == kind
 
 
+def test_ctrl_c_with_an_smu_that_could_not_be_made_safe_never_says_outputs_are_off(capsys, tmp_path):
+    """The SMU is unplugged, then Ctrl-C: the shutdown failure is what the user reads, and the store keeps it."""
+    from labrram import sim
+    from labrram.station import load_station
+
+    path = tmp_path / "lost.toml"
+    path.write_text(INTERRUPTED.format(bench="cli-lost", kind="reram", n=8, at=5).replace(
+        "[simulation.faults]\n", '[simulation.faults]\ndisappear = { at = 2, instrument = "k2400" }\n'))  # fmt: skip
+    sim.configure_bench("cli-lost", seed=3, rows=8, cols=8, faults=load_station(path).simulation.faults)
+    out = tmp_path / "lost.zarr"
+    code, _, err = run(capsys, "program", "--station", str(path), "--targets", "uniform:50e-6:150e-6", "--out", str(out))
+    assert code == 130 and "outputs are off" not in err
+    assert "could not make every instrument safe" in err and "may still be sourcing" in err and "KeyboardInterrupt" in err
+    assert RunStore.open(out).attrs["safe_state"].startswith("failed: ")
+
+
 @pytest.mark.parametrize("kind, options", [("reram", ["--devices", "16", "--cycles", "2"]), ("pcm", ["--devices", "24"]), ("passive", ["--devices", "8"])])
 def test_characterize_resume_for_every_kind(capsys, tmp_path, kind, options):
     station, bench = _interrupted_station(tmp_path, kind, 16, 4)
