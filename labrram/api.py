@@ -483,6 +483,8 @@ def resume(out: str | Path, station: StationLike = None, *, progress: Progress |
             _same_kind_and_shape(out, attrs, connected, xb)  # another chip when told; another kind or size never
             log.warning("%s: resumed on chip %r; the run began on %r", out, chip_id, attrs["chip"])
             journal.store.update_attrs(chips=[*attrs.get("chips", [attrs["chip"]]), chip_id])
+        else:
+            _refuse_fresh_simulated_chip(out, connected, xb, other_chip)
         name, stored = connected.station.name, _stored_station_name(attrs)
         if stored not in (None, name):
             log.warning("%s: resumed through station %r; the run began through %r", out, name, stored)
@@ -501,6 +503,25 @@ def _refuse_existing(out: str | Path | None) -> None:
     if out is not None and Path(out).exists():
         raise StoreError(f"{out} already exists: continue an interrupted run there with resume (labrram.resume; "
                          "--resume on the command line), or choose another out")  # fmt: skip
+
+
+def _refuse_fresh_simulated_chip(out: str | Path, connected: ConnectedStation, xb: Crossbar, other_chip: bool) -> None:
+    """An in-memory simulated chip lives as long as its process: a run that pulsed one, resumed
+    in a process whose simulated chip was never pulsed, would go on with a fresh chip under the
+    same ``*IDN?``. Refused unless another chip is meant (a ``[simulation] state`` folder keeps
+    the chip between processes)."""
+    from .protocols.journal import latest_record
+
+    bench = connected.bench
+    if bench is None or bench.config.state is not None or not int(latest_record(out).get("log", 0) or 0):
+        return
+    if len(bench.chips[xb.array].pulse_log):
+        return  # the chip this process has been pulsing: the run's own
+    if not other_chip:
+        raise StoreError(f"{out}: the run pulsed an in-memory simulated chip, which ended with the process that ran it; this "
+                         "process's simulated chip has never been pulsed (resume it on that fresh chip with --other-chip / "
+                         "other_chip=True, or give the station a [simulation] state folder so that its chip persists)")  # fmt: skip
+    log.warning("%s: resumed on a fresh simulated chip; the run began on another one", out)
 
 
 def _stored_station_name(attrs: dict[str, Any]) -> str | None:

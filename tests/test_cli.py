@@ -233,6 +233,24 @@ def test_program_a_pcm_or_passive_station_then_resume_after_ctrl_c(capsys, tmp_p
     assert RunStore.open(out).attrs["device_kind"] == kind
 
 
+def test_a_resume_in_a_process_whose_simulated_chip_is_fresh_is_refused_unless_told(capsys, tmp_path):
+    """An in-memory simulated chip ends with its process: a new process would resume on a fresh
+    chip under the same *IDN?."""
+    from labrram import sim
+
+    station, bench = _interrupted_station(tmp_path, "reram", 16, 6)
+    out = tmp_path / "run.zarr"
+    assert run(capsys, "program", "--station", str(station), "--targets", "uniform:50e-6:150e-6", "--out", str(out))[0] == 130
+    sim.drop_benches()  # as a new process finds it
+    code, _, err = run(capsys, "program", "--station", str(station), "--resume", "--out", str(out))
+    assert code == 2 and "in-memory simulated chip" in err and "--other-chip" in err and "state folder" in err
+    assert len(sim.get_bench("cli-reram-16-6").chip.pulse_log) == 0  # nothing sent
+    calm = tmp_path / "calm.toml"  # the same station without its scripted Ctrl-C
+    calm.write_text("\n".join(line for line in station.read_text().splitlines() if not line.startswith("interrupt")))
+    code, _, err = run(capsys, "program", "--station", str(calm), "--resume", "--other-chip", "--out", str(out))
+    assert code == 0, err
+
+
 def test_ctrl_c_with_an_smu_that_could_not_be_made_safe_never_says_outputs_are_off(capsys, tmp_path):
     """The SMU is unplugged, then Ctrl-C: the shutdown failure is what the user reads, and the store keeps it."""
     from labrram import sim
