@@ -117,6 +117,18 @@ def _decode(body: memoryview, widths: tuple[int, int]) -> Record:
     return Record((s0, v0, l0), out[0].reshape(ns, widths[0]), out[1], out[2].reshape(nl, widths[1]), commit)
 
 
+#: most buffers one ``writev`` takes (POSIX ``IOV_MAX``; 1024 on Linux)
+def _iov_max() -> int:
+    try:
+        n = os.sysconf("SC_IOV_MAX")
+    except (AttributeError, ValueError, OSError):
+        return 16  # POSIX's smallest
+    return min(n, 1024) if n > 0 else 16
+
+
+_IOV_MAX = _iov_max()
+
+
 class WriteAheadLog:
     """The log file of one run store, open for appending (module docstring)."""
 
@@ -133,7 +145,7 @@ class WriteAheadLog:
         returning (an intent)."""
         parts = [memoryview(p).cast("B") for p in record if len(p)]  # bytes views: partial writes slice them
         while parts:
-            written = os.writev(self._fd, parts)
+            written = os.writev(self._fd, parts[:_IOV_MAX])  # the system takes at most IOV_MAX buffers a call
             while parts and written >= len(parts[0]):
                 written -= len(parts[0])
                 parts.pop(0)

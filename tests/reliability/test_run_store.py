@@ -182,3 +182,20 @@ def test_a_write_ahead_log_of_garbage_is_kept_aside_not_deleted(station, store_d
     res = labrram.resume(path, station)
     assert res.converged[~np.isnan(targets())].mean() > 0.99
     assert (path / "wal" / "records.damaged").read_bytes() == b"not a record at all" * 10
+
+
+def test_a_record_of_more_arrays_than_one_system_call_takes_is_written_whole(tmp_path):
+    """A flush can hold thousands of small steps (a long characterization between two pulse
+    batches): more buffers than ``writev`` takes at once (IOV_MAX, 1024 on Linux)."""
+    from labrram.protocols import wal
+
+    (tmp_path / "wal").mkdir()
+    log = WriteAheadLog(tmp_path)
+    steps = [np.full((1, 7), float(k)) for k in range(3000)]
+    values = [np.array([float(k)]) for k in range(3000)]
+    log.append(wal.encode((0, 0, 0), steps, values, np.empty((0, 8)), {"steps": 3000}), durable=True)
+    log.close()
+    records, end = wal.read(tmp_path / wal.FILE_NAME, (7, 8))
+    assert len(records) == 1 and end == (tmp_path / wal.FILE_NAME).stat().st_size
+    np.testing.assert_array_equal(records[0].steps[:, 0], np.arange(3000.0))
+    np.testing.assert_array_equal(records[0].values, np.arange(3000.0))
