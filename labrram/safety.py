@@ -118,6 +118,13 @@ class SafeLimits:
         """Worst-case energy of pulses, J: ``|V| * max_current * width``."""
         return np.abs(np.asarray(volts, dtype=float)) * self.max_current * np.asarray(seconds, dtype=float)
 
+    def within(self, other: "SafeLimits") -> "SafeLimits":
+        """The limits that keep within both ``self`` and ``other``: the smaller of every
+        ``max_*`` and the larger ``min_pulse_width``."""
+        values = {f.name: min(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)}
+        values["min_pulse_width"] = max(self.min_pulse_width, other.min_pulse_width)
+        return SafeLimits(**values)
+
     def to_dict(self) -> dict[str, float]:
         """The limits as a dict of field name to value (SI), as station files write them."""
         return asdict(self)

@@ -538,10 +538,11 @@ def recorded_station(record: Any) -> Station | None:
     the run on the same simulated chip.
 
     The base is the shipped station the record was loaded from (its instruments and their
-    options), else the default station. On top of it come the run's own limits, every
-    ``[simulation]`` field it recorded (the chip's kind, size, seed, state folder, SET
-    distribution, level spread, arrays, bench) except ``faults`` (scripted failures happened
-    once; the resume runs without them), and the ``[crossbar]`` read and SMU settings.
+    options), else the default station. On top of it come the run's own limits (never looser
+    than the base's: a store is a file anyone can edit), every ``[simulation]`` field it
+    recorded (the chip's kind, size, seed, state folder, SET distribution, level spread,
+    arrays, bench) except ``faults`` (scripted failures happened once; the resume runs without
+    them), and the ``[crossbar]`` read and SMU settings.
 
     Parameters
     ----------
@@ -576,7 +577,7 @@ def recorded_station(record: Any) -> Station | None:
     limits = record.get("limits")
     if isinstance(limits, dict):
         try:
-            station = replace(station, limits=SafeLimits.from_dict(limits))
+            station = replace(station, limits=SafeLimits.from_dict(limits).within(base.limits))
         except ValueError as exc:
             raise StationError(f"the run's recorded limits: {exc}") from None
     crossbar = record.get("crossbar")

@@ -166,6 +166,10 @@ def test_a_recorded_station_rebuilds_its_simulated_chip_without_its_faults():
     with pytest.raises(StationError, match="whose simulated board is 'arc1'.*pass the station file"):
         recorded_station(elsewhere)
     assert recorded_station({**st.to_dict(), "simulation": None}) is None  # a real station is named, never guessed
+    edited = st.to_dict()
+    edited["limits"] = {**edited["limits"], "max_voltage": 1000.0, "max_pulses_per_device": 50}
+    again = recorded_station(edited)  # a store edited by hand never loosens the base station's limits
+    assert again.limits.max_voltage == load_station().limits.max_voltage and again.limits.max_pulses_per_device == 50
 
 
 # --- several arrays on one board -----------------------------------------------------------------
