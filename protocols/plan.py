@@ -100,6 +100,24 @@ def plan_from_store(store: Any) -> Any:
         raise StoreError(f"{store.path}: the stored parameters of plan {cls.name!r} are not usable ({type(exc).__name__}: {exc})") from None
 
 
+def check_finite_settings(settings: Any) -> None:
+    """Refuse (ValueError naming the field) a settings dataclass with a number that is not
+    finite (NaN compares false with every bound, so it would pass the class's range checks) or
+    a bool where a number belongs."""
+    import dataclasses
+    import math
+
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        default = f.default
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for x in items:
+            if isinstance(x, bool) and not isinstance(default, bool):
+                raise ValueError(f"{f.name} must be a number, not {x!r}")
+            if isinstance(x, (float, np.floating)) and not math.isfinite(x):
+                raise ValueError(f"{f.name} must be a finite number, got {x!r}")
+
+
 def check_pulse_settings(xb: Any, what: str, amplitude: Any, gate: Any, width: Any) -> None:
     """Refuse a plan's pulse settings beyond the bench limits or the board's ranges before
     anything is sent (raises :class:`~labrram.safety.LimitError` naming the setting)."""

@@ -26,7 +26,7 @@ from labrram.drivers.base import InstrumentError
 
 from .engine import Progress, run_plan
 from .messages import DELIVERED, NOT_DELIVERED, Pulse, Report
-from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
+from .plan import Plan, PlanRun, check_finite_settings, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, TargetError, program_result, validate_targets
 from .write_verify import reachable_range
 
@@ -62,6 +62,9 @@ class OneShotSettings:
     reset_gate: float = 4.8
     reset_width: float = 100e-9
     set_detect: float = 10e-6  # a device above this after a lost SET batch was SET
+
+    def __post_init__(self) -> None:
+        check_finite_settings(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready data, as a run store records them."""

@@ -102,7 +102,7 @@ from labrram.safety import LimitError, SafeLimits
 
 from .engine import run_plan
 from .messages import Report, SmuDefine, SmuScript
-from .plan import Plan, PlanRun, model_from_json, model_to_json, register
+from .plan import Plan, PlanRun, check_finite_settings, model_from_json, model_to_json, register
 from .results import ProgramResult, Progress, TargetError, scatter, validate_targets
 from .write_verify import reachable_range, start_gates
 
@@ -161,6 +161,7 @@ class SmuLoopSettings:
     adapt_window: int = 16
 
     def __post_init__(self) -> None:
+        check_finite_settings(self)
         if not (0 < self.tolerance < 1):
             raise ValueError("tolerance must be a fraction between 0 and 1")
         if not (0 <= self.start_margin < 1):

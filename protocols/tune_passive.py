@@ -55,7 +55,7 @@ from labrram.devices.passive import PassiveDeviceModel, device_current
 
 from .engine import Progress, run_plan
 from .messages import Bias, Pulse, Read, Report
-from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
+from .plan import Plan, PlanRun, check_finite_settings, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
 
 __all__ = ["HALF_SELECT", "PassiveTuning", "TunePassive", "read_out", "tune_passive"]
@@ -121,6 +121,7 @@ class PassiveTuning:
     half_select_margin: float = 0.15
 
     def __post_init__(self) -> None:
+        check_finite_settings(self)
         if self.scheme not in HALF_SELECT:
             raise ValueError(f"scheme must be one of {sorted(HALF_SELECT)}, got {self.scheme!r}")
         if self.background not in ("believed", "measured"):

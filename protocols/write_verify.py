@@ -21,7 +21,7 @@ from labrram.devices.reram import ReRAMModel
 from . import set_policy
 from .engine import Progress, run_plan
 from .messages import DELIVERED, NOT_DELIVERED, Pulse, Read, Report, in_steps
-from .plan import Plan, PlanRun, check_pulse_settings, model_from_json, model_to_json, register
+from .plan import Plan, PlanRun, check_finite_settings, check_pulse_settings, model_from_json, model_to_json, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
 
 #: devices an iteration of ReRAM write-verify, and its final check, take at a time (SET,
@@ -120,8 +120,17 @@ class ReRAMWriteVerify:
     reset_width: float = 100e-9
 
     def __post_init__(self) -> None:
+        check_finite_settings(self)
         if not (0 < self.tolerance < 1):
             raise ValueError("tolerance must be a fraction between 0 and 1")
+        if self.abs_tolerance < 0 or self.guard < 0 or self.backoff < 0:
+            raise ValueError("abs_tolerance, guard and backoff must be >= 0")
+        if not (0 <= self.pilot < 1 and 0 <= self.start_margin < 1):
+            raise ValueError("pilot and start_margin must be fractions in [0, 1)")
+        if self.give_up < 1:
+            raise ValueError("give_up must be >= 1 (iterations at a gate limit)")
+        if self.rereads > 64:
+            raise ValueError(f"rereads must be at most 64, got {self.rereads}")
         if self.gate_step <= 0 or self.max_iterations < 1:
             raise ValueError("gate_step must be > 0 and max_iterations >= 1")
         if not self.gate_min < self.gate_max:

@@ -30,7 +30,7 @@ from labrram.crossbar import Crossbar
 
 from .engine import Progress, run_plan
 from .messages import Pulse, Read, Report
-from .plan import Plan, PlanRun, check_pulse_settings, register
+from .plan import Plan, PlanRun, check_finite_settings, check_pulse_settings, register
 from .results import DeviceState, ProgramResult, program_result, validate_targets
 from .write_verify import final_verify
 
@@ -80,8 +80,16 @@ class PCMWriteVerify:
     reads: int = 1
 
     def __post_init__(self) -> None:
+        check_finite_settings(self)
+        g_range = self.g_range if isinstance(self.g_range, (tuple, list)) else (self.g_range,)
+        if len(g_range) != 2 or not 0 <= g_range[0] < g_range[1]:
+            raise ValueError(f"g_range must be two conductances, low then high, S; got {self.g_range!r}")
         if self.half_width <= 0 or self.max_iterations < 1:
             raise ValueError("half_width must be > 0 and max_iterations >= 1")
+        if self.half_width >= (g_range[1] - g_range[0]) / 2:
+            raise ValueError(f"half_width {self.half_width:g} S is as wide as half the range g_range: a window that judges nothing")
+        if self.dv_set <= 0 or self.dv_reset <= 0:
+            raise ValueError("dv_set and dv_reset (the ladders' steps) must be > 0")
         if isinstance(self.reads, bool) or not isinstance(self.reads, (int, np.integer)) or not 1 <= self.reads <= 64:
             raise ValueError(f"reads must be an integer from 1 to 64, got {self.reads!r}")
         if not (self.v_set0 <= self.v_set_max < self.v_reset_min <= self.v_reset0):

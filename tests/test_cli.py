@@ -440,8 +440,14 @@ def test_program_takes_protocol_settings_by_name(capsys, tmp_path):
     stored = RunStore.open(out).attrs["plan_params"]["settings"]
     assert stored["reads"] == 2 and stored["half_width"] == 0.5e-6
     pulses = len(bench.chip.pulse_log)
-    for bad, why in (("nope=1", "has no setting(s) ['nope']"), ("reads=two", "expected int"), ("reads=0", "reads must be"), ("reads", "KEY=VALUE")):
+    for bad, why in (("nope=1", "has no setting(s) ['nope']"), ("reads=two", "expected int"), ("reads=0", "reads must be"), ("reads", "KEY=VALUE"),
+                     ("half_width=nan", "half_width must be a finite number"), ("half_width=1e9", "a window that judges nothing"),
+                     ("dv_set=-0.1", "must be > 0"), ("g_range=1", "g_range must be two conductances")):  # fmt: skip
         code, _, err = run(capsys, "program", "--kind", "pcm", "--array", "8x8", "--targets", "constant:8e-6", "--setting", bad, "--out", str(tmp_path / "q.zarr"))
+        assert code == 2 and why in err, (bad, err)
+    for bad, why in (("gate_step=nan", "gate_step must be a finite number"), ("give_up=-1", "give_up must be >= 1"), ("guard=-100", "must be >= 0"),
+                     ("pilot=5", "fractions in [0, 1)"), ("rereads=100000000", "rereads must be at most 64")):  # fmt: skip
+        code, _, err = run(capsys, "program", "--array", "8x8", "--targets", "constant:8e-5", "--setting", bad, "--out", str(tmp_path / "q.zarr"))
         assert code == 2 and why in err, (bad, err)
     assert "half_width" in run(capsys, "program", "--kind", "pcm", "--array", "8x8", "--targets", "constant:8e-6", "--setting", "nope=1",
                                "--out", str(tmp_path / "q.zarr"))[2]  # the known names are listed  # fmt: skip
