@@ -563,7 +563,8 @@ def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int 
         A complete characterization run store (:func:`characterize` or
         :func:`import_measurements`).
     out : str or Path, optional
-        Also save the calibration there (JSON; ``Calibration.save`` does the same later).
+        Also save the calibration there (JSON; ``Calibration.save`` does the same later); a
+        new file, in a folder that exists.
     bootstrap : int
         Bootstrap resamples of the devices for the 95 % intervals.
     plots : str or Path, optional
@@ -586,6 +587,11 @@ def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int 
     from .calibration import KINDS
     from .calibration.files import provenance
 
+    if out is not None:  # checked before the fit: a file is never written over, a missing folder is named at once
+        if Path(out).exists():
+            raise JobError(f"{out} already exists; choose another out (a calibration is never written over a file)")
+        if not Path(out).resolve().parent.is_dir():
+            raise JobError(f"{out}: there is no folder {Path(out).resolve().parent} to write the calibration in")
     store = RunStore.open(run)
     attrs = store.attrs
     if attrs.get("kind") != "characterize":
@@ -762,6 +768,9 @@ def serve(instrument: str | None = None, station: StationLike = None, *, host: s
     st = station if isinstance(station, Station) else load_station(station)
     if not st.simulated:
         raise JobError(f"{st.source}: serve needs a simulated station (a [simulation] table); real instruments are reached at their own addresses")
+    last = port + (len(st.instruments) if instrument is None else 1) - 1  # one port per instrument served
+    if isinstance(port, bool) or not isinstance(port, int) or port < 0 or (port and last > 65535):
+        raise JobError(f"port {port!r}: the ports served ({port}..{last}) must lie in 1..65535 (0: free ports)")
     if instrument is None:
         return BenchServer(st, host=host, port=port).start()
     entry = st.instruments.get(instrument)

@@ -80,7 +80,7 @@ def _progress():
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True, emoji=False), transient=True)
 
 
 def _array(text: str | None) -> tuple[int, int] | None:
@@ -132,7 +132,7 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
 
         gates = cal.provenance.get("routine", {}).get("gates") or []
         levels = ", ".join(f"{gates[i]:.3g} V" if i < len(gates) else f"level {i}" for i in gof.get("rejected_levels", []))
-        Console(stderr=True, markup=False, highlight=False).print(
+        Console(stderr=True, markup=False, highlight=False, emoji=False).print(
             f"warning: the SET conductance is not Gaussian (Anderson-Darling, alpha {gof.get('alpha', 0):g}) at {levels}; "
             f"programming uses the {cal.model.set_family} model" + (" (--family gaussian asked for it)" if cal.model.set_family == "gaussian" else "")
         )
@@ -277,7 +277,7 @@ def cmd_watch(args: argparse.Namespace) -> dict[str, Any]:
     from .live import watch
 
     server = watch(args.run, port=args.port)
-    Console(stderr=True, markup=False, highlight=False).print(f"watching {args.run} on {server.url} (this computer only; Ctrl-C stops)")
+    Console(stderr=True, markup=False, highlight=False, emoji=False).print(f"watching {args.run} on {server.url} (this computer only; Ctrl-C stops)")
     if args.open:
         import webbrowser
 
@@ -442,7 +442,7 @@ def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
             if served is None:
                 raise UsageError("--write-station needs the whole bench served (no INSTRUMENT)")
             Path(args.write_station).write_text(server.station_text())
-        err = Console(stderr=True, markup=False, highlight=False)
+        err = Console(stderr=True, markup=False, highlight=False, emoji=False)
         for name, address in where.items():
             err.print(f"{name}: {address}")
         err.print("serving (Ctrl-C stops)" + (f"; station file {args.write_station}" if args.write_station else ""))
@@ -605,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     if "zarr" not in sys.modules:
         os.environ.setdefault("ZARR_THREADING__MAX_WORKERS", "1")
     parser = build_parser()
-    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
@@ -636,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        show(summary, Console(markup=False, highlight=False))  # user text (paths, names) is printed literally
+        show(summary, Console(markup=False, highlight=False, emoji=False))  # user text (paths, names) is printed literally
     return 0
 
 

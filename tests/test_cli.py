@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -469,3 +470,29 @@ def test_protocol_settings_convert_text_by_the_field_type():
         protocol_settings(PCMWriteVerify, [("reads", 2)])
     with pytest.raises(JobError, match="expected float"):
         protocol_settings(PCMWriteVerify, {"half_width": "wide"})
+
+
+def test_user_text_is_printed_as_typed(capsys, tmp_path):
+    """Rich turns ':a:' into an emoji and '[red]' into markup unless told not to: a user's text
+    (a pattern, a path) is echoed exactly."""
+    code, _, err = run(capsys, "program", "--targets", "uniform:a:b", "--out", str(tmp_path / "x.zarr"))
+    assert code == 2 and "'uniform:a:b'" in err
+    code, _, err = run(capsys, "program", "--targets", "[red]x:smile:.npy", "--out", str(tmp_path / "x.zarr"))
+    assert code == 2 and "[red]x:smile:.npy" in err
+
+
+def test_bad_outputs_and_files_are_refused_before_the_work(capsys, tmp_path):
+    mine = tmp_path / "mine.csv"
+    mine.write_text("measured by hand\n")
+    imported = tmp_path / "theirs.zarr"
+    assert run(capsys, "import", "reram", str(Path(__file__).parent / "data" / "reram_measurements.csv"), "--out", str(imported))[0] == 0
+    code, _, err = run(capsys, "calibrate", str(imported), "--out", str(mine))
+    assert code == 2 and "already exists" in err and mine.read_text() == "measured by hand\n"  # never written over
+    code, _, err = run(capsys, "calibrate", str(imported), "--out", str(tmp_path / "nowhere" / "cal.json"))
+    assert code == 2 and "no folder" in err
+    zipped = tmp_path / "g.npz"
+    zipped.write_bytes(b"PK\x03\x04" + bytes(64))
+    code, _, err = run(capsys, "import", "reram", str(zipped), "--out", str(tmp_path / "g.zarr"))
+    assert code == 2 and "not a readable .npz" in err
+    code, _, err = run(capsys, "serve", "--port", "65535", "--seconds", "1")
+    assert code == 2 and "must lie in 1..65535" in err

@@ -19,6 +19,8 @@ should look like).
 
 from __future__ import annotations
 
+import zipfile
+
 import csv
 import io
 import os
@@ -190,7 +192,7 @@ def _read_npz(path: Path, schema: dict[str, Quantity]) -> dict[str, np.ndarray]:
                 return {name: np.asarray(npz[name]) for name in npz.files}
         except MeasurementError:
             raise
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise MeasurementError(f"{path}: not a readable .npz file of arrays ({' '.join(str(exc).split())[:120]})") from None
 
 
