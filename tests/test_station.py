@@ -112,7 +112,7 @@ def test_with_simulation_retargets_every_instrument():
         ("'empirical'", 'needs its quantile table: "empirical:FILE"'),
         ("'empirical:'", "needs its quantile table"),
         ("'lognormal:2'", "set_distribution must be one of"),
-        ("'empirical:missing.json'", "set_distribution: .*missing.json: cannot read the quantile table"),
+        ("'empirical:missing.json'", "set_distribution: cannot read quantile table file .*missing.json: No such file"),
     ],
 )
 def test_bad_set_distributions_name_the_problem(value, message):
@@ -143,6 +143,11 @@ def test_empirical_table_is_read_against_the_station_folder(tmp_path):
     path.write_text("[simulation]\nset_distribution = 'empirical:bad.json'\n")
     with pytest.raises(StationError, match="bad.json: each gate's quantiles must not decrease"):
         load_station(path)
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    for name, why in (("/dev/zero", "not a regular file"), ("deep.json", "nested too deeply"), (str(tmp_path), "not a regular file|directory")):
+        path.write_text(f"[simulation]\nset_distribution = 'empirical:{name}'\n")
+        with pytest.raises(StationError, match=why):  # read as any user file: regular, bounded, UTF-8, shallow
+            load_station(path)
 
 
 def test_with_simulation_changes_the_chips_family():

@@ -254,15 +254,17 @@ class QuantileTable:
     def load(cls, path: str | Path) -> "QuantileTable":
         """Read a table from a JSON file: :meth:`to_dict`'s object, or a labrram calibration
         file whose model carries one (``model.set_table``)."""
+        from ..textfile import check_depth, read_user_text
+
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read the quantile table: {exc.strerror or exc}") from None
+        text = read_user_text(path, "quantile table", "JSON", ValueError)  # a regular file of bounded size, UTF-8
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"{path}: JSON nested too deeply for a quantile table") from None
+        check_depth(data, str(path), ValueError)
         if isinstance(data, dict) and "labrram_calibration" in data:
             table = (data.get("model") or {}).get("set_table")
             if table is None:
