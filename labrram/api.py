@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -712,16 +713,24 @@ def read(station: StationLike = None, *, out: str | Path | None = None) -> ReadR
         raise StoreError(f"{out} already exists; choose another out or remove it")
     with _connected(station) as connected:
         xb = connected.crossbar
+        store = None
+        if out is not None:  # before the read: a store that cannot be written fails with nothing measured yet
+            store = RunStore.create(out, "read", {"station": connected.station.to_dict(), "read_voltage": xb.read_voltage, "read_gate": xb.read_gate,
+                                                  "chip": _chip_id(connected)})  # fmt: skip
         t_bench = connected.timer.now()
         t0 = time.perf_counter()
-        g = xb.read()
+        try:
+            g = xb.read()
+        except BaseException:
+            if store is not None:  # nothing was measured: no empty store left behind
+                shutil.rmtree(store.path, ignore_errors=True)
+            raise
         wall = time.perf_counter() - t0
         bench = connected.timer.now() - t_bench if connected.simulated else None
         result = ReadResult(g, xb.read_voltage, wall, bench, None if out is None else str(out))
-        if out is not None:
-            store = RunStore.create(out, "read", {"station": connected.station.to_dict(), "read_voltage": xb.read_voltage, "read_gate": xb.read_gate,
-                                                  "chip": _chip_id(connected), "wall_time": wall, "projected_bench_time": bench})  # fmt: skip
+        if store is not None:
             store.write("conductance", g, ("row", "col"), "S", long_name="conductance at the read voltage")
+            store.update_attrs(wall_time=wall, projected_bench_time=bench)
         return result
 
 

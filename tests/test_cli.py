@@ -496,3 +496,14 @@ def test_bad_outputs_and_files_are_refused_before_the_work(capsys, tmp_path):
     assert code == 2 and "not a readable .npz" in err
     code, _, err = run(capsys, "serve", "--port", "65535", "--seconds", "1")
     assert code == 2 and "must lie in 1..65535" in err
+
+
+def test_read_creates_its_store_before_it_measures(capsys, tmp_path, monkeypatch):
+    from labrram.crossbar import Crossbar
+
+    def never(self, *args, **kwargs):
+        raise AssertionError("measured before the store could be written")
+
+    monkeypatch.setattr(Crossbar, "read", never)
+    code, _, err = run(capsys, "read", "--out", str(tmp_path / "no-such-folder" / "r.zarr"))
+    assert code != 0 and "measured before" not in err
