@@ -505,5 +505,6 @@ def test_read_creates_its_store_before_it_measures(capsys, tmp_path, monkeypatch
         raise AssertionError("measured before the store could be written")
 
     monkeypatch.setattr(Crossbar, "read", never)
-    code, _, err = run(capsys, "read", "--out", str(tmp_path / "no-such-folder" / "r.zarr"))
+    (tmp_path / "a-file").write_text("")
+    code, _, err = run(capsys, "read", "--out", str(tmp_path / "a-file" / "r.zarr"))  # a store that cannot be made
     assert code != 0 and "measured before" not in err
