@@ -230,6 +230,11 @@ def _check_complete(kind: str, params: dict[str, Any], source: str) -> None:
     tr = params.get("transistor")
     if "transistor" in want and (not isinstance(tr, dict) or sorted({"v_th", "k"} - set(tr))):
         raise CalibrationError(f"{source}: model.transistor must give 'v_th' and 'k'")
+    flat = _flat(params)
+    for name in RANGES.get(kind, {}):  # numbers as written: no text, bool or null converted on the way
+        v = flat.get(name)
+        if name in flat and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise CalibrationError(f"{source}: model.{name} must be a number, got {v!r}")
 
 
 def parse_calibration(data: Any, source: str = "<calibration>") -> Calibration:

@@ -169,6 +169,11 @@ CALIBRATIONS = {
     "passive_nonlinearity.json": (cal("passive", model__a=3000.0), "model.a = 3000 is outside its physical range"),
     "passive_disturb.json": (cal("passive", model__disturb_v0=50.0), "model.disturb_v0 = 50 is outside its physical range"),
     "pcm_noise.json": (cal("pcm", model__q_s_exp=40.0), "model.q_s_exp = 40 is outside its physical range"),
+    # numbers given as text, null or a bool (they were converted, or failed later with a traceback)
+    "text_threshold.json": (cal(model__transistor={"v_th": "1.0", "k": 1e-4}), "model.transistor.v_th must be a number, got '1.0'"),
+    "null_threshold.json": (cal(model__transistor={"v_th": None, "k": 1e-4}), "model.transistor.v_th must be a number, got None"),
+    "bool_param.json": (cal(model__a=True), "model.a must be a number, got True"),
+    "pcm_text_gmax.json": (cal("pcm", model__g_max="1e-6"), "model.g_max must be a number, got '1e-6'"),
 }
 
 
