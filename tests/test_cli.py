@@ -508,3 +508,9 @@ def test_read_creates_its_store_before_it_measures(capsys, tmp_path, monkeypatch
     (tmp_path / "a-file").write_text("")
     code, _, err = run(capsys, "read", "--out", str(tmp_path / "a-file" / "r.zarr"))  # a store that cannot be made
     assert code != 0 and "measured before" not in err
+
+
+def test_a_characterization_too_large_to_hold_is_refused_before_anything(capsys, tmp_path):
+    out = tmp_path / "c.zarr"
+    code, _, err = run(capsys, "characterize", "--array", "16x16", "--cycles", "100000000", "--devices", "8", "--out", str(out))
+    assert code == 2 and "SET readings" in err and not out.exists()

@@ -37,6 +37,10 @@ from ..timing import BenchTimer
 from .routine import CharacterizationPlan, select_devices
 
 
+#: most SET readings (cycles x levels x devices) one characterization holds (8 bytes each)
+MAX_SET_READINGS = 50_000_000
+
+
 @dataclass(frozen=True)
 class ReRAMCharacterization:
     """Settings of the ReRAM characterization (:func:`labrram.characterize` with ``kind="reram"``).
@@ -94,6 +98,9 @@ class ReRAMCharacterization:
             raise ValueError("n_devices must be at least 8")
         if self.cycles < 2:
             raise ValueError("cycles must be at least 2 (the cycle-to-cycle spread needs repeats)")
+        if self.cycles * len(self.gates) * self.n_devices > MAX_SET_READINGS:
+            raise ValueError(f"{self.cycles} cycles x {len(self.gates)} levels x {self.n_devices} devices is more than "
+                             f"{MAX_SET_READINGS:,} SET readings (the data held in memory); characterize in several runs")  # fmt: skip
         if len(self.gates) < 3 or sorted(self.gates) != list(self.gates):
             raise ValueError("gates must be at least 3 increasing word-line voltages")
         if self.read_repeats < 2:
