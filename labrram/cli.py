@@ -650,9 +650,12 @@ def _resume_hint(args: argparse.Namespace) -> str:
     from .store import RunStore, StoreError
 
     try:
-        if RunStore.open(out).attrs.get("status") != "interrupted":
-            return ""
+        status = RunStore.open(out).attrs.get("status")
     except StoreError:
+        return ""
+    if status == "complete":  # the signal came as the run finished
+        return f" — the run had completed: {escape(str(out))} holds it whole"
+    if status != "interrupted":
         return ""
     station = f" --station {args.station}" if args.station else ""
     return f" — the run stopped cleanly (outputs off); continue it with: labrram {args.command} --resume --out {escape(str(out))}{escape(station)}"
