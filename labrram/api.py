@@ -280,11 +280,11 @@ def program(
     cal = _calibration(calibration)
     spec = targets if isinstance(targets, str) else None
     if isinstance(targets, (str, Path)):  # files and patterns are checked before connecting
-        if str(targets).endswith(".npy"):
+        if str(targets).lower().endswith(".npy"):
             targets = load_npy(targets, "targets")
         else:
             parse_pattern(str(targets))
-    if isinstance(sigma, (str, Path)) and str(sigma).endswith(".npy"):
+    if isinstance(sigma, (str, Path)) and str(sigma).lower().endswith(".npy"):
         sigma = load_npy(sigma, "sigma")
     _refuse_existing(out)
     with _unsafe_noted(out), _connected(station, kind, array) as connected:  # the chip is the station's (or kind's), never the calibration's

@@ -482,6 +482,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite, positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
 def _count(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer >= ``minimum``."""
 
@@ -577,14 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface of the TCP sockets (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_count(0), default=5025, help="first TCP port, one per instrument (0: free ports)")
     p.add_argument("--write-station", metavar="FILE", help="write a station file that drives the served bench (pyvisa-py, pyserial)")
-    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--seconds", type=_seconds, help="stop after this many seconds (default: until Ctrl-C)")
     p = sub.add_parser("watch", help=COMMANDS["watch"][2],
                        description="Serve a live page of a run store on http://127.0.0.1:PORT/ while another process writes it (read-only; "
                                    "a finished run or a Monte Carlo study store opens too).")  # fmt: skip
     p.add_argument("run", metavar="RUN.zarr", help="a programming or characterization run store, or a Monte Carlo study store")
     p.add_argument("--port", type=_count(0), default=0, help="TCP port on 127.0.0.1 (default 0: any free port; the URL is printed)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
-    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--seconds", type=_seconds, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--json", action="store_true", help="print a JSON summary when stopped")
     return parser
 

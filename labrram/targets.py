@@ -49,7 +49,7 @@ def resolve_targets(spec: Any, shape: tuple[int, int], seed: int = 0) -> np.ndar
     """Targets (S) of the array's ``shape`` from an array, a ``.npy`` path or a pattern."""
     if isinstance(spec, (str, Path)):
         text = str(spec)
-        if text.endswith(".npy"):
+        if text.lower().endswith(".npy"):
             return load_npy(text, "targets", shape)
         kind, values = parse_pattern(text)
         rows, cols = np.indices(shape)
@@ -69,7 +69,7 @@ def resolve_sigma(spec: Any, mu: np.ndarray) -> np.ndarray | None:
     calibrated population spread, chosen by the plan), a number, an array or a ``.npy`` path."""
     if spec is None or (isinstance(spec, str) and spec == "calibrated"):
         return None
-    if isinstance(spec, (str, Path)) and str(spec).endswith(".npy"):
+    if isinstance(spec, (str, Path)) and str(spec).lower().endswith(".npy"):
         sigma = load_npy(spec, "sigma", mu.shape)
     elif isinstance(spec, (str, int, float)):
         try:

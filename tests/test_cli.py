@@ -514,3 +514,13 @@ def test_a_characterization_too_large_to_hold_is_refused_before_anything(capsys,
     out = tmp_path / "c.zarr"
     code, _, err = run(capsys, "characterize", "--array", "16x16", "--cycles", "100000000", "--devices", "8", "--out", str(out))
     assert code == 2 and "SET readings" in err and not out.exists()
+
+
+def test_seconds_must_be_finite_and_targets_files_are_known_in_any_case(capsys, tmp_path):
+    code, _, err = run(capsys, "serve", "--seconds", "nan")
+    assert code == 2 and "finite number of seconds" in err
+    path = tmp_path / "FINE.NPY"
+    with open(path, "wb") as fh:
+        np.save(fh, np.full((4, 4), 1e-4))
+    code, out, err = run(capsys, "program", "--targets", str(path), "--array", "4x4", "--out", str(tmp_path / "f.zarr"), "--json")
+    assert code == 0, err
