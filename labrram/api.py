@@ -588,6 +588,8 @@ def calibrate(run: str | Path, *, out: str | Path | None = None, bootstrap: int 
     from .calibration import KINDS
     from .calibration.files import provenance
 
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 2:
+        raise JobError(f"bootstrap must be an integer >= 2 (resamples for the intervals), got {bootstrap!r}")
     if out is not None:  # checked before the fit: a file is never written over, a missing folder is named at once
         if Path(out).exists():
             raise JobError(f"{out} already exists; choose another out (a calibration is never written over a file)")
