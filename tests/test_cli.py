@@ -482,6 +482,9 @@ def test_user_text_is_printed_as_typed(capsys, tmp_path):
 
 
 def test_bad_outputs_and_files_are_refused_before_the_work(capsys, tmp_path):
+    import labrram
+    from labrram.api import JobError
+
     mine = tmp_path / "mine.csv"
     mine.write_text("measured by hand\n")
     imported = tmp_path / "theirs.zarr"
@@ -489,9 +492,9 @@ def test_bad_outputs_and_files_are_refused_before_the_work(capsys, tmp_path):
     code, _, err = run(capsys, "calibrate", str(imported), "--out", str(mine))
     assert code == 2 and "already exists" in err and mine.read_text() == "measured by hand\n"  # never written over
     code, _, err = run(capsys, "calibrate", str(imported), "--out", str(tmp_path / "nowhere" / "cal.json"))
-    with pytest.raises(__import__("labrram").api.JobError, match="bootstrap must be an integer >= 2"):
-        __import__("labrram").calibrate(imported, bootstrap=0)
     assert code == 2 and "no folder" in err
+    with pytest.raises(JobError, match="bootstrap must be an integer >= 2"):
+        labrram.calibrate(imported, bootstrap=0)
     zipped = tmp_path / "g.npz"
     zipped.write_bytes(b"PK\x03\x04" + bytes(64))
     code, _, err = run(capsys, "import", "reram", str(zipped), "--out", str(tmp_path / "g.zarr"))
