@@ -138,6 +138,14 @@ class _Appender:
     def read(self) -> np.ndarray:
         return self._read(0, self.length) if self.length else self._empty()
 
+    def missing_chunks(self, rows: int) -> list[str]:
+        """The chunk files (keys, ``c/i`` or ``c/i/0``) of the first ``rows`` rows that are not
+        on disk. A chunk of fill values alone may be left unwritten by zarr-python, so this
+        proves damage only for arrays whose rows are never all fill (steps, log)."""
+        tail = ("0",) * (len(self.shape) - 1)
+        keys = [("c", str(i), *tail) for i in range(-(-int(rows) // self.chunk))]
+        return ["/".join(k) for k in keys if not self.folder.joinpath(*k).exists()]
+
     def trim(self) -> None:
         """Drop the unused capacity (after a commit: the length is the committed one)."""
         if self.shape[0] != self.length:
@@ -189,6 +197,11 @@ class Journal:
         for name, n in (("steps", n_steps), ("values", n_values), ("log", n_log)):
             if not 0 <= n <= appenders[name].shape[0]:
                 raise StoreError(f"{store.path}: the commit record says {n} {name}, the store holds {appenders[name].shape[0]}")
+        for name, n in (("steps", n_steps), ("log", n_log)):  # rows of real numbers: every chunk of them was written
+            missing = appenders[name].missing_chunks(n)
+            if missing:
+                raise StoreError(f"{store.path}: the run's record is damaged: {name} chunk {missing[0]} is missing "
+                                 f"({len(missing)} of {-(-n // appenders[name].chunk)} that hold its {n} committed rows)")  # fmt: skip
         self._steps, self._values, self._log = appenders["steps"], appenders["values"], appenders["log"]
         self._appenders = {"steps": self._steps, "values": self._values, "log": self._log}
         self._unsaved: dict[str, list[np.ndarray]] = {name: [] for name in self._appenders}  # in the log, not yet in zarr

@@ -175,6 +175,19 @@ def test_a_changed_plan_is_refused_on_resume(station, store_dir):
     assert len(station.bench.chip.pulse_log) == n  # replay touches nothing
 
 
+@pytest.mark.parametrize("name", ["log", "steps"])
+def test_a_missing_chunk_of_the_record_is_refused_on_resume(station, store_dir, name):
+    """zarr reads a missing chunk as fill values: a resume would replay NaN steps or lose pulses."""
+    path = store_dir / "run.zarr"
+    interrupted_run(station, path)
+    chunk = next(p for p in sorted((path / name / "c").rglob("*")) if p.is_file())
+    chunk.unlink()
+    n = len(station.bench.chip.pulse_log)
+    with pytest.raises(StoreError, match=f"damaged: {name} chunk c/0.* is missing"):
+        labrram.resume(path, station)
+    assert len(station.bench.chip.pulse_log) == n  # nothing sent
+
+
 def test_a_write_ahead_log_of_garbage_is_kept_aside_not_deleted(station, store_dir):
     path = store_dir / "run.zarr"
     interrupted_run(station, path)
