@@ -263,7 +263,10 @@ def parse_station(text: str, source: str = "<string>") -> Station:
             cls = driver_class(entry["driver"])
         except (ValueError, ImportError) as exc:
             raise StationError(f"{where}: {exc}") from None
-        problem = cls.address_problem(entry["address"])
+        address = entry["address"]
+        if isinstance(address, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in address):
+            raise StationError(f"{where}: address {address!r} holds a control character (a newline?); an address is one line of text")
+        problem = cls.address_problem(address)
         if problem:
             raise StationError(f"{where}: {problem}")
         timeout = entry.get("timeout", 5.0)

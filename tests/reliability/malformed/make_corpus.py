@@ -88,6 +88,7 @@ STATIONS = {  # name -> (text, expected fragment)
     "visa_bench_typo.toml": (GOOD_STATION.replace('visa_library = "@labrram"', 'visa_library = "lab2@labrram"'), "visa_library names the simulated bench 'lab2'"),
     "fault_instrument.toml": (GOOD_STATION + '[simulation.faults]\ntimeout = { rate = 0.1, instrument = "k2401" }\n', "instrument 'k2401' is not on the simulated bench"),
     "fault_rule_key.toml": (GOOD_STATION + "[simulation.faults]\ntimeout = { rate = 0.1, mach = \":PULS\" }\n", "unknown key(s) ['mach']"),
+    "newline_address.toml": ('[station]\nname = "x"\n[instruments.smu]\ndriver = "keithley2400"\naddress = "GPIB0::24::INSTR\\n*RST"\n', "holds a control character"),
 }
 
 
