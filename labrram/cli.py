@@ -80,7 +80,9 @@ def _progress():
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=Console(stderr=True, emoji=False), transient=True)
+    console = Console(stderr=True, emoji=False)
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+                    transient=True, disable=not console.is_terminal)  # fmt: skip  # a log file or a pipe gets no bar (nor the blank line it leaves)
 
 
 def _array(text: str | None) -> tuple[int, int] | None:

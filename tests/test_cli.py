@@ -529,3 +529,10 @@ def test_seconds_must_be_finite_and_targets_files_are_known_in_any_case(capsys, 
         np.save(fh, np.full((4, 4), 1e-4))
     code, out, err = run(capsys, "program", "--targets", str(path), "--array", "4x4", "--out", str(tmp_path / "f.zarr"), "--json")
     assert code == 0, err
+
+
+def test_an_error_is_one_line_when_stderr_is_not_a_terminal(tmp_path):
+    """No progress bar (nor the blank line a transient one leaves) in a pipe or a log file."""
+    proc = subprocess.run([sys.executable, "-m", "labrram.cli", "program", "--targets", "uniform:1:2", "--out", str(tmp_path / "q.zarr")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1, proc.stderr
