@@ -229,7 +229,7 @@ def program(
     Parameters
     ----------
     targets : array, str or Path
-        Conductances, S, of the array's shape (NaN leaves a device alone); or a ``.npy`` file;
+        Conductances, S, of the array's shape (NaN, or a masked entry of a masked array, leaves a device alone); or a ``.npy`` file;
         or a pattern (:data:`labrram.targets.PATTERNS`, e.g. ``"uniform:50e-6:150e-6"``).
     station : None, str, Path, Station or ConnectedStation
         Where the chip is (module docstring).

@@ -61,6 +61,8 @@ def resolve_targets(spec: Any, shape: tuple[int, int], seed: int = 0) -> np.ndar
         if kind == "checkerboard":
             return np.where((rows + cols) % 2 == 0, lo, hi).astype(float)
         return lo + (hi - lo) * cols / max(shape[1] - 1, 1)
+    if np.ma.isMaskedArray(spec) and spec.dtype.kind in "fiu":  # a masked device is left alone, as NaN says
+        return np.ma.filled(spec.astype(float), np.nan)
     return np.asarray(spec)
 
 

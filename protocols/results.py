@@ -17,9 +17,12 @@ class TargetError(ValueError):
 def validate_targets(targets: Any, shape: tuple[int, int], g_range: tuple[float, float]) -> np.ndarray:
     """Check conductance targets (S) before anything is programmed.
 
-    ``targets`` has the array's shape; NaN marks a device to leave alone. Every other value
-    must be finite and inside ``g_range`` (what the calibrated devices can reach).
+    ``targets`` has the array's shape; NaN (or a masked entry of a masked array) marks a
+    device to leave alone. Every other value must be finite and inside ``g_range`` (what the
+    calibrated devices can reach).
     """
+    if np.ma.isMaskedArray(targets) and targets.dtype.kind in "fiu":
+        targets = np.ma.filled(targets.astype(float), np.nan)
     raw = np.asarray(targets) if not isinstance(targets, np.ndarray) else targets
     if raw.dtype.kind not in "fiu":
         raise TargetError(f"targets must be real numbers (conductances in S), not {raw.dtype} values")

@@ -219,3 +219,12 @@ def test_final_check_lets_almost_nothing_out_of_band_through_and_keeps_what_is_i
     assert kept > 0.99
     kept, cost = _judge(0.0)
     assert kept == 1.0 and cost < 1.6
+
+
+def test_a_masked_target_is_a_device_left_alone():
+    import labrram
+
+    t = np.ma.masked_array(np.full((8, 8), 1e-4), mask=np.zeros((8, 8), bool))
+    t.mask[:4] = True
+    res = labrram.program(t, array=(8, 8))
+    assert np.isnan(res.targets[:4]).all() and res.pulses[:4].sum() == 0 and res.pulses[4:].min() > 0
