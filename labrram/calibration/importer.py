@@ -24,7 +24,7 @@ import zipfile
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,10 @@ SCHEMAS: dict[str, dict[str, Quantity]] = {
         "tune_current": Quantity(("map_repeat", "row", "tuned"), "A", "optional: sensed current of every cell of each tuned device's column after tuning, per repeat"),
     },
 }
+#: no memory device conducts more than 1 S (1 Ω): a larger conductance is a unit slip (µS written as S)
+MAX_CONDUCTANCE = 1.0
+SCHEMAS = {kind: {name: (replace(q, high=MAX_CONDUCTANCE) if q.unit == "S" and q.high == np.inf else q) for name, q in schema.items()}
+           for kind, schema in SCHEMAS.items()}  # fmt: skip
 #: quantities a file may leave out (the fit then skips what they measure)
 OPTIONAL = {("passive", n) for n in ("fab_cols", "fab_current", "tune_rows", "tune_cols", "tune_targets", "tune_current")} | {
     ("reram", n) for n in ("survey_g_reset", "survey_g_set")

@@ -75,6 +75,8 @@ def tidy(tmp_path: Path, edit) -> Path:
         (lambda ls: [l.replace(",1.4", ",abc") if l.startswith("gates") else l for l in ls], "not a number"),
         (lambda ls: [(l.rsplit(",", 1)[0] + ",nan") if l.startswith("g_set,0,,0,0") else l for l in ls], "not finite"),
         (lambda ls: [(l.rsplit(",", 1)[0] + ",-1e-5") if l.startswith("g_set,0,,0,0") else l for l in ls], "must lie in"),
+        (lambda ls: [(l.rsplit(",", 1)[0] + ",50") if l.startswith("g_set,0,,0,0") else l for l in ls], "g_set (S) must lie in [0, 1]"),  # µS written as S
+        (lambda ls: [(l.rsplit(",", 1)[0] + ",1e300") if l.startswith("g_set,0,,0,0") else l for l in ls], "must lie in [0, 1]"),
     ],
 )
 def test_bad_measurements_are_refused_naming_the_problem(tmp_path, capsys, edit, message):
