@@ -142,6 +142,8 @@ def _open_store(out: Path, fn_ref: str, params: dict, seed: int, n_trials: int, 
             raise StudyError(f"{out} already exists; pass resume=True to continue it or choose another path")
         store = RunStore.open(out, mode="r+")
         have = store.attrs.get("study")
+        if store.attrs.get("kind") != "montecarlo" or not isinstance(have, dict):
+            raise StudyError(f"{out} is a {store.attrs.get('kind')!r} store, not a Monte Carlo study; choose another path")
         if have != meta:
             raise StudyError(f"{out} holds another study ({have}); cannot resume {meta}")
         try:

@@ -54,6 +54,11 @@ def test_existing_store_needs_resume_and_same_study(tmp_path):
         run_study(REF, 3, {}, seed=0, out=out, workers=1)
     with pytest.raises(StudyError, match="another study"):
         run_study(REF, 3, {}, seed=1, out=out, workers=1, resume=True)
+    from labrram.store import RunStore
+
+    RunStore.create(tmp_path / "read.zarr", "read", {})
+    with pytest.raises(StudyError, match="is a 'read' store, not a Monte Carlo study"):
+        run_study(REF, 3, {}, seed=0, out=tmp_path / "read.zarr", workers=1, resume=True)
 
 
 @pytest.mark.parametrize(
