@@ -42,7 +42,7 @@ import numpy as np
 
 from .protocols import wal
 from .protocols.journal import LOG_FIELDS, STEP_FIELDS, read_log
-from .protocols.messages import Read, Report
+from .protocols.messages import Read
 from .store import FORMAT_VERSION, RunStore, StoreError
 
 __all__ = ["RunFollower", "StudyFollower", "follower", "DEFAULT_TOLERANCE"]
@@ -131,37 +131,27 @@ class _Replay:
     the plan does not ask for (a store it cannot follow), and the follower goes on with the log."""
 
     def __init__(self, path: Path, shape: tuple[int, int]) -> None:
+        from .protocols.engine import PlanStepper
         from .protocols.plan import plan_from_store
 
-        self.gen: Any = None
         try:
-            plan = plan_from_store(RunStore.open(path))
-            self.gen = plan.run(shape) if hasattr(plan, "run") else plan
-            self.msg = self._next(None)
+            self.stepper: Any = PlanStepper(plan_from_store(RunStore.open(path)), shape)
         except Exception:
-            self.gen = None
-
-    def _next(self, reply: Any) -> Any:
-        while True:
-            msg = self.gen.send(reply)
-            if not isinstance(msg, Report):
-                return msg
-            reply = None
+            self.stepper = None
 
     def step(self, row: np.ndarray, values: np.ndarray) -> Any:
         """The message of the stored step ``row`` (a ``steps`` row; ``values`` its stored
         values), the plan then stepped with its result; None once the replay has stopped."""
-        if self.gen is None:
+        stepper = self.stepper
+        if stepper is None or stepper.done:
             return None
-        msg = self.msg
+        msg = stepper.message
         try:
             if (int(row[0]), int(row[1]), int(row[2])) != (msg.op, msg.n, msg.crc()):
                 raise ValueError("another step")
-            self.msg = self._next(msg.decode(values))
-        except StopIteration:
-            self.gen = None
+            stepper.answer(msg.decode(values))
         except Exception:
-            self.gen = None
+            self.stepper = None
             return None
         return msg
 

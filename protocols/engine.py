@@ -408,15 +408,41 @@ def resume_plan(xb: Crossbar, out: str | Path, *, timer: BenchTimer | None = Non
     return Engine(xb, journal, timer=timer, progress=progress).run(plan_from_store(journal.store))
 
 
+class PlanStepper:
+    """A plan stepped one message at a time, with no hardware and no store, by whoever holds
+    the results: :attr:`message` is the message the plan asks for now (:class:`~.messages.Report`
+    messages are skipped), :meth:`answer` gives its result and moves on; once the plan has
+    returned, :attr:`done` is true and :attr:`result` holds what it returned."""
+
+    def __init__(self, plan: Any, shape: tuple[int, int]) -> None:
+        self._gen = plan.run(shape) if hasattr(plan, "run") else plan
+        self.message: Any = None
+        self.done = False
+        self.result: Any = None
+        self._send(None)
+
+    def _send(self, reply: Any) -> None:
+        try:
+            msg = self._gen.send(reply)
+            while isinstance(msg, Report):
+                msg = self._gen.send(None)
+        except StopIteration as stop:
+            self.message, self.done, self.result = None, True, stop.value
+            return
+        self.message = msg
+
+    def answer(self, result: Any) -> None:
+        """The result of :attr:`message`; the plan then asks for its next message (or returns)."""
+        if self.done:
+            raise RuntimeError("the plan has returned; it asks for nothing more")
+        self._send(result)
+
+
 def simulate(plan: Any, shape: tuple[int, int], answer: Callable[[Message], Any]) -> Any:
     """Step ``plan`` with no hardware and no store: ``answer(message)`` gives each message's
     result (e.g. from a device model); :class:`~.messages.Report` messages are skipped. Returns
     what the plan returns — how plans are tested and how their bare algorithmic cost is measured."""
-    gen = plan.run(shape) if hasattr(plan, "run") else plan
-    reply: Any = None
-    while True:
-        try:
-            msg = gen.send(reply)
-        except StopIteration as stop:
-            return stop.value
-        reply = None if isinstance(msg, Report) else answer(msg)
+    stepper = PlanStepper(plan, shape)
+    while not stepper.done:
+        stepper.answer(answer(stepper.message))
+    return stepper.result
