@@ -263,13 +263,15 @@ _TSP_NUMBERS = r"[-+.\deE\s,]*"
 #: the trigger model's source levels: a list (``listv({...})``) or a sweep's ends (``linearv(start, stop, n)``, ``logv(...)``)
 _TSP_TRIGGER_LIST = re.compile(r"smu[ab]\s*\.\s*trigger\s*\.\s*source\s*\.\s*listv\s*\(\s*\{(" + _TSP_NUMBERS + r")\}", re.I)
 _TSP_TRIGGER_SWEEP = re.compile(r"smu[ab]\s*\.\s*trigger\s*\.\s*source\s*\.\s*(?:linear|log)v\s*\(\s*" + _NUM + r"\s*,\s*" + _NUM + r"\s*,", re.I)
-#: current sourcing by the trigger model, and a limit switched off
+#: refused whatever their values: current sourcing (the source function, or the trigger model's
+#: current levels) and a limit switched off
 _TSP_REFUSED = [
+    (re.compile(r"smu[ab]\s*\.\s*source\s*\.\s*func\s*=\s*(?:smu[ab]\s*\.\s*OUTPUT_DCAMPS|0)(?![\w.])", re.I),
+     "selects current sourcing, whose terminal voltage only the voltage limit bounds; labrram sources voltage"),
     (re.compile(r"smu[ab]\s*\.\s*trigger\s*\.\s*source\s*\.\s*(?:listi|lineari|logi)\s*\(", re.I),
      "sources current, whose terminal voltage only the voltage limit bounds; labrram sources voltage"),
     (re.compile(r"=(?!=)\s*smu[ab]\s*\.\s*LIMIT_OFF(?![\w.])", re.I), "switches a source limit off"),
 ]  # fmt: skip
-_TSP_CURRENT_SOURCE = re.compile(r"smu[ab]\s*\.\s*source\s*\.\s*func\s*=\s*(?:smu[ab]\s*\.\s*OUTPUT_DCAMPS|0)(?![\w.])", re.I)
 
 
 def tsp_guard(limits: SafeLimits, command: str) -> None:
@@ -292,10 +294,6 @@ def tsp_guard(limits: SafeLimits, command: str) -> None:
     for m in _TSP_TRIGGER_SWEEP.finditer(command):
         for token in m.group(1, 2):
             _check(limits, "voltage", _level(token, "trigger sweep voltage"), "raw TSP: trigger sweep voltage")
-    m = _TSP_CURRENT_SOURCE.search(command)
-    if m:
-        raise LimitError(f"raw TSP {m.group(0)!r} selects current sourcing, whose terminal voltage only the "
-                         "voltage limit bounds; labrram sources voltage (lift the guard with unguarded(reason))")  # fmt: skip
     for rx, what, kind in _TSP_RULES:
         for m in rx.finditer(command):
             _check(limits, kind, _level(m.group(1), what), f"raw TSP: {what}")
