@@ -85,6 +85,14 @@ def _progress():
                     transient=True, disable=not console.is_terminal)  # fmt: skip  # a log file or a pipe gets no bar (nor the blank line it leaves)
 
 
+def _literal_console(stderr: bool = False):
+    """A rich console that prints user text (paths, names, patterns) as it is: no markup, no
+    highlighting, no emoji codes."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, markup=False, highlight=False, emoji=False)
+
+
 def _array(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
@@ -130,11 +138,9 @@ def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
     cal = calibrate(args.run, out=args.out, bootstrap=args.bootstrap, plots=args.plots, family=args.family)
     gof = cal.goodness_of_fit
     if gof.get("gaussian_rejected"):
-        from rich.console import Console
-
         gates = cal.provenance.get("routine", {}).get("gates") or []
         levels = ", ".join(f"{gates[i]:.3g} V" if i < len(gates) else f"level {i}" for i in gof.get("rejected_levels", []))
-        Console(stderr=True, markup=False, highlight=False, emoji=False).print(
+        _literal_console(stderr=True).print(
             f"warning: the SET conductance is not Gaussian (Anderson-Darling, alpha {gof.get('alpha', 0):g}) at {levels}; "
             f"programming uses the {cal.model.set_family} model" + (" (--family gaussian asked for it)" if cal.model.set_family == "gaussian" else "")
         )
@@ -274,12 +280,10 @@ def show_report(summary: dict[str, Any], console) -> None:
 def cmd_watch(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
-    from rich.console import Console
-
     from .live import watch
 
     server = watch(args.run, port=args.port)
-    Console(stderr=True, markup=False, highlight=False, emoji=False).print(f"watching {args.run} on {server.url} (this computer only; Ctrl-C stops)")
+    _literal_console(stderr=True).print(f"watching {args.run} on {server.url} (this computer only; Ctrl-C stops)")
     if args.open:
         import webbrowser
 
@@ -429,8 +433,6 @@ def show_montecarlo(summary: dict[str, Any], console) -> None:
 def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
-    from rich.console import Console
-
     from .api import serve
 
     server = serve(args.instrument, args.station, host=args.host, port=args.port)
@@ -444,7 +446,7 @@ def cmd_serve(args: argparse.Namespace) -> dict[str, Any]:
             if served is None:
                 raise UsageError("--write-station needs the whole bench served (no INSTRUMENT)")
             Path(args.write_station).write_text(server.station_text())
-        err = Console(stderr=True, markup=False, highlight=False, emoji=False)
+        err = _literal_console(stderr=True)
         for name, address in where.items():
             err.print(f"{name}: {address}")
         err.print("serving (Ctrl-C stops)" + (f"; station file {args.write_station}" if args.write_station else ""))
@@ -649,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        show(summary, Console(markup=False, highlight=False, emoji=False))  # user text (paths, names) is printed literally
+        show(summary, _literal_console())
     return 0
 
 
