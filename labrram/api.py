@@ -779,8 +779,10 @@ def serve(instrument: str | None = None, station: StationLike = None, *, host: s
     st = station if isinstance(station, Station) else load_station(station)
     if not st.simulated:
         raise JobError(f"{st.source}: serve needs a simulated station (a [simulation] table); real instruments are reached at their own addresses")
+    if isinstance(port, bool) or not isinstance(port, int) or port < 0:
+        raise JobError(f"port must be an integer >= 0 (0: free ports), got {port!r}")
     last = port + (len(st.instruments) if instrument is None else 1) - 1  # one port per instrument served
-    if isinstance(port, bool) or not isinstance(port, int) or port < 0 or (port and last > 65535):
+    if port and last > 65535:
         raise JobError(f"port {port!r}: the ports served ({port}..{last}) must lie in 1..65535 (0: free ports)")
     if instrument is None:
         return BenchServer(st, host=host, port=port).start()

@@ -18,7 +18,9 @@ Plans hold no I/O, no recorder, no signal handling and no retry logic: the engin
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import math
 from typing import Any, ClassVar, Generator
 
 import numpy as np
@@ -104,9 +106,6 @@ def check_finite_settings(settings: Any) -> None:
     """Refuse (ValueError naming the field) a settings dataclass with a number that is not
     finite (NaN compares false with every bound, so it would pass the class's range checks) or
     a bool where a number belongs."""
-    import dataclasses
-    import math
-
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         default = f.default
