@@ -172,12 +172,18 @@ def _level(meta: dict[str, Any]) -> int:
     return int(meta["codecs"][-1]["configuration"]["level"])
 
 
+def chunk_path(folder: str | Path, index: Sequence[int]) -> Path:
+    """The file of the chunk at grid ``index`` of the array at ``folder`` (default chunk keys,
+    ``c/i/j``)."""
+    return Path(folder).joinpath("c", *(str(int(i)) for i in index))
+
+
 def _write_chunk(folder: Path, meta: dict[str, Any], index: Sequence[int], block: np.ndarray) -> Path:
     """Write the chunk at grid ``index`` (default chunk key ``c/i/j``) of the array at ``folder``
     (metadata ``meta``) holding ``block``, padded to the chunk's shape; returns its file."""
     chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
     dtype, fill = (block.dtype, "") if meta["data_type"] == "string" else (np.dtype(meta["data_type"]), _fill_value(meta))
-    path = folder.joinpath("c", *(str(int(i)) for i in index))
+    path = chunk_path(folder, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     _put(path, _encode(block, chunks, fill, dtype, _level(meta)))
     return path

@@ -142,9 +142,9 @@ class _Appender:
         """The chunk files (keys, ``c/i`` or ``c/i/0``) of the first ``rows`` rows that are not
         on disk. A chunk of fill values alone may be left unwritten by zarr-python, so this
         proves damage only for arrays whose rows are never all fill (steps, log)."""
-        tail = ("0",) * (len(self.shape) - 1)
-        keys = [("c", str(i), *tail) for i in range(-(-int(rows) // self.chunk))]
-        return ["/".join(k) for k in keys if not self.folder.joinpath(*k).exists()]
+        tail = (0,) * (len(self.shape) - 1)
+        paths = [zarrfile.chunk_path(self.folder, (i, *tail)) for i in range(-(-int(rows) // self.chunk))]
+        return [p.relative_to(self.folder).as_posix() for p in paths if not p.exists()]
 
     def trim(self) -> None:
         """Drop the unused capacity (after a commit: the length is the committed one)."""
