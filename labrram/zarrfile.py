@@ -7,8 +7,10 @@ This module writes the same files directly, in what zarr-python itself writes fo
 * data types ``bool``, ``int8`` … ``int64``, ``uint8`` … ``uint64``, ``float32``, ``float64``,
   and ``string`` (from numpy ``str`` arrays);
 * a regular chunk grid, the default chunk keys (``c/0/1``);
-* the codecs ``bytes`` (little-endian; ``vlen-utf8`` for strings) then ``zstd`` (no checksum;
-  level 1 for new arrays, an existing array's own level when appending to it);
+* the codecs ``bytes`` (little-endian; ``vlen-utf8`` for strings) then a compressor: ``blosc``
+  (lz4, byte shuffle) for arrays of one quantity (maps, value series, indexes), ``zstd`` (level 1,
+  no checksum) for tables of records and strings (:data:`COMPRESSORS`); an existing array keeps
+  its own compressor when appended to (zstd at any level, or blosc);
 * every file written to a temporary name and renamed over the old one, metadata last, so a reader
   (or a process killed mid-write) sees the old file or the new one, never half of one.
 
@@ -28,26 +30,70 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CODECS", "ZarrFileError", "direct", "metadata", "read_metadata", "set_shape", "write_array", "write_chunks", "consolidate", "write_group", "write_metadata"]
+__all__ = ["COMPRESSORS", "ZarrFileError", "direct", "metadata", "read_metadata", "set_shape", "write_array", "write_chunks", "consolidate", "write_group", "write_metadata"]
 
 #: data types written here (numpy names, which are zarr v3's names for them)
 DTYPES = frozenset(("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"))
-#: the codecs of an array written here: zarr-python's defaults for these data types, but zstd at
-#: level 1 (on a run's data as small as its default, level 0 = 3, and faster)
-CODECS = ({"name": "bytes", "configuration": {"endian": "little"}}, {"name": "zstd", "configuration": {"level": 1, "checksum": False}})
-_ZSTD: dict[int, Any] = {}
+#: the serializer of an array written here (zarr-python's for these data types; without the
+#: byte order for one-byte types), followed by the compressor of :data:`COMPRESSORS`
+BYTES = {"name": "bytes", "configuration": {"endian": "little"}}
+#: The compressors, by name. ``"blosc"`` (lz4 at level 5 after a byte shuffle, zarr's own blosc
+#: codec) for an array of one quantity: its values' bytes of equal weight sit together, so a
+#: conductance series or an index compresses ten times faster than with zstd and as small or
+#: smaller (an index 0 … n-1 to almost nothing). ``"zstd"`` (level 1: on a run's data as small as
+#: zarr-python's default level 0 = 3, and faster) for a table of records, whose rows mix fields
+#: that a shuffle would interleave (there half the size of blosc's), and for strings.
+COMPRESSORS = {
+    "zstd": {"name": "zstd", "configuration": {"level": 1, "checksum": False}},
+    "blosc": {"name": "blosc", "configuration": {"typesize": 8, "cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0}},
+}
+_SHUFFLES = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+_BLOSC_NAMES = frozenset(("lz4", "lz4hc", "blosclz", "zstd", "zlib"))
+_CODEC_OBJECTS: dict[str, Any] = {}
 
 
 class ZarrFileError(ValueError):
     """An array this module cannot write (its data type or codecs); the message names it."""
 
 
-def _zstd(level: int) -> Any:
-    if level not in _ZSTD:
-        from numcodecs.zstd import Zstd  # zarr's own zstd codec
+def _compressor_config(name: str, itemsize: int) -> dict[str, Any]:
+    """The compressor codec ``name`` (:data:`COMPRESSORS`) of an array of ``itemsize``-byte values."""
+    if name not in COMPRESSORS:
+        raise ZarrFileError(f"compressor must be one of {sorted(COMPRESSORS)}, got {name!r}")
+    codec = json.loads(json.dumps(COMPRESSORS[name]))
+    if name == "blosc":
+        codec["configuration"]["typesize"] = int(itemsize)
+    return codec
 
-        _ZSTD[level] = Zstd(level=level)
-    return _ZSTD[level]
+
+def _compressor_ok(codec: Any, itemsize: int) -> bool:
+    """Whether ``codec`` (an array's last codec) is a compressor written here: zstd at any level
+    without checksum, or blosc with its own type size."""
+    if not isinstance(codec, dict) or not isinstance(codec.get("configuration"), dict):
+        return False
+    conf = codec["configuration"]
+    if codec.get("name") == "zstd":
+        return type(conf.get("level")) is int and conf.get("checksum") is False
+    return (
+        codec.get("name") == "blosc" and conf.get("cname") in _BLOSC_NAMES and type(conf.get("clevel")) is int and 0 <= conf["clevel"] <= 9
+        and conf.get("shuffle") in _SHUFFLES and conf.get("typesize") == itemsize and type(conf.get("blocksize")) is int and conf["blocksize"] >= 0
+    )  # fmt: skip
+
+
+def _compressor(codec: dict[str, Any]) -> Any:
+    """The numcodecs object (zarr's own) that encodes chunks as ``codec`` (a checked compressor)."""
+    key = json.dumps(codec, sort_keys=True)
+    if key not in _CODEC_OBJECTS:
+        conf = codec["configuration"]
+        if codec["name"] == "zstd":
+            from numcodecs.zstd import Zstd
+
+            _CODEC_OBJECTS[key] = Zstd(level=conf["level"])
+        else:
+            from numcodecs.blosc import Blosc
+
+            _CODEC_OBJECTS[key] = Blosc(cname=conf["cname"], clevel=conf["clevel"], shuffle=_SHUFFLES[conf["shuffle"]], blocksize=conf["blocksize"])
+    return _CODEC_OBJECTS[key]
 
 
 def direct(dtype: Any) -> bool:
@@ -75,16 +121,17 @@ def _fill_value(meta: dict[str, Any]) -> Any:
 
 
 def metadata(shape: Sequence[int], dtype: Any, chunks: Sequence[int], fill_value: Any, dimension_names: Sequence[str | None] | None,
-             attributes: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """The ``zarr.json`` document of an array (zarr v3 array metadata)."""
+             attributes: dict[str, Any], compressor: str = "blosc") -> dict[str, Any]:  # fmt: skip
+    """The ``zarr.json`` document of an array (zarr v3 array metadata); ``compressor`` is one of
+    :data:`COMPRESSORS` (strings are always zstd)."""
     dtype = np.dtype(dtype)
     if dtype.kind == "U":
-        codecs = [{"name": "vlen-utf8", "configuration": {}}, dict(CODECS[1])]
+        codecs = [{"name": "vlen-utf8", "configuration": {}}, _compressor_config("zstd", 0)]
         return _document(shape, "string", chunks, str(fill_value or ""), codecs, dimension_names, attributes)
     if dtype.name not in DTYPES:
         raise ZarrFileError(f"data type {dtype.name!r} is not written directly (one of {sorted(DTYPES)})")
     # one-byte types have no byte order: zarr-python writes their bytes codec without one
-    codecs = [{"name": "bytes"} if dtype.itemsize == 1 else dict(CODECS[0]), dict(CODECS[1])]
+    codecs = [{"name": "bytes"} if dtype.itemsize == 1 else dict(BYTES), _compressor_config(compressor, dtype.itemsize)]
     return _document(shape, dtype.name, chunks, _fill_json(fill_value, dtype), codecs, dimension_names, attributes)
 
 
@@ -145,17 +192,15 @@ def read_metadata(folder: str | Path) -> dict[str, Any]:
     codecs = meta.get("codecs")
     first = codecs[0] if isinstance(codecs, list) and codecs and isinstance(codecs[0], dict) else {}
     endian_ok = first.get("name") == "bytes" and (first.get("configuration") or {}).get("endian", "little") == "little"
-    zstd = codecs[1] if isinstance(codecs, list) and len(codecs) == 2 and isinstance(codecs[1], dict) else {}
-    conf = zstd.get("configuration") or {}
-    zstd_ok = zstd.get("name") == "zstd" and isinstance(conf.get("level"), int) and not isinstance(conf.get("level"), bool) and conf.get("checksum") is False
-    if not endian_ok or not zstd_ok or meta.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}}:
+    compressor_ok = isinstance(codecs, list) and len(codecs) == 2 and _compressor_ok(codecs[1], np.dtype(meta["data_type"]).itemsize)
+    if not endian_ok or not compressor_ok or meta.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}}:
         raise ZarrFileError(f"{path}: codecs {codecs} or chunk keys {meta.get('chunk_key_encoding')} are not the ones written here")
     return meta
 
 
-def _encode(block: np.ndarray, chunk_shape: Sequence[int], fill: Any, dtype: np.dtype, level: int) -> Any:
+def _encode(block: np.ndarray, chunk_shape: Sequence[int], fill: Any, dtype: np.dtype, compressor: dict[str, Any]) -> Any:
     """One chunk's bytes: ``block`` padded with the fill value to the chunk's shape (edge chunks
-    are stored whole), little-endian, C order, zstd-compressed."""
+    are stored whole), little-endian, C order, compressed by the codec ``compressor``."""
     if block.shape != tuple(chunk_shape):
         full = np.full(tuple(chunk_shape), fill, dtype=dtype)
         full[tuple(slice(0, n) for n in block.shape)] = block
@@ -163,13 +208,8 @@ def _encode(block: np.ndarray, chunk_shape: Sequence[int], fill: Any, dtype: np.
     if dtype.kind == "U":
         from numcodecs.vlen import VLenUTF8  # zarr's own vlen-utf8 codec
 
-        return _zstd(level).encode(VLenUTF8().encode(np.asarray(block, dtype=object).ravel()))
-    return _zstd(level).encode(np.ascontiguousarray(block, dtype=dtype.newbyteorder("<")))
-
-
-def _level(meta: dict[str, Any]) -> int:
-    """The zstd level of an array's codecs (its last codec)."""
-    return int(meta["codecs"][-1]["configuration"]["level"])
+        return _compressor(compressor).encode(VLenUTF8().encode(np.asarray(block, dtype=object).ravel()))
+    return _compressor(compressor).encode(np.ascontiguousarray(block, dtype=dtype.newbyteorder("<")))
 
 
 def chunk_path(folder: str | Path, index: Sequence[int]) -> Path:
@@ -185,7 +225,7 @@ def _write_chunk(folder: Path, meta: dict[str, Any], index: Sequence[int], block
     dtype, fill = (block.dtype, "") if meta["data_type"] == "string" else (np.dtype(meta["data_type"]), _fill_value(meta))
     path = chunk_path(folder, index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _put(path, _encode(block, chunks, fill, dtype, _level(meta)))
+    _put(path, _encode(block, chunks, fill, dtype, meta["codecs"][-1]))
     return path
 
 
@@ -212,7 +252,7 @@ def set_shape(folder: str | Path, meta: dict[str, Any], shape: Sequence[int]) ->
 
 def write_array(folder: str | Path, data: np.ndarray, chunks: Sequence[int] | None = None, dimension_names: Sequence[str] | None = None,
                 attributes: dict[str, Any] | None = None, fill_value: Any = None, shape: Sequence[int] | None = None,
-                overwrite: bool = False) -> dict[str, Any]:  # fmt: skip
+                overwrite: bool = False, compressor: str = "blosc") -> dict[str, Any]:  # fmt: skip
     """Create the array ``folder`` (a member of an existing group folder) holding ``data``.
 
     Parameters
@@ -233,6 +273,9 @@ def write_array(folder: str | Path, data: np.ndarray, chunks: Sequence[int] | No
         first axis.
     overwrite : bool
         Replace what is at ``folder``; otherwise an existing array or group is refused.
+    compressor : {"blosc", "zstd"}
+        ``"blosc"`` for an array of one quantity, ``"zstd"`` for a table of records
+        (:data:`COMPRESSORS`); strings are always zstd.
 
     Returns
     -------
@@ -251,7 +294,7 @@ def write_array(folder: str | Path, data: np.ndarray, chunks: Sequence[int] | No
         raise ZarrFileError(f"{folder.name}: shape {shape} does not hold data of shape {data.shape}")
     if chunks is None:
         chunks = tuple(max(n, 1) for n in shape)
-    meta = metadata(shape, data.dtype, chunks, 0 if fill_value is None else fill_value, dimension_names, attributes or {})
+    meta = metadata(shape, data.dtype, chunks, 0 if fill_value is None else fill_value, dimension_names, attributes or {}, compressor)
     if folder.exists():
         if not overwrite:
             raise ZarrFileError(f"{folder}: an array or group already exists there")

@@ -281,7 +281,7 @@ class Journal:
             chunk = _CHUNK[name]
             zarrfile.write_array(store.path / name, np.empty((0, len(fields))), chunks=(chunk, len(fields)), shape=(chunk, len(fields)), fill_value=np.nan,
                                  dimension_names=[{"steps": "run_step", "log": "pulse"}[name], "step_field" if name == "steps" else "field"],
-                                 attributes={"units": "mixed", **({"field_units": list(units)} if units else {})})  # fmt: skip
+                                 attributes={"units": "mixed", **({"field_units": list(units)} if units else {})}, compressor="zstd")  # fmt: skip
         zarrfile.write_array(store.path / "values", np.empty(0), chunks=(_CHUNK["values"],), shape=(_CHUNK["values"],), fill_value=np.nan,
                              dimension_names=["value"], attributes={"units": "mixed", "long_name": "results of every step, concatenated"})  # fmt: skip
         for coord, names in (("step_field", STEP_FIELDS), ("field", LOG_FIELDS)):
