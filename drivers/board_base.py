@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from labrram.safety import value_span
+
 from .base import Instrument, InstrumentError, LimitError
 
 #: delivery status of a pulse whose reply was lost (see :class:`PulseDeliveryError`)
@@ -210,19 +212,20 @@ class Board(Instrument):
         """Refuse pulses beyond the bench limits (voltage, gate, width, energy
         ``amplitude * max_current * width``) or beyond the board's own ranges: raises
         :class:`~labrram.safety.LimitError`, nothing is sent."""
-        amplitude, gate, width = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (amplitude, gate, width))
         self.limits.check_pulse(amplitude, gate, width, current_limit=self.limits.max_current)
-        if np.any(amplitude < 0):
+        spans = {what: value_span(x, f"pulse {what}") for what, x in (("amplitude", amplitude), ("gate", gate), ("width", width))}
+        if spans["amplitude"] and spans["amplitude"][0] < 0:
             raise ValueError("pulse amplitudes are magnitudes (>= 0 V); the kind sets the polarity")
-        if gate.size and np.max(gate) > 0 and not self.has_gate:
-            raise LimitError(f"pulse gate {np.max(gate):g} V: {self.board_name} drives passive arrays and has no word-line gate (use 0 V)")
+        if spans["gate"] and spans["gate"][1] > 0 and not self.has_gate:
+            raise LimitError(f"pulse gate {spans['gate'][1]:g} V: {self.board_name} drives passive arrays and has no word-line gate (use 0 V)")
         lo_w, hi_w = self.pulse_width_range
-        for what, x, lo, hi, unit in (
-            ("amplitude", amplitude, 0.0, self.pulse_amplitude_range, "V"),
-            ("gate", gate, 0.0, self.pulse_gate_range, "V"),
-            ("width", width, lo_w, hi_w, "s"),
+        for what, lo, hi, unit in (
+            ("amplitude", 0.0, self.pulse_amplitude_range, "V"),
+            ("gate", 0.0, self.pulse_gate_range, "V"),
+            ("width", lo_w, hi_w, "s"),
         ):
-            if x.size and (np.min(x) < lo or np.max(x) > hi):
+            span = spans[what]
+            if span and (span[0] < lo or span[1] > hi):
                 raise LimitError(f"pulse {what} outside {self.board_name}'s range [{lo:g}, {hi:g}] {unit}")
 
     def _pulse_arrays(self, kind: str, rows, cols, amplitude, gate, width):
@@ -257,9 +260,16 @@ class Board(Instrument):
         if spent is None or spent[0].shape != shape:
             spent = self._spent_by_array[self.selected_array] = (np.zeros(shape, dtype=np.int32), np.zeros(shape))  # pulses, energy (J)
         # the batch's own devices only: memory and time grow with the batch, not the array
-        flat, where = np.unique(np.ravel_multi_index((rows, cols), shape), return_inverse=True)
-        pulses = spent[0].ravel()[flat] + np.bincount(where, minlength=flat.size)
-        energy = spent[1].ravel()[flat] + np.bincount(where, weights=np.broadcast_to(self.limits.pulse_energy(amplitude, width), where.shape), minlength=flat.size)
+        flat = np.ravel_multi_index((rows, cols), shape).ravel()
+        each = np.broadcast_to(self.limits.pulse_energy(amplitude, width), flat.shape)
+        cells = np.sort(flat)
+        if np.any(cells[1:] == cells[:-1]):  # a device listed more than once: its pulses summed
+            flat, where = np.unique(flat, return_inverse=True)
+            pulses = spent[0].ravel()[flat] + np.bincount(where, minlength=flat.size)
+            energy = spent[1].ravel()[flat] + np.bincount(where, weights=each, minlength=flat.size)
+        else:
+            pulses = spent[0].ravel()[flat] + 1
+            energy = spent[1].ravel()[flat] + each
         if flat.size and np.max(pulses) > self.limits.max_pulses_per_device:
             i = int(np.argmax(pulses))
             r, c = np.unravel_index(flat[i], shape)

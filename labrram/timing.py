@@ -57,10 +57,18 @@ def reads_time(rows: np.ndarray, cols: np.ndarray) -> float:
     n_cells = (int(rows.max()) + 1) * n_cols
     if 8 * rows.size >= n_cells:  # a large read: count every cell of the rows spanned (no sort)
         return T_ROW_READ * float(np.bincount(flat, minlength=n_cells).reshape(-1, n_cols).max(axis=1).sum())
-    cells, counts = np.unique(flat, return_counts=True)
-    per_row = np.zeros(int(rows.max()) + 1, dtype=np.int64)
-    np.maximum.at(per_row, cells // n_cols, counts)
-    return T_ROW_READ * float(per_row.sum())
+    flat = np.sort(flat)
+    first = np.empty(flat.size, dtype=bool)  # the first listing of each cell, in sorted order
+    first[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=first[1:])
+    if first.all():  # every cell listed once (a verify read): one conversion per distinct row
+        row = flat // n_cols
+        return T_ROW_READ * float(1 + np.count_nonzero(row[1:] != row[:-1]))
+    starts = np.flatnonzero(first)
+    counts = np.diff(starts, append=flat.size)  # listings of each cell
+    row = flat[starts] // n_cols
+    row_starts = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
+    return T_ROW_READ * float(np.maximum.reduceat(counts, row_starts).sum())
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,33 @@ def test_per_device_budgets_are_per_array(fake_transport):
         board._pulse_arrays("SET", [0, 0], [0, 0], 1.8, 1.5, 1e-6)  # two pulses: the budget of (0, 0) on each array
     with pytest.raises(LimitError, match=r"device \(0, 0\) of array 1 would receive 3 pulses"):
         board._pulse_arrays("SET", [0], [0], 1.8, 1.5, 1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_per_device_budgets_count_batches_with_and_without_repeated_devices(fake_transport, seed):
+    """The connection's count of pulses and energy per device, batch after batch, is the sum over
+    every pulse sent to it, whether a batch lists a device once or several times."""
+    from labrram.safety import LimitError
+
+    rng = np.random.default_rng(seed)
+    limits = SafeLimits(max_pulses_per_device=6, max_energy=2.5e-9, max_energy_per_device=5e-9)
+    board = CrossbarBoard(fake_transport, limits=limits)
+    board._shape, board._array_count, board._shapes = (4, 4), 1, {0: (4, 4)}
+    pulses, energy = np.zeros((4, 4), int), np.zeros((4, 4))
+    for _ in range(12):
+        n = int(rng.integers(1, 10))
+        flat = rng.choice(16, n, replace=bool(rng.integers(2)))
+        amplitude = rng.uniform(0.5, 2.0, n)
+        r, c = flat // 4, flat % 4
+        p2, e2 = pulses.copy(), energy.copy()
+        np.add.at(p2, (r, c), 1)
+        np.add.at(e2, (r, c), amplitude * limits.max_current * 1e-6)
+        if p2.max() > 6 or e2.max() > 5e-9:
+            with pytest.raises(LimitError, match="per-device budget"):
+                board._pulse_arrays("SET", r, c, amplitude, 1.5, 1e-6)
+            continue  # refused whole: nothing counted
+        board._pulse_arrays("SET", r, c, amplitude, 1.5, 1e-6)
+        pulses, energy = p2, e2
+    got_p, got_e = board.spent(np.arange(16) // 4, np.arange(16) % 4)
+    np.testing.assert_array_equal(got_p, pulses.ravel())
+    np.testing.assert_allclose(got_e, energy.ravel())

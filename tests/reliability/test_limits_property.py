@@ -258,3 +258,20 @@ def test_settings_beyond_the_limits_are_refused_before_any_byte(bench):
         with pytest.raises(LimitError, match="write-verify RESET: pulse amplitude 2.6 V exceeds the bench limit of 2 V"):
             write_verify_reram(xb, np.full(SHAPE, 100e-6), MODEL)
         assert inst.received == before  # not even the array size was asked
+
+
+def test_each_pulse_energy_is_judged_on_its_own_amplitude_and_width():
+    """The highest amplitude and the longest width may belong to different pulses: their product
+    bounds every energy but is not one, so such a batch passes; one pulse beyond is refused."""
+    lim = SafeLimits(max_current=1e-3, max_energy=1e-9, max_pulse_width=1e-3)
+    lim.check_pulse([3.0, 0.1], [1.0, 1.0], [1e-7, 5e-6], current_limit=lim.max_current)  # 3e-10 J and 5e-10 J
+    with pytest.raises(LimitError, match="energy 1.5e-09 J"):
+        lim.check_pulse([3.0, 0.1], [1.0, 1.0], [5e-7, 5e-6], current_limit=lim.max_current)
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(LimitError, match="pulse amplitude must be finite"):
+            lim.check_pulse([0.5, bad, 0.5], [1.0] * 3, [1e-6] * 3)
+        with pytest.raises(LimitError, match="pulse width must be finite"):
+            lim.check_pulse([0.5] * 3, [1.0] * 3, [1e-6, 1e-6, bad])
+    with pytest.raises(LimitError, match="pulse amplitude 3.5 V exceeds"):
+        lim.check_pulse([-3.5, 0.5], [1.0, 1.0], [1e-6, 1e-6])
+    lim.check_pulse(np.empty(0), np.empty(0), np.empty(0), current_limit=lim.max_current)  # nothing to check

@@ -12,12 +12,18 @@ def test_a_row_converts_once_per_listing_of_its_most_listed_cell():
     assert timing.reads_time([], []) == 0.0
 
 
-@pytest.mark.parametrize("n, size", [(3, 1024), (40, 128), (16384, 128), (70000, 128), (500, 8)])
-def test_large_and_sparse_reads_count_the_same(n, size):
+@pytest.mark.parametrize("distinct", [False, True])
+@pytest.mark.parametrize("n, size", [(3, 1024), (40, 128), (1500, 128), (16384, 128), (70000, 128), (500, 8), (60, 8)])
+def test_large_and_sparse_reads_count_the_same(n, size, distinct):
     """Large reads count every cell of the rows they span, sparse ones sort the cells: the two
-    ways give the same conversions."""
+    ways give the same conversions, with cells listed more than once or each once."""
     rng = np.random.default_rng(n)
-    rows, cols = rng.integers(0, size, n), rng.integers(0, size, n)
+    if distinct:
+        n = min(n, size * size)
+        flat = rng.choice(size * size, n, replace=False)
+        rows, cols = flat // size, flat % size
+    else:
+        rows, cols = rng.integers(0, size, n), rng.integers(0, size, n)
     flat = rows * (cols.max() + 1) + cols
     cells, counts = np.unique(flat, return_counts=True)
     per_row: dict[int, int] = {}
