@@ -8,10 +8,13 @@ Writes docs/bench/program.md (three tables, each with the commit and machine tha
    * ``labrram program`` — the CLI in a fresh process, run store included (start-up, imports,
      connecting, programming, recording, closing);
    * full stack with and without the run store — the write-verify plan through the engine →
-     Crossbar → board driver → pyserial URL handler → board emulator → chip;
+     Crossbar → board driver → pyserial URL handler → board emulator → chip; with the run
+     store twice: as it runs on this in-process simulated bench (intents written, not flushed
+     to the disk) and with every intent flushed (``fdatasync``), as for a chip outside the
+     process;
    * bare device model — the same plan answered by the chip object directly (no engine, no
      drivers, no bytes, no store): what the algorithm and the physics cost on this machine;
-     these three are run in turn on each chip, ``REPEATS`` times (walls: medians over chips
+     these four are run in turn on each chip, ``REPEATS`` times (walls: medians over chips
      and repeats, so that a busy moment of the machine falls on all three alike);
    * naive — one device at a time, one exchange per pulse and per read (a quick script's way),
      on 256 devices, scaled to 16,384; its bench time includes the link's round trips.
@@ -51,6 +54,7 @@ import numpy as np
 from labrram import sim
 from labrram.calibration.files import default_calibration
 from labrram.protocols import set_policy
+from labrram.protocols.journal import Journal
 from labrram.protocols.write_verify import ReRAMWriteVerify, WriteVerifyReRAM, acceptance_band, averaged_band, reachable_range, start_gates, write_verify_reram
 from labrram.station import load_station
 
@@ -251,10 +255,11 @@ def speed(model, folder: Path, measured: dict[str, float]) -> tuple[list[list[st
     med = {k: float(np.median([c[k] for c in clis])) for k in ("bench_time", "physical_limit", "pulses_per_device", "converged_fraction")}
     rows.append(["`labrram program` (CLI, run store)", f"{np.median(cli_walls):.2f} s", f"{med['bench_time']:.3f} s", f"{med['physical_limit']:.3f} s",
                  f"{med['bench_time'] / med['physical_limit']:.2f}", f"{med['pulses_per_device']:.2f}", f"{med['converged_fraction'] * 100:.2f} % (all devices)", "-", "-"])  # fmt: skip
-    # the three are run in turn on each chip, REPEATS times, so that the machine's moods fall on
+    # the four are run in turn on each chip, REPEATS times, so that the machine's moods fall on
     # all of them alike; walls are medians over chips and repeats, outcomes those of each chip
-    labels = ("full stack + run store", "full stack", "bare device model")
-    store_parts: list[dict[str, float]] = []  # where each run's store time went
+    flushed = "full stack + run store, intents flushed"
+    labels = ("full stack + run store", flushed, "full stack", "bare device model")
+    store_parts: dict[str, list[dict[str, float]]] = {labels[0]: [], flushed: []}  # where each run's store time went
     w: dict[str, list[float]] = {k: [] for k in labels}
     res_j: dict[str, list] = {k: [] for k in labels}
     for seed in CHIPS:
@@ -269,17 +274,23 @@ def speed(model, folder: Path, measured: dict[str, float]) -> tuple[list[list[st
                         res_j[label].append((res, judged(res, chip, targets), None))
                     continue
                 sim.drop_benches()  # a fresh chip: a station that asks for the same bench again gets the programmed one
+                # intents flushed to the disk as for a chip outside the process (the simulated
+                # bench is in it: by default its intents are written, not flushed)
+                Journal.flush_intents = True if label == flushed else None
                 with load_station().with_simulation(seed=seed).connect() as st, store_timer() as spent:
-                    out = folder / f"{label[:4]}-{seed}-{rep}.zarr" if label == "full stack + run store" else None
+                    out = folder / f"{label[:4]}-{seed}-{rep}-{labels.index(label)}.zarr" if label in store_parts else None
                     t0, b0 = time.perf_counter(), st.bench.clock.now
-                    res = write_verify_reram(st.crossbar, targets, model, out=out)
+                    try:
+                        res = write_verify_reram(st.crossbar, targets, model, out=out)
+                    finally:
+                        Journal.flush_intents = None
                     w[label].append(time.perf_counter() - t0)
                     if out is not None:
-                        store_parts.append(dict(spent))
+                        store_parts[label].append(dict(spent))
                     if rep == 0:
                         res_j[label].append((res, judged(res, st.bench.chip, targets), st.bench.clock.now - b0))
     walls = {label: float(np.median(w[label])) for label in labels}
-    for label in labels[:2]:
+    for label in labels[:3]:
         res, j, bench = res_j[label][0]
         s = res.summary()
         rows.append([label, f"{walls[label]:.2f} s", f"{bench:.3f} s", f"{s['physical_limit']:.3f} s", f"{bench / s['physical_limit']:.2f}",
@@ -301,11 +312,15 @@ def speed(model, folder: Path, measured: dict[str, float]) -> tuple[list[list[st
     scale = SHAPE[0] * SHAPE[1] / n_naive
     rows.append([f"naive, per device ({n_naive} ×{scale:.0f})", f"{wall_n * scale:.1f} s", f"{bench_n * scale:.1f} s", "-", "-", f"{pulses.mean():.2f}", "-", "-", "-"])
     batched_bench = float(rows[1][2].split()[0])
-    notes.append(f"- walls of the full stack and the bare model: medians of {len(CHIPS)} chips × {REPEATS} runs each, the three run in turn")
+    notes.append(f"- walls of the full stack and the bare model: medians of {len(CHIPS)} chips × {REPEATS} runs each, the four run in turn")
     notes.append(f"- full stack with the run store / bare device model: {walls['full stack + run store'] / walls['bare device model']:.1f}× "
-                 f"(without the store: {walls['full stack'] / walls['bare device model']:.1f}×)")  # fmt: skip
-    parts = {k: float(np.median([p[k] for p in store_parts])) for k in STORE_PARTS}
-    notes.append("- the run store's time per run (medians): " + ", ".join(f"{what} {parts[k]:.3f} s" for k, what in STORE_PARTS.items()))
+                 f"(intents flushed: {walls[flushed] / walls['bare device model']:.1f}×; without the store: {walls['full stack'] / walls['bare device model']:.1f}×)")  # fmt: skip
+    notes.append("- intents flushed: each pulse batch's intent flushed to the disk (`fdatasync`) before the batch is sent, as the run store does "
+                 "when the chip is outside the process (an instrument, `labrram serve`); the simulated bench of the other rows is in the process, "
+                 "where the run store writes its intents without flushing them (docs/run-store.md)")  # fmt: skip
+    for label, what in ((labels[0], "the run store's time per run (medians)"), (flushed, "with the intents flushed")):
+        parts = {k: float(np.median([p[k] for p in store_parts[label]])) for k in STORE_PARTS}
+        notes.append(f"- {what}: " + ", ".join(f"{what} {parts[k]:.3f} s" for k, what in STORE_PARTS.items()))
     notes.append(f"- naive / batched bench time: {bench_n * scale / batched_bench:.0f}×")
     notes.append(f"- time to first byte of `labrram program` (median of {len(first_bytes)}; bytecode cached, as after `pip install`): {np.median(first_bytes):.2f} s")
     notes.append("- converged and within ±5 % in truth: of the chip's healthy devices (stuck ones excluded), judged on the chip's "

@@ -19,7 +19,13 @@ from labrram.ieee488 import BlockError, split_block
 from .errors import ConnectionLost, InstrumentError, InstrumentTimeout, ReplyError
 
 class Transport(Protocol):
-    """What a driver needs from a connection."""
+    """What a driver needs from a connection.
+
+    ``in_process`` (optional, false when absent) says that the instrument at the other end is
+    emulated in this process's memory (labrram's simulated bench): whatever it keeps, a crash of
+    the machine takes away with the process, so a run store has no reason to flush its records
+    to the disk before the instrument acts on them (see :mod:`labrram.protocols.journal`).
+    """
 
     address: str
 
@@ -64,6 +70,7 @@ class VisaTransport:
         self.resource = resource
         self.resource_manager = resource_manager
         self.address = resource.resource_name
+        self.in_process = bool(getattr(getattr(resource, "visalib", None), "in_process", False))
         name = self.address.upper()
         self.stream = name.endswith("::SOCKET") or name.startswith("ASRL")
         self._terminate(resource)
@@ -185,6 +192,7 @@ class SerialTransport:
     def __init__(self, port: Any, address: str, terminator: bytes = b"\n") -> None:
         self.port = port
         self.address = address
+        self.in_process = bool(getattr(port, "in_process", False))
         self.terminator = terminator
 
     def _lost(self, exc: Exception) -> ConnectionLost:

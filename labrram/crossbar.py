@@ -110,6 +110,13 @@ class Crossbar:
         r, c = self.shape
         return r * c
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the chip is emulated in this process (the simulated bench reached through its
+        serial URL or VISA library): it lives in this process's memory, so a crash of the
+        machine takes it away with whatever the process had not written to the disk."""
+        return bool(getattr(getattr(self.board, "transport", None), "in_process", False))
+
     def _select(self) -> None:
         """This crossbar's array selected on the board (checked against the board's count
         before any byte; nothing is sent when it already is)."""

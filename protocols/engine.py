@@ -80,6 +80,8 @@ class Engine:
     ) -> None:
         self.xb = xb
         self.journal = journal
+        if journal is not None:
+            journal.chip_in_process = bool(getattr(xb, "in_process", False))
         self.timer = timer or WallTimer()
         self.progress = progress
         self.read_retries = int(read_retries)

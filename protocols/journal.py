@@ -21,8 +21,8 @@ One schema for every plan (docs/run-store.md). A run is a zarr group holding
 Steps are buffered and written in groups — with the intent of the next pulse batch (so
 everything a batch's choice rests on is recorded before the batch is sent), when the run stops
 or ends, and at least every ``Journal.flush_interval`` seconds — as one record of the store's
-write-ahead log (:mod:`.wal`: one ``writev``, CRC-checked, ``fdatasync``'d when it states an
-intent). Every ``Journal.checkpoint_interval`` seconds, and when the run stops or ends, the
+write-ahead log (:mod:`.wal`: one ``writev``, CRC-checked; ``fdatasync``'d when it states an
+intent and the chip is outside this process, :attr:`Journal.flush_intents`). Every ``Journal.checkpoint_interval`` seconds, and when the run stops or ends, the
 records are moved into the zarr arrays (whole chunks, written directly by
 :mod:`labrram.zarrfile`; the tail chunk is kept in memory), the commit record is written in the
 group, all of it is flushed to the disk, and the log is emptied. Every chunk and metadata file
@@ -377,6 +377,16 @@ class Journal:
 
     #: seconds between writes of buffered steps (see :meth:`commit`)
     flush_interval = 2.0
+    #: Whether an intent is flushed to the disk (``fdatasync``) before its batch is sent. ``None``
+    #: (the default): when the chip is outside this process — an instrument, or an emulator in
+    #: another process — since that chip keeps its pulses through a crash of this machine and
+    #: its run must then know them. A chip emulated in this process
+    #: (:attr:`chip_in_process`, set by the engine) dies with the machine as the page cache does,
+    #: so its intents are written but not flushed: they survive the process being killed, the
+    #: guarantee that matters for it. ``True`` or ``False`` forces either.
+    flush_intents: bool | None = None
+    #: the chip of this run is emulated in this process (see :attr:`flush_intents`)
+    chip_in_process = False
     _buffered = 0
     _flushed_at = 0.0
 
@@ -402,7 +412,8 @@ class Journal:
         self._flushed_at = time.monotonic()
         rec = {"steps": self._total("steps"), "values": self._total("values"), "log": self._total("log"), **self.accounting, "pending": pending, **extra}
         self._commit_record = rec
-        self._open_wal().append(wal.encode(starts, rows["steps"], rows["values"], rows["log"], _plain(rec)), durable=pending is not None)
+        flush = self.flush_intents if self.flush_intents is not None else not self.chip_in_process
+        self._open_wal().append(wal.encode(starts, rows["steps"], rows["values"], rows["log"], _plain(rec)), durable=pending is not None and flush)
         unsaved = self._unsaved_values
         if time.monotonic() - self._checkpointed_at > self.checkpoint_interval or unsaved > self.checkpoint_values:
             self._checkpoint()

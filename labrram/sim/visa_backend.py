@@ -41,6 +41,9 @@ _DEFAULT_ATTRS: dict[int, Any] = {
 class LabrramVisaLibrary(highlevel.VisaLibraryBase):
     """VISA library whose resources are the emulated instruments of a simulated bench."""
 
+    #: its instruments are emulated in this process (:class:`labrram.drivers.transports.Transport`)
+    in_process = True
+
     @staticmethod
     def get_library_paths():
         return (LibraryPath("default", "labrram"),)

@@ -212,3 +212,40 @@ def test_a_record_of_more_arrays_than_one_system_call_takes_is_written_whole(tmp
     assert len(records) == 1 and end == (tmp_path / wal.FILE_NAME).stat().st_size
     np.testing.assert_array_equal(records[0].steps[:, 0], np.arange(3000.0))
     np.testing.assert_array_equal(records[0].values, np.arange(3000.0))
+
+
+@pytest.mark.parametrize("where, forced, flushed", [
+    ("in process", None, False), ("outside", None, True), ("in process", True, True), ("outside", False, False),
+])  # fmt: skip
+def test_intents_are_flushed_to_the_disk_when_the_chip_is_outside_the_process(station, store_dir, monkeypatch, where, forced, flushed):
+    """A chip outside the process keeps its pulses through a crash of the computer: each intent
+    is on the disk before its batch is sent. A chip emulated in the process goes with the
+    machine, as the page cache does: its intents are written (a killed process keeps them) but
+    not flushed. ``Journal.flush_intents`` forces either."""
+    from labrram.protocols import wal
+
+    assert station.crossbar.in_process  # the simulated bench, reached through its labrram:// URL
+    if where == "outside":  # as an instrument, or an emulator in another process, is reached
+        monkeypatch.setattr(station.crossbar.board.transport, "in_process", False)
+    monkeypatch.setattr(Journal, "flush_intents", forced)
+    syncs = []
+    real = wal._datasync
+    monkeypatch.setattr(wal, "_datasync", lambda fd: (syncs.append(fd), real(fd)))
+    intents = []
+    real_intend = Journal.intend
+    monkeypatch.setattr(Journal, "intend", lambda self, *a: (intents.append(a[0]), real_intend(self, *a)))
+    write_verify_reram(station.crossbar, targets(), MODEL, out=store_dir / "run.zarr")
+    assert len(intents) > 5
+    assert len(syncs) == (len(intents) if flushed else 0)
+    check(station, store_dir / "run.zarr")
+
+
+def test_the_simulated_bench_is_in_the_process_through_its_serial_url_and_its_visa_library():
+    sim.configure_bench("in-process", seed=1, rows=4, cols=4)
+    with load_station().with_simulation(bench="in-process", seed=1, rows=4, cols=4).connect() as st:
+        assert st.crossbar.in_process and st.instruments["board"].transport.address.startswith("labrram://")
+        smu = st.instruments["smu"].transport
+        assert smu.in_process and type(smu).__name__ == "VisaTransport"  # through "@labrram"
+    from labrram.drivers.transports import SerialTransport
+
+    assert not SerialTransport(object(), "/dev/ttyUSB0").in_process  # a port of the machine: an instrument

@@ -26,6 +26,9 @@ from ..handle import InstrumentHandle
 class Serial(SerialBase):
     """A pyserial port onto an emulated instrument of a simulated bench."""
 
+    #: the instrument is emulated in this process (:class:`labrram.drivers.transports.Transport`)
+    in_process = True
+
     def open(self) -> None:
         if self._port is None:
             raise SerialException("port must be configured before it can be used")
