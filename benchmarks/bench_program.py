@@ -15,7 +15,7 @@ Writes docs/bench/program.md (three tables, each with the commit and machine tha
    * bare device model — the same plan answered by the chip object directly (no engine, no
      drivers, no bytes, no store): what the algorithm and the physics cost on this machine;
      these four are run in turn on each chip, ``REPEATS`` times (walls: medians over chips
-     and repeats, so that a busy moment of the machine falls on all three alike);
+     and repeats, so that a busy moment of the machine falls on all four alike);
    * naive — one device at a time, one exchange per pulse and per read (a quick script's way),
      on 256 devices, scaled to 16,384; its bench time includes the link's round trips.
 

@@ -268,17 +268,17 @@ class Board(Instrument):
             pulses = spent[0].ravel()[flat] + np.bincount(where, minlength=flat.size)
             energy = spent[1].ravel()[flat] + np.bincount(where, weights=each, minlength=flat.size)
         else:
-            pulses = spent[0].ravel()[flat] + 1
+            pulses = spent[0].ravel()[flat].astype(np.int64) + 1
             energy = spent[1].ravel()[flat] + each
         if flat.size and np.max(pulses) > self.limits.max_pulses_per_device:
-            i = int(np.argmax(pulses))
+            i = self._first_of(flat, pulses)
             r, c = np.unravel_index(flat[i], shape)
             raise LimitError(
                 f"device ({r}, {c}){self._on_array()} would receive {int(pulses[i])} pulses on this connection, "
                 f"beyond the per-device budget of {int(self.limits.max_pulses_per_device)}"
             )
         if flat.size and np.max(energy) > self.limits.max_energy_per_device:
-            i = int(np.argmax(energy))
+            i = self._first_of(flat, energy)
             r, c = np.unravel_index(flat[i], shape)
             raise LimitError(
                 f"device ({r}, {c}){self._on_array()} would receive {energy[i]:.3g} J of pulses on this connection, "
@@ -286,6 +286,13 @@ class Board(Instrument):
             )
         spent[0].ravel()[flat] = pulses
         spent[1].ravel()[flat] = energy
+
+    @staticmethod
+    def _first_of(flat: np.ndarray, amount: np.ndarray) -> int:
+        """Index of the device with the most ``amount``; of several, the lowest cell (row, then
+        column): the one the refusal names, whatever the batch's order."""
+        top = np.flatnonzero(amount == np.max(amount))
+        return int(top[np.argmin(flat[top])])
 
     def _on_array(self) -> str:
         return "" if self._array is None else f" of array {self._array}"

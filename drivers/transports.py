@@ -22,9 +22,12 @@ class Transport(Protocol):
     """What a driver needs from a connection.
 
     ``in_process`` (optional, false when absent) says that the instrument at the other end is
-    emulated in this process's memory (labrram's simulated bench): whatever it keeps, a crash of
-    the machine takes away with the process, so a run store has no reason to flush its records
-    to the disk before the instrument acts on them (see :mod:`labrram.protocols.journal`).
+    emulated in this process and keeps its state in this process's memory only (labrram's
+    simulated bench without a ``[simulation] state`` folder): whatever it keeps, a crash of the
+    machine takes away with the process, so a run store has no reason to flush its records to
+    the disk before the instrument acts on them (see :mod:`labrram.protocols.journal`). A chip
+    whose state is written to files — an instrument, or a simulated chip with a state folder,
+    whose files the system may write back before the run's records — is not.
     """
 
     address: str
@@ -70,10 +73,14 @@ class VisaTransport:
         self.resource = resource
         self.resource_manager = resource_manager
         self.address = resource.resource_name
-        self.in_process = bool(getattr(getattr(resource, "visalib", None), "in_process", False))
         name = self.address.upper()
         self.stream = name.endswith("::SOCKET") or name.startswith("ASRL")
         self._terminate(resource)
+
+    @property
+    def in_process(self) -> bool:
+        """See :class:`Transport`: the resource's VISA library says (false unless it does)."""
+        return bool(getattr(getattr(self.resource, "visalib", None), "in_process", False))
 
     def _terminate(self, resource: Any) -> None:
         resource.read_termination = "\n" if self.stream else None
@@ -192,8 +199,12 @@ class SerialTransport:
     def __init__(self, port: Any, address: str, terminator: bytes = b"\n") -> None:
         self.port = port
         self.address = address
-        self.in_process = bool(getattr(port, "in_process", False))
         self.terminator = terminator
+
+    @property
+    def in_process(self) -> bool:
+        """See :class:`Transport`: the port says (false unless it does)."""
+        return bool(getattr(self.port, "in_process", False))
 
     def _lost(self, exc: Exception) -> ConnectionLost:
         return ConnectionLost(f"{self.address}: {exc}")

@@ -112,9 +112,10 @@ class Crossbar:
 
     @property
     def in_process(self) -> bool:
-        """Whether the chip is emulated in this process (the simulated bench reached through its
-        serial URL or VISA library): it lives in this process's memory, so a crash of the
-        machine takes it away with whatever the process had not written to the disk."""
+        """Whether the chip is emulated in this process and kept in its memory only (the
+        simulated bench reached through its serial URL or VISA library, without a
+        ``[simulation] state`` folder): a crash of the machine takes it away with whatever the
+        process had not written to the disk."""
         return bool(getattr(getattr(self.board, "transport", None), "in_process", False))
 
     def _select(self) -> None:

@@ -115,6 +115,10 @@ class SafeLimits:
 
     def check_energy(self, volts: Any, amps: Any, seconds: Any, what: str = "pulse") -> None:
         """Refuse pulses whose worst-case energy ``|V| * |I| * width`` exceeds ``max_energy``."""
+        try:
+            np.broadcast_shapes(np.shape(volts), np.shape(amps), np.shape(seconds))
+        except ValueError:
+            raise ValueError(f"{what}: levels of shapes {np.shape(volts)}, {np.shape(amps)} and {np.shape(seconds)} do not go together") from None
         spans = [value_span(x, what) for x in (volts, amps, seconds)]
         if any(span is None for span in spans):
             return  # no pulses

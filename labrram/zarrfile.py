@@ -75,8 +75,9 @@ def _compressor_ok(codec: Any, itemsize: int) -> bool:
     if codec.get("name") == "zstd":
         return type(conf.get("level")) is int and conf.get("checksum") is False
     return (
-        codec.get("name") == "blosc" and conf.get("cname") in _BLOSC_NAMES and type(conf.get("clevel")) is int and 0 <= conf["clevel"] <= 9
-        and conf.get("shuffle") in _SHUFFLES and conf.get("typesize") == itemsize and type(conf.get("blocksize")) is int and conf["blocksize"] >= 0
+        codec.get("name") == "blosc" and isinstance(conf.get("cname"), str) and conf["cname"] in _BLOSC_NAMES
+        and type(conf.get("clevel")) is int and 0 <= conf["clevel"] <= 9 and isinstance(conf.get("shuffle"), str) and conf["shuffle"] in _SHUFFLES
+        and type(conf.get("typesize")) is int and conf["typesize"] == itemsize and type(conf.get("blocksize")) is int and conf["blocksize"] >= 0
     )  # fmt: skip
 
 

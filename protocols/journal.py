@@ -378,12 +378,13 @@ class Journal:
     #: seconds between writes of buffered steps (see :meth:`commit`)
     flush_interval = 2.0
     #: Whether an intent is flushed to the disk (``fdatasync``) before its batch is sent. ``None``
-    #: (the default): when the chip is outside this process — an instrument, or an emulator in
-    #: another process — since that chip keeps its pulses through a crash of this machine and
-    #: its run must then know them. A chip emulated in this process
-    #: (:attr:`chip_in_process`, set by the engine) dies with the machine as the page cache does,
-    #: so its intents are written but not flushed: they survive the process being killed, the
-    #: guarantee that matters for it. ``True`` or ``False`` forces either.
+    #: (the default): unless the chip is emulated in this process and kept in its memory only —
+    #: an instrument, an emulator in another process, or a simulated chip whose state is written
+    #: to files keeps its pulses through a crash of this machine, and its run must then know
+    #: them. A chip in this process's memory (:attr:`chip_in_process`, set by the engine) dies
+    #: with the machine as the page cache does, so its intents are written but not flushed:
+    #: they survive the process being killed, the guarantee that matters for it. ``True`` or
+    #: ``False`` forces either.
     flush_intents: bool | None = None
     #: the chip of this run is emulated in this process (see :attr:`flush_intents`)
     chip_in_process = False

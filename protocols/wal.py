@@ -1,5 +1,5 @@
 """The write-ahead log of a run store: recording a step costs one ``write`` (and, for a pulse
-batch's intent, one ``fdatasync``), not a dozen zarr round trips.
+batch's intent to a chip outside the process, one ``fdatasync``), not a dozen zarr round trips.
 
 A run's steps, their results and its pulse log are first appended to ``wal/records`` inside the
 store folder (``wal`` is an empty zarr group, so that zarr readers of a running store see a

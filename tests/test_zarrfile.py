@@ -101,6 +101,12 @@ def test_refusals_name_the_problem(tmp_path):
     zarrfile.write_metadata(tmp_path / "y", meta)
     with pytest.raises(zarrfile.ZarrFileError, match="codecs"):
         zarrfile.read_metadata(tmp_path / "y")
+    for field, value in (("cname", ["lz4"]), ("shuffle", {"x": 1}), ("typesize", 8.0), ("clevel", True)):  # malformed, not a crash
+        bad = json.loads(json.dumps(zarrfile.write_array(tmp_path / f"b-{field}", np.zeros(3))))
+        bad["codecs"][-1]["configuration"][field] = value
+        zarrfile.write_metadata(tmp_path / f"b-{field}", bad)
+        with pytest.raises(zarrfile.ZarrFileError, match="codecs"):
+            zarrfile.read_metadata(tmp_path / f"b-{field}")
     with pytest.raises(zarrfile.ZarrFileError, match="compressor must be one of"):
         zarrfile.write_array(tmp_path / "z", np.zeros(3), compressor="lzma")
     with pytest.raises(zarrfile.ZarrFileError, match="unreadable"):

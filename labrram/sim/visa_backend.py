@@ -41,8 +41,12 @@ _DEFAULT_ATTRS: dict[int, Any] = {
 class LabrramVisaLibrary(highlevel.VisaLibraryBase):
     """VISA library whose resources are the emulated instruments of a simulated bench."""
 
-    #: its instruments are emulated in this process (:class:`labrram.drivers.transports.Transport`)
-    in_process = True
+    @property
+    def in_process(self) -> bool:
+        """Its instruments are emulated in this process and their chip kept in this process's
+        memory only (a bench without a ``[simulation] state`` folder; see
+        :class:`labrram.drivers.transports.Transport`)."""
+        return get_bench(self.bench_name).config.state is None
 
     @staticmethod
     def get_library_paths():

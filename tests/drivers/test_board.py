@@ -294,3 +294,17 @@ def test_per_device_budgets_count_batches_with_and_without_repeated_devices(fake
     got_p, got_e = board.spent(np.arange(16) // 4, np.arange(16) % 4)
     np.testing.assert_array_equal(got_p, pulses.ravel())
     np.testing.assert_allclose(got_e, energy.ravel())
+
+
+def test_a_refused_batch_names_the_lowest_device_at_the_top_of_its_budget(fake_transport):
+    """Several devices may reach the budget in one batch: the refusal names the first by row,
+    then column, whatever order the batch lists them in."""
+    from labrram.safety import LimitError
+
+    board = CrossbarBoard(fake_transport, limits=SafeLimits(max_pulses_per_device=1))
+    board._shape, board._array_count, board._shapes = (4, 4), 1, {0: (4, 4)}
+    board._pulse_arrays("SET", [3, 1, 2], [2, 3, 0], 1.0, 1.5, 1e-6)
+    # each listed once, in any order; then with (3, 2) and (1, 3) listed twice (the sorted path)
+    for rows, cols in (([3, 1, 2], [2, 3, 0]), ([2, 3, 1, 0], [0, 2, 3, 0]), ([3, 1, 3, 2, 1], [2, 3, 2, 0, 3])):
+        with pytest.raises(LimitError, match=r"device \(1, 3\) would receive"):
+            board._pulse_arrays("SET", rows, cols, 1.0, 1.5, 1e-6)

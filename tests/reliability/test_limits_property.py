@@ -275,3 +275,6 @@ def test_each_pulse_energy_is_judged_on_its_own_amplitude_and_width():
     with pytest.raises(LimitError, match="pulse amplitude 3.5 V exceeds"):
         lim.check_pulse([-3.5, 0.5], [1.0, 1.0], [1e-6, 1e-6])
     lim.check_pulse(np.empty(0), np.empty(0), np.empty(0), current_limit=lim.max_current)  # nothing to check
+    for amplitude, width in (([0.5] * 4, [1e-6] * 3), ([], [1e-6] * 3)):  # levels that do not pair up
+        with pytest.raises(ValueError, match="do not go together"):
+            lim.check_pulse(amplitude, 1.0, width, current_limit=lim.max_current)

@@ -226,7 +226,7 @@ def test_intents_are_flushed_to_the_disk_when_the_chip_is_outside_the_process(st
 
     assert station.crossbar.in_process  # the simulated bench, reached through its labrram:// URL
     if where == "outside":  # as an instrument, or an emulator in another process, is reached
-        monkeypatch.setattr(station.crossbar.board.transport, "in_process", False)
+        monkeypatch.setattr(type(station.crossbar.board.transport), "in_process", False)
     monkeypatch.setattr(Journal, "flush_intents", forced)
     syncs = []
     real = wal._datasync
@@ -249,3 +249,20 @@ def test_the_simulated_bench_is_in_the_process_through_its_serial_url_and_its_vi
     from labrram.drivers.transports import SerialTransport
 
     assert not SerialTransport(object(), "/dev/ttyUSB0").in_process  # a port of the machine: an instrument
+
+
+def test_a_simulated_chip_kept_in_a_state_folder_gets_its_intents_flushed(tmp_path, store_dir, monkeypatch):
+    """A ``[simulation] state`` chip is written to files, which the system may write back before
+    the run's unflushed records: after a power cut it could hold pulses no intent names. Its
+    intents are flushed, as an instrument's are."""
+    from labrram.protocols import wal
+
+    station = load_station().with_simulation(bench="in-state", seed=2, rows=8, cols=8, state=str(tmp_path / "chip"))
+    syncs = []
+    real = wal._datasync
+    monkeypatch.setattr(wal, "_datasync", lambda fd: (syncs.append(fd), real(fd)))
+    with station.connect() as st:
+        assert not st.crossbar.in_process
+        assert not st.instruments["smu"].transport.in_process  # its VISA library says so too
+        write_verify_reram(st.crossbar, np.full((8, 8), 100e-6), MODEL, out=store_dir / "run.zarr")
+    assert syncs  # every intent

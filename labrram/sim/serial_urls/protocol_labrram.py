@@ -26,8 +26,13 @@ from ..handle import InstrumentHandle
 class Serial(SerialBase):
     """A pyserial port onto an emulated instrument of a simulated bench."""
 
-    #: the instrument is emulated in this process (:class:`labrram.drivers.transports.Transport`)
-    in_process = True
+    @property
+    def in_process(self) -> bool:
+        """The instrument is emulated in this process and its chip kept in this process's memory
+        only (a bench without a ``[simulation] state`` folder; see
+        :class:`labrram.drivers.transports.Transport`)."""
+        handle = getattr(self, "_handle", None)
+        return handle is not None and handle.bench.config.state is None
 
     def open(self) -> None:
         if self._port is None:
