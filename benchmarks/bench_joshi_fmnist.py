@@ -7,8 +7,10 @@ and plainly — on one torch thread; the trained weights are cached as .npz unde
 ``$LABRRAM_BENCH_OUT/joshi_fmnist/cache`` (default ``runs/bench``), so later runs skip training.
 
 Each chip (a simulated PCM array, seeds 0, 1, ...) gets both networks in turn, in each
-configuration of :data:`CONFIGS`: the paper's two devices per weight on a 256×256 array, and four
-or six copies of every weight (eight or twelve devices, the copies averaged on read-back: the
+configuration of :data:`CONFIGS`: the paper's two devices per weight on a 256×256 array, as
+programmed and with every layer's inputs moved to the rows that put the devices the write-verify
+left off target (stuck) under weights they serve or small ones (``remap_inputs``, the moved rows
+programmed again), and four or six copies of every weight (eight or twelve devices, the copies averaged on read-back: the
 multi-device synapse of Boybat et al., Nat. Commun. 2018) on a 512×512 array. All ten weight matrices
 (convolutions unrolled to ``(C_in·k·k, C_out)`` matrices) are packed together on the one array
 as differential pairs with one scale per column (:func:`labrram.nn.drift.deploy_pcm`,
@@ -68,9 +70,10 @@ PAPER = {
     "accuracy after programming": "93.7 %",
     "accuracy over one day, with compensation": "above 93.5 % (its batch-norm compensation)",
 }
-#: deployments: devices per weight -> (array, copies of every weight)
-CONFIGS = {"2": ((256, 256), 1), "8": ((512, 512), 4), "12": ((512, 512), 6)}
-CONFIG_LABELS = {"2": "2 devices/weight (paper)", "8": "8 devices/weight (4 copies)", "12": "12 devices/weight (6 copies)"}
+#: deployments: devices per weight -> (array, copies of every weight, inputs in the fault-aware order)
+CONFIGS = {"2": ((256, 256), 1, False), "2r": ((256, 256), 1, True), "8": ((512, 512), 4, False), "12": ((512, 512), 6, False)}
+CONFIG_LABELS = {"2": "2 devices/weight (paper)", "2r": "2 devices/weight, inputs remapped", "8": "8 devices/weight (4 copies)",
+                 "12": "12 devices/weight (6 copies)"}  # fmt: skip
 #: GDC calibration vectors per layer (each one MVM per tile, through the array)
 N_CAL = 4
 #: the compensation the paper's one-day figure is for: its own technique, which "exploits the
@@ -142,12 +145,12 @@ def study(seed: int, n_test: int, times=TIMES, n_bn: int = N_BN, keys: tuple[str
     out: dict = {"seed": seed}
     t0 = time.perf_counter()
     for key in keys:
-        (rows_, cols_), copies = CONFIGS[key]
+        (rows_, cols_), copies, remap = CONFIGS[key]
         out[key] = {}
         station = load_station().with_simulation(bench=f"joshi-fmnist-{key}", seed=seed, kind="pcm", rows=rows_, cols=cols_)
         with station.connect() as st:
             for name, twin in twins.items():
-                dep = deploy_pcm(st.crossbar, st.timer, twin, model, DeploySettings(scale="column", copies=copies))
+                dep = deploy_pcm(st.crossbar, st.timer, twin, model, DeploySettings(scale="column", copies=copies, remap_inputs=remap))
                 rows = evaluate_drift(st.crossbar, st.timer, dep, twin, X, y, X_bn, times, granularity="layer", n_calibration=N_CAL,
                                       gdc_in_array=False, also_in_array=True, seed=seed)  # fmt: skip
                 out[key][name] = {"software": twin.accuracy(X, y), "rows": rows, **dep.summary()}
@@ -160,6 +163,11 @@ def study(seed: int, n_test: int, times=TIMES, n_bn: int = N_BN, keys: tuple[str
 def _fmt(v) -> str:
     a = 100 * np.asarray(v, dtype=float)
     return f"{a.mean():.1f} [{a.min():.1f}, {a.max():.1f}]"
+
+
+def _lost(v) -> str:
+    """Mean share of the network's Σ|W| that faulty weights hold, as a percentage ("-" without values)."""
+    return "-" if v is None else f"{100 * np.mean(v):.3f} %"
 
 
 def _mean(v) -> float:
@@ -230,12 +238,15 @@ def main() -> None:
                 acc_rows.append([CONFIG_LABELS[key], name, LABELS[comp], _fmt(sw)] + [_fmt([x["rows"][i][comp] for x in rs]) for i in range(len(TIMES))])
                 drop_rows.append([CONFIG_LABELS[key], name, LABELS[comp]] + [_fmt([x["software"] - x["rows"][i][comp] for x in rs]) for i in range(len(TIMES))])
             copies = rs[0]["copies"]
+            remapped = rs[0]["before_remap"] is not None
             arrays_128 = tile_count({(i, m): w.shape for i, (w, c) in enumerate(zip(plain.weights, copies)) for m in range(c)}, (128, 128))
             dep_rows.append([
                 CONFIG_LABELS[key], name, f"{100 * software_full[name]:.2f}", f"{metas[name]['train_seconds'] / 60:.0f} min ({metas[name]['epochs']:.0f} epochs)",
                 f"{rs[0]['arrays']} × {rs[0]['array_shape'][0]}×{rs[0]['array_shape'][1]} (or {arrays_128} × 128×128)", str(rs[0]["tiles"]), f"{rs[0]['devices']:,}",
                 f"{100 * rs[0]['utilization']:.0f} %", _fmt([x["converged_fraction"] for x in rs]),
-                f"{np.mean([x['faulty_copies'] for x in rs]):.0f}", f"{np.mean([x['faulty_weights'] for x in rs]):.0f}", f"{np.mean([x['program_bench_time'] for x in rs]):.2f} s",
+                f"{np.mean([x['faulty_copies'] for x in rs]):.0f}", f"{np.mean([x['faulty_weights'] for x in rs]):.0f}",
+                _lost([x["before_remap"]["lost_weight"] for x in rs] if remapped else None), _lost([x["lost_weight"] for x in rs]),
+                f"{np.mean([x['remapped_inputs'] for x in rs]):.0f}" if remapped else "-", f"{np.mean([x['program_bench_time'] for x in rs]):.2f} s",
             ])  # fmt: skip
         target_rows += targets(results, software_full, key)
     title = (f"Fashion-MNIST ResNet ({plain.n_weights:,} weights, {len(plain.convs)} batch norms) on one PCM array, test accuracy % "
@@ -245,7 +256,8 @@ def main() -> None:
     table(
         "deployment: arrays and devices held at once, write-verify and projected bench time to program the whole network (mean over chips)",
         ["devices/weight", "training", "software % (10,000 test images)", "training time (1 thread)", "arrays", "tiles", "devices",
-         "array used", "write-verify converged %", "faulty copies", "faulty weights (no healthy copy)", "bench time to program"],
+         "array used", "write-verify converged %", "faulty copies", "faulty weights (no healthy copy)", "their share of Σ|W|, first job",
+         "their share of Σ|W|, deployed", "inputs moved", "bench time to program"],
         dep_rows,
     )  # fmt: skip
     soft_rows = [["-", f"software >= 90 % ({name}, 10,000 test images)", f"{100 * software_full[name]:.1f} %", "met" if software_full[name] >= 0.9 else "not met"] for name in VARIANTS]

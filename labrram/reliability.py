@@ -166,7 +166,7 @@ class CaseResult:
 JOBS = ("single-shot", "write-verify", "stochastic-set", "write-verify-pcm", "tune-passive",
         "characterize-reram", "characterize-pcm", "characterize-passive")  # fmt: skip
 _JOB_CHIP = {"write-verify-pcm": "pcm", "tune-passive": "passive", "characterize-pcm": "pcm", "characterize-passive": "passive"}
-#: fault kinds a chip kind has (stuck and dead devices are simulated on ReRAM chips)
+#: fault kinds of the chip itself (the campaign injects stuck and dead devices into the ReRAM jobs)
 CHIP_FAULTS = ("stuck devices", "chip stops switching")
 
 

@@ -461,8 +461,8 @@ def _parse_simulation(sim: dict[str, Any], source: str) -> SimulationEntry:
             if rule.array is not None and rule.array >= sim.get("arrays", 1):
                 raise StationError(f"{source}: [simulation.faults].{rule.kind}: array {rule.array} is not on the simulated board "
                                    f"(arrays = {sim.get('arrays', 1)}; numbered from 0)")  # fmt: skip
-        if any(k in faults for k in ("stuck", "dead")) and sim.get("kind", "reram") != "reram":
-            raise StationError(f"{source}: [simulation.faults]: stuck and dead devices are available for reram chips only")
+        if any(k in faults for k in ("stuck", "dead")) and sim.get("kind", "reram") not in ("reram", "pcm"):
+            raise StationError(f"{source}: [simulation.faults]: stuck and dead devices are available for reram and pcm chips only")
     return SimulationEntry(**{**sim, "state": state, "set_distribution": set_distribution})
 
 

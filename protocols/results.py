@@ -96,6 +96,38 @@ class ProgramResult:
         """The devices that had a target, (rows, cols) bool."""
         return ~np.isnan(self.targets)
 
+    def followed_by(self, later: "ProgramResult") -> "ProgramResult":
+        """The outcome of this job and a ``later`` one on the same array, as one result.
+
+        The devices ``later`` programmed take its target, last read and convergence; the
+        others keep this job's. Pulses per device, iterations and times add up; the protocol
+        and settings are the later job's.
+
+        Raises
+        ------
+        ValueError
+            If the two results are not of arrays of the same shape.
+        """
+        if later.targets.shape != self.targets.shape:
+            raise ValueError(f"the later job programmed an array of shape {later.targets.shape}, this one {self.targets.shape}")
+        m = later.mask
+
+        def time(a: float | None, b: float | None) -> float | None:
+            return None if a is None and b is None else (a or 0.0) + (b or 0.0)
+
+        return ProgramResult(
+            later.protocol,
+            np.where(m, later.targets, self.targets),
+            np.where(m, later.achieved, self.achieved),
+            np.where(m, later.converged, self.converged),
+            self.pulses + later.pulses,
+            self.iterations + later.iterations,
+            self.wall_time + later.wall_time,
+            time(self.bench_time, later.bench_time),
+            self.physical_limit + later.physical_limit,
+            settings=dict(later.settings),
+        )
+
     def save(self, store: Any) -> None:
         """Write the per-device outcome into a run store.
 

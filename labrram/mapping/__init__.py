@@ -8,8 +8,11 @@
   two devices SET once at the KL-nearest calibrated condition, ``M`` copies of the network.
 * :mod:`labrram.mapping.copies` — several differential pairs per weight: copies of a network
   (samples) or of its smallest layers (redundancy), read back per copy.
+* :mod:`labrram.mapping.remap` — the order of a layer's inputs on its rows that puts the devices
+  a programming job left off target under weights they serve or small ones.
 
-numpy only: this room never imports torch, the simulator, the drivers or ``labrram.nn``.
+numpy (and scipy's assignment solver) only: this room never imports torch, the simulator, the
+drivers or ``labrram.nn``.
 """
 
 from .differential import (
@@ -24,6 +27,7 @@ from .differential import (
     tile_count,
 )
 from .copies import copy_weights, fill_copies, max_copies
+from .remap import fault_aware_order
 from .offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, misprogrammed, place_offset
 from .posterior import (
     Conditions,
@@ -51,6 +55,7 @@ __all__ = [
     "PosteriorMapping",
     "Tile",
     "copy_weights",
+    "fault_aware_order",
     "fill_copies",
     "max_copies",
     "misprogrammed",

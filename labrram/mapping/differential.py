@@ -66,7 +66,7 @@ on the row space that its 64 inputs leave free).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -235,6 +235,21 @@ class MappedLayer:
             raise ValueError(f"x has shape {x.shape}, the layer takes {self.shape[0]} inputs")
         return x @ self.mvm_weights(g_plus, g_minus)
 
+    def with_input_order(self, order: Any) -> "MappedLayer":
+        """The same layer with its inputs in another order: row ``p`` of the result is row
+        ``order[p]`` of this one (a permutation of ``0 … n_in − 1``). Scales and clipping do not
+        depend on the order, so this is what mapping the reordered matrix gives."""
+        n_in = self.shape[0]
+        o = np.asarray(order)
+        if o.shape != (n_in,) or o.dtype.kind not in "iu" or not np.array_equal(np.sort(o), np.arange(n_in)):
+            raise ValueError(f"order must be a permutation of the layer's {n_in} inputs, got {order!r}")
+        stacked = {k: _frozen(self._unstack(self._stack(getattr(self, k))[:, o])) for k in ("g_plus", "g_minus")}
+        return replace(self, target_weights=_frozen(self.target_weights[o]), **self._reordered(o), **stacked)
+
+    def _reordered(self, order: np.ndarray) -> dict[str, np.ndarray]:
+        """Further per-input fields of a subclass, in ``order``."""
+        return {}
+
     # the slice-stacked view used by placement: (n_slices, n_in, n_out) and (n_slices, n_out)
     def _stack(self, g: np.ndarray) -> np.ndarray:
         return g[None]
@@ -281,6 +296,9 @@ class BitSlicedLayer(MappedLayer):
         if snap:
             levels = np.rint(levels)
         return self.step * np.tensordot(self.significance, levels, axes=1)
+
+    def _reordered(self, order: np.ndarray) -> dict[str, np.ndarray]:
+        return {"codes": _frozen(self.codes[order])}
 
     def _stack(self, g: np.ndarray) -> np.ndarray:
         return g

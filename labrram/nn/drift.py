@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from labrram.crossbar import Crossbar
 from labrram.devices.pcm import PCMModel
-from labrram.mapping import DifferentialMapping, Placement, copy_weights, fill_copies, place
+from labrram.mapping import DifferentialMapping, Placement, copy_weights, fault_aware_order, fill_copies, place
 from labrram.protocols.results import ProgramResult
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
 
@@ -280,6 +281,12 @@ class DeploySettings:
         back as the mean of its healthy copies, so a stuck device costs a copy, not the weight.
     max_copies : int
         Most copies of a layer with ``copies="fill"``.
+    remap_inputs : bool
+        After the write-verify, route each layer's inputs to its array rows in the order that
+        loses the least weight to the devices it left off target (stuck, or out of
+        iterations; :func:`labrram.mapping.fault_aware_order`), and program again the rows
+        whose input changed. A stuck device then sits under a weight it already serves, or a
+        small one.
     """
 
     g_min: float = 0.5e-6
@@ -289,6 +296,7 @@ class DeploySettings:
     write_verify: PCMWriteVerify = PCMWriteVerify()
     copies: int | tuple[int, ...] | str = 1
     max_copies: int = 4
+    remap_inputs: bool = False
 
     def __post_init__(self) -> None:
         c = self.copies
@@ -331,12 +339,22 @@ class PCMDeployment:
         The write-verify's outcome.
     t_programmed : float
         Timer time at the end of programming, s (drift times count from here).
+    program_bench_time : float
+        Bench time the programming took, s (both jobs with ``remap_inputs``).
+    orders : dict
+        Placed layer ``(i, m)`` → the order of its inputs on its rows (``orders[k][p]`` is the
+        input that slot ``p`` carries); missing layers keep the network's order.
+    before_remap : dict or None
+        ``faulty_weights`` and ``lost_weight`` (:meth:`summary`) after the first job, when the
+        inputs were remapped.
     """
 
     placement: Placement
     result: ProgramResult
     t_programmed: float
     program_bench_time: float = 0.0
+    orders: dict = field(default_factory=dict)
+    before_remap: dict | None = None
 
     @property
     def copies(self) -> list[int]:
@@ -348,7 +366,9 @@ class PCMDeployment:
 
     def summary(self) -> dict[str, Any]:
         """Arrays, tiles, devices, the used fraction of the array, copies per layer, the
-        write-verify's convergence and the programming's bench time (s), as JSON-ready numbers."""
+        write-verify's convergence, the faulty weights (no healthy copy) and the fraction of the
+        network's total ``|W|`` they hold (``lost_weight``), the inputs the fault-aware order
+        moved, and the programming's bench time (s), as JSON-ready numbers."""
         res = self.result.summary()
         return {
             "arrays": self.placement.n_arrays, "array_shape": list(self.placement.array_shape),
@@ -356,8 +376,11 @@ class PCMDeployment:
             "utilization": float(np.mean([self.placement.utilization(a) for a in range(self.placement.n_arrays)])),
             "copies": self.copies, "converged_fraction": res["converged_fraction"],
             "faulty_weights": int(sum(f.sum() for f in self.faulty())),
+            "lost_weight": self.lost_weight(),
             "faulty_copies": int(sum((~h).sum() for h in self.healthy())),
             "program_bench_time": float(self.program_bench_time),
+            "remapped_inputs": int(sum((o != np.arange(o.size)).sum() for o in self.orders.values())),
+            "before_remap": self.before_remap,
         }  # fmt: skip
 
     def healthy(self) -> list[np.ndarray]:
@@ -365,7 +388,20 @@ class PCMDeployment:
         write-verify brought into their windows (neither stuck nor unconverged)."""
         conv = np.where(self.result.mask, self.result.converged, True).astype(float)
         g = self.placement.gather({0: conv})
-        return [np.stack([(g[(i, m)][0] >= 1) & (g[(i, m)][1] >= 1) for m in range(c)]) for i, c in enumerate(self.copies)]
+        return [np.stack([self._network_order((i, m), (g[(i, m)][0] >= 1) & (g[(i, m)][1] >= 1)) for m in range(c)])
+                for i, c in enumerate(self.copies)]  # fmt: skip
+
+    def _network_order(self, key: tuple[int, int], a: np.ndarray) -> np.ndarray:
+        """Rows of a placed layer's ``(n_in, …)`` array in the network's input order."""
+        order = self.orders.get(key)
+        return a if order is None else a[np.argsort(order)]
+
+    def lost_weight(self) -> float:
+        """Fraction of the network's total ``|W|`` held by :meth:`faulty` weights (what the
+        read-back drops)."""
+        w = [np.abs(self._network_order((i, 0), self.placement.layers[(i, 0)].target_weights)) for i in range(len(self.copies))]
+        total = sum(float(x.sum()) for x in w)
+        return sum(float(x[f].sum()) for x, f in zip(w, self.faulty())) / (total or 1.0)
 
     def faulty(self) -> list[np.ndarray]:
         """Per layer, the weights none of whose copies the write-verify could bring into its
@@ -377,7 +413,7 @@ class PCMDeployment:
         ``(G⁺ − G⁻)/γ``. With ``mask_faulty`` the copies that are not :meth:`healthy` are left
         out, and a weight with none left is 0 (the digital read-back drops it)."""
         copies = self.copies
-        w = copy_weights(self.placement, len(copies), copies, {0: g})
+        w = [np.stack([self._network_order((i, m), x[m]) for m in range(len(x))]) for i, x in enumerate(copy_weights(self.placement, len(copies), copies, {0: g}))]
         if not mask_faulty:
             return [x.mean(axis=0) for x in w]
         out = []
@@ -394,7 +430,9 @@ class PCMDeployment:
         """``X @ W_layer`` computed in the array (row voltages ``v_read·x``, one MVM per input,
         tile and copy; the copies' results averaged digitally — every copy's current counts,
         a stuck device's included)."""
-        outs = [self.placement.mvm((layer, m), X, lambda _i, v: xb.mvm(v), v_read=v_read) for m in range(self.copies[layer])]
+        X = np.asarray(X, dtype=float)
+        outs = [self.placement.mvm((layer, m), X[..., self.orders[(layer, m)]] if (layer, m) in self.orders else X, lambda _i, v: xb.mvm(v), v_read=v_read)
+                for m in range(self.copies[layer])]  # fmt: skip
         return outs[0] if len(outs) == 1 else np.mean(outs, axis=0)
 
     def matvec(self, xb: Crossbar, v_max: float = 0.1):
@@ -422,7 +460,9 @@ def deploy_pcm(xb: Crossbar, timer, net: Any, model: PCMModel, settings: DeployS
     (``station.with_simulation(rows=..., cols=...)`` on the simulated bench) holds it.
     ``settings.copies`` puts each weight of a layer on several pairs (redundancy: the layer
     ``(i, m)`` of the placement is copy ``m`` of layer ``i``); the write-verify programs them
-    all in the same job.
+    all in the same job. With ``settings.remap_inputs`` a second write-verify job programs the
+    rows whose input the fault-aware order moved (:class:`DeploySettings`); its run store is
+    ``out`` with ``-remap`` before the suffix.
 
     Parameters
     ----------
@@ -451,7 +491,27 @@ def deploy_pcm(xb: Crossbar, timer, net: Any, model: PCMModel, settings: DeployS
     placement = place({(i, m): lay for i, (lay, c) in enumerate(zip(mapped, copies)) for m in range(c)}, xb.shape, max_arrays=1)
     t0 = float(timer.now())
     result = write_verify_pcm(xb, placement.targets(0), settings.write_verify, out=out, timer=timer)
-    return PCMDeployment(placement, result, float(timer.now()), float(timer.now()) - t0)
+    dep = PCMDeployment(placement, result, float(timer.now()), float(timer.now()) - t0)
+    return _remap_inputs(xb, timer, dep, settings, out, t0) if settings.remap_inputs else dep
+
+
+def _remap_inputs(xb: Crossbar, timer, dep: PCMDeployment, settings: DeploySettings, out: str | None, t0: float) -> PCMDeployment:
+    """``dep`` with every layer's inputs in the fault-aware order, the moved rows programmed again."""
+    res, pl = dep.result, dep.placement
+    achieved = pl.gather({0: res.achieved})
+    converged = pl.gather({0: np.where(res.mask, res.converged, True).astype(float)})
+    hw = settings.write_verify.half_width
+    orders = {k: fault_aware_order(lay, achieved[k], tuple(c >= 1 for c in converged[k]), hw) for k, lay in pl.layers.items()}
+    orders = {k: o for k, o in orders.items() if np.any(o != np.arange(o.size))}
+    before = {"faulty_weights": int(sum(f.sum() for f in dep.faulty())), "lost_weight": dep.lost_weight()}
+    if not orders:
+        return replace(dep, before_remap=before)
+    moved = replace(pl, layers={k: lay.with_input_order(orders[k]) if k in orders else lay for k, lay in pl.layers.items()})
+    old, new = pl.targets(0), moved.targets(0)
+    again = np.where(new != old, new, np.nan)
+    store = None if out is None else str(Path(out).with_name(f"{Path(out).stem}-remap{Path(out).suffix}"))
+    result = res.followed_by(write_verify_pcm(xb, again, settings.write_verify, out=store, timer=timer))
+    return PCMDeployment(moved, result, float(timer.now()), float(timer.now()) - t0, orders, before)
 
 
 def check_times(times: Sequence[float]) -> list[float]:

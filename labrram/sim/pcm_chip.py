@@ -44,7 +44,7 @@ from .clock import VirtualClock
 READ_DURATION = 10e-6
 """How long a read holds its voltage on the cell (for read disturb above threshold), s."""
 
-_OK, _STUCK_SET, _STUCK_RESET = 0, 1, 2
+_OK, _STUCK_SET, _STUCK_RESET, _DEAD = 0, 1, 2, 3
 
 
 class PCMChip(ChipBase):
@@ -95,6 +95,24 @@ class PCMChip(ChipBase):
         self._stuck[(u >= m.p_stuck_set) & (u < m.p_stuck_set + m.p_stuck_reset)] = _STUCK_RESET
         for code, g in ((_STUCK_SET, m.g_stuck_set), (_STUCK_RESET, m.g_stuck_reset)):
             self._make_stuck(self._stuck == code, code, g)
+
+    def inject_fault(self, kind: str, mask: np.ndarray) -> None:
+        """Make the devices of ``mask`` fail from now on. ``stuck_lrs`` and ``stuck_hrs`` are a
+        PCM device stuck SET (a short, at ``g_stuck_set``) or stuck RESET (open, at
+        ``g_stuck_reset``), as fabrication leaves them: no drift, no 1/f noise; a ``dead``
+        device stops switching where it is (and drifts on)."""
+        if kind not in ("stuck_lrs", "stuck_hrs", "dead"):
+            raise ValueError(f"unknown device fault {kind!r}; known: ['dead', 'stuck_hrs', 'stuck_lrs']")
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (self.rows, self.cols):
+            raise ValueError(f"fault mask has shape {mask.shape}, the chip is {(self.rows, self.cols)}")
+        m = self._truth
+        if kind == "dead":
+            self._stuck[mask] = _DEAD
+        else:
+            code, g = (_STUCK_SET, m.g_stuck_set) if kind == "stuck_lrs" else (_STUCK_RESET, m.g_stuck_reset)
+            self._make_stuck(mask, code, g)
+        self.dirty = True
 
     def _make_stuck(self, mask: np.ndarray, code: int, g: float) -> None:
         self._stuck[mask] = code

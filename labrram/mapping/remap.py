@@ -1,0 +1,107 @@
+"""Fault-aware input order: which array row carries which input of a layer.
+
+A programming job leaves a few devices outside their windows: stuck SET or RESET from
+fabrication, or out of iterations. Where such a device sits, its differential pair no longer
+holds the weight it was given. The inputs of a layer can be routed to its array rows in any
+order (the row drivers take the input vector in the order the rows need), so the damage
+depends on which input each row carries:
+
+* a device that is stuck low is harmless under a weight whose sign leaves it at ``g_min``
+  (its partner carries the weight), and a device stuck anywhere costs nothing where its
+  target happens to lie within the verify window of where it is stuck;
+* anywhere else its pair is lost, and the read-back drops the weight (reads it as 0): the
+  error is that weight, so the least harm is a row whose weight in that column is small.
+
+:func:`fault_aware_order` solves the assignment of inputs to rows that loses the least total
+weight magnitude (``scipy.optimize.linear_sum_assignment``), preferring the order already
+programmed when a move gains nothing, so that only the rows that move need programming again.
+This follows the fault-tolerant remapping of stuck-at faults in crossbars by row permutation
+(e.g. Liu et al., "Rescuing memristor-based neuromorphic design with high defects", DAC 2017),
+with the faults found by the write-verify itself rather than by a separate test.
+
+A row permutation does not remove a stuck device's current from an analog MVM, where its row is
+driven: it helps the weights read back (which drop the lost pairs), and an MVM only where the
+stuck conductance matches its new target.
+
+numpy and scipy only: this room never imports torch, the simulator, the drivers or
+``labrram.nn``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .differential import MappedLayer
+
+__all__ = ["fault_aware_order"]
+
+#: cost of moving one row, in units of the layer's largest weight: a move is made only when
+#: it saves more weight than this (so a fault-free layer keeps its order)
+_MOVE_COST = 1e-9
+
+
+def _devices(layer: MappedLayer, name: str, values: Any) -> np.ndarray:
+    """``values`` in the slice-stacked shape ``(n_slices, n_in, n_out)`` of the layer's devices."""
+    a = np.asarray(values)
+    if a.shape != layer.g_plus.shape:
+        raise ValueError(f"{name} has shape {a.shape}, the layer's devices are {layer.g_plus.shape}")
+    return layer._stack(a)
+
+
+def _failing(layer: MappedLayer, achieved: tuple[Any, Any], converged: tuple[Any, Any], half_width: float):
+    """Per slot ``p`` with a device off target, whether the pair of column ``j`` would be lost
+    if it carried input ``i``: ``(slots, lost[slot, i, j])``."""
+    if not (np.isfinite(half_width) and half_width > 0):
+        raise ValueError(f"half_width must be a positive conductance, S; got {half_width!r}")
+    a = [_devices(layer, f"achieved ({s})", x).astype(float) for s, x in zip(("plus", "minus"), achieved)]
+    ok = [_devices(layer, f"converged ({s})", x).astype(bool) for s, x in zip(("plus", "minus"), converged)]
+    targets = [layer._stack(layer.g_plus), layer._stack(layer.g_minus)]
+    off = (~ok[0] | ~ok[1]).any(axis=(0, 2))  # (n_in,) slots with a device off target
+    slots = np.flatnonzero(off)
+    n_in, n_out = layer.shape
+    lost = np.zeros((slots.size, n_in, n_out), dtype=bool)
+    for ai, oki, ti in zip(a, ok, targets):  # (S, slot, 1, j) against (S, 1, i, j)
+        bad = ~oki[:, slots, None, :]
+        with np.errstate(invalid="ignore"):
+            miss = ~(np.abs(ai[:, slots, None, :] - ti[:, None, :, :]) <= half_width)
+        lost |= (bad & miss).any(axis=0)
+    return slots, lost
+
+
+def fault_aware_order(layer: MappedLayer, achieved: tuple[Any, Any], converged: tuple[Any, Any], half_width: float) -> np.ndarray:
+    """The order of a layer's inputs on its rows that loses the least weight to the devices a
+    programming job left off target (module docstring).
+
+    Parameters
+    ----------
+    layer : MappedLayer
+        The layer as it was programmed: its row ``p`` is the input its slot ``p`` carries.
+    achieved : (ndarray, ndarray)
+        Last read of every G⁺ and G⁻ device, S, in the shape of ``layer.g_plus`` (slot order).
+    converged : (ndarray, ndarray)
+        Whether each device ended in its window (same shapes).
+    half_width : float
+        Half-width of the verify window, S: a device off target still serves a target within
+        this distance of where it is.
+
+    Returns
+    -------
+    ndarray of int, (n_in,)
+        ``order[p]`` is the row of ``layer`` that slot ``p`` should carry (the identity when no
+        move helps); :meth:`MappedLayer.with_input_order` lays the layer out in that order.
+    """
+    slots, lost = _failing(layer, achieved, converged, half_width)
+    n_in = layer.shape[0]
+    if slots.size == 0:
+        return np.arange(n_in)
+    w = np.abs(layer.target_weights)
+    top = float(w.max()) or 1.0
+    cost = np.zeros((n_in, n_in))  # cost[slot, input]
+    cost[slots] = (lost * (w / top)[None]).sum(axis=2)
+    cost += _MOVE_COST * (1.0 - np.eye(n_in))
+    _, order = linear_sum_assignment(cost)
+    return order.astype(np.int64)
+
