@@ -143,16 +143,24 @@ def test_deployment_moves_the_inputs_off_the_stuck_devices_and_reads_the_network
             read = dep.read_weights(st.crossbar)
             s = dep.summary()
             if not remap:
-                lost_plain, faulty_plain = s["lost_weight"], dep.faulty()[0]
+                lost_plain, faulty_plain, pulses_plain = s["lost_weight"], dep.faulty()[0], dep.result.pulses
                 assert s["before_remap"] is None and s["remapped_inputs"] == 0 and not dep.orders
                 continue
             assert s["before_remap"] == {"faulty_weights": int(faulty_plain.sum()), "lost_weight": pytest.approx(lost_plain)}
             assert s["lost_weight"] < lost_plain / 2 and s["remapped_inputs"] >= 2
             order = dep.orders[(0, 0)]
             assert sorted(order) == list(range(8)) and (0, 0) in dep.orders
-            # the second job programmed exactly the rows whose input changed
+            # the same chip and first job as without remapping; the second job pulsed only the
+            # rows whose input changed, and the merged result holds the deployed targets
             moved = np.flatnonzero(order != np.arange(8))
-            assert dep.result.pulses.sum() > plain.result.pulses.sum()
+            rows_moved = set()
+            for k, o in dep.orders.items():
+                r = dep.placement.cells(k)[1]
+                rows_moved |= set(r[:, np.flatnonzero(o != np.arange(o.size))].ravel().tolist())
+            pulsed_again = set(np.nonzero(dep.result.pulses != pulses_plain)[0].tolist())
+            assert pulsed_again and pulsed_again <= rows_moved
+            deployed = dep.placement.targets(0)
+            np.testing.assert_array_equal(dep.result.targets, deployed)
             # read back in the network's order: every healthy weight near its target
             ok = ~dep.faulty()[0]
             assert np.abs(read[0] - W0)[ok].max() < 0.25 * np.abs(W0).max()
