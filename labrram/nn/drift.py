@@ -315,6 +315,8 @@ class DeploySettings:
                 raise ValueError(f"copies per layer must be integers >= 1, got {c!r}")
         if not isinstance(self.max_copies, (int, np.integer)) or self.max_copies < 1:
             raise ValueError(f"max_copies must be a positive integer, got {self.max_copies!r}")
+        if not isinstance(self.remap_inputs, (bool, np.bool_)):
+            raise ValueError(f"remap_inputs must be True or False, got {self.remap_inputs!r}")
 
     def copies_for(self, shapes: Sequence[tuple[int, int]], array_shape: tuple[int, int]) -> list[int]:
         """Copies of each layer of weight ``shapes`` on one array of ``array_shape``."""
@@ -413,7 +415,8 @@ class PCMDeployment:
         ``(G⁺ − G⁻)/γ``. With ``mask_faulty`` the copies that are not :meth:`healthy` are left
         out, and a weight with none left is 0 (the digital read-back drops it)."""
         copies = self.copies
-        w = [np.stack([self._network_order((i, m), x[m]) for m in range(len(x))]) for i, x in enumerate(copy_weights(self.placement, len(copies), copies, {0: g}))]
+        per_copy = copy_weights(self.placement, len(copies), copies, {0: g})
+        w = [np.stack([self._network_order((i, m), x[m]) for m in range(len(x))]) for i, x in enumerate(per_copy)]
         if not mask_faulty:
             return [x.mean(axis=0) for x in w]
         out = []

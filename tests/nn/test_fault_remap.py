@@ -175,20 +175,25 @@ def test_deployment_moves_the_inputs_off_the_stuck_devices_and_reads_the_network
 
 
 @pytest.mark.parametrize("seed", [4, 5])
-def test_deployment_on_the_chips_own_faults(seed):
+def test_deployment_on_the_chips_own_faults(seed, tmp_path):
     """Chip 4 comes out of fabrication with a device that costs a weight of the network, chip 5
     with none: the first is remapped and loses less, the second keeps the network's order."""
     net = _net(np.random.default_rng(2))
     station = load_station().with_simulation(bench=f"remap-own-{seed}", seed=seed, kind="pcm", rows=32, cols=32)
+    out = tmp_path / "deploy.zarr"
     with station.connect() as st:
-        dep = deploy_pcm(st.crossbar, st.timer, net, default_calibration("pcm").model, DeploySettings(scale="column", remap_inputs=True))
+        dep = deploy_pcm(st.crossbar, st.timer, net, default_calibration("pcm").model, DeploySettings(scale="column", remap_inputs=True), out=str(out))
     s = dep.summary()
     if seed == 4:
         assert dep.before_remap["faulty_weights"] == 1 and s["remapped_inputs"] >= 2
         assert s["lost_weight"] < dep.before_remap["lost_weight"] / 2
+        assert out.is_dir() and (tmp_path / "deploy-remap.zarr").is_dir()  # each job recorded in its own run store
     else:
         assert dep.before_remap == {"faulty_weights": 0, "lost_weight": 0.0}
         assert not dep.orders and s["remapped_inputs"] == 0 and s["lost_weight"] == 0.0
+        assert out.is_dir() and not (tmp_path / "deploy-remap.zarr").exists()
+    with pytest.raises(ValueError, match="remap_inputs must be True or False"):
+        DeploySettings(remap_inputs="yes")
 
 
 def test_a_pcm_device_stuck_by_a_fault_plan_reads_where_fabrication_would_leave_it():
