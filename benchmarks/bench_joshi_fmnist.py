@@ -10,7 +10,8 @@ Each chip (a simulated PCM array, seeds 0, 1, ...) gets both networks in turn, i
 configuration of :data:`CONFIGS`: the paper's two devices per weight on a 256×256 array, as
 programmed and with every layer's inputs moved to the rows that put the devices the write-verify
 left off target (stuck) under weights they serve or small ones (``remap_inputs``, the moved rows
-programmed again), and four or six copies of every weight (eight or twelve devices, the copies averaged on read-back: the
+programmed again), the same array filled — the room the network leaves goes to copies of its
+smallest layers (``copies="fill"``, up to four), inputs remapped — and four or six copies of every weight (eight or twelve devices, the copies averaged on read-back: the
 multi-device synapse of Boybat et al., Nat. Commun. 2018) on a 512×512 array. All ten weight matrices
 (convolutions unrolled to ``(C_in·k·k, C_out)`` matrices) are packed together on the one array
 as differential pairs with one scale per column (:func:`labrram.nn.drift.deploy_pcm`,
@@ -70,9 +71,13 @@ PAPER = {
     "accuracy after programming": "93.7 %",
     "accuracy over one day, with compensation": "above 93.5 % (its batch-norm compensation)",
 }
-#: deployments: devices per weight -> (array, copies of every weight, inputs in the fault-aware order)
-CONFIGS = {"2": ((256, 256), 1, False), "2r": ((256, 256), 1, True), "8": ((512, 512), 4, False), "12": ((512, 512), 6, False)}
-CONFIG_LABELS = {"2": "2 devices/weight (paper)", "2r": "2 devices/weight, inputs remapped", "8": "8 devices/weight (4 copies)",
+#: deployments: devices per weight -> (array, copies of every weight — or "fill": the room the
+#: network leaves on the array goes to copies of its smallest layers —, inputs in the
+#: fault-aware order)
+CONFIGS = {"2": ((256, 256), 1, False), "2r": ((256, 256), 1, True), "fill": ((256, 256), "fill", True),
+           "8": ((512, 512), 4, False), "12": ((512, 512), 6, False)}  # fmt: skip
+CONFIG_LABELS = {"2": "2 devices/weight (paper)", "2r": "2 devices/weight, inputs remapped",
+                 "fill": "2–8 devices/weight (256×256 filled), inputs remapped", "8": "8 devices/weight (4 copies)",
                  "12": "12 devices/weight (6 copies)"}  # fmt: skip
 #: GDC calibration vectors per layer (each one MVM per tile, through the array)
 N_CAL = 4
