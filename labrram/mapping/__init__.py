@@ -27,7 +27,7 @@ from .differential import (
     tile_count,
 )
 from .copies import copy_weights, fill_copies, max_copies
-from .remap import fault_aware_order
+from .remap import fault_aware_order, lost_pairs
 from .offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, misprogrammed, place_offset
 from .posterior import (
     Conditions,
@@ -57,6 +57,7 @@ __all__ = [
     "copy_weights",
     "fault_aware_order",
     "fill_copies",
+    "lost_pairs",
     "max_copies",
     "misprogrammed",
     "place",

@@ -163,6 +163,14 @@ def _measured(name: str, g: Any, shape: tuple[int, ...]) -> np.ndarray:
     return a
 
 
+def input_order(order: Any, n_in: int) -> np.ndarray:
+    """``order`` as an integer array; ValueError unless a permutation of ``0 … n_in − 1``."""
+    o = np.asarray(order)
+    if o.shape != (n_in,) or o.dtype.kind not in "iu" or not np.array_equal(np.sort(o), np.arange(n_in)):
+        raise ValueError(f"order must be a permutation of the layer's {n_in} inputs, got {order!r}")
+    return o
+
+
 # --- mapped layers -------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class MappedLayer:
@@ -239,10 +247,7 @@ class MappedLayer:
         """The same layer with its inputs in another order: row ``p`` of the result is row
         ``order[p]`` of this one (a permutation of ``0 … n_in − 1``). Scales and clipping do not
         depend on the order, so this is what mapping the reordered matrix gives."""
-        n_in = self.shape[0]
-        o = np.asarray(order)
-        if o.shape != (n_in,) or o.dtype.kind not in "iu" or not np.array_equal(np.sort(o), np.arange(n_in)):
-            raise ValueError(f"order must be a permutation of the layer's {n_in} inputs, got {order!r}")
+        o = input_order(order, self.shape[0])
         stacked = {k: _frozen(self._unstack(self._stack(getattr(self, k))[:, o])) for k in ("g_plus", "g_minus")}
         return replace(self, target_weights=_frozen(self.target_weights[o]), **self._reordered(o), **stacked)
 

@@ -23,6 +23,15 @@ A row permutation does not remove a stuck device's current from an analog MVM, w
 driven: it helps the weights read back (which drop the lost pairs), and an MVM only where the
 stuck conductance matches its new target.
 
+Every device off target is taken to stay where the job left it, which is what a stuck device
+does. A device that only ran out of iterations is more hopeful than that: if its row moves, the
+next job programs it afresh anyway; if not, it is left as it is.
+
+With several copies of a layer (several pairs per weight, read back as the mean of the healthy
+ones) a lost pair costs nothing where another copy holds the weight: ``spared`` tells
+:func:`fault_aware_order` which weights those are, and the copies are ordered in turn, each
+given the others (:func:`lost_pairs` says which pairs an order loses).
+
 numpy and scipy only: this room never imports torch, the simulator, the drivers or
 ``labrram.nn``.
 """
@@ -34,9 +43,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .differential import MappedLayer
+from .differential import MappedLayer, input_order
 
-__all__ = ["fault_aware_order"]
+__all__ = ["fault_aware_order", "lost_pairs"]
 
 #: cost of moving one row, in units of the layer's largest weight: a move is made only when
 #: it saves more weight than this (so a fault-free layer keeps its order)
@@ -51,13 +60,20 @@ def _devices(layer: MappedLayer, name: str, values: Any) -> np.ndarray:
     return layer._stack(a)
 
 
-def _failing(layer: MappedLayer, achieved: tuple[Any, Any], converged: tuple[Any, Any], half_width: float):
+def _pair(name: str, values: Any) -> tuple[Any, Any]:
+    if not isinstance(values, (tuple, list)) or len(values) != 2:
+        raise ValueError(f"{name} must be a pair (G+ devices, G- devices), got {type(values).__name__}")
+    return values[0], values[1]
+
+
+def _failing(layer: MappedLayer, achieved: Any, converged: Any, half_width: float):
     """Per slot ``p`` with a device off target, whether the pair of column ``j`` would be lost
     if it carried input ``i``: ``(slots, lost[slot, i, j])``."""
-    if not (np.isfinite(half_width) and half_width > 0):
+    if isinstance(half_width, (bool, np.bool_)) or not isinstance(half_width, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(half_width) and half_width > 0):  # fmt: skip
         raise ValueError(f"half_width must be a positive conductance, S; got {half_width!r}")
-    a = [_devices(layer, f"achieved ({s})", x).astype(float) for s, x in zip(("plus", "minus"), achieved)]
-    ok = [_devices(layer, f"converged ({s})", x).astype(bool) for s, x in zip(("plus", "minus"), converged)]
+    a = [_devices(layer, f"achieved ({s})", x).astype(float) for s, x in zip(("plus", "minus"), _pair("achieved", achieved))]
+    ok = [_devices(layer, f"converged ({s})", x).astype(bool) for s, x in zip(("plus", "minus"), _pair("converged", converged))]
     targets = [layer._stack(layer.g_plus), layer._stack(layer.g_minus)]
     off = (~ok[0] | ~ok[1]).any(axis=(0, 2))  # (n_in,) slots with a device off target
     slots = np.flatnonzero(off)
@@ -71,7 +87,20 @@ def _failing(layer: MappedLayer, achieved: tuple[Any, Any], converged: tuple[Any
     return slots, lost
 
 
-def fault_aware_order(layer: MappedLayer, achieved: tuple[Any, Any], converged: tuple[Any, Any], half_width: float) -> np.ndarray:
+def lost_pairs(layer: MappedLayer, achieved: tuple[Any, Any], converged: tuple[Any, Any], half_width: float, order: Any = None) -> np.ndarray:
+    """Which pairs of ``layer`` are lost when its slot ``p`` carries row ``order[p]`` (None: the
+    order programmed), as a boolean ``(n_in, n_out)`` array in the layer's row order.
+    Arguments as :func:`fault_aware_order`."""
+    o = np.arange(layer.shape[0]) if order is None else input_order(order, layer.shape[0])
+    slots, lost = _failing(layer, achieved, converged, half_width)
+    out = np.zeros(layer.shape, dtype=bool)
+    out[o[slots]] = lost[np.arange(slots.size), o[slots]]
+    return out
+
+
+def fault_aware_order(
+    layer: MappedLayer, achieved: tuple[Any, Any], converged: tuple[Any, Any], half_width: float, spared: Any = None
+) -> np.ndarray:
     """The order of a layer's inputs on its rows that loses the least weight to the devices a
     programming job left off target (module docstring).
 
@@ -86,6 +115,9 @@ def fault_aware_order(layer: MappedLayer, achieved: tuple[Any, Any], converged: 
     half_width : float
         Half-width of the verify window, S: a device off target still serves a target within
         this distance of where it is.
+    spared : ndarray of bool (n_in, n_out), optional
+        Weights, in the layer's row order, that another copy holds (a pair lost there costs
+        nothing).
 
     Returns
     -------
@@ -99,9 +131,14 @@ def fault_aware_order(layer: MappedLayer, achieved: tuple[Any, Any], converged: 
         return np.arange(n_in)
     w = np.abs(layer.target_weights)
     top = float(w.max()) or 1.0
+    w = w / top
+    if spared is not None:
+        sp = np.asarray(spared)
+        if sp.shape != layer.shape or sp.dtype != bool:
+            raise ValueError(f"spared must be a boolean array of the layer's shape {layer.shape}, got {sp.dtype} {sp.shape}")
+        w = np.where(sp, 0.0, w)
     cost = np.zeros((n_in, n_in))  # cost[slot, input]
-    cost[slots] = (lost * (w / top)[None]).sum(axis=2)
+    cost[slots] = (lost * w[None]).sum(axis=2)
     cost += _MOVE_COST * (1.0 - np.eye(n_in))
     _, order = linear_sum_assignment(cost)
     return order.astype(np.int64)
-

@@ -35,7 +35,7 @@ import numpy as np
 
 from labrram.crossbar import Crossbar
 from labrram.devices.pcm import PCMModel
-from labrram.mapping import DifferentialMapping, Placement, copy_weights, fault_aware_order, fill_copies, place
+from labrram.mapping import DifferentialMapping, Placement, copy_weights, fault_aware_order, fill_copies, lost_pairs, place
 from labrram.protocols.results import ProgramResult
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
 
@@ -286,7 +286,8 @@ class DeploySettings:
         loses the least weight to the devices it left off target (stuck, or out of
         iterations; :func:`labrram.mapping.fault_aware_order`), and program again the rows
         whose input changed. A stuck device then sits under a weight it already serves, or a
-        small one.
+        small one. The copies of a layer are ordered in turn, each given the others: a pair
+        lost where another copy holds the weight costs nothing.
     """
 
     g_min: float = 0.5e-6
@@ -336,11 +337,16 @@ class PCMDeployment:
     Attributes
     ----------
     placement : Placement
-        Where every differential pair sits: layer ``(i, m)`` is copy ``m`` of layer ``i``.
+        Where every differential pair sits: layer ``(i, m)`` is copy ``m`` of layer ``i``, its
+        rows in slot order (``orders``: a remapped layer's row ``p`` is network input
+        ``orders[(i, m)][p]``); :meth:`weights_from`, :meth:`healthy` and :meth:`mvm` speak
+        the network's order.
     result : ProgramResult
-        The write-verify's outcome.
+        The write-verify's outcome (both jobs', as one, with ``remap_inputs``).
     t_programmed : float
-        Timer time at the end of programming, s (drift times count from here).
+        Timer time at the end of programming, s (drift times count from here). With
+        ``remap_inputs`` it is the end of the second job: the devices that job did not touch
+        were programmed earlier by up to its length, as devices programmed early in one job are.
     program_bench_time : float
         Bench time the programming took, s (both jobs with ``remap_inputs``).
     orders : dict
@@ -504,7 +510,16 @@ def _remap_inputs(xb: Crossbar, timer, dep: PCMDeployment, settings: DeploySetti
     achieved = pl.gather({0: res.achieved})
     converged = pl.gather({0: np.where(res.mask, res.converged, True).astype(float)})
     hw = settings.write_verify.half_width
-    orders = {k: fault_aware_order(lay, achieved[k], tuple(c >= 1 for c in converged[k]), hw) for k, lay in pl.layers.items()}
+    ok = {k: tuple(c >= 1 for c in converged[k]) for k in pl.layers}
+    orders = {}
+    for i, c in enumerate(dep.copies):  # the copies of a layer in turn, each given the others
+        keys = [(i, m) for m in range(c)]
+        lost = {k: lost_pairs(pl.layers[k], achieved[k], ok[k], hw) for k in keys}
+        for k in keys:
+            others = [lost[o] for o in keys if o != k]
+            spared = ~np.logical_and.reduce(others) if others else None
+            orders[k] = fault_aware_order(pl.layers[k], achieved[k], ok[k], hw, spared)
+            lost[k] = lost_pairs(pl.layers[k], achieved[k], ok[k], hw, orders[k])
     orders = {k: o for k, o in orders.items() if np.any(o != np.arange(o.size))}
     before = {"faulty_weights": int(sum(f.sum() for f in dep.faulty())), "lost_weight": dep.lost_weight()}
     if not orders:

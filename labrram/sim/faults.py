@@ -389,7 +389,7 @@ class FaultPlan:
                 raise FaultError(f"fault {rule.kind!r}: array {rule.array} is not on the board, which carries {len(bench.chips)}")
             chip = bench.chips[rule.array]
         if chip is None or not hasattr(chip, "inject_fault"):
-            raise FaultError(f"fault {rule.kind!r} needs a chip that supports device faults (reram)")
+            raise FaultError(f"fault {rule.kind!r} needs a chip that supports device faults (reram or pcm)")
         shape = (chip.rows, chip.cols)
         if rule.cells is not None:
             mask = np.zeros(shape, dtype=bool)

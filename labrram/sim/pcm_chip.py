@@ -90,7 +90,7 @@ class PCMChip(ChipBase):
         self._y = np.zeros(shape + (self._tau.size,), dtype=np.float32)
         self._t_y = np.full(shape, self.clock.now)
         u = rng.random(shape)
-        self._stuck = np.zeros(shape, dtype=np.int8)  # 0 ok, 1 stuck SET (short), 2 stuck RESET (open)
+        self._stuck = np.zeros(shape, dtype=np.int8)  # 0 ok, 1 stuck SET (short), 2 stuck RESET (open), 3 dead
         self._stuck[u < m.p_stuck_set] = _STUCK_SET
         self._stuck[(u >= m.p_stuck_set) & (u < m.p_stuck_set + m.p_stuck_reset)] = _STUCK_RESET
         for code, g in ((_STUCK_SET, m.g_stuck_set), (_STUCK_RESET, m.g_stuck_reset)):

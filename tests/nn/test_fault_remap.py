@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from labrram.calibration.files import default_calibration
-from labrram.mapping import BitSlicedMapping, DifferentialMapping, fault_aware_order
+from labrram.mapping import BitSlicedMapping, DifferentialMapping, fault_aware_order, lost_pairs
 from labrram.nn.drift import BatchNorm, DeploySettings, Network, deploy_pcm
 from labrram.protocols.results import ProgramResult
 from labrram.station import load_station
@@ -75,6 +75,23 @@ def test_the_order_loses_the_least_weight_of_every_order(seed):
     best = min(_lost(lay, a, c, p) for p in itertools.permutations(range(5)))
     assert _lost(lay, a, c, order) == pytest.approx(best, abs=1e-12)
     assert _lost(lay, a, c, order) <= _lost(lay, a, c, range(5))
+    for o in (order, np.arange(5), np.array([4, 3, 2, 1, 0])):  # lost_pairs says which pairs an order loses
+        assert np.abs(lay.target_weights)[lost_pairs(lay, a, c, HW, o)].sum() == pytest.approx(_lost(lay, a, c, o), abs=1e-12)
+
+
+def test_a_weight_another_copy_holds_costs_nothing():
+    W = np.array([[2.0, 1.0], [-1.5, 0.5], [0.3, -2.0], [1.0, 1.0]])
+    lay = MAP.map(W)
+    a, c = _faulty(lay, {(1, 3, 1): 100e-6})
+    spared = np.zeros((4, 2), bool)
+    spared[3, 1] = True  # the weight the stuck device holds is safe on another copy: no move
+    np.testing.assert_array_equal(fault_aware_order(lay, a, c, HW, spared), np.arange(4))
+    spared[:, 1] = True
+    spared[1, 1] = False  # every weight of the column is safe elsewhere but row 1's: keep off it
+    order = fault_aware_order(lay, a, c, HW, spared)
+    assert order[3] != 1 and not lost_pairs(lay, a, c, HW, order)[1, 1]
+    with pytest.raises(ValueError, match="spared must be a boolean array"):
+        fault_aware_order(lay, a, c, HW, np.zeros((4, 3), bool))
 
 
 def test_the_order_refuses_bad_input():
@@ -82,8 +99,15 @@ def test_the_order_refuses_bad_input():
     a, c = _faulty(lay, {})
     with pytest.raises(ValueError, match="achieved \\(plus\\) has shape"):
         fault_aware_order(lay, (np.ones((2, 2)), a[1]), c, HW)
-    with pytest.raises(ValueError, match="half_width"):
-        fault_aware_order(lay, a, c, 0.0)
+    for bad in (0.0, -1e-6, np.nan, True, "1e-6"):
+        with pytest.raises(ValueError, match="half_width"):
+            fault_aware_order(lay, a, c, bad)
+    with pytest.raises(ValueError, match="achieved must be a pair"):
+        fault_aware_order(lay, (a[0], a[1], a[1]), c, HW)
+    with pytest.raises(ValueError, match="converged must be a pair"):
+        fault_aware_order(lay, a, np.ones((3, 2), bool), HW)
+    with pytest.raises(ValueError, match="permutation"):
+        lost_pairs(lay, a, c, HW, [0, 0, 1])
 
 
 def test_a_layer_in_another_order_is_the_reordered_matrix_mapped():
@@ -144,6 +168,7 @@ def test_deployment_moves_the_inputs_off_the_stuck_devices_and_reads_the_network
             s = dep.summary()
             if not remap:
                 lost_plain, faulty_plain, pulses_plain = s["lost_weight"], dep.faulty()[0], dep.result.pulses
+                targets_plain = dep.placement.targets(0)
                 assert s["before_remap"] is None and s["remapped_inputs"] == 0 and not dep.orders
                 continue
             assert s["before_remap"] == {"faulty_weights": int(faulty_plain.sum()), "lost_weight": pytest.approx(lost_plain)}
@@ -157,9 +182,11 @@ def test_deployment_moves_the_inputs_off_the_stuck_devices_and_reads_the_network
             for k, o in dep.orders.items():
                 r = dep.placement.cells(k)[1]
                 rows_moved |= set(r[:, np.flatnonzero(o != np.arange(o.size))].ravel().tolist())
-            pulsed_again = set(np.nonzero(dep.result.pulses != pulses_plain)[0].tolist())
-            assert pulsed_again and pulsed_again <= rows_moved
+            pulsed_again = dep.result.pulses != pulses_plain
+            assert pulsed_again.any() and set(np.nonzero(pulsed_again)[0].tolist()) <= rows_moved
             deployed = dep.placement.targets(0)
+            changed = ~np.isnan(deployed) & (deployed != targets_plain)  # only the cells whose target changed
+            assert not np.any(pulsed_again & ~changed)
             np.testing.assert_array_equal(dep.result.targets, deployed)
             # read back in the network's order: every healthy weight near its target
             ok = ~dep.faulty()[0]
@@ -212,3 +239,28 @@ def test_a_pcm_device_stuck_by_a_fault_plan_reads_where_fabrication_would_leave_
     assert res.converged[0, 1] and res.converged[0, 3]
     with pytest.raises(Exception, match="reram and pcm chips only"):
         load_station().with_simulation(bench="passive-stuck", kind="passive", faults=faults)
+
+
+def test_copies_are_remapped_each_given_the_others():
+    """Two copies of a layer, each with a device stuck high in the same column at a different
+    input: every weight still has a healthy copy, so nothing is lost and nothing needs to move;
+    ordered one by one, both copies would put their stuck device under the column's smallest
+    weight and lose it."""
+    net = _net(np.random.default_rng(0))
+    model = default_calibration("pcm").model
+    base = load_station().with_simulation(bench="remap-copies-clean", seed=3, kind="pcm", rows=32, cols=32)
+    with base.connect() as st:
+        plain = deploy_pcm(st.crossbar, st.timer, net, model, DeploySettings(scale="column", copies=2))
+    W0, j = net.weights[0], 1
+    a, b = np.flatnonzero(W0[:, j] > 0)[:2]  # their G- sit at g_min: a device stuck high loses the pair
+    stuck = []
+    for m, i in ((0, a), (1, b)):
+        _, r, c = plain.placement.cells((0, m))
+        stuck.append([int(r[1, i, j]), int(c[1, i, j])])
+    station = base.with_simulation(bench="remap-copies", faults={"stuck": {"at": 1, "cells": stuck, "state": "lrs"}})
+    with station.connect() as st:
+        dep = deploy_pcm(st.crossbar, st.timer, net, model, DeploySettings(scale="column", copies=2, remap_inputs=True))
+    healthy = dep.healthy()[0]
+    assert not healthy[0, a, j] and not healthy[1, b, j]  # each copy lost one pair...
+    assert dep.summary()["faulty_weights"] == 0 and dep.lost_weight() == 0.0  # ...and no weight
+    assert not dep.orders
