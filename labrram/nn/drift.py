@@ -512,7 +512,9 @@ def _remap_inputs(xb: Crossbar, timer, dep: PCMDeployment, settings: DeploySetti
     hw = settings.write_verify.half_width
     ok = {k: tuple(c >= 1 for c in converged[k]) for k in pl.layers}
     orders = {}
-    for i, c in enumerate(dep.copies):  # the copies of a layer in turn, each given the others
+    # the first job laid every layer out in the network's order, so the copies of a layer share
+    # their row order here; they are ordered in turn, each given the others
+    for i, c in enumerate(dep.copies):
         keys = [(i, m) for m in range(c)]
         lost = {k: lost_pairs(pl.layers[k], achieved[k], ok[k], hw) for k in keys}
         for k in keys:
@@ -527,6 +529,8 @@ def _remap_inputs(xb: Crossbar, timer, dep: PCMDeployment, settings: DeploySetti
     moved = replace(pl, layers={k: lay.with_input_order(orders[k]) if k in orders else lay for k, lay in pl.layers.items()})
     old, new = pl.targets(0), moved.targets(0)
     again = np.where(new != old, new, np.nan)
+    if np.all(np.isnan(again)):  # moves between rows of equal weights: nothing to program
+        return PCMDeployment(moved, res, dep.t_programmed, dep.program_bench_time, orders, before)
     store = None if out is None else str(Path(out).with_name(f"{Path(out).stem}-remap{Path(out).suffix}"))
     result = res.followed_by(write_verify_pcm(xb, again, settings.write_verify, out=store, timer=timer))
     return PCMDeployment(moved, result, float(timer.now()), float(timer.now()) - t0, orders, before)
