@@ -168,6 +168,22 @@ class ChipBase:
             raise IndexError("cell address outside the array")
         return rows, cols
 
+    #: codes of a chip's device faults: 0 healthy, 1 stuck at LRS (SET), 2 stuck at HRS (RESET),
+    #: 3 dead (keeps its present conductance, no longer switches)
+    FAULT_CODES = {"stuck_lrs": 1, "stuck_hrs": 2, "dead": 3}
+
+    def _fault_mask(self, kind: str, mask: Any) -> tuple[int, np.ndarray]:
+        """The code of device fault ``kind`` (:data:`FAULT_CODES`) and ``mask`` as a boolean map
+        of the chip; ValueError naming an unknown kind or a mask of another shape."""
+        try:
+            code = self.FAULT_CODES[kind]
+        except KeyError:
+            raise ValueError(f"unknown device fault {kind!r}; known: {sorted(self.FAULT_CODES)}") from None
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (self.rows, self.cols):
+            raise ValueError(f"fault mask has shape {mask.shape}, the chip is {(self.rows, self.cols)}")
+        return code, mask
+
     @staticmethod
     def _check_finite(**values) -> None:
         for name, x in values.items():
@@ -245,19 +261,9 @@ class ReRAMChip(ChipBase):
         """The chip's hidden level-dependent instability (None: none). For tests only."""
         return self._instability
 
-    #: codes of ``_stuck``: 0 healthy, 1 stuck at LRS, 2 stuck at HRS, 3 dead (keeps its
-    #: present conductance, no longer switches)
-    FAULT_CODES = {"stuck_lrs": 1, "stuck_hrs": 2, "dead": 3}
-
     def inject_fault(self, kind: str, mask: np.ndarray) -> None:
         """Make the devices of ``mask`` fail from now on (fault injection; see :data:`FAULT_CODES`)."""
-        try:
-            code = self.FAULT_CODES[kind]
-        except KeyError:
-            raise ValueError(f"unknown device fault {kind!r}; known: {sorted(self.FAULT_CODES)}") from None
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != (self.rows, self.cols):
-            raise ValueError(f"fault mask has shape {mask.shape}, the chip is {(self.rows, self.cols)}")
+        code, mask = self._fault_mask(kind, mask)
         self._stuck[mask] = code
         self.dirty = True
 

@@ -44,7 +44,8 @@ from .clock import VirtualClock
 READ_DURATION = 10e-6
 """How long a read holds its voltage on the cell (for read disturb above threshold), s."""
 
-_OK, _STUCK_SET, _STUCK_RESET, _DEAD = 0, 1, 2, 3
+#: device states: the codes of :data:`ChipBase.FAULT_CODES`
+_OK, _STUCK_SET, _STUCK_RESET, _DEAD = 0, ChipBase.FAULT_CODES["stuck_lrs"], ChipBase.FAULT_CODES["stuck_hrs"], ChipBase.FAULT_CODES["dead"]
 
 
 class PCMChip(ChipBase):
@@ -101,17 +102,11 @@ class PCMChip(ChipBase):
         PCM device stuck SET (a short, at ``g_stuck_set``) or stuck RESET (open, at
         ``g_stuck_reset``), as fabrication leaves them: no drift, no 1/f noise; a ``dead``
         device stops switching where it is (and drifts on)."""
-        if kind not in ("stuck_lrs", "stuck_hrs", "dead"):
-            raise ValueError(f"unknown device fault {kind!r}; known: ['dead', 'stuck_hrs', 'stuck_lrs']")
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != (self.rows, self.cols):
-            raise ValueError(f"fault mask has shape {mask.shape}, the chip is {(self.rows, self.cols)}")
-        m = self._truth
-        if kind == "dead":
-            self._stuck[mask] = _DEAD
+        code, mask = self._fault_mask(kind, mask)
+        if code == _DEAD:
+            self._stuck[mask] = code
         else:
-            code, g = (_STUCK_SET, m.g_stuck_set) if kind == "stuck_lrs" else (_STUCK_RESET, m.g_stuck_reset)
-            self._make_stuck(mask, code, g)
+            self._make_stuck(mask, code, self._truth.g_stuck_set if code == _STUCK_SET else self._truth.g_stuck_reset)
         self.dirty = True
 
     def _make_stuck(self, mask: np.ndarray, code: int, g: float) -> None:
