@@ -1,7 +1,9 @@
 """Weights → conductance targets, and placement onto crossbar arrays.
 
 * :mod:`labrram.mapping.differential` — deterministic weights: differential pairs, bit slices,
-  per-layer or per-column scales, clipping, and tiling onto arrays (:func:`place`).
+  per-layer or per-column scales, clipping.
+* :mod:`labrram.mapping.placement` — mapped layers tiled and packed onto arrays (:func:`place`),
+  read back and multiplied tile by tile.
 * :mod:`labrram.mapping.offset` — offset encoding: ``w = step·(code − offset)``, one device per
   multi-level slice (4 devices per 8-bit weight), placed with the same packing.
 * :mod:`labrram.mapping.posterior` — Gaussian posteriors: each weight sample the difference of
@@ -15,17 +17,8 @@ numpy (and scipy's assignment solver) only: this room never imports torch, the s
 drivers or ``labrram.nn``.
 """
 
-from .differential import (
-    BitSlicedLayer,
-    BitSlicedMapping,
-    DifferentialMapping,
-    MappedLayer,
-    Placement,
-    PlacementError,
-    Tile,
-    place,
-    tile_count,
-)
+from .differential import BitSlicedLayer, BitSlicedMapping, DifferentialMapping, MappedLayer
+from .placement import Placement, PlacementError, Tile, place, tile_count
 from .copies import copy_weights, fill_copies, max_copies
 from .remap import fault_aware_order, lost_pairs
 from .offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, misprogrammed, place_offset

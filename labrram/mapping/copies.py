@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .differential import Placement, PlacementError, tile_count
+from .placement import Placement, PlacementError, tile_count
 
 __all__ = ["copy_weights", "fill_copies", "max_copies"]
 

@@ -17,7 +17,7 @@ entries that hold a weight. Entries without a weight (the off-diagonal blocks of
 kernels) are programmed at level 0 in every slice (code 0, the lowest and narrowest level) and
 left out of the offset term, so they add only their small spread.
 
-Placement reuses :mod:`labrram.mapping.differential`'s packing: an output takes
+Placement reuses :mod:`labrram.mapping.placement`'s packing: an output takes
 ``2·ceil(n/2)`` adjacent columns (its slices in order; with an odd ``n`` the last column is
 unused), layers never share an array image unless placed together.
 
@@ -32,7 +32,8 @@ from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from .differential import PlacementError, Tile, _array_shape, _frozen, _pack
+from .differential import _frozen
+from .placement import PlacementError, Tile, _array_shape, _pack
 
 __all__ = ["OffsetSlicedLayer", "OffsetSlicedMapping", "OffsetPlacement", "misprogrammed", "place_offset"]
 

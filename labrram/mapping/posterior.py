@@ -34,7 +34,8 @@ from labrram.devices.reram import ReRAMModel
 from labrram.protocols.single_shot import OneShotSettings, condition_table, kl_normal
 
 from .copies import copy_weights, max_copies
-from .differential import MappedLayer, Placement, PlacementError, _frozen, place
+from .differential import MappedLayer, _frozen
+from .placement import Placement, PlacementError, place
 
 __all__ = [
     "Conditions",
@@ -400,7 +401,7 @@ def place_copies(
     max_arrays: int | None = None,
 ) -> CopyPlacement:
     """Lay ``copies`` copies of the mapped network onto arrays (``place`` of
-    :mod:`labrram.mapping.differential`); :class:`PlacementError` if they do not fit."""
+    :mod:`labrram.mapping.placement`); :class:`PlacementError` if they do not fit."""
     if not isinstance(copies, (int, np.integer)) or copies < 1:
         raise ValueError(f"copies must be a positive integer, got {copies!r}")
     if not layers:
