@@ -13,6 +13,9 @@ target) *above* its target was accepted on a read that the slow 1/f noise put lo
 state may lie bands away: it gets one touch-up round of the ladder, then a last read on which
 it is judged the same way (still that far above: not converged).
 
+With ``attempts`` above 1, a device that an attempt leaves out of its band starts again: a fresh
+RESET and both ladders from their first steps (:class:`PCMWriteVerify`).
+
 :func:`pcm_ladder` is the one ladder: the write-verify plan (:class:`WriteVerifyPCM`) and the
 PCM characterization (:mod:`labrram.calibration.pcm_routine`) both run it, the latter keeping
 every step's amplitudes and verify reads.
@@ -63,6 +66,13 @@ class PCMWriteVerify:
         one read lies off target by about that much; averaging back-to-back reads removes the
         fast part of that noise (the slow part stays), at ``reads`` times the read time per
         verify.
+    attempts : int
+        Full attempts per device (1 to 8). A device that an attempt leaves out of its band —
+        its ladders ran out of iterations, or the final read found it moved — gets a fresh
+        RESET and both ladders again from their first steps, up to ``attempts`` in all. The
+        SET ladder only climbs, so a device that the read noise keeps throwing across a tight
+        band can end its iterations far from it; a second attempt brings most of those in.
+        A stuck device fails every attempt, at ``max_iterations`` steps each.
     """
 
     half_width: float = 1.0e-6
@@ -78,6 +88,7 @@ class PCMWriteVerify:
     max_iterations: int = 100
     g_range: tuple[float, float] = (0.5e-6, 30e-6)
     reads: int = 1
+    attempts: int = 1
 
     def __post_init__(self) -> None:
         check_finite_settings(self)
@@ -92,6 +103,8 @@ class PCMWriteVerify:
             raise ValueError("dv_set and dv_reset (the ladders' steps) must be > 0")
         if isinstance(self.reads, bool) or not isinstance(self.reads, (int, np.integer)) or not 1 <= self.reads <= 64:
             raise ValueError(f"reads must be an integer from 1 to 64, got {self.reads!r}")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, (int, np.integer)) or not 1 <= self.attempts <= 8:
+            raise ValueError(f"attempts must be an integer from 1 to 8, got {self.attempts!r}")
         if not (self.v_set0 <= self.v_set_max < self.v_reset_min <= self.v_reset0):
             raise ValueError("need v_set0 <= v_set_max < v_reset_min <= v_reset0")
         object.__setattr__(self, "g_range", tuple(float(x) for x in self.g_range))
@@ -139,6 +152,7 @@ class Ladder:
     iterations: int
     amplitudes: list[np.ndarray] = field(default_factory=list)  # per step: +SET / -RESET amplitude, 0 none
     reads: list[np.ndarray] = field(default_factory=list)  # per step: the verify read (NaN when done)
+    refused: np.ndarray | None = None  # devices whose pulse the engine refused (budget spent)
 
 
 def pcm_ladder(rows: np.ndarray, cols: np.ndarray, targets: np.ndarray, s: PCMWriteVerify, label: str = "write-verify (PCM)") -> PlanRun:
@@ -181,6 +195,7 @@ def pcm_ladder(rows: np.ndarray, cols: np.ndarray, targets: np.ndarray, s: PCMWr
         out.amplitudes.append(amp_row)
         out.reads.append(read_row)
         yield Report(label, int(out.converged.sum()), n)
+    out.refused = given_up
     return out
 
 
@@ -210,22 +225,50 @@ class WriteVerifyPCM(Plan):
         return cls(store.read("targets"), PCMWriteVerify(**params["settings"]))
 
     def run(self, shape: tuple[int, int]) -> PlanRun:
-        st = DeviceState.start(self.targets, self.settings.v_set0)
-        out = yield from pcm_ladder(st.rows, st.cols, st.targets, self.settings)
-        st.converged, st.pulses, st.achieved, st.iteration = out.converged, out.pulses, out.achieved, out.iterations
-        band = np.full(st.targets.size, self.settings.half_width)
+        s = self.settings
+        st = DeviceState.start(self.targets, s.v_set0)
+        band = np.full(st.targets.size, s.half_width)
         above = np.maximum(ABOVE * band, ABOVE_REL * st.targets)
-        high = yield from final_verify(st, band, above)
+        refused = np.zeros(st.targets.size, bool)
+        todo = np.arange(st.targets.size)
+        for attempt in range(s.attempts):
+            if attempt:  # a fresh attempt for the devices left out of their band, not for those the budget stopped
+                todo = todo[~st.converged[todo] & ~refused[todo]]
+                if not todo.size:
+                    break
+            label = "write-verify (PCM)" if attempt == 0 else f"write-verify (PCM), attempt {attempt + 1}"
+            refused[todo] |= yield from self._attempt(st, todo, band, above, label)
+        return program_result(shape, self.name, self.targets, st, s.to_dict())
+
+    def _attempt(self, st: DeviceState, todo: np.ndarray, band: np.ndarray, above: np.ndarray, label: str) -> PlanRun:
+        """Ladders, final read and touch-up of the devices ``todo`` (indices into ``st``);
+        returns which of them the engine refused a pulse (budget spent)."""
+        s = self.settings
+        out = yield from pcm_ladder(st.rows[todo], st.cols[todo], st.targets[todo], s, label)
+        st.converged[todo], st.achieved[todo] = out.converged, out.achieved
+        st.pulses[todo] += out.pulses
+        st.iteration += out.iterations
+        sub = _subset(st, todo)
+        high = yield from final_verify(sub, band[todo], above[todo])
+        st.converged[todo], st.achieved[todo] = sub.converged, sub.achieved
+        refused = out.refused.copy()
         if high.size:  # one touch-up round, then judged on a last read
-            again = yield from pcm_ladder(st.rows[high], st.cols[high], st.targets[high], self.settings, "touch-up (PCM)")
+            high = todo[high]
+            again = yield from pcm_ladder(st.rows[high], st.cols[high], st.targets[high], s, "touch-up (PCM)")
             st.converged[high], st.achieved[high] = again.converged, again.achieved
             st.pulses[high] += again.pulses
             st.iteration += again.iterations
-            sub = DeviceState(st.rows[high], st.cols[high], st.targets[high], st.achieved[high], st.converged[high], st.pulses[high], st.param[high])
+            sub = _subset(st, high)
             still = yield from final_verify(sub, band[high], above[high])
             sub.converged[still] = False
             st.converged[high], st.achieved[high] = sub.converged, sub.achieved
-        return program_result(shape, self.name, self.targets, st, self.settings.to_dict())
+            refused[np.searchsorted(todo, high)] |= again.refused
+        return refused
+
+
+def _subset(st: DeviceState, idx: np.ndarray) -> DeviceState:
+    """The devices ``idx`` of ``st`` as their own state (copies: write back what changes)."""
+    return DeviceState(st.rows[idx], st.cols[idx], st.targets[idx], st.achieved[idx], st.converged[idx], st.pulses[idx], st.param[idx])
 
 
 def write_verify_pcm(

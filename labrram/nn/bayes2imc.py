@@ -169,6 +169,11 @@ class SamplerSettings:
         Reads in a row averaged by every verify of the write-verify
         (:class:`~labrram.protocols.write_verify_pcm.PCMWriteVerify` ``reads``): the window is
         as narrow as one read's 1/f noise, so averaging lands the devices closer to target.
+    attempts : int
+        Full write-verify attempts per device (:class:`~labrram.protocols.write_verify_pcm.PCMWriteVerify`
+        ``attempts``): a device the first attempt leaves out of its window — the read noise,
+        as large as the window, can throw it across until its ladders run out — gets a fresh
+        RESET and ladders again. What no attempt brings in is stuck.
     keep_unconverged : bool
         Sample a weight device the write-verify gave up on as it is when a whole-array read
         right after programming shows it realizes the weight's mean better than leaving it out
@@ -184,6 +189,7 @@ class SamplerSettings:
     drift_compensation: bool = True
     reference: str = "digital"
     reads: int = 1
+    attempts: int = 1
     keep_unconverged: bool = True
 
     def __post_init__(self) -> None:
@@ -195,11 +201,11 @@ class SamplerSettings:
             raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
         if not isinstance(self.keep_unconverged, (bool, np.bool_)):
             raise ValueError(f"keep_unconverged must be True or False, got {self.keep_unconverged!r}")
-        self.write_verify()  # refuses a bad ``reads``
+        self.write_verify()  # refuses a bad ``reads`` or ``attempts``
 
     def write_verify(self, max_iterations: int = 200) -> PCMWriteVerify:
         """The PCM write-verify settings with this window."""
-        return PCMWriteVerify(half_width=self.half_width, max_iterations=max_iterations, reads=self.reads)
+        return PCMWriteVerify(half_width=self.half_width, max_iterations=max_iterations, reads=self.reads, attempts=self.attempts)
 
 
 def _read_series(xb: Crossbar, timer, n: int, interval: float, cells=None) -> np.ndarray:
@@ -559,7 +565,8 @@ class BinaryDeployment:
         return [self.noise.targets(s.g_ref, lambda_to_z(lam, s.z_max)) for lam in self.net.lambdas]
 
     def summary(self) -> dict[str, Any]:
-        """Devices, write-verify convergence and the sampler's measured noise law."""
+        """Devices, write-verify convergence (``left_out``: weights not sampled, :meth:`ok`) and
+        the sampler's measured noise law."""
         out = self.result.summary()
         refs = int(self.layout.reference_mask().sum()) if self.settings.reference != "digital" else 0
         return {
@@ -569,6 +576,8 @@ class BinaryDeployment:
             "tiles": self.layout.n_tiles,
             "array_shape": tuple(self.layout.shape),
             "converged_fraction": out["converged_fraction"],
+            "attempts": self.settings.attempts,
+            "left_out": int(sum(int((~ok).sum()) for ok in self.ok())),
             "sigma_a": self.noise.a,
             "sigma_b": self.noise.b,
             "g_ref": self.settings.g_ref,

@@ -38,6 +38,9 @@ def test_ladder_bounds_are_validated():
     for bad in (0, 65, 2.5, True, "4"):
         with pytest.raises(ValueError, match="reads"):
             PCMWriteVerify(reads=bad)
+    for bad in (0, 9, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="attempts"):
+            PCMWriteVerify(attempts=bad)
 
 
 def test_averaged_verify_reads_program_closer_to_target_in_truth():
@@ -59,7 +62,7 @@ def test_averaged_verify_reads_program_closer_to_target_in_truth():
 
 
 
-def _drive(targets, bias):
+def _drive(targets, bias, settings=None):
     """Run :class:`WriteVerifyPCM` on an ideal toy PCM array (RESET -> 0.5 uS, each SET +1 uS,
     reads exact, the device's k-th read off by ``bias.get((device, k), 0)``); returns the result
     and the messages sent. A 5 uS target is accepted at 4.5 uS on its 5th read, so the 6th is
@@ -70,7 +73,7 @@ def _drive(targets, bias):
     g = np.zeros(targets.size)
     reads = np.zeros(targets.size, int)
     sent, reply = [], None
-    gen = WriteVerifyPCM(targets).run(targets.shape)
+    gen = WriteVerifyPCM(targets, settings or PCMWriteVerify()).run(targets.shape)
     while True:
         try:
             msg = gen.send(reply)
@@ -109,3 +112,47 @@ def test_still_far_above_after_the_touch_up_is_not_converged():
     assert not res.converged[0, 0] and res.converged[0, 1]
     res, _ = _drive(targets, {(0, 6): 2.4e-6})  # 1.9 uS above the target: within two bands: no touch-up
     assert res.converged.all() and res.pulses[0, 0] == res.pulses[0, 1]
+
+
+def test_a_second_attempt_starts_the_ladders_again_for_the_devices_left_out():
+    """Device 0's first five reads are thrown high (RESET after RESET until the ladder's five
+    iterations run out); a second attempt gives it, and only it, a fresh RESET and the SET
+    ladder, which brings it in. Device 1, accepted in the first attempt, is not touched again."""
+    from labrram.protocols.messages import Pulse
+
+    targets = np.array([[5.0e-6, 5.0e-6]])
+    high = {(0, k): 10e-6 for k in range(1, 6)}
+    one, _ = _drive(targets, high, PCMWriteVerify(max_iterations=5))
+    assert not one.converged[0, 0] and one.converged[0, 1]
+    two, sent = _drive(targets, high, PCMWriteVerify(max_iterations=5, attempts=2))
+    assert two.converged.all()
+    assert two.pulses[0, 1] == one.pulses[0, 1] == 5  # RESET and four SETs, once
+    assert two.pulses[0, 0] == one.pulses[0, 0] + 5 == 11  # 1 + 5 RESETs, then RESET and four SETs
+    assert two.achieved[0, 0] == pytest.approx(4.5e-6)
+    first_set = next(i for i, m in enumerate(sent) if isinstance(m, Pulse) and m.kind == "SET" and 0 in list(m.cols))
+    assert np.all(sent[first_set].amplitude == PCMWriteVerify().v_set0)  # the SET ladder from its first step
+    fresh = sent[first_set - 2]  # the second attempt's RESET, then its first verify read, then that SET
+    assert isinstance(fresh, Pulse) and fresh.kind == "RESET" and np.all(fresh.amplitude == PCMWriteVerify().v_reset0)
+    assert all(list(m.cols) == [0] for m in sent[first_set - 2 :] if hasattr(m, "cols"))
+    assert two.settings["attempts"] == 2 and two.iterations > one.iterations
+
+
+def test_a_second_attempt_brings_in_devices_the_read_noise_threw_out_of_a_tight_band():
+    """0.3 µS band near 8 µS (Bayes2IMC's): the 1/f noise of one read is as large as the band,
+    and some devices end their ladders out of it. Same chip and targets: the first attempt is
+    the same in both runs; the second brings in most of those left out; what no attempt brings
+    in includes every stuck device."""
+    out = {}
+    for attempts in (1, 2):
+        sim.configure_bench("pcmtries", seed=4, kind="pcm", rows=64, cols=64)
+        with load_station().with_simulation(bench="pcmtries", seed=4, kind="pcm", rows=64, cols=64).connect() as st:
+            targets = np.random.default_rng(1).uniform(6e-6, 10e-6, (64, 64))
+            out[attempts] = write_verify_pcm(st.crossbar, targets, PCMWriteVerify(half_width=0.3e-6, max_iterations=200, attempts=attempts))
+            stuck = st.bench.chip._stuck != 0
+    one, two = out[1], out[2]
+    left = ~one.converged
+    assert left.sum() >= 10
+    assert np.array_equal(one.pulses[~left], two.pulses[~left]) and np.array_equal(one.achieved[~left], two.achieved[~left])
+    assert (two.pulses[left] > one.pulses[left]).all()
+    assert (two.converged[left & ~stuck]).mean() > 0.5
+    assert not two.converged[stuck].any()
