@@ -378,14 +378,16 @@ class PCMDeployment:
         network's total ``|W|`` they hold (``lost_weight``), the inputs the fault-aware order
         moved, and the programming's bench time (s), as JSON-ready numbers."""
         res = self.result.summary()
+        healthy = self.healthy()
+        faulty = [~h.any(axis=0) for h in healthy]
         return {
             "arrays": self.placement.n_arrays, "array_shape": list(self.placement.array_shape),
             "tiles": len(self.placement.tiles), "devices": self.placement.n_devices,
             "utilization": float(np.mean([self.placement.utilization(a) for a in range(self.placement.n_arrays)])),
             "copies": self.copies, "converged_fraction": res["converged_fraction"],
-            "faulty_weights": int(sum(f.sum() for f in self.faulty())),
-            "lost_weight": self.lost_weight(),
-            "faulty_copies": int(sum((~h).sum() for h in self.healthy())),
+            "faulty_weights": int(sum(f.sum() for f in faulty)),
+            "lost_weight": self._lost_weight(faulty),
+            "faulty_copies": int(sum((~h).sum() for h in healthy)),
             "program_bench_time": float(self.program_bench_time),
             "remapped_inputs": int(sum((o != np.arange(o.size)).sum() for o in self.orders.values())),
             "before_remap": self.before_remap,
@@ -407,9 +409,12 @@ class PCMDeployment:
     def lost_weight(self) -> float:
         """Fraction of the network's total ``|W|`` held by :meth:`faulty` weights (what the
         read-back drops)."""
+        return self._lost_weight(self.faulty())
+
+    def _lost_weight(self, faulty: list[np.ndarray]) -> float:
         w = [np.abs(self._network_order((i, 0), self.placement.layers[(i, 0)].target_weights)) for i in range(len(self.copies))]
         total = sum(float(x.sum()) for x in w)
-        return sum(float(x[f].sum()) for x, f in zip(w, self.faulty())) / (total or 1.0)
+        return sum(float(x[f].sum()) for x, f in zip(w, faulty)) / (total or 1.0)
 
     def faulty(self) -> list[np.ndarray]:
         """Per layer, the weights none of whose copies the write-verify could bring into its
