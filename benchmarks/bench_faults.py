@@ -3,7 +3,7 @@
 Jobs: the five programming protocols (ReRAM single-shot, write-verify, stochastic SET; PCM
 write-verify; passive tuning) and the three characterization plans. Each run drives the array
 through a bench that injects one kind of fault (labrram.reliability CASES, at the
-transport/emulator boundary; stuck and dead devices into the ReRAM jobs only) and is counted as
+transport/emulator boundary; stuck and dead devices into the ReRAM and PCM jobs) and is counted as
 *completed* (the faults were recovered from in the run) or *stopped cleanly* (an unrecoverable
 fault: every output off, the store saying where it stopped; it then completed with ``resume``
 once the fault was gone). In both cases the run store and the chip's pulse log must agree pulse

@@ -166,13 +166,14 @@ class CaseResult:
 JOBS = ("single-shot", "write-verify", "stochastic-set", "write-verify-pcm", "tune-passive",
         "characterize-reram", "characterize-pcm", "characterize-passive")  # fmt: skip
 _JOB_CHIP = {"write-verify-pcm": "pcm", "tune-passive": "passive", "characterize-pcm": "pcm", "characterize-passive": "passive"}
-#: fault kinds of the chip itself (the campaign injects stuck and dead devices into the ReRAM jobs)
+#: fault kinds of the chip itself (the campaign injects stuck and dead devices into the ReRAM and
+#: PCM jobs; a passive array's devices have no such fault in the simulation)
 CHIP_FAULTS = ("stuck devices", "chip stops switching")
 
 
 def applies(kind: str, job: str) -> bool:
     """Whether fault ``kind`` can be injected while ``job`` runs."""
-    return kind not in CHIP_FAULTS or _JOB_CHIP.get(job, "reram") == "reram"
+    return kind not in CHIP_FAULTS or _JOB_CHIP.get(job, "reram") in ("reram", "pcm")
 
 
 def _job(job: str, seed: int, rows: int, cols: int) -> tuple[Any, np.ndarray | None]:

@@ -13,7 +13,7 @@ from labrram import sim
 from labrram.cells import Cells
 from labrram.drivers.base import ConnectionLost, InstrumentTimeout
 from labrram.drivers.board import DELIVERED, NOT_DELIVERED, UNKNOWN, PulseDeliveryError
-from labrram.reliability import CASES, audit, matrix, run_case, table
+from labrram.reliability import CASES, CHIP_FAULTS, applies, audit, matrix, run_case, table
 from labrram.sim.faults import Fault, FaultError, FaultPlan
 from labrram.station import StationError, load_station, parse_station
 
@@ -236,6 +236,27 @@ def test_fault_matrix_every_other_job(store_dir, job):
     completed on resume, exactly once against the die."""
     rows = _check(matrix(kinds=["timeout", "garbled bytes", "board reset", "board gone for good"], seeds=[1], protocols=(job,), workdir=store_dir))
     assert any(r["stopped cleanly"] for r in rows)
+
+
+@pytest.mark.parametrize("job", ["write-verify-pcm", "characterize-pcm"])
+def test_stuck_and_dead_devices_in_the_pcm_jobs(store_dir, job):
+    """10 % of a PCM array stuck (SET or RESET) or the whole chip no longer switching, while a
+    PCM job runs: it completes, exactly once against the die, and the write-verify reports no
+    stuck device converged (judged on the chip's truth)."""
+    rows = _check(matrix(kinds=list(CHIP_FAULTS), seeds=[0, 1], protocols=(job,), workdir=store_dir))
+    assert len(rows) == 2 and all(r["completed"] == r["runs"] == 2 for r in rows)
+    assert sum(r["faults injected"] for r in rows) == 4
+    if job == "write-verify-pcm":
+        stuck, dead = (next(r for r in rows if r["fault"] == k) for k in CHIP_FAULTS)
+        assert 0 < stuck["converged"] < 2 * 256 * 0.95 and stuck["out of band"] == 0
+        assert dead["converged"] == 0
+
+
+def test_chip_faults_apply_to_reram_and_pcm_jobs_not_to_passive_ones():
+    for kind in CHIP_FAULTS:
+        assert applies(kind, "write-verify") and applies(kind, "write-verify-pcm") and applies(kind, "characterize-pcm")
+        assert not applies(kind, "tune-passive") and not applies(kind, "characterize-passive")
+    assert applies("timeout", "tune-passive")
 
 
 @pytest.mark.slow
