@@ -59,25 +59,31 @@ TILE = (128, 128)
 TILES = 4
 REF_ROWS = 8
 N_SPARE = 1000
+def _env(name: str, default: int) -> int:
+    """The integer environment variable ``name`` (``default`` when unset); a SystemExit naming it
+    when it is not an integer."""
+    text = os.environ.get(name, str(default))
+    try:
+        return int(text)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {text!r}") from None
+
+
 REFERENCE = os.environ.get("LABRRAM_B2IMC_REFERENCE", "tile")
 """Every weight is compared with all the reference devices of its tile (``column``: those of its
 tile column only)."""
 #: reads averaged by every verify of the write-verify (``LABRRAM_B2IMC_READS``, default 1);
 #: more than one writes its own page, ``..._reads<N>.md``
-READS = int(os.environ.get("LABRRAM_B2IMC_READS", "1"))
+READS = _env("LABRRAM_B2IMC_READS", 1)
 #: full write-verify attempts per device (``LABRRAM_B2IMC_ATTEMPTS``, default 1): a device the
 #: first attempt leaves out of its window starts its ladders again; more than one writes its own
 #: page, ``..._attempts<N>.md``
-ATTEMPTS = int(os.environ.get("LABRRAM_B2IMC_ATTEMPTS", "1"))
+ATTEMPTS = _env("LABRRAM_B2IMC_ATTEMPTS", 1)
 LABELS = {
     "corrected": "reference devices + logit correction",
     "uncorrected": "reference devices, no correction",
     "uncompensated": "fixed digital reference (no drift tracking)",
 }
-
-
-def _env(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
 
 
 def configs():

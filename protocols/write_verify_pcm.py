@@ -57,7 +57,8 @@ class PCMWriteVerify:
     reset_width : float
         RESET pulse width, s.
     max_iterations : int
-        Iteration cap.
+        Iteration cap of one ladder run: of each attempt, and of a touch-up (``iterations`` in
+        the result adds them up).
     g_range : (float, float)
         The targets a PCM device can reach, S.
     reads : int
@@ -72,7 +73,8 @@ class PCMWriteVerify:
         RESET and both ladders again from their first steps, up to ``attempts`` in all. The
         SET ladder only climbs, so a device that the read noise keeps throwing across a tight
         band can end its iterations far from it; a second attempt brings most of those in.
-        A stuck device fails every attempt, at ``max_iterations`` steps each.
+        A stuck device fails every attempt, at ``max_iterations`` steps each. A device whose
+        pulse the engine refused (its pulse or energy budget spent) gets no further attempt.
     """
 
     half_width: float = 1.0e-6
@@ -245,7 +247,7 @@ class WriteVerifyPCM(Plan):
         returns which of them the engine refused a pulse (budget spent)."""
         s = self.settings
         out = yield from pcm_ladder(st.rows[todo], st.cols[todo], st.targets[todo], s, label)
-        st.converged[todo], st.achieved[todo] = out.converged, out.achieved
+        st.converged[todo], st.achieved[todo] = out.converged, _last_read(out.achieved, st.achieved[todo])
         st.pulses[todo] += out.pulses
         st.iteration += out.iterations
         sub = _subset(st, todo)
@@ -255,7 +257,7 @@ class WriteVerifyPCM(Plan):
         if high.size:  # one touch-up round, then judged on a last read
             high = todo[high]
             again = yield from pcm_ladder(st.rows[high], st.cols[high], st.targets[high], s, "touch-up (PCM)")
-            st.converged[high], st.achieved[high] = again.converged, again.achieved
+            st.converged[high], st.achieved[high] = again.converged, _last_read(again.achieved, st.achieved[high])
             st.pulses[high] += again.pulses
             st.iteration += again.iterations
             sub = _subset(st, high)
@@ -264,6 +266,12 @@ class WriteVerifyPCM(Plan):
             st.converged[high], st.achieved[high] = sub.converged, sub.achieved
             refused[np.searchsorted(todo, high)] |= again.refused
         return refused
+
+
+def _last_read(new: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """A ladder's last verify reads, keeping the read from before where it never read the device
+    (its first pulse refused: the budget was spent)."""
+    return np.where(np.isnan(new), before, new)
 
 
 def _subset(st: DeviceState, idx: np.ndarray) -> DeviceState:

@@ -322,7 +322,6 @@ def test_a_second_write_verify_attempt_leaves_fewer_weights_out():
             noise = SamplerNoise(0.25e-6, 0.35, interval=1.0)
             dep = deploy_binary(xb, timer, net, noise, SamplerSettings(attempts=attempts), lay)
             out[attempts] = dep.summary()
-            assert out[attempts]["left_out"] == int((~dep.ok()[0]).sum())
             assert dep.result.settings["attempts"] == attempts
     assert out[2]["converged_fraction"] > out[1]["converged_fraction"]
     assert out[2]["left_out"] < out[1]["left_out"]

@@ -62,16 +62,17 @@ def test_averaged_verify_reads_program_closer_to_target_in_truth():
 
 
 
-def _drive(targets, bias, settings=None):
+def _drive(targets, bias, settings=None, budget=None):
     """Run :class:`WriteVerifyPCM` on an ideal toy PCM array (RESET -> 0.5 uS, each SET +1 uS,
-    reads exact, the device's k-th read off by ``bias.get((device, k), 0)``); returns the result
-    and the messages sent. A 5 uS target is accepted at 4.5 uS on its 5th read, so the 6th is
+    reads exact, the device's k-th read off by ``bias.get((device, k), 0)``; with ``budget``, a
+    device's pulses past that many are refused); returns the result and the messages sent. A 5 uS target is accepted at 4.5 uS on its 5th read, so the 6th is
     the final read."""
     from labrram.protocols.messages import Pulse, PulseResult, Read
     from labrram.protocols.write_verify_pcm import WriteVerifyPCM
 
     g = np.zeros(targets.size)
     reads = np.zeros(targets.size, int)
+    pulses = np.zeros(targets.size, int)
     sent, reply = [], None
     gen = WriteVerifyPCM(targets, settings or PCMWriteVerify()).run(targets.shape)
     while True:
@@ -82,8 +83,10 @@ def _drive(targets, bias, settings=None):
         sent.append(msg)
         dev = np.ravel_multi_index((msg.rows, msg.cols), targets.shape) if hasattr(msg, "rows") else None
         if isinstance(msg, Pulse):
-            g[dev] = 0.5e-6 if msg.kind == "RESET" else g[dev] + 1e-6
-            reply = PulseResult(np.full(msg.n, np.nan), np.ones(msg.n, np.int8))
+            ok = np.ones(msg.n, bool) if budget is None else pulses[dev] < budget  # refused: the device's budget is spent
+            pulses[dev[ok]] += 1
+            g[dev[ok]] = 0.5e-6 if msg.kind == "RESET" else g[dev[ok]] + 1e-6
+            reply = PulseResult(np.full(msg.n, np.nan), np.where(ok, 1, -2).astype(np.int8))
         elif isinstance(msg, Read):
             reads[dev] += 1
             reply = g[dev] + np.array([bias.get((d, k), 0.0) for d, k in zip(dev, reads[dev])])
@@ -156,3 +159,21 @@ def test_a_second_attempt_brings_in_devices_the_read_noise_threw_out_of_a_tight_
     assert (two.pulses[left] > one.pulses[left]).all()
     assert (two.converged[left & ~stuck]).mean() > 0.5
     assert not two.converged[stuck].any()
+
+
+def test_a_device_whose_pulse_was_refused_keeps_its_last_read_and_gets_no_further_attempt():
+    """Device 0 spends its budget of 6 pulses in the first attempt (RESET and five RESETs on
+    reads thrown high): the second attempt's fresh RESET is refused, so the device is never read
+    again — its last read stays the first attempt's — and a third attempt leaves it alone."""
+    from labrram.protocols.messages import Pulse
+
+    targets = np.array([[5.0e-6, 5.0e-6]])
+    high = {(0, k): 10e-6 for k in range(1, 6)}
+    one, _ = _drive(targets, high, PCMWriteVerify(max_iterations=5), budget=6)
+    res, sent = _drive(targets, high, PCMWriteVerify(max_iterations=5, attempts=3), budget=6)
+    assert not res.converged[0, 0] and res.converged[0, 1]
+    assert res.achieved[0, 0] == one.achieved[0, 0] == pytest.approx(10.5e-6)
+    assert res.pulses[0, 0] == 6 and res.pulses[0, 1] == one.pulses[0, 1]
+    to_device_0 = [m for m in sent if isinstance(m, Pulse) and 0 in list(m.cols)]
+    assert len(to_device_0) == 7  # six delivered, then the second attempt's RESET, refused; no third
+    assert np.isfinite(res.summary()["rms_error"])

@@ -241,14 +241,15 @@ def test_fault_matrix_every_other_job(store_dir, job):
 @pytest.mark.parametrize("job", ["write-verify-pcm", "characterize-pcm"])
 def test_stuck_and_dead_devices_in_the_pcm_jobs(store_dir, job):
     """10 % of a PCM array stuck (SET or RESET) or the whole chip no longer switching, while a
-    PCM job runs: it completes, exactly once against the die, and the write-verify reports no
-    stuck device converged (judged on the chip's truth)."""
+    PCM job runs: it completes, exactly once against the die; the write-verify converges at most
+    the 90 % that still switch, and none of the devices it reports converged is broken in truth
+    (stuck PCM devices sit at 0.01 or 100 µS, far from every target)."""
     rows = _check(matrix(kinds=list(CHIP_FAULTS), seeds=[0, 1], protocols=(job,), workdir=store_dir))
     assert len(rows) == 2 and all(r["completed"] == r["runs"] == 2 for r in rows)
     assert sum(r["faults injected"] for r in rows) == 4
     if job == "write-verify-pcm":
         stuck, dead = (next(r for r in rows if r["fault"] == k) for k in CHIP_FAULTS)
-        assert 0 < stuck["converged"] < 2 * 256 * 0.95 and stuck["out of band"] == 0
+        assert 0 < stuck["converged"] <= 2 * 256 * 0.9 and stuck["out of band"] == 0
         assert dead["converged"] == 0
 
 
