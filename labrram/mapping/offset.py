@@ -33,7 +33,7 @@ from typing import Any, Callable, Hashable, Mapping, Sequence
 import numpy as np
 
 from .differential import _frozen
-from .placement import PlacementError, Tile, _array_shape, _pack
+from .placement import PlacementError, Tile, _array_shape, _layer_dict, _pack
 
 __all__ = ["OffsetSlicedLayer", "OffsetSlicedMapping", "OffsetPlacement", "misprogrammed", "place_offset"]
 
@@ -394,12 +394,7 @@ def place_offset(
     ``2·ceil(n_slices/2)`` columns per output). Raises :class:`PlacementError` when a layer
     does not fit ``max_arrays``."""
     shape = _array_shape(array_shape)
-    items = list(layers.items()) if isinstance(layers, Mapping) else list(enumerate(layers))
-    if not items:
-        raise PlacementError("no layers to place")
-    for key, lay in items:
-        if not isinstance(lay, OffsetSlicedLayer):
-            raise PlacementError(f"layer {key!r} is a {type(lay).__name__}, not an OffsetSlicedLayer")
-    specs = [(k, *lay.shape, -(-lay.n_slices // 2)) for k, lay in items]
+    lays = _layer_dict(layers, OffsetSlicedLayer, "an OffsetSlicedLayer")
+    specs = [(k, *lay.shape, -(-lay.n_slices // 2)) for k, lay in lays.items()]
     tiles, n = _pack(specs, shape, max_arrays)
-    return OffsetPlacement(shape, n, tuple(tiles), dict(items))
+    return OffsetPlacement(shape, n, tuple(tiles), lays)

@@ -232,15 +232,17 @@ def _pack(
     return [t for _, t in placed], len(arrays)
 
 
-def _layer_dict(layers: Any) -> dict[Hashable, MappedLayer]:
-    if isinstance(layers, MappedLayer):
-        raise PlacementError("place() takes a list or dict of MappedLayer, not a single layer")
+def _layer_dict(layers: Any, kind: type = MappedLayer, expected: str = "a MappedLayer (map it first)") -> dict[Hashable, Any]:
+    """The layers to place, keyed (a list by index), each checked to be a ``kind``
+    (``expected`` names it in the error)."""
+    if isinstance(layers, kind):
+        raise PlacementError(f"layers to place come as a list or dict of {kind.__name__}, not a single layer")
     items = list(layers.items()) if isinstance(layers, Mapping) else list(enumerate(layers))
     if not items:
         raise PlacementError("no layers to place")
     for key, layer in items:
-        if not isinstance(layer, MappedLayer):
-            raise PlacementError(f"layer {key!r} is a {type(layer).__name__}, not a MappedLayer (map it first)")
+        if not isinstance(layer, kind):
+            raise PlacementError(f"layer {key!r} is a {type(layer).__name__}, not {expected}")
     return dict(items)
 
 
