@@ -48,7 +48,7 @@ from labrram.nn.drift import format_time
 from labrram.station import load_station
 
 from .bench_bayes2imc import drift_tables
-from .common import against, markdown_table, table, write_page
+from .common import against, env_int, markdown_table, table, write_page
 
 TIMES = (1.0, 600.0, 3600.0, 86400.0)
 M = 32
@@ -59,26 +59,16 @@ TILE = (128, 128)
 TILES = 4
 REF_ROWS = 8
 N_SPARE = 1000
-def _env(name: str, default: int) -> int:
-    """The integer environment variable ``name`` (``default`` when unset); a SystemExit naming it
-    when it is not an integer."""
-    text = os.environ.get(name, str(default))
-    try:
-        return int(text)
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {text!r}") from None
-
-
 REFERENCE = os.environ.get("LABRRAM_B2IMC_REFERENCE", "tile")
 """Every weight is compared with all the reference devices of its tile (``column``: those of its
 tile column only)."""
 #: reads averaged by every verify of the write-verify (``LABRRAM_B2IMC_READS``, default 1);
 #: more than one writes its own page, ``..._reads<N>.md``
-READS = _env("LABRRAM_B2IMC_READS", 1)
+READS = env_int("LABRRAM_B2IMC_READS", 1)
 #: full write-verify attempts per device (``LABRRAM_B2IMC_ATTEMPTS``, default 1): a device the
 #: first attempt leaves out of its window starts its ladders again; more than one writes its own
 #: page, ``..._attempts<N>.md``
-ATTEMPTS = _env("LABRRAM_B2IMC_ATTEMPTS", 1)
+ATTEMPTS = env_int("LABRRAM_B2IMC_ATTEMPTS", 1)
 LABELS = {
     "corrected": "reference devices + logit correction",
     "uncorrected": "reference devices, no correction",
@@ -91,7 +81,7 @@ def configs():
     from labrram.nn.binary_bayes import BinaryCNNSpec, BinarySettings
 
     spec = BinaryCNNSpec(image=(1, 28, 28), channels=(8, 16), kernel=5, pool=2, hidden=(100,), n_classes=10)
-    epochs = _env("LABRRAM_B2IMC_EPOCHS", 12)
+    epochs = env_int("LABRRAM_B2IMC_EPOCHS", 12)
     return spec, {
         "hardware-aware": BinarySettings(epochs=epochs, lr=0.3, batch_size=100, z_noise=2.0, kl_weight=0.05, seed=0),
         "ideal": BinarySettings(epochs=epochs, lr=0.3, batch_size=100, z_noise=0.0, kl_weight=0.05, seed=0),
@@ -244,8 +234,8 @@ def main() -> None:
     unknown = set(chosen) - set(settings)
     if unknown:
         raise SystemExit(f"LABRRAM_B2IMC_CONFIGS: unknown {sorted(unknown)}; known: {sorted(settings)}")
-    n_dep = _env("LABRRAM_BENCH_DEPLOYMENTS", 16)
-    n_train, n_test = _env("LABRRAM_B2IMC_TRAIN", 30000), _env("LABRRAM_B2IMC_TEST", 600)
+    n_dep = env_int("LABRRAM_BENCH_DEPLOYMENTS", 16)
+    n_train, n_test = env_int("LABRRAM_B2IMC_TRAIN", 30000), env_int("LABRRAM_B2IMC_TEST", 600)
     t0 = time.perf_counter()
     for name in chosen:
         run(name, n_dep, n_train, n_test)

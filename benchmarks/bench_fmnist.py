@@ -14,7 +14,6 @@ station models. Needs Fashion-MNIST (``make fashion-mnist``).
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,11 +24,7 @@ from labrram.nn.datasets import fashion_mnist_dir, load_fashion_mnist
 from labrram.nn.tiled import forward, input_ranges, plan_network, run_in_array
 from labrram.station import load_station
 
-from .common import markdown_table, table, write_page
-
-
-def _env(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
+from .common import env_int, markdown_table, table, write_page
 
 
 def _s(t: float) -> str:
@@ -45,7 +40,7 @@ def main() -> None:
     from labrram.nn.lenet import export_layers, prepare_images, train_lenet
     from labrram.nn.train import TrainSettings
 
-    n_train, n_test, epochs = _env("LABRRAM_BENCH_FMNIST_TRAIN", 20000), _env("LABRRAM_BENCH_FMNIST_TEST", 300), _env("LABRRAM_BENCH_FMNIST_EPOCHS", 10)
+    n_train, n_test, epochs = env_int("LABRRAM_BENCH_FMNIST_TRAIN", 20000), env_int("LABRRAM_BENCH_FMNIST_TEST", 300), env_int("LABRRAM_BENCH_FMNIST_EPOCHS", 10)
     x, y = load_fashion_mnist("train", limit=n_train)
     xt_all, yt_all = load_fashion_mnist("test")
     X, Xt_all = prepare_images(x), prepare_images(xt_all)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Callable
@@ -143,3 +144,13 @@ def write_section(path: str, name: str, sections: list[str]) -> None:
     out.write_text(head + begin + "\n\n" + "\n\n".join(sections) + "\n\n" + end + tail)
     PAGES.append(path)
     print(f"(written to {path}, between the markers)")
+
+
+def env_int(name: str, default: int) -> int:
+    """The integer environment variable ``name`` (``default`` when unset); a SystemExit naming it
+    when it is not an integer."""
+    text = os.environ.get(name, str(default))
+    try:
+        return int(text)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {text!r}") from None

@@ -39,10 +39,6 @@ FRACTIONS = (1.0, 0.5)
 BENCH = "diware-lenet"
 
 
-def _env(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
-
-
 def _s(t: float) -> str:
     return f"{t:.1f} s" if t < 120 else f"{t / 60:.1f} min"
 
@@ -242,17 +238,17 @@ def lenet_main() -> None:
     """Run the study and write docs/bench/diware_lenet.md (and its JSON beside it)."""
     from labrram.nn.datasets import load_fashion_mnist
 
-    from .common import markdown_table, table, write_page
+    from .common import env_int, markdown_table, table, write_page
 
     try:
         load_fashion_mnist("test", limit=1)
     except FileNotFoundError as exc:
         print(f"diware (LeNet-5): skipped: {exc}")
         return
-    n_train, epochs = _env("LABRRAM_BENCH_DIWARE_TRAIN", 20000), _env("LABRRAM_BENCH_DIWARE_EPOCHS", 10)
-    n_test, n_in = _env("LABRRAM_BENCH_DIWARE_TEST", 2000), _env("LABRRAM_BENCH_DIWARE_INARRAY", 100)
-    seeds = list(range(_env("LABRRAM_BENCH_DIWARE_SEEDS", 3)))
-    finetune = _env("LABRRAM_BENCH_DIWARE_FINETUNE", 3)
+    n_train, epochs = env_int("LABRRAM_BENCH_DIWARE_TRAIN", 20000), env_int("LABRRAM_BENCH_DIWARE_EPOCHS", 10)
+    n_test, n_in = env_int("LABRRAM_BENCH_DIWARE_TEST", 2000), env_int("LABRRAM_BENCH_DIWARE_INARRAY", 100)
+    seeds = list(range(env_int("LABRRAM_BENCH_DIWARE_SEEDS", 3)))
+    finetune = env_int("LABRRAM_BENCH_DIWARE_FINETUNE", 3)
     tol_text = os.environ.get("LABRRAM_BENCH_DIWARE_TOLERANCE", "0.05")
     try:
         tolerance = float(tol_text)
