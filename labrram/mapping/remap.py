@@ -32,6 +32,9 @@ ones) a lost pair costs nothing where another copy holds the weight: ``spared`` 
 :func:`fault_aware_order` which weights those are, and the copies are ordered in turn, each
 given the others (:func:`lost_pairs` says which pairs an order loses).
 
+A binary network sampled from one device per ±1 weight (Bayes2IMC: the device's read noise
+against a reference draws the sign) has its own cost: :func:`binary_fault_order`.
+
 numpy and scipy only: this room never imports torch, the simulator, the drivers or
 ``labrram.nn``.
 """
@@ -45,7 +48,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .differential import MappedLayer, input_order
 
-__all__ = ["fault_aware_order", "lost_pairs"]
+__all__ = ["binary_fault_order", "fault_aware_order", "least_cost_order", "lost_pairs"]
 
 #: cost of moving one row, in units of the layer's largest weight: a move is made only when
 #: it saves more weight than this (so a fault-free layer keeps its order)
@@ -139,6 +142,77 @@ def fault_aware_order(
         w = np.where(sp, 0.0, w)
     cost = np.zeros((n_in, n_in))  # cost[slot, input]
     cost[slots] = (lost * w[None]).sum(axis=2)
-    cost += _MOVE_COST * (1.0 - np.eye(n_in))
-    _, order = linear_sum_assignment(cost)
+    return least_cost_order(cost)
+
+
+def least_cost_order(cost: Any) -> np.ndarray:
+    """The order of inputs on slots with the least total ``cost[slot, input]``, preferring the
+    order already programmed (the identity) where a move gains nothing.
+
+    Parameters
+    ----------
+    cost : ndarray, (n, n)
+        What carrying input ``i`` on slot ``p`` costs, in units where a move is worth making
+        only when it saves more than ``1e-9`` (finite, >= 0).
+
+    Returns
+    -------
+    ndarray of int, (n,)
+        ``order[p]``: the input slot ``p`` should carry.
+    """
+    c = np.asarray(cost, dtype=float)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] == 0:
+        raise ValueError(f"cost must be a square (slots, inputs) matrix, got shape {c.shape}")
+    if not (np.isfinite(c).all() and (c >= 0).all()):
+        raise ValueError("cost must hold finite numbers >= 0")
+    _, order = linear_sum_assignment(c + _MOVE_COST * (1.0 - np.eye(c.shape[0])))
     return order.astype(np.int64)
+
+
+def binary_fault_order(means: Any, realized: Any, off: Any) -> np.ndarray:
+    """The order of a binary layer's inputs on its rows that the devices left off target serve
+    best, for one device per ±1 weight sampled against a reference (Bayes2IMC).
+
+    A device off target realizes, in a read right after programming, a mean weight ``μ``
+    (``2 P(+1) − 1``) that is no longer the trained ``m = tanh λ`` of its weight. Under weight
+    ``m`` it is either sampled as it is, when ``|m − μ| < |m|`` (its mean is nearer than the 0
+    of a weight left out), costing ``|m − μ| + |m² − μ²|`` (the error in the weight's mean and
+    in its variance ``1 − m²``), or left out, costing ``|m| + 1 − m²``. A stuck device
+    (``|μ| = 1``) thus costs least under a confident weight of its own sign (``m ≈ μ``); an
+    uncertain weight (``m ≈ 0``) costs its whole variance on it. Every device off target is
+    taken to stay where it is (what a stuck device does).
+
+    Parameters
+    ----------
+    means : ndarray, (n_in, n_out)
+        Trained mean weights ``m`` in [-1, 1], in the layer's row order.
+    realized : ndarray, (n_in, n_out)
+        Mean weight each device realizes, by row slot (NaN: a device that cannot be sampled,
+        e.g. without a working reference: always left out).
+    off : ndarray of bool, (n_in, n_out)
+        The devices off target, by row slot.
+
+    Returns
+    -------
+    ndarray of int, (n_in,)
+        ``order[p]``: the row of ``means`` that slot ``p`` should carry (the identity when no
+        move helps).
+    """
+    m = np.asarray(means, dtype=float)
+    mu = np.asarray(realized, dtype=float)
+    off = np.asarray(off)
+    if m.ndim != 2 or m.shape[0] == 0 or not (np.isfinite(m).all() and np.abs(m).max(initial=0.0) <= 1.0):
+        raise ValueError(f"means must be a (n_in, n_out) matrix of mean weights in [-1, 1], got shape {m.shape}")
+    if mu.shape != m.shape or off.shape != m.shape or off.dtype != bool:
+        raise ValueError(f"realized and off must have the means' shape {m.shape} (off boolean), got {mu.shape} and {off.dtype} {off.shape}")
+    slots, cols = np.nonzero(off)
+    if slots.size == 0:
+        return np.arange(m.shape[0])
+    w = m[:, cols]  # (n_in, k): the weight each input would put on each device off target
+    u = mu[slots, cols][None, :]
+    with np.errstate(invalid="ignore"):
+        sampled = np.abs(w - u) < np.abs(w)  # NaN: never
+    per_device = np.where(sampled, np.abs(w - u) + np.abs(w**2 - u**2), np.abs(w) + 1.0 - w**2)
+    cost = np.zeros((m.shape[0], m.shape[0]))  # cost[slot, input]
+    np.add.at(cost, slots, per_device.T)
+    return least_cost_order(cost)

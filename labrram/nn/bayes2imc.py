@@ -67,8 +67,10 @@ import numpy as np
 
 from labrram.crossbar import Crossbar
 from labrram.devices.set_families import normal_cdf
+from labrram.mapping import binary_fault_order
 from labrram.nn.binary_layout import BinaryLayout
 from labrram.nn.binary_network import BinaryBayesNetwork, BinaryConv
+from labrram.nn.binary_sampler import SamplerNoise, calibrate_sampler
 from labrram.nn.drift import check_times, wait_after_programming
 from labrram.protocols.results import ProgramResult
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
@@ -102,42 +104,7 @@ def lambda_to_z(lam: Any, z_max: float = 6.0, c: float = PROBIT_SCALE) -> np.nda
     return np.clip(c * np.asarray(lam, dtype=float), -z_max, z_max)
 
 
-# --- the sampler -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SamplerNoise:
-    """Measured read-to-read noise ``σ(G) = a (G / 1 µS)^b`` at a read spacing ``interval``.
-
-    Attributes
-    ----------
-    a : float
-        σ at 1 µS, S.
-    b : float
-        Power-law exponent.
-    interval : float
-        Spacing of the reads it was measured with, s.
-    levels, sigmas : ndarray
-        The calibration levels (S) and the median measured σ at each (S).
-    """
-
-    a: float
-    b: float
-    interval: float
-    levels: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
-    sigmas: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
-
-    def sigma(self, g: Any) -> np.ndarray:
-        """Sampling noise at conductance ``g`` (S)."""
-        return self.a * (np.maximum(np.asarray(g, dtype=float), 1e-9) / 1e-6) ** self.b
-
-    def targets(self, g_ref: float, z: Any, iterations: int = 20) -> np.ndarray:
-        """Conductances ``G`` with ``G − g_ref = z σ(G)`` (fixed point), S."""
-        z = np.asarray(z, dtype=float)
-        g = g_ref + z * self.sigma(g_ref)
-        for _ in range(iterations):
-            g = g_ref + z * self.sigma(np.maximum(g, 0.1 * g_ref))
-        return g
-
-
+# --- the sampler (its calibration: labrram.nn.binary_sampler) ----------------------------------
 REFERENCES = ("digital", "tile", "column")
 """What a weight device is compared with (:class:`SamplerSettings`)."""
 
@@ -180,6 +147,12 @@ class SamplerSettings:
         (:meth:`BinaryDeployment.ok`): a confident weight's device that ended far on the right
         side of the reference still always gives the right sign. False: every such device is
         left out (its weight reads as 0).
+    remap_inputs : bool
+        After the write-verify, route each layer's inputs to its array rows in the order that
+        the devices it left off target (stuck, mostly) serve best
+        (:func:`labrram.mapping.binary_fault_order`: a device stuck high or low under a
+        confident weight of its sign, not under an uncertain one), and program again the
+        devices whose target changed, in a second job (:class:`BinaryLayout` ``orders``).
     """
 
     g_ref: float = 8e-6
@@ -191,6 +164,7 @@ class SamplerSettings:
     reads: int = 1
     attempts: int = 1
     keep_unconverged: bool = True
+    remap_inputs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("g_ref", "z_max", "interval", "half_width"):
@@ -199,107 +173,14 @@ class SamplerSettings:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         if self.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
-        if not isinstance(self.keep_unconverged, (bool, np.bool_)):
-            raise ValueError(f"keep_unconverged must be True or False, got {self.keep_unconverged!r}")
+        for name in ("keep_unconverged", "remap_inputs"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         self.write_verify()  # refuses a bad ``reads`` or ``attempts``
 
     def write_verify(self, max_iterations: int = 200) -> PCMWriteVerify:
         """The PCM write-verify settings with this window."""
         return PCMWriteVerify(half_width=self.half_width, max_iterations=max_iterations, reads=self.reads, attempts=self.attempts)
-
-
-def _read_series(xb: Crossbar, timer, n: int, interval: float, cells=None) -> np.ndarray:
-    out = []
-    for k in range(int(n)):
-        if k:
-            timer.wait(interval)
-        out.append(xb.read() if cells is None else xb.read(cells))
-    return np.stack(out)
-
-
-def calibrate_sampler(
-    xb: Crossbar,
-    timer,
-    cells: tuple[np.ndarray, np.ndarray],
-    levels: Sequence[float] = (3e-6, 5e-6, 8e-6, 11e-6, 14e-6),
-    n_reads: int = 24,
-    interval: float = 1.0,
-    settle: float = 60.0,
-    half_width: float = 0.3e-6,
-    references: tuple[np.ndarray, np.ndarray] | None = None,
-    g_ref: float = 8e-6,
-) -> SamplerNoise:
-    """Measure the read-to-read noise of programmed devices and fit ``σ(G) = a (G/1 µS)^b``.
-
-    Parameters
-    ----------
-    xb : Crossbar
-        The PCM array.
-    timer : BenchTimer
-        The station's timer.
-    cells : (rows, cols)
-        Spare devices to use (at least 5 per level).
-    levels : sequence of float
-        Conductance levels to program, cycled over ``cells``, S.
-    n_reads : int
-        Reads per device.
-    interval : float
-        Spacing of the reads, s (that of the later sampling).
-    settle : float
-        Wait after programming before reading, s.
-    half_width : float
-        Write-verify window, S.
-    references : (rows, cols), optional
-        Two ``(k, n_cells)`` index arrays: the reference devices each cell is compared with
-        (:meth:`BinaryLayout.references_of`). They are programmed to ``g_ref`` with the cells
-        and read with them, and σ is then the spread of ``G − mean(references)``: the noise of
-        the comparison that sampling makes, reference noise included.
-    g_ref : float
-        Level of the reference devices, S.
-
-    Raises
-    ------
-    ValueError
-        For too few cells or reads, badly shaped references, or when no level gives a usable
-        spread.
-    """
-    rows, cols = (np.asarray(c, dtype=int).ravel() for c in cells)
-    levels = np.asarray(levels, dtype=float)
-    if rows.size != cols.size or rows.size < 5 * levels.size:
-        raise ValueError(f"need at least {5 * levels.size} calibration cells for {levels.size} levels, got {rows.size}")
-    if int(n_reads) != n_reads or n_reads < 4:
-        raise ValueError(f"n_reads must be an integer >= 4, got {n_reads!r}")
-    targets = np.full(xb.shape, np.nan)
-    lvl = levels[np.arange(rows.size) % levels.size]
-    if references is not None:
-        ref_r, ref_c = (np.asarray(a, dtype=int) for a in references)
-        if ref_r.ndim != 2 or ref_r.shape != ref_c.shape or ref_r.shape[1] != rows.size:
-            raise ValueError(f"references must be two (k, {rows.size}) index arrays, got shapes {ref_r.shape} and {ref_c.shape}")
-        if not (math.isfinite(g_ref) and g_ref > 0):
-            raise ValueError(f"g_ref must be a finite number > 0, got {g_ref!r}")
-        targets[ref_r, ref_c] = g_ref
-    targets[rows, cols] = lvl
-    res = write_verify_pcm(xb, targets, PCMWriteVerify(half_width=half_width, max_iterations=200))
-    timer.wait(settle)
-    ok = res.converged[rows, cols] & res.mask[rows, cols]
-    if references is None:
-        reads = _read_series(xb, timer, n_reads, interval, (rows, cols))
-    else:
-        flat = np.r_[rows * xb.shape[1] + cols, (ref_r * xb.shape[1] + ref_c).ravel()]
-        cells_read, where = np.unique(flat, return_inverse=True)  # a reference shared by many cells is read once
-        got = _read_series(xb, timer, n_reads, interval, (cells_read // xb.shape[1], cells_read % xb.shape[1]))[:, where]
-        refs = got[:, rows.size :].reshape((n_reads,) + ref_r.shape)
-        ref_ok = res.converged[ref_r, ref_c] & res.mask[ref_r, ref_c]  # as in sampling: working references only
-        n_ok = ref_ok.sum(axis=0)
-        reads = got[:, : rows.size] - (refs * ref_ok).sum(axis=1) / np.maximum(n_ok, 1)
-        ok &= n_ok > 0
-    sd = reads.std(axis=0, ddof=1)
-    meds = np.array([np.median(sd[ok & (lvl == g)]) if np.any(ok & (lvl == g)) else np.nan for g in levels])
-    good = np.isfinite(meds) & (meds > 0)
-    if good.sum() < 2:
-        raise ValueError("the sampler calibration found fewer than two levels with a measurable read spread")
-    b, log_a = np.polyfit(np.log(levels[good] / 1e-6), np.log(meds[good]), 1)
-    return SamplerNoise(float(np.exp(log_a)), float(b), float(interval), levels, meds)
 
 
 # --- deployment (the layout: labrram.nn.binary_layout) -------------------------------------------
@@ -400,9 +281,11 @@ class BinaryDeployment:
     last_read : float or None
         Timer time of the last sampling read, s.
     check : ndarray or None
-        The whole-array read right after programming (``settings.keep_unconverged``), S: where
-        the devices the write-verify gave up on ended (its last verify read may precede its
-        last pulse).
+        The whole-array read right after programming (``settings.keep_unconverged`` or
+        ``remap_inputs``), S: where the devices the write-verify gave up on ended (its last
+        verify read may precede its last pulse).
+    before_remap : dict or None
+        With ``settings.remap_inputs``: ``left_out`` (:meth:`summary`) after the first job.
     """
 
     net: BinaryBayesNetwork
@@ -414,6 +297,7 @@ class BinaryDeployment:
     reference_means: list[float] | None = None
     last_read: float | None = None
     check: np.ndarray | None = None
+    before_remap: dict | None = None
     _ok: list[np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def converged(self) -> np.ndarray:
@@ -565,8 +449,9 @@ class BinaryDeployment:
         return [self.noise.targets(s.g_ref, lambda_to_z(lam, s.z_max)) for lam in self.net.lambdas]
 
     def summary(self) -> dict[str, Any]:
-        """Devices, write-verify convergence (``left_out``: weights not sampled, :meth:`ok`) and
-        the sampler's measured noise law."""
+        """Devices, write-verify convergence (``left_out``: weights not sampled, :meth:`ok`), the
+        inputs the fault-aware order moved (``remapped_inputs``, ``before_remap``) and the
+        sampler's measured noise law."""
         out = self.result.summary()
         refs = int(self.layout.reference_mask().sum()) if self.settings.reference != "digital" else 0
         return {
@@ -578,6 +463,8 @@ class BinaryDeployment:
             "converged_fraction": out["converged_fraction"],
             "attempts": self.settings.attempts,
             "left_out": int(sum(int((~ok).sum()) for ok in self.ok())),
+            "remapped_inputs": int(sum((self.layout.order(l) != np.arange(n)).sum() for l, (n, _) in enumerate(self.layout.shapes))),
+            "before_remap": self.before_remap,
             "sigma_a": self.noise.a,
             "sigma_b": self.noise.b,
             "g_ref": self.settings.g_ref,
@@ -629,10 +516,33 @@ def deploy_binary(
         raise ValueError(f"targets span {finite.min():.3g}–{finite.max():.3g} S, outside the write-verify range {lo}–{hi} S: lower z_max or move g_ref")
     dep.result = write_verify_pcm(xb, targets, wv)
     dep.t_programmed = float(timer.now())
-    if settings.keep_unconverged:  # where the devices it gave up on ended, and their references with them
+    if settings.keep_unconverged or settings.remap_inputs:  # where the devices it gave up on ended, and their references with them
         dep.check = np.asarray(xb.read(), dtype=float)
+    if settings.remap_inputs:
+        dep = _remap_inputs(xb, timer, dep, wv)
     dep.reference()
     return dep
+
+
+def _remap_inputs(xb: Crossbar, timer, dep: BinaryDeployment, wv: PCMWriteVerify) -> BinaryDeployment:
+    """``dep`` with every layer's inputs in the order its off-target devices serve best
+    (:func:`~labrram.mapping.binary_fault_order`), the devices whose target changed programmed
+    again and read again."""
+    orders = []
+    for l, (lam, mu, done) in enumerate(zip(dep.net.lambdas, dep.realized_means(dep.check), dep.programmed())):
+        slot = dep.layout.order(l)  # the layer's matrices by row slot: slot p holds row slot[p]
+        orders.append(binary_fault_order(np.tanh(lam), mu[slot], ~done[slot]))
+    moved = replace(dep, layout=dep.layout.with_orders(orders), before_remap={"left_out": dep.summary()["left_out"]})
+    targets = dep.targets()
+    old, new = dep.layout.place(targets), moved.layout.place(targets)
+    with np.errstate(invalid="ignore"):
+        again = np.where(new != old, new, np.nan)  # rows swapped between equal targets stay as they are
+    if np.isnan(again).all():
+        return moved
+    moved.result = dep.result.followed_by(write_verify_pcm(xb, again, wv))
+    moved.t_programmed = float(timer.now())
+    moved.check = np.asarray(xb.read(), dtype=float)
+    return moved
 
 
 VARIANTS = ("corrected", "uncorrected", "uncompensated")

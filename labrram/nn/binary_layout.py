@@ -19,7 +19,7 @@ columns), each laid on a rectangle of the array. Two ways to lay a network:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -57,6 +57,11 @@ class BinaryLayout:
         Tile shape of a tiled layout (None: :meth:`pack`).
     ref_rows : int
         Reference devices per tile column (the last rows of each tile); 0: none.
+    orders : tuple
+        Per layer, which row of the layer's matrix each of its row slots carries (``order[p]``:
+        the input on slot ``p``), or None for the matrix's own order; empty: every layer in
+        its own order (:meth:`with_orders`). The pieces say where the slots sit;
+        :meth:`layer` and :meth:`place` speak the matrix's order.
     """
 
     shape: tuple[int, int]
@@ -64,6 +69,7 @@ class BinaryLayout:
     pieces: list[Piece]
     tile: tuple[int, int] | None = None
     ref_rows: int = 0
+    orders: tuple[tuple[int, ...] | None, ...] = ()
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
@@ -126,6 +132,35 @@ class BinaryLayout:
             pieces.append(Piece(l, r0, c0, h, w, origin[k][0] + used, origin[k][1] + col))
             spot[3] += h
         return cls((rows, cols), [(int(a), int(b)) for a, b in shapes], pieces, (tr, tc), ref_rows)
+
+    def with_orders(self, orders: Sequence[Sequence[int] | None]) -> "BinaryLayout":
+        """This layout with layer ``l``'s row slot ``p`` carrying row ``orders[l][p]`` of its
+        matrix (None: the matrix's own order). The input vector of the layer is routed to
+        the rows in that order; the devices stay where the pieces put them.
+
+        Raises
+        ------
+        ValueError
+            If there is not one entry per layer, or an order is not a permutation of the
+            layer's rows.
+        """
+        if len(orders) != len(self.shapes):
+            raise ValueError(f"orders names {len(orders)} layers, the layout holds {len(self.shapes)}")
+        out: list[tuple[int, ...] | None] = []
+        for l, (o, (n_in, _)) in enumerate(zip(orders, self.shapes)):
+            if o is None:
+                out.append(None)
+                continue
+            a = np.asarray(o)
+            if a.shape != (n_in,) or a.dtype.kind not in "iu" or not np.array_equal(np.sort(a), np.arange(n_in)):
+                raise ValueError(f"the order of layer {l} must be a permutation of its {n_in} rows, got {a.dtype} {a.shape}")
+            out.append(None if np.array_equal(a, np.arange(n_in)) else tuple(int(x) for x in a))
+        return replace(self, orders=tuple(out) if any(o is not None for o in out) else ())
+
+    def order(self, l: int) -> np.ndarray:
+        """Layer ``l``'s row order (:attr:`orders`): ``order[p]`` is the matrix row on slot ``p``."""
+        o = self.orders[l] if self.orders else None
+        return np.arange(self.shapes[l][0]) if o is None else np.asarray(o, dtype=np.int64)
 
     # --- reading and writing maps ----------------------------------------------------------------
     @property
@@ -218,19 +253,26 @@ class BinaryLayout:
         return full.reshape(g.shape)
 
     def layer(self, a: np.ndarray, l: int) -> np.ndarray:
-        """Layer ``l``'s ``(n_in, n_out)`` matrix gathered from a whole-array map ``a``
-        (``(..., rows, cols)``)."""
+        """Layer ``l``'s ``(n_in, n_out)`` matrix, in the matrix's row order (:attr:`orders`),
+        gathered from a whole-array map ``a`` (``(..., rows, cols)``)."""
         a = np.asarray(a)
         out = np.empty(a.shape[:-2] + self.shapes[l], dtype=a.dtype)
         for p in self.pieces:
             if p.layer == l:
                 out[..., p.row0 : p.row0 + p.n_rows, p.col0 : p.col0 + p.n_cols] = a[..., p.arow : p.arow + p.n_rows, p.acol : p.acol + p.n_cols]
-        return out
+        if not (self.orders and self.orders[l] is not None):
+            return out
+        rows = np.empty_like(out)
+        rows[..., self.order(l), :] = out  # slot p holds matrix row order[p]
+        return rows
 
     def place(self, per_layer: Sequence[np.ndarray], fill: float = np.nan) -> np.ndarray:
-        """A whole-array map holding ``per_layer[l]`` (``(n_in, n_out)``) on layer ``l``'s devices."""
+        """A whole-array map holding ``per_layer[l]`` (``(n_in, n_out)``, in the matrix's row
+        order) on layer ``l``'s devices, each row on the slot that carries it (:attr:`orders`)."""
         out = np.full(self.shape, fill, dtype=float)
         for p in self.pieces:
             v = np.broadcast_to(np.asarray(per_layer[p.layer], dtype=float), self.shapes[p.layer])
+            if self.orders and self.orders[p.layer] is not None:
+                v = v[self.order(p.layer)]  # slot s carries matrix row order[s]
             out[p.arow : p.arow + p.n_rows, p.acol : p.acol + p.n_cols] = v[p.row0 : p.row0 + p.n_rows, p.col0 : p.col0 + p.n_cols]
         return out

@@ -350,3 +350,46 @@ def test_fit_logit_map_recovers_a_mixing_of_the_logits_and_stays_near_identity_w
         fit_logit_map(hw, sw, ridge=-1.0)
     with pytest.raises(ValueError, match="NaN or infinite"):
         fit_logit_map(np.where(hw > 5, np.nan, hw), sw)
+
+
+def test_remapping_inputs_puts_stuck_devices_under_weights_they_serve():
+    """32 devices stuck SET from the start sit in rows 0–3, under uncertain weights (left out);
+    rows 20–23 hold confident +1 weights in the same columns. With ``remap_inputs`` the
+    deployment routes those inputs to the stuck rows, programs the moved devices again, and
+    reads everything back in the network's order."""
+    from labrram.nn.drift import BatchNorm
+
+    lam = np.random.default_rng(2).normal(0, 1.5, (24, 32))
+    lam[0:4, 0:8] = 0.05
+    lam[20:24, 0:8] = 8.0
+    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
+    stuck = [[r, c] for r in range(4) for c in range(8)]
+    out = {}
+    for remap in (False, True):
+        sim.configure_bench("b2imc-remap", seed=8, kind="pcm", rows=32, cols=32)
+        station = load_station().with_simulation(bench="b2imc-remap", seed=8, kind="pcm", rows=32, cols=32,
+                                                 faults={"stuck": {"at": 1, "cells": stuck, "state": "lrs"}})  # fmt: skip
+        with station.connect() as st:
+            xb, timer = st.crossbar, st.timer
+            lay = BinaryLayout.pack(net.sizes, tuple(xb.shape))
+            noise = SamplerNoise(0.25e-6, 0.35, interval=1.0)
+            dep = deploy_binary(xb, timer, net, noise, SamplerSettings(attempts=2, remap_inputs=remap), lay)
+            means = np.mean([w[0] for w in dep.sample(xb, timer, 40)], axis=0)
+            out[remap] = dep, dep.summary(), means
+    (plain, s0, m0), (moved, s1, m1) = out[False], out[True]
+    assert s0["left_out"] >= 32 and s0["remapped_inputs"] == 0 and s0["before_remap"] is None
+    assert s1["before_remap"] == {"left_out": s0["left_out"]}  # the same chip, the same first job
+    assert s1["left_out"] <= s0["left_out"] - 30 and s1["remapped_inputs"] >= 8
+    order = moved.layout.order(0)
+    assert set(order[:4]) == {20, 21, 22, 23}  # the confident rows now sit on the stuck devices
+    ok = moved.ok()[0]
+    assert ok[20:24, 0:8].all()  # read back in the network's order: rows 20–23 sampled, as +1
+    assert np.all(m1[20:24, 0:8] == 1.0) and np.all(m1[~ok] == 0.0)
+    confident = ok & (np.abs(lam) > 3)
+    assert np.mean(np.sign(m1[confident]) == np.sign(lam[confident])) > 0.98
+    # only the devices whose target changed were programmed again: the rows that kept their input
+    # keep the first job's outcome
+    kept = np.flatnonzero(order == np.arange(24))
+    assert kept.size > 0
+    np.testing.assert_array_equal(moved.result.achieved[kept, :32], plain.result.achieved[kept, :32])
+    assert moved.result.pulses.sum() > plain.result.pulses.sum()

@@ -125,6 +125,26 @@ def test_tile_grid_lays_every_weight_once_outside_the_reference_rows():
     assert not np.any(w[r, c]) and not np.any(lay.reference_mask()[r, c]) and c[0] == 511
 
 
+def test_a_row_order_routes_each_matrix_row_to_its_slot_across_pieces():
+    shapes = [(200, 30), (30, 10)]  # layer 0 is cut into two row pieces in two tiles
+    lay = BinaryLayout.tile_grid(shapes, (128, 256), (128, 128), ref_rows=8)
+    per = [np.arange(6000.0).reshape(200, 30), -1.0 - np.arange(300.0).reshape(30, 10)]
+    order = np.random.default_rng(0).permutation(200)
+    moved = lay.with_orders([order, None])
+    full = moved.place(per)
+    assert np.array_equal(moved.layer(full, 0), per[0]) and np.array_equal(moved.layer(full, 1), per[1])
+    assert np.array_equal(lay.layer(full, 0), per[0][order])  # slot p holds row order[p]
+    assert np.array_equal(moved.order(0), order) and np.array_equal(moved.order(1), np.arange(30))
+    assert np.array_equal(moved.layer(full[None].repeat(3, 0), 0)[2], per[0])  # leading axes (reads)
+    assert lay.with_orders([np.arange(200), None]) == lay and lay.with_orders([order, None]) == moved
+    with pytest.raises(ValueError, match="names 1 layers"):
+        lay.with_orders([order])
+    with pytest.raises(ValueError, match="layer 0 must be a permutation of its 200 rows"):
+        lay.with_orders([np.zeros(200, int), None])
+    with pytest.raises(ValueError, match="layer 1 must be a permutation"):
+        lay.with_orders([None, np.arange(30.0)])
+
+
 def test_tile_grid_refuses_what_does_not_fit():
     with pytest.raises(ValueError, match="whole number"):
         BinaryLayout.tile_grid([(10, 10)], (100, 128))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from labrram.calibration.files import default_calibration
-from labrram.mapping import BitSlicedMapping, DifferentialMapping, fault_aware_order, lost_pairs
+from labrram.mapping import BitSlicedMapping, DifferentialMapping, binary_fault_order, fault_aware_order, least_cost_order, lost_pairs
 from labrram.nn.drift import BatchNorm, DeploySettings, Network, deploy_pcm
 from labrram.protocols.results import ProgramResult
 from labrram.station import load_station
@@ -264,3 +264,65 @@ def test_copies_are_remapped_each_given_the_others():
     assert not healthy[0, a, j] and not healthy[1, b, j]  # each copy lost one pair...
     assert dep.summary()["faulty_weights"] == 0 and dep.lost_weight() == 0.0  # ...and no weight
     assert not dep.orders
+
+
+# --- one device per ±1 weight (Bayes2IMC) -------------------------------------------------------
+def test_least_cost_order_keeps_the_programmed_order_unless_a_move_saves():
+    assert np.array_equal(least_cost_order(np.zeros((4, 4))), np.arange(4))
+    cost = np.zeros((3, 3))
+    cost[0, 0] = 1.0  # input 0 on slot 0 costs; anywhere else nothing
+    order = least_cost_order(cost)
+    assert order[0] != 0 and sorted(order) == [0, 1, 2]
+    for bad, match in [(np.zeros((2, 3)), "square"), (np.full((2, 2), np.nan), "finite"), (-np.ones((2, 2)), ">= 0")]:
+        with pytest.raises(ValueError, match=match):
+            least_cost_order(bad)
+
+
+def _binary_cost(m, mu, off, order) -> float:
+    """Total cost of ``order`` by the rule binary_fault_order documents (brute-force reference)."""
+    total = 0.0
+    for p, i in enumerate(order):
+        for j in range(m.shape[1]):
+            if off[p, j]:
+                w, u = m[i, j], mu[p, j]
+                total += abs(w - u) + abs(w * w - u * u) if abs(w - u) < abs(w) else abs(w) + 1 - w * w
+    return total
+
+
+def test_binary_fault_order_puts_stuck_devices_under_confident_weights_of_their_sign():
+    m = np.array([[0.0, 0.1], [0.99, -0.2], [-0.99, 0.3], [0.5, 0.5]])
+    mu = np.zeros_like(m)
+    off = np.zeros(m.shape, bool)
+    assert np.array_equal(binary_fault_order(m, mu, off), np.arange(4))  # nothing off target
+    off[0, 0], mu[0, 0] = True, 1.0  # slot 0's first device stuck high: row 1 (+0.99) serves it
+    off[3, 0], mu[3, 0] = True, -1.0  # slot 3's stuck low: row 2 (−0.99) serves it
+    order = binary_fault_order(m, mu, off)
+    assert order[0] == 1 and order[3] == 2
+    # the cost of the uncertain row 0 on a stuck device is its whole variance, not its mean error
+    # of 0: a mean-only cost would have kept it there
+    assert _binary_cost(m, mu, off, order) == pytest.approx(min(_binary_cost(m, mu, off, p) for p in itertools.permutations(range(4))))
+    assert _binary_cost(m, mu, off, order) < 0.1 < _binary_cost(m, mu, off, range(4))
+    off2 = off.copy()
+    off2[1, 1], mu[1, 1] = True, np.nan  # a device that cannot be sampled: left out whatever it carries
+    assert sorted(binary_fault_order(m, mu, off2)) == [0, 1, 2, 3]
+
+
+def test_binary_fault_order_matches_brute_force_on_random_layers():
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        m = np.tanh(rng.normal(0, 2, (5, 3)))
+        mu = rng.choice([-1.0, 1.0, 0.3], size=m.shape)
+        off = rng.random(m.shape) < 0.3
+        order = binary_fault_order(m, mu, off)
+        best = min(_binary_cost(m, mu, off, p) for p in itertools.permutations(range(5)))
+        assert _binary_cost(m, mu, off, order) == pytest.approx(best, abs=1e-6)
+
+
+def test_binary_fault_order_names_bad_input():
+    m = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="in \\[-1, 1\\]"):
+        binary_fault_order(m + 2, m, m.astype(bool))
+    with pytest.raises(ValueError, match="off boolean"):
+        binary_fault_order(m, m, m)
+    with pytest.raises(ValueError, match="shape"):
+        binary_fault_order(m, np.zeros((2, 2)), m.astype(bool))
