@@ -21,7 +21,8 @@ Software: the same posteriors sampled by a random-number generator, 32 networks 
 Each configuration writes docs/bench/bayes2imc_fmnist_<config>.md (``_column`` with the column
 reference; ``_reads<N>`` with ``LABRRAM_B2IMC_READS=N`` verify reads averaged by the
 write-verify; ``_attempts<N>`` with ``LABRRAM_B2IMC_ATTEMPTS=N`` full write-verify attempts per
-device).
+device; ``_remap`` with ``LABRRAM_B2IMC_REMAP=1``: each layer's inputs routed to the rows whose
+off-target devices serve them best, the moved devices programmed again).
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ READS = env_int("LABRRAM_B2IMC_READS", 1)
 #: first attempt leaves out of its window starts its ladders again; more than one writes its own
 #: page, ``..._attempts<N>.md``
 ATTEMPTS = env_int("LABRRAM_B2IMC_ATTEMPTS", 1)
+#: ``LABRRAM_B2IMC_REMAP=1``: fault-aware input order after the write-verify
+#: (``SamplerSettings(remap_inputs=True)``), its own page ``..._remap.md``
+REMAP = env_int("LABRRAM_B2IMC_REMAP", 0)
+if REMAP not in (0, 1):
+    raise SystemExit(f"LABRRAM_B2IMC_REMAP must be 0 or 1, got {REMAP}")
 LABELS = {
     "corrected": "reference devices + logit correction",
     "uncorrected": "reference devices, no correction",
@@ -123,7 +129,7 @@ def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dic
     shape = (TILE[0], TILE[1] * TILES)
     kw = dict(seed=seed, kind="pcm", rows=shape[0], cols=shape[1])
     sim.configure_bench("bayes2imc-fmnist", **kw)
-    settings = SamplerSettings(reference=REFERENCE, reads=READS, attempts=ATTEMPTS)
+    settings = SamplerSettings(reference=REFERENCE, reads=READS, attempts=ATTEMPTS, remap_inputs=bool(REMAP))
     with load_station().with_simulation(bench="bayes2imc-fmnist", **kw).connect() as st:
         xb, timer = st.crossbar, st.timer
         layout = BinaryLayout.tile_grid(net.shapes, tuple(xb.shape), TILE, REF_ROWS)
@@ -174,7 +180,8 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         f"Fashion-MNIST binary Bayesian CNN ({name} training), test accuracy % on {n_test} test images "
         f"(mean [min, max] over {n_dep} deployments; {M} sampled networks each, {M_FIXED} for the fixed reference); "
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of the devices"
-        + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each"),
+        + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each")
+        + ("; inputs remapped around the devices left off target" if REMAP else ""),
         header,
         tabs["accuracy"],
     )
@@ -204,23 +211,32 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
     t_cal = [r["t_calibrate"] for r in results]
     infer = M * max(r0["t_read"], SamplerSettings().interval)
     rows = [
-        ["chip", f"one {r0['array_shape'][0]}×{r0['array_shape'][1]} PCM array = {TILES} tiles of {TILE[0]}×{TILE[1]}, programmed in one write-verify job"],
+        ["chip", f"one {r0['array_shape'][0]}×{r0['array_shape'][1]} PCM array = {TILES} tiles of {TILE[0]}×{TILE[1]}, programmed in one write-verify job" + (", then the devices of the moved inputs in a second" if REMAP else "")],
         ["tiles holding weights", str(r0["tiles"])],
         ["weights (one device each)", f"{r0['weight_devices']:,}"],
         ["reference devices", f"{r0['reference_devices']:,} ({REF_ROWS} rows per tile at G_ref = {r0['g_ref'] * 1e6:.0f} µS; each weight compared with those of its {REFERENCE})"],
         ["devices programmed for the network", f"{r0['devices']:,}"],
         ["weights left out of sampling (the write-verify gave up on the device, and a read right after programming finds it farther from the weight's mean than a 0 would be)",
          f"{np.mean(left):.0f} [{min(left)}, {max(left)}] per chip"],
+    ]
+    if REMAP:
+        before = [r["before_remap"]["left_out"] for r in results]
+        moved = [r["remapped_inputs"] for r in results]
+        rows += [
+            ["weights left out before the inputs were remapped", f"{np.mean(before):.0f} [{min(before)}, {max(before)}] per chip"],
+            ["inputs moved to another row (their devices programmed again)", f"{np.mean(moved):.0f} [{min(moved)}, {max(moved)}] of {sum(n for n, _ in net.shapes):,} per chip"],
+        ]
+    rows += [
         ["spare devices for the sampler calibration", f"{r0['spares']:,} (compared with the same reference devices)"],
         ["projected bench time: sampler calibration", f"{_s(float(np.mean(t_cal)))} (mean over chips)"],
-        ["projected bench time: programming (write-verify)", f"{_s(float(np.mean(t_prog)))} [{_s(min(t_prog))}, {_s(max(t_prog))}]"],
+        ["projected bench time: programming (write-verify" + (", both jobs" if REMAP else "") + ")", f"{_s(float(np.mean(t_prog)))} [{_s(min(t_prog))}, {_s(max(t_prog))}]"],
         ["projected bench time: one sampled network (one whole-array read)", f"{r0['t_read'] * 1e3:.1f} ms (reads spaced {SamplerSettings().interval:g} s apart)"],
         ["projected bench time: one inference of M networks", f"{_s(infer)}"],
         ["training", f"{n_train:,} images, 1 CPU thread" + (f", {t_train:.0f} s" if not cached else " (cached network)")],
         ["sampler noise measured (comparison G − references)", f"σ(G) = a (G/1 µS)^b, a = {np.mean([r['sigma_a'] for r in results]) * 1e6:.3f} µS, b = {np.mean([r['sigma_b'] for r in results]):.2f} (mean over chips)"],
     ]
     add("arrays, devices and projected bench time (virtual clock of the simulated bench)", ["", ""], rows)
-    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}.md", sections)
+    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}.md", sections)
 
 
 def main() -> None:
