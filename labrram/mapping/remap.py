@@ -196,7 +196,8 @@ def binary_fault_order(means: Any, realized: Any, off: Any) -> np.ndarray:
     -------
     ndarray of int, (n_in,)
         ``order[p]``: the row of ``means`` that slot ``p`` should carry (the identity when no
-        move helps).
+        move lowers the cost; pass ``means`` in the order programmed, so that the identity
+        keeps it). The cost counts the devices off target, not the reprogramming a move needs.
     """
     m = np.asarray(means, dtype=float)
     mu = np.asarray(realized, dtype=float)
@@ -205,6 +206,8 @@ def binary_fault_order(means: Any, realized: Any, off: Any) -> np.ndarray:
         raise ValueError(f"means must be a (n_in, n_out) matrix of mean weights in [-1, 1], got shape {m.shape}")
     if mu.shape != m.shape or off.shape != m.shape or off.dtype != bool:
         raise ValueError(f"realized and off must have the means' shape {m.shape} (off boolean), got {mu.shape} and {off.dtype} {off.shape}")
+    if np.any(np.abs(mu[~np.isnan(mu)]) > 1.0):
+        raise ValueError("realized must hold mean weights in [-1, 1] (NaN: a device that cannot be sampled)")
     slots, cols = np.nonzero(off)
     if slots.size == 0:
         return np.arange(m.shape[0])

@@ -153,6 +153,9 @@ class SamplerSettings:
         (:func:`labrram.mapping.binary_fault_order`: a device stuck high or low under a
         confident weight of its sign, not under an uncertain one), and program again the
         devices whose target changed, in a second job (:class:`BinaryLayout` ``orders``).
+        A layout that already has orders keeps them where no move lowers the cost. The cost
+        counts the devices off target, not the reprogramming: every moved row's devices are
+        programmed again. Needs ``keep_unconverged`` (the devices off target are used).
     """
 
     g_ref: float = 8e-6
@@ -176,6 +179,8 @@ class SamplerSettings:
         for name in ("keep_unconverged", "remap_inputs"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.remap_inputs and not self.keep_unconverged:
+            raise ValueError("remap_inputs=True needs keep_unconverged=True: the remap puts weights on the devices off target that serve them, and keep_unconverged=False leaves every such device out")
         self.write_verify()  # refuses a bad ``reads`` or ``attempts``
 
     def write_verify(self, max_iterations: int = 200) -> PCMWriteVerify:
@@ -286,6 +291,8 @@ class BinaryDeployment:
         verify read may precede its last pulse).
     before_remap : dict or None
         With ``settings.remap_inputs``: ``left_out`` (:meth:`summary`) after the first job.
+    remapped_inputs : int
+        Row slots whose input the remap changed (``settings.remap_inputs``), over all layers.
     """
 
     net: BinaryBayesNetwork
@@ -298,6 +305,7 @@ class BinaryDeployment:
     last_read: float | None = None
     check: np.ndarray | None = None
     before_remap: dict | None = None
+    remapped_inputs: int = 0
     _ok: list[np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def converged(self) -> np.ndarray:
@@ -463,7 +471,7 @@ class BinaryDeployment:
             "converged_fraction": out["converged_fraction"],
             "attempts": self.settings.attempts,
             "left_out": int(sum(int((~ok).sum()) for ok in self.ok())),
-            "remapped_inputs": int(sum((self.layout.order(l) != np.arange(n)).sum() for l, (n, _) in enumerate(self.layout.shapes))),
+            "remapped_inputs": self.remapped_inputs,
             "before_remap": self.before_remap,
             "sigma_a": self.noise.a,
             "sigma_b": self.noise.b,
@@ -528,11 +536,14 @@ def _remap_inputs(xb: Crossbar, timer, dep: BinaryDeployment, wv: PCMWriteVerify
     """``dep`` with every layer's inputs in the order its off-target devices serve best
     (:func:`~labrram.mapping.binary_fault_order`), the devices whose target changed programmed
     again and read again."""
-    orders = []
+    orders, n_moved = [], 0
     for l, (lam, mu, done) in enumerate(zip(dep.net.lambdas, dep.realized_means(dep.check), dep.programmed())):
-        slot = dep.layout.order(l)  # the layer's matrices by row slot: slot p holds row slot[p]
-        orders.append(binary_fault_order(np.tanh(lam), mu[slot], ~done[slot]))
-    moved = replace(dep, layout=dep.layout.with_orders(orders), before_remap={"left_out": dep.summary()["left_out"]})
+        slot = dep.layout.order(l)  # by row slot, as programmed: slot p holds matrix row slot[p]
+        moves = binary_fault_order(np.tanh(lam)[slot], mu[slot], ~done[slot])  # identity: keep the order programmed
+        orders.append(slot[moves])
+        n_moved += int((moves != np.arange(moves.size)).sum())
+    before = {"left_out": dep.summary()["left_out"]}
+    moved = replace(dep, layout=dep.layout.with_orders(orders), before_remap=before, remapped_inputs=n_moved)
     targets = dep.targets()
     old, new = dep.layout.place(targets), moved.layout.place(targets)
     with np.errstate(invalid="ignore"):

@@ -71,6 +71,11 @@ class BinaryLayout:
     ref_rows: int = 0
     orders: tuple[tuple[int, ...] | None, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.orders:
+            checked = self._checked_orders(self.orders)
+            object.__setattr__(self, "orders", tuple(checked) if any(o is not None for o in checked) else ())
+
     # --- construction --------------------------------------------------------------------------
     @classmethod
     def pack(cls, sizes: Sequence[int], shape: tuple[int, int], col0: int = 0) -> "BinaryLayout":
@@ -144,6 +149,11 @@ class BinaryLayout:
             If there is not one entry per layer, or an order is not a permutation of the
             layer's rows.
         """
+        return replace(self, orders=tuple(self._checked_orders(orders)))
+
+    def _checked_orders(self, orders: Sequence[Sequence[int] | None]) -> list[tuple[int, ...] | None]:
+        """``orders`` as tuples (None for a layer in its own order); ValueError naming the
+        layer whose order is not a permutation of its rows."""
         if len(orders) != len(self.shapes):
             raise ValueError(f"orders names {len(orders)} layers, the layout holds {len(self.shapes)}")
         out: list[tuple[int, ...] | None] = []
@@ -155,7 +165,7 @@ class BinaryLayout:
             if a.shape != (n_in,) or a.dtype.kind not in "iu" or not np.array_equal(np.sort(a), np.arange(n_in)):
                 raise ValueError(f"the order of layer {l} must be a permutation of its {n_in} rows, got {a.dtype} {a.shape}")
             out.append(None if np.array_equal(a, np.arange(n_in)) else tuple(int(x) for x in a))
-        return replace(self, orders=tuple(out) if any(o is not None for o in out) else ())
+        return out
 
     def order(self, l: int) -> np.ndarray:
         """Layer ``l``'s row order (:attr:`orders`): ``order[p]`` is the matrix row on slot ``p``."""

@@ -303,6 +303,10 @@ def test_bad_deployment_requests_are_refused_before_programming(iris_net):
         assert SamplerSettings(reads=4).write_verify().reads == 4
         with pytest.raises(ValueError, match="attempts"):
             SamplerSettings(attempts=0)
+        with pytest.raises(ValueError, match="remap_inputs=True needs keep_unconverged=True"):
+            SamplerSettings(remap_inputs=True, keep_unconverged=False)
+        with pytest.raises(ValueError, match="remap_inputs must be True or False"):
+            SamplerSettings(remap_inputs=1)
         assert SamplerSettings(attempts=2).write_verify().attempts == 2
 
 
@@ -352,6 +356,24 @@ def test_fit_logit_map_recovers_a_mixing_of_the_logits_and_stays_near_identity_w
         fit_logit_map(np.where(hw > 5, np.nan, hw), sw)
 
 
+def _deploy_stuck(net, remap: bool, order=None):
+    """``net`` deployed on a 32×32 chip whose devices in rows 0–3, columns 0–7 are stuck SET from
+    the start (``order``: the first layer's rows in that order on the layout given)."""
+    stuck = [[r, c] for r in range(4) for c in range(8)]
+    sim.configure_bench("b2imc-remap", seed=8, kind="pcm", rows=32, cols=32)
+    station = load_station().with_simulation(bench="b2imc-remap", seed=8, kind="pcm", rows=32, cols=32,
+                                             faults={"stuck": {"at": 1, "cells": stuck, "state": "lrs"}})  # fmt: skip
+    with station.connect() as st:
+        xb, timer = st.crossbar, st.timer
+        lay = BinaryLayout.pack(net.sizes, tuple(xb.shape))
+        if order is not None:
+            lay = lay.with_orders([order])
+        noise = SamplerNoise(0.25e-6, 0.35, interval=1.0)
+        dep = deploy_binary(xb, timer, net, noise, SamplerSettings(attempts=2, remap_inputs=remap), lay)
+        means = np.mean([w[0] for w in dep.sample(xb, timer, 40)], axis=0)
+        return dep, dep.summary(), means
+
+
 def test_remapping_inputs_puts_stuck_devices_under_weights_they_serve():
     """32 devices stuck SET from the start sit in rows 0–3, under uncertain weights (left out);
     rows 20–23 hold confident +1 weights in the same columns. With ``remap_inputs`` the
@@ -363,19 +385,7 @@ def test_remapping_inputs_puts_stuck_devices_under_weights_they_serve():
     lam[0:4, 0:8] = 0.05
     lam[20:24, 0:8] = 8.0
     net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
-    stuck = [[r, c] for r in range(4) for c in range(8)]
-    out = {}
-    for remap in (False, True):
-        sim.configure_bench("b2imc-remap", seed=8, kind="pcm", rows=32, cols=32)
-        station = load_station().with_simulation(bench="b2imc-remap", seed=8, kind="pcm", rows=32, cols=32,
-                                                 faults={"stuck": {"at": 1, "cells": stuck, "state": "lrs"}})  # fmt: skip
-        with station.connect() as st:
-            xb, timer = st.crossbar, st.timer
-            lay = BinaryLayout.pack(net.sizes, tuple(xb.shape))
-            noise = SamplerNoise(0.25e-6, 0.35, interval=1.0)
-            dep = deploy_binary(xb, timer, net, noise, SamplerSettings(attempts=2, remap_inputs=remap), lay)
-            means = np.mean([w[0] for w in dep.sample(xb, timer, 40)], axis=0)
-            out[remap] = dep, dep.summary(), means
+    out = {remap: _deploy_stuck(net, remap) for remap in (False, True)}
     (plain, s0, m0), (moved, s1, m1) = out[False], out[True]
     assert s0["left_out"] >= 32 and s0["remapped_inputs"] == 0 and s0["before_remap"] is None
     assert s1["before_remap"] == {"left_out": s0["left_out"]}  # the same chip, the same first job
@@ -393,3 +403,40 @@ def test_remapping_inputs_puts_stuck_devices_under_weights_they_serve():
     assert kept.size > 0
     np.testing.assert_array_equal(moved.result.achieved[kept, :32], plain.result.achieved[kept, :32])
     assert moved.result.pulses.sum() > plain.result.pulses.sum()
+
+
+def test_remapping_keeps_the_order_a_layout_already_has_where_no_move_helps():
+    """A layout handed in with its own row order (rows 4–19 reversed): the remap moves only what
+    serves the stuck devices, counts only those moves, and programs only their rows again."""
+    from labrram.nn.drift import BatchNorm
+
+    lam = np.random.default_rng(2).normal(0, 1.5, (24, 32))
+    lam[0:4, 0:8] = 0.05
+    lam[20:24, 0:8] = 8.0
+    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
+    given = np.r_[0:4, 19:3:-1, 20:24]
+    plain, s0, _ = _deploy_stuck(net, False, given)
+    moved, s1, m1 = _deploy_stuck(net, True, given)
+    final = moved.layout.order(0)
+    assert set(final[:4]) == {20, 21, 22, 23}
+    assert s1["remapped_inputs"] == int((final != given).sum()) < 24
+    kept = np.flatnonzero(final == given)
+    assert kept.size >= 24 - s1["remapped_inputs"] and np.any((kept >= 4) & (kept < 20))
+    np.testing.assert_array_equal(moved.result.achieved[kept, :32], plain.result.achieved[kept, :32])
+    assert np.array_equal(np.asarray(plain.layout.order(0)), given) and s0["remapped_inputs"] == 0
+    ok = moved.ok()[0]
+    assert ok[20:24, 0:8].all() and np.all(m1[20:24, 0:8] == 1.0)  # the network's order, as before
+
+
+def test_remapping_with_nothing_to_gain_programs_nothing_again():
+    """Every row alike: no order serves the devices off target better, so the remap moves nothing
+    and runs no second job."""
+    from labrram.nn.drift import BatchNorm
+
+    row = np.random.default_rng(3).normal(0, 1.5, 32)
+    net = BinaryBayesNetwork([np.tile(row, (24, 1))], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
+    (plain, s0, _), (moved, s1, _) = (_deploy_stuck(net, remap) for remap in (False, True))
+    assert s1["remapped_inputs"] == 0 and s1["before_remap"] == {"left_out": s0["left_out"]} and s0["left_out"] > 0
+    assert moved.layout == plain.layout
+    np.testing.assert_array_equal(moved.result.pulses, plain.result.pulses)
+    np.testing.assert_array_equal(moved.check, plain.check)  # the first read after programming, not a second

@@ -136,7 +136,10 @@ def test_a_row_order_routes_each_matrix_row_to_its_slot_across_pieces():
     assert np.array_equal(lay.layer(full, 0), per[0][order])  # slot p holds row order[p]
     assert np.array_equal(moved.order(0), order) and np.array_equal(moved.order(1), np.arange(30))
     assert np.array_equal(moved.layer(full[None].repeat(3, 0), 0)[2], per[0])  # leading axes (reads)
-    assert lay.with_orders([np.arange(200), None]) == lay and lay.with_orders([order, None]) == moved
+    assert lay.with_orders([np.arange(200), None]) == lay  # the identity is no order at all
+    assert BinaryLayout(lay.shape, lay.shapes, lay.pieces, lay.tile, lay.ref_rows, (tuple(order), None)) == moved
+    with pytest.raises(ValueError, match="layer 0 must be a permutation"):
+        BinaryLayout(lay.shape, lay.shapes, lay.pieces, lay.tile, lay.ref_rows, ((1, 2), None))
     with pytest.raises(ValueError, match="names 1 layers"):
         lay.with_orders([order])
     with pytest.raises(ValueError, match="layer 0 must be a permutation of its 200 rows"):

@@ -304,7 +304,9 @@ def test_binary_fault_order_puts_stuck_devices_under_confident_weights_of_their_
     assert _binary_cost(m, mu, off, order) < 0.1 < _binary_cost(m, mu, off, range(4))
     off2 = off.copy()
     off2[1, 1], mu[1, 1] = True, np.nan  # a device that cannot be sampled: left out whatever it carries
-    assert sorted(binary_fault_order(m, mu, off2)) == [0, 1, 2, 3]
+    order2 = binary_fault_order(m, mu, off2)
+    assert order2[0] == 1 and order2[3] == 2
+    assert _binary_cost(m, mu, off2, order2) == pytest.approx(min(_binary_cost(m, mu, off2, p) for p in itertools.permutations(range(4))))
 
 
 def test_binary_fault_order_matches_brute_force_on_random_layers():
@@ -326,3 +328,5 @@ def test_binary_fault_order_names_bad_input():
         binary_fault_order(m, m, m)
     with pytest.raises(ValueError, match="shape"):
         binary_fault_order(m, np.zeros((2, 2)), m.astype(bool))
+    with pytest.raises(ValueError, match="realized must hold mean weights"):
+        binary_fault_order(m, np.full((3, 2), np.inf), m.astype(bool))
