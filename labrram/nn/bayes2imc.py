@@ -53,7 +53,10 @@ Only measured quantities enter: the sampler calibration, write-verify reads and 
 reads. A device the write-verify could not bring into its window is sampled as it is when a
 whole-array read right after programming shows it realizes the weight's mean better than leaving
 it out (a confident weight's device stuck far on the right side of the reference still always
-gives the right sign); otherwise it is masked out (its weight reads as 0).
+gives the right sign); otherwise it is masked out (its weight reads as 0). With
+``SamplerSettings(remap_inputs=True)`` the layers' inputs are first routed to the rows whose
+devices off target serve them best (:func:`labrram.mapping.binary_fault_order`: a device stuck
+SET under a confident +1 weight), and the moved devices programmed again.
 """
 
 from __future__ import annotations
