@@ -1,7 +1,7 @@
 """Where the devices of a binary network sit on a PCM array: one device per weight, and the
 reference devices the weights are compared with.
 
-numpy only. A layer's ``(n_in, n_out)`` matrix is cut into *pieces* (a block of its rows and
+numpy, and :func:`labrram.mapping.differential.input_order` for row orders. A layer's ``(n_in, n_out)`` matrix is cut into *pieces* (a block of its rows and
 columns), each laid on a rectangle of the array. Two ways to lay a network:
 
 * :meth:`BinaryLayout.pack`: every layer whole, side by side from row 0 (a small network on one
@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
+
+from labrram.mapping.differential import input_order
 
 __all__ = ["BinaryLayout", "Piece"]
 
@@ -161,9 +163,10 @@ class BinaryLayout:
             if o is None:
                 out.append(None)
                 continue
-            a = np.asarray(o)
-            if a.shape != (n_in,) or a.dtype.kind not in "iu" or not np.array_equal(np.sort(a), np.arange(n_in)):
-                raise ValueError(f"the order of layer {l} must be a permutation of its {n_in} rows, got {a.dtype} {a.shape}")
+            try:
+                a = input_order(o, n_in)
+            except ValueError:
+                raise ValueError(f"the order of layer {l} must be a permutation of its {n_in} rows, got {np.asarray(o).dtype} {np.shape(o)}") from None
             out.append(None if np.array_equal(a, np.arange(n_in)) else tuple(int(x) for x in a))
         return out
 
