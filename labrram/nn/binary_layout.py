@@ -2,7 +2,8 @@
 reference devices the weights are compared with.
 
 numpy, and :func:`labrram.mapping.differential.input_order` for row orders. A layer's
-``(n_in, n_out)`` matrix is cut into *pieces* (a block of its rows and columns), each laid on a rectangle of the array. Two ways to lay a network:
+``(n_in, n_out)`` matrix is cut into *pieces* (a block of its rows and columns), each laid on
+a rectangle of the array. Two ways to lay a network:
 
 * :meth:`BinaryLayout.pack`: every layer whole, side by side from row 0 (a small network on one
   array, compared with a digital threshold);
