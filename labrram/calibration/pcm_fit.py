@@ -320,7 +320,9 @@ class PCMFit:
         """Per law (``"nu_mu"``, and ``"nu_sigma"`` with ``spread``): the levels' (x, y, weights,
         cap) and the fitted (slope, offset, floor); None when undetermined."""
         m = self.prior
-        ok = np.isfinite(lv["nu_mean"])
+        # a level whose devices all drift alike gives its mean slope no variance, hence no
+        # weight: such data (e.g. devices that never moved) cannot set a law
+        ok = np.isfinite(lv["nu_mean"]) & (lv["nu_mean_var"] > 0)
         if ok.sum() < 3:  # undetermined: the clipped laws have three parameters
             return None
         x = lv["x"][ok]
