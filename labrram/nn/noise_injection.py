@@ -11,6 +11,11 @@ weights are clipped at ``±clip_sigma · std(W)`` (2.0–2.5): a few outliers th
 ``W_max``, the conductance range is shared by the bulk of the weights and the noise, relative to
 it, stays small. Biases and batch norms are digital and get no noise.
 
+A batch norm in training mode normalizes each minibatch by its own statistics, computed with
+that minibatch's noisy weights: they absorb the shift the noise gives each output's mean, which
+inference, with fixed statistics, does not. ``NoiseSettings(frozen_norm_epochs=k)`` trains the
+last ``k`` epochs with the statistics fixed, so the loss sees that shift too.
+
 The network (:class:`NoisyMLP`) is ``Linear → BatchNorm → ReLU`` for hidden layers (no bias:
 the batch norm has one) and ``Linear`` with a bias for the output; :meth:`NoisyMLP.to_network`
 exports it as a numpy :class:`~labrram.nn.drift.Network` for the array. ``eta = 0`` and
@@ -157,6 +162,15 @@ class NoiseSettings:
     epochs, lr, batch_size, weight_decay : optimization (Adam, cosine-annealed learning rate).
     batch_norm : bool
         Batch norm after the hidden layers.
+    frozen_norm_epochs : int
+        The last ``frozen_norm_epochs`` epochs train with every batch norm normalizing by its
+        running statistics, no longer updated (its scale and shift still train). In the
+        earlier epochs a minibatch is normalized by its own statistics, computed with the
+        minibatch's noisy weights, so they absorb the shift the noise gives each output's mean
+        (a convolution whose kernel sum the noise changes responds to the input's brightness)
+        and the network never learns to bear it; at inference the statistics are fixed and
+        the shift passes. 0 (Joshi): never frozen. Needs ``batch_norm`` and fewer than
+        ``epochs``: the statistics are gathered before they are frozen.
     seed : int
         Seeds the initial weights, the minibatch order and the noise.
     num_threads : int or None
@@ -170,6 +184,7 @@ class NoiseSettings:
     batch_size: int = 32
     weight_decay: float = 1e-4
     batch_norm: bool = True
+    frozen_norm_epochs: int = 0
     seed: int = 0
     num_threads: int | None = 1
 
@@ -182,6 +197,10 @@ class NoiseSettings:
             raise ValueError(f"epochs must be >= 1 and batch_size >= 2 (batch norm), got {self.epochs!r}, {self.batch_size!r}")
         if not (math.isfinite(self.lr) and self.lr > 0) or not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr!r}, {self.weight_decay!r}")
+        if int(self.frozen_norm_epochs) != self.frozen_norm_epochs or not 0 <= self.frozen_norm_epochs < self.epochs:
+            raise ValueError(f"frozen_norm_epochs must be an integer in [0, epochs) = [0, {self.epochs}) (the batch norms gather their statistics first), got {self.frozen_norm_epochs!r}")
+        if self.frozen_norm_epochs and not self.batch_norm:
+            raise ValueError("frozen_norm_epochs freezes batch norms; it needs batch_norm=True")
 
     @classmethod
     def plain(cls, **changes) -> "NoiseSettings":
@@ -227,10 +246,13 @@ def train_noise_injection(X: np.ndarray, y: np.ndarray, sizes: Sequence[int], se
 def fit_noisy(model: Any, Xt: Any, yt: Any, s: NoiseSettings, gen: Any) -> list[dict]:
     """Train a network with weight noise in its forward pass (``model.clip_(sigmas)`` clips
     its weights): Adam with cosine annealing over ``s.epochs``, the weights clipped after
-    every step; ``model`` is left in eval mode. Returns the per-epoch ``epoch``, ``loss`` and
+    every step, the batch norms frozen for the last ``s.frozen_norm_epochs``; ``model`` is
+    left in eval mode. Returns the per-epoch ``epoch``, ``loss`` and
     ``train_acc`` (of the noisy forward passes). Shared by every network trained with noise
     injection (the MLP here, :mod:`labrram.nn.resnet`)."""
     model.clip_(s.clip_sigma)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(s.epochs))
-    return fit_classifier(model, Xt, yt, opt, s.epochs, s.batch_size, gen, scheduler=sched, after_step=lambda: model.clip_(s.clip_sigma), min_batch=2)
+    frozen = int(s.epochs - s.frozen_norm_epochs) if s.frozen_norm_epochs else None
+    return fit_classifier(model, Xt, yt, opt, s.epochs, s.batch_size, gen, scheduler=sched, after_step=lambda: model.clip_(s.clip_sigma), min_batch=2,
+                          frozen_norms_from=frozen)  # fmt: skip

@@ -160,11 +160,14 @@ def fit_classifier(
     scheduler: Any = None,
     after_step: Callable[[], None] | None = None,
     min_batch: int = 1,
+    frozen_norms_from: int | None = None,
 ) -> list[dict]:
     """Train a classifier on cross-entropy: ``epochs`` passes over shuffled minibatches (drawn
     from ``gen``), one ``opt`` step per minibatch, then ``after_step()`` (e.g. weight clipping);
     ``scheduler.step()`` after every epoch; minibatches of fewer than ``min_batch`` samples are
-    skipped (batch norm needs two). ``model`` is left in eval mode.
+    skipped (batch norm needs two). From epoch ``frozen_norms_from`` on (0-based; None: never)
+    every batch norm normalizes with its running statistics, which stop updating, while its
+    scale and shift still train. ``model`` is left in eval mode.
 
     Returns
     -------
@@ -173,8 +176,12 @@ def fit_classifier(
         (of the training-mode forward passes).
     """
     history: list[dict] = []
-    model.train()
     for epoch in range(int(epochs)):
+        model.train()
+        if frozen_norms_from is not None and epoch >= frozen_norms_from:
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         batches = [b for b in _batches(int(yt.shape[0]), batch_size, gen) if b.numel() >= min_batch]
         loss_sum = acc_sum = 0.0
         for idx in batches:

@@ -178,3 +178,34 @@ def test_benchmark_configurations_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("LABRRAM_JOSHI_CONFIGS", "2,16")
     with pytest.raises(SystemExit, match="unknown configuration"):
         configs()
+
+
+def test_frozen_norm_epochs_fix_the_statistics_and_still_train_the_rest():
+    """The last epochs normalize by the running statistics, which stop moving, while the
+    batch norms' scale and shift and every weight keep training (and the noise stays on)."""
+    from labrram.nn.train import fit_classifier
+
+    X, y = _images(64, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    model = ResNet((2, 4, 4), eta=0.038, generator=gen)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    record = lambda: seen.append((model.stem_bn.running_mean.clone(), model.stem_bn.weight.detach().clone(), model.stem.weight.detach().clone()))  # noqa: E731
+    fit_classifier(model, torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y), opt, 3, 32, gen, after_step=record, min_batch=2, frozen_norms_from=2)
+    assert len(seen) == 6 and not model.training  # 2 steps per epoch; left in eval mode
+    means, scales, kernels = zip(*seen)
+    assert all(not torch.equal(means[i], means[i + 1]) for i in range(3))  # epochs 0-1: the statistics move
+    assert torch.equal(means[3], means[4]) and torch.equal(means[4], means[5])  # epoch 2: frozen
+    assert not torch.equal(scales[4], scales[5]) and not torch.equal(kernels[4], kernels[5])  # still trained
+
+
+def test_frozen_norm_epochs_are_checked():
+    assert NoiseSettings(epochs=3, frozen_norm_epochs=2).frozen_norm_epochs == 2
+    for bad in (3, -1, 1.5):
+        with pytest.raises(ValueError, match=r"frozen_norm_epochs must be an integer in \[0, epochs\)"):
+            NoiseSettings(epochs=3, frozen_norm_epochs=bad)
+    with pytest.raises(ValueError, match="needs batch_norm=True"):
+        NoiseSettings(epochs=3, frozen_norm_epochs=1, batch_norm=False)
+    X, y = _images(64, seed=4)
+    model, hist = train_resnet(X, y, NoiseSettings(epochs=2, batch_size=32, lr=1e-2, frozen_norm_epochs=1), widths=(2, 4, 4))
+    assert len(hist) == 2 and not model.training
