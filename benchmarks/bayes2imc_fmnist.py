@@ -22,7 +22,8 @@ Each configuration writes docs/bench/bayes2imc_fmnist_<config>.md (``_column`` w
 reference; ``_reads<N>`` with ``LABRRAM_B2IMC_READS=N`` verify reads averaged by the
 write-verify; ``_attempts<N>`` with ``LABRRAM_B2IMC_ATTEMPTS=N`` full write-verify attempts per
 device; ``_remap`` with ``LABRRAM_B2IMC_REMAP=1``: each layer's inputs routed to the rows whose
-off-target devices serve them best, the moved devices programmed again).
+off-target devices serve them best, the moved devices programmed again; ``_z<value>`` with
+``LABRRAM_B2IMC_Z_NOISE`` set to another probit jitter than 2 for the hardware-aware training).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from labrram.nn.drift import format_time
 from labrram.station import load_station
 
 from .bench_bayes2imc import drift_tables
-from .common import against, env_int, markdown_table, table, write_page
+from .common import against, env_float, env_int, markdown_table, table, write_page
 
 TIMES = (1.0, 600.0, 3600.0, 86400.0)
 M = 32
@@ -75,6 +76,11 @@ ATTEMPTS = env_int("LABRRAM_B2IMC_ATTEMPTS", 1)
 REMAP = env_int("LABRRAM_B2IMC_REMAP", 0)
 if REMAP not in (0, 1):
     raise SystemExit(f"LABRRAM_B2IMC_REMAP must be 0 or 1, got {REMAP}")
+#: the hardware-aware training's probit jitter (``LABRRAM_B2IMC_Z_NOISE``, default 2); another
+#: value writes its own page, ``..._z<value>.md``, and trains (and caches) its own network
+Z_NOISE = env_float("LABRRAM_B2IMC_Z_NOISE", 2.0)
+if Z_NOISE < 0:
+    raise SystemExit(f"LABRRAM_B2IMC_Z_NOISE must be >= 0, got {Z_NOISE:g}")
 LABELS = {
     "corrected": "reference devices + logit correction",
     "uncorrected": "reference devices, no correction",
@@ -89,9 +95,14 @@ def configs():
     spec = BinaryCNNSpec(image=(1, 28, 28), channels=(8, 16), kernel=5, pool=2, hidden=(100,), n_classes=10)
     epochs = env_int("LABRRAM_B2IMC_EPOCHS", 12)
     return spec, {
-        "hardware-aware": BinarySettings(epochs=epochs, lr=0.3, batch_size=100, z_noise=2.0, kl_weight=0.05, seed=0),
+        "hardware-aware": BinarySettings(epochs=epochs, lr=0.3, batch_size=100, z_noise=Z_NOISE, kl_weight=0.05, seed=0),
         "ideal": BinarySettings(epochs=epochs, lr=0.3, batch_size=100, z_noise=0.0, kl_weight=0.05, seed=0),
     }
+
+
+def z_suffix(name: str) -> str:
+    """The page-name suffix of a hardware-aware jitter other than the default 2 (``_z3``)."""
+    return "" if name != "hardware-aware" or Z_NOISE == 2.0 else f"_z{Z_NOISE:g}"
 
 
 def images(split: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +188,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
     i0, i_day = 0, TIMES.index(86400.0)
     tabs = drift_tables(results, software, LABELS, len(TIMES), i0, i_day)
     add(
-        f"Fashion-MNIST binary Bayesian CNN ({name} training), test accuracy % on {n_test} test images "
+        f"Fashion-MNIST binary Bayesian CNN ({name} training{'' if name != 'hardware-aware' or Z_NOISE == 2.0 else f', z_noise = {Z_NOISE:g}'}), test accuracy % on {n_test} test images "
         f"(mean [min, max] over {n_dep} deployments; {M} sampled networks each, {M_FIXED} for the fixed reference); "
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of the devices"
         + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each")
@@ -236,7 +247,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["sampler noise measured (comparison G − references)", f"σ(G) = a (G/1 µS)^b, a = {np.mean([r['sigma_a'] for r in results]) * 1e6:.3f} µS, b = {np.mean([r['sigma_b'] for r in results]):.2f} (mean over chips)"],
     ]
     add("arrays, devices and projected bench time (virtual clock of the simulated bench)", ["", ""], rows)
-    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}.md", sections)
+    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}{z_suffix(name)}.md", sections)
 
 
 def main() -> None:

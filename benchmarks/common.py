@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
-from typing import Callable
+from typing import Any, Callable
 
 
 def timed(fn: Callable[[], object], repeat: int = 5) -> tuple[float, list[float]]:
@@ -149,8 +150,21 @@ def write_section(path: str, name: str, sections: list[str]) -> None:
 def env_int(name: str, default: int) -> int:
     """The integer environment variable ``name`` (``default`` when unset); a SystemExit naming it
     when it is not an integer."""
+    return _env_number(name, default, int, "an integer")
+
+
+def env_float(name: str, default: float) -> float:
+    """The finite number in environment variable ``name`` (``default`` when unset); a SystemExit
+    naming it when it is not one."""
+    value = _env_number(name, default, float, "a number")
+    if not math.isfinite(value):
+        raise SystemExit(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+def _env_number(name: str, default: Any, kind: Callable[[str], Any], what: str) -> Any:
     text = os.environ.get(name, str(default))
     try:
-        return int(text)
+        return kind(text)
     except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {text!r}") from None
+        raise SystemExit(f"{name} must be {what}, got {text!r}") from None

@@ -1,10 +1,12 @@
-"""How the benchmarks judge a measured value against a reproduction target's limit."""
+"""How the benchmarks judge a measured value against a reproduction target's limit, and read
+their settings from the environment."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from benchmarks.common import against
+from benchmarks.common import against, env_float, env_int
 
 
 def test_a_mean_of_whole_test_images_on_the_limit_is_met_and_shown_to_3_decimals():
@@ -24,3 +26,16 @@ def test_at_least_targets_and_two_decimals_away_from_the_limit():
     assert against(1.996, 2.0, at_most=False) == ("1.996", "not met")
     assert against(2.53, 2.0, at_most=False) == ("2.53", "met")
     assert against(1.27, 1.0, at_most=True) == ("1.27", "not met")
+
+
+def test_numbers_from_the_environment_name_the_variable_when_bad(monkeypatch):
+    monkeypatch.delenv("LABRRAM_TEST_N", raising=False)
+    assert env_int("LABRRAM_TEST_N", 3) == 3 and env_float("LABRRAM_TEST_N", 2.0) == 2.0
+    monkeypatch.setenv("LABRRAM_TEST_N", "2.5")
+    assert env_float("LABRRAM_TEST_N", 2.0) == 2.5
+    with pytest.raises(SystemExit, match="LABRRAM_TEST_N must be an integer, got '2.5'"):
+        env_int("LABRRAM_TEST_N", 3)
+    for bad, what in (("two", "a number"), ("nan", "a finite number")):
+        monkeypatch.setenv("LABRRAM_TEST_N", bad)
+        with pytest.raises(SystemExit, match=f"LABRRAM_TEST_N must be {what}"):
+            env_float("LABRRAM_TEST_N", 2.0)
