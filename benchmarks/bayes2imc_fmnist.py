@@ -188,7 +188,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
     i0, i_day = 0, TIMES.index(86400.0)
     tabs = drift_tables(results, software, LABELS, len(TIMES), i0, i_day)
     add(
-        f"Fashion-MNIST binary Bayesian CNN ({name} training{'' if name != 'hardware-aware' or Z_NOISE == 2.0 else f', z_noise = {Z_NOISE:g}'}), test accuracy % on {n_test} test images "
+        f"Fashion-MNIST binary Bayesian CNN ({name} training{f', z_noise = {Z_NOISE:g}' if z_suffix(name) else ''}), test accuracy % on {n_test} test images "
         f"(mean [min, max] over {n_dep} deployments; {M} sampled networks each, {M_FIXED} for the fixed reference); "
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of the devices"
         + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each")

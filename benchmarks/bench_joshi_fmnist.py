@@ -55,13 +55,13 @@ from labrram.nn.lenet import prepare_images
 from labrram.nn.noise_injection import NoiseSettings
 from labrram.nn.resnet_twin import ResNetTwin
 
-from .common import markdown_table, table, write_page, write_section
+from .common import env_int, markdown_table, table, write_page, write_section
 
 #: the two trainings: Joshi's noise (3.8 % of W_max, clipping at 2.5 sigma_W), its last
 #: ``LABRRAM_JOSHI_FROZEN`` epochs (default 2) with the batch norms' statistics frozen, and
 #: plain; training epochs (``LABRRAM_JOSHI_EPOCHS``, default 10); the cache keeps each apart
-EPOCHS = int(os.environ.get("LABRRAM_JOSHI_EPOCHS", "10"))
-FROZEN = int(os.environ.get("LABRRAM_JOSHI_FROZEN", "2"))
+EPOCHS = env_int("LABRRAM_JOSHI_EPOCHS", 10)
+FROZEN = env_int("LABRRAM_JOSHI_FROZEN", 2)
 TRAIN = NoiseSettings(epochs=EPOCHS, frozen_norm_epochs=FROZEN, batch_size=128, lr=3e-3, weight_decay=1e-4, num_threads=1)
 VARIANTS = {"noise-trained": TRAIN, "plain": NoiseSettings.plain(epochs=EPOCHS, batch_size=128, lr=3e-3, weight_decay=1e-4, num_threads=1)}
 #: trained for the weight-noise sensitivity table only (not programmed): Joshi's training with
