@@ -126,12 +126,15 @@ def trained(name: str, seed: int = 0) -> tuple[ResNetTwin, dict[str, float]]:
     return twin, meta
 
 
-def noise_sensitivity(twin: ResNetTwin, X: np.ndarray, y: np.ndarray, eta: float = TRAIN.eta, draws: int = N_DRAWS) -> dict[str, np.ndarray]:
+def noise_sensitivity(
+    twin: ResNetTwin, X: np.ndarray, y: np.ndarray, eta: float = TRAIN.eta, draws: int = N_DRAWS, software: float | None = None
+) -> dict[str, np.ndarray]:
     """Software accuracy lost (points) under synthetic weight noise ``N(0, (eta·max|W|)²)`` per
     layer, one draw of every layer per evaluation: ``"full"``, and ``"zero-sum"`` with each
     output's noise made to sum to zero over its inputs (the noise then shifts no output's mean:
-    what is left is the part a batch norm's statistics do not hold)."""
-    sw = twin.accuracy(X, y)
+    what is left is the part a batch norm's statistics do not hold). ``software``: the
+    network's accuracy on ``X`` without noise when the caller has it (else computed)."""
+    sw = twin.accuracy(X, y) if software is None else software
     out: dict[str, list[float]] = {"full": [], "zero-sum": []}
     for r in range(draws):
         rng = np.random.default_rng(r)
@@ -209,7 +212,11 @@ def _mean(v) -> float:
 
 def targets(results: list[dict], software_full: dict[str, float], key: str) -> list[list[str]]:
     """The reproduction targets in configuration ``key``, each checked on the results (mean over
-    chips, points); the software targets once (they do not depend on the deployment)."""
+    chips, points); the software targets once (they do not depend on the deployment).
+
+    The one-day drop is the accuracy retained from 1 s to 1 day under the same compensation
+    (the paper's "retention over one day", and the Bayes2IMC benchmark's drop); the gap to
+    software at one day, a stricter reading, is checked beside it for reference."""
     t1, day, month = TIMES.index(1.0), TIMES.index(86400.0), TIMES.index(30 * 86400.0)
     cfg = CONFIG_LABELS[key]
 
@@ -232,8 +239,11 @@ def targets(results: list[dict], software_full: dict[str, float], key: str) -> l
     d = drop("noise-trained", "none", t1)
     rows.append([cfg, "after programming (1 s, no compensation) <= 1 point below software (noise-trained)", f"{d:.2f} points", "met" if d <= 1 else "not met"])
     for comp in (PAPER_COMP, *others):
-        d = drop("noise-trained", comp, day)
-        rows.append([cfg, f"1 day with compensation ({which(comp)}): drop <= 0.5 point (noise-trained)", f"{d:.2f} points", status(d <= 0.5, comp)])
+        d = acc("noise-trained", comp, t1) - acc("noise-trained", comp, day)
+        rows.append([cfg, f"1 day with compensation ({which(comp)}): drop from 1 s <= 0.5 point (noise-trained)", f"{d:.2f} points", status(d <= 0.5, comp)])
+    d = drop("noise-trained", PAPER_COMP, day)
+    rows.append([cfg, f"1 day with compensation ({LABELS[PAPER_COMP]}): <= 0.5 point below software (noise-trained; stricter, for reference)",
+                 f"{d:.2f} points", status(d <= 0.5, "reference")])  # fmt: skip
     for name in VARIANTS:
         d = drop(name, "none", day)
         rows.append([cfg, f"1 day, no compensation: >= 20 points lost ({name})", f"{d:.1f} points", "met" if d >= 20 else "not met"])
@@ -299,9 +309,10 @@ def main() -> None:
     sens_rows = []
     for name, st in TRAININGS.items():
         twin = trained(name)[0]
-        lost = noise_sensitivity(twin, X0, y0)
+        sw = twin.accuracy(X0, y0)
+        lost = noise_sensitivity(twin, X0, y0, software=sw)
         frozen = f", last {st.frozen_norm_epochs} with batch norms frozen" if st.frozen_norm_epochs else ""
-        sens_rows.append([name, f"{st.epochs}{frozen}", f"{100 * twin.accuracy(X0, y0):.2f}"] + [f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" for v in lost.values()])
+        sens_rows.append([name, f"{st.epochs}{frozen}", f"{100 * sw:.2f}"] + [f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" for v in lost.values()])
     table(f"software accuracy under Joshi's weight noise (η = {100 * TRAIN.eta:.1f} % of each layer's max|W|, no array): points lost, mean ± sd over {N_DRAWS} draws, "
           f"on chip 0's {n_test} test images",
           ["training", "epochs", "software %", "noise as drawn", "the same noise, each output's made to sum to zero"], sens_rows)  # fmt: skip
