@@ -49,7 +49,7 @@ from labrram.nn.bayes2imc import (
 from labrram.nn.drift import format_time
 from labrram.station import load_station
 
-from .bench_bayes2imc import drift_tables
+from .bench_bayes2imc import ceiling, drift_tables
 from .common import against, env_float, env_int, markdown_table, table, write_page
 
 TIMES = (1.0, 600.0, 3600.0, 86400.0)
@@ -201,18 +201,19 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["variant", "sw − hw, 1 s", "drop 1 s → 1 d", "sw − hw, 1 d"],
         tabs["drop"],
     )
-    rows = tabs["spread"] + [["software (RNG), same M (sampling floor)"] + [f"{100 * np.std(software, ddof=1):.2f}"] * len(TIMES)]
-    add(f"deployment-to-deployment spread (std of accuracy over {n_dep} deployments, points)", header, rows)
+    add(f"deployment-to-deployment spread (std of accuracy over {n_dep} deployments, points)", header, tabs["spread"])
     sw, acc, spread = tabs["sw"], tabs["acc"], tabs["std"]
     gap = sw - acc["corrected"].mean(axis=0)
     drop = (acc["corrected"][:, i0] - acc["corrected"][:, i_day]).mean()
     ratios = spread["uncorrected"] / spread["corrected"]
+    worst = int(np.argmin(ratios))
+    most = ceiling(spread["uncorrected"][worst], tabs["floor"])
     gap_txt, gap_ok = against(gap.max(), 1.0, at_most=True)
     ratio_txt, ratio_ok = against(ratios.min(), 2.0, at_most=False)
     drop_txt, drop_ok = against(drop, 0.5, at_most=True, sign="+")
     rows = [
         ["hardware ≤ 1 point below software (with the correction), every time", f"{gap_txt} points at worst ({', '.join(f'{g:+.2f}' for g in gap)})", gap_ok],
-        ["logit correction cuts the spread over ≥ 16 deployments ≥ 2×, every time", f"{ratio_txt}× at worst over {n_dep} deployments", ratio_ok if n_dep >= 16 else "not met"],
+        ["logit correction cuts the spread over ≥ 16 deployments ≥ 2×, every time", f"{ratio_txt}× at worst over {n_dep} deployments ({format_time(TIMES[worst])}; the sampling floor leaves at most {most:.2f}× there)", ratio_ok if n_dep >= 16 else "not met"],
         ["≤ 0.5 point drop from 1 s to 1 day with drift tracking (reference devices + correction)", f"{drop_txt} points (mean over deployments)", drop_ok],
     ]
     add("reproduction targets, from the numbers above", ["target", "measured", "status"], rows)

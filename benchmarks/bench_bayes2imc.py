@@ -91,8 +91,10 @@ def drift_tables(results: list[dict], software: list[float], labels: dict[str, s
     """The rows both Bayes2IMC benchmarks print from their deployments: accuracy per variant and
     time (``accuracy``, software first), software − hardware at time ``i0`` and ``i_day`` with
     the drop between them (``drop``), and the deployment-to-deployment spread with the ratio the
-    logit correction gives (``spread``; the caller adds the software row it names). Also the
-    accuracies (``acc``, % per variant, deployments x times) and spreads (``std``) they come from."""
+    logit correction gives (``spread``), the software's spread over as many draws of the same
+    number of networks (the sampling floor, ``floor``, points: no correction narrows a spread
+    below it) and the largest ratio that floor leaves at each time. Also the accuracies
+    (``acc``, % per variant, deployments x times) and spreads (``std``) they come from."""
     accuracy = [["software (RNG)"] + [_fmt(software)] * n_times]
     for v in VARIANTS:
         accuracy.append([labels[v]] + [_fmt([r["scores"][i][v] for r in results]) for i in range(n_times)])
@@ -106,7 +108,16 @@ def drift_tables(results: list[dict], software: list[float], labels: dict[str, s
     std = {v: acc[v].std(axis=0, ddof=1) for v in ("uncorrected", "corrected")}
     spread = [[labels[v]] + [f"{x:.2f}" for x in std[v]] for v in ("uncorrected", "corrected")]
     spread.append(["ratio uncorrected / corrected"] + [f"{a / b:.2f}" for a, b in zip(std["uncorrected"], std["corrected"])])
-    return {"accuracy": accuracy, "drop": drop_rows, "spread": spread, "acc": acc, "std": std, "sw": sw}
+    floor = float(100 * np.std(software, ddof=1))
+    spread.append(["software (RNG), same M (sampling floor)"] + [f"{floor:.2f}"] * n_times)
+    spread.append(["largest ratio the floor leaves (uncorrected / floor)"] + [f"{ceiling(a, floor):.2f}" for a in std["uncorrected"]])
+    return {"accuracy": accuracy, "drop": drop_rows, "spread": spread, "acc": acc, "std": std, "sw": sw, "floor": floor}
+
+
+def ceiling(uncorrected: float, floor: float) -> float:
+    """The largest spread ratio a correction can reach: the uncorrected spread over the
+    sampling floor (infinite when the floor is 0)."""
+    return uncorrected / floor if floor > 0 else float("inf")
 
 
 def plot(software: list[float], results: list[dict], path: str) -> None:
@@ -182,8 +193,7 @@ def digits() -> None:
         rows["drop"],
     )
     print()
-    spread = rows["spread"] + [["software (RNG), same M"] + [f"{100 * np.std(software, ddof=1):.2f}"] * len(TIMES)]
-    table("deployment-to-deployment spread (std of accuracy across deployments, points)", header, spread)
+    table("deployment-to-deployment spread (std of accuracy across deployments, points)", header, rows["spread"])
     print()
     realized = [
         ["z error of the realized probabilities, RMS (read-noise σ)"] + [_spread([r["realized"][i]["z_rms"] for r in results], 1, "{:.2f}") for i in range(len(TIMES))],

@@ -39,3 +39,22 @@ def test_numbers_from_the_environment_name_the_variable_when_bad(monkeypatch):
         monkeypatch.setenv("LABRRAM_TEST_N", bad)
         with pytest.raises(SystemExit, match=f"LABRRAM_TEST_N must be {what}"):
             env_float("LABRRAM_TEST_N", 2.0)
+
+
+def test_the_spread_table_gives_the_sampling_floor_and_the_largest_ratio_it_leaves():
+    """No correction narrows the deployments below the software's own spread: the table says
+    how large a ratio that floor leaves at each time."""
+    from benchmarks.bench_bayes2imc import VARIANTS, ceiling, drift_tables
+
+    unc = [[0.80, 0.80], [0.82, 0.84], [0.84, 0.88]]  # two times: spread 2 and 4 points
+    results = [{"scores": [{v: (u if v == "uncorrected" else 0.82) for v in VARIANTS} for u in row]} for row in unc]
+    for r, c in zip(results, (0.815, 0.82, 0.825)):  # corrected: 0.5 point at both times
+        for s in r["scores"]:
+            s["corrected"] = c
+    tabs = drift_tables(results, [0.81, 0.82, 0.83], {v: v for v in VARIANTS}, 2, 0, 1)
+    rows = {r[0]: r[1:] for r in tabs["spread"]}
+    assert tabs["floor"] == pytest.approx(1.0)
+    assert rows["ratio uncorrected / corrected"] == ["4.00", "8.00"]
+    assert rows["software (RNG), same M (sampling floor)"] == ["1.00", "1.00"]
+    assert rows["largest ratio the floor leaves (uncorrected / floor)"] == ["2.00", "4.00"]
+    assert ceiling(1.0, 0.0) == float("inf")
