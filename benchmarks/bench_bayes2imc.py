@@ -93,8 +93,9 @@ def drift_tables(results: list[dict], software: list[float], labels: dict[str, s
     the drop between them (``drop``), and the deployment-to-deployment spread with the ratio the
     logit correction gives (``spread``), the software's spread over as many draws of the same
     number of networks (the sampling floor, ``floor``, points: no correction narrows a spread
-    below it) and the largest ratio that floor leaves at each time. Also the accuracies
-    (``acc``, % per variant, deployments x times) and spreads (``std``) they come from."""
+    below it) and the largest ratio that floor leaves at each time (``ratio`` and ``most``, per
+    time). Also the accuracies (``acc``, % per variant, deployments x times) and spreads
+    (``std``) they come from."""
     accuracy = [["software (RNG)"] + [_fmt(software)] * n_times]
     for v in VARIANTS:
         accuracy.append([labels[v]] + [_fmt([r["scores"][i][v] for r in results]) for i in range(n_times)])
@@ -107,11 +108,13 @@ def drift_tables(results: list[dict], software: list[float], labels: dict[str, s
         drop_rows.append([labels[v], f"{sw - a[:, i0].mean():+.2f}", f"{drop.mean():+.2f} [{drop.min():+.1f}, {drop.max():+.1f}]", f"{sw - a[:, i_day].mean():+.2f}"])
     std = {v: acc[v].std(axis=0, ddof=1) for v in ("uncorrected", "corrected")}
     spread = [[labels[v]] + [f"{x:.2f}" for x in std[v]] for v in ("uncorrected", "corrected")]
-    spread.append(["ratio uncorrected / corrected"] + [f"{a / b:.2f}" for a, b in zip(std["uncorrected"], std["corrected"])])
+    ratio = std["uncorrected"] / std["corrected"]
     floor = float(100 * np.std(software, ddof=1))
+    most = np.array([ceiling(a, floor) for a in std["uncorrected"]])
+    spread.append(["ratio uncorrected / corrected"] + [f"{x:.2f}" for x in ratio])
     spread.append(["software (RNG), same M (sampling floor)"] + [f"{floor:.2f}"] * n_times)
-    spread.append(["largest ratio the floor leaves (uncorrected / floor)"] + [f"{ceiling(a, floor):.2f}" for a in std["uncorrected"]])
-    return {"accuracy": accuracy, "drop": drop_rows, "spread": spread, "acc": acc, "std": std, "sw": sw, "floor": floor}
+    spread.append(["largest ratio the floor leaves (uncorrected / floor)"] + [f"{x:.2f}" for x in most])
+    return {"accuracy": accuracy, "drop": drop_rows, "spread": spread, "acc": acc, "std": std, "sw": sw, "floor": floor, "ratio": ratio, "most": most}
 
 
 def ceiling(uncorrected: float, floor: float) -> float:

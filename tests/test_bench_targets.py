@@ -57,4 +57,5 @@ def test_the_spread_table_gives_the_sampling_floor_and_the_largest_ratio_it_leav
     assert rows["ratio uncorrected / corrected"] == ["4.00", "8.00"]
     assert rows["software (RNG), same M (sampling floor)"] == ["1.00", "1.00"]
     assert rows["largest ratio the floor leaves (uncorrected / floor)"] == ["2.00", "4.00"]
+    assert tabs["ratio"] == pytest.approx([4.0, 8.0]) and tabs["most"] == pytest.approx([2.0, 4.0])
     assert ceiling(1.0, 0.0) == float("inf")
