@@ -14,8 +14,8 @@ the 8 of its tile column). On each chip: the sampler's comparison noise is
 measured on spare devices against their own references, the network is programmed, and it is
 scored on the first ``LABRRAM_B2IMC_TEST`` test images (default 600) at 1 s, 10 min, 1 h and 1 d
 after programming, from ``M`` = 32 whole-array reads each (one network per read), with the
-logit correction (measured again at each time from 32 reads and 512 unlabelled training
-images), without it, and against a fixed digital reference (no drift tracking, 8 reads).
+logit correction (measured again at each time from 32 reads, ``LABRRAM_B2IMC_CAL_READS``, and
+512 unlabelled training images), without it, and against a fixed digital reference (no drift tracking, 8 reads).
 Software: the same posteriors sampled by a random-number generator, 32 networks per draw.
 
 Each configuration writes docs/bench/bayes2imc_fmnist_<config>.md (``_column`` with the column
@@ -23,7 +23,8 @@ reference; ``_reads<N>`` with ``LABRRAM_B2IMC_READS=N`` verify reads averaged by
 write-verify; ``_attempts<N>`` with ``LABRRAM_B2IMC_ATTEMPTS=N`` full write-verify attempts per
 device; ``_remap`` with ``LABRRAM_B2IMC_REMAP=1``: each layer's inputs routed to the rows whose
 off-target devices serve them best, the moved devices programmed again; ``_z<value>`` with
-``LABRRAM_B2IMC_Z_NOISE`` set to another probit jitter than 2 for the hardware-aware training).
+``LABRRAM_B2IMC_Z_NOISE`` set to another probit jitter than 2 for the hardware-aware training;
+``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads for the logit correction).
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ from .common import against, env_float, env_int, markdown_table, table, write_pa
 TIMES = (1.0, 600.0, 3600.0, 86400.0)
 M = 32
 M_FIXED = 8
-N_CAL_READS = 32
+#: reads the logit correction is measured from at each time (``LABRRAM_B2IMC_CAL_READS``,
+#: default 32); another number writes its own page, ``..._cal<N>.md``
+N_CAL_READS = env_int("LABRRAM_B2IMC_CAL_READS", 32)
+if N_CAL_READS < 2:
+    raise SystemExit(f"LABRRAM_B2IMC_CAL_READS must be >= 2 (the correction needs two reads), got {N_CAL_READS}")
 N_CAL_INPUTS = 512
 TILE = (128, 128)
 TILES = 4
@@ -192,7 +197,8 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         f"(mean [min, max] over {n_dep} deployments; {M} sampled networks each, {M_FIXED} for the fixed reference); "
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of the devices"
         + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each")
-        + ("; inputs remapped around the devices left off target" if REMAP else ""),
+        + ("; inputs remapped around the devices left off target" if REMAP else "")
+        + ("" if N_CAL_READS == 32 else f"; logit correction measured from {N_CAL_READS} reads"),
         header,
         tabs["accuracy"],
     )
@@ -247,7 +253,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["sampler noise measured (comparison G − references)", f"σ(G) = a (G/1 µS)^b, a = {np.mean([r['sigma_a'] for r in results]) * 1e6:.3f} µS, b = {np.mean([r['sigma_b'] for r in results]):.2f} (mean over chips)"],
     ]
     add("arrays, devices and projected bench time (virtual clock of the simulated bench)", ["", ""], rows)
-    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}{z_suffix(name)}.md", sections)
+    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}{z_suffix(name)}{'' if N_CAL_READS == 32 else f'_cal{N_CAL_READS}'}.md", sections)
 
 
 def main() -> None:

@@ -59,3 +59,18 @@ def test_the_spread_table_gives_the_sampling_floor_and_the_largest_ratio_it_leav
     assert rows["largest ratio the floor leaves (uncorrected / floor)"] == ["2.00", "4.00"]
     assert tabs["ratio"] == pytest.approx([4.0, 8.0]) and tabs["most"] == pytest.approx([2.0, 4.0])
     assert ceiling(1.0, 0.0) == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("1", "LABRRAM_B2IMC_CAL_READS must be >= 2"), ("many", "LABRRAM_B2IMC_CAL_READS must be an integer, got 'many'")],
+)
+def test_the_fashion_mnist_bayes2imc_benchmark_refuses_a_bad_number_of_correction_reads(value, message):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LABRRAM_B2IMC_CAL_READS": value}
+    run = subprocess.run([sys.executable, "-c", "import benchmarks.bayes2imc_fmnist"], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert message in run.stderr
