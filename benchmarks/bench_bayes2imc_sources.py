@@ -1,0 +1,102 @@
+"""What the Bayes2IMC logit correction can and cannot undo, in software (no array).
+
+The Fashion-MNIST benchmark's corrected deployments stay further apart than the sampling floor
+on most pages. This benchmark takes the same hardware-aware network (the Fashion-MNIST
+benchmark's cached one, or trained as there) and makes 16 "deployments" of it in software,
+each with one kind of error put into the posteriors, in chosen layers:
+
+- *probability error*: every weight's probit ``z`` moved by ``N(0, s²)``, each weight its own
+  (``s`` = ``LABRRAM_B2IMC_SOURCES_Z``, default 1: the size of the realized z error the digits
+  page measures right after programming);
+- *left out*: a random fraction of the weights (``LABRRAM_B2IMC_SOURCES_LEFT``, default 0.5 %,
+  between the one- and two-attempt pages' counts) read 0 in every network, as a weight whose
+  device the write-verify gave up on.
+
+Each deployment is scored as the Fashion-MNIST benchmark scores it at one time: 32 networks
+drawn from its posteriors, the logit correction measured from 32 other draws and 512
+unlabelled training images, on the first 600 test images; the spread is the std of accuracy
+over the 16 deployments, with and without the correction. No device model takes part, so the
+rows separate the sources of the spread: what the correction removes of each, and what it
+leaves above the floor (no error: the draws' own spread).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from labrram.nn.bayes2imc import LogitCorrection, fit_logit_map
+from labrram.nn.binary_network import BinaryBayesNetwork
+
+from .common import env_float, env_int, table
+
+M = 32
+N_CAL_READS = 32
+N_CAL_INPUTS = 512
+Z_PER_LAMBDA = 1.18  # z = 1.18 λ matches the logistic sigmoid(2λ) with the probit Φ(z)
+
+
+def draws(probabilities: list[np.ndarray], kept: list[np.ndarray], n: int, rng: np.random.Generator) -> list[list[np.ndarray]]:
+    """``n`` networks drawn from per-layer ``P(w = +1)``, the weights not ``kept`` reading 0."""
+    return [[np.where(rng.random(p.shape) < p, 1.0, -1.0) * k for p, k in zip(probabilities, kept)] for _ in range(n)]
+
+
+def deployment(net: BinaryBayesNetwork, layers: list[int], z_error: float, left: float, seed: int, X, y, X_cal, sw_cal) -> tuple[float, float]:
+    """Accuracy (%) with and without the logit correction of one software deployment whose
+    ``layers`` carry a probit error of ``z_error`` and a fraction ``left`` of weights read 0."""
+    rng = np.random.default_rng(seed)
+    lambdas = [lam + (rng.normal(0.0, z_error / Z_PER_LAMBDA, lam.shape) if i in layers and z_error else 0.0) for i, lam in enumerate(net.lambdas)]
+    probabilities = [0.5 * (1.0 + np.tanh(lam)) for lam in lambdas]
+    kept = [np.where((rng.random(lam.shape) < left) & (i in layers), 0.0, 1.0) for i, lam in enumerate(lambdas)]
+    samples, cal = draws(probabilities, kept, M, rng), draws(probabilities, kept, N_CAL_READS, rng)
+    delta = np.tanh(net.lambdas[-1]) - np.mean([c[-1] for c in cal], axis=0)
+    hw = net.sample_logits(X_cal, cal, LogitCorrection(delta, N_CAL_READS)).mean(axis=0)
+    matrix, offset = fit_logit_map(hw, sw_cal)
+    corrected, uncorrected = net.accuracies(X, y, samples, [LogitCorrection(delta, N_CAL_READS, matrix, offset, len(X_cal)), None])
+    return 100 * corrected, 100 * uncorrected
+
+
+def main() -> None:
+    from .bayes2imc_fmnist import images, trained
+
+    try:
+        images("test", 1)
+    except FileNotFoundError as exc:
+        print(f"bayes2imc_sources: skipped: {exc}")
+        return
+    n_dep = env_int("LABRRAM_BENCH_DEPLOYMENTS", 16)
+    z_error = env_float("LABRRAM_B2IMC_SOURCES_Z", 1.0)
+    left = env_float("LABRRAM_B2IMC_SOURCES_LEFT", 0.005)
+    if n_dep < 2 or z_error < 0 or not 0 <= left < 1:
+        raise SystemExit(f"need LABRRAM_BENCH_DEPLOYMENTS >= 2, LABRRAM_B2IMC_SOURCES_Z >= 0 and 0 <= LABRRAM_B2IMC_SOURCES_LEFT < 1; got {n_dep}, {z_error:g}, {left:g}")
+    n_train = env_int("LABRRAM_B2IMC_TRAIN", 30000)
+    net, _, _ = trained("hardware-aware", n_train)
+    X, y = images("test", env_int("LABRRAM_B2IMC_TEST", 600))
+    X_cal = images("train", n_train + N_CAL_INPUTS)[0][n_train:]
+    sw_cal = net.sample_logits(X_cal, net.software_samples(64, 0)).mean(axis=0)
+    last = len(net.lambdas) - 1
+    where = {"every layer": list(range(last + 1)), "hidden layers only": list(range(last)), "output layer only": [last]}
+    cases = [("none (the sampling floor)", [], 0.0, 0.0)]
+    cases += [(f"probability error, {w}", layers, z_error, 0.0) for w, layers in where.items()]
+    cases += [(f"probability error + weights left out, {w}", layers, z_error, left) for w, layers in where.items()]
+    rows = []
+    t0 = time.perf_counter()
+    for name, layers, z, lo in cases:
+        acc = np.array([deployment(net, layers, z, lo, 1000 + d, X, y, X_cal, sw_cal) for d in range(n_dep)])
+        s_c, s_u = acc.std(axis=0, ddof=1)
+        rows.append([name, f"{acc[:, 1].mean():.1f}", f"{acc[:, 0].mean():.1f}", f"{s_u:.2f}", f"{s_c:.2f}", f"{s_u / s_c:.2f}" if s_c > 0 else "-"])
+        print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    table(
+        f"sources of the deployment spread, in software: the Fashion-MNIST hardware-aware network, {n_dep} deployments, "
+        f"{M} networks each on {len(X)} test images; probability error s = {z_error:g} in probit units, "
+        f"{100 * left:g} % of the weights left out (read 0); correction from {N_CAL_READS} draws and {N_CAL_INPUTS} inputs",
+        ["error put in", "accuracy, no correction", "accuracy, corrected", "spread, no correction", "spread, corrected", "ratio"],
+        rows,
+    )
+    print(f"(total {time.perf_counter() - t0:.0f} s; {os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()
