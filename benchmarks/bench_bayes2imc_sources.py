@@ -14,7 +14,8 @@ each with one kind of error put into the posteriors, in chosen layers:
 
 Each deployment is scored as the Fashion-MNIST benchmark scores it at one time: 32 networks
 drawn from its posteriors, the logit correction measured from 32 other draws and 512
-unlabelled training images, on the first 600 test images; the spread is the std of accuracy
+unlabelled training images (:func:`~labrram.nn.bayes2imc.measure_correction`, as on the array:
+a weight left out gets no shift), on the first 600 test images; the spread is the std of accuracy
 over the 16 deployments, with and without the correction. No device model takes part, so the
 rows separate the sources of the spread: what the correction removes of each, and what it
 leaves above the floor (no error: the draws' own spread).
@@ -27,7 +28,7 @@ import time
 
 import numpy as np
 
-from labrram.nn.bayes2imc import LogitCorrection, fit_logit_map
+from labrram.nn.bayes2imc import PROBIT_SCALE, measure_correction
 from labrram.nn.binary_network import BinaryBayesNetwork
 
 from .common import env_float, env_int, table
@@ -35,7 +36,6 @@ from .common import env_float, env_int, table
 M = 32
 N_CAL_READS = 32
 N_CAL_INPUTS = 512
-Z_PER_LAMBDA = 1.18  # z = 1.18 λ matches the logistic sigmoid(2λ) with the probit Φ(z)
 
 
 def draws(probabilities: list[np.ndarray], kept: list[np.ndarray], n: int, rng: np.random.Generator) -> list[list[np.ndarray]]:
@@ -47,14 +47,12 @@ def deployment(net: BinaryBayesNetwork, layers: list[int], z_error: float, left:
     """Accuracy (%) with and without the logit correction of one software deployment whose
     ``layers`` carry a probit error of ``z_error`` and a fraction ``left`` of weights read 0."""
     rng = np.random.default_rng(seed)
-    lambdas = [lam + (rng.normal(0.0, z_error / Z_PER_LAMBDA, lam.shape) if i in layers and z_error else 0.0) for i, lam in enumerate(net.lambdas)]
+    lambdas = [lam + (rng.normal(0.0, z_error / PROBIT_SCALE, lam.shape) if i in layers and z_error else 0.0) for i, lam in enumerate(net.lambdas)]
     probabilities = [0.5 * (1.0 + np.tanh(lam)) for lam in lambdas]
     kept = [np.where((rng.random(lam.shape) < left) & (i in layers), 0.0, 1.0) for i, lam in enumerate(lambdas)]
     samples, cal = draws(probabilities, kept, M, rng), draws(probabilities, kept, N_CAL_READS, rng)
-    delta = np.tanh(net.lambdas[-1]) - np.mean([c[-1] for c in cal], axis=0)
-    hw = net.sample_logits(X_cal, cal, LogitCorrection(delta, N_CAL_READS)).mean(axis=0)
-    matrix, offset = fit_logit_map(hw, sw_cal)
-    corrected, uncorrected = net.accuracies(X, y, samples, [LogitCorrection(delta, N_CAL_READS, matrix, offset, len(X_cal)), None])
+    correction = measure_correction(net, cal, kept[-1] > 0, X_cal, sw_cal)  # as on the array: no shift for a weight left out
+    corrected, uncorrected = net.accuracies(X, y, samples, [correction, None])
     return 100 * corrected, 100 * uncorrected
 
 

@@ -93,6 +93,7 @@ __all__ = [
     "evaluate_deployment",
     "fit_logit_map",
     "lambda_to_z",
+    "measure_correction",
     "plus_fraction",
     "realization_error",
 ]
@@ -227,6 +228,54 @@ class LogitCorrection:
         if self.matrix is None:
             return logits
         return logits @ self.matrix.astype(logits.dtype) + self.offset.astype(logits.dtype)
+
+
+def measure_correction(
+    net: BinaryBayesNetwork,
+    samples: Sequence[Sequence[np.ndarray]],
+    ok: np.ndarray | None = None,
+    X_cal: np.ndarray | None = None,
+    software: np.ndarray | None = None,
+) -> LogitCorrection:
+    """The final-layer correction of ``net`` from calibration ``samples`` (networks read or
+    drawn right now, at least 2): what :meth:`BinaryDeployment.correction` measures.
+
+    Parameters
+    ----------
+    net : BinaryBayesNetwork
+        The trained posteriors.
+    samples : list
+        The calibration networks (per layer ``(n_in, n_out)``).
+    ok : ndarray of bool, optional
+        The output layer's weights that are sampled; the others (left out, read 0) get no
+        shift. Default: all.
+    X_cal : ndarray, optional
+        Unlabelled calibration inputs ``(K, n_in)``, ``K >= 3``: with them (and ``software``)
+        the logits also get the affine map of :func:`fit_logit_map`.
+    software : ndarray, optional
+        The software's sample-mean logits of ``X_cal`` (:meth:`BinaryDeployment.software_logits`);
+        required with ``X_cal``.
+    """
+    if len(samples) < 2:
+        raise ValueError("the logit correction needs at least 2 calibration reads")
+    mu_hat = np.mean([s[-1] for s in samples], axis=0)
+    delta = np.tanh(net.lambdas[-1]) - mu_hat
+    if ok is not None:
+        delta = np.where(ok, delta, 0.0)
+    shift_only = LogitCorrection(delta, len(samples))
+    if X_cal is None:
+        return shift_only
+    X_cal = np.asarray(X_cal, dtype=float)
+    if X_cal.ndim != 2 or X_cal.shape[0] < 3:
+        raise ValueError(f"X_cal must hold at least 3 inputs (K, n_in), got shape {X_cal.shape}")
+    if software is None:
+        raise ValueError("X_cal needs the software's mean logits of the same inputs (software=)")
+    hw = net.sample_logits(X_cal, samples, shift_only).mean(axis=0)
+    sw = np.asarray(software)
+    if sw.shape != hw.shape:
+        raise ValueError(f"software logits have shape {sw.shape}, the calibration inputs give {hw.shape}")
+    matrix, offset = fit_logit_map(hw, sw)
+    return LogitCorrection(delta, len(samples), matrix, offset, int(X_cal.shape[0]))
 
 
 def fit_logit_map(hw: np.ndarray, sw: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -436,23 +485,9 @@ class BinaryDeployment:
         software : ndarray, optional
             :meth:`software_logits` of ``X_cal``, computed beforehand.
         """
-        if len(samples) < 2:
-            raise ValueError("the logit correction needs at least 2 calibration reads")
-        mu_hat = np.mean([s[-1] for s in samples], axis=0)
-        ok = self.ok()[-1]
-        delta = np.where(ok, np.tanh(self.net.lambdas[-1]) - mu_hat, 0.0)
-        shift_only = LogitCorrection(delta, len(samples))
-        if X_cal is None:
-            return shift_only
-        X_cal = np.asarray(X_cal, dtype=float)
-        if X_cal.ndim != 2 or X_cal.shape[0] < 3:
-            raise ValueError(f"X_cal must hold at least 3 inputs (K, n_in), got shape {X_cal.shape}")
-        hw = self.net.sample_logits(X_cal, samples, shift_only).mean(axis=0)
-        sw = self.software_logits(X_cal, n_software, seed) if software is None else np.asarray(software)
-        if sw.shape != hw.shape:
-            raise ValueError(f"software logits have shape {sw.shape}, the calibration inputs give {hw.shape}")
-        matrix, offset = fit_logit_map(hw, sw)
-        return LogitCorrection(delta, len(samples), matrix, offset, int(X_cal.shape[0]))
+        if X_cal is not None and software is None:
+            software = self.software_logits(np.asarray(X_cal, dtype=float), n_software, seed)
+        return measure_correction(self.net, samples, self.ok()[-1], X_cal, software)
 
     def targets(self) -> list[np.ndarray]:
         """Programmed conductance per weight, S."""

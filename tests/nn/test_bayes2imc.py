@@ -285,6 +285,29 @@ def test_correction_brings_the_output_layer_mean_back():
     assert np.abs(fixed - sw).mean() < 0.5 * np.abs(raw - sw).mean()
 
 
+def test_measured_correction_shifts_only_the_sampled_weights_and_needs_the_software_logits_with_inputs():
+    from labrram.nn.bayes2imc import measure_correction
+    from labrram.nn.drift import BatchNorm
+
+    rng = np.random.default_rng(3)
+    lam = [rng.normal(0, 1, (5, 4)), rng.normal(0, 1, (4, 3))]
+    net = BinaryBayesNetwork(lam, [BatchNorm(np.ones(n), np.zeros(n), np.zeros(n), np.ones(n)) for n in (4, 3)])
+    ok = np.ones((4, 3), bool)
+    ok[1, 2] = False  # left out: reads 0 in every network
+    samples = [[w * np.where(ok, 1.0, 0.0) if i == 1 else w for i, w in enumerate(ws)] for ws in net.software_samples(50, 1)]
+    everything = measure_correction(net, samples)
+    sampled = measure_correction(net, samples, ok)
+    assert sampled.delta[1, 2] == 0.0 and everything.delta[1, 2] == pytest.approx(np.tanh(lam[1][1, 2]))
+    assert np.array_equal(sampled.delta[ok], everything.delta[ok])
+    X = rng.normal(size=(20, 5))
+    with pytest.raises(ValueError, match="software"):
+        measure_correction(net, samples, ok, X)
+    with pytest.raises(ValueError, match="at least 2"):
+        measure_correction(net, samples[:1])
+    mapped = measure_correction(net, samples, ok, X, net.sample_logits(X, net.software_samples(50, 2)).mean(axis=0))
+    assert mapped.matrix.shape == (3, 3) and mapped.inputs == 20
+
+
 def test_bad_deployment_requests_are_refused_before_programming(iris_net):
     task, net = iris_net
     with _station(5) as st:
