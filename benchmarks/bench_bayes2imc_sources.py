@@ -38,19 +38,18 @@ N_CAL_READS = 32
 N_CAL_INPUTS = 512
 
 
-def draws(probabilities: list[np.ndarray], kept: list[np.ndarray], n: int, rng: np.random.Generator) -> list[list[np.ndarray]]:
-    """``n`` networks drawn from per-layer ``P(w = +1)``, the weights not ``kept`` reading 0."""
-    return [[np.where(rng.random(p.shape) < p, 1.0, -1.0) * k for p, k in zip(probabilities, kept)] for _ in range(n)]
-
-
 def deployment(net: BinaryBayesNetwork, layers: list[int], z_error: float, left: float, seed: int, X, y, X_cal, sw_cal) -> tuple[float, float]:
     """Accuracy (%) with and without the logit correction of one software deployment whose
     ``layers`` carry a probit error of ``z_error`` and a fraction ``left`` of weights read 0."""
     rng = np.random.default_rng(seed)
     lambdas = [lam + (rng.normal(0.0, z_error / PROBIT_SCALE, lam.shape) if i in layers and z_error else 0.0) for i, lam in enumerate(net.lambdas)]
-    probabilities = [0.5 * (1.0 + np.tanh(lam)) for lam in lambdas]
+    realized = BinaryBayesNetwork(lambdas, net.norms, net.convs)
     kept = [np.where((rng.random(lam.shape) < left) & (i in layers), 0.0, 1.0) for i, lam in enumerate(lambdas)]
-    samples, cal = draws(probabilities, kept, M, rng), draws(probabilities, kept, N_CAL_READS, rng)
+
+    def draws(n: int) -> list[list[np.ndarray]]:  # the weights not kept read 0
+        return [[w * k for w, k in zip(ws, kept)] for ws in realized.software_samples(n, rng)]
+
+    samples, cal = draws(M), draws(N_CAL_READS)
     correction = measure_correction(net, cal, kept[-1] > 0, X_cal, sw_cal)  # as on the array: no shift for a weight left out
     corrected, uncorrected = net.accuracies(X, y, samples, [correction, None])
     return 100 * corrected, 100 * uncorrected
