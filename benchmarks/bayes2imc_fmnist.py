@@ -24,7 +24,8 @@ write-verify; ``_attempts<N>`` with ``LABRRAM_B2IMC_ATTEMPTS=N`` full write-veri
 device; ``_remap`` with ``LABRRAM_B2IMC_REMAP=1``: each layer's inputs routed to the rows whose
 off-target devices serve them best, the moved devices programmed again; ``_z<value>`` with
 ``LABRRAM_B2IMC_Z_NOISE`` set to another probit jitter than 2 for the hardware-aware training;
-``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads for the logit correction).
+``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads for the logit correction; ``_mean`` with
+``LABRRAM_B2IMC_LEFT_OUT=mean``: a weight left out of sampling takes its posterior mean).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from labrram import sim
+from labrram.nn.bayes2imc import LEFT_OUT as LEFT_OUT_CHOICES
 from labrram.nn.bayes2imc import (
     VARIANTS,
     BinaryBayesNetwork,
@@ -86,6 +88,12 @@ if REMAP not in (0, 1):
 Z_NOISE = env_float("LABRRAM_B2IMC_Z_NOISE", 2.0)
 if Z_NOISE < 0:
     raise SystemExit(f"LABRRAM_B2IMC_Z_NOISE must be >= 0, got {Z_NOISE:g}")
+#: what a weight left out of sampling contributes (``LABRRAM_B2IMC_LEFT_OUT``, default
+#: ``zero``; ``mean``: its posterior mean, ``SamplerSettings(left_out="mean")``, its own page
+#: ``..._mean.md``)
+LEFT_OUT = os.environ.get("LABRRAM_B2IMC_LEFT_OUT", "zero")
+if LEFT_OUT not in LEFT_OUT_CHOICES:
+    raise SystemExit(f"LABRRAM_B2IMC_LEFT_OUT must be one of {LEFT_OUT_CHOICES}, got {LEFT_OUT!r}")
 LABELS = {
     "corrected": "reference devices + logit correction",
     "uncorrected": "reference devices, no correction",
@@ -145,7 +153,7 @@ def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dic
     shape = (TILE[0], TILE[1] * TILES)
     kw = dict(seed=seed, kind="pcm", rows=shape[0], cols=shape[1])
     sim.configure_bench("bayes2imc-fmnist", **kw)
-    settings = SamplerSettings(reference=REFERENCE, reads=READS, attempts=ATTEMPTS, remap_inputs=bool(REMAP))
+    settings = SamplerSettings(reference=REFERENCE, reads=READS, attempts=ATTEMPTS, remap_inputs=bool(REMAP), left_out=LEFT_OUT)
     with load_station().with_simulation(bench="bayes2imc-fmnist", **kw).connect() as st:
         xb, timer = st.crossbar, st.timer
         layout = BinaryLayout.tile_grid(net.shapes, tuple(xb.shape), TILE, REF_ROWS)
@@ -198,7 +206,8 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of the devices"
         + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each")
         + ("; inputs remapped around the devices left off target" if REMAP else "")
-        + ("" if N_CAL_READS == 32 else f"; logit correction measured from {N_CAL_READS} reads"),
+        + ("" if N_CAL_READS == 32 else f"; logit correction measured from {N_CAL_READS} reads")
+        + ("; a weight left out of sampling takes its posterior mean in every network" if LEFT_OUT == "mean" else ""),
         header,
         tabs["accuracy"],
     )
@@ -233,7 +242,8 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["weights (one device each)", f"{r0['weight_devices']:,}"],
         ["reference devices", f"{r0['reference_devices']:,} ({REF_ROWS} rows per tile at G_ref = {r0['g_ref'] * 1e6:.0f} µS; each weight compared with those of its {REFERENCE})"],
         ["devices programmed for the network", f"{r0['devices']:,}"],
-        ["weights left out of sampling (the write-verify gave up on the device, and a read right after programming finds it farther from the weight's mean than a 0 would be)",
+        ["weights left out of sampling (the write-verify gave up on the device, and a read right after programming finds it farther from the weight's mean than a 0 would be)"
+         + ("; each takes its posterior mean, tanh λ, in every network (a digital product)" if LEFT_OUT == "mean" else "; each reads 0"),
          f"{np.mean(left):.0f} [{min(left)}, {max(left)}] per chip"],
     ]
     if REMAP:
@@ -253,7 +263,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["sampler noise measured (comparison G − references)", f"σ(G) = a (G/1 µS)^b, a = {np.mean([r['sigma_a'] for r in results]) * 1e6:.3f} µS, b = {np.mean([r['sigma_b'] for r in results]):.2f} (mean over chips)"],
     ]
     add("arrays, devices and projected bench time (virtual clock of the simulated bench)", ["", ""], rows)
-    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}{z_suffix(name)}{'' if N_CAL_READS == 32 else f'_cal{N_CAL_READS}'}.md", sections)
+    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}{z_suffix(name)}{'' if N_CAL_READS == 32 else f'_cal{N_CAL_READS}'}{'_mean' if LEFT_OUT == 'mean' else ''}.md", sections)
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ each with one kind of error put into the posteriors, in chosen layers:
   page measures right after programming);
 - *left out*: a random fraction of the weights (``LABRRAM_B2IMC_SOURCES_LEFT``, default 0.5 %,
   between the one- and two-attempt pages' counts) read 0 in every network, as a weight whose
-  device the write-verify gave up on.
+  device the write-verify gave up on — or, in the last rows, take their posterior mean
+  ``tanh λ`` in every network, as ``SamplerSettings(left_out="mean")`` has them on the array.
 
 Each deployment is scored as the Fashion-MNIST benchmark scores it at one time: 32 networks
 drawn from its posteriors, the logit correction measured from 32 other draws and 512
@@ -38,16 +39,20 @@ N_CAL_READS = 32
 N_CAL_INPUTS = 512
 
 
-def deployment(net: BinaryBayesNetwork, layers: list[int], z_error: float, left: float, seed: int, X, y, X_cal, sw_cal) -> tuple[float, float]:
+def deployment(
+    net: BinaryBayesNetwork, layers: list[int], z_error: float, left: float, seed: int, X, y, X_cal, sw_cal, left_out: str = "zero"
+) -> tuple[float, float]:
     """Accuracy (%) with and without the logit correction of one software deployment whose
-    ``layers`` carry a probit error of ``z_error`` and a fraction ``left`` of weights read 0."""
+    ``layers`` carry a probit error of ``z_error`` and a fraction ``left`` of weights left out
+    (``left_out``: read 0, or ``"mean"``: take their posterior mean)."""
     rng = np.random.default_rng(seed)
     lambdas = [lam + (rng.normal(0.0, z_error / PROBIT_SCALE, lam.shape) if i in layers and z_error else 0.0) for i, lam in enumerate(net.lambdas)]
     realized = BinaryBayesNetwork(lambdas, net.norms, net.convs)
     kept = [np.where((rng.random(lam.shape) < left) & (i in layers), 0.0, 1.0) for i, lam in enumerate(lambdas)]
+    fill = [(1.0 - k) * (np.tanh(lam) if left_out == "mean" else 0.0) for k, lam in zip(kept, net.lambdas)]
 
-    def draws(n: int) -> list[list[np.ndarray]]:  # the weights not kept read 0
-        return [[w * k for w, k in zip(ws, kept)] for ws in realized.software_samples(n, rng)]
+    def draws(n: int) -> list[list[np.ndarray]]:  # the weights not kept read 0 (or their mean)
+        return [[w * k + f for w, k, f in zip(ws, kept, fill)] for ws in realized.software_samples(n, rng)]
 
     samples, cal = draws(M), draws(N_CAL_READS)
     correction = measure_correction(net, cal, kept[-1] > 0, X_cal, sw_cal)  # as on the array: no shift for a weight left out
@@ -75,20 +80,21 @@ def main() -> None:
     sw_cal = net.sample_logits(X_cal, net.software_samples(64, 0)).mean(axis=0)
     last = len(net.lambdas) - 1
     where = {"every layer": list(range(last + 1)), "hidden layers only": list(range(last)), "output layer only": [last]}
-    cases = [("none (the sampling floor)", [], 0.0, 0.0)]
-    cases += [(f"probability error, {w}", layers, z_error, 0.0) for w, layers in where.items()]
-    cases += [(f"probability error + weights left out, {w}", layers, z_error, left) for w, layers in where.items()]
+    cases = [("none (the sampling floor)", [], 0.0, 0.0, "zero")]
+    cases += [(f"probability error, {w}", layers, z_error, 0.0, "zero") for w, layers in where.items()]
+    cases += [(f"probability error + weights left out, {w}", layers, z_error, left, "zero") for w, layers in where.items()]
+    cases += [(f"probability error + weights left out at their mean, {w}", where[w], z_error, left, "mean") for w in ("every layer", "hidden layers only")]
     rows = []
     t0 = time.perf_counter()
-    for name, layers, z, lo in cases:
-        acc = np.array([deployment(net, layers, z, lo, 1000 + d, X, y, X_cal, sw_cal) for d in range(n_dep)])
+    for name, layers, z, lo, left_out in cases:
+        acc = np.array([deployment(net, layers, z, lo, 1000 + d, X, y, X_cal, sw_cal, left_out) for d in range(n_dep)])
         s_c, s_u = acc.std(axis=0, ddof=1)
         rows.append([name, f"{acc[:, 1].mean():.1f}", f"{acc[:, 0].mean():.1f}", f"{s_u:.2f}", f"{s_c:.2f}", f"{s_u / s_c:.2f}" if s_c > 0 else "-"])
         print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
     table(
         f"sources of the deployment spread, in software: the Fashion-MNIST hardware-aware network, {n_dep} deployments, "
         f"{M} networks each on {len(X)} test images; probability error s = {z_error:g} in probit units, "
-        f"{100 * left:g} % of the weights left out (read 0); correction from {N_CAL_READS} draws and {N_CAL_INPUTS} inputs",
+        f"{100 * left:g} % of the weights left out (read 0, or at their mean); correction from {N_CAL_READS} draws and {N_CAL_INPUTS} inputs",
         ["error put in", "accuracy, no correction", "accuracy, corrected", "spread, no correction", "spread, corrected", "ratio"],
         rows,
     )

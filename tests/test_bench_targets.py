@@ -62,15 +62,19 @@ def test_the_spread_table_gives_the_sampling_floor_and_the_largest_ratio_it_leav
 
 
 @pytest.mark.parametrize(
-    ("value", "message"),
-    [("1", "LABRRAM_B2IMC_CAL_READS must be >= 2"), ("many", "LABRRAM_B2IMC_CAL_READS must be an integer, got 'many'")],
+    ("name", "value", "message"),
+    [
+        ("LABRRAM_B2IMC_CAL_READS", "1", "LABRRAM_B2IMC_CAL_READS must be >= 2"),
+        ("LABRRAM_B2IMC_CAL_READS", "many", "LABRRAM_B2IMC_CAL_READS must be an integer, got 'many'"),
+        ("LABRRAM_B2IMC_LEFT_OUT", "drop", "LABRRAM_B2IMC_LEFT_OUT must be one of ('zero', 'mean'), got 'drop'"),
+    ],
 )
-def test_the_fashion_mnist_bayes2imc_benchmark_refuses_a_bad_number_of_correction_reads(value, message):
+def test_the_fashion_mnist_bayes2imc_benchmark_refuses_a_bad_setting_before_running(name, value, message):
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "LABRRAM_B2IMC_CAL_READS": value}
+    env = {**os.environ, name: value}
     run = subprocess.run([sys.executable, "-c", "import benchmarks.bayes2imc_fmnist"], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert message in run.stderr

@@ -110,6 +110,8 @@ def lambda_to_z(lam: Any, z_max: float = 6.0, c: float = PROBIT_SCALE) -> np.nda
 
 # --- the sampler (its calibration: labrram.nn.binary_sampler) ----------------------------------
 REFERENCES = ("digital", "tile", "column")
+#: what a weight left out of sampling (:meth:`BinaryDeployment.ok`) contributes to every network
+LEFT_OUT = ("zero", "mean")
 """What a weight device is compared with (:class:`SamplerSettings`)."""
 
 
@@ -172,6 +174,7 @@ class SamplerSettings:
     attempts: int = 1
     keep_unconverged: bool = True
     remap_inputs: bool = False
+    left_out: str = "zero"
 
     def __post_init__(self) -> None:
         for name in ("g_ref", "z_max", "interval", "half_width"):
@@ -180,6 +183,8 @@ class SamplerSettings:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         if self.reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {self.reference!r}")
+        if self.left_out not in LEFT_OUT:
+            raise ValueError(f"left_out must be one of {LEFT_OUT}, got {self.left_out!r}")
         for name in ("keep_unconverged", "remap_inputs"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -247,8 +252,8 @@ def measure_correction(
     samples : list
         The calibration networks (per layer ``(n_in, n_out)``).
     ok : ndarray of bool, optional
-        The output layer's weights that are sampled; the others (left out, read 0) get no
-        shift. Default: all.
+        The output layer's weights that are sampled; the others (left out: the same value,
+        0 or their mean, in every network) get no shift. Default: all.
     X_cal : ndarray, optional
         Unlabelled calibration inputs ``(K, n_in)``, ``K >= 3``: with them (and ``software``)
         the logits also get the affine map of :func:`fit_logit_map`.
@@ -433,13 +438,22 @@ class BinaryDeployment:
         self.reference_means = self.layer_means(np.where(self.result.mask, self.result.achieved, np.nan))
         return self.reference_means
 
+    def stand_ins(self) -> list[np.ndarray]:
+        """Per layer, what every network takes for a weight that is not sampled (:meth:`ok`):
+        0, or its posterior mean ``tanh λ`` (``settings.left_out == "mean"``); 0 where the
+        weight is sampled."""
+        if self.settings.left_out == "zero":
+            return [np.zeros(ok.shape) for ok in self.ok()]
+        return [np.where(ok, 0.0, np.tanh(lam)) for ok, lam in zip(self.ok(), self.net.lambdas)]
+
     def weights_from(self, g: np.ndarray) -> list[np.ndarray]:
-        """The ±1 network one whole-array read ``g`` gives (masked devices: 0)."""
+        """The ±1 network one whole-array read ``g`` gives (weights not sampled:
+        :meth:`stand_ins`)."""
         out = []
-        for l, (ok, th) in enumerate(zip(self.ok(), self.thresholds(g))):
+        for l, (ok, th, fill) in enumerate(zip(self.ok(), self.thresholds(g), self.stand_ins())):
             with np.errstate(invalid="ignore"):
                 w = np.where(self.layout.layer(g, l) > th, 1.0, -1.0)
-            out.append(np.where(ok, w, 0.0).astype(np.float32))
+            out.append(np.where(ok, w, fill).astype(np.float32))
         return out
 
     def sample(self, xb: Crossbar, timer, n: int) -> list[list[np.ndarray]]:

@@ -463,3 +463,30 @@ def test_remapping_with_nothing_to_gain_programs_nothing_again():
     assert moved.layout == plain.layout
     np.testing.assert_array_equal(moved.result.pulses, plain.result.pulses)
     np.testing.assert_array_equal(moved.check, plain.check)  # the first read after programming, not a second
+
+
+def test_weights_left_out_can_stand_in_by_their_mean():
+    """``left_out="mean"``: every network takes a weight whose device is left out at its
+    posterior mean ``tanh λ`` (the sampled weights unchanged), and the correction leaves it be."""
+    from labrram.nn.bayes2imc import measure_correction
+    from labrram.nn.drift import BatchNorm
+
+    rng = np.random.default_rng(0)
+    lam = rng.permutation(np.r_[np.linspace(-2.2, 2.2, 320), np.full(32, 8.0), np.full(32, -8.0)]).reshape(16, 24)
+    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(24), np.zeros(24), np.zeros(24), np.ones(24))])
+    with _station(3) as st:  # the chip of the test above: some devices left out
+        _, dep = _deploy(st, net, SamplerSettings(left_out="mean"))
+        ok = dep.ok()[0]
+        assert (~ok).any() and dep.summary()["left_out"] == int((~ok).sum())
+        assert np.array_equal(dep.stand_ins()[0], np.where(ok, 0.0, np.tanh(lam)))
+        st.timer.wait(1.0)
+        w = np.array([n[0] for n in dep.sample(st.crossbar, st.timer, 8)])
+        assert np.allclose(w[:, ~ok], np.tanh(lam[~ok]).astype(np.float32))
+        assert set(np.unique(w[:, ok])) <= {-1.0, 1.0}
+        zero = replace(dep, settings=replace(dep.settings, left_out="zero"))
+        assert np.all(zero.weights_from(st.crossbar.read())[0][~ok] == 0)
+        assert not np.any(zero.stand_ins()[0])
+    correction = measure_correction(net, [[x] for x in w], ok)
+    assert np.all(correction.delta[~ok] == 0)
+    with pytest.raises(ValueError, match="left_out must be one of"):
+        SamplerSettings(left_out="drop")
