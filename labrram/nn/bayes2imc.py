@@ -73,7 +73,7 @@ from labrram.devices.set_families import normal_cdf
 from labrram.mapping import binary_fault_order
 from labrram.nn.binary_layout import BinaryLayout
 from labrram.nn.binary_network import BinaryBayesNetwork, BinaryConv
-from labrram.nn.binary_sampler import SamplerNoise, calibrate_sampler
+from labrram.nn.binary_sampler import EffectiveSamples, SamplerNoise, calibrate_sampler, effective_samples
 from labrram.nn.drift import check_times, wait_after_programming
 from labrram.protocols.results import ProgramResult
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
@@ -84,12 +84,14 @@ __all__ = [
     "BinaryConv",
     "BinaryDeployment",
     "BinaryLayout",
+    "EffectiveSamples",
     "LogitCorrection",
     "SamplerNoise",
     "SamplerSettings",
     "VARIANTS",
     "calibrate_sampler",
     "deploy_binary",
+    "effective_samples",
     "evaluate_deployment",
     "fit_logit_map",
     "lambda_to_z",

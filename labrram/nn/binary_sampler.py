@@ -6,6 +6,10 @@ at the read spacing of inference sets how far from the reference each weight is 
 :func:`calibrate_sampler` programs spare devices to a ladder of levels (and, with reference
 devices, those references with them), reads them ``n`` times ``interval`` apart, and fits
 ``σ(G) = a (G / 1 µS)^b`` to the per-device spreads (:class:`SamplerNoise`).
+
+Successive reads are not quite independent draws: the part of the 1/f noise slower than their
+spacing carries from one read to the next. :func:`effective_samples` measures, from the reads
+themselves, how many independent draws a run of successive reads is worth.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 from labrram.crossbar import Crossbar
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
 
-__all__ = ["SamplerNoise", "calibrate_sampler"]
+__all__ = ["EffectiveSamples", "SamplerNoise", "calibrate_sampler", "effective_samples"]
 
 
 @dataclass(frozen=True)
@@ -149,3 +153,77 @@ def calibrate_sampler(
         raise ValueError("the sampler calibration found fewer than two levels with a measurable read spread")
     b, log_a = np.polyfit(np.log(levels[good] / 1e-6), np.log(meds[good]), 1)
     return SamplerNoise(float(np.exp(log_a)), float(b), float(interval), levels, meds)
+
+
+@dataclass(frozen=True)
+class EffectiveSamples:
+    """How many independent draws a run of ``window`` successive sampling reads is worth.
+
+    Attributes
+    ----------
+    window : int
+        Successive reads per run (the networks of one inference).
+    windows : int
+        Runs the reads were cut into.
+    weights : int
+        Sampled weights the estimate rests on (those that read both signs).
+    variance_ratio : float
+        Spread of a weight's fraction of +1 reads from run to run, over what ``window``
+        independent draws of its probability would give (pooled over the weights): 1 for
+        independent reads, more when successive reads are correlated.
+    effective : float
+        ``window / variance_ratio``: the independent draws the run is worth.
+    """
+
+    window: int
+    windows: int
+    weights: int
+    variance_ratio: float
+    effective: float
+
+
+def effective_samples(samples: Sequence[Sequence[np.ndarray]], ok: Sequence[np.ndarray], window: int) -> EffectiveSamples:
+    """How many independent draws ``window`` successive reads are worth, by batch means.
+
+    The reads ``samples`` (successive networks, each a list of per-layer ±1 arrays, in the order
+    they were read) are cut into runs of ``window``. For every sampled weight (``ok``) that reads
+    both signs, the fraction of +1 reads in each run varies from run to run; were the reads
+    independent draws of the weight's probability ``p``, its variance would be
+    ``p (1 − p) / window``. The ratio of the two, pooled over the weights, is how much the
+    correlation of successive reads (1/f noise slower than their spacing) inflates it.
+
+    Parameters
+    ----------
+    samples : sequence of networks
+        At least ``2 * window`` successive reads, one network each (a multiple of ``window``
+        is used; reads past the last whole run are left out).
+    ok : sequence of ndarray of bool
+        Per layer, the weights that are sampled (:meth:`BinaryDeployment.ok`).
+    window : int
+        Reads per run, >= 2.
+
+    Returns
+    -------
+    EffectiveSamples
+    """
+    if int(window) != window or window < 2:
+        raise ValueError(f"window must be an integer >= 2, got {window!r}")
+    window = int(window)
+    runs = len(samples) // window
+    if runs < 2:
+        raise ValueError(f"{len(samples)} reads make fewer than 2 runs of {window}")
+    if any(len(net) != len(ok) for net in samples):
+        raise ValueError(f"every network needs {len(ok)} layers, as ok has")
+    n = runs * window
+    plus = np.concatenate(
+        [np.stack([np.asarray(net[l])[m] > 0 for net in samples[:n]]).astype(float) for l, m in enumerate(ok)], axis=1
+    )  # (n reads, sampled weights)
+    p = plus.mean(axis=0)
+    mixed = (p > 0) & (p < 1)
+    if not mixed.any():
+        raise ValueError("no sampled weight reads both signs: nothing to measure the correlation on")
+    plus, p = plus[:, mixed], p[mixed]
+    between = plus.reshape(runs, window, -1).mean(axis=1).var(axis=0, ddof=1).sum()
+    binomial = (p * (1 - p) * n / (n - 1)).sum() / window
+    ratio = float(between / binomial)
+    return EffectiveSamples(window, runs, int(mixed.sum()), ratio, window / ratio)

@@ -490,3 +490,34 @@ def test_weights_left_out_can_stand_in_by_their_mean():
     assert np.all(correction.delta[~ok] == 0)
     with pytest.raises(ValueError, match="left_out must be one of"):
         SamplerSettings(left_out="drop")
+
+
+def test_effective_samples_counts_independent_reads_as_themselves_and_correlated_ones_as_fewer():
+    from labrram.nn.bayes2imc import effective_samples
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.2, 0.8, (40, 50))
+    ok = [np.ones((40, 50), bool)]
+    independent = [[np.where(rng.random(p.shape) < p, 1.0, -1.0)] for _ in range(32 * 16)]
+    est = effective_samples(independent, ok, 32)
+    assert est.windows == 16 and est.weights == 2000
+    assert est.variance_ratio == pytest.approx(1.0, abs=0.08) and est.effective == pytest.approx(32, rel=0.08)
+    # each read repeats the one before with probability 1/2: lag-k correlation 2^-k, so a run's
+    # variance is inflated by 1 + 2 sum_k (1 - k/32) 2^-k = 2.875
+    reads, w = [], np.where(rng.random(p.shape) < p, 1.0, -1.0)
+    for _ in range(32 * 16):
+        fresh = np.where(rng.random(p.shape) < p, 1.0, -1.0)
+        w = np.where(rng.random(p.shape) < 0.5, w, fresh)
+        reads.append([w])
+    corr = effective_samples(reads, ok, 32)
+    assert corr.variance_ratio == pytest.approx(2.875, rel=0.1) and corr.effective == pytest.approx(32 / 2.875, rel=0.1)
+    # weights not sampled, or reading one sign only, are not counted
+    masked = [np.zeros((40, 50), bool)]
+    masked[0][:, :10] = True
+    assert effective_samples(reads, masked, 32).weights == 400
+    with pytest.raises(ValueError, match="fewer than 2 runs"):
+        effective_samples(reads[:40], ok, 32)
+    with pytest.raises(ValueError, match="window must be an integer >= 2"):
+        effective_samples(reads, ok, 1)
+    with pytest.raises(ValueError, match="reads both signs"):
+        effective_samples([[np.ones((40, 50))]] * 64, ok, 32)
