@@ -24,7 +24,8 @@ write-verify; ``_attempts<N>`` with ``LABRRAM_B2IMC_ATTEMPTS=N`` full write-veri
 device; ``_remap`` with ``LABRRAM_B2IMC_REMAP=1``: each layer's inputs routed to the rows whose
 off-target devices serve them best, the moved devices programmed again; ``_z<value>`` with
 ``LABRRAM_B2IMC_Z_NOISE`` set to another probit jitter than 2 for the hardware-aware training;
-``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads for the logit correction; ``_mean`` with
+``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads for the logit correction, ``_cal0`` with
+the correction measured from the scored networks themselves; ``_mean`` with
 ``LABRRAM_B2IMC_LEFT_OUT=mean``: a weight left out of sampling takes its posterior mean).
 """
 
@@ -34,7 +35,9 @@ import hashlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -59,10 +62,11 @@ TIMES = (1.0, 600.0, 3600.0, 86400.0)
 M = 32
 M_FIXED = 8
 #: reads the logit correction is measured from at each time (``LABRRAM_B2IMC_CAL_READS``,
-#: default 32); another number writes its own page, ``..._cal<N>.md``
+#: default 32; 0: the reads of the networks it corrects); another number writes its own page,
+#: ``..._cal<N>.md``
 N_CAL_READS = env_int("LABRRAM_B2IMC_CAL_READS", 32)
-if N_CAL_READS < 2:
-    raise SystemExit(f"LABRRAM_B2IMC_CAL_READS must be >= 2 (the correction needs two reads), got {N_CAL_READS}")
+if N_CAL_READS < 0 or N_CAL_READS == 1:
+    raise SystemExit(f"LABRRAM_B2IMC_CAL_READS must be 0 (the scored networks' own reads) or >= 2 (the correction needs two reads), got {N_CAL_READS}")
 N_CAL_INPUTS = 512
 TILE = (128, 128)
 TILES = 4
@@ -148,22 +152,34 @@ def trained(name: str, n_train: int) -> tuple[BinaryBayesNetwork, float, bool]:
     return net, wall, False
 
 
-def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dict:
-    """One chip: calibrate the sampler against reference devices, program, score over time."""
+def sampler_settings() -> SamplerSettings:
+    """The sampler settings the environment asks for."""
+    return SamplerSettings(reference=REFERENCE, reads=READS, attempts=ATTEMPTS, remap_inputs=bool(REMAP), left_out=LEFT_OUT)
+
+
+@contextmanager
+def programmed_chip(net: BinaryBayesNetwork, seed: int, sampler: SamplerSettings) -> Iterator[tuple]:
+    """One simulated chip with the sampler calibrated against its reference devices and ``net``
+    programmed: yields the crossbar, the timer, the deployment and a dict of the bench times
+    (``t_calibrate``, ``t_program``, s) and spare devices used (``spares``)."""
     shape = (TILE[0], TILE[1] * TILES)
     kw = dict(seed=seed, kind="pcm", rows=shape[0], cols=shape[1])
     sim.configure_bench("bayes2imc-fmnist", **kw)
-    settings = SamplerSettings(reference=REFERENCE, reads=READS, attempts=ATTEMPTS, remap_inputs=bool(REMAP), left_out=LEFT_OUT)
     with load_station().with_simulation(bench="bayes2imc-fmnist", **kw).connect() as st:
         xb, timer = st.crossbar, st.timer
         layout = BinaryLayout.tile_grid(net.shapes, tuple(xb.shape), TILE, REF_ROWS)
         rows, cols = layout.free_cells()
         rows, cols = rows[:N_SPARE], cols[:N_SPARE]
         t0 = timer.now()
-        noise = calibrate_sampler(xb, timer, (rows, cols), interval=settings.interval, references=layout.references_of(rows, cols, REFERENCE), g_ref=settings.g_ref)
+        noise = calibrate_sampler(xb, timer, (rows, cols), interval=sampler.interval, references=layout.references_of(rows, cols, sampler.reference), g_ref=sampler.g_ref)
         t1 = timer.now()
-        dep = deploy_binary(xb, timer, net, noise, settings, layout)
-        t2 = timer.now()
+        dep = deploy_binary(xb, timer, net, noise, sampler, layout)
+        yield xb, timer, dep, {"t_calibrate": t1 - t0, "t_program": timer.now() - t1, "spares": int(rows.size)}
+
+
+def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dict:
+    """One chip: calibrate the sampler against reference devices, program, score over time."""
+    with programmed_chip(net, seed, sampler_settings()) as (xb, timer, dep, times):
         _, scores = evaluate_deployment(
             xb, timer, dep, X_test, y_test, TIMES, n_samples=M, n_calibration=N_CAL_READS, X_cal=X_cal, n_fixed=M_FIXED
         )
@@ -171,7 +187,7 @@ def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dic
         r0 = timer.now()
         xb.read()
         t_read = timer.now() - r0
-        return {"scores": scores, **dep.summary(), "t_calibrate": t1 - t0, "t_program": t2 - t1, "t_read": t_read, "spares": int(rows.size)}
+        return {"scores": scores, **dep.summary(), **times, "t_read": t_read}
 
 
 def _s(t: float) -> str:
@@ -206,7 +222,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of the devices"
         + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each")
         + ("; inputs remapped around the devices left off target" if REMAP else "")
-        + ("" if N_CAL_READS == 32 else f"; logit correction measured from {N_CAL_READS} reads")
+        + ("" if N_CAL_READS == 32 else f"; logit correction measured from {N_CAL_READS} reads" if N_CAL_READS else f"; logit correction measured from the {M} scored networks' own reads")
         + ("; a weight left out of sampling takes its posterior mean in every network" if LEFT_OUT == "mean" else ""),
         header,
         tabs["accuracy"],

@@ -64,7 +64,8 @@ def test_the_spread_table_gives_the_sampling_floor_and_the_largest_ratio_it_leav
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("LABRRAM_B2IMC_CAL_READS", "1", "LABRRAM_B2IMC_CAL_READS must be >= 2"),
+        ("LABRRAM_B2IMC_CAL_READS", "1", "LABRRAM_B2IMC_CAL_READS must be 0 (the scored networks' own reads) or >= 2"),
+        ("LABRRAM_B2IMC_CAL_READS", "-3", "LABRRAM_B2IMC_CAL_READS must be 0"),
         ("LABRRAM_B2IMC_CAL_READS", "many", "LABRRAM_B2IMC_CAL_READS must be an integer, got 'many'"),
         ("LABRRAM_B2IMC_LEFT_OUT", "drop", "LABRRAM_B2IMC_LEFT_OUT must be one of ('zero', 'mean'), got 'drop'"),
     ],

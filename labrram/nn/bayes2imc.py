@@ -636,7 +636,8 @@ def evaluate_deployment(
     ``n_samples`` reads give the networks of the deployment's own reference, then
     ``n_calibration`` reads the :class:`LogitCorrection` (reads only, and ``X_cal`` when given:
     no labels), which is applied to those networks (it is digital and acts on the logits, so it
-    may be measured just after them); then ``n_fixed`` (default ``n_samples``) more reads give
+    may be measured just after them; ``n_calibration=0``: from those networks themselves, no
+    extra reads, so that it also follows what the slow part of the read noise does to them); then ``n_fixed`` (default ``n_samples``) more reads give
     the networks of a fixed digital reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction
     of the first time is used at every time. ``X_cal`` (unlabelled inputs) adds the
     affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
@@ -656,6 +657,8 @@ def evaluate_deployment(
         For times that are negative, not increasing, or already past.
     """
     times = check_times(times)
+    if int(n_calibration) != n_calibration or n_calibration == 1 or n_calibration < 0:
+        raise ValueError(f"n_calibration must be 0 (the scored networks' own reads) or an integer >= 2, got {n_calibration!r}")
     rows: list[dict[str, Any]] = []
     first: LogitCorrection | None = None
     software = None if X_cal is None else dep.software_logits(np.asarray(X_cal), n_software)
@@ -663,7 +666,7 @@ def evaluate_deployment(
         wait_after_programming(timer, dep.t_programmed, t)
         samples = dep.sample(xb, timer, n_samples)
         if first is None or refresh:
-            current = dep.correction(dep.sample(xb, timer, n_calibration), X_cal, n_software, software=software)
+            current = dep.correction(samples if n_calibration == 0 else dep.sample(xb, timer, n_calibration), X_cal, n_software, software=software)
             first = first or current
         else:
             current = first

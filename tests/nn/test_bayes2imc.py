@@ -521,3 +521,17 @@ def test_effective_samples_counts_independent_reads_as_themselves_and_correlated
         effective_samples(reads, ok, 1)
     with pytest.raises(ValueError, match="reads both signs"):
         effective_samples([[np.ones((40, 50))]] * 64, ok, 32)
+
+
+def test_the_correction_can_come_from_the_scored_networks_own_reads(iris_net):
+    task, net = iris_net
+    with _station(4) as st:
+        _, dep = _deploy(st, net)
+        for bad in (1, -2, 2.5):
+            with pytest.raises(ValueError, match="n_calibration must be 0"):
+                evaluate_deployment(st.crossbar, st.timer, dep, task.X_test, task.y_test, [120.0], n_calibration=bad)
+        corr, rows = evaluate_deployment(st.crossbar, st.timer, dep, task.X_test, task.y_test, [120.0], n_samples=16, n_calibration=0, n_fixed=4)
+        # 16 reads for the networks (and their correction), 4 for the fixed reference: no more
+        assert corr.reads == 16
+        assert dep.last_read - (dep.t_programmed + 120.0) == pytest.approx(19 * dep.settings.interval, abs=0.5)
+    assert rows[0]["corrected"] > 0.8
