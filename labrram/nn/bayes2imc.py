@@ -112,9 +112,9 @@ def lambda_to_z(lam: Any, z_max: float = 6.0, c: float = PROBIT_SCALE) -> np.nda
 
 # --- the sampler (its calibration: labrram.nn.binary_sampler) ----------------------------------
 REFERENCES = ("digital", "tile", "column")
-#: what a weight left out of sampling (:meth:`BinaryDeployment.ok`) contributes to every network
-LEFT_OUT = ("zero", "mean")
 """What a weight device is compared with (:class:`SamplerSettings`)."""
+LEFT_OUT = ("zero", "mean")
+"""What a weight left out of sampling contributes to every network (:class:`SamplerSettings`)."""
 
 
 @dataclass(frozen=True)
@@ -637,9 +637,10 @@ def evaluate_deployment(
     ``n_calibration`` reads the :class:`LogitCorrection` (reads only, and ``X_cal`` when given:
     no labels), which is applied to those networks (it is digital and acts on the logits, so it
     may be measured just after them; ``n_calibration=0``: from those networks themselves, no
-    extra reads, so that it also follows what the slow part of the read noise does to them); then ``n_fixed`` (default ``n_samples``) more reads give
-    the networks of a fixed digital reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction
-    of the first time is used at every time. ``X_cal`` (unlabelled inputs) adds the
+    extra reads, so that it also follows what the slow part of the read noise does to them);
+    then ``n_fixed`` (default ``n_samples``) more reads give the networks of a fixed digital
+    reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction of the
+    first time is used at every time. ``X_cal`` (unlabelled inputs) adds the
     affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
 
     Returns
