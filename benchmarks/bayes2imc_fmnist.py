@@ -26,7 +26,8 @@ off-target devices serve them best, the moved devices programmed again; ``_z<val
 ``LABRRAM_B2IMC_Z_NOISE`` set to another probit jitter than 2 for the hardware-aware training;
 ``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads for the logit correction, ``_cal0`` with
 the correction measured from the scored networks themselves; ``_mean`` with
-``LABRRAM_B2IMC_LEFT_OUT=mean``: a weight left out of sampling takes its posterior mean).
+``LABRRAM_B2IMC_LEFT_OUT=mean``: a weight left out of sampling takes its posterior mean;
+``_test<N>`` when scored on another number of test images than 600).
 """
 
 from __future__ import annotations
@@ -279,7 +280,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["sampler noise measured (comparison G − references)", f"σ(G) = a (G/1 µS)^b, a = {np.mean([r['sigma_a'] for r in results]) * 1e6:.3f} µS, b = {np.mean([r['sigma_b'] for r in results]):.2f} (mean over chips)"],
     ]
     add("arrays, devices and projected bench time (virtual clock of the simulated bench)", ["", ""], rows)
-    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}{z_suffix(name)}{'' if N_CAL_READS == 32 else f'_cal{N_CAL_READS}'}{'_mean' if LEFT_OUT == 'mean' else ''}.md", sections)
+    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}{z_suffix(name)}{'' if N_CAL_READS == 32 else f'_cal{N_CAL_READS}'}{'_mean' if LEFT_OUT == 'mean' else ''}{'' if n_test == 600 else f'_test{n_test}'}.md", sections)
 
 
 def main() -> None:
