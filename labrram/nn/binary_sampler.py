@@ -214,6 +214,9 @@ def effective_samples(samples: Sequence[Sequence[np.ndarray]], ok: Sequence[np.n
         raise ValueError(f"{len(samples)} reads make fewer than 2 runs of {window}")
     if any(len(net) != len(ok) for net in samples):
         raise ValueError(f"every network needs {len(ok)} layers, as ok has")
+    for l, m in enumerate(ok):
+        if any(np.shape(net[l]) != np.shape(m) for net in samples):
+            raise ValueError(f"layer {l}: the networks' weights and ok must have the same shape {np.shape(m)}")
     n = runs * window
     plus = np.concatenate(
         [np.stack([np.asarray(net[l])[m] > 0 for net in samples[:n]]).astype(float) for l, m in enumerate(ok)], axis=1

@@ -521,6 +521,10 @@ def test_effective_samples_counts_independent_reads_as_themselves_and_correlated
         effective_samples(reads, ok, 1)
     with pytest.raises(ValueError, match="reads both signs"):
         effective_samples([[np.ones((40, 50))]] * 64, ok, 32)
+    with pytest.raises(ValueError, match="layer 0: the networks' weights and ok must have the same shape"):
+        effective_samples(reads, [np.ones((40, 49), bool)], 32)
+    with pytest.raises(ValueError, match="every network needs 2 layers"):
+        effective_samples(reads, ok * 2, 32)
 
 
 def test_the_correction_can_come_from_the_scored_networks_own_reads(iris_net):
