@@ -366,6 +366,7 @@ class BinaryDeployment:
     before_remap: dict | None = None
     remapped_inputs: int = 0
     _ok: list[np.ndarray] | None = field(default=None, init=False, repr=False)
+    _stand_ins: list[np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def converged(self) -> np.ndarray:
         """Array-shaped: the devices (weights and references) the write-verify brought into
@@ -443,10 +444,13 @@ class BinaryDeployment:
     def stand_ins(self) -> list[np.ndarray]:
         """Per layer, what every network takes for a weight that is not sampled (:meth:`ok`):
         0, or its posterior mean ``tanh λ`` (``settings.left_out == "mean"``); 0 where the
-        weight is sampled."""
-        if self.settings.left_out == "zero":
-            return [np.zeros(ok.shape) for ok in self.ok()]
-        return [np.where(ok, 0.0, np.tanh(lam)) for ok, lam in zip(self.ok(), self.net.lambdas)]
+        weight is sampled. Computed once per deployment, as :meth:`ok`."""
+        if self._stand_ins is None:
+            if self.settings.left_out == "zero":
+                self._stand_ins = [np.zeros(ok.shape) for ok in self.ok()]
+            else:
+                self._stand_ins = [np.where(ok, 0.0, np.tanh(lam)) for ok, lam in zip(self.ok(), self.net.lambdas)]
+        return self._stand_ins
 
     def weights_from(self, g: np.ndarray) -> list[np.ndarray]:
         """The ±1 network one whole-array read ``g`` gives (weights not sampled:
