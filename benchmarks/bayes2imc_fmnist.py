@@ -153,6 +153,12 @@ def trained(name: str, n_train: int) -> tuple[BinaryBayesNetwork, float, bool]:
     return net, wall, False
 
 
+def software_accuracies(net: BinaryBayesNetwork, X, y, m: int, n_draws: int) -> list[float]:
+    """Accuracy (fraction) of ``n_draws`` software draws of ``m`` independent networks each
+    (seeds 1000, 1001, …): the pages' sampling floor."""
+    return [net.accuracy(X, y, net.software_samples(m, 1000 + s)) for s in range(n_draws)]
+
+
 def sampler_settings() -> SamplerSettings:
     """The sampler settings the environment asks for."""
     return SamplerSettings(reference=REFERENCE, reads=READS, attempts=ATTEMPTS, remap_inputs=bool(REMAP), left_out=LEFT_OUT)
@@ -199,7 +205,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
     net, t_train, cached = trained(name, n_train)
     X_test, y_test = images("test", n_test)
     X_cal = images("train", n_train + N_CAL_INPUTS)[0][n_train:]  # unlabelled images not used in training
-    software = [net.accuracy(X_test, y_test, net.software_samples(M, 1000 + s)) for s in range(n_dep)]
+    software = software_accuracies(net, X_test, y_test, M, n_dep)
     results = []
     for seed in range(n_dep):
         w0 = time.perf_counter()

@@ -45,7 +45,7 @@ def spacings() -> list[float]:
 
 
 def main() -> None:
-    from .bayes2imc_fmnist import M, images, programmed_chip, trained
+    from .bayes2imc_fmnist import M, images, programmed_chip, software_accuracies, trained
 
     if M != WINDOW:
         raise SystemExit(f"the pages score {M} networks per inference; this benchmark measures runs of {WINDOW}")
@@ -62,8 +62,8 @@ def main() -> None:
     net, _, _ = trained("hardware-aware", env_int("LABRRAM_B2IMC_TRAIN", 30000))
     t0 = time.perf_counter()
     found: dict[float, list] = {g: [] for g in gaps}
+    sampler = SamplerSettings(reference="tile", attempts=2, left_out="mean")
     for seed in range(n_chips):
-        sampler = SamplerSettings(reference="tile", attempts=2, left_out="mean")
         with programmed_chip(net, seed, sampler) as (xb, timer, dep, _):
             wait_after_programming(timer, dep.t_programmed, START)
             for g in gaps:  # the same chip and deployment, its reads spaced g apart
@@ -89,7 +89,7 @@ def main() -> None:
     n_dep = 16
     floor = []
     for m in (M, n_eff):
-        acc = np.array([100 * net.accuracy(X, y, net.software_samples(m, 1000 + s)) for s in range(n_dep)])
+        acc = 100 * np.array(software_accuracies(net, X, y, m, n_dep))
         floor.append([f"{m}", f"{acc.mean():.1f}", f"{acc.std(ddof=1):.2f}"])
     table(
         f"sampling floor: software accuracy % over {n_dep} draws of independent networks on {len(X)} test images "
