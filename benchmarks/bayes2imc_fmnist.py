@@ -57,7 +57,7 @@ from labrram.nn.drift import format_time
 from labrram.station import load_station
 
 from .bench_bayes2imc import drift_tables
-from .common import against, env_float, env_int, markdown_table, table, write_page
+from .common import against, env_float, env_int, fashion_mnist_missing, markdown_table, table, write_page
 
 TIMES = (1.0, 600.0, 3600.0, 86400.0)
 M = 32
@@ -290,10 +290,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
 
 
 def main() -> None:
-    try:
-        images("test", 1)
-    except FileNotFoundError as exc:
-        print(f"bayes2imc (fmnist): skipped: {exc}")
+    if fashion_mnist_missing("bayes2imc (fmnist)"):
         return
     _, settings = configs()
     chosen = os.environ.get("LABRRAM_B2IMC_CONFIGS", ",".join(settings)).split(",")

@@ -25,7 +25,7 @@ import numpy as np
 from labrram.nn.bayes2imc import SamplerSettings, effective_samples
 from labrram.nn.drift import format_time, wait_after_programming
 
-from .common import env_int, table
+from .common import env_int, fashion_mnist_missing, table
 
 WINDOW = 32  # reads per run: the pages' M networks per inference
 RUNS = 16
@@ -50,10 +50,7 @@ def main() -> None:
     if M != WINDOW:
         raise SystemExit(f"the pages score {M} networks per inference; this benchmark measures runs of {WINDOW}")
 
-    try:
-        images("test", 1)
-    except FileNotFoundError as exc:
-        print(f"bayes2imc_reads: skipped: {exc}")
+    if fashion_mnist_missing("bayes2imc_reads"):
         return
     gaps = spacings()
     n_chips = env_int("LABRRAM_BENCH_DEPLOYMENTS", 4)

@@ -32,7 +32,7 @@ import numpy as np
 from labrram.nn.bayes2imc import PROBIT_SCALE, measure_correction
 from labrram.nn.binary_network import BinaryBayesNetwork
 
-from .common import env_float, env_int, table
+from .common import env_float, env_int, fashion_mnist_missing, table
 
 M = 32
 N_CAL_READS = 32
@@ -63,10 +63,7 @@ def deployment(
 def main() -> None:
     from .bayes2imc_fmnist import images, trained
 
-    try:
-        images("test", 1)
-    except FileNotFoundError as exc:
-        print(f"bayes2imc_sources: skipped: {exc}")
+    if fashion_mnist_missing("bayes2imc_sources"):
         return
     n_dep = env_int("LABRRAM_BENCH_DEPLOYMENTS", 16)
     z_error = env_float("LABRRAM_B2IMC_SOURCES_Z", 1.0)

@@ -24,7 +24,7 @@ from labrram.nn.datasets import fashion_mnist_dir, load_fashion_mnist
 from labrram.nn.tiled import forward, input_ranges, plan_network, run_in_array
 from labrram.station import load_station
 
-from .common import env_int, markdown_table, table, write_page
+from .common import env_int, fashion_mnist_missing, markdown_table, table, write_page
 
 
 def _s(t: float) -> str:
@@ -32,10 +32,7 @@ def _s(t: float) -> str:
 
 
 def main() -> None:
-    try:
-        load_fashion_mnist("test", limit=1)
-    except FileNotFoundError as exc:
-        print(f"fmnist: skipped: {exc}")
+    if fashion_mnist_missing("fmnist"):
         return
     from labrram.nn.lenet import export_layers, prepare_images, train_lenet
     from labrram.nn.train import TrainSettings

@@ -147,6 +147,19 @@ def write_section(path: str, name: str, sections: list[str]) -> None:
     print(f"(written to {path}, between the markers)")
 
 
+def fashion_mnist_missing(label: str) -> bool:
+    """True, after printing why benchmark ``label`` is skipped, when the Fashion-MNIST IDX files
+    are not installed (``make fashion-mnist``)."""
+    from labrram.nn.datasets import load_fashion_mnist
+
+    try:
+        load_fashion_mnist("test", limit=1)
+    except FileNotFoundError as exc:
+        print(f"{label}: skipped: {exc}")
+        return True
+    return False
+
+
 def env_int(name: str, default: int) -> int:
     """The integer environment variable ``name`` (``default`` when unset); a SystemExit naming it
     when it is not an integer."""

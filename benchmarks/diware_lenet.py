@@ -236,14 +236,9 @@ def _pages(res: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
 
 def lenet_main() -> None:
     """Run the study and write docs/bench/diware_lenet.md (and its JSON beside it)."""
-    from labrram.nn.datasets import load_fashion_mnist
+    from .common import env_int, fashion_mnist_missing, markdown_table, table, write_page
 
-    from .common import env_int, markdown_table, table, write_page
-
-    try:
-        load_fashion_mnist("test", limit=1)
-    except FileNotFoundError as exc:
-        print(f"diware (LeNet-5): skipped: {exc}")
+    if fashion_mnist_missing("diware (LeNet-5)"):
         return
     n_train, epochs = env_int("LABRRAM_BENCH_DIWARE_TRAIN", 20000), env_int("LABRRAM_BENCH_DIWARE_EPOCHS", 10)
     n_test, n_in = env_int("LABRRAM_BENCH_DIWARE_TEST", 2000), env_int("LABRRAM_BENCH_DIWARE_INARRAY", 100)
