@@ -12,22 +12,24 @@ programmed at ``G_ref`` with the weights, and every weight device is compared wi
 of the 1,024 reference devices of its tile in the same read (``LABRRAM_B2IMC_REFERENCE=column``:
 the 8 of its tile column). On each chip: the sampler's comparison noise is
 measured on spare devices against their own references, the network is programmed, and it is
-scored on the first ``LABRRAM_B2IMC_TEST`` test images (default 600) at 1 s, 10 min, 1 h and 1 d
+scored on the first ``LABRRAM_B2IMC_TEST`` test images (default all 10,000, the paper's test set size) at 1 s, 10 min, 1 h and 1 d
 after programming, from ``M`` = 32 whole-array reads each (one network per read), with the
-logit correction (measured again at each time from 32 reads, ``LABRRAM_B2IMC_CAL_READS``, and
-512 unlabelled training images), without it, and against a fixed digital reference (no drift tracking, 8 reads).
+logit correction (measured again at each time from those 32 reads and 512 unlabelled training
+images; ``LABRRAM_B2IMC_CAL_READS=N``: from N reads of its own), without it, and against a
+fixed digital reference (no drift tracking, 8 reads). A weight left out of sampling takes its
+posterior mean in every network (``LABRRAM_B2IMC_LEFT_OUT=zero``: it reads 0).
 Software: the same posteriors sampled by a random-number generator, 32 networks per draw.
 
-Each configuration writes docs/bench/bayes2imc_fmnist_<config>.md (``_column`` with the column
+Each configuration writes docs/bench/bayes2imc_fmnist_<config>.md, with a suffix for each
+setting off its default (:func:`page_name`): ``_column`` with the column
 reference; ``_reads<N>`` with ``LABRRAM_B2IMC_READS=N`` verify reads averaged by the
 write-verify; ``_attempts<N>`` with ``LABRRAM_B2IMC_ATTEMPTS=N`` full write-verify attempts per
 device; ``_remap`` with ``LABRRAM_B2IMC_REMAP=1``: each layer's inputs routed to the rows whose
 off-target devices serve them best, the moved devices programmed again; ``_z<value>`` with
 ``LABRRAM_B2IMC_Z_NOISE`` set to another probit jitter than 2 for the hardware-aware training;
-``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads for the logit correction, ``_cal0`` with
-the correction measured from the scored networks themselves; ``_mean`` with
-``LABRRAM_B2IMC_LEFT_OUT=mean``: a weight left out of sampling takes its posterior mean;
-``_test<N>`` when scored on another number of test images than 600).
+``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads of its own for the logit correction;
+``_zero`` with ``LABRRAM_B2IMC_LEFT_OUT=zero``; ``_test<N>`` when scored on the first N test
+images only.
 """
 
 from __future__ import annotations
@@ -63,12 +65,14 @@ TIMES = (1.0, 600.0, 3600.0, 86400.0)
 M = 32
 M_FIXED = 8
 #: reads the logit correction is measured from at each time (``LABRRAM_B2IMC_CAL_READS``,
-#: default 32; 0: the reads of the networks it corrects); another number writes its own page,
-#: ``..._cal<N>.md``
-N_CAL_READS = env_int("LABRRAM_B2IMC_CAL_READS", 32)
+#: default 0: the reads of the networks it corrects); another number, reads of its own, writes
+#: its own page, ``..._cal<N>.md``
+N_CAL_READS = env_int("LABRRAM_B2IMC_CAL_READS", 0)
 if N_CAL_READS < 0 or N_CAL_READS == 1:
     raise SystemExit(f"LABRRAM_B2IMC_CAL_READS must be 0 (the scored networks' own reads) or >= 2 (the correction needs two reads), got {N_CAL_READS}")
 N_CAL_INPUTS = 512
+#: the Fashion-MNIST test set, every image of which a page scores by default
+N_TEST_ALL = 10000
 TILE = (128, 128)
 TILES = 4
 REF_ROWS = 8
@@ -94,9 +98,9 @@ Z_NOISE = env_float("LABRRAM_B2IMC_Z_NOISE", 2.0)
 if Z_NOISE < 0:
     raise SystemExit(f"LABRRAM_B2IMC_Z_NOISE must be >= 0, got {Z_NOISE:g}")
 #: what a weight left out of sampling contributes (``LABRRAM_B2IMC_LEFT_OUT``, default
-#: ``zero``; ``mean``: its posterior mean, ``SamplerSettings(left_out="mean")``, its own page
-#: ``..._mean.md``)
-LEFT_OUT = os.environ.get("LABRRAM_B2IMC_LEFT_OUT", "zero")
+#: ``mean``: its posterior mean, ``SamplerSettings(left_out="mean")``; ``zero``: its own page
+#: ``..._zero.md``)
+LEFT_OUT = os.environ.get("LABRRAM_B2IMC_LEFT_OUT", "mean")
 if LEFT_OUT not in LEFT_OUT_CHOICES:
     raise SystemExit(f"LABRRAM_B2IMC_LEFT_OUT must be one of {LEFT_OUT_CHOICES}, got {LEFT_OUT!r}")
 LABELS = {
@@ -121,6 +125,22 @@ def configs():
 def z_suffix(name: str) -> str:
     """The page-name suffix of a hardware-aware jitter other than the default 2 (``_z3``)."""
     return "" if name != "hardware-aware" or Z_NOISE == 2.0 else f"_z{Z_NOISE:g}"
+
+
+def page_name(name: str, n_test: int) -> str:
+    """The page a configuration writes: one suffix for each setting off its default, in a
+    fixed order (``docs/bench/bayes2imc_fmnist_hardware-aware_attempts2_cal32_zero_test600.md``)."""
+    suffixes = (
+        "" if REFERENCE == "tile" else f"_{REFERENCE}",
+        "" if READS == 1 else f"_reads{READS}",
+        "" if ATTEMPTS == 1 else f"_attempts{ATTEMPTS}",
+        "_remap" if REMAP else "",
+        z_suffix(name),
+        "" if N_CAL_READS == 0 else f"_cal{N_CAL_READS}",
+        "" if LEFT_OUT == "mean" else f"_{LEFT_OUT}",
+        "" if n_test == N_TEST_ALL else f"_test{n_test}",
+    )
+    return f"docs/bench/bayes2imc_fmnist_{name}{''.join(suffixes)}.md"
 
 
 def images(split: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -229,8 +249,8 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         f"write-verify converged on {100 * min(conv):.1f}–{100 * max(conv):.1f} % of the devices"
         + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each")
         + ("; inputs remapped around the devices left off target" if REMAP else "")
-        + ("" if N_CAL_READS == 32 else f"; logit correction measured from {N_CAL_READS} reads" if N_CAL_READS else f"; logit correction measured from the {M} scored networks' own reads")
-        + ("; a weight left out of sampling takes its posterior mean in every network" if LEFT_OUT == "mean" else ""),
+        + (f"; logit correction measured from {N_CAL_READS} reads of its own" if N_CAL_READS else f"; logit correction measured from the {M} scored networks' own reads")
+        + ("; a weight left out of sampling takes its posterior mean in every network" if LEFT_OUT == "mean" else "; a weight left out of sampling reads 0"),
         header,
         tabs["accuracy"],
     )
@@ -286,7 +306,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["sampler noise measured (comparison G − references)", f"σ(G) = a (G/1 µS)^b, a = {np.mean([r['sigma_a'] for r in results]) * 1e6:.3f} µS, b = {np.mean([r['sigma_b'] for r in results]):.2f} (mean over chips)"],
     ]
     add("arrays, devices and projected bench time (virtual clock of the simulated bench)", ["", ""], rows)
-    write_page(f"docs/bench/bayes2imc_fmnist_{name}{'' if REFERENCE == 'tile' else '_' + REFERENCE}{'' if READS == 1 else f'_reads{READS}'}{'' if ATTEMPTS == 1 else f'_attempts{ATTEMPTS}'}{'_remap' if REMAP else ''}{z_suffix(name)}{'' if N_CAL_READS == 32 else f'_cal{N_CAL_READS}'}{'_mean' if LEFT_OUT == 'mean' else ''}{'' if n_test == 600 else f'_test{n_test}'}.md", sections)
+    write_page(page_name(name, n_test), sections)
 
 
 def main() -> None:
@@ -298,7 +318,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"LABRRAM_B2IMC_CONFIGS: unknown {sorted(unknown)}; known: {sorted(settings)}")
     n_dep = env_int("LABRRAM_BENCH_DEPLOYMENTS", 16)
-    n_train, n_test = env_int("LABRRAM_B2IMC_TRAIN", 30000), env_int("LABRRAM_B2IMC_TEST", 600)
+    n_train, n_test = env_int("LABRRAM_B2IMC_TRAIN", 30000), env_int("LABRRAM_B2IMC_TEST", N_TEST_ALL)
     t0 = time.perf_counter()
     for name in chosen:
         run(name, n_dep, n_train, n_test)

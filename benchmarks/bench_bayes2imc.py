@@ -8,8 +8,9 @@ below, written to docs/bench/bayes2imc.md.
 A 64-100-10 binary Bayesian network (Bernoulli posteriors, hardware-aware training) is trained
 once on the bundled digits, then deployed on ``LABRRAM_BENCH_DEPLOYMENTS`` (default 8)
 simulated 128×128 PCM chips. On each chip: the sampler's read-to-read noise is measured on
-spare devices, the 7,400 weights are programmed one device each by write-verify, 64
-calibration reads give the final-layer logit correction, and the network is scored from
+spare devices, the 7,400 weights are programmed one device each by write-verify (a weight whose
+device is left out of sampling reads 0), 64 calibration reads of their own give the
+final-layer logit correction, and the network is scored from
 ``M`` = 64 whole-array reads (each read thresholded at the reference is one network; no
 random-number generator) 2 min, 1 h, 1 day and 1 week after programming, with drift
 compensation and the correction, without the correction, and without drift compensation.
@@ -53,6 +54,8 @@ M = 64
 #: where the digits run draws its accuracy-versus-time plot (the method page shows it)
 PLOT = "docs/methods/bayes2imc/accuracy_vs_time.png"
 N_CAL = 256
+#: reads of its own the digits run measures the logit correction from, at each time
+N_CAL_READS = 64
 TRAININGS = {
     "hardware-aware": BinarySettings(seed=0, z_noise=2.0, kl_weight=0.05),
     "ideal": BinarySettings(seed=0, z_noise=0.0, kl_weight=0.2),
@@ -63,7 +66,7 @@ a day. ``LABRRAM_B2IMC_TRAINING=ideal`` trains for an ideal sampler instead (the
 LABELS = {"corrected": "drift comp. + logit correction", "uncorrected": "drift comp., no correction", "uncompensated": "no drift comp."}
 
 
-def deployment(net, task, seed: int, settings: SamplerSettings = SamplerSettings()) -> dict:
+def deployment(net, task, seed: int, settings: SamplerSettings = SamplerSettings(left_out="zero")) -> dict:
     """One chip: calibrate the sampler, program, correct, score over time."""
     sim.configure_bench("bayes2imc", seed=seed, kind="pcm")
     with load_station().with_simulation(bench="bayes2imc", seed=seed, kind="pcm").connect() as st:
@@ -72,7 +75,7 @@ def deployment(net, task, seed: int, settings: SamplerSettings = SamplerSettings
         rows, cols = np.meshgrid(np.arange(xb.shape[0]), np.arange(layout.used_columns, xb.shape[1]), indexing="ij")
         noise = calibrate_sampler(xb, timer, (rows.ravel()[:1000], cols.ravel()[:1000]), interval=settings.interval)
         dep = deploy_binary(xb, timer, net, noise, settings, layout)
-        _, scores = evaluate_deployment(xb, timer, dep, task.X_test, task.y_test, TIMES, n_samples=M, X_cal=task.X_train[:N_CAL])
+        _, scores = evaluate_deployment(xb, timer, dep, task.X_test, task.y_test, TIMES, n_samples=M, n_calibration=N_CAL_READS, X_cal=task.X_train[:N_CAL])
         realized = [realization_error(row.pop("p_plus"), net.lambdas, M, settings.z_max) for row in scores]
         return {"scores": scores, "realized": realized, **dep.summary()}
 

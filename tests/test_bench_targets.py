@@ -67,7 +67,7 @@ def test_the_spread_table_gives_the_sampling_floor_and_the_largest_ratio_it_leav
         ("LABRRAM_B2IMC_CAL_READS", "1", "LABRRAM_B2IMC_CAL_READS must be 0 (the scored networks' own reads) or >= 2"),
         ("LABRRAM_B2IMC_CAL_READS", "-3", "LABRRAM_B2IMC_CAL_READS must be 0"),
         ("LABRRAM_B2IMC_CAL_READS", "many", "LABRRAM_B2IMC_CAL_READS must be an integer, got 'many'"),
-        ("LABRRAM_B2IMC_LEFT_OUT", "drop", "LABRRAM_B2IMC_LEFT_OUT must be one of ('zero', 'mean'), got 'drop'"),
+        ("LABRRAM_B2IMC_LEFT_OUT", "drop", "LABRRAM_B2IMC_LEFT_OUT must be one of ('mean', 'zero'), got 'drop'"),
     ],
 )
 def test_the_fashion_mnist_bayes2imc_benchmark_refuses_a_bad_setting_before_running(name, value, message):
@@ -79,3 +79,26 @@ def test_the_fashion_mnist_bayes2imc_benchmark_refuses_a_bad_setting_before_runn
     run = subprocess.run([sys.executable, "-c", "import benchmarks.bayes2imc_fmnist"], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert message in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "n_test", "page"),
+    [
+        ({}, 10000, "hardware-aware"),
+        ({"LABRRAM_B2IMC_LEFT_OUT": "zero", "LABRRAM_B2IMC_CAL_READS": "32"}, 600, "hardware-aware_cal32_zero_test600"),
+        ({"LABRRAM_B2IMC_ATTEMPTS": "2", "LABRRAM_B2IMC_REMAP": "1", "LABRRAM_B2IMC_Z_NOISE": "3"}, 10000, "hardware-aware_attempts2_remap_z3"),
+        ({"LABRRAM_B2IMC_REFERENCE": "column", "LABRRAM_B2IMC_READS": "4", "LABRRAM_B2IMC_CAL_READS": "128"}, 600, "hardware-aware_column_reads4_cal128_test600"),
+    ],
+)
+def test_a_fashion_mnist_bayes2imc_page_is_named_by_the_settings_off_their_defaults(env, n_test, page):
+    """The defaults write the bare page; every other setting adds its suffix, in one order, so a
+    page's name says how to run it again."""
+    import os
+    import subprocess
+    import sys
+
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("LABRRAM_B2IMC_")}
+    code = f"import benchmarks.bayes2imc_fmnist as b; print(b.page_name('hardware-aware', {n_test}))"
+    run = subprocess.run([sys.executable, "-c", code], env={**keep, **env}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"docs/bench/bayes2imc_fmnist_{page}.md"

@@ -113,7 +113,7 @@ def lambda_to_z(lam: Any, z_max: float = 6.0, c: float = PROBIT_SCALE) -> np.nda
 # --- the sampler (its calibration: labrram.nn.binary_sampler) ----------------------------------
 REFERENCES = ("digital", "tile", "column")
 """What a weight device is compared with (:class:`SamplerSettings`)."""
-LEFT_OUT = ("zero", "mean")
+LEFT_OUT = ("mean", "zero")
 """What a weight left out of sampling contributes to every network (:class:`SamplerSettings`)."""
 
 
@@ -164,6 +164,13 @@ class SamplerSettings:
         A layout that already has orders keeps them where no move lowers the cost. The cost
         counts the devices off target, not the reprogramming: every moved row's devices are
         programmed again. Needs ``keep_unconverged`` (the devices off target are used).
+    left_out : {"mean", "zero"}
+        What every network takes for a weight that is not sampled (:meth:`BinaryDeployment.ok`):
+        its posterior mean ``tanh λ`` (default; the periphery adds it as a digital product over
+        the few weights left out, most of them confident, so within a hair of ±1), or 0.
+        A weight that reads 0 in every network moves its feature map or unit the same way in
+        every network, which a logit correction cannot undo; at its mean it costs about
+        nothing (docs/methods/bayes2imc.md).
     """
 
     g_ref: float = 8e-6
@@ -176,7 +183,7 @@ class SamplerSettings:
     attempts: int = 1
     keep_unconverged: bool = True
     remap_inputs: bool = False
-    left_out: str = "zero"
+    left_out: str = "mean"
 
     def __post_init__(self) -> None:
         for name in ("g_ref", "z_max", "interval", "half_width"):
@@ -628,7 +635,7 @@ def evaluate_deployment(
     y_test: np.ndarray,
     times: Sequence[float],
     n_samples: int = 32,
-    n_calibration: int = 64,
+    n_calibration: int = 0,
     refresh: bool = True,
     X_cal: np.ndarray | None = None,
     n_software: int = 64,
@@ -637,12 +644,13 @@ def evaluate_deployment(
     """Score the deployment at times after programming, with and without the logit correction.
 
     For every ``t`` (s after the end of programming, increasing) the timer waits until ``t``;
-    ``n_samples`` reads give the networks of the deployment's own reference, then
-    ``n_calibration`` reads the :class:`LogitCorrection` (reads only, and ``X_cal`` when given:
-    no labels), which is applied to those networks (it is digital and acts on the logits, so it
-    may be measured just after them; ``n_calibration=0``: from those networks themselves, no
-    extra reads, so that it also follows what the slow part of the read noise does to them);
-    then ``n_fixed`` (default ``n_samples``) more reads give the networks of a fixed digital
+    ``n_samples`` reads give the networks of the deployment's own reference, and the
+    :class:`LogitCorrection` (reads only, and ``X_cal`` when given: no labels) is measured from
+    those same networks and applied to them: no extra reads, and it follows what the slow part
+    of the read noise does to those very reads (``n_calibration=0``, the default). With
+    ``n_calibration`` ≥ 2 it is measured from that many reads of its own, taken just after them
+    instead (it is digital and acts on the logits, so it may come after the networks it
+    corrects; a run of reads leans its own way, so reads of its own see another lean); then ``n_fixed`` (default ``n_samples``) more reads give the networks of a fixed digital
     reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction of the
     first time is used at every time. ``X_cal`` (unlabelled inputs) adds the
     affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
