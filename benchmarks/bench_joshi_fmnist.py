@@ -55,7 +55,7 @@ from labrram.nn.lenet import prepare_images
 from labrram.nn.noise_injection import NoiseSettings
 from labrram.nn.resnet_twin import ResNetTwin
 
-from .common import env_int, markdown_table, table, write_page, write_section
+from .common import env_int, fashion_mnist_missing, markdown_table, table, write_page, write_section
 
 #: the two trainings: Joshi's noise (3.8 % of W_max, clipping at 2.5 sigma_W), its last
 #: ``LABRRAM_JOSHI_FROZEN`` epochs (default 2) with the batch norms' statistics frozen, and
@@ -97,7 +97,7 @@ N_CAL = 4
 #: are judged with; GDC, the baseline it improves on, is checked beside it for reference
 PAPER_COMP = "bn"
 #: training images that batch-norm recalibration runs through the weights read back
-N_BN = int(os.environ.get("LABRRAM_JOSHI_BN", "1024"))
+N_BN = env_int("LABRRAM_JOSHI_BN", 1024)
 
 
 def out_dir() -> Path:
@@ -256,9 +256,11 @@ def targets(results: list[dict], software_full: dict[str, float], key: str) -> l
 
 
 def main() -> None:
-    n = int(os.environ.get("LABRRAM_BENCH_SEEDS", "5"))
-    n_test = int(os.environ.get("LABRRAM_JOSHI_TEST", "2000"))
-    workers = int(os.environ.get("LABRRAM_BENCH_WORKERS", "1"))
+    if fashion_mnist_missing("joshi_fmnist"):
+        return
+    n = env_int("LABRRAM_BENCH_SEEDS", 5)
+    n_test = env_int("LABRRAM_JOSHI_TEST", 2000)
+    workers = env_int("LABRRAM_BENCH_WORKERS", 1)
     keys = tuple(configs())
     t0 = time.perf_counter()
     metas = {name: trained(name)[1] for name in TRAININGS}  # trains (once) before any chip

@@ -102,3 +102,21 @@ def test_a_fashion_mnist_bayes2imc_page_is_named_by_the_settings_off_their_defau
     run = subprocess.run([sys.executable, "-c", code], env={**keep, **env}, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"docs/bench/bayes2imc_fmnist_{page}.md"
+
+
+def test_every_fashion_mnist_benchmark_skips_with_the_reason_when_the_dataset_is_absent(tmp_path):
+    """No Fashion-MNIST files: each benchmark that needs them says why it is skipped, writes
+    no page, and the run goes on."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    names = ["fmnist", "joshi_fmnist", "bayes2imc", "bayes2imc_reads", "bayes2imc_sources"]
+    env = {**os.environ, "LABRRAM_FASHION_MNIST": str(tmp_path), "LABRRAM_BENCH_OUT": str(tmp_path / "out")}
+    run = subprocess.run([sys.executable, "-m", "benchmarks", *names], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    for label in ("fmnist", "joshi_fmnist", "bayes2imc (fmnist)", "bayes2imc_reads", "bayes2imc_sources"):
+        assert f"{label}: skipped: Fashion-MNIST: no " in run.stdout
+    assert str(tmp_path) in run.stdout and "make fashion-mnist" in run.stdout
