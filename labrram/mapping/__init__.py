@@ -20,7 +20,7 @@ drivers or ``labrram.nn``.
 from .differential import BitSlicedLayer, BitSlicedMapping, DifferentialMapping, MappedLayer
 from .placement import Placement, PlacementError, Tile, place, tile_count
 from .copies import copy_weights, fill_copies, max_copies
-from .remap import binary_fault_order, fault_aware_order, least_cost_order, lost_pairs
+from .remap import STAND_INS, binary_fault_order, binary_off_target, fault_aware_order, least_cost_order, lost_pairs
 from .offset import OffsetPlacement, OffsetSlicedLayer, OffsetSlicedMapping, misprogrammed, place_offset
 from .posterior import (
     Conditions,
@@ -47,7 +47,9 @@ __all__ = [
     "PosteriorLayer",
     "PosteriorMapping",
     "Tile",
+    "STAND_INS",
     "binary_fault_order",
+    "binary_off_target",
     "copy_weights",
     "fault_aware_order",
     "least_cost_order",

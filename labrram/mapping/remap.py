@@ -48,7 +48,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .differential import MappedLayer, input_order
 
-__all__ = ["binary_fault_order", "fault_aware_order", "least_cost_order", "lost_pairs"]
+__all__ = ["STAND_INS", "binary_fault_order", "binary_off_target", "fault_aware_order", "least_cost_order", "lost_pairs"]
 
 #: cost of moving one row, in units of the layer's largest weight: a move is made only when
 #: it saves more weight than this (so a fault-free layer keeps its order)
@@ -169,18 +169,59 @@ def least_cost_order(cost: Any) -> np.ndarray:
     return order.astype(np.int64)
 
 
-def binary_fault_order(means: Any, realized: Any, off: Any) -> np.ndarray:
+#: what a binary weight left out of sampling stands in by (:func:`binary_off_target`)
+STAND_INS = ("mean", "zero")
+
+
+def binary_off_target(means: Any, realized: Any, stand_in: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """Whether a device off target is sampled under its weight, and what it then costs, for one
+    device per ±1 weight sampled against a reference (Bayes2IMC).
+
+    A device off target realizes, in a read right after programming, a mean weight ``μ``
+    (``2 P(+1) − 1``) that is no longer the trained ``m = tanh λ`` of its weight. Sampled as it
+    is, it costs ``|m − μ| + |m² − μ²|``: the error in the weight's mean and in its variance
+    ``1 − m²``. Left out, every network takes the weight at its posterior mean
+    (``stand_in="mean"``), which costs its variance, ``1 − m²``, or at 0 (``"zero"``), which
+    costs ``|m| + 1 − m²``. With the mean stand-in a device is sampled when that costs less than
+    leaving it out, so a confident weight (little variance to lose) is left out unless its
+    device realizes it almost exactly, and an uncertain one is sampled unless its device is far
+    off. With 0 it is sampled when its mean is nearer ``m`` than 0 is, ``|m − μ| < |m|``.
+    A device that cannot be sampled (``μ`` NaN) is left out.
+
+    Parameters
+    ----------
+    means, realized : array_like
+        Trained mean weights ``m`` and the mean weights ``μ`` the devices realize, in [-1, 1]
+        (broadcast together).
+    stand_in : {"mean", "zero"}
+        What a weight left out of sampling is taken at.
+
+    Returns
+    -------
+    sampled : ndarray of bool
+        Whether each device is sampled.
+    cost : ndarray
+        What each device costs under its weight, sampled or left out.
+    """
+    if stand_in not in STAND_INS:
+        raise ValueError(f"stand_in must be one of {STAND_INS}, got {stand_in!r}")
+    m, mu = np.asarray(means, dtype=float), np.asarray(realized, dtype=float)
+    with np.errstate(invalid="ignore"):
+        kept = np.abs(m - mu) + np.abs(m**2 - mu**2)
+        out = 1.0 - m**2 + (np.abs(m) if stand_in == "zero" else 0.0)
+        sampled = np.abs(m - mu) < np.abs(m) if stand_in == "zero" else kept < out  # NaN: never
+    return sampled, np.where(sampled, kept, out)
+
+
+def binary_fault_order(means: Any, realized: Any, off: Any, stand_in: str = "mean") -> np.ndarray:
     """The order of a binary layer's inputs on its rows that the devices left off target serve
     best, for one device per ±1 weight sampled against a reference (Bayes2IMC).
 
-    A device off target realizes, in a read right after programming, a mean weight ``μ``
-    (``2 P(+1) − 1``) that is no longer the trained ``m = tanh λ`` of its weight. Under weight
-    ``m`` it is either sampled as it is, when ``|m − μ| < |m|`` (its mean is nearer than the 0
-    of a weight left out), costing ``|m − μ| + |m² − μ²|`` (the error in the weight's mean and
-    in its variance ``1 − m²``), or left out, costing ``|m| + 1 − m²``. A stuck device
-    (``|μ| = 1``) thus costs least under a confident weight of its own sign (``m ≈ μ``); an
-    uncertain weight (``m ≈ 0``) costs its whole variance on it. Every device off target is
-    taken to stay where it is (what a stuck device does).
+    Each device off target under the weight an input would put on it is sampled or left out,
+    at the cost :func:`binary_off_target` gives for ``stand_in``. A stuck device (``|μ| = 1``)
+    thus costs least under a confident weight of its own sign (``m ≈ μ``); an uncertain weight
+    (``m ≈ 0``) costs its whole variance on it. Every device off target is taken to stay where
+    it is (what a stuck device does).
 
     Parameters
     ----------
@@ -191,6 +232,8 @@ def binary_fault_order(means: Any, realized: Any, off: Any) -> np.ndarray:
         e.g. without a working reference: always left out).
     off : ndarray of bool, (n_in, n_out)
         The devices off target, by row slot.
+    stand_in : {"mean", "zero"}
+        What a weight left out of sampling is taken at (:func:`binary_off_target`).
 
     Returns
     -------
@@ -199,6 +242,8 @@ def binary_fault_order(means: Any, realized: Any, off: Any) -> np.ndarray:
         move lowers the cost; pass ``means`` in the order programmed, so that the identity
         keeps it). The cost counts the devices off target, not the reprogramming a move needs.
     """
+    if stand_in not in STAND_INS:
+        raise ValueError(f"stand_in must be one of {STAND_INS}, got {stand_in!r}")
     m = np.asarray(means, dtype=float)
     mu = np.asarray(realized, dtype=float)
     off = np.asarray(off)
@@ -212,10 +257,7 @@ def binary_fault_order(means: Any, realized: Any, off: Any) -> np.ndarray:
     if slots.size == 0:
         return np.arange(m.shape[0])
     w = m[:, cols]  # (n_in, k): the weight each input would put on each device off target
-    u = mu[slots, cols][None, :]
-    with np.errstate(invalid="ignore"):
-        sampled = np.abs(w - u) < np.abs(w)  # NaN: never
-    per_device = np.where(sampled, np.abs(w - u) + np.abs(w**2 - u**2), np.abs(w) + 1.0 - w**2)
+    per_device = binary_off_target(w, mu[slots, cols][None, :], stand_in)[1]
     cost = np.zeros((m.shape[0], m.shape[0]))  # cost[slot, input]
     np.add.at(cost, slots, per_device.T)
     return least_cost_order(cost)

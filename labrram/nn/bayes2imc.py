@@ -31,10 +31,10 @@ Pipeline, all through the instruments:
 4. **Final-layer logit correction** (:class:`LogitCorrection`). Programming lands each device
    within the write-verify window, a fraction of a read-noise σ off target: every deployment
    realizes slightly different probabilities, and accuracy varies from one deployment to the
-   next. Right after programming, ``K`` calibration reads measure each output-layer device's
-   realized mean weight ``μ̂ = 2 p̂ − 1`` (the fraction of reads above the reference). From
-   then on the output layer's pre-activations get ``h · (tanh λ − μ̂)`` added: the hardware's
-   mean output is brought back to the trained one. Given unlabelled calibration inputs, the
+   next. The reads of the networks it corrects (or ``K`` reads of its own) measure each
+   output-layer device's realized mean weight ``μ̂ = 2 p̂ − 1`` (the fraction of reads above
+   the reference), and the output layer's pre-activations get ``h · (tanh λ − μ̂)`` added:
+   the hardware's mean output is brought back to the trained one. Given unlabelled calibration inputs, the
    logits also get an affine map fitted to the software logits (:func:`fit_logit_map`: each
    corrected logit a combination of all the hardware's logits, plus an offset, which undoes
    much of what the hidden layers' programming error does to them). Both act on the
@@ -51,9 +51,11 @@ column). They drift as the weights do, so they track drift without any digital s
 
 Only measured quantities enter: the sampler calibration, write-verify reads and inference
 reads. A device the write-verify could not bring into its window is sampled as it is when a
-whole-array read right after programming shows it realizes the weight's mean better than leaving
-it out (a confident weight's device stuck far on the right side of the reference still always
-gives the right sign); otherwise it is masked out (its weight reads as 0). With
+whole-array read right after programming shows it realizes the weight better than leaving it
+out would (:func:`labrram.mapping.binary_off_target`); otherwise it is masked out, and every
+network takes its weight at the posterior mean ``tanh λ`` (``SamplerSettings(left_out="zero")``:
+at 0, and then a confident weight's device stuck far on the right side of the reference is
+sampled, since it still always gives the right sign). With
 ``SamplerSettings(remap_inputs=True)`` the layers' inputs are first routed to the rows whose
 devices off target serve them best (:func:`labrram.mapping.binary_fault_order`: a device stuck
 SET under a confident +1 weight), and the moved devices programmed again.
@@ -70,7 +72,7 @@ import numpy as np
 
 from labrram.crossbar import Crossbar
 from labrram.devices.set_families import normal_cdf
-from labrram.mapping import binary_fault_order
+from labrram.mapping import STAND_INS, binary_fault_order, binary_off_target
 from labrram.nn.binary_layout import BinaryLayout
 from labrram.nn.binary_network import BinaryBayesNetwork, BinaryConv
 from labrram.nn.binary_sampler import EffectiveSamples, SamplerNoise, calibrate_sampler, effective_samples
@@ -113,7 +115,7 @@ def lambda_to_z(lam: Any, z_max: float = 6.0, c: float = PROBIT_SCALE) -> np.nda
 # --- the sampler (its calibration: labrram.nn.binary_sampler) ----------------------------------
 REFERENCES = ("digital", "tile", "column")
 """What a weight device is compared with (:class:`SamplerSettings`)."""
-LEFT_OUT = ("mean", "zero")
+LEFT_OUT = STAND_INS
 """What a weight left out of sampling contributes to every network (:class:`SamplerSettings`)."""
 
 
@@ -151,10 +153,9 @@ class SamplerSettings:
         RESET and ladders again. What no attempt brings in is stuck.
     keep_unconverged : bool
         Sample a weight device the write-verify gave up on as it is when a whole-array read
-        right after programming shows it realizes the weight's mean better than leaving it out
-        (:meth:`BinaryDeployment.ok`): a confident weight's device that ended far on the right
-        side of the reference still always gives the right sign. False: every such device is
-        left out (its weight reads as 0).
+        right after programming shows it realizes the weight better than leaving it out would
+        (:meth:`BinaryDeployment.ok`, :func:`labrram.mapping.binary_off_target`). False: every
+        such device is left out (its weight taken as ``left_out`` says).
     remap_inputs : bool
         After the write-verify, route each layer's inputs to its array rows in the order that
         the devices it left off target (stuck, mostly) serve best
@@ -169,8 +170,9 @@ class SamplerSettings:
         its posterior mean ``tanh λ`` (default; the periphery adds it as a digital product over
         the few weights left out, most of them confident, so within a hair of ±1), or 0.
         A weight that reads 0 in every network moves its feature map or unit the same way in
-        every network, which a logit correction cannot undo; at its mean it costs about
-        nothing (docs/methods/bayes2imc.md).
+        every network, which a logit correction of the hidden layers cannot reach; at its mean
+        it loses only its variance, so a device off target under a confident weight is then
+        left out unless it realizes the weight almost exactly (docs/methods/bayes2imc.md).
     """
 
     g_ref: float = 8e-6
@@ -410,18 +412,17 @@ class BinaryDeployment:
     def ok(self) -> list[np.ndarray]:
         """Per layer, the weight devices that are sampled: those of :meth:`programmed`, and
         (``settings.keep_unconverged``) those the write-verify gave up on whose realized mean
-        weight in the read right after programming (:attr:`check`, :meth:`realized_means`) is
-        nearer the trained one, ``tanh λ``, than the 0 of a device left out — each with a
+        weight in the read right after programming (:attr:`check`, :meth:`realized_means`)
+        serves the trained ``tanh λ`` better than leaving the weight out at its stand-in
+        (``settings.left_out``; :func:`labrram.mapping.binary_off_target`) — each with a
         working reference. Computed once per deployment."""
         if self._ok is None:
             ok = self.programmed()
             if self.settings.keep_unconverged and self.check is not None:
                 has_ref = self._with_reference()
                 for l, (mu, lam) in enumerate(zip(self.realized_means(self.check), self.net.lambdas)):
-                    target = np.tanh(lam)
-                    with np.errstate(invalid="ignore"):
-                        closer = np.abs(mu - target) < np.abs(target)
-                    ok[l] = ok[l] | (closer & self.layout.layer(has_ref, l))
+                    sampled = binary_off_target(np.tanh(lam), mu, self.settings.left_out)[0]
+                    ok[l] = ok[l] | (sampled & self.layout.layer(has_ref, l))
             self._ok = ok
         return self._ok
 
@@ -604,7 +605,7 @@ def _remap_inputs(xb: Crossbar, timer, dep: BinaryDeployment, wv: PCMWriteVerify
     orders, n_moved = [], 0
     for l, (lam, mu, done) in enumerate(zip(dep.net.lambdas, dep.realized_means(dep.check), dep.programmed())):
         slot = dep.layout.order(l)  # by row slot, as programmed: slot p holds matrix row slot[p]
-        moves = binary_fault_order(np.tanh(lam)[slot], mu[slot], ~done[slot])  # identity: keep the order programmed
+        moves = binary_fault_order(np.tanh(lam)[slot], mu[slot], ~done[slot], dep.settings.left_out)  # identity: keep the order programmed
         orders.append(slot[moves])
         n_moved += int((moves != np.arange(moves.size)).sum())
     before = {"left_out": dep.summary()["left_out"]}

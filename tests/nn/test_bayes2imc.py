@@ -181,8 +181,10 @@ def test_device_noise_samples_the_posterior_and_drift_compensation_keeps_it():
 
 def test_devices_write_verify_gave_up_on_are_sampled_when_they_realize_their_weight():
     """A device left out of its window still samples its weight when, in the read right after
-    programming, it realizes the weight's mean better than a 0; one that ended on the wrong side
-    of the reference (its last pulse came after its last verify read) is left out."""
+    programming, it realizes the weight better than its stand-in: with 0, when its mean is
+    nearer (one that ended on the wrong side of the reference, its last pulse after its last
+    verify read, is left out); with the posterior mean, when sampling it loses less than the
+    weight's variance."""
     from labrram.nn.drift import BatchNorm
 
     rng = np.random.default_rng(0)
@@ -191,7 +193,7 @@ def test_devices_write_verify_gave_up_on_are_sampled_when_they_realize_their_wei
     target = np.tanh(lam)
     with _station(3) as st:
         xb, timer = st.crossbar, st.timer
-        _, dep = _deploy(st, net)
+        _, dep = _deploy(st, net, SamplerSettings(left_out="zero"))
         prog, ok = dep.programmed()[0], dep.ok()[0]
         mu = dep.realized_means(dep.check)[0]
         kept, dropped = ok & ~prog, ~ok
@@ -202,7 +204,16 @@ def test_devices_write_verify_gave_up_on_are_sampled_when_they_realize_their_wei
         w = np.array([n[0] for n in dep.sample(xb, timer, 40)])
         mean_kept = w[:, kept].mean(axis=0)  # sampled after programming, the kept devices realize their weight
         assert np.all(np.abs(mean_kept - target[kept]) < np.abs(target[kept]))
-        assert np.allclose(w[:, dropped], target[dropped])  # left out: at its mean in every network
+        assert np.all(w[:, dropped] == 0)
+    with _station(3) as st:  # the same chip, the default stand-in: sampled only where that costs less
+        _, mean = _deploy(st, net)
+        off = ~mean.programmed()[0]
+        np.testing.assert_array_equal(mean.check, dep.check)
+        kept_m = mean.ok()[0] & off
+        assert kept_m.any() and not np.any(kept_m & ~kept)  # never more than with 0
+        sampling = np.abs(target - mu) + np.abs(target**2 - mu**2)
+        assert np.all(sampling[kept_m] < 1 - target[kept_m] ** 2)
+        assert np.all(sampling[kept & ~kept_m] >= 1 - target[kept & ~kept_m] ** 2)
     with _station(3) as st:
         _, off = _deploy(st, net, SamplerSettings(keep_unconverged=False))
         assert off.check is None and np.array_equal(off.ok()[0], off.programmed()[0])
@@ -379,9 +390,10 @@ def test_fit_logit_map_recovers_a_mixing_of_the_logits_and_stays_near_identity_w
         fit_logit_map(np.where(hw > 5, np.nan, hw), sw)
 
 
-def _deploy_stuck(net, remap: bool, order=None):
+def _deploy_stuck(net, remap: bool, order=None, left_out="zero"):
     """``net`` deployed on a 32×32 chip whose devices in rows 0–3, columns 0–7 are stuck SET from
-    the start (``order``: the first layer's rows in that order on the layout given)."""
+    the start (``order``: the first layer's rows in that order on the layout given; a weight left
+    out reads 0 unless ``left_out`` says otherwise)."""
     stuck = [[r, c] for r in range(4) for c in range(8)]
     sim.configure_bench("b2imc-remap", seed=8, kind="pcm", rows=32, cols=32)
     station = load_station().with_simulation(bench="b2imc-remap", seed=8, kind="pcm", rows=32, cols=32,
@@ -392,7 +404,7 @@ def _deploy_stuck(net, remap: bool, order=None):
         if order is not None:
             lay = lay.with_orders([order])
         noise = SamplerNoise(0.25e-6, 0.35, interval=1.0)
-        dep = deploy_binary(xb, timer, net, noise, SamplerSettings(attempts=2, remap_inputs=remap), lay)
+        dep = deploy_binary(xb, timer, net, noise, SamplerSettings(attempts=2, remap_inputs=remap, left_out=left_out), lay)
         means = np.mean([w[0] for w in dep.sample(xb, timer, 40)], axis=0)
         return dep, dep.summary(), means
 
@@ -426,6 +438,31 @@ def test_remapping_inputs_puts_stuck_devices_under_weights_they_serve():
     assert kept.size > 0
     np.testing.assert_array_equal(moved.result.achieved[kept, :32], plain.result.achieved[kept, :32])
     assert moved.result.pulses.sum() > plain.result.pulses.sum()
+
+
+def test_remapping_with_weights_left_out_at_their_mean_costs_only_what_they_lose():
+    """The default stand-in: an uncertain weight on a stuck device loses its whole variance, so
+    the confident rows still move onto the stuck devices; there they are left out at their mean,
+    which is the stuck device's sign, and the uncertain rows, moved off, are sampled."""
+    from labrram.mapping import binary_off_target
+    from labrram.nn.drift import BatchNorm
+
+    lam = np.random.default_rng(2).normal(0, 1.5, (24, 32))
+    lam[0:4, 0:8] = 0.05
+    lam[20:24, 0:8] = 8.0
+    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
+    (plain, s0, m0), (moved, s1, m1) = (_deploy_stuck(net, remap, left_out="mean") for remap in (False, True))
+    assert set(moved.layout.order(0)[:4]) == {20, 21, 22, 23}
+    ok0, ok1 = plain.ok()[0], moved.ok()[0]
+    assert not ok0[0:4, 0:8].any() and not ok1[20:24, 0:8].any()  # stuck: left out, wherever they sit
+    assert ok1[0:4, 0:8].all()  # the uncertain rows, programmed again elsewhere, are sampled
+    assert np.allclose(m1[~ok1], np.tanh(lam[~ok1])) and np.allclose(m1[20:24, 0:8], 1.0)
+
+    def cost(dep):  # what the devices off target cost under their weights, in the network's order
+        mu = dep.realized_means(dep.check)[0]
+        return binary_off_target(np.tanh(lam), mu, "mean")[1][~dep.programmed()[0]].sum()
+
+    assert cost(moved) < 0.2 * cost(plain)
 
 
 def test_remapping_keeps_the_order_a_layout_already_has_where_no_move_helps():

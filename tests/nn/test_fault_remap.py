@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from labrram.calibration.files import default_calibration
-from labrram.mapping import BitSlicedMapping, DifferentialMapping, binary_fault_order, fault_aware_order, least_cost_order, lost_pairs
+from labrram.mapping import BitSlicedMapping, DifferentialMapping, binary_fault_order, binary_off_target, fault_aware_order, least_cost_order, lost_pairs
 from labrram.nn.drift import BatchNorm, DeploySettings, Network, deploy_pcm
 from labrram.protocols.results import ProgramResult
 from labrram.station import load_station
@@ -278,14 +278,19 @@ def test_least_cost_order_keeps_the_programmed_order_unless_a_move_saves():
             least_cost_order(bad)
 
 
-def _binary_cost(m, mu, off, order) -> float:
-    """Total cost of ``order`` by the rule binary_fault_order documents (brute-force reference)."""
+def _binary_cost(m, mu, off, order, stand_in="zero") -> float:
+    """Total cost of ``order`` by the rule binary_off_target documents (brute-force reference):
+    the cheaper of sampling and the stand-in with the mean; with 0, sampled when nearer than 0."""
     total = 0.0
     for p, i in enumerate(order):
         for j in range(m.shape[1]):
             if off[p, j]:
                 w, u = m[i, j], mu[p, j]
-                total += abs(w - u) + abs(w * w - u * u) if abs(w - u) < abs(w) else abs(w) + 1 - w * w
+                kept = abs(w - u) + abs(w * w - u * u)
+                if stand_in == "mean":
+                    total += min(kept, 1 - w * w) if not np.isnan(u) else 1 - w * w
+                else:
+                    total += kept if abs(w - u) < abs(w) else abs(w) + 1 - w * w
     return total
 
 
@@ -293,10 +298,10 @@ def test_binary_fault_order_puts_stuck_devices_under_confident_weights_of_their_
     m = np.array([[0.0, 0.1], [0.99, -0.2], [-0.99, 0.3], [0.5, 0.5]])
     mu = np.zeros_like(m)
     off = np.zeros(m.shape, bool)
-    assert np.array_equal(binary_fault_order(m, mu, off), np.arange(4))  # nothing off target
+    assert np.array_equal(binary_fault_order(m, mu, off, "zero"), np.arange(4))  # nothing off target
     off[0, 0], mu[0, 0] = True, 1.0  # slot 0's first device stuck high: row 1 (+0.99) serves it
     off[3, 0], mu[3, 0] = True, -1.0  # slot 3's stuck low: row 2 (−0.99) serves it
-    order = binary_fault_order(m, mu, off)
+    order = binary_fault_order(m, mu, off, "zero")
     assert order[0] == 1 and order[3] == 2
     # the cost of the uncertain row 0 on a stuck device is its whole variance, not its mean error
     # of 0: a mean-only cost would have kept it there
@@ -304,20 +309,39 @@ def test_binary_fault_order_puts_stuck_devices_under_confident_weights_of_their_
     assert _binary_cost(m, mu, off, order) < 0.1 < _binary_cost(m, mu, off, range(4))
     off2 = off.copy()
     off2[1, 1], mu[1, 1] = True, np.nan  # a device that cannot be sampled: left out whatever it carries
-    order2 = binary_fault_order(m, mu, off2)
+    order2 = binary_fault_order(m, mu, off2, "zero")
     assert order2[0] == 1 and order2[3] == 2
     assert _binary_cost(m, mu, off2, order2) == pytest.approx(min(_binary_cost(m, mu, off2, p) for p in itertools.permutations(range(4))))
 
 
-def test_binary_fault_order_matches_brute_force_on_random_layers():
+@pytest.mark.parametrize("stand_in", ["mean", "zero"])
+def test_binary_fault_order_matches_brute_force_on_random_layers(stand_in):
     rng = np.random.default_rng(4)
     for _ in range(20):
         m = np.tanh(rng.normal(0, 2, (5, 3)))
-        mu = rng.choice([-1.0, 1.0, 0.3], size=m.shape)
+        mu = rng.choice([-1.0, 1.0, 0.3, np.nan], size=m.shape, p=[0.3, 0.3, 0.3, 0.1])
         off = rng.random(m.shape) < 0.3
-        order = binary_fault_order(m, mu, off)
-        best = min(_binary_cost(m, mu, off, p) for p in itertools.permutations(range(5)))
-        assert _binary_cost(m, mu, off, order) == pytest.approx(best, abs=1e-6)
+        order = binary_fault_order(m, mu, off, stand_in)
+        best = min(_binary_cost(m, mu, off, p, stand_in) for p in itertools.permutations(range(5)))
+        assert _binary_cost(m, mu, off, order, stand_in) == pytest.approx(best, abs=1e-6)
+
+
+def test_a_device_off_target_is_sampled_when_that_costs_less_than_its_stand_in():
+    """At the posterior mean a weight left out loses only its variance: a confident weight's
+    device is left out unless it realizes the weight almost exactly, an uncertain one's is
+    sampled unless it is far off; at 0 the mean alone decides."""
+    m = np.array([0.99, 0.99, 0.99, 0.0, 0.0, 0.5, 0.5])
+    mu = np.array([1.0, 0.9, -0.5, 0.3, 0.9, np.nan, 0.2])
+    sampled, cost = binary_off_target(m, mu)
+    assert sampled.tolist() == [False, False, False, True, False, False, True]
+    assert cost == pytest.approx([1 - 0.99**2] * 3 + [0.3 + 0.09, 1.0, 0.75, 0.3 + 0.21])
+    zero, zero_cost = binary_off_target(m, mu, "zero")
+    assert zero.tolist() == [True, True, False, False, False, False, True]
+    assert zero_cost[2] == pytest.approx(0.99 + 1 - 0.99**2) and zero_cost[0] == pytest.approx(0.01 + 1 - 0.99**2)
+    with pytest.raises(ValueError, match="stand_in must be one of \\('mean', 'zero'\\), got 'drop'"):
+        binary_off_target(m, mu, "drop")
+    with pytest.raises(ValueError, match="stand_in must be one of"):
+        binary_fault_order(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2), bool), "drop")
 
 
 def test_binary_fault_order_names_bad_input():
