@@ -5,13 +5,13 @@ The Fashion-MNIST pages score each deployment on ``M`` = 32 networks from 32 who
 networks, each independent. A device's reads are not quite independent draws: the part of its
 1/f noise slower than the spacing carries from one read to the next. This benchmark programs
 the hardware-aware network on ``LABRRAM_BENCH_DEPLOYMENTS`` (default 4) chips as the
-two-attempt page with the weights left out at their mean does (tile references, 2 attempts,
+two-attempt pages with the weights left out at their mean do (tile references, 2 attempts,
 ``left_out="mean"``), and from 10 min after programming reads each chip 16 × 32 times at each
 spacing of ``LABRRAM_B2IMC_SPACINGS`` (default 1, 4 and 16 s). For each spacing,
 :func:`~labrram.nn.bayes2imc.effective_samples` gives how many independent draws a run of 32
 successive reads is worth. Then the floor: the spread of software accuracy over 16 draws of 32
-independent networks, and of as many as the reads 1 s apart are worth, on the pages' 600 test
-images.
+independent networks, and of as many as the reads 1 s apart are worth, on the first 600 test
+images, as the 600-image study pages score.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ each with one kind of error put into the posteriors, in chosen layers:
   device the write-verify gave up on — or, in the last rows, take their posterior mean
   ``tanh λ`` in every network, as ``SamplerSettings(left_out="mean")`` has them on the array.
 
-Each deployment is scored as the Fashion-MNIST benchmark scores it at one time: 32 networks
-drawn from its posteriors, the logit correction measured from 32 other draws and 512
+Each deployment is scored as the Fashion-MNIST benchmark's 600-image study pages score it at
+one time: 32 networks drawn from its posteriors, the logit correction measured from 32 other
+draws (``LABRRAM_B2IMC_CAL_READS=32`` on the array) and 512
 unlabelled training images (:func:`~labrram.nn.bayes2imc.measure_correction`, as on the array:
 a weight left out gets no shift), on the first 600 test images; the spread is the std of accuracy
 over the 16 deployments, with and without the correction. No device model takes part, so the
