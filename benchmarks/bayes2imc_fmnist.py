@@ -285,8 +285,9 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         ["weights (one device each)", f"{r0['weight_devices']:,}"],
         ["reference devices", f"{r0['reference_devices']:,} ({REF_ROWS} rows per tile at G_ref = {r0['g_ref'] * 1e6:.0f} µS; each weight compared with those of its {REFERENCE})"],
         ["devices programmed for the network", f"{r0['devices']:,}"],
-        ["weights left out of sampling (the write-verify gave up on the device, and a read right after programming finds it farther from the weight's mean than a 0 would be)"
-         + ("; each takes its posterior mean, tanh λ, in every network (a digital product)" if LEFT_OUT == "mean" else "; each reads 0"),
+        ["weights left out of sampling (the write-verify gave up on the device, and a read right after programming finds "
+         + ("that sampling it would cost more than leaving its weight at the posterior mean, binary_off_target); each takes its posterior mean, tanh λ, in every network (a digital product)"
+            if LEFT_OUT == "mean" else "it farther from the weight's mean than a 0 would be); each reads 0"),
          f"{np.mean(left):.0f} [{min(left)}, {max(left)}] per chip"],
     ]
     if REMAP:
