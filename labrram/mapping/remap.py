@@ -173,6 +173,11 @@ def least_cost_order(cost: Any) -> np.ndarray:
 STAND_INS = ("mean", "zero")
 
 
+def _check_stand_in(stand_in: str) -> None:
+    if stand_in not in STAND_INS:
+        raise ValueError(f"stand_in must be one of {STAND_INS}, got {stand_in!r}")
+
+
 def binary_off_target(means: Any, realized: Any, stand_in: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """Whether a device off target is sampled under its weight, and what it then costs, for one
     device per ±1 weight sampled against a reference (Bayes2IMC).
@@ -203,8 +208,7 @@ def binary_off_target(means: Any, realized: Any, stand_in: str = "mean") -> tupl
     cost : ndarray
         What each device costs under its weight, sampled or left out.
     """
-    if stand_in not in STAND_INS:
-        raise ValueError(f"stand_in must be one of {STAND_INS}, got {stand_in!r}")
+    _check_stand_in(stand_in)
     m, mu = np.asarray(means, dtype=float), np.asarray(realized, dtype=float)
     with np.errstate(invalid="ignore"):
         kept = np.abs(m - mu) + np.abs(m**2 - mu**2)
@@ -242,8 +246,7 @@ def binary_fault_order(means: Any, realized: Any, off: Any, stand_in: str = "mea
         move lowers the cost; pass ``means`` in the order programmed, so that the identity
         keeps it). The cost counts the devices off target, not the reprogramming a move needs.
     """
-    if stand_in not in STAND_INS:
-        raise ValueError(f"stand_in must be one of {STAND_INS}, got {stand_in!r}")
+    _check_stand_in(stand_in)
     m = np.asarray(means, dtype=float)
     mu = np.asarray(realized, dtype=float)
     off = np.asarray(off)
