@@ -409,17 +409,23 @@ def _deploy_stuck(net, remap: bool, order=None, left_out="zero"):
         return dep, dep.summary(), means
 
 
-def test_remapping_inputs_puts_stuck_devices_under_weights_they_serve():
-    """32 devices stuck SET from the start sit in rows 0–3, under uncertain weights (left out);
-    rows 20–23 hold confident +1 weights in the same columns. With ``remap_inputs`` the
-    deployment routes those inputs to the stuck rows, programs the moved devices again, and
-    reads everything back in the network's order."""
+def _stuck_rows_net():
+    """A one-layer 24×32 network whose rows 0–3, columns 0–7 (the stuck devices of
+    :func:`_deploy_stuck`) hold uncertain weights and rows 20–23 confident +1 weights there."""
     from labrram.nn.drift import BatchNorm
 
     lam = np.random.default_rng(2).normal(0, 1.5, (24, 32))
     lam[0:4, 0:8] = 0.05
     lam[20:24, 0:8] = 8.0
-    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
+    return lam, BinaryBayesNetwork([lam], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
+
+
+def test_remapping_inputs_puts_stuck_devices_under_weights_they_serve():
+    """32 devices stuck SET from the start sit in rows 0–3, under uncertain weights (left out);
+    rows 20–23 hold confident +1 weights in the same columns. With ``remap_inputs`` the
+    deployment routes those inputs to the stuck rows, programs the moved devices again, and
+    reads everything back in the network's order."""
+    lam, net = _stuck_rows_net()
     out = {remap: _deploy_stuck(net, remap) for remap in (False, True)}
     (plain, s0, m0), (moved, s1, m1) = out[False], out[True]
     assert s0["left_out"] >= 32 and s0["remapped_inputs"] == 0 and s0["before_remap"] is None
@@ -445,12 +451,7 @@ def test_remapping_with_weights_left_out_at_their_mean_costs_only_what_they_lose
     the confident rows still move onto the stuck devices; there they are left out at their mean,
     which is the stuck device's sign, and the uncertain rows, moved off, are sampled."""
     from labrram.mapping import binary_off_target
-    from labrram.nn.drift import BatchNorm
-
-    lam = np.random.default_rng(2).normal(0, 1.5, (24, 32))
-    lam[0:4, 0:8] = 0.05
-    lam[20:24, 0:8] = 8.0
-    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
+    lam, net = _stuck_rows_net()
     (plain, s0, m0), (moved, s1, m1) = (_deploy_stuck(net, remap, left_out="mean") for remap in (False, True))
     assert set(moved.layout.order(0)[:4]) == {20, 21, 22, 23}
     ok0, ok1 = plain.ok()[0], moved.ok()[0]
@@ -468,12 +469,7 @@ def test_remapping_with_weights_left_out_at_their_mean_costs_only_what_they_lose
 def test_remapping_keeps_the_order_a_layout_already_has_where_no_move_helps():
     """A layout handed in with its own row order (rows 4–19 reversed): the remap moves only what
     serves the stuck devices, counts only those moves, and programs only their rows again."""
-    from labrram.nn.drift import BatchNorm
-
-    lam = np.random.default_rng(2).normal(0, 1.5, (24, 32))
-    lam[0:4, 0:8] = 0.05
-    lam[20:24, 0:8] = 8.0
-    net = BinaryBayesNetwork([lam], [BatchNorm(np.ones(32), np.zeros(32), np.zeros(32), np.ones(32))])
+    lam, net = _stuck_rows_net()
     given = np.r_[0:4, 19:3:-1, 20:24]
     plain, s0, _ = _deploy_stuck(net, False, given)
     moved, s1, m1 = _deploy_stuck(net, True, given)
