@@ -12,12 +12,13 @@ programmed at ``G_ref`` with the weights, and every weight device is compared wi
 of the 1,024 reference devices of its tile in the same read (``LABRRAM_B2IMC_REFERENCE=column``:
 the 8 of its tile column). On each chip: the sampler's comparison noise is
 measured on spare devices against their own references, the network is programmed, and it is
-scored on the first ``LABRRAM_B2IMC_TEST`` test images (default all 10,000, the paper's test set size) at 1 s, 10 min, 1 h and 1 d
-after programming, from ``M`` = 32 whole-array reads each (one network per read), with the
-logit correction (measured again at each time from those 32 reads and 512 unlabelled training
-images; ``LABRRAM_B2IMC_CAL_READS=N``: from N reads of its own), without it, and against a
-fixed digital reference (no drift tracking, 8 reads). A weight left out of sampling takes its
-posterior mean in every network (``LABRRAM_B2IMC_LEFT_OUT=zero``: it reads 0).
+scored on the first ``LABRRAM_B2IMC_TEST`` test images (default all 10,000, the paper's test set
+size) at 1 s, 10 min, 1 h and 1 d after programming, from ``M`` = 32 whole-array reads each (one
+network per read), with the logit correction (measured again at each time from those 32 reads
+and 512 unlabelled training images; ``LABRRAM_B2IMC_CAL_READS=N``: from N reads of its own),
+without it, and against a fixed digital reference (no drift tracking, 8 reads). A weight left
+out of sampling takes its posterior mean in every network (``LABRRAM_B2IMC_LEFT_OUT=zero``: it
+reads 0).
 Software: the same posteriors sampled by a random-number generator, 32 networks per draw.
 
 Each configuration writes docs/bench/bayes2imc_fmnist_<config>.md, with a suffix for each

@@ -32,14 +32,14 @@ Pipeline, all through the instruments:
    within the write-verify window, a fraction of a read-noise σ off target: every deployment
    realizes slightly different probabilities, and accuracy varies from one deployment to the
    next. The reads of the networks it corrects (or ``K`` reads of its own) measure each
-   output-layer device's realized mean weight ``μ̂ = 2 p̂ − 1`` (the fraction of reads above
-   the reference), and the output layer's pre-activations get ``h · (tanh λ − μ̂)`` added:
-   the hardware's mean output is brought back to the trained one. Given unlabelled calibration inputs, the
-   logits also get an affine map fitted to the software logits (:func:`fit_logit_map`: each
-   corrected logit a combination of all the hardware's logits, plus an offset, which undoes
-   much of what the hidden layers' programming error does to them). Both act on the
-   ``n_classes`` logits only (digitally; the hidden layers are left as programmed) and need
-   reads and inputs, no labels, so they can be measured again at any time
+   output-layer device's realized mean weight ``μ̂ = 2 p̂ − 1`` (the fraction of reads above the
+   reference), and the output layer's pre-activations get ``h · (tanh λ − μ̂)`` added: the
+   hardware's mean output is brought back to the trained one. Given unlabelled calibration
+   inputs, the logits also get an affine map fitted to the software logits
+   (:func:`fit_logit_map`: each corrected logit a combination of all the hardware's logits, plus
+   an offset, which undoes much of what the hidden layers' programming error does to them). Both
+   act on the ``n_classes`` logits only (digitally; the hidden layers are left as programmed)
+   and need reads and inputs, no labels, so they can be measured again at any time
    (:func:`evaluate_deployment` does, with ``refresh``).
 
 **Reference devices** (``SamplerSettings(reference="tile")`` or ``"column"``, a layout from
@@ -651,10 +651,10 @@ def evaluate_deployment(
     of the read noise does to those very reads (``n_calibration=0``, the default). With
     ``n_calibration`` ≥ 2 it is measured from that many reads of its own, taken just after them
     instead (it is digital and acts on the logits, so it may come after the networks it
-    corrects; a run of reads leans its own way, so reads of its own see another lean); then ``n_fixed`` (default ``n_samples``) more reads give the networks of a fixed digital
+    corrects; a run of reads leans its own way, so reads of its own see another lean); then
+    ``n_fixed`` (default ``n_samples``) more reads give the networks of a fixed digital
     reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction of the
-    first time is used at every time. ``X_cal`` (unlabelled inputs) adds the
-    affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
+    first time is used at every time. ``X_cal`` (unlabelled inputs) adds the affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
 
     Returns
     -------
