@@ -71,6 +71,11 @@ M_FIXED = 8
 N_CAL_READS = env_int("LABRRAM_B2IMC_CAL_READS", 0)
 if N_CAL_READS < 0 or N_CAL_READS == 1:
     raise SystemExit(f"LABRRAM_B2IMC_CAL_READS must be 0 (the scored networks' own reads) or >= 2 (the correction needs two reads), got {N_CAL_READS}")
+#: ``LABRRAM_B2IMC_NORMS=0``: the correction on the final layer only, the hidden batch norms as
+#: trained (``evaluate_deployment(..., match_norms=False)``), its own page ``..._logitsonly.md``
+NORMS = env_int("LABRRAM_B2IMC_NORMS", 1)
+if NORMS not in (0, 1):
+    raise SystemExit(f"LABRRAM_B2IMC_NORMS must be 0 or 1, got {NORMS}")
 N_CAL_INPUTS = 512
 #: the Fashion-MNIST test set, every image of which a page scores by default
 N_TEST_ALL = 10000
@@ -138,6 +143,7 @@ def page_name(name: str, n_test: int) -> str:
         "_remap" if REMAP else "",
         z_suffix(name),
         "" if N_CAL_READS == 0 else f"_cal{N_CAL_READS}",
+        "" if NORMS else "_logitsonly",
         "" if LEFT_OUT == "mean" else f"_{LEFT_OUT}",
         "" if n_test == N_TEST_ALL else f"_test{n_test}",
     )
@@ -209,7 +215,8 @@ def deployment(net: BinaryBayesNetwork, X_test, y_test, X_cal, seed: int) -> dic
     """One chip: calibrate the sampler against reference devices, program, score over time."""
     with programmed_chip(net, seed, sampler_settings()) as (xb, timer, dep, times):
         _, scores = evaluate_deployment(
-            xb, timer, dep, X_test, y_test, TIMES, n_samples=M, n_calibration=N_CAL_READS, X_cal=X_cal, n_fixed=M_FIXED
+            xb, timer, dep, X_test, y_test, TIMES, n_samples=M, n_calibration=N_CAL_READS, X_cal=X_cal, n_fixed=M_FIXED,
+            match_norms=bool(NORMS),
         )
         # bench time of one network (one whole-array read at the sampling spacing)
         r0 = timer.now()
@@ -251,6 +258,7 @@ def run(name: str, n_dep: int, n_train: int, n_test: int) -> None:
         + ("" if ATTEMPTS == 1 else f" in up to {ATTEMPTS} attempts each")
         + ("; inputs remapped around the devices left off target" if REMAP else "")
         + (f"; logit correction measured from {N_CAL_READS} reads of its own" if N_CAL_READS else f"; logit correction measured from the {M} scored networks' own reads")
+        + (", with the hidden batch norms matched to the software" if NORMS else ", on the final layer only (hidden batch norms as trained)")
         + ("; a weight left out of sampling takes its posterior mean in every network" if LEFT_OUT == "mean" else "; a weight left out of sampling reads 0"),
         header,
         tabs["accuracy"],

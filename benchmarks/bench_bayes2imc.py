@@ -54,7 +54,9 @@ M = 64
 #: where the digits run draws its accuracy-versus-time plot (the method page shows it)
 PLOT = "docs/methods/bayes2imc/accuracy_vs_time.png"
 N_CAL = 256
-#: reads of its own the digits run measures the logit correction from, at each time
+#: reads of its own the digits run measures the logit correction from, at each time (the
+#: correction on the final layer only, `match_norms=False`, and weights left out reading 0: the
+#: settings this page was made with)
 N_CAL_READS = 64
 TRAININGS = {
     "hardware-aware": BinarySettings(seed=0, z_noise=2.0, kl_weight=0.05),
@@ -75,7 +77,7 @@ def deployment(net, task, seed: int, settings: SamplerSettings = SamplerSettings
         rows, cols = np.meshgrid(np.arange(xb.shape[0]), np.arange(layout.used_columns, xb.shape[1]), indexing="ij")
         noise = calibrate_sampler(xb, timer, (rows.ravel()[:1000], cols.ravel()[:1000]), interval=settings.interval)
         dep = deploy_binary(xb, timer, net, noise, settings, layout)
-        _, scores = evaluate_deployment(xb, timer, dep, task.X_test, task.y_test, TIMES, n_samples=M, n_calibration=N_CAL_READS, X_cal=task.X_train[:N_CAL])
+        _, scores = evaluate_deployment(xb, timer, dep, task.X_test, task.y_test, TIMES, n_samples=M, n_calibration=N_CAL_READS, X_cal=task.X_train[:N_CAL], match_norms=False)
         realized = [realization_error(row.pop("p_plus"), net.lambdas, M, settings.z_max) for row in scores]
         return {"scores": scores, "realized": realized, **dep.summary()}
 

@@ -76,7 +76,7 @@ from labrram.mapping import STAND_INS, binary_fault_order, binary_off_target
 from labrram.nn.binary_layout import BinaryLayout
 from labrram.nn.binary_network import BinaryBayesNetwork, BinaryConv
 from labrram.nn.binary_sampler import EffectiveSamples, SamplerNoise, calibrate_sampler, effective_samples
-from labrram.nn.drift import check_times, wait_after_programming
+from labrram.nn.drift import BatchNorm, check_times, wait_after_programming
 from labrram.protocols.results import ProgramResult
 from labrram.protocols.write_verify_pcm import PCMWriteVerify, write_verify_pcm
 
@@ -90,6 +90,7 @@ __all__ = [
     "LogitCorrection",
     "SamplerNoise",
     "SamplerSettings",
+    "SoftwareReference",
     "VARIANTS",
     "calibrate_sampler",
     "deploy_binary",
@@ -211,12 +212,15 @@ class SamplerSettings:
 # --- deployment (the layout: labrram.nn.binary_layout) -------------------------------------------
 @dataclass(frozen=True)
 class LogitCorrection:
-    """Final-layer correction of a deployment.
+    """Digital correction of a deployment, measured without labels.
 
     The output layer's pre-activations get ``h · delta`` added (``delta = tanh λ − μ̂``: the
     trained mean weights minus those measured on the array); then the logits are mapped
     ``logits @ matrix + offset`` (an affine map of the ``n_classes`` logits, fitted to the
-    software logits of calibration inputs; the identity without them).
+    software logits of calibration inputs; the identity without them). With calibration inputs
+    the hidden layers' digital batch norms may also be matched (``norms``), so that each
+    channel's products have, over the hardware's networks, the mean and spread they have over
+    the software's on the same inputs.
 
     Attributes
     ----------
@@ -231,6 +235,10 @@ class LogitCorrection:
         ``(n_classes,)``.
     inputs : int
         Calibration inputs the affine part was fitted on (0: none).
+    norms : tuple of BatchNorm or None
+        The hidden layers' batch norms matched to the software on the calibration inputs
+        (:meth:`BinaryBayesNetwork.hidden_moments`), used in place of the trained ones; None:
+        the trained ones.
     """
 
     delta: np.ndarray
@@ -238,6 +246,7 @@ class LogitCorrection:
     matrix: np.ndarray | None = None
     offset: np.ndarray | None = None
     inputs: int = 0
+    norms: tuple[BatchNorm, ...] | None = None
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """The affine map of (already shifted) logits ``(..., n_classes)``."""
@@ -246,15 +255,49 @@ class LogitCorrection:
         return logits @ self.matrix.astype(logits.dtype) + self.offset.astype(logits.dtype)
 
 
+@dataclass(frozen=True)
+class SoftwareReference:
+    """What software draws of the posteriors give on unlabelled calibration inputs: what
+    :func:`measure_correction` brings the hardware's networks back to
+    (:meth:`measure`; the same at every time, so it is measured once).
+
+    Attributes
+    ----------
+    logits : ndarray
+        ``(K, n_classes)``: the sample-mean logits of the ``K`` inputs.
+    moments : list of (ndarray, ndarray)
+        Per hidden layer, the mean and standard deviation of each channel's products over the
+        draws and inputs (:meth:`BinaryBayesNetwork.hidden_moments`).
+    draws : int
+        Software networks drawn.
+    """
+
+    logits: np.ndarray
+    moments: list[tuple[np.ndarray, np.ndarray]]
+    draws: int
+
+    @classmethod
+    def measure(cls, net: BinaryBayesNetwork, X_cal: np.ndarray, n_software: int = 64, seed: int = 0) -> "SoftwareReference":
+        """What ``n_software`` software draws (a random-number generator, ``seed``) of
+        ``net``'s posteriors give on the unlabelled inputs ``X_cal`` ``(K, n_in)``."""
+        X_cal = np.asarray(X_cal, dtype=float)
+        if int(n_software) != n_software or n_software < 1:
+            raise ValueError(f"n_software must be a positive integer, got {n_software!r}")
+        draws = net.software_samples(int(n_software), seed)
+        logits = net.sample_logits(X_cal, draws).mean(axis=0)
+        return cls(logits, net.hidden_moments(X_cal, draws)[0] if net.n_layers > 1 else [], int(n_software))
+
+
 def measure_correction(
     net: BinaryBayesNetwork,
     samples: Sequence[Sequence[np.ndarray]],
     ok: np.ndarray | None = None,
     X_cal: np.ndarray | None = None,
-    software: np.ndarray | None = None,
+    software: SoftwareReference | None = None,
+    match_norms: bool = True,
 ) -> LogitCorrection:
-    """The final-layer correction of ``net`` from calibration ``samples`` (networks read or
-    drawn right now, at least 2): what :meth:`BinaryDeployment.correction` measures.
+    """The correction of ``net`` from calibration ``samples`` (networks read or drawn right
+    now, at least 2): what :meth:`BinaryDeployment.correction` measures.
 
     Parameters
     ----------
@@ -267,10 +310,15 @@ def measure_correction(
         0 or their mean, in every network) get no shift. Default: all.
     X_cal : ndarray, optional
         Unlabelled calibration inputs ``(K, n_in)``, ``K >= 3``: with them (and ``software``)
-        the logits also get the affine map of :func:`fit_logit_map`.
-    software : ndarray, optional
-        The software's sample-mean logits of ``X_cal`` (:meth:`BinaryDeployment.software_logits`);
-        required with ``X_cal``.
+        the hidden batch norms are matched (``match_norms``) and the logits get the affine map
+        of :func:`fit_logit_map`.
+    software : SoftwareReference, optional
+        The software's draws on ``X_cal`` (:meth:`SoftwareReference.measure`); required with
+        ``X_cal``.
+    match_norms : bool
+        With ``X_cal``: match the hidden layers' batch norms to the software's moments first
+        (:meth:`BinaryBayesNetwork.hidden_moments`), then measure the rest through them. False:
+        the final layer only (the shift and the affine map).
     """
     if len(samples) < 2:
         raise ValueError("the logit correction needs at least 2 calibration reads")
@@ -278,20 +326,19 @@ def measure_correction(
     delta = np.tanh(net.lambdas[-1]) - mu_hat
     if ok is not None:
         delta = np.where(ok, delta, 0.0)
-    shift_only = LogitCorrection(delta, len(samples))
     if X_cal is None:
-        return shift_only
+        return LogitCorrection(delta, len(samples))
     X_cal = np.asarray(X_cal, dtype=float)
     if X_cal.ndim != 2 or X_cal.shape[0] < 3:
         raise ValueError(f"X_cal must hold at least 3 inputs (K, n_in), got shape {X_cal.shape}")
-    if software is None:
-        raise ValueError("X_cal needs the software's mean logits of the same inputs (software=)")
-    hw = net.sample_logits(X_cal, samples, shift_only).mean(axis=0)
-    sw = np.asarray(software)
-    if sw.shape != hw.shape:
-        raise ValueError(f"software logits have shape {sw.shape}, the calibration inputs give {hw.shape}")
-    matrix, offset = fit_logit_map(hw, sw)
-    return LogitCorrection(delta, len(samples), matrix, offset, int(X_cal.shape[0]))
+    if not isinstance(software, SoftwareReference):
+        raise ValueError("X_cal needs the software's draws on the same inputs (software=SoftwareReference.measure(net, X_cal))")
+    norms = tuple(net.hidden_moments(X_cal, samples, software.moments)[1]) if match_norms and net.n_layers > 1 else None
+    hw = net.sample_logits(X_cal, samples, LogitCorrection(delta, len(samples), norms=norms)).mean(axis=0)
+    if software.logits.shape != hw.shape:
+        raise ValueError(f"software logits have shape {software.logits.shape}, the calibration inputs give {hw.shape}")
+    matrix, offset = fit_logit_map(hw, software.logits)
+    return LogitCorrection(delta, len(samples), matrix, offset, int(X_cal.shape[0]), norms)
 
 
 def fit_logit_map(hw: np.ndarray, sw: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -484,38 +531,35 @@ class BinaryDeployment:
             out.append(self.weights_from(g))
         return out
 
-    def software_logits(self, X_cal: np.ndarray, n_software: int = 64, seed: int = 0) -> np.ndarray:
-        """Mean logits ``(K, n_classes)`` of ``n_software`` software draws of the posteriors on
-        ``X_cal``: what :meth:`correction` fits the hardware's logits to (the same at every
-        time, so it may be computed once and passed in)."""
-        return self.net.sample_logits(X_cal, self.net.software_samples(n_software, seed)).mean(axis=0)
-
     def correction(
         self,
         samples: Sequence[Sequence[np.ndarray]],
         X_cal: np.ndarray | None = None,
         n_software: int = 64,
         seed: int = 0,
-        software: np.ndarray | None = None,
+        software: SoftwareReference | None = None,
+        match_norms: bool = True,
     ) -> LogitCorrection:
-        """The final-layer correction from calibration ``samples`` (:meth:`sample`).
+        """The correction from calibration ``samples`` (:meth:`sample`).
 
         Parameters
         ----------
         samples : list
             Networks read from the array right now (at least 2).
         X_cal : ndarray, optional
-            Unlabelled calibration inputs ``(K, n_in)``: with them, the logits also get an
-            affine map (:func:`fit_logit_map`) fitted so that the hardware's sample-mean logits
-            match those of ``n_software`` software draws of the posteriors.
+            Unlabelled calibration inputs ``(K, n_in)``: with them, the hidden batch norms are
+            matched (``match_norms``) and the logits get an affine map (:func:`fit_logit_map`),
+            both to what ``n_software`` software draws of the posteriors give on them.
         n_software, seed : int
             Software draws for that fit, and their seed.
-        software : ndarray, optional
-            :meth:`software_logits` of ``X_cal``, computed beforehand.
+        software : SoftwareReference, optional
+            :meth:`SoftwareReference.measure` of ``X_cal``, measured beforehand.
+        match_norms : bool
+            See :func:`measure_correction`.
         """
         if X_cal is not None and software is None:
-            software = self.software_logits(np.asarray(X_cal, dtype=float), n_software, seed)
-        return measure_correction(self.net, samples, self.ok()[-1], X_cal, software)
+            software = SoftwareReference.measure(self.net, X_cal, n_software, seed)
+        return measure_correction(self.net, samples, self.ok()[-1], X_cal, software, match_norms)
 
     def targets(self) -> list[np.ndarray]:
         """Programmed conductance per weight, S."""
@@ -641,6 +685,7 @@ def evaluate_deployment(
     X_cal: np.ndarray | None = None,
     n_software: int = 64,
     n_fixed: int | None = None,
+    match_norms: bool = True,
 ) -> tuple[LogitCorrection, list[dict[str, Any]]]:
     """Score the deployment at times after programming, with and without the logit correction.
 
@@ -654,7 +699,9 @@ def evaluate_deployment(
     corrects; a run of reads leans its own way, so reads of its own see another lean); then
     ``n_fixed`` (default ``n_samples``) more reads give the networks of a fixed digital
     reference ``G_ref`` (scored with the correction). Without ``refresh`` the correction of the
-    first time is used at every time. ``X_cal`` (unlabelled inputs) adds the affine part (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
+    first time is used at every time. ``X_cal`` (unlabelled inputs) adds the matched hidden batch
+    norms (unless ``match_norms`` is False) and the affine map of the logits
+    (:meth:`BinaryDeployment.correction`, with ``n_software`` software draws).
 
     Returns
     -------
@@ -675,12 +722,12 @@ def evaluate_deployment(
         raise ValueError(f"n_calibration must be 0 (the scored networks' own reads) or an integer >= 2, got {n_calibration!r}")
     rows: list[dict[str, Any]] = []
     first: LogitCorrection | None = None
-    software = None if X_cal is None else dep.software_logits(np.asarray(X_cal), n_software)
+    software = None if X_cal is None else SoftwareReference.measure(dep.net, X_cal, n_software)
     for t in times:
         wait_after_programming(timer, dep.t_programmed, t)
         samples = dep.sample(xb, timer, n_samples)
         if first is None or refresh:
-            current = dep.correction(samples if n_calibration == 0 else dep.sample(xb, timer, n_calibration), X_cal, n_software, software=software)
+            current = dep.correction(samples if n_calibration == 0 else dep.sample(xb, timer, n_calibration), X_cal, n_software, software=software, match_norms=match_norms)
             first = first or current
         else:
             current = first

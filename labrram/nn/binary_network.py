@@ -98,37 +98,44 @@ class BinaryConv:
         without them float32 inputs are convolved by torch (same arithmetic, much faster than
         unrolling in numpy).
         """
+        return self.activate(self.products(x, w, cols), norm)
+
+    def products(self, x: np.ndarray, w: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """``conv(x, w)``, the array's products before the batch norm: ``(N, C_out, H_out,
+        W_out)`` for ``x`` ``(N, C·H·W)`` (``cols``: as in :meth:`apply`)."""
         n = x.shape[0]
-        if cols is None and _torch() is not None and x.dtype == np.float32:
-            return self._apply_torch(x, w, norm)
+        torch = _torch() if cols is None and x.dtype == np.float32 else None
+        if torch is not None:
+            c_in, k = self.in_shape[0], self.kernel
+            with torch.no_grad():
+                xt = torch.from_numpy(np.ascontiguousarray(x)).view((n,) + self.in_shape)
+                wt = torch.from_numpy(np.ascontiguousarray(w.T, dtype=np.float32)).view(w.shape[1], c_in, k, k)
+                return torch.nn.functional.conv2d(xt, wt, padding=self.padding).numpy()
         if cols is None:
             cols = im2col(x.reshape((n,) + self.in_shape), self.kernel, 1, self.padding)
         _, h, wd = self.conv_hw()
-        y = _bn(norm, cols @ w)  # (N, P, C_out): the batch norm is per channel
-        y = np.maximum(y, 0.0).reshape(n, h, wd, -1).transpose(0, 3, 1, 2)
+        return (cols @ w).reshape(n, h, wd, -1).transpose(0, 3, 1, 2)
+
+    def activate(self, z: np.ndarray, norm: BatchNorm) -> np.ndarray:
+        """``pool(relu(BN(z)))`` of :meth:`products` ``z`` (the batch norm per channel):
+        ``(N, C_out·H'·W')``."""
+        n, c = z.shape[:2]
+        scale = np.asarray(norm.gamma) / np.sqrt(np.asarray(norm.var) + norm.eps)
+        shift = np.asarray(norm.beta) - np.asarray(norm.mean) * scale
+        torch = _torch() if z.dtype == np.float32 else None
+        if torch is not None:
+            with torch.no_grad():
+                y = torch.from_numpy(np.ascontiguousarray(z))
+                y = torch.relu(y * torch.from_numpy(scale.astype(np.float32)).view(1, -1, 1, 1) + torch.from_numpy(shift.astype(np.float32)).view(1, -1, 1, 1))
+                if self.pool > 1:
+                    y = torch.nn.functional.max_pool2d(y, self.pool)
+                return y.reshape(n, -1).numpy()
+        y = np.maximum(z * scale.astype(z.dtype)[:, None, None] + shift.astype(z.dtype)[:, None, None], 0.0)
         p = self.pool
         if p > 1:
-            h2, w2 = h // p, wd // p
-            y = y[:, :, : h2 * p, : w2 * p].reshape(n, y.shape[1], h2, p, w2, p).max(axis=(3, 5))
+            h2, w2 = y.shape[2] // p, y.shape[3] // p
+            y = y[:, :, : h2 * p, : w2 * p].reshape(n, c, h2, p, w2, p).max(axis=(3, 5))
         return y.reshape(n, -1)
-
-
-    def _apply_torch(self, x: np.ndarray, w: np.ndarray, norm: BatchNorm) -> np.ndarray:
-        """:meth:`apply` by torch's convolution (the same arithmetic in float32, much faster)."""
-        torch = _torch()
-        F = torch.nn.functional
-        c_in, k = self.in_shape[0], self.kernel
-        with torch.no_grad():
-            xt = torch.from_numpy(np.ascontiguousarray(x)).view((x.shape[0],) + self.in_shape)
-            wt = torch.from_numpy(np.ascontiguousarray(w.T)).view(w.shape[1], c_in, k, k)
-            scale = np.asarray(norm.gamma) / np.sqrt(np.asarray(norm.var) + norm.eps)
-            shift = np.asarray(norm.beta) - np.asarray(norm.mean) * scale
-            y = F.conv2d(xt, wt, padding=self.padding)
-            y = y * torch.from_numpy(scale.astype(np.float32)).view(1, -1, 1, 1) + torch.from_numpy(shift.astype(np.float32)).view(1, -1, 1, 1)
-            y = torch.relu(y)
-            if self.pool > 1:
-                y = F.max_pool2d(y, self.pool)
-            return y.reshape(x.shape[0], -1).numpy()
 
 
 def _torch():
@@ -285,22 +292,83 @@ class BinaryBayesNetwork:
         x = self._check_inputs(X)
         return im2col(x.reshape((x.shape[0],) + conv.in_shape), conv.kernel, 1, conv.padding).astype(x.dtype)
 
-    def hidden(self, X: np.ndarray, weights: Sequence[np.ndarray], patches: np.ndarray | None = None) -> np.ndarray:
+    def hidden(
+        self, X: np.ndarray, weights: Sequence[np.ndarray], patches: np.ndarray | None = None, norms: Sequence[BatchNorm] | None = None
+    ) -> np.ndarray:
         """Input of the output layer ``(N, n_hidden)`` for one network ``weights``.
 
         ``X`` may be float32 (faster; the products are then float32). ``patches``:
-        :meth:`first_patches` of ``X``.
+        :meth:`first_patches` of ``X``. ``norms``: the hidden layers' batch norms to use instead
+        of the network's own (``n_layers − 1`` of them, :meth:`hidden_moments`).
         """
         x = self._check_inputs(X)
         if len(weights) != self.n_layers:
             raise ValueError(f"weights need one entry per layer ({self.n_layers}), got {len(weights)}")
-        for i, (w, bn, conv) in enumerate(zip(weights[:-1], self.norms[:-1], self.convs[:-1])):  # type: ignore[index]
+        for i, (w, bn, conv) in enumerate(zip(weights[:-1], self._hidden_norms(norms), self.convs[:-1])):  # type: ignore[index]
             w = np.asarray(w, dtype=x.dtype)
             if conv is not None:
                 x = conv.apply(x, w, bn, patches if i == 0 else None)
             else:
                 x = np.maximum(_bn(bn, x @ w), 0.0)
         return x
+
+    def _hidden_norms(self, norms: Sequence[BatchNorm] | None) -> list[BatchNorm]:
+        if norms is None:
+            return list(self.norms[:-1])
+        if len(norms) != self.n_layers - 1:
+            raise ValueError(f"norms need one batch norm per hidden layer ({self.n_layers - 1}), got {len(norms)}")
+        return list(norms)
+
+    def hidden_moments(
+        self, X: np.ndarray, samples: Sequence[Sequence[np.ndarray]], target: Sequence[tuple[np.ndarray, np.ndarray]] | None = None
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[BatchNorm]]:
+        """Per hidden layer, the mean and standard deviation of each channel's products (the
+        batch norm's input) over ``M`` sampled networks ``samples`` and the inputs ``X`` (and
+        every position of a convolution's output).
+
+        Without ``target`` the network's own batch norms carry each layer to the next. With
+        ``target`` (the moments of another set of networks on the same inputs, e.g. software
+        draws), each hidden batch norm is matched to them (:meth:`BatchNorm.matched
+        <labrram.nn.drift.BatchNorm.matched>`) in order, every layer measured through the
+        matched ones before it, as the networks will run.
+
+        Returns
+        -------
+        moments : list of (ndarray, ndarray)
+            ``(mean, std)`` per hidden layer, ``(n_out,)`` each.
+        norms : list of BatchNorm
+            The hidden layers' batch norms: the network's own, or matched to ``target``.
+        """
+        if len(samples) < 1:
+            raise ValueError("need at least one sampled network")
+        if target is not None and len(target) != self.n_layers - 1:
+            raise ValueError(f"target needs moments for each hidden layer ({self.n_layers - 1}), got {len(target)}")
+        patches = self.first_patches(X)
+        xs = [self._check_inputs(X)] * len(samples)
+        moments: list[tuple[np.ndarray, np.ndarray]] = []
+        norms: list[BatchNorm] = []
+        for i, (bn, conv) in enumerate(zip(self.norms[:-1], self.convs[:-1])):  # type: ignore[index]
+
+            def products(x: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
+                w = np.asarray(weights[i], dtype=x.dtype)
+                return conv.products(x, w, patches if i == 0 else None) if conv is not None else x @ w  # noqa: B023
+
+            total, squares, count = 0.0, 0.0, 0
+            for x, weights in zip(xs, samples):  # the products are made twice, not held: bounded memory
+                z = products(x, weights)
+                flat = np.moveaxis(z, 1, -1).reshape(-1, z.shape[1]).astype(float)
+                total, squares, count = total + flat.sum(axis=0), squares + (flat * flat).sum(axis=0), count + flat.shape[0]
+            mean = total / count
+            std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+            moments.append((mean, std))
+            norms.append(bn if target is None else bn.matched((mean, std), target[i]))
+            if i < self.n_layers - 2:
+                nxt = []
+                for x, weights in zip(xs, samples):
+                    z = products(x, weights)
+                    nxt.append(conv.activate(z, norms[-1]) if conv is not None else np.maximum(_bn(norms[-1], z), 0.0))
+                xs = nxt
+        return moments, norms
 
     def predict_proba(
         self, X: np.ndarray, samples: Sequence[Sequence[np.ndarray]], correction: "LogitCorrection | None" = None
@@ -325,12 +393,17 @@ class BinaryBayesNetwork:
         self, X: np.ndarray, samples: Sequence[Sequence[np.ndarray]], corrections: Sequence["LogitCorrection | None"]
     ) -> list[np.ndarray]:
         """:meth:`sample_logits` under several corrections at once (the hidden layers, the costly
-        part, are computed once per sampled network): one ``(M, N, n_classes)`` array each."""
+        part, are computed once per sampled network and set of hidden batch norms): one ``(M, N,
+        n_classes)`` array each."""
         patches = self.first_patches(X)
         out: list[list[np.ndarray]] = [[] for _ in corrections]
         for weights in samples:
-            h = self.hidden(X, weights, patches)
+            hidden: dict[int, np.ndarray] = {}  # one hidden pass per set of batch norms
             for k, c in enumerate(corrections):
+                norms = None if c is None else c.norms
+                if id(norms) not in hidden:
+                    hidden[id(norms)] = self.hidden(X, weights, patches, norms)
+                h = hidden[id(norms)]
                 if c is None:
                     out[k].append(self._output(h, weights[-1], None))
                 else:

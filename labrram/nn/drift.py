@@ -86,6 +86,33 @@ class BatchNorm:
             raise ValueError(f"need pre-activations of shape (N >= 2, {np.shape(self.gamma)[0]}), got {z.shape}")
         return replace(self, mean=z.mean(axis=0), var=z.var(axis=0))
 
+    def matched(self, measured: tuple[Any, Any], target: tuple[Any, Any]) -> "BatchNorm":
+        """The same batch norm for inputs whose per-feature mean and standard deviation are
+        ``measured`` where the statistics were meant for inputs with ``target``'s.
+
+        Each input is first mapped ``(z − m) · s_target / s + m_target``, and the map is folded
+        into the running statistics (nothing is added at inference). A feature with a zero
+        standard deviation on either side keeps its scale and has only its mean moved.
+
+        Parameters
+        ----------
+        measured, target : (array_like, array_like)
+            ``(mean, std)``, ``(n,)`` each.
+        """
+        n = np.shape(self.gamma)
+        (m, s), (mt, st) = ((np.asarray(a, dtype=float) for a in pair) for pair in (measured, target))
+        for name, a in (("measured mean", m), ("measured std", s), ("target mean", mt), ("target std", st)):
+            if a.shape != n:
+                raise ValueError(f"{name} has shape {a.shape}, the batch norm has {n} features")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{name} holds NaN or infinite values")
+        if np.any(s < 0) or np.any(st < 0):
+            raise ValueError("standard deviations must be >= 0")
+        ratio = np.where((s > 0) & (st > 0), s / np.where(st > 0, st, 1.0), 1.0)
+        mean = m - (mt - np.asarray(self.mean)) * ratio
+        var = np.maximum((np.asarray(self.var) + self.eps) * ratio**2 - self.eps, 0.0)
+        return replace(self, mean=mean, var=var)
+
 
 @dataclass(frozen=True, eq=False)
 class Network:

@@ -296,8 +296,8 @@ def test_correction_brings_the_output_layer_mean_back():
     assert np.abs(fixed - sw).mean() < 0.5 * np.abs(raw - sw).mean()
 
 
-def test_measured_correction_shifts_only_the_sampled_weights_and_needs_the_software_logits_with_inputs():
-    from labrram.nn.bayes2imc import measure_correction
+def test_measured_correction_shifts_only_the_sampled_weights_and_needs_the_software_reference_with_inputs():
+    from labrram.nn.bayes2imc import SoftwareReference, measure_correction
     from labrram.nn.drift import BatchNorm
 
     rng = np.random.default_rng(3)
@@ -315,8 +315,15 @@ def test_measured_correction_shifts_only_the_sampled_weights_and_needs_the_softw
         measure_correction(net, samples, ok, X)
     with pytest.raises(ValueError, match="at least 2"):
         measure_correction(net, samples[:1])
-    mapped = measure_correction(net, samples, ok, X, net.sample_logits(X, net.software_samples(50, 2)).mean(axis=0))
-    assert mapped.matrix.shape == (3, 3) and mapped.inputs == 20
+    with pytest.raises(ValueError, match="SoftwareReference"):  # the old form, logits alone
+        measure_correction(net, samples, ok, X, net.sample_logits(X, net.software_samples(50, 2)).mean(axis=0))
+    software = SoftwareReference.measure(net, X, 50, 2)
+    assert software.logits.shape == (20, 3) and [m.shape for m in software.moments[0]] == [(4,), (4,)]
+    mapped = measure_correction(net, samples, ok, X, software)
+    assert mapped.matrix.shape == (3, 3) and mapped.inputs == 20 and len(mapped.norms) == 1
+    assert measure_correction(net, samples, ok, X, software, match_norms=False).norms is None
+    with pytest.raises(ValueError, match="n_software"):
+        SoftwareReference.measure(net, X, 0)
 
 
 def test_bad_deployment_requests_are_refused_before_programming(iris_net):
