@@ -247,3 +247,102 @@ def test_device_references_need_a_layout_with_reference_rows():
             calibrate_sampler(st.crossbar, st.timer, (np.arange(32) % 16, np.arange(32) // 16 + 10), references=(np.zeros((2, 3), int), np.zeros((2, 3), int)))
     with pytest.raises(ValueError, match="reference must be one of"):
         SamplerSettings(reference="magic")
+
+
+# --- the correction's matched batch norms --------------------------------------------------------
+def _small_cnn(seed: int) -> BinaryBayesNetwork:
+    rng = np.random.default_rng(seed)
+    return BinaryBayesNetwork(
+        [rng.normal(0, 1.5, (9, 3)), rng.normal(0, 1.5, (27, 4)), rng.normal(0, 1.5, (4, 7)), rng.normal(0, 1.5, (7, 5))],
+        [_norm(3, rng), _norm(4, rng), _norm(7, rng), _norm(5, rng)],
+        [BinaryConv((1, 10, 10), 3, 2), BinaryConv((3, 4, 4), 3, 2), None, None],
+    )
+
+
+def _conv_products(net: BinaryBayesNetwork, X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The first convolution's products by torch, channel-major ``(N, C, H, W)``."""
+    conv = net.convs[0]
+    wt = torch.as_tensor(w.T.reshape(w.shape[1], conv.in_shape[0], conv.kernel, conv.kernel))
+    return torch.nn.functional.conv2d(torch.as_tensor(X.reshape((len(X),) + conv.in_shape)), wt).numpy()
+
+
+def test_batch_norm_matched_to_other_statistics_is_the_old_one_after_a_per_feature_map():
+    rng = np.random.default_rng(0)
+    bn = _norm(4, rng)
+    measured = (rng.normal(0, 2, 4), np.array([0.5, 2.0, 0.0, 1.0]))
+    target = (rng.normal(0, 2, 4), np.array([1.5, 0.7, 1.0, 0.0]))
+    z = rng.normal(size=(50, 4))
+    ratio = np.array([0.5 / 1.5, 2.0 / 0.7, 1.0, 1.0])  # a zero std on either side: the scale is kept
+    mapped = (z - measured[0]) / ratio + target[0]
+    assert np.allclose(bn.matched(measured, target)(z), bn(mapped))
+    assert np.allclose(bn.matched(target, target)(z), bn(z))  # matched to itself: unchanged
+    with pytest.raises(ValueError, match="measured mean has shape"):
+        bn.matched((np.zeros(3), np.ones(4)), target)
+    with pytest.raises(ValueError, match="target std holds NaN"):
+        bn.matched(measured, (np.zeros(4), np.array([1.0, np.nan, 1.0, 1.0])))
+    with pytest.raises(ValueError, match=">= 0"):
+        bn.matched((np.zeros(4), -np.ones(4)), target)
+
+
+def test_hidden_moments_are_each_channels_statistics_and_matching_gives_the_software_ones():
+    net = _small_cnn(1)
+    rng = np.random.default_rng(2)
+    X = rng.random((40, 100))
+    software = net.software_samples(30, 3)
+    shifted = BinaryBayesNetwork([lam + rng.normal(0.4, 0.8, lam.shape) for lam in net.lambdas], net.norms, net.convs)
+    hardware = shifted.software_samples(20, 4)  # a systematically different set of networks
+    moments, norms = net.hidden_moments(X, software)
+    assert len(moments) == 3 and [m.shape for m, _ in moments] == [(3,), (4,), (7,)]
+    assert norms == net.norms[:-1]
+    z = np.concatenate([np.moveaxis(_conv_products(net, X, w[0]), 1, -1).reshape(-1, 3) for w in software])
+    assert np.allclose(moments[0][0], z.mean(axis=0)) and np.allclose(moments[0][1], z.std(axis=0))
+    # matching a set of networks to its own moments changes nothing, in every layer
+    same = net.hidden_moments(X, software, moments)[1]
+    for a, b in zip(same, net.norms[:-1]):
+        assert np.allclose(a.mean, b.mean) and np.allclose(a.var, b.var)
+    # matched: the hardware's first batch norm gives each channel the software's mean and spread
+    measured, matched = net.hidden_moments(X, hardware, moments)
+    hw = np.concatenate([np.moveaxis(_conv_products(net, X, w[0]), 1, -1).reshape(-1, 3) for w in hardware])
+    assert not np.allclose(hw.mean(axis=0), z.mean(axis=0), atol=0.1)
+    assert np.allclose(matched[0](hw).mean(axis=0), net.norms[0](z).mean(axis=0))
+    assert np.allclose(matched[0](hw).std(axis=0), net.norms[0](z).std(axis=0))
+    assert np.allclose(measured[0][0], hw.mean(axis=0))
+    with pytest.raises(ValueError, match="each hidden layer"):
+        net.hidden_moments(X, hardware, moments[:2])
+    with pytest.raises(ValueError, match="one batch norm per hidden layer"):
+        net.hidden(X, hardware[0], norms=matched[:2])
+
+
+def test_matched_norms_give_every_hidden_layer_the_softwares_statistics_through_the_ones_before():
+    """Each layer is measured through the matched batch norms before it, as the corrected
+    networks run: there too its batch norm's output has the software's per-channel mean and
+    spread. The correction carries them, and scoring several corrections at once gives each its
+    own hidden layers."""
+    from labrram.nn.bayes2imc import SoftwareReference, measure_correction
+
+    net = _small_cnn(5)
+    rng = np.random.default_rng(6)
+    X_cal, X = rng.random((60, 100)), rng.random((30, 100))
+    hidden_off = [lam + (rng.normal(0.6, 0.6, lam.shape) if i < 3 else 0.0) for i, lam in enumerate(net.lambdas)]
+    hardware = BinaryBayesNetwork(hidden_off, net.norms, net.convs).software_samples(24, 7)
+    software = SoftwareReference.measure(net, X_cal, 48, 8)
+    measured, matched = net.hidden_moments(X_cal, hardware, software.moments)
+
+    def out_moments(bn, moments):  # a batch norm is a per-channel affine map
+        scale = bn.gamma / np.sqrt(bn.var + bn.eps)
+        return scale * (moments[0] - bn.mean) + bn.beta, np.abs(scale) * moments[1]
+
+    c0, c1 = net.convs[0], net.convs[1]
+    x1 = [c0.activate(c0.products(X_cal, w[0]), matched[0]) for w in hardware]  # by hand, through matched[0]
+    z1 = np.concatenate([np.moveaxis(c1.products(x, w[1]), 1, -1).reshape(-1, 4) for x, w in zip(x1, hardware)])
+    assert np.allclose(measured[1][0], z1.mean(axis=0)) and np.allclose(measured[1][1], z1.std(axis=0))
+    for i in range(3):
+        ours, theirs = out_moments(matched[i], measured[i]), out_moments(net.norms[i], software.moments[i])
+        assert np.allclose(ours[0], theirs[0]) and np.allclose(ours[1], theirs[1])
+    final = measure_correction(net, hardware, None, X_cal, software, match_norms=False)
+    corrected = measure_correction(net, hardware, None, X_cal, software)
+    assert final.norms is None and all(np.allclose(a.var, b.var) for a, b in zip(corrected.norms, matched))
+    y = rng.integers(0, 5, len(X))
+    together = net.accuracies(X, y, hardware, [corrected, None, final])
+    assert together == [net.accuracy(X, y, hardware, c) for c in (corrected, None, final)]
+    assert not np.allclose(net.sample_logits(X, hardware, corrected), net.sample_logits(X, hardware, final))
