@@ -16,7 +16,9 @@ scored on the first ``LABRRAM_B2IMC_TEST`` test images (default all 10,000, the 
 size) at 1 s, 10 min, 1 h and 1 d after programming, from ``M`` = 32 whole-array reads each (one
 network per read), with the logit correction (measured again at each time from those 32 reads
 and 512 unlabelled training images; ``LABRRAM_B2IMC_CAL_READS=N``: from N reads of its own),
-without it, and against a fixed digital reference (no drift tracking, 8 reads). A weight left
+without it, and against a fixed digital reference (no drift tracking, 8 reads). The correction
+matches the hidden layers' batch norms to the software on those images, then corrects the final
+layer (``LABRRAM_B2IMC_NORMS=0``: the final layer only). A weight left
 out of sampling takes its posterior mean in every network (``LABRRAM_B2IMC_LEFT_OUT=zero``: it
 reads 0).
 Software: the same posteriors sampled by a random-number generator, 32 networks per draw.
@@ -29,7 +31,7 @@ device; ``_remap`` with ``LABRRAM_B2IMC_REMAP=1``: each layer's inputs routed to
 off-target devices serve them best, the moved devices programmed again; ``_z<value>`` with
 ``LABRRAM_B2IMC_Z_NOISE`` set to another probit jitter than 2 for the hardware-aware training;
 ``_cal<N>`` with ``LABRRAM_B2IMC_CAL_READS=N`` reads of its own for the logit correction;
-``_zero`` with ``LABRRAM_B2IMC_LEFT_OUT=zero``; ``_test<N>`` when scored on the first N test
+``_logitsonly`` with ``LABRRAM_B2IMC_NORMS=0``; ``_zero`` with ``LABRRAM_B2IMC_LEFT_OUT=zero``; ``_test<N>`` when scored on the first N test
 images only.
 """
 
@@ -135,7 +137,7 @@ def z_suffix(name: str) -> str:
 
 def page_name(name: str, n_test: int) -> str:
     """The page a configuration writes: one suffix for each setting off its default, in a
-    fixed order (``docs/bench/bayes2imc_fmnist_hardware-aware_attempts2_cal32_zero_test600.md``)."""
+    fixed order (``docs/bench/bayes2imc_fmnist_hardware-aware_attempts2_cal32_logitsonly_zero_test600.md``)."""
     suffixes = (
         "" if REFERENCE == "tile" else f"_{REFERENCE}",
         "" if READS == 1 else f"_reads{READS}",

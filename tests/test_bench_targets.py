@@ -86,6 +86,7 @@ def test_the_fashion_mnist_bayes2imc_benchmark_refuses_a_bad_setting_before_runn
     [
         ({}, 10000, "hardware-aware"),
         ({"LABRRAM_B2IMC_LEFT_OUT": "zero", "LABRRAM_B2IMC_CAL_READS": "32"}, 600, "hardware-aware_cal32_zero_test600"),
+        ({"LABRRAM_B2IMC_LEFT_OUT": "zero", "LABRRAM_B2IMC_CAL_READS": "32", "LABRRAM_B2IMC_NORMS": "0"}, 600, "hardware-aware_cal32_logitsonly_zero_test600"),
         ({"LABRRAM_B2IMC_ATTEMPTS": "2", "LABRRAM_B2IMC_REMAP": "1", "LABRRAM_B2IMC_Z_NOISE": "3"}, 10000, "hardware-aware_attempts2_remap_z3"),
         ({"LABRRAM_B2IMC_REFERENCE": "column", "LABRRAM_B2IMC_READS": "4", "LABRRAM_B2IMC_CAL_READS": "128"}, 600, "hardware-aware_column_reads4_cal128_test600"),
     ],
