@@ -35,12 +35,16 @@ Pipeline, all through the instruments:
    output-layer device's realized mean weight ``μ̂ = 2 p̂ − 1`` (the fraction of reads above the
    reference), and the output layer's pre-activations get ``h · (tanh λ − μ̂)`` added: the
    hardware's mean output is brought back to the trained one. Given unlabelled calibration
-   inputs, the logits also get an affine map fitted to the software logits
-   (:func:`fit_logit_map`: each corrected logit a combination of all the hardware's logits, plus
-   an offset, which undoes much of what the hidden layers' programming error does to them). Both
-   act on the ``n_classes`` logits only (digitally; the hidden layers are left as programmed)
-   and need reads and inputs, no labels, so they can be measured again at any time
-   (:func:`evaluate_deployment` does, with ``refresh``).
+   inputs and what software draws of the posteriors give on them (:class:`SoftwareReference`),
+   the hidden layers' digital batch norms are first matched, layer by layer, so that each
+   channel's products have over the hardware's networks the mean and spread they have over the
+   software's (:meth:`BinaryBayesNetwork.hidden_moments`; folded into the batch norms' running
+   statistics, nothing is added at inference; ``match_norms=False`` leaves them as trained);
+   then the logits get an affine map fitted to the software logits (:func:`fit_logit_map`: each
+   corrected logit a combination of all the hardware's logits, plus an offset). The array's
+   products are left as programmed; all of it is digital and needs reads and inputs, no
+   labels, so it can be measured again at any time (:func:`evaluate_deployment` does, with
+   ``refresh``).
 
 **Reference devices** (``SamplerSettings(reference="tile")`` or ``"column"``, a layout from
 :meth:`BinaryLayout.tile_grid`): instead of the number ``G_ref``, each weight is compared with
