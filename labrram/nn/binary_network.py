@@ -27,15 +27,20 @@ from labrram.nn.sampled import softmax
 from labrram.nn.tiled import im2col
 
 if TYPE_CHECKING:  # pragma: no cover
-    from labrram.nn.bayes2imc import LogitCorrection
+    from labrram.nn.binary_correction import LogitCorrection
 
 __all__ = ["BinaryBayesNetwork", "BinaryConv"]
 
 
+def _affine(norm: BatchNorm) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, shift)`` with ``norm(z) = z · scale + shift`` per feature."""
+    scale = np.asarray(norm.gamma) / np.sqrt(np.asarray(norm.var) + norm.eps)
+    return scale, np.asarray(norm.beta) - np.asarray(norm.mean) * scale
+
+
 def _bn(norm: BatchNorm, z: np.ndarray) -> np.ndarray:
     """``norm(z)`` in the dtype of ``z`` (float32 stays float32)."""
-    scale = np.asarray(norm.gamma) / np.sqrt(np.asarray(norm.var) + norm.eps)
-    shift = np.asarray(norm.beta) - np.asarray(norm.mean) * scale
+    scale, shift = _affine(norm)
     return z * scale.astype(z.dtype) + shift.astype(z.dtype)
 
 
@@ -91,18 +96,14 @@ class BinaryConv:
         _, h, w = self.conv_hw()
         return int(c_out), h // self.pool, w // self.pool
 
-    def apply(self, x: np.ndarray, w: np.ndarray, norm: BatchNorm, cols: np.ndarray | None = None) -> np.ndarray:
-        """``pool(relu(BN(conv(x, w))))`` for ``x`` ``(N, C·H·W)``: ``(N, C_out·H'·W')``.
+    def products(self, x: np.ndarray, w: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """``conv(x, w)``, the array's products before the batch norm: ``(N, C_out, H_out,
+        W_out)`` for ``x`` ``(N, C·H·W)``.
 
         ``cols`` (the :func:`~labrram.nn.tiled.im2col` patches of ``x``) skips the unrolling;
         without them float32 inputs are convolved by torch (same arithmetic, much faster than
-        unrolling in numpy).
+        unrolling in numpy). :meth:`activate` gives the layer's output.
         """
-        return self.activate(self.products(x, w, cols), norm)
-
-    def products(self, x: np.ndarray, w: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
-        """``conv(x, w)``, the array's products before the batch norm: ``(N, C_out, H_out,
-        W_out)`` for ``x`` ``(N, C·H·W)`` (``cols``: as in :meth:`apply`)."""
         n = x.shape[0]
         torch = _torch() if cols is None and x.dtype == np.float32 else None
         if torch is not None:
@@ -120,8 +121,7 @@ class BinaryConv:
         """``pool(relu(BN(z)))`` of :meth:`products` ``z`` (the batch norm per channel):
         ``(N, C_out·H'·W')``."""
         n, c = z.shape[:2]
-        scale = np.asarray(norm.gamma) / np.sqrt(np.asarray(norm.var) + norm.eps)
-        shift = np.asarray(norm.beta) - np.asarray(norm.mean) * scale
+        scale, shift = _affine(norm)
         torch = _torch() if z.dtype == np.float32 else None
         if torch is not None:
             with torch.no_grad():
@@ -304,13 +304,20 @@ class BinaryBayesNetwork:
         x = self._check_inputs(X)
         if len(weights) != self.n_layers:
             raise ValueError(f"weights need one entry per layer ({self.n_layers}), got {len(weights)}")
-        for i, (w, bn, conv) in enumerate(zip(weights[:-1], self._hidden_norms(norms), self.convs[:-1])):  # type: ignore[index]
-            w = np.asarray(w, dtype=x.dtype)
-            if conv is not None:
-                x = conv.apply(x, w, bn, patches if i == 0 else None)
-            else:
-                x = np.maximum(_bn(bn, x @ w), 0.0)
+        for i, bn in enumerate(self._hidden_norms(norms)):
+            x = self._activate(i, self._products(i, x, weights, patches), bn)
         return x
+
+    def _products(self, i: int, x: np.ndarray, weights: Sequence[np.ndarray], patches: np.ndarray | None) -> np.ndarray:
+        """Hidden layer ``i``'s products of its input ``x`` (``patches``: :meth:`first_patches`)."""
+        w = np.asarray(weights[i], dtype=x.dtype)
+        conv = self.convs[i]  # type: ignore[index]
+        return conv.products(x, w, patches if i == 0 else None) if conv is not None else x @ w
+
+    def _activate(self, i: int, z: np.ndarray, norm: BatchNorm) -> np.ndarray:
+        """Hidden layer ``i``'s output from its products ``z``: batch norm, ReLU (and pooling)."""
+        conv = self.convs[i]  # type: ignore[index]
+        return conv.activate(z, norm) if conv is not None else np.maximum(_bn(norm, z), 0.0)
 
     def _hidden_norms(self, norms: Sequence[BatchNorm] | None) -> list[BatchNorm]:
         if norms is None:
@@ -347,15 +354,10 @@ class BinaryBayesNetwork:
         xs = [self._check_inputs(X)] * len(samples)
         moments: list[tuple[np.ndarray, np.ndarray]] = []
         norms: list[BatchNorm] = []
-        for i, (bn, conv) in enumerate(zip(self.norms[:-1], self.convs[:-1])):  # type: ignore[index]
-
-            def products(x: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
-                w = np.asarray(weights[i], dtype=x.dtype)
-                return conv.products(x, w, patches if i == 0 else None) if conv is not None else x @ w  # noqa: B023
-
+        for i, bn in enumerate(self.norms[:-1]):
             total, squares, count = 0.0, 0.0, 0
             for x, weights in zip(xs, samples):  # the products are made twice, not held: bounded memory
-                z = products(x, weights)
+                z = self._products(i, x, weights, patches)
                 flat = np.moveaxis(z, 1, -1).reshape(-1, z.shape[1]).astype(float)
                 total, squares, count = total + flat.sum(axis=0), squares + (flat * flat).sum(axis=0), count + flat.shape[0]
             mean = total / count
@@ -363,11 +365,7 @@ class BinaryBayesNetwork:
             moments.append((mean, std))
             norms.append(bn if target is None else bn.matched((mean, std), target[i]))
             if i < self.n_layers - 2:
-                nxt = []
-                for x, weights in zip(xs, samples):
-                    z = products(x, weights)
-                    nxt.append(conv.activate(z, norms[-1]) if conv is not None else np.maximum(_bn(norms[-1], z), 0.0))
-                xs = nxt
+                xs = [self._activate(i, self._products(i, x, weights, patches), norms[-1]) for x, weights in zip(xs, samples)]
         return moments, norms
 
     def predict_proba(
@@ -376,7 +374,7 @@ class BinaryBayesNetwork:
         """Class probabilities ``(M, N, n_classes)`` of ``M`` sampled networks.
 
         ``samples[k][l]`` is layer ``l``'s weights in network ``k``; ``correction`` shifts the
-        output layer (:class:`~labrram.nn.bayes2imc.LogitCorrection`).
+        output layer (:class:`~labrram.nn.binary_correction.LogitCorrection`).
         """
         return np.stack([softmax(z) for z in self.sample_logits(X, samples, correction)])
 
